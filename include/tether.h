@@ -1,0 +1,13 @@
+/* tether — Go's concurrency model for C, and the tools that catch
+ * goroutine leaks. One header for everything; each layer also has its own
+ * under tether/. */
+#ifndef TETHER_H
+#define TETHER_H
+
+#include "tether/version.h"
+#include "tether/common.h"
+#include "tether/go.h"
+#include "tether/chan.h"
+#include "tether/time.h"
+
+#endif

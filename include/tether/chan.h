@@ -1,0 +1,103 @@
+/* tether — channels and select, with Go's semantics.
+ *
+ * A channel carries values of one fixed size, copied in and out like Go's
+ * (the size is given on every operation and checked). Capacity 0 is an
+ * unbuffered channel: a send completes only when a receiver takes the
+ * value. Elements of size 0 (Go's chan struct{}) are allowed; their
+ * pointers may be NULL.
+ *
+ * Lifetime: tt_chan_make gives the caller one reference; tt_chan_retain
+ * adds one, tt_chan_release drops one. A goroutine parked on a channel
+ * keeps it alive through the runtime, so releasing a channel others wait
+ * on never frees it under them. Pass each goroutine its own reference (or
+ * keep yours until they are done).
+ *
+ * A NULL channel is Go's nil channel: send and receive block forever (and
+ * a select case on it is never ready); close panics. A released channel
+ * is bad input: its operations return -EBADF while the memory has not
+ * been reused.
+ *
+ * Go's panics are panics here: close of a nil or closed channel, send on
+ * a closed channel. They print "tether: panic: ..." with the goroutine's
+ * stack and abort. */
+#ifndef TETHER_CHAN_H
+#define TETHER_CHAN_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tt_chan tt_chan;
+
+/* make(chan T, cap): elem_size is sizeof(T). -EINVAL for a negative cap
+ * or an elem_size * cap that overflows, -ENOMEM. */
+TT_EXPORT int tt_chan_make(tt_chan **out, size_t elem_size, ptrdiff_t cap);
+TT_EXPORT int tt_chan_retain(tt_chan *c);
+TT_EXPORT int tt_chan_release(tt_chan *c);
+
+/* c <- *elem. Blocks until a receiver takes it or the buffer has room.
+ * -EINVAL if elem_size differs from the channel's. */
+TT_EXPORT int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size);
+
+/* *elem, *ok = <-c. On a closed, drained channel stores the zero value and
+ * *ok = false. ok may be NULL; elem may be NULL with elem_size 0 to
+ * discard the value (Go's `<-c`). */
+TT_EXPORT int tt_chan_recv(tt_chan *c, void *elem, size_t elem_size, bool *ok);
+
+/* The same with a deadline (see common.h): -EAGAIN for TT_TRY when the
+ * operation would block, -ETIMEDOUT when the deadline passes. */
+TT_EXPORT int tt_chan_send_until(tt_chan *c, const void *elem,
+				 size_t elem_size, int64_t deadline);
+TT_EXPORT int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size,
+				 bool *ok, int64_t deadline);
+
+/* close(c). Wakes every parked receiver (they get ok = false) and panics
+ * every parked sender, as Go does. */
+TT_EXPORT int tt_chan_close(tt_chan *c);
+
+/* len(c) and cap(c); 0 for a nil channel, -EBADF for a released one. */
+TT_EXPORT ptrdiff_t tt_chan_len(const tt_chan *c);
+TT_EXPORT ptrdiff_t tt_chan_cap(const tt_chan *c);
+
+/* Shorthands that take the element size from the pointer's type. */
+#define tt_send(c, p) tt_chan_send((c), (p), sizeof *(p))
+#define tt_recv(c, p, ok) tt_chan_recv((c), (p), sizeof *(p), (ok))
+
+/* select. */
+typedef enum tt_case_kind {
+	TT_CASE_RECV = 1,
+	TT_CASE_SEND = 2
+} tt_case_kind;
+
+typedef struct tt_case {
+	int kind;         /* a tt_case_kind */
+	tt_chan *chan;    /* NULL: a nil channel, never ready */
+	void *elem;       /* value to send, or where to store a received one */
+	size_t elem_size; /* must match the channel's (0 with elem NULL
+			     discards a received value) */
+	bool *ok;         /* receive: set to false if closed; may be NULL */
+} tt_case;
+
+#define TT_CASE_RECV_INTO(c, p, okp) \
+	((tt_case){TT_CASE_RECV, (c), (p), sizeof *(p), (okp)})
+#define TT_CASE_RECV_DISCARD(c, okp) \
+	((tt_case){TT_CASE_RECV, (c), NULL, 0, (okp)})
+#define TT_CASE_SEND_FROM(c, p) \
+	((tt_case){TT_CASE_SEND, (c), (void *)(p), sizeof *(p), NULL})
+
+/* Go's select over cases[0..n). Blocks until one case can proceed,
+ * chooses uniformly at random among the cases that are ready, performs it
+ * and returns its index. With deadline TT_TRY it is Go's select with a
+ * `default` case: -EAGAIN when none is ready. -ETIMEDOUT when the deadline
+ * passes, -EINVAL for an unknown case kind or a wrong element size (no
+ * case is performed then). n == 0 with TT_FOREVER blocks forever, like
+ * `select {}`. A send case on a closed channel panics when chosen, as
+ * in Go. */
+TT_EXPORT int tt_select(tt_case *cases, size_t n, int64_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,89 @@
+/* tether — goroutines and the scheduler.
+ *
+ * A goroutine is a coroutine with its own stack, run by the scheduler of
+ * the OS thread that started it. Each OS thread that calls into tether
+ * gets a scheduler the first time it does; the thread's own flow of
+ * control becomes that scheduler's first goroutine (goroutine 1 on the
+ * process's first such thread, the `main` goroutine). Goroutines of one
+ * scheduler never run in parallel with each other, and runtime objects
+ * (channels, timers) belong to the scheduler that made them: using one
+ * from another OS thread is a panic.
+ *
+ * tt_go runs the new goroutine at once, until it first blocks, yields or
+ * returns; the caller is then first in line to continue. Go makes no
+ * promise about this order and neither should programs; it is documented
+ * because it bounds memory: a loop that starts goroutines which finish
+ * without blocking never holds more than one stack.
+ *
+ * When every goroutine of a scheduler is blocked and nothing (a timer, a
+ * file descriptor) can wake any of them, the program prints Go's
+ * "fatal error: all goroutines are asleep - deadlock!" and exits with
+ * status 2. */
+#ifndef TETHER_GO_H
+#define TETHER_GO_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*tt_func)(void *arg);
+
+/* Options for tt_go_with. Zero-initialise it, then set what you need. */
+typedef struct tt_go_attr {
+	/* Usable stack bytes; 0 means the default (tt_runtime_info
+	 * stack_size, 64 KiB unless TETHER_STACK_SIZE says otherwise). Rounded
+	 * up to whole pages; at least 8 KiB. */
+	size_t stack_size;
+	/* An optional name shown in stack dumps and profiles. The string is
+	 * not copied: it must outlive the goroutine (a literal is typical). */
+	const char *name;
+	/* Reserved for flags; must be 0. */
+	unsigned flags;
+} tt_go_attr;
+
+/* Go's `go fn(arg)`. Returns the new goroutine's id (> 0), or
+ * -ENOMEM / -EAGAIN when no stack can be had, -EINVAL for a NULL fn.
+ * The caller's return address is recorded as the creation site. */
+TT_EXPORT int64_t tt_go(tt_func fn, void *arg);
+TT_EXPORT int64_t tt_go_with(const tt_go_attr *attr, tt_func fn, void *arg);
+
+/* Let the other runnable goroutines run (Go's runtime.Gosched). */
+TT_EXPORT void tt_yield(void);
+
+/* Go's runtime.Goexit: end the calling goroutine now. On the thread's
+ * first goroutine it is an error: that goroutine is the thread itself and
+ * ends by returning from its thread function. */
+TT_EXPORT void tt_goexit(void) TT_NORETURN;
+
+/* The calling goroutine's id. */
+TT_EXPORT int64_t tt_goid(void);
+
+/* Go's runtime.NumGoroutine: goroutines that exist now, in all
+ * schedulers, counting each thread's first goroutine. */
+TT_EXPORT int64_t tt_num_goroutine(void);
+
+/* How stacks are guarded. */
+typedef enum tt_guard_mode {
+	TT_GUARD_MADVISE = 1, /* madvise(MADV_GUARD_INSTALL): no extra mappings */
+	TT_GUARD_MPROTECT = 2 /* mprotect: two mappings per stack, capped */
+} tt_guard_mode;
+
+typedef struct tt_runtime_info {
+	tt_guard_mode guard_mode;
+	size_t stack_size;       /* default usable stack bytes */
+	size_t guard_size;       /* bytes of guard below each stack */
+	size_t page_size;
+	int64_t goroutines;      /* as tt_num_goroutine() */
+	int64_t stacks_mapped;   /* stacks carved from arenas so far */
+	int64_t stacks_pooled;   /* of those, free and ready for reuse */
+	int64_t guard_budget;    /* mprotect mode: stacks still allowed; else -1 */
+} tt_runtime_info;
+
+TT_EXPORT int tt_runtime_info_get(tt_runtime_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

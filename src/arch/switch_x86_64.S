@@ -1,0 +1,103 @@
+/* tether — the context switch for x86-64 (System V ABI).
+ *
+ * tt__switch(void **save_sp, void *new_sp)
+ *
+ * Saves what the ABI says survives a call — rbx, rbp, r12-r15, the MXCSR
+ * control bits and the x87 control word — on the current stack, stores the
+ * stack pointer in *save_sp, loads new_sp and restores the same set from
+ * there. No system call: signal masks are per thread, not per goroutine.
+ *
+ * Saved frame, from the stored stack pointer upward:
+ *
+ *   sp+0   mxcsr (4 bytes), x87 control word (2 bytes), 2 spare
+ *   sp+8   r15
+ *   sp+16  r14
+ *   sp+24  r13
+ *   sp+32  r12
+ *   sp+40  rbx
+ *   sp+48  rbp
+ *   sp+56  return address
+ *
+ * Every stack that is switched to has this same shape, so the CFI below
+ * stays true across the `mov %rsi, %rsp`: a debugger or unwinder stopped
+ * anywhere in here finds the caller of the side it is on.
+ */
+#if defined(__x86_64__)
+
+	.text
+	.p2align 4
+	.globl	tt__switch
+	.hidden	tt__switch
+	.type	tt__switch, @function
+tt__switch:
+	.cfi_startproc
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %rbp, 0
+	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %rbx, 0
+	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r12, 0
+	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r13, 0
+	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r14, 0
+	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r15, 0
+	subq	$8, %rsp
+	.cfi_adjust_cfa_offset 8
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	.cfi_adjust_cfa_offset -8
+	popq	%r15
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r15
+	popq	%r14
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r14
+	popq	%r13
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r13
+	popq	%r12
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r12
+	popq	%rbx
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %rbx
+	popq	%rbp
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %rbp
+	ret
+	.cfi_endproc
+	.size	tt__switch, .-tt__switch
+
+/* The first frame of every goroutine: tt__context_init leaves the entry
+ * function in r13 and its argument in r12, and the first switch "returns"
+ * here with a 16-byte aligned stack. The entry function never returns.
+ * The CFI marks this as the outermost frame, so unwinders stop here. */
+	.p2align 4
+	.globl	tt__start
+	.hidden	tt__start
+	.type	tt__start, @function
+tt__start:
+	.cfi_startproc
+	.cfi_undefined %rip
+	movq	%r12, %rdi
+	callq	*%r13
+	ud2
+	.cfi_endproc
+	.size	tt__start, .-tt__start
+
+#endif
+
+	.section .note.GNU-stack,"",@progbits

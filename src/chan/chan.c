@@ -1,0 +1,441 @@
+/* tether — channels, after Go's runtime/chan.go.
+ *
+ * Design notes
+ * ------------
+ * Send: if a receiver is parked, copy the value straight into its
+ * destination and ready it (no trip through the buffer); else if the
+ * buffer has room, enqueue the value; else park on sendq with the value's
+ * address, and the receiver that comes along copies it out.
+ *
+ * Receive: if a sender is parked, the buffer is full (or cap == 0): take
+ * the oldest value (from the buffer, or straight from the sender when
+ * unbuffered), move the sender's value into the freed slot, ready the
+ * sender. Else take from the buffer; else, if closed, the zero value and
+ * ok = false; else park on recvq.
+ *
+ * Close wakes every receiver (zero value, ok = false) and every sender
+ * (who then panics, as in Go).
+ *
+ * The invariants are in chan.h. Everything runs on the owning scheduler's
+ * thread, so nothing is locked; where Go locks, we only check ownership.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "chan.h"
+
+#define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
+
+int tt__chan_check(tt__sched *s, const tt_chan *c, size_t elem_size,
+		   bool discard_ok, const char *op)
+{
+	if (c->magic != TT_CHAN_MAGIC)
+		return tt__err(-EBADF,
+			       "%s: %p is not a live channel (released, or "
+			       "never made)",
+			       op, (const void *)c);
+	if (c->sched != s)
+		tt__panic("%s: channel %p belongs to another thread's "
+			  "scheduler",
+			  op, (const void *)c);
+	if (elem_size != c->elem_size && !(discard_ok && elem_size == 0))
+		return tt__err(-EINVAL,
+			       "%s: element size %zu does not match the "
+			       "channel's %zu",
+			       op, elem_size, c->elem_size);
+	return 0;
+}
+
+static inline bool chan_ok(tt__sched *s, const tt_chan *c, size_t elem_size)
+{
+	return TT_LIKELY(c->magic == TT_CHAN_MAGIC && c->sched == s &&
+			 c->elem_size == elem_size);
+}
+
+/* ---- waking and timing out ------------------------------------------- */
+
+void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
+{
+	tt__g *g = w->g;
+	w->success = success;
+	g->sel_fired = w->case_ix;
+	tt__waiter *ws = g->wait_list;
+	for (uint32_t i = 0; i < g->wait_n; i++)
+		if (ws[i].queued)
+			waitq_unlink(ws[i].q, &ws[i]);
+	if (tt__timer_armed(&g->timer))
+		tt__timer_del(s, &g->timer);
+	tt__ready(s, g);
+}
+
+void tt__chan_timeout(tt__timer *t, int64_t now)
+{
+	(void)now;
+	tt__g *g = t->ctx;
+	tt__waiter *ws = g->wait_list;
+	for (uint32_t i = 0; i < g->wait_n; i++)
+		if (ws[i].queued)
+			waitq_unlink(ws[i].q, &ws[i]);
+	g->timed_out = 1;
+	tt__ready(g->sched, g);
+}
+
+/* Park the current goroutine, whose waiters are queued, until woken or
+ * until deadline. Returns true on timeout. */
+static bool park_on(tt__sched *s, int reason, const void *obj,
+		    int64_t deadline)
+{
+	if (deadline == TT_FOREVER) {
+		s->current->timed_out = 0;
+		tt__park(s, reason, obj);
+		return false;
+	}
+	s->current->timer.fn = tt__chan_timeout;
+	return tt__park_until(s, reason, obj, deadline);
+}
+
+/* ---- making and freeing ------------------------------------------------ */
+
+int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
+		 bool with_timer)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_chan_make: out is NULL");
+	*out = NULL;
+	if (cap < 0)
+		return tt__err(-EINVAL, "tt_chan_make: negative capacity %td",
+			       cap);
+	if (elem_size > MAX_ELEM_SIZE)
+		return tt__err(-EINVAL,
+			       "tt_chan_make: element size %zu is over the "
+			       "limit of %d bytes",
+			       elem_size, MAX_ELEM_SIZE);
+	size_t ucap = (size_t)cap;
+	if (elem_size && ucap > (SIZE_MAX / 2) / elem_size)
+		return tt__err(-EINVAL,
+			       "tt_chan_make: buffer of %td elements of %zu "
+			       "bytes is too large",
+			       cap, elem_size);
+	size_t head = sizeof(tt_chan) +
+		      (with_timer ? sizeof(tt__chan_timer) : 0);
+	head = (head + 15) & ~(size_t)15;
+	tt_chan *c = malloc(head + ucap * elem_size);
+	if (c == NULL)
+		return tt__err(-ENOMEM,
+			       "tt_chan_make: out of memory for a channel of "
+			       "%td elements of %zu bytes",
+			       cap, elem_size);
+	tt__sched *s = tt__sched_get();
+	c->sched = s;
+	c->timer = with_timer ? (tt__chan_timer *)(c + 1) : NULL;
+	c->magic = TT_CHAN_MAGIC;
+	c->refs = 1;
+	c->elem_size = elem_size;
+	c->cap = ucap;
+	c->qcount = 0;
+	c->sendx = c->recvx = 0;
+	c->recvq.first = c->recvq.last = NULL;
+	c->sendq.first = c->sendq.last = NULL;
+	c->closed = false;
+	c->buf = (char *)c + head;
+	if (c->timer) {
+		c->timer->t.heap_ix = TT_TIMER_IDLE;
+		c->timer->t.ctx = c;
+		c->timer->is_ticker = false;
+	}
+	*out = c;
+	return 0;
+}
+
+int tt_chan_make(tt_chan **out, size_t elem_size, ptrdiff_t cap)
+{
+	return tt__chan_new(out, elem_size, cap, false);
+}
+
+static void chan_free(tt__sched *s, tt_chan *c)
+{
+	if (c->timer)
+		tt__timer_del(s, &c->timer->t);
+	c->magic = TT_CHAN_DEAD;
+	free(c);
+}
+
+void tt__chan_maybe_free(tt__sched *s, tt_chan *c)
+{
+	if (c->refs == 0 && !c->recvq.first && !c->sendq.first)
+		chan_free(s, c);
+}
+
+int tt_chan_retain(tt_chan *c)
+{
+	if (c == NULL)
+		return tt__err(-EINVAL, "tt_chan_retain: channel is NULL");
+	tt__sched *s = tt__sched_get();
+	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_retain");
+	if (r)
+		return r;
+	if (c->refs == UINT32_MAX)
+		return tt__err(-EOVERFLOW, "tt_chan_retain: too many "
+					   "references");
+	c->refs++;
+	return 0;
+}
+
+int tt_chan_release(tt_chan *c)
+{
+	if (c == NULL)
+		return tt__err(-EINVAL, "tt_chan_release: channel is NULL");
+	tt__sched *s = tt__sched_get();
+	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_release");
+	if (r)
+		return r;
+	if (c->refs == 0)
+		return tt__err(-EBADF,
+			       "tt_chan_release: channel %p has no references "
+			       "left",
+			       (void *)c);
+	if (--c->refs == 0)
+		tt__chan_maybe_free(s, c);
+	return 0;
+}
+
+/* ---- the non-blocking halves --------------------------------------------- */
+
+int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
+{
+	if (TT_UNLIKELY(c->closed))
+		tt__panic("send on closed channel");
+	tt__waiter *w = c->recvq.first;
+	if (w) {
+		waitq_unlink(&c->recvq, w);
+		if (w->elem)
+			elem_copy(w->elem, elem, c->elem_size);
+		tt__waiter_fire(s, w, true);
+		return 1;
+	}
+	if (c->qcount < c->cap) {
+		elem_copy(c->buf + c->sendx * c->elem_size, elem,
+			  c->elem_size);
+		if (++c->sendx == c->cap)
+			c->sendx = 0;
+		c->qcount++;
+		return 1;
+	}
+	return 0;
+}
+
+int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
+{
+	size_t es = c->elem_size;
+	tt__waiter *w = c->sendq.first;
+	if (w) {
+		waitq_unlink(&c->sendq, w);
+		if (c->cap == 0) {
+			if (elem)
+				elem_copy(elem, w->elem, es);
+		} else {
+			/* Full buffer: take the head, put the sender's value
+			 * at the tail (the slot just freed). */
+			char *slot = c->buf + c->recvx * es;
+			if (elem)
+				elem_copy(elem, slot, es);
+			elem_copy(slot, w->elem, es);
+			if (++c->recvx == c->cap)
+				c->recvx = 0;
+			c->sendx = c->recvx;
+		}
+		tt__waiter_fire(s, w, true);
+		if (ok)
+			*ok = true;
+		return 1;
+	}
+	if (c->qcount) {
+		char *slot = c->buf + c->recvx * es;
+		if (elem)
+			elem_copy(elem, slot, es);
+		if (++c->recvx == c->cap)
+			c->recvx = 0;
+		c->qcount--;
+		if (ok)
+			*ok = true;
+		return 1;
+	}
+	if (c->closed) {
+		if (elem && es)
+			memset(elem, 0, es);
+		if (ok)
+			*ok = false;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- blocking ------------------------------------------------------------ */
+
+static int nil_wait(tt__sched *s, int reason, int64_t deadline)
+{
+	if (deadline == TT_TRY)
+		return -EAGAIN;
+	tt__g *g = s->current;
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	if (deadline == TT_FOREVER) {
+		for (;;)
+			tt__park(s, reason, NULL);
+	}
+	if (deadline <= tt_now())
+		return -ETIMEDOUT;
+	park_on(s, reason, NULL, deadline);
+	return -ETIMEDOUT;
+}
+
+static int send_slow(tt__sched *s, tt_chan *c, const void *elem,
+		     size_t elem_size, int64_t deadline)
+{
+	if (c == NULL)
+		return nil_wait(s, TT_WAIT_CHAN_SEND_NIL, deadline);
+	int r = tt__chan_check(s, c, elem_size, false, "tt_chan_send");
+	if (r)
+		return r;
+	if (elem == NULL && elem_size)
+		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
+	if (tt__chan_try_send(s, c, elem))
+		return 0;
+	if (deadline == TT_TRY)
+		return -EAGAIN;
+	if (deadline != TT_FOREVER && deadline <= tt_now())
+		return -ETIMEDOUT;
+
+	tt__g *g = s->current;
+	tt__waiter w = {.g = g, .c = c, .q = &c->sendq,
+			.elem = (void *)elem, .case_ix = -1};
+	waitq_push(&c->sendq, &w);
+	g->wait_list = &w;
+	g->wait_n = 1;
+	bool timed_out = park_on(s, TT_WAIT_CHAN_SEND, c, deadline);
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	if (timed_out) {
+		tt__chan_maybe_free(s, c);
+		return -ETIMEDOUT;
+	}
+	if (!w.success)
+		tt__panic("send on closed channel");
+	tt__chan_maybe_free(s, c);
+	return 0;
+}
+
+int tt_chan_send_until(tt_chan *c, const void *elem, size_t elem_size,
+		       int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	/* Fast path: a parked receiver or room in the buffer. */
+	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
+	    TT_LIKELY(elem != NULL || elem_size == 0) &&
+	    tt__chan_try_send(s, c, elem))
+		return 0;
+	return send_slow(s, c, elem, elem_size, deadline);
+}
+
+int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size)
+{
+	return tt_chan_send_until(c, elem, elem_size, TT_FOREVER);
+}
+
+static int recv_slow(tt__sched *s, tt_chan *c, void *elem, size_t elem_size,
+		     bool *ok, int64_t deadline)
+{
+	if (c == NULL)
+		return nil_wait(s, TT_WAIT_CHAN_RECV_NIL, deadline);
+	int r = tt__chan_check(s, c, elem_size, elem == NULL,
+			       "tt_chan_recv");
+	if (r)
+		return r;
+	if (tt__chan_try_recv(s, c, elem, ok))
+		return 0;
+	if (deadline == TT_TRY)
+		return -EAGAIN;
+	if (deadline != TT_FOREVER && deadline <= tt_now())
+		return -ETIMEDOUT;
+
+	tt__g *g = s->current;
+	tt__waiter w = {.g = g, .c = c, .q = &c->recvq, .elem = elem,
+			.case_ix = -1};
+	waitq_push(&c->recvq, &w);
+	g->wait_list = &w;
+	g->wait_n = 1;
+	bool timed_out = park_on(s, TT_WAIT_CHAN_RECV, c, deadline);
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	tt__chan_maybe_free(s, c);
+	if (timed_out)
+		return -ETIMEDOUT;
+	if (ok)
+		*ok = w.success;
+	return 0;
+}
+
+int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size, bool *ok,
+		       int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
+	    TT_LIKELY(elem != NULL) && tt__chan_try_recv(s, c, elem, ok))
+		return 0;
+	return recv_slow(s, c, elem, elem_size, ok, deadline);
+}
+
+int tt_chan_recv(tt_chan *c, void *elem, size_t elem_size, bool *ok)
+{
+	return tt_chan_recv_until(c, elem, elem_size, ok, TT_FOREVER);
+}
+
+/* ---- close, len, cap ---------------------------------------------------------- */
+
+int tt_chan_close(tt_chan *c)
+{
+	if (c == NULL)
+		tt__panic("close of nil channel");
+	tt__sched *s = tt__sched_get();
+	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_close");
+	if (r)
+		return r;
+	if (c->timer)
+		return tt__err(-EPERM, "tt_chan_close: timer channels are "
+				       "receive-only");
+	if (c->closed)
+		tt__panic("close of closed channel");
+	c->closed = true;
+	tt__waiter *w;
+	/* Always take the first: firing a select's waiter takes its other
+	 * waiters out, possibly from this same queue. */
+	while ((w = c->recvq.first) != NULL) {
+		waitq_unlink(&c->recvq, w);
+		if (w->elem && c->elem_size)
+			memset(w->elem, 0, c->elem_size);
+		tt__waiter_fire(s, w, false);
+	}
+	while ((w = c->sendq.first) != NULL) {
+		waitq_unlink(&c->sendq, w);
+		tt__waiter_fire(s, w, false);
+	}
+	return 0;
+}
+
+ptrdiff_t tt_chan_len(const tt_chan *c)
+{
+	if (c == NULL)
+		return 0;
+	tt__sched *s = tt__sched_get();
+	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_len");
+	return r ? r : (ptrdiff_t)c->qcount;
+}
+
+ptrdiff_t tt_chan_cap(const tt_chan *c)
+{
+	if (c == NULL)
+		return 0;
+	tt__sched *s = tt__sched_get();
+	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_cap");
+	return r ? r : (ptrdiff_t)c->cap;
+}

@@ -1,0 +1,147 @@
+/* tether — channel internals shared by chan.c, select.c and timerchan.c.
+ *
+ * Invariants, in terms of the fields (Go's runtime/chan.go, single
+ * threaded):
+ *  - at most one of recvq and sendq is non-empty;
+ *  - recvq non-empty implies qcount == 0 (a receiver waits only for an
+ *    empty channel);
+ *  - sendq non-empty implies qcount == cap (a sender waits only when the
+ *    buffer is full, or always for cap == 0);
+ *  - a waiter is in a queue iff w->queued; a goroutine is readied by
+ *    exactly one of: a waker taking one of its waiters (which then takes
+ *    all its other waiters out), or its deadline timer (likewise).
+ */
+#ifndef TT_CHAN_INTERNAL_H
+#define TT_CHAN_INTERNAL_H
+
+#include <string.h>
+
+#include "internal.h"
+
+#define TT_CHAN_MAGIC 0x6368616eu /* "chan" */
+#define TT_CHAN_DEAD 0x64656164u  /* "dead" */
+
+typedef struct tt__waiter tt__waiter;
+
+typedef struct tt__waitq {
+	tt__waiter *first, *last;
+} tt__waitq;
+
+/* One parked goroutine's interest in one channel (Go's sudog). Lives on
+ * the parked goroutine's stack. */
+struct tt__waiter {
+	tt__waiter *next, *prev; /* in c->recvq or c->sendq */
+	tt__g *g;
+	tt_chan *c;
+	tt__waitq *q;    /* the queue it is in: &c->recvq or &c->sendq */
+	void *elem;      /* value to send, or where a received one goes */
+	int case_ix;     /* index in select's cases, or -1 */
+	bool queued;
+	bool success;    /* set by the waker: a value moved (false: closed) */
+};
+
+typedef struct tt__chan_timer tt__chan_timer;
+
+struct tt_chan {
+	/* The first 16 bytes are reused by malloc once the channel is freed;
+	 * keep the magic out of them so a released handle is still told
+	 * apart until the memory is reused. */
+	tt__sched *sched;      /* owner: the only scheduler that may use it */
+	tt__chan_timer *timer; /* set for timer and ticker channels */
+	uint32_t magic;
+	uint32_t refs;         /* user references */
+	size_t elem_size;
+	size_t cap;
+	size_t qcount;         /* values in buf */
+	size_t sendx, recvx;   /* ring indices into buf */
+	tt__waitq recvq, sendq;
+	bool closed;
+	char *buf;             /* cap * elem_size bytes, after the struct */
+};
+
+/* Timer and ticker channels carry their heap node with them. */
+struct tt__chan_timer {
+	tt__timer t;
+	bool is_ticker;
+};
+
+static inline void elem_copy(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 0:
+		return;
+	case 4:
+		memcpy(dst, src, 4);
+		return;
+	case 8:
+		memcpy(dst, src, 8);
+		return;
+	case 16:
+		memcpy(dst, src, 16);
+		return;
+	default:
+		memcpy(dst, src, n);
+	}
+}
+
+static inline void waitq_push(tt__waitq *q, tt__waiter *w)
+{
+	w->next = NULL;
+	w->prev = q->last;
+	if (q->last)
+		q->last->next = w;
+	else
+		q->first = w;
+	q->last = w;
+	w->queued = true;
+}
+
+static inline void waitq_unlink(tt__waitq *q, tt__waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		q->first = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		q->last = w->prev;
+	w->queued = false;
+}
+
+/* Validate c for an operation with elements of elem_size: 0 if usable,
+ * else the error recorded. Panics if c belongs to another thread. */
+int tt__chan_check(tt__sched *s, const tt_chan *c, size_t elem_size,
+		   bool discard_ok, const char *op);
+
+/* Fire a dequeued waiter: record success, take the goroutine's other
+ * waiters out of their queues, stop its deadline, ready it. */
+void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success);
+
+/* Deadline callback for goroutines parked on channels. */
+void tt__chan_timeout(tt__timer *t, int64_t now);
+
+/* The non-blocking halves: try to complete the operation now. Return 1 if
+ * done, 0 if it would block. tt__chan_try_send panics on a closed
+ * channel. */
+int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem);
+int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok);
+
+/* Free the channel if no user reference and nobody waits on it. */
+void tt__chan_maybe_free(tt__sched *s, tt_chan *c);
+
+/* Allocate a channel (with room for a timer node if with_timer). */
+int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
+		 bool with_timer);
+
+static inline bool chan_recv_ready(const tt_chan *c)
+{
+	return c->sendq.first || c->qcount || c->closed;
+}
+
+static inline bool chan_send_ready(const tt_chan *c)
+{
+	return c->closed || c->recvq.first || c->qcount < c->cap;
+}
+
+#endif

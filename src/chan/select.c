@@ -1,0 +1,162 @@
+/* tether — select, after Go's runtime/select.go.
+ *
+ * Design notes
+ * ------------
+ * Pass 1 validates every case and counts the ready ones; if any is ready,
+ * one is chosen uniformly at random (one random number, a second pass to
+ * find it) and performed. Go shuffles a poll order to the same effect; a
+ * scheduler that takes the first ready case starves the later ones.
+ *
+ * Pass 2 (nothing ready, and allowed to wait) queues one waiter per case,
+ * all on this goroutine's stack, and parks. Whoever wakes us takes one
+ * waiter, and tt__waiter_fire takes the others out of their queues before
+ * readying us, so no queue ever holds a stale waiter. Pass 3 is then just
+ * reading which case fired (g->sel_fired).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "chan.h"
+
+#define STACK_WAITERS 8
+#define MAX_CASES 65536
+
+static inline bool case_ready(const tt_case *k)
+{
+	if (k->chan == NULL)
+		return false;
+	return k->kind == TT_CASE_RECV ? chan_recv_ready(k->chan)
+				       : chan_send_ready(k->chan);
+}
+
+static int validate(tt__sched *s, const tt_case *cases, size_t n,
+		    uint32_t *nready)
+{
+	uint32_t ready = 0;
+	for (size_t i = 0; i < n; i++) {
+		const tt_case *k = &cases[i];
+		if (TT_UNLIKELY(k->kind != TT_CASE_RECV &&
+				k->kind != TT_CASE_SEND))
+			return tt__err(-EINVAL,
+				       "tt_select: case %zu has unknown kind "
+				       "%d",
+				       i, k->kind);
+		tt_chan *c = k->chan;
+		if (c == NULL)
+			continue;
+		if (TT_UNLIKELY(c->magic != TT_CHAN_MAGIC || c->sched != s ||
+				c->elem_size != k->elem_size)) {
+			bool discard = k->kind == TT_CASE_RECV && !k->elem;
+			int r = tt__chan_check(s, c, k->elem_size, discard,
+					       "tt_select");
+			if (r)
+				return r;
+		}
+		if (TT_UNLIKELY(k->kind == TT_CASE_SEND && !k->elem &&
+				k->elem_size))
+			return tt__err(-EINVAL,
+				       "tt_select: send case %zu has a NULL "
+				       "elem",
+				       i);
+		ready += case_ready(k);
+	}
+	*nready = ready;
+	return 0;
+}
+
+static void perform(tt__sched *s, tt_case *k)
+{
+	if (k->kind == TT_CASE_RECV)
+		tt__chan_try_recv(s, k->chan, k->elem, k->ok);
+	else
+		tt__chan_try_send(s, k->chan, k->elem);
+}
+
+int tt_select(tt_case *cases, size_t n, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	if (TT_UNLIKELY(n > 0 && cases == NULL))
+		return tt__err(-EINVAL, "tt_select: cases is NULL");
+	if (TT_UNLIKELY(n > MAX_CASES))
+		return tt__err(-EINVAL, "tt_select: %zu cases (limit %d)", n,
+			       MAX_CASES);
+
+	/* Pass 1: validate, and take a ready case if there is one. */
+	uint32_t nready = 0;
+	int r = validate(s, cases, n, &nready);
+	if (r)
+		return r;
+	if (nready) {
+		uint32_t pick = nready == 1 ? 0 : tt__rand_n(s, nready);
+		for (size_t i = 0;; i++) {
+			if (case_ready(&cases[i]) && pick-- == 0) {
+				perform(s, &cases[i]);
+				return (int)i;
+			}
+		}
+	}
+	if (deadline == TT_TRY)
+		return -EAGAIN;
+	if (deadline != TT_FOREVER && deadline <= tt_now())
+		return -ETIMEDOUT;
+
+	/* Pass 2: queue on every channel and park. */
+	tt__g *g = s->current;
+	tt__waiter stack_ws[STACK_WAITERS];
+	tt__waiter *ws = stack_ws;
+	if (n > STACK_WAITERS) {
+		ws = malloc(n * sizeof *ws);
+		if (ws == NULL)
+			return tt__err(-ENOMEM,
+				       "tt_select: out of memory for %zu "
+				       "cases",
+				       n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		tt__waiter *w = &ws[i];
+		tt_chan *c = cases[i].chan;
+		w->g = g;
+		w->c = c;
+		w->elem = cases[i].elem;
+		w->case_ix = (int)i;
+		w->queued = false;
+		w->success = false;
+		if (c) {
+			w->q = cases[i].kind == TT_CASE_RECV ? &c->recvq
+							     : &c->sendq;
+			waitq_push(w->q, w);
+		}
+	}
+	g->wait_list = ws;
+	g->wait_n = (uint32_t)n;
+	g->sel_fired = -1;
+	g->timed_out = 0;
+	int reason = n == 0 ? TT_WAIT_SELECT_NO_CASES : TT_WAIT_SELECT;
+	bool timed_out;
+	if (deadline == TT_FOREVER) {
+		tt__park(s, reason, NULL);
+		timed_out = false;
+	} else {
+		g->timer.fn = tt__chan_timeout;
+		timed_out = tt__park_until(s, reason, NULL, deadline);
+	}
+	g->wait_list = NULL;
+	g->wait_n = 0;
+
+	/* Pass 3: which case fired. */
+	int fired = timed_out ? -1 : g->sel_fired;
+	if (fired >= 0) {
+		tt_case *k = &cases[fired];
+		bool success = ws[fired].success;
+		if (k->kind == TT_CASE_SEND && !success)
+			tt__panic("send on closed channel");
+		if (k->kind == TT_CASE_RECV && k->ok)
+			*k->ok = success;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (cases[i].chan)
+			tt__chan_maybe_free(s, cases[i].chan);
+	if (ws != stack_ws)
+		free(ws);
+	return timed_out ? -ETIMEDOUT : fired;
+}

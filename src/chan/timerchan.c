@@ -1,0 +1,168 @@
+/* tether — timers, tickers and time.After, as channels.
+ *
+ * Design notes
+ * ------------
+ * A timer is a channel of capacity 1 carrying int64_t, allocated together
+ * with its heap node (tt__chan_timer), so a tt_timer handle is that
+ * channel under another type and tt_timer_chan is a cast. When the timer
+ * fires it sends the time without blocking; a full buffer drops the value
+ * (only a slow ticker's receiver can see that, and Go drops too).
+ *
+ * Because the heap node belongs to the channel, freeing the channel (its
+ * last reference released, nobody parked on it) takes the timer out of
+ * the heap: a tt_after per loop iteration costs nothing once released.
+ * A goroutine parked on a timer channel keeps it (and its timer) alive
+ * even if every reference is gone, since the timer will still wake it.
+ *
+ * Stop and Reset discard a value that has fired but not been received,
+ * as Go 1.23 does, so no stale tick is ever read after them.
+ */
+#include <errno.h>
+
+#include "chan.h"
+
+static void timer_fire(tt__timer *t, int64_t now)
+{
+	tt_chan *c = t->ctx;
+	if (c->recvq.first || c->qcount < c->cap)
+		tt__chan_try_send(c->sched, c, &now);
+}
+
+static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
+{
+	tt_chan *c;
+	int r = tt__chan_new(&c, sizeof(int64_t), 1, true);
+	if (r)
+		return r;
+	tt__chan_timer *ct = c->timer;
+	ct->is_ticker = ticker;
+	ct->t.fn = timer_fire;
+	ct->t.period = period;
+	ct->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
+	tt__timer_add(c->sched, &ct->t);
+	*out = c;
+	return 0;
+}
+
+/* The channel behind a tt_timer or tt_ticker handle, or NULL with the
+ * error recorded. */
+static tt_chan *timer_of(void *h, bool ticker, const char *op)
+{
+	tt_chan *c = h;
+	if (c == NULL) {
+		tt__err(-EINVAL, "%s: NULL handle", op);
+		return NULL;
+	}
+	tt__sched *s = tt__sched_get();
+	if (tt__chan_check(s, c, sizeof(int64_t), false, op) != 0)
+		return NULL;
+	if (c->timer == NULL || c->timer->is_ticker != ticker) {
+		tt__err(-EINVAL, "%s: %p is not a %s", op, h,
+			ticker ? "ticker" : "timer");
+		return NULL;
+	}
+	return c;
+}
+
+static void drain(tt_chan *c)
+{
+	c->qcount = 0;
+	c->sendx = c->recvx = 0;
+}
+
+int tt_after(tt_chan **out, int64_t ns)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_after: out is NULL");
+	return arm_new(out, ns, 0, false);
+}
+
+int tt_timer_make(tt_timer **out, int64_t ns)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_timer_make: out is NULL");
+	return arm_new((tt_chan **)out, ns, 0, false);
+}
+
+tt_chan *tt_timer_chan(tt_timer *t)
+{
+	return timer_of(t, false, "tt_timer_chan");
+}
+
+bool tt_timer_stop(tt_timer *t)
+{
+	tt_chan *c = timer_of(t, false, "tt_timer_stop");
+	if (c == NULL)
+		return false;
+	bool was = tt__timer_del(c->sched, &c->timer->t);
+	drain(c);
+	return was;
+}
+
+bool tt_timer_reset(tt_timer *t, int64_t ns)
+{
+	tt_chan *c = timer_of(t, false, "tt_timer_reset");
+	if (c == NULL)
+		return false;
+	bool was = tt__timer_del(c->sched, &c->timer->t);
+	drain(c);
+	c->timer->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
+	tt__timer_add(c->sched, &c->timer->t);
+	return was;
+}
+
+int tt_timer_release(tt_timer *t)
+{
+	if (timer_of(t, false, "tt_timer_release") == NULL)
+		return tt__current()->last_err;
+	return tt_chan_release((tt_chan *)t);
+}
+
+int tt_ticker_make(tt_ticker **out, int64_t period)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_ticker_make: out is NULL");
+	if (period <= 0)
+		return tt__err(-EINVAL,
+			       "tt_ticker_make: non-positive period %lld",
+			       (long long)period);
+	return arm_new((tt_chan **)out, period, period, true);
+}
+
+tt_chan *tt_ticker_chan(tt_ticker *t)
+{
+	return timer_of(t, true, "tt_ticker_chan");
+}
+
+void tt_ticker_stop(tt_ticker *t)
+{
+	tt_chan *c = timer_of(t, true, "tt_ticker_stop");
+	if (c == NULL)
+		return;
+	tt__timer_del(c->sched, &c->timer->t);
+	drain(c);
+}
+
+int tt_ticker_reset(tt_ticker *t, int64_t period)
+{
+	tt_chan *c = timer_of(t, true, "tt_ticker_reset");
+	if (c == NULL)
+		return tt__current()->last_err;
+	if (period <= 0)
+		return tt__err(-EINVAL,
+			       "tt_ticker_reset: non-positive period %lld",
+			       (long long)period);
+	tt__timer_del(c->sched, &c->timer->t);
+	drain(c);
+	c->timer->t.period = period;
+	c->timer->t.when = tt_deadline_in(period);
+	tt__timer_add(c->sched, &c->timer->t);
+	return 0;
+}
+
+int tt_ticker_release(tt_ticker *t)
+{
+	if (timer_of(t, true, "tt_ticker_release") == NULL)
+		return tt__current()->last_err;
+	return tt_chan_release((tt_chan *)t);
+}

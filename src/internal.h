@@ -1,0 +1,327 @@
+/* tether — internal contract between the layers.
+ *
+ * Design notes
+ * ------------
+ * Layers, bottom to top: arch (the context switch), stack (arenas, guard
+ * pages, the pool), sched (goroutines, the run queue, park/ready, the idle
+ * path and deadlock detection), time (the timer heap), chan (channels and
+ * select). A layer calls only the layers below it; everything a layer
+ * exports to the others is declared here with the tt__ prefix.
+ *
+ * One scheduler per OS thread. All of a scheduler's state lives in one
+ * struct tt__sched (reached through a thread-local pointer), so that
+ * moving to M:N later changes this layer and not the ones above. Nothing
+ * here takes a lock: a scheduler's goroutines never run in parallel, and
+ * its objects refuse to be used from another thread (tt__check_owner).
+ *
+ * Memory layout of one goroutine stack (stack grows down):
+ *
+ *   high  +----------------------------+
+ *         | struct tt__g               |  the goroutine's record lives at
+ *         +----------------------------+  the top of its own stack, so a
+ *         | first frames: entry, fn,   |  goroutine that parks right away
+ *         | tt_chan_recv, park, switch |  touches one page in all
+ *         |            ...             |
+ *         |            v               |
+ *         +----------------------------+  stack_lo
+ *         | guard page(s)              |  MADV_GUARD_INSTALL or PROT_NONE
+ *   low   +----------------------------+
+ *
+ * Parked goroutines wait in intrusive queues of tt__waiter records that
+ * live on their own stacks (Go's sudog), so parking allocates nothing.
+ */
+#ifndef TT_INTERNAL_H
+#define TT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tether.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TT_ASAN)
+#define TT_ASAN 1
+#endif
+
+#define TT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TT_HIDDEN __attribute__((visibility("hidden")))
+
+/* Invariant checks stay on in release builds and say where they failed. */
+#define TT_ASSERT(cond)                                                     \
+	do {                                                                \
+		if (TT_UNLIKELY(!(cond)))                                   \
+			tt__fatal("assertion failed: %s (%s:%d)", #cond,    \
+				  __FILE__, __LINE__);                      \
+	} while (0)
+
+/* ---- wait reasons and states (Go's strings, one table) ---------------- */
+
+#define TT__WAIT_REASONS(X)                                                 \
+	X(NONE, "")                                                         \
+	X(CHAN_RECV, "chan receive")                                        \
+	X(CHAN_SEND, "chan send")                                           \
+	X(SELECT, "select")                                                 \
+	X(SELECT_NO_CASES, "select (no cases)")                             \
+	X(CHAN_RECV_NIL, "chan receive (nil chan)")                         \
+	X(CHAN_SEND_NIL, "chan send (nil chan)")                            \
+	X(SLEEP, "sleep")                                                   \
+	X(IO_WAIT, "IO wait")                                               \
+	X(WG_WAIT, "sync.WaitGroup.Wait")                                   \
+	X(MUTEX, "sync.Mutex.Lock")                                         \
+	X(RWMUTEX_R, "sync.RWMutex.RLock")                                  \
+	X(RWMUTEX_W, "sync.RWMutex.Lock")                                   \
+	X(COND, "sync.Cond.Wait")
+
+enum tt__wait_reason {
+#define TT__X(name, str) TT_WAIT_##name,
+	TT__WAIT_REASONS(TT__X)
+#undef TT__X
+	TT_WAIT__COUNT
+};
+
+extern const char *const tt__wait_reason_str[TT_WAIT__COUNT];
+
+enum tt__gstate {
+	TT_G_RUNNABLE = 1, /* in the run queue */
+	TT_G_RUNNING,      /* the scheduler's current goroutine */
+	TT_G_WAITING,      /* parked; reason says on what */
+	TT_G_DEAD          /* returned; its stack is going back to the pool */
+};
+
+/* ---- arch: the context switch ----------------------------------------- */
+
+/* Saves the callee-saved registers and FP control state on the current
+ * stack, stores the stack pointer in *save_sp, switches to new_sp and
+ * restores from there. Returns when something switches back. */
+void tt__switch(void **save_sp, void *new_sp);
+
+/* Builds the first frame of a new stack so that the first switch to the
+ * returned stack pointer calls entry(arg) on it. entry must not return. */
+void *tt__context_init(void *stack_top, void (*entry)(void *), void *arg);
+
+/* ---- time ------------------------------------------------------------- */
+
+typedef struct tt__timer tt__timer;
+typedef void (*tt__timer_fn)(tt__timer *t, int64_t now);
+
+/* A timer in the scheduler's heap. Embedded in what it wakes (a
+ * goroutine's record for sleeps and deadlines, a timer channel for
+ * tt_after/tt_timer/tt_ticker), so arming one allocates nothing. */
+struct tt__timer {
+	int64_t when;     /* absolute deadline, ns */
+	int64_t period;   /* > 0: re-arm by this much after firing */
+	tt__timer_fn fn;  /* runs on the scheduler; must not block or switch */
+	void *ctx;        /* for fn */
+	uint32_t heap_ix; /* index in the heap, or TT_TIMER_IDLE */
+};
+
+#define TT_TIMER_IDLE UINT32_MAX
+
+typedef struct tt__timer_heap {
+	tt__timer **v; /* binary min-heap on when */
+	uint32_t n, cap;
+} tt__timer_heap;
+
+/* ---- goroutines -------------------------------------------------------- */
+
+typedef struct tt__g tt__g;
+typedef struct tt__sched tt__sched;
+typedef struct tt__stack_pool tt__stack_pool;
+
+struct tt__g {
+	/* Owned by the scheduler; touched on every switch. */
+	void *sp;           /* saved stack pointer while not running */
+	tt__g *next;        /* run queue or stack pool link */
+	tt__sched *sched;   /* owner */
+	uint8_t state;      /* enum tt__gstate */
+	uint8_t reason;     /* enum tt__wait_reason, while WAITING */
+	uint8_t is_main;    /* the thread's own flow of control */
+	uint8_t timed_out;  /* set by the deadline timer before it readies us */
+	int64_t id;
+
+	/* Entry; valid until the goroutine starts. */
+	tt_func fn;
+	void *arg;
+
+	/* Stack: usable [stack_lo, stack_hi); guard below stack_lo. */
+	char *stack_lo;
+	char *stack_hi;
+	tt__stack_pool *pool; /* NULL for a thread's main goroutine */
+
+	/* Every goroutine of this scheduler, for dumps and leak checks. */
+	tt__g *all_prev, *all_next;
+
+	/* Who made it and when it last parked. */
+	int64_t parent_id;
+	void *create_pc;     /* return address of the tt_go call */
+	int64_t wait_since;  /* tt_now() at park */
+	const void *wait_obj;
+	const char *name;
+
+	/* While parked on channels: the waiter records (on this stack) that
+	 * whoever wakes it must take out of every other queue. */
+	void *wait_list;
+	uint32_t wait_n;
+
+	/* Set by whoever readies a goroutine parked in select: the index of
+	 * the case that fired, or -1 while none has. */
+	int sel_fired;
+
+	tt__timer timer; /* sleeps and deadlines */
+
+#if TT_ASAN
+	void *asan_fake_stack;
+#endif
+	unsigned valgrind_stack_id;
+
+	/* tt_last_error() */
+	int last_err;
+	char errmsg[120];
+};
+
+/* The pool of stacks of one size. Stacks come from arenas (one mmap each)
+ * and come back here when their goroutine ends. */
+struct tt__stack_pool {
+	size_t usable;        /* usable bytes per stack (page multiple) */
+	size_t stride;        /* usable + guard */
+	tt__g *free_hot;      /* stacks ready to reuse, their pages resident */
+	size_t nfree_hot;
+	char **free_cold;     /* stacks given back to the kernel (DONTNEED) */
+	size_t nfree_cold, cap_cold;
+	char *arena_next;     /* next unused stack in the current arena */
+	char *arena_end;
+	size_t arena_stacks;  /* size of the next arena, in stacks */
+	tt__stack_pool *next_pool;
+};
+
+typedef struct tt__runq {
+	tt__g *head, *tail;
+} tt__runq;
+
+struct tt__sched {
+	tt__g *current;      /* the running goroutine */
+	tt__runq runq;       /* runnable goroutines, FIFO */
+	tt__g *zombie;       /* ended; its stack is freed after the switch */
+	tt__timer_heap timers;
+	uint32_t timer_check; /* switches since the timers were last checked */
+	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
+	int64_t ngoroutines;  /* live goroutines of this scheduler */
+	tt__g *all;           /* list head of every goroutine */
+	tt__stack_pool *pools;
+	int64_t io_waiters;   /* parked on file descriptors (poll layer) */
+	void *altstack;       /* sigaltstack for the overflow report */
+	tt__g main_g;         /* the thread's own flow of control */
+};
+
+/* The calling thread's scheduler, made on first use. */
+extern __thread tt__sched *tt__tls_sched
+	__attribute__((tls_model("initial-exec")));
+tt__sched *tt__sched_init(void);
+
+static inline tt__sched *tt__sched_get(void)
+{
+	tt__sched *s = tt__tls_sched;
+	if (TT_UNLIKELY(s == NULL))
+		s = tt__sched_init();
+	return s;
+}
+
+static inline tt__g *tt__current(void)
+{
+	return tt__sched_get()->current;
+}
+
+/* Park the current goroutine (reason, on obj) until tt__ready. The
+ * caller must have queued it somewhere that will ready it, or armed its
+ * timer. */
+void tt__park(tt__sched *s, int reason, const void *obj);
+/* Make a parked goroutine runnable (at the back of the run queue). */
+void tt__ready(tt__sched *s, tt__g *g);
+
+/* Process-wide goroutine count and ids. */
+extern _Atomic int64_t tt__ngoroutines_total;
+
+/* ---- stack -------------------------------------------------------------- */
+
+/* A stack of at least `usable` bytes, its tt__g at the top zeroed except
+ * for the stack fields. NULL with the error recorded on failure. */
+tt__g *tt__stack_alloc(tt__sched *s, size_t usable);
+void tt__stack_free(tt__sched *s, tt__g *g);
+size_t tt__stack_default(void);
+void tt__stack_info(tt__sched *s, tt_runtime_info *out);
+size_t tt__page_size(void);
+/* Guard the stack-overflow signal on this thread (sigaltstack). */
+void tt__stack_thread_init(tt__sched *s);
+
+/* ---- time --------------------------------------------------------------- */
+
+void tt__timer_add(tt__sched *s, tt__timer *t);
+bool tt__timer_del(tt__sched *s, tt__timer *t); /* true if it was armed */
+/* Run every timer due at `now`; returns how many fired. */
+int tt__timers_run(tt__sched *s, int64_t now);
+static inline bool tt__timer_armed(const tt__timer *t)
+{
+	return t->heap_ix != TT_TIMER_IDLE;
+}
+/* Park the current goroutine until `deadline` or until readied, whichever
+ * first. Returns true if the deadline woke it. deadline must be > 0. */
+bool tt__park_until(tt__sched *s, int reason, const void *obj,
+		    int64_t deadline);
+
+/* ---- errors and fatal reports -------------------------------------------- */
+
+/* Record err and a printf-style message as the current goroutine's last
+ * error; returns err, so `return tt__err(-EINVAL, "...")` reads well. */
+int tt__err(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Go's panics and fatal errors: print and abort (panic) or exit(2)
+ * (fatal_exit). Never return. */
+void tt__panic(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+void tt__fatal(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+/* Print the stacks of the calling goroutine (and later, of all). */
+void tt__print_goroutine_header(int fd, tt__g *g);
+void tt__print_traceback(int fd);
+
+/* "fatal error: <head>" and every goroutine of s, then exit(2) — Go's
+ * report for deadlocks. */
+void tt__fatal_report(const char *head, tt__sched *s)
+	__attribute__((noreturn));
+
+/* Async-signal-safe output helpers. */
+void tt__write_all(int fd, const char *buf, size_t n);
+/* Decimal digits of v into buf (at least 21 bytes); returns the length. */
+size_t tt__utoa(char *buf, uint64_t v);
+
+/* A cheap clock (CLOCK_MONOTONIC_COARSE, a few ms resolution) for
+ * "waiting since" stamps taken on every park. */
+int64_t tt__coarse_now(void);
+
+/* ---- random ---------------------------------------------------------------- */
+
+static inline uint64_t tt__rand(tt__sched *s)
+{
+	/* wyrand: one multiply, passes BigCrush; plenty for select. */
+	s->rng += UINT64_C(0xa0761d6478bd642f);
+	__uint128_t m = (__uint128_t)s->rng *
+			(s->rng ^ UINT64_C(0xe7037ed1a0b428db));
+	return (uint64_t)(m >> 64) ^ (uint64_t)m;
+}
+
+/* A uniform integer in [0, n), n > 0 (Lemire's multiply-shift). */
+static inline uint32_t tt__rand_n(tt__sched *s, uint32_t n)
+{
+	return (uint32_t)(((tt__rand(s) & 0xffffffffu) * (uint64_t)n) >> 32);
+}
+
+#endif

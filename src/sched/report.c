@@ -1,0 +1,166 @@
+/* tether — errors, panics and fatal reports.
+ *
+ * Errors are returned as negative errno values; the sentence that says
+ * what was wrong is kept per goroutine (in its record, so it follows the
+ * goroutine across switches) for tt_last_error().
+ *
+ * Panics follow Go's layout, prefixed with "tether: ":
+ *
+ *   tether: panic: close of closed channel
+ *
+ *   goroutine 7 [running]:
+ *   <frames>
+ *
+ * and abort, so a core dump or a debugger catches the process where it
+ * failed. Fatal errors (deadlock) print "fatal error: ..." and exit(2) as
+ * Go's runtime does.
+ */
+#include <errno.h>
+#include <execinfo.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void tt__write_all(int fd, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, buf, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+size_t tt__utoa(char *buf, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+	return n;
+}
+
+int tt__err(int err, const char *fmt, ...)
+{
+	tt__g *g = tt__current();
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(g->errmsg, sizeof g->errmsg, fmt, ap);
+	va_end(ap);
+	g->last_err = err;
+	return err;
+}
+
+const char *tt_last_error(void)
+{
+	return tt__current()->errmsg;
+}
+
+const char *tt_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		return "success";
+	const char *d = strerrordesc_np(err);
+	return d ? d : "unknown error";
+}
+
+void tt__print_goroutine_header(int fd, tt__g *g)
+{
+	const char *state;
+	switch (g->state) {
+	case TT_G_RUNNING:
+		state = "running";
+		break;
+	case TT_G_RUNNABLE:
+		state = "runnable";
+		break;
+	case TT_G_WAITING:
+		state = tt__wait_reason_str[g->reason];
+		if (!*state)
+			state = "waiting";
+		break;
+	default:
+		state = "dead";
+		break;
+	}
+	dprintf(fd, "goroutine %lld [%s", (long long)g->id, state);
+	if (g->state == TT_G_WAITING && g->wait_since > 0) {
+		int64_t mins = (tt__coarse_now() - g->wait_since) / TT_MINUTE;
+		if (mins >= 1)
+			dprintf(fd, ", %lld minutes", (long long)mins);
+	}
+	dprintf(fd, "]:\n");
+}
+
+/* The calling goroutine's frames. Unwinding parked goroutines and
+ * file:line symbolization belong to the trace layer; until then this
+ * prints what glibc's unwinder and the dynamic symbol table know. */
+void tt__print_traceback(int fd)
+{
+	void *pcs[64];
+	int n = backtrace(pcs, 64);
+	/* Skip this function and the report function that called it. */
+	if (n > 2)
+		backtrace_symbols_fd(pcs + 2, n - 2, fd);
+}
+
+static void report_current(void)
+{
+	tt__sched *s = tt__tls_sched;
+	if (s && s->current) {
+		dprintf(2, "\n");
+		tt__print_goroutine_header(2, s->current);
+		tt__print_traceback(2);
+	}
+}
+
+void tt__panic(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	dprintf(2, "tether: panic: %s\n", msg);
+	report_current();
+	abort();
+}
+
+void tt__fatal(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	dprintf(2, "tether: fatal error: %s\n", msg);
+	report_current();
+	abort();
+}
+
+void tt__fatal_report(const char *head, tt__sched *s)
+{
+	dprintf(2, "fatal error: %s\n", head);
+	for (tt__g *g = s->all; g; g = g->all_next) {
+		dprintf(2, "\n");
+		tt__print_goroutine_header(2, g);
+		if (g == s->current)
+			tt__print_traceback(2);
+	}
+	exit(2);
+}

@@ -1,0 +1,408 @@
+/* tether — the scheduler: goroutines, the run queue, park and ready, the
+ * idle path and deadlock detection.
+ *
+ * Design notes
+ * ------------
+ * One scheduler per OS thread, made the first time the thread calls in.
+ * The thread's own flow of control becomes the scheduler's first
+ * goroutine (main_g), running on the thread's stack.
+ *
+ * There is no scheduler goroutine ("g0"): a goroutine that parks picks the
+ * next runnable one and switches to it directly, one switch per hand-off.
+ * When nothing is runnable the parking goroutine runs the idle loop itself,
+ * on its own stack: it fires due timers, sleeps until the next one, and
+ * when it finds something runnable switches to it — or simply returns if
+ * what became runnable is itself (a lone sleeper never switches at all).
+ * A goroutine that ends does the same from its dying stack; the stack goes
+ * back to the pool only after the switch away from it (s->zombie, freed by
+ * whoever runs next, in after_switch).
+ *
+ * Invariants (s = the scheduler; all fields are touched by its thread only):
+ *  - s->current is the one goroutine in state RUNNING.
+ *  - a goroutine is in s->runq iff its state is RUNNABLE.
+ *  - a WAITING goroutine is reachable from whatever will ready it: a
+ *    channel's wait queue, the timer heap (its own timer), or the poller.
+ *    If it is reachable from none, it is leaked (later layers prove it).
+ *  - timer callbacks run inside the idle loop or at a park; they may ready
+ *    goroutines but never switch or block.
+ *
+ * tt_go runs the child at once (the parent waits at the head of the run
+ * queue), so a loop of short-lived goroutines reuses one hot stack.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if TT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+__thread tt__sched *tt__tls_sched __attribute__((tls_model("initial-exec")));
+
+_Atomic int64_t tt__ngoroutines_total;
+static _Atomic int64_t next_goid = 1;
+
+const char *const tt__wait_reason_str[TT_WAIT__COUNT] = {
+#define TT__X(name, str) [TT_WAIT_##name] = str,
+	TT__WAIT_REASONS(TT__X)
+#undef TT__X
+};
+
+/* ---- run queue ------------------------------------------------------ */
+
+static inline void runq_push_back(tt__sched *s, tt__g *g)
+{
+	g->next = NULL;
+	if (s->runq.tail)
+		s->runq.tail->next = g;
+	else
+		s->runq.head = g;
+	s->runq.tail = g;
+}
+
+static inline void runq_push_front(tt__sched *s, tt__g *g)
+{
+	g->next = s->runq.head;
+	s->runq.head = g;
+	if (!s->runq.tail)
+		s->runq.tail = g;
+}
+
+static inline tt__g *runq_pop(tt__sched *s)
+{
+	tt__g *g = s->runq.head;
+	if (g) {
+		s->runq.head = g->next;
+		if (!s->runq.head)
+			s->runq.tail = NULL;
+	}
+	return g;
+}
+
+/* ---- the all-goroutines list ------------------------------------------ */
+
+static void all_link(tt__sched *s, tt__g *g)
+{
+	g->all_prev = NULL;
+	g->all_next = s->all;
+	if (s->all)
+		s->all->all_prev = g;
+	s->all = g;
+	s->ngoroutines++;
+	atomic_fetch_add_explicit(&tt__ngoroutines_total, 1,
+				  memory_order_relaxed);
+}
+
+static void all_unlink(tt__sched *s, tt__g *g)
+{
+	if (g->all_prev)
+		g->all_prev->all_next = g->all_next;
+	else
+		s->all = g->all_next;
+	if (g->all_next)
+		g->all_next->all_prev = g->all_prev;
+	s->ngoroutines--;
+	atomic_fetch_sub_explicit(&tt__ngoroutines_total, 1,
+				  memory_order_relaxed);
+}
+
+/* ---- switching ------------------------------------------------------------- */
+
+/* Runs on the goroutine that was just switched to, before it does anything
+ * else: finishes what the previous one could not do on its own stack. */
+static inline void after_switch(tt__sched *s)
+{
+	if (TT_UNLIKELY(s->zombie != NULL)) {
+		tt__g *z = s->zombie;
+		s->zombie = NULL;
+		tt__stack_free(s, z);
+	}
+}
+
+static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
+{
+	s->current = to;
+	to->state = TT_G_RUNNING;
+#if TT_ASAN
+	__sanitizer_start_switch_fiber(
+		from->state == TT_G_DEAD ? NULL : &from->asan_fake_stack,
+		to->stack_lo, (size_t)(to->stack_hi - to->stack_lo));
+#endif
+	tt__switch(&from->sp, to->sp);
+#if TT_ASAN
+	__sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
+#endif
+	after_switch(s);
+}
+
+/* ---- the idle path --------------------------------------------------------- */
+
+static void deadlock(tt__sched *s) __attribute__((noreturn));
+
+static void deadlock(tt__sched *s)
+{
+	char head[160];
+	if (s->main_g.state == TT_G_WAITING && s->main_g.reason == TT_WAIT_NONE)
+		snprintf(head, sizeof head,
+			 "no goroutines (main called runtime.Goexit) - "
+			 "deadlock!");
+	else
+		snprintf(head, sizeof head,
+			 "all goroutines are asleep - deadlock!");
+	tt__fatal_report(head, s);
+}
+
+/* Wait until some goroutine is runnable and return it, taken off the run
+ * queue. Runs on the stack of the goroutine that could not continue
+ * (parked or dead); timers fire here. */
+static tt__g *idle_wait(tt__sched *s)
+{
+	for (;;) {
+		int64_t now = tt_now();
+		if (s->timers.n)
+			tt__timers_run(s, now);
+		tt__g *g = runq_pop(s);
+		if (g)
+			return g;
+		if (s->timers.n == 0 && s->io_waiters == 0)
+			deadlock(s);
+		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
+		if (wake > now) {
+			struct timespec ts = {
+				.tv_sec = wake / TT_SECOND,
+				.tv_nsec = wake % TT_SECOND,
+			};
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+					NULL);
+		}
+	}
+}
+
+/* Fire due timers now and then while the run queue is busy, so a set of
+ * goroutines that never idle cannot starve them. */
+static inline void maybe_run_timers(tt__sched *s)
+{
+	if (TT_UNLIKELY(s->timers.n != 0) && ++s->timer_check >= 64) {
+		s->timer_check = 0;
+		tt__timers_run(s, tt_now());
+	}
+}
+
+/* ---- park and ready ----------------------------------------------------------- */
+
+void tt__park(tt__sched *s, int reason, const void *obj)
+{
+	tt__g *g = s->current;
+	g->state = TT_G_WAITING;
+	g->reason = (uint8_t)reason;
+	g->wait_obj = obj;
+	g->wait_since = tt__coarse_now();
+	maybe_run_timers(s);
+	tt__g *next = runq_pop(s);
+	if (TT_UNLIKELY(next == NULL)) {
+		next = idle_wait(s);
+		if (next == g) {
+			g->state = TT_G_RUNNING;
+			return;
+		}
+	}
+	switch_to(s, g, next);
+}
+
+void tt__ready(tt__sched *s, tt__g *g)
+{
+	TT_ASSERT(g->state == TT_G_WAITING);
+	g->state = TT_G_RUNNABLE;
+	runq_push_back(s, g);
+}
+
+/* ---- goroutines ------------------------------------------------------------------ */
+
+static void g_exit(tt__sched *s, tt__g *g) __attribute__((noreturn));
+
+static void g_entry(void *p)
+{
+	tt__g *g = p;
+	tt__sched *s = g->sched;
+#if TT_ASAN
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	after_switch(s);
+	g->fn(g->arg);
+	g_exit(s, g);
+}
+
+static void g_exit(tt__sched *s, tt__g *g)
+{
+	all_unlink(s, g);
+	g->state = TT_G_DEAD;
+	s->zombie = g;
+	tt__g *next = runq_pop(s);
+	if (!next)
+		next = idle_wait(s);
+	switch_to(s, g, next);
+	tt__fatal("a dead goroutine was resumed");
+}
+
+static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
+			 void *arg, void *pc)
+{
+	if (TT_UNLIKELY(fn == NULL))
+		return tt__err(-EINVAL, "tt_go: fn is NULL");
+	size_t size = tt__stack_default();
+	const char *name = NULL;
+	if (attr) {
+		if (attr->flags != 0)
+			return tt__err(-EINVAL,
+				       "tt_go_with: unknown flags 0x%x",
+				       attr->flags);
+		if (attr->stack_size)
+			size = attr->stack_size;
+		name = attr->name;
+	}
+	tt__g *g = tt__stack_alloc(s, size);
+	if (TT_UNLIKELY(g == NULL))
+		return s->current->last_err;
+
+	int64_t id = atomic_fetch_add_explicit(&next_goid, 1,
+					       memory_order_relaxed);
+	tt__g *parent = s->current;
+	g->sched = s;
+	g->id = id;
+	g->is_main = 0;
+	g->timed_out = 0;
+	g->fn = fn;
+	g->arg = arg;
+	g->parent_id = parent->id;
+	g->create_pc = pc;
+	g->wait_obj = NULL;
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	g->name = name;
+	g->sel_fired = -1;
+	g->timer.heap_ix = TT_TIMER_IDLE;
+	g->last_err = 0;
+	g->errmsg[0] = '\0';
+#if TT_ASAN
+	g->asan_fake_stack = NULL;
+#endif
+	g->sp = tt__context_init(g->stack_hi, g_entry, g);
+	all_link(s, g);
+
+	/* Child first: the parent waits at the head of the run queue. */
+	parent->state = TT_G_RUNNABLE;
+	runq_push_front(s, parent);
+	switch_to(s, parent, g);
+	return id;
+}
+
+__attribute__((noinline)) int64_t tt_go(tt_func fn, void *arg)
+{
+	return go_common(tt__sched_get(), NULL, fn, arg,
+			 __builtin_return_address(0));
+}
+
+__attribute__((noinline)) int64_t tt_go_with(const tt_go_attr *attr,
+					     tt_func fn, void *arg)
+{
+	return go_common(tt__sched_get(), attr, fn, arg,
+			 __builtin_return_address(0));
+}
+
+void tt_yield(void)
+{
+	tt__sched *s = tt__sched_get();
+	if (s->timers.n)
+		tt__timers_run(s, tt_now());
+	tt__g *next = runq_pop(s);
+	if (!next)
+		return;
+	tt__g *g = s->current;
+	g->state = TT_G_RUNNABLE;
+	runq_push_back(s, g);
+	switch_to(s, g, next);
+}
+
+void tt_goexit(void)
+{
+	tt__sched *s = tt__sched_get();
+	tt__g *g = s->current;
+	if (g->is_main) {
+		/* Go lets the others run on, then reports the deadlock. */
+		for (;;)
+			tt__park(s, TT_WAIT_NONE, NULL);
+	}
+	g_exit(s, g);
+}
+
+int64_t tt_goid(void)
+{
+	return tt__current()->id;
+}
+
+int64_t tt_num_goroutine(void)
+{
+	tt__sched_get();
+	return atomic_load_explicit(&tt__ngoroutines_total,
+				    memory_order_relaxed);
+}
+
+int tt_runtime_info_get(tt_runtime_info *out)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_runtime_info_get: out is NULL");
+	tt__sched *s = tt__sched_get();
+	memset(out, 0, sizeof *out);
+	tt__stack_info(s, out);
+	out->goroutines = tt_num_goroutine();
+	return 0;
+}
+
+/* ---- making a scheduler ------------------------------------------------------------- */
+
+static void main_stack_bounds(tt__g *g)
+{
+	pthread_attr_t attr;
+	void *addr = NULL;
+	size_t size = 0;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &addr, &size);
+		pthread_attr_destroy(&attr);
+	}
+	g->stack_lo = addr;
+	g->stack_hi = (char *)addr + size;
+}
+
+tt__sched *tt__sched_init(void)
+{
+	tt__sched *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		static const char msg[] =
+			"tether: fatal error: out of memory making a "
+			"scheduler\n";
+		tt__write_all(2, msg, sizeof msg - 1);
+		abort();
+	}
+	tt__g *m = &s->main_g;
+	m->sched = s;
+	m->id = atomic_fetch_add_explicit(&next_goid, 1,
+					  memory_order_relaxed);
+	m->is_main = 1;
+	m->state = TT_G_RUNNING;
+	m->sel_fired = -1;
+	m->timer.heap_ix = TT_TIMER_IDLE;
+	main_stack_bounds(m);
+	s->current = m;
+	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
+		 (uint64_t)m->id;
+	tt__tls_sched = s;
+	all_link(s, m);
+	tt__stack_thread_init(s);
+	return s;
+}

@@ -1,0 +1,419 @@
+/* tether — goroutine stacks: arenas, guard pages, the pool, and the
+ * stack-overflow report.
+ *
+ * Design notes
+ * ------------
+ * Stacks of one size are carved from arenas, one anonymous mapping each
+ * (MAP_NORESERVE: address space only, pages appear when touched). Each
+ * stack has a guard region at its low end and its tt__g record at its
+ * high end:
+ *
+ *   arena:  | guard | stack 0 ... [g] | guard | stack 1 ... [g] | ...
+ *           ^ base                    ^ base + stride
+ *
+ * Guards. madvise(MADV_GUARD_INSTALL) (Linux 6.13) marks the guard pages
+ * in the page table without splitting the mapping, so a million guarded
+ * stacks are a few hundred mappings. Where the kernel refuses it, the
+ * fallback is mprotect(PROT_NONE), which splits the mapping in two at each
+ * guard: Linux allows vm.max_map_count (65530 by default) mappings per
+ * process, so that mode keeps a budget and refuses new stacks with a clear
+ * error before the kernel would, rather than crash. TETHER_GUARD=mprotect
+ * forces the fallback (for testing it).
+ *
+ * Sizes. The default stack is 64 KiB (256 KiB under AddressSanitizer,
+ * whose redzones triple frame sizes). A goroutine that parks at once
+ * touches one page of it; the rest is address space. 64 KiB holds ordinary
+ * C code including stdio and a few KiB of locals, while keeping a million
+ * stacks to 80 GiB of address space and page tables to ~160 bytes per
+ * stack. TETHER_STACK_SIZE (bytes, or with a K/M suffix) changes the
+ * default; tt_go_with sets it per goroutine.
+ *
+ * The pool. A stack whose goroutine ended goes on its pool's hot list
+ * (pages resident, reused first: a loop of short goroutines reuses one
+ * stack). Beyond HOT_MAX hot stacks, freed ones have their pages returned
+ * with MADV_DONTNEED and wait on the cold list; their guards stay.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if defined(TT_HAVE_VALGRIND) && TT_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#define TT_VG_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
+#else
+#define TT_VG_REGISTER(lo, hi) 0u
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define GUARD_BYTES (16 * 1024)
+#define MIN_STACK (16 * 1024)
+#define HOT_MAX 1024
+#define ARENA_FIRST 16
+#define ARENA_MAX 4096
+#define ALTSTACK_BYTES (64 * 1024)
+
+/* Process-wide settings, fixed at the first stack. */
+static pthread_once_t globals_once = PTHREAD_ONCE_INIT;
+static size_t page_size;
+static size_t default_size;
+static size_t guard_size;
+static _Atomic int guard_mode; /* tt_guard_mode */
+static _Atomic int64_t guard_budget = -1;
+static _Atomic int64_t stacks_mapped;
+
+static size_t round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static size_t parse_size(const char *v)
+{
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (end == v)
+		return 0;
+	if (*end == 'k' || *end == 'K')
+		n *= 1024;
+	else if (*end == 'm' || *end == 'M')
+		n *= 1024 * 1024;
+	return (size_t)n;
+}
+
+static long read_long_file(const char *path, long dflt)
+{
+	FILE *f = fopen(path, "r");
+	long v = dflt;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = dflt;
+		fclose(f);
+	}
+	return v;
+}
+
+static long count_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int c;
+	if (!f)
+		return 1000;
+	while ((c = getc(f)) != EOF)
+		if (c == '\n')
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* mprotect mode: how many more guarded stacks the mapping limit allows,
+ * keeping headroom for the rest of the program (malloc arenas, dlopen). */
+static void set_mprotect_budget(void)
+{
+	long max = read_long_file("/proc/sys/vm/max_map_count", 65530);
+	long used = count_mappings();
+	long room = max - used - 2048;
+	atomic_store(&guard_budget, room > 0 ? room / 2 : 0);
+}
+
+static void globals_init(void)
+{
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+#if TT_ASAN
+	default_size = 256 * 1024;
+#else
+	default_size = 64 * 1024;
+#endif
+	const char *v = getenv("TETHER_STACK_SIZE");
+	if (v && parse_size(v))
+		default_size = parse_size(v);
+	if (default_size < MIN_STACK)
+		default_size = MIN_STACK;
+	default_size = round_up(default_size, page_size);
+	guard_size = round_up(GUARD_BYTES, page_size);
+	v = getenv("TETHER_GUARD");
+	if (v && strcmp(v, "mprotect") == 0) {
+		atomic_store(&guard_mode, TT_GUARD_MPROTECT);
+		set_mprotect_budget();
+	} else {
+		atomic_store(&guard_mode, TT_GUARD_MADVISE);
+	}
+}
+
+size_t tt__page_size(void)
+{
+	pthread_once(&globals_once, globals_init);
+	return page_size;
+}
+
+size_t tt__stack_default(void)
+{
+	pthread_once(&globals_once, globals_init);
+	return default_size;
+}
+
+static size_t g_record_size(void)
+{
+	return round_up(sizeof(tt__g), 64);
+}
+
+static tt__g *base_to_g(tt__stack_pool *p, char *base)
+{
+	tt__g *g = (tt__g *)(base + p->stride - g_record_size());
+	g->stack_lo = base + guard_size;
+	g->stack_hi = (char *)g;
+	g->pool = p;
+	return g;
+}
+
+static tt__stack_pool *pool_for(tt__sched *s, size_t size)
+{
+	for (tt__stack_pool *p = s->pools; p; p = p->next_pool)
+		if (p->usable == size)
+			return p;
+	tt__stack_pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->usable = size;
+	p->stride = size + guard_size;
+	p->arena_stacks = ARENA_FIRST;
+	p->next_pool = s->pools;
+	s->pools = p;
+	return p;
+}
+
+static int install_guard(char *base)
+{
+	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+	    TT_GUARD_MADVISE) {
+		if (madvise(base, guard_size, MADV_GUARD_INSTALL) == 0)
+			return 0;
+		if (errno != EINVAL)
+			return tt__err(-errno,
+				       "cannot install a stack guard page: "
+				       "madvise: %s",
+				       strerror(errno));
+		/* Kernel older than 6.13: fall back for good. */
+		int expect = TT_GUARD_MADVISE;
+		if (atomic_compare_exchange_strong(&guard_mode, &expect,
+						   TT_GUARD_MPROTECT))
+			set_mprotect_budget();
+	}
+	if (atomic_fetch_sub(&guard_budget, 1) <= 0) {
+		atomic_fetch_add(&guard_budget, 1);
+		return tt__err(-ENOMEM,
+			       "no more goroutine stacks: each needs a guard "
+			       "page, which costs two memory mappings without "
+			       "MADV_GUARD_INSTALL (Linux 6.13+), and "
+			       "vm.max_map_count (%ld) is nearly used up; "
+			       "raise it (sysctl vm.max_map_count=...) or run "
+			       "a newer kernel",
+			       read_long_file("/proc/sys/vm/max_map_count",
+					      -1));
+	}
+	if (mprotect(base, guard_size, PROT_NONE) != 0) {
+		int e = errno;
+		atomic_fetch_add(&guard_budget, 1);
+		return tt__err(-e, "cannot protect a stack guard page: %s",
+			       strerror(e));
+	}
+	return 0;
+}
+
+static char *carve(tt__stack_pool *p)
+{
+	if (p->arena_next == p->arena_end) {
+		size_t n = p->arena_stacks;
+		size_t bytes = n * p->stride;
+		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			       0);
+		if (m == MAP_FAILED) {
+			tt__err(-ENOMEM,
+				"cannot map %zu bytes for %zu goroutine "
+				"stacks: %s",
+				bytes, n, strerror(errno));
+			return NULL;
+		}
+		p->arena_next = m;
+		p->arena_end = (char *)m + bytes;
+		if (p->arena_stacks < ARENA_MAX)
+			p->arena_stacks *= 2;
+	}
+	char *base = p->arena_next;
+	if (install_guard(base) != 0)
+		return NULL;
+	p->arena_next += p->stride;
+	(void)TT_VG_REGISTER(base + guard_size, base + p->stride);
+	atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
+	return base;
+}
+
+tt__g *tt__stack_alloc(tt__sched *s, size_t size)
+{
+	pthread_once(&globals_once, globals_init);
+	size = round_up(size < MIN_STACK ? MIN_STACK : size, page_size);
+	if (size > ((size_t)1 << 40)) {
+		tt__err(-EINVAL, "stack size %zu is too large", size);
+		return NULL;
+	}
+	tt__stack_pool *p = pool_for(s, size);
+	if (TT_UNLIKELY(p == NULL)) {
+		tt__err(-ENOMEM, "out of memory for a stack pool");
+		return NULL;
+	}
+	tt__g *g = p->free_hot;
+	if (TT_LIKELY(g != NULL)) {
+		p->free_hot = g->next;
+		p->nfree_hot--;
+		return g;
+	}
+	char *base;
+	if (p->nfree_cold)
+		base = p->free_cold[--p->nfree_cold];
+	else if ((base = carve(p)) == NULL)
+		return NULL;
+	return base_to_g(p, base);
+}
+
+void tt__stack_free(tt__sched *s, tt__g *g)
+{
+	(void)s;
+	tt__stack_pool *p = g->pool;
+	if (p == NULL)
+		return;
+	if (p->nfree_hot < HOT_MAX) {
+		g->next = p->free_hot;
+		p->free_hot = g;
+		p->nfree_hot++;
+		return;
+	}
+	if (p->nfree_cold == p->cap_cold) {
+		size_t cap = p->cap_cold ? p->cap_cold * 2 : 256;
+		char **v = realloc(p->free_cold, cap * sizeof *v);
+		if (!v) {
+			/* Keep it hot rather than lose it. */
+			g->next = p->free_hot;
+			p->free_hot = g;
+			p->nfree_hot++;
+			return;
+		}
+		p->free_cold = v;
+		p->cap_cold = cap;
+	}
+	char *base = g->stack_lo - guard_size;
+	madvise(base + guard_size, p->usable, MADV_DONTNEED);
+	p->free_cold[p->nfree_cold++] = base;
+}
+
+void tt__stack_info(tt__sched *s, tt_runtime_info *out)
+{
+	pthread_once(&globals_once, globals_init);
+	out->guard_mode = (tt_guard_mode)atomic_load(&guard_mode);
+	out->stack_size = default_size;
+	out->guard_size = guard_size;
+	out->page_size = page_size;
+	out->stacks_mapped = atomic_load(&stacks_mapped);
+	int64_t pooled = 0;
+	for (tt__stack_pool *p = s->pools; p; p = p->next_pool)
+		pooled += (int64_t)(p->nfree_hot + p->nfree_cold);
+	out->stacks_pooled = pooled;
+	out->guard_budget = out->guard_mode == TT_GUARD_MPROTECT
+				    ? atomic_load(&guard_budget)
+				    : -1;
+}
+
+/* ---- the stack-overflow report ------------------------------------------ */
+
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static struct sigaction old_segv, old_bus;
+
+static void chain(int sig, siginfo_t *si, void *uc)
+{
+	struct sigaction *old = sig == SIGBUS ? &old_bus : &old_segv;
+	if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+		old->sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (old->sa_handler == SIG_IGN)
+		return;
+	if (old->sa_handler != SIG_DFL) {
+		old->sa_handler(sig);
+		return;
+	}
+	/* Default action: restore it; the faulting instruction runs again
+	 * and the kernel ends the process as it would have. */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigaction(sig, &dfl, NULL);
+}
+
+static void overflow_handler(int sig, siginfo_t *si, void *uc)
+{
+	tt__sched *s = tt__tls_sched;
+	tt__g *g = s ? s->current : NULL;
+	char *a = si->si_addr;
+	if (g && g->pool && a < g->stack_lo && a >= g->stack_lo - guard_size) {
+		char num[24];
+		size_t n = tt__utoa(num, (uint64_t)g->id);
+		static const char m1[] =
+			"tether: fatal error: stack overflow in goroutine ";
+		tt__write_all(2, m1, sizeof m1 - 1);
+		tt__write_all(2, num, n);
+		static const char m2[] = " (stack of ";
+		tt__write_all(2, m2, sizeof m2 - 1);
+		n = tt__utoa(num, (uint64_t)(g->stack_hi - g->stack_lo));
+		tt__write_all(2, num, n);
+		static const char m3[] = " bytes; set a larger one with "
+					 "tt_go_with or TETHER_STACK_SIZE)"
+					 "\n\ngoroutine ";
+		tt__write_all(2, m3, sizeof m3 - 1);
+		n = tt__utoa(num, (uint64_t)g->id);
+		tt__write_all(2, num, n);
+		static const char m4[] = " [running]:\n";
+		tt__write_all(2, m4, sizeof m4 - 1);
+		abort();
+	}
+	chain(sig, si, uc);
+}
+
+static void install_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = overflow_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+}
+
+void tt__stack_thread_init(tt__sched *s)
+{
+	pthread_once(&globals_once, globals_init);
+	/* Keep an alternate stack someone else installed. */
+	stack_t cur;
+	if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
+	    cur.ss_size >= (size_t)MINSIGSTKSZ) {
+		pthread_once(&handler_once, install_handler);
+		return;
+	}
+	s->altstack = malloc(ALTSTACK_BYTES);
+	if (s->altstack) {
+		stack_t ss = {.ss_sp = s->altstack,
+			      .ss_size = ALTSTACK_BYTES,
+			      .ss_flags = 0};
+		sigaltstack(&ss, NULL);
+	}
+	pthread_once(&handler_once, install_handler);
+}
