@@ -32,9 +32,11 @@ typedef void (*tt_func)(void *arg);
 
 /* Options for tt_go_with. Zero-initialise it, then set what you need. */
 typedef struct tt_go_attr {
-	/* Usable stack bytes; 0 means the default (tt_runtime_info
-	 * stack_size, 64 KiB unless TETHER_STACK_SIZE says otherwise). Rounded
-	 * up to whole pages; at least 8 KiB. */
+	/* Stack bytes, the runtime's record of the goroutine (a few hundred
+	 * bytes at the top) included; 0 means the default (tt_runtime_info's
+	 * stack_size: 64 KiB unless TETHER_STACK_SIZE says otherwise).
+	 * Rounded up to whole pages; at least 16 KiB. A guard region below
+	 * the stack turns an overflow into a clear fatal report. */
 	size_t stack_size;
 	/* An optional name shown in stack dumps and profiles. The string is
 	 * not copied: it must outlive the goroutine (a literal is typical). */

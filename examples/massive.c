@@ -1,0 +1,127 @@
+/* massive — the seed's massiveGoroutine.go in C.
+ *
+ * Starts --count goroutines (default 1,000,000), each blocked forever
+ * receiving from an unbuffered channel that nobody sends to: a million
+ * leaked goroutines. Prints how long starting them took, how many are
+ * alive, and the resident memory each costs, then waits for Ctrl-C (or
+ * --seconds N) so the leak can be looked at.
+ *
+ *   build/examples/massive [--count N] [--seconds N]
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tether.h>
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* Go's f(): block on a channel that never delivers. */
+static void f(void *arg)
+{
+	tt_chan *quit = arg;
+	int v;
+	tt_recv(quit, &v, NULL);
+}
+
+static long resident_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *fp = fopen("/proc/self/statm", "r");
+	if (fp) {
+		if (fscanf(fp, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(fp);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+static int parse_count(const char *flag, const char *v, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long n = v ? strtol(v, &end, 10) : 0;
+	if (!v || errno || *end || n < 0 || n > max) {
+		fprintf(stderr, "massive: %s needs a number from 0 to %ld, "
+				"got %s\n",
+			flag, max, v ? v : "nothing");
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	long count = 1000000, seconds = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--count") == 0) {
+			if (parse_count(a, i + 1 < argc ? argv[++i] : NULL,
+					100000000, &count))
+				return 2;
+		} else if (strcmp(a, "--seconds") == 0) {
+			if (parse_count(a, i + 1 < argc ? argv[++i] : NULL,
+					1000000000, &seconds))
+				return 2;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			printf("usage: massive [--count N] [--seconds N]\n");
+			return 0;
+		} else {
+			fprintf(stderr, "massive: unknown argument %s "
+					"(try --help)\n",
+				a);
+			return 2;
+		}
+	}
+
+	tt_chan *quit;
+	int r = tt_chan_make(&quit, sizeof(int), 0);
+	if (r) {
+		fprintf(stderr, "massive: %s\n", tt_last_error());
+		return 1;
+	}
+	long rss0 = resident_bytes();
+	int64_t t0 = tt_now();
+	for (long i = 0; i < count; i++) {
+		int64_t id = tt_go(f, quit);
+		if (id < 0) {
+			fprintf(stderr,
+				"massive: goroutine %ld of %ld did not start: "
+				"%s\n",
+				i + 1, count, tt_last_error());
+			return 1;
+		}
+	}
+	double secs = (double)(tt_now() - t0) / TT_SECOND;
+	long rss1 = resident_bytes();
+
+	printf("started %ld goroutines in %.3f s (%.0f ns each)\n", count,
+	       secs, count ? secs * 1e9 / (double)count : 0.0);
+	printf("live goroutines: %lld\n", (long long)tt_num_goroutine());
+	printf("resident memory per goroutine: %.0f bytes\n",
+	       count ? (double)(rss1 - rss0) / (double)count : 0.0);
+	if (seconds < 0)
+		printf("waiting; press Ctrl-C to stop\n");
+	else
+		printf("waiting %ld s\n", seconds);
+	fflush(stdout);
+
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	int64_t end = seconds < 0 ? TT_FOREVER
+				  : tt_deadline_in(seconds * TT_SECOND);
+	while (!interrupted && (end == TT_FOREVER || tt_now() < end))
+		tt_sleep(100 * TT_MILLISECOND);
+	printf("done\n");
+	return 0;
+}
