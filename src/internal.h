@@ -62,6 +62,9 @@
 				  __FILE__, __LINE__);                      \
 	} while (0)
 
+void tt__fatal(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+
 /* ---- wait reasons and states (Go's strings, one table) ---------------- */
 
 #define TT__WAIT_REASONS(X)                                                 \
@@ -213,6 +216,8 @@ struct tt__sched {
 	tt__timer_heap timers;
 	uint32_t timer_check; /* switches since the timers were last checked */
 	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
+	uint64_t nparks;      /* parks so far, to pace clock reads */
+	int64_t stamp;        /* a recent tt_now(), for "waiting since" */
 	int64_t ngoroutines;  /* live goroutines of this scheduler */
 	tt__g *all;           /* list head of every goroutine */
 	tt__stack_pool *pools;
@@ -243,8 +248,44 @@ static inline tt__g *tt__current(void)
  * caller must have queued it somewhere that will ready it, or armed its
  * timer. */
 void tt__park(tt__sched *s, int reason, const void *obj);
+
+/* The run queue: a FIFO linked through g->next. */
+static inline void runq_push_back(tt__sched *s, tt__g *g)
+{
+	g->next = NULL;
+	if (s->runq.tail)
+		s->runq.tail->next = g;
+	else
+		s->runq.head = g;
+	s->runq.tail = g;
+}
+
+static inline void runq_push_front(tt__sched *s, tt__g *g)
+{
+	g->next = s->runq.head;
+	s->runq.head = g;
+	if (!s->runq.tail)
+		s->runq.tail = g;
+}
+
+static inline tt__g *runq_pop(tt__sched *s)
+{
+	tt__g *g = s->runq.head;
+	if (g) {
+		s->runq.head = g->next;
+		if (!s->runq.head)
+			s->runq.tail = NULL;
+	}
+	return g;
+}
+
 /* Make a parked goroutine runnable (at the back of the run queue). */
-void tt__ready(tt__sched *s, tt__g *g);
+static inline void tt__ready(tt__sched *s, tt__g *g)
+{
+	TT_ASSERT(g->state == TT_G_WAITING);
+	g->state = TT_G_RUNNABLE;
+	runq_push_back(s, g);
+}
 
 /* Process-wide goroutine count and ids. */
 extern _Atomic int64_t tt__ngoroutines_total;

@@ -289,6 +289,47 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
 	return -ETIMEDOUT;
 }
 
+/* Park on c's queue q until a peer completes the operation, the channel
+ * closes, or the deadline passes. The caller found it would block. */
+static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
+		    int reason, int64_t deadline, bool *success)
+{
+	if (deadline == TT_TRY)
+		return -EAGAIN;
+	if (deadline != TT_FOREVER && deadline <= tt_now())
+		return -ETIMEDOUT;
+	tt__g *g = s->current;
+	tt__waiter w;
+	w.g = g;
+	w.c = c;
+	w.q = q;
+	w.elem = elem;
+	w.case_ix = -1;
+	w.success = false;
+	waitq_push(q, &w);
+	g->wait_list = &w;
+	g->wait_n = 1;
+	bool timed_out = park_on(s, reason, c, deadline);
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	if (TT_UNLIKELY(c->refs == 0))
+		tt__chan_maybe_free(s, c);
+	*success = w.success;
+	return timed_out ? -ETIMEDOUT : 0;
+}
+
+static int send_block(tt__sched *s, tt_chan *c, const void *elem,
+		      int64_t deadline)
+{
+	bool sent;
+	int r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
+			 deadline, &sent);
+	if (r == 0 && !sent)
+		tt__panic("send on closed channel");
+	return r;
+}
+
+/* Everything the fast path does not handle: nil channels, bad input. */
 static int send_slow(tt__sched *s, tt_chan *c, const void *elem,
 		     size_t elem_size, int64_t deadline)
 {
@@ -301,45 +342,36 @@ static int send_slow(tt__sched *s, tt_chan *c, const void *elem,
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (tt__chan_try_send(s, c, elem))
 		return 0;
-	if (deadline == TT_TRY)
-		return -EAGAIN;
-	if (deadline != TT_FOREVER && deadline <= tt_now())
-		return -ETIMEDOUT;
-
-	tt__g *g = s->current;
-	tt__waiter w = {.g = g, .c = c, .q = &c->sendq,
-			.elem = (void *)elem, .case_ix = -1};
-	waitq_push(&c->sendq, &w);
-	g->wait_list = &w;
-	g->wait_n = 1;
-	bool timed_out = park_on(s, TT_WAIT_CHAN_SEND, c, deadline);
-	g->wait_list = NULL;
-	g->wait_n = 0;
-	if (timed_out) {
-		tt__chan_maybe_free(s, c);
-		return -ETIMEDOUT;
-	}
-	if (!w.success)
-		tt__panic("send on closed channel");
-	tt__chan_maybe_free(s, c);
-	return 0;
+	return send_block(s, c, elem, deadline);
 }
 
 int tt_chan_send_until(tt_chan *c, const void *elem, size_t elem_size,
 		       int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	/* Fast path: a parked receiver or room in the buffer. */
 	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
-	    TT_LIKELY(elem != NULL || elem_size == 0) &&
-	    tt__chan_try_send(s, c, elem))
-		return 0;
+	    TT_LIKELY(elem != NULL || elem_size == 0)) {
+		if (tt__chan_try_send(s, c, elem))
+			return 0;
+		return send_block(s, c, elem, deadline);
+	}
 	return send_slow(s, c, elem, elem_size, deadline);
 }
 
 int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size)
 {
 	return tt_chan_send_until(c, elem, elem_size, TT_FOREVER);
+}
+
+static int recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok,
+		      int64_t deadline)
+{
+	bool got;
+	int r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV, deadline,
+			 &got);
+	if (r == 0 && ok)
+		*ok = got;
+	return r;
 }
 
 static int recv_slow(tt__sched *s, tt_chan *c, void *elem, size_t elem_size,
@@ -353,26 +385,7 @@ static int recv_slow(tt__sched *s, tt_chan *c, void *elem, size_t elem_size,
 		return r;
 	if (tt__chan_try_recv(s, c, elem, ok))
 		return 0;
-	if (deadline == TT_TRY)
-		return -EAGAIN;
-	if (deadline != TT_FOREVER && deadline <= tt_now())
-		return -ETIMEDOUT;
-
-	tt__g *g = s->current;
-	tt__waiter w = {.g = g, .c = c, .q = &c->recvq, .elem = elem,
-			.case_ix = -1};
-	waitq_push(&c->recvq, &w);
-	g->wait_list = &w;
-	g->wait_n = 1;
-	bool timed_out = park_on(s, TT_WAIT_CHAN_RECV, c, deadline);
-	g->wait_list = NULL;
-	g->wait_n = 0;
-	tt__chan_maybe_free(s, c);
-	if (timed_out)
-		return -ETIMEDOUT;
-	if (ok)
-		*ok = w.success;
-	return 0;
+	return recv_block(s, c, elem, ok, deadline);
 }
 
 int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size, bool *ok,
@@ -380,8 +393,11 @@ int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size, bool *ok,
 {
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
-	    TT_LIKELY(elem != NULL) && tt__chan_try_recv(s, c, elem, ok))
-		return 0;
+	    TT_LIKELY(elem != NULL)) {
+		if (tt__chan_try_recv(s, c, elem, ok))
+			return 0;
+		return recv_block(s, c, elem, ok, deadline);
+	}
 	return recv_slow(s, c, elem, elem_size, ok, deadline);
 }
 

@@ -54,37 +54,6 @@ const char *const tt__wait_reason_str[TT_WAIT__COUNT] = {
 #undef TT__X
 };
 
-/* ---- run queue ------------------------------------------------------ */
-
-static inline void runq_push_back(tt__sched *s, tt__g *g)
-{
-	g->next = NULL;
-	if (s->runq.tail)
-		s->runq.tail->next = g;
-	else
-		s->runq.head = g;
-	s->runq.tail = g;
-}
-
-static inline void runq_push_front(tt__sched *s, tt__g *g)
-{
-	g->next = s->runq.head;
-	s->runq.head = g;
-	if (!s->runq.tail)
-		s->runq.tail = g;
-}
-
-static inline tt__g *runq_pop(tt__sched *s)
-{
-	tt__g *g = s->runq.head;
-	if (g) {
-		s->runq.head = g->next;
-		if (!s->runq.head)
-			s->runq.tail = NULL;
-	}
-	return g;
-}
-
 /* ---- the all-goroutines list ------------------------------------------ */
 
 static void all_link(tt__sched *s, tt__g *g)
@@ -165,6 +134,7 @@ static tt__g *idle_wait(tt__sched *s)
 {
 	for (;;) {
 		int64_t now = tt_now();
+		s->stamp = now;
 		if (s->timers.n)
 			tt__timers_run(s, now);
 		tt__g *g = runq_pop(s);
@@ -190,7 +160,8 @@ static inline void maybe_run_timers(tt__sched *s)
 {
 	if (TT_UNLIKELY(s->timers.n != 0) && ++s->timer_check >= 64) {
 		s->timer_check = 0;
-		tt__timers_run(s, tt_now());
+		s->stamp = tt_now();
+		tt__timers_run(s, s->stamp);
 	}
 }
 
@@ -202,7 +173,12 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	g->state = TT_G_WAITING;
 	g->reason = (uint8_t)reason;
 	g->wait_obj = obj;
-	g->wait_since = tt__coarse_now();
+	/* "Waiting since" is stamped from a clock read every 64 parks (and
+	 * at every idle wait): a clock read per park would cost more than
+	 * the rest of the park, and the stamp only matters in minutes. */
+	if (TT_UNLIKELY((++s->nparks & 63) == 0))
+		s->stamp = tt__coarse_now();
+	g->wait_since = s->stamp;
 	maybe_run_timers(s);
 	tt__g *next = runq_pop(s);
 	if (TT_UNLIKELY(next == NULL)) {
@@ -213,13 +189,6 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 		}
 	}
 	switch_to(s, g, next);
-}
-
-void tt__ready(tt__sched *s, tt__g *g)
-{
-	TT_ASSERT(g->state == TT_G_WAITING);
-	g->state = TT_G_RUNNABLE;
-	runq_push_back(s, g);
 }
 
 /* ---- goroutines ------------------------------------------------------------------ */
@@ -399,6 +368,7 @@ tt__sched *tt__sched_init(void)
 	m->timer.heap_ix = TT_TIMER_IDLE;
 	main_stack_bounds(m);
 	s->current = m;
+	s->stamp = tt_now();
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
 		 (uint64_t)m->id;
 	tt__tls_sched = s;
