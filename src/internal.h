@@ -218,7 +218,10 @@ struct tt__sched {
 	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
 	uint64_t nparks;      /* parks so far, to pace clock reads */
 	int64_t stamp;        /* a recent tt_now(), for "waiting since" */
-	int64_t ngoroutines;  /* live goroutines of this scheduler */
+	_Atomic int64_t ngoroutines; /* live goroutines; written by this
+					thread only, read by any */
+	int64_t goid_next, goid_end; /* this thread's block of ids */
+	tt__sched *next_sched;       /* in the registry of schedulers */
 	tt__g *all;           /* list head of every goroutine */
 	tt__stack_pool *pools;
 	int64_t io_waiters;   /* parked on file descriptors (poll layer) */
@@ -287,8 +290,6 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
 	runq_push_back(s, g);
 }
 
-/* Process-wide goroutine count and ids. */
-extern _Atomic int64_t tt__ngoroutines_total;
 
 /* ---- stack -------------------------------------------------------------- */
 

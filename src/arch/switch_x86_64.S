@@ -53,11 +53,17 @@ tt__switch:
 	.cfi_adjust_cfa_offset 8
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
+	movl	(%rsp), %eax
+	movzwl	4(%rsp), %ecx
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
-	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
-	addq	$8, %rsp
+	/* Loading MXCSR or the control word costs more than the rest of
+	 * the switch; almost always both sides have the same, so compare. */
+	cmpl	(%rsp), %eax
+	jne	1f
+	cmpw	4(%rsp), %cx
+	jne	1f
+2:	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15
 	.cfi_adjust_cfa_offset -8
@@ -78,6 +84,9 @@ tt__switch:
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore %rbp
 	ret
+1:	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	jmp	2b
 	.cfi_endproc
 	.size	tt__switch, .-tt__switch
 

@@ -45,8 +45,26 @@
 
 __thread tt__sched *tt__tls_sched __attribute__((tls_model("initial-exec")));
 
-_Atomic int64_t tt__ngoroutines_total;
-static _Atomic int64_t next_goid = 1;
+/* Goroutine ids come from one process-wide counter, taken in blocks so
+ * that starting a goroutine does no atomic operation (Go's goidcache). */
+#define GOID_BATCH 256
+static _Atomic int64_t next_goid_block = 1;
+
+/* Every scheduler, for counts and dumps that span threads. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static tt__sched *registry; /* linked by s->next_sched */
+static pthread_key_t thread_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static int64_t new_goid(tt__sched *s)
+{
+	if (TT_UNLIKELY(s->goid_next == s->goid_end)) {
+		s->goid_next = atomic_fetch_add_explicit(
+			&next_goid_block, GOID_BATCH, memory_order_relaxed);
+		s->goid_end = s->goid_next + GOID_BATCH;
+	}
+	return s->goid_next++;
+}
 
 const char *const tt__wait_reason_str[TT_WAIT__COUNT] = {
 #define TT__X(name, str) [TT_WAIT_##name] = str,
@@ -63,9 +81,11 @@ static void all_link(tt__sched *s, tt__g *g)
 	if (s->all)
 		s->all->all_prev = g;
 	s->all = g;
-	s->ngoroutines++;
-	atomic_fetch_add_explicit(&tt__ngoroutines_total, 1,
-				  memory_order_relaxed);
+	/* Only this thread writes the count; others read it. */
+	atomic_store_explicit(&s->ngoroutines,
+			      atomic_load_explicit(&s->ngoroutines,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 static void all_unlink(tt__sched *s, tt__g *g)
@@ -76,9 +96,10 @@ static void all_unlink(tt__sched *s, tt__g *g)
 		s->all = g->all_next;
 	if (g->all_next)
 		g->all_next->all_prev = g->all_prev;
-	s->ngoroutines--;
-	atomic_fetch_sub_explicit(&tt__ngoroutines_total, 1,
-				  memory_order_relaxed);
+	atomic_store_explicit(&s->ngoroutines,
+			      atomic_load_explicit(&s->ngoroutines,
+						   memory_order_relaxed) - 1,
+			      memory_order_relaxed);
 }
 
 /* ---- switching ------------------------------------------------------------- */
@@ -239,8 +260,7 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	if (TT_UNLIKELY(g == NULL))
 		return s->current->last_err;
 
-	int64_t id = atomic_fetch_add_explicit(&next_goid, 1,
-					       memory_order_relaxed);
+	int64_t id = new_goid(s);
 	tt__g *parent = s->current;
 	g->sched = s;
 	g->id = id;
@@ -318,8 +338,13 @@ int64_t tt_goid(void)
 int64_t tt_num_goroutine(void)
 {
 	tt__sched_get();
-	return atomic_load_explicit(&tt__ngoroutines_total,
-				    memory_order_relaxed);
+	int64_t n = 0;
+	pthread_mutex_lock(&registry_lock);
+	for (tt__sched *s = registry; s; s = s->next_sched)
+		n += atomic_load_explicit(&s->ngoroutines,
+					  memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
+	return n;
 }
 
 int tt_runtime_info_get(tt_runtime_info *out)
@@ -348,6 +373,21 @@ static void main_stack_bounds(tt__g *g)
 	g->stack_hi = (char *)addr + size;
 }
 
+/* A thread that ends takes its first goroutine with it. Its other
+ * goroutines can never run again; they stay counted (they are leaked) and
+ * keep the scheduler registered. */
+static void thread_gone(void *p)
+{
+	tt__sched *s = p;
+	all_unlink(s, &s->main_g);
+	s->main_g.state = TT_G_DEAD;
+}
+
+static void make_key(void)
+{
+	pthread_key_create(&thread_key, thread_gone);
+}
+
 tt__sched *tt__sched_init(void)
 {
 	tt__sched *s = calloc(1, sizeof *s);
@@ -360,8 +400,7 @@ tt__sched *tt__sched_init(void)
 	}
 	tt__g *m = &s->main_g;
 	m->sched = s;
-	m->id = atomic_fetch_add_explicit(&next_goid, 1,
-					  memory_order_relaxed);
+	m->id = new_goid(s);
 	m->is_main = 1;
 	m->state = TT_G_RUNNING;
 	m->sel_fired = -1;
@@ -374,5 +413,11 @@ tt__sched *tt__sched_init(void)
 	tt__tls_sched = s;
 	all_link(s, m);
 	tt__stack_thread_init(s);
+	pthread_mutex_lock(&registry_lock);
+	s->next_sched = registry;
+	registry = s;
+	pthread_mutex_unlock(&registry_lock);
+	pthread_once(&key_once, make_key);
+	pthread_setspecific(thread_key, s);
 	return s;
 }

@@ -155,9 +155,10 @@ size_t tt__page_size(void)
 	return page_size;
 }
 
+/* Callers have a scheduler, whose making ran globals_init on this thread
+ * (tt__stack_thread_init), so the settings are visible here. */
 size_t tt__stack_default(void)
 {
-	pthread_once(&globals_once, globals_init);
 	return default_size;
 }
 
@@ -260,7 +261,6 @@ static char *carve(tt__stack_pool *p)
 
 tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 {
-	pthread_once(&globals_once, globals_init);
 	size = round_up(size < MIN_STACK ? MIN_STACK : size, page_size);
 	if (size > ((size_t)1 << 40)) {
 		tt__err(-EINVAL, "stack size %zu is too large", size);
