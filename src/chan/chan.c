@@ -156,7 +156,8 @@ static void chan_free(tt__sched *s, tt_chan *c)
 {
 	if (c->timer)
 		tt__timer_del(s, &c->timer->t);
-	c->magic = TT_CHAN_DEAD;
+	/* volatile: a plain store before free() is dead to the compiler. */
+	*(volatile uint32_t *)&c->magic = TT_CHAN_DEAD;
 	free(c);
 }
 

@@ -51,6 +51,10 @@
 #define TT_VG_REGISTER(lo, hi) 0u
 #endif
 
+#if TT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -291,6 +295,12 @@ void tt__stack_free(tt__sched *s, tt__g *g)
 	tt__stack_pool *p = g->pool;
 	if (p == NULL)
 		return;
+#if TT_ASAN
+	/* The frames that ran here left redzones poisoned; the next
+	 * goroutine on this stack must start clean. */
+	ASAN_UNPOISON_MEMORY_REGION(g->stack_lo,
+				    (size_t)(g->stack_hi - g->stack_lo));
+#endif
 	if (p->nfree_hot < HOT_MAX) {
 		g->next = p->free_hot;
 		p->free_hot = g;

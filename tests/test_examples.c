@@ -1,0 +1,90 @@
+/* Every example, run as a program and its output checked. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+/* Run build/examples/<name> with args; capture stdout (and stderr, with
+ * 2>&1) into a malloc'd string; return the exit status (-1 if it did not
+ * exit normally). */
+static int run_example(const char *name, const char *args, char **out)
+{
+	const char *dir = getenv("TETHER_BUILD_DIR");
+	const char *emu = getenv("TETHER_EMULATOR");
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s %s/examples/%s %s 2>&1",
+		 emu ? emu : "", dir ? dir : "build", name, args);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	assert_non_null(buf);
+	size_t n;
+	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+		len += n;
+		if (cap - len < 2) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+	}
+	buf[len] = '\0';
+	int st = pclose(p);
+	*out = buf;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_hello(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(run_example("hello", "", &out), 0);
+	assert_string_equal(out, "job 1\njob 2\njob 3\nworker done\n");
+	free(out);
+}
+
+static void test_massive(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(run_example("massive", "--count 20000 --seconds 0",
+				     &out),
+			 0);
+	TU_ASSERT_CONTAINS(out, "started 20000 goroutines in ");
+	TU_ASSERT_CONTAINS(out, "live goroutines: 20001\n");
+	/* One page per parked goroutine, give or take page tables. */
+	const char *rss = strstr(out, "resident memory per goroutine: ");
+	assert_non_null(rss);
+	long bytes = strtol(rss + strlen("resident memory per goroutine: "),
+			    NULL, 10);
+	TU_ASSERT_RANGE(bytes, 1024, 3 * 4096 + 2048);
+	TU_ASSERT_CONTAINS(out, "done\n");
+	free(out);
+}
+
+static void test_massive_bad_args(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(run_example("massive", "--count -5", &out), 2);
+	TU_ASSERT_CONTAINS(out, "--count needs a number");
+	free(out);
+	assert_int_equal(run_example("massive", "--bogus", &out), 2);
+	TU_ASSERT_CONTAINS(out, "unknown argument --bogus");
+	free(out);
+	assert_int_equal(run_example("massive", "--seconds", &out), 2);
+	TU_ASSERT_CONTAINS(out, "--seconds needs a number");
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_massive),
+		cmocka_unit_test(test_massive_bad_args),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
