@@ -53,6 +53,7 @@
 
 #if TT_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
 #ifndef MADV_GUARD_INSTALL
@@ -279,14 +280,21 @@ tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 	if (TT_LIKELY(g != NULL)) {
 		p->free_hot = g->next;
 		p->nfree_hot--;
-		return g;
+	} else {
+		char *base;
+		if (p->nfree_cold)
+			base = p->free_cold[--p->nfree_cold];
+		else if ((base = carve(p)) == NULL)
+			return NULL;
+		g = base_to_g(p, base);
 	}
-	char *base;
-	if (p->nfree_cold)
-		base = p->free_cold[--p->nfree_cold];
-	else if ((base = carve(p)) == NULL)
-		return NULL;
-	return base_to_g(p, base);
+#if TT_ASAN
+	/* A parked goroutine's stack may hold the only pointer to what it
+	 * waits on: LeakSanitizer must scan it while the goroutine lives. */
+	__lsan_register_root_region(g->stack_lo,
+				    (size_t)((char *)(g + 1) - g->stack_lo));
+#endif
+	return g;
 }
 
 void tt__stack_free(tt__sched *s, tt__g *g)
@@ -296,10 +304,18 @@ void tt__stack_free(tt__sched *s, tt__g *g)
 	if (p == NULL)
 		return;
 #if TT_ASAN
-	/* The frames that ran here left redzones poisoned; the next
-	 * goroutine on this stack must start clean. */
-	ASAN_UNPOISON_MEMORY_REGION(g->stack_lo,
-				    (size_t)(g->stack_hi - g->stack_lo));
+	__lsan_unregister_root_region(g->stack_lo,
+				      (size_t)((char *)(g + 1) - g->stack_lo));
+	/* Frames still active when the goroutine ended left their redzones
+	 * poisoned; the next goroutine on this stack must start clean. They
+	 * all lie above the stack pointer of its last switch (g->sp); the
+	 * frames below it returned normally and cleaned up after
+	 * themselves. Unpoisoning only that part keeps the shadow of the
+	 * unused depths untouched. */
+	char *lo = (char *)g->sp - 512;
+	if (lo < g->stack_lo)
+		lo = g->stack_lo;
+	ASAN_UNPOISON_MEMORY_REGION(lo, (size_t)(g->stack_hi - lo));
 #endif
 	if (p->nfree_hot < HOT_MAX) {
 		g->next = p->free_hot;
