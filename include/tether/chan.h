@@ -94,8 +94,9 @@ typedef struct tt_case {
  * passes, -EINVAL for an unknown case kind or a wrong element size (no
  * case is performed then). n == 0 with TT_FOREVER blocks forever, like
  * `select {}`. A send case on a closed channel panics when chosen, as
- * in Go. */
-TT_EXPORT int tt_select(tt_case *cases, size_t n, int64_t deadline);
+ * in Go. The cases array is only read; values move through the elem and
+ * ok pointers it holds. */
+TT_EXPORT int tt_select(const tt_case *cases, size_t n, int64_t deadline);
 
 #ifdef __cplusplus
 }

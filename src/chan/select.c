@@ -64,7 +64,7 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 	return 0;
 }
 
-static void perform(tt__sched *s, tt_case *k)
+static void perform(tt__sched *s, const tt_case *k)
 {
 	if (k->kind == TT_CASE_RECV)
 		tt__chan_try_recv(s, k->chan, k->elem, k->ok);
@@ -72,7 +72,7 @@ static void perform(tt__sched *s, tt_case *k)
 		tt__chan_try_send(s, k->chan, k->elem);
 }
 
-int tt_select(tt_case *cases, size_t n, int64_t deadline)
+int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	if (TT_UNLIKELY(n > 0 && cases == NULL))
@@ -146,7 +146,7 @@ int tt_select(tt_case *cases, size_t n, int64_t deadline)
 	/* Pass 3: which case fired. */
 	int fired = timed_out ? -1 : g->sel_fired;
 	if (fired >= 0) {
-		tt_case *k = &cases[fired];
+		const tt_case *k = &cases[fired];
 		bool success = ws[fired].success;
 		if (k->kind == TT_CASE_SEND && !success)
 			tt__panic("send on closed channel");
