@@ -106,6 +106,9 @@ enum tt__gstate {
  * restores from there. Returns when something switches back. */
 void tt__switch(void **save_sp, void *new_sp);
 
+/* Restores the context saved at new_sp, abandoning the current one. */
+void tt__jump(void *new_sp) __attribute__((noreturn));
+
 /* Builds the first frame of a new stack so that the first switch to the
  * returned stack pointer calls entry(arg) on it. entry must not return. */
 void *tt__context_init(void *stack_top, void (*entry)(void *), void *arg);

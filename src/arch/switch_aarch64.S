@@ -62,6 +62,32 @@ tt__switch:
 	.cfi_endproc
 	.size	tt__switch, .-tt__switch
 
+/* tt__jump(void *new_sp): the second half of tt__switch, for a goroutine
+ * that has ended and needs nothing saved. */
+	.p2align 4
+	.globl	tt__jump
+	.hidden	tt__jump
+	.type	tt__jump, %function
+tt__jump:
+	.cfi_startproc
+	mov	sp, x0
+	ldr	x9, [sp, #160]
+	msr	fpcr, x9
+	ldp	x19, x20, [sp, #0]
+	ldp	x21, x22, [sp, #16]
+	ldp	x23, x24, [sp, #32]
+	ldp	x25, x26, [sp, #48]
+	ldp	x27, x28, [sp, #64]
+	ldp	x29, x30, [sp, #80]
+	ldp	d8, d9, [sp, #96]
+	ldp	d10, d11, [sp, #112]
+	ldp	d12, d13, [sp, #128]
+	ldp	d14, d15, [sp, #144]
+	add	sp, sp, #176
+	ret
+	.cfi_endproc
+	.size	tt__jump, .-tt__jump
+
 /* First frame of every goroutine: entry in x20, argument in x19 (see
  * tt__context_init). The entry function never returns. */
 	.p2align 4

@@ -90,6 +90,28 @@ tt__switch:
 	.cfi_endproc
 	.size	tt__switch, .-tt__switch
 
+/* tt__jump(void *new_sp): the second half of tt__switch, for a goroutine
+ * that has ended and needs nothing saved. */
+	.p2align 4
+	.globl	tt__jump
+	.hidden	tt__jump
+	.type	tt__jump, @function
+tt__jump:
+	.cfi_startproc
+	movq	%rdi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size	tt__jump, .-tt__jump
+
 /* The first frame of every goroutine: tt__context_init leaves the entry
  * function in r13 and its argument in r12, and the first switch "returns"
  * here with a 16-byte aligned stack. The entry function never returns.

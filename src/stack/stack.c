@@ -76,9 +76,10 @@ static _Atomic int guard_mode; /* tt_guard_mode */
 static _Atomic int64_t guard_budget = -1;
 static _Atomic int64_t stacks_mapped;
 
+/* `to` is a power of two (a page size, 64). */
 static size_t round_up(size_t n, size_t to)
 {
-	return (n + to - 1) / to * to;
+	return (n + to - 1) & ~(to - 1);
 }
 
 static size_t parse_size(const char *v)
@@ -183,8 +184,9 @@ static tt__g *base_to_g(tt__stack_pool *p, char *base)
 
 static tt__stack_pool *pool_for(tt__sched *s, size_t size)
 {
+	/* The pool used last is first in the list. */
 	for (tt__stack_pool *p = s->pools; p; p = p->next_pool)
-		if (p->usable == size)
+		if (TT_LIKELY(p->usable == size))
 			return p;
 	tt__stack_pool *p = calloc(1, sizeof *p);
 	if (!p)
@@ -266,8 +268,10 @@ static char *carve(tt__stack_pool *p)
 
 tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 {
-	size = round_up(size < MIN_STACK ? MIN_STACK : size, page_size);
-	if (size > ((size_t)1 << 40)) {
+	if (TT_UNLIKELY(size != default_size))
+		size = round_up(size < MIN_STACK ? MIN_STACK : size,
+				page_size);
+	if (TT_UNLIKELY(size > ((size_t)1 << 40))) {
 		tt__err(-EINVAL, "stack size %zu is too large", size);
 		return NULL;
 	}
