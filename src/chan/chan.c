@@ -130,6 +130,7 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 	c->timer = with_timer ? (tt__chan_timer *)(c + 1) : NULL;
 	c->magic = TT_CHAN_MAGIC;
 	c->refs = 1;
+	c->parked = 0;
 	c->elem_size = elem_size;
 	c->cap = ucap;
 	c->qcount = 0;
@@ -163,7 +164,13 @@ static void chan_free(tt__sched *s, tt_chan *c)
 
 void tt__chan_maybe_free(tt__sched *s, tt_chan *c)
 {
-	if (c->refs == 0 && !c->recvq.first && !c->sendq.first)
+	if (c->refs == 0 && c->parked == 0)
+		chan_free(s, c);
+}
+
+void tt__chan_unpark(tt__sched *s, tt_chan *c)
+{
+	if (--c->parked == 0 && c->refs == 0)
 		chan_free(s, c);
 }
 
@@ -308,14 +315,14 @@ static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
 	w.case_ix = -1;
 	w.success = false;
 	waitq_push(q, &w);
+	c->parked++;
 	g->wait_list = &w;
 	g->wait_n = 1;
 	bool timed_out = park_on(s, reason, c, deadline);
 	g->wait_list = NULL;
 	g->wait_n = 0;
-	if (TT_UNLIKELY(c->refs == 0))
-		tt__chan_maybe_free(s, c);
 	*success = w.success;
+	tt__chan_unpark(s, c);
 	return timed_out ? -ETIMEDOUT : 0;
 }
 

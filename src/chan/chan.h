@@ -50,6 +50,9 @@ struct tt_chan {
 	tt__chan_timer *timer; /* set for timer and ticker channels */
 	uint32_t magic;
 	uint32_t refs;         /* user references */
+	uint32_t parked;       /* goroutines that parked on it and have not
+				  yet resumed (woken or not): they keep it
+				  alive with no reference of their own */
 	size_t elem_size;
 	size_t cap;
 	size_t qcount;         /* values in buf */
@@ -126,6 +129,10 @@ void tt__chan_timeout(tt__timer *t, int64_t now);
  * channel. */
 int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem);
 int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok);
+
+/* A goroutine that parked on c has resumed: drop its hold and free c if
+ * nothing else holds it. */
+void tt__chan_unpark(tt__sched *s, tt_chan *c);
 
 /* Free the channel if no user reference and nobody waits on it. */
 void tt__chan_maybe_free(tt__sched *s, tt_chan *c);

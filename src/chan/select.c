@@ -125,6 +125,7 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 			w->q = cases[i].kind == TT_CASE_RECV ? &c->recvq
 							     : &c->sendq;
 			waitq_push(w->q, w);
+			c->parked++;
 		}
 	}
 	g->wait_list = ws;
@@ -155,7 +156,7 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	}
 	for (size_t i = 0; i < n; i++)
 		if (cases[i].chan)
-			tt__chan_maybe_free(s, cases[i].chan);
+			tt__chan_unpark(s, cases[i].chan);
 	if (ws != stack_ws)
 		free(ws);
 	return timed_out ? -ETIMEDOUT : fired;

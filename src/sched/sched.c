@@ -202,12 +202,13 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	g->wait_since = s->stamp;
 	maybe_run_timers(s);
 	tt__g *next = runq_pop(s);
-	if (TT_UNLIKELY(next == NULL)) {
+	if (TT_UNLIKELY(next == NULL))
 		next = idle_wait(s);
-		if (next == g) {
-			g->state = TT_G_RUNNING;
-			return;
-		}
+	/* The timers just run (or the idle wait) may have readied g
+	 * itself: then there is nothing to switch. */
+	if (TT_UNLIKELY(next == g)) {
+		g->state = TT_G_RUNNING;
+		return;
 	}
 	switch_to(s, g, next);
 }

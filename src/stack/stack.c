@@ -199,18 +199,49 @@ static tt__stack_pool *pool_for(tt__sched *s, size_t size)
 	return p;
 }
 
+/* Does a guard installed at `base` really fault? Some environments accept
+ * MADV_GUARD_INSTALL and do nothing (qemu-user passes unknown advice
+ * through as a no-op). Ask the kernel to read the page on our behalf:
+ * write(2) from a guard fails with EFAULT instead of faulting us. */
+static bool guard_faults(char *base)
+{
+	int fds[2];
+	if (pipe(fds) != 0)
+		return true; /* cannot tell; trust the kernel */
+	ssize_t n = write(fds[1], base, 1);
+	int e = errno;
+	close(fds[0]);
+	close(fds[1]);
+	return n < 0 && e == EFAULT;
+}
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static char *probe_base;
+static bool madvise_works;
+
+static void probe_madvise(void)
+{
+	madvise_works = guard_faults(probe_base);
+}
+
 static int install_guard(char *base)
 {
 	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
 	    TT_GUARD_MADVISE) {
-		if (madvise(base, guard_size, MADV_GUARD_INSTALL) == 0)
-			return 0;
+		if (madvise(base, guard_size, MADV_GUARD_INSTALL) == 0) {
+			probe_base = base;
+			pthread_once(&probe_once, probe_madvise);
+			if (madvise_works)
+				return 0;
+			errno = EINVAL; /* accepted but ineffective */
+		}
 		if (errno != EINVAL)
 			return tt__err(-errno,
 				       "cannot install a stack guard page: "
 				       "madvise: %s",
 				       strerror(errno));
-		/* Kernel older than 6.13: fall back for good. */
+		/* Kernel older than 6.13 (or an emulator that ignores the
+		 * advice): fall back for good. */
 		int expect = TT_GUARD_MADVISE;
 		if (atomic_compare_exchange_strong(&guard_mode, &expect,
 						   TT_GUARD_MPROTECT))

@@ -1,0 +1,596 @@
+/* tether tests — panics and fatal errors, each in a child process.
+ *
+ * Every case below runs in a fresh copy of this binary (tu_spawn_self:
+ * no cmocka signal handlers, a scheduler made from scratch, so the main
+ * goroutine is goroutine 1 as go.h promises). The parent checks what the
+ * child printed on stderr and how it ended: Go's panics print
+ * "tether: panic: <what>" with the goroutine's header and abort
+ * (SIGABRT); a deadlock prints Go's "fatal error: all goroutines are
+ * asleep - deadlock!" with every goroutine and exits with status 2.
+ *
+ * A child that gets past the point where it should have died prints
+ * "tu-survived" and exits 0, which fails the test. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define CHILD_TIMEOUT (60 * TT_SECOND)
+
+static void survived(void)
+{
+	fprintf(stderr, "tu-survived\n");
+}
+
+/* Print a marker the parent reads back: which goroutine should be named
+ * in the report. */
+static void mark_goid(void)
+{
+	fprintf(stderr, "tu-goid=%lld\n", (long long)tt_goid());
+}
+
+/* A few goroutines that come and go, so the ids in the reports are not
+ * trivially 1 and 2. */
+static void nothing(void *arg)
+{
+	(void)arg;
+}
+
+static void burn_ids(int n)
+{
+	for (int i = 0; i < n; i++)
+		tt_go(nothing, NULL);
+}
+
+/* ---- child cases ------------------------------------------------------------ */
+
+static void child_close_closed(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 1) != 0)
+		return;
+	mark_goid();
+	tt_chan_close(c);
+	tt_chan_close(c);
+	survived();
+}
+
+static void child_close_nil(void)
+{
+	mark_goid();
+	tt_chan_close(NULL);
+	survived();
+}
+
+static void child_send_closed(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 4) != 0)
+		return;
+	tt_chan_close(c);
+	mark_goid();
+	int v = 1;
+	/* Even with TT_TRY and room in the buffer: Go's select with a
+	 * default case panics too. */
+	tt_chan_send_until(c, &v, sizeof v, TT_TRY);
+	survived();
+}
+
+static void send_closed_in_goroutine(void *arg)
+{
+	tt_chan *c = arg;
+	mark_goid();
+	int v = 1;
+	tt_send(c, &v);
+	survived();
+}
+
+static void child_send_closed_goroutine(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 0) != 0)
+		return;
+	tt_chan_close(c);
+	burn_ids(3);
+	tt_go(send_closed_in_goroutine, c);
+	survived();
+}
+
+static void parked_sender(void *arg)
+{
+	tt_chan *c = arg;
+	mark_goid();
+	int v = 1;
+	tt_send(c, &v); /* parks: nobody receives; then the close */
+	survived();
+}
+
+static void child_parked_sender_closed(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 0) != 0)
+		return;
+	burn_ids(2);
+	tt_go(parked_sender, c);
+	fprintf(stderr, "tu-parked\n");
+	tt_chan_close(c);
+	fprintf(stderr, "tu-closed\n");
+	/* Let the sender run: it must panic. */
+	tt_sleep(2 * TT_SECOND);
+	survived();
+}
+
+static void parked_select_sender(void *arg)
+{
+	tt_chan **cs = arg;
+	mark_goid();
+	int v = 1, w = 0;
+	tt_case cases[2] = {TT_CASE_RECV_INTO(cs[0], &w, NULL),
+			    TT_CASE_SEND_FROM(cs[1], &v)};
+	tt_select(cases, 2, TT_FOREVER);
+	survived();
+}
+
+static void child_select_send_closed(void)
+{
+	static tt_chan *cs[2];
+	if (tt_chan_make(&cs[0], sizeof(int), 0) != 0 ||
+	    tt_chan_make(&cs[1], sizeof(int), 0) != 0)
+		return;
+	burn_ids(1);
+	tt_go(parked_select_sender, cs);
+	tt_chan_close(cs[1]);
+	tt_sleep(2 * TT_SECOND);
+	survived();
+}
+
+static void child_select_send_closed_ready(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 1) != 0)
+		return;
+	tt_chan_close(c);
+	mark_goid();
+	int v = 1;
+	tt_case cases[1] = {TT_CASE_SEND_FROM(c, &v)};
+	tt_select(cases, 1, TT_TRY);
+	survived();
+}
+
+static void child_deadlock_recv(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 0) != 0)
+		return;
+	int v;
+	tt_recv(c, &v, NULL); /* nobody will ever send */
+	survived();
+}
+
+static void blocked_sender(void *arg)
+{
+	tt_chan *c = arg;
+	mark_goid();
+	int v = 1;
+	tt_send(c, &v);
+}
+
+static void child_deadlock_many(void)
+{
+	tt_chan *a = NULL, *b = NULL;
+	if (tt_chan_make(&a, sizeof(int), 0) != 0 ||
+	    tt_chan_make(&b, sizeof(int), 0) != 0)
+		return;
+	burn_ids(4);
+	tt_go(blocked_sender, a);
+	int v;
+	tt_recv(b, &v, NULL);
+	survived();
+}
+
+static void child_deadlock_nil(void)
+{
+	int v;
+	tt_chan_recv(NULL, &v, sizeof v, NULL);
+	survived();
+}
+
+static void child_deadlock_select_empty(void)
+{
+	tt_select(NULL, 0, TT_FOREVER);
+	survived();
+}
+
+static void child_deadlock_after_timers(void)
+{
+	/* A sleeper keeps the program alive; once it is done, main blocks
+	 * alone: deadlock. */
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 0) != 0)
+		return;
+	tt_sleep(20 * TT_MILLISECOND);
+	int v;
+	tt_recv(c, &v, NULL);
+	survived();
+}
+
+/* Recursion with no end the compiler can see. */
+static volatile int depth_limit = 1 << 30;
+
+static __attribute__((noinline)) int overflow(int n)
+{
+	volatile char buf[512];
+	buf[0] = (char)n;
+	buf[sizeof buf - 1] = (char)(n >> 8);
+	if (n >= depth_limit)
+		return buf[0];
+	return overflow(n + 1) + buf[sizeof buf - 1];
+}
+
+static void overflow_goroutine(void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "tu-overflow-goid=%lld\n", (long long)tt_goid());
+	int r = overflow(0);
+	fprintf(stderr, "tu-result=%d\n", r);
+	survived();
+}
+
+static void child_stack_overflow(void)
+{
+	burn_ids(5);
+	tt_go(overflow_goroutine, NULL);
+	survived();
+}
+
+static void child_stack_overflow_parked(void)
+{
+	/* The overflowing goroutine is not the first to run, and others
+	 * are parked at the time. */
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 0) != 0)
+		return;
+	for (int i = 0; i < 10; i++)
+		tt_go(blocked_sender, c);
+	tt_go_attr attr;
+	memset(&attr, 0, sizeof attr);
+	attr.stack_size = 128 * 1024;
+	tt_go_with(&attr, overflow_goroutine, NULL);
+	survived();
+}
+
+static void child_goexit_main(void)
+{
+	tt_goexit();
+	survived();
+}
+
+static void *use_from_thread(void *arg)
+{
+	tt_chan *c = arg;
+	int v = 1;
+	tt_chan_send_until(c, &v, sizeof v, TT_TRY);
+	return NULL;
+}
+
+static void child_foreign_thread(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 1) != 0)
+		return;
+	pthread_t th;
+	if (pthread_create(&th, NULL, use_from_thread, c) != 0)
+		return;
+	pthread_join(th, NULL);
+	survived();
+}
+
+/* ---- the parent side --------------------------------------------------------------- */
+
+static void spawn(const char *name, tu_child *c)
+{
+	int r = tu_spawn_self(name, CHILD_TIMEOUT, c);
+	if (r != 0)
+		fail_msg("could not start child %s: %d", name, r);
+	assert_false(c->timed_out);
+	TU_ASSERT_NOT_CONTAINS(c->err, "tu-survived");
+	TU_ASSERT_NOT_CONTAINS(c->err, "no child case named");
+}
+
+/* The report line "goroutine N [running]:" for the marked goroutine. */
+static void assert_names_goroutine(const tu_child *c, const char *state)
+{
+	long long id = tu_child_marker(c, "tu-goid");
+	assert_true(id > 0);
+	char want[96];
+	snprintf(want, sizeof want, "goroutine %lld [%s]:", id, state);
+	TU_ASSERT_CONTAINS(c->err, want);
+}
+
+/* The child `name` panicked with `what`, naming the marked goroutine,
+ * and (if `also` is not NULL) printed `also` on the way. */
+static void assert_panic(const char *name, const char *what,
+			 bool check_goid, const char *also)
+{
+	tu_child c;
+	spawn(name, &c);
+	if (also)
+		TU_ASSERT_CONTAINS(c.err, also);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	char want[128];
+	snprintf(want, sizeof want, "tether: panic: %s\n", what);
+	TU_ASSERT_CONTAINS(c.err, want);
+	TU_ASSERT_CONTAINS(c.err, "goroutine ");
+	if (check_goid)
+		assert_names_goroutine(&c, "running");
+	/* The panic message comes before the stack. */
+	const char *p = strstr(c.err, "tether: panic:");
+	const char *g = strstr(c.err, "\ngoroutine ");
+	assert_non_null(p);
+	assert_non_null(g);
+	assert_true(p < g);
+	tu_child_free(&c);
+}
+
+static void test_death_close_closed(void **state)
+{
+	(void)state;
+	assert_panic("close_closed", "close of closed channel", true, NULL);
+}
+
+static void test_death_close_nil(void **state)
+{
+	(void)state;
+	assert_panic("close_nil", "close of nil channel", true, NULL);
+}
+
+static void test_death_send_closed(void **state)
+{
+	(void)state;
+	assert_panic("send_closed", "send on closed channel", true, NULL);
+}
+
+static void test_death_send_closed_goroutine(void **state)
+{
+	(void)state;
+	assert_panic("send_closed_goroutine", "send on closed channel", true,
+		     NULL);
+}
+
+static void test_death_parked_sender_closed(void **state)
+{
+	(void)state;
+	/* The close itself succeeds; the sender panics when it runs. */
+	assert_panic("parked_sender_closed", "send on closed channel", true,
+		     "tu-closed");
+}
+
+static void test_death_select_send_closed(void **state)
+{
+	(void)state;
+	assert_panic("select_send_closed", "send on closed channel", true,
+		     NULL);
+	assert_panic("select_send_closed_ready", "send on closed channel",
+		     true, NULL);
+}
+
+static void assert_deadlock(const char *name, tu_child *c)
+{
+	spawn(name, c);
+	TU_ASSERT_CHILD_EXIT(c, 2);
+	TU_ASSERT_CONTAINS(c->err,
+			   "fatal error: all goroutines are asleep - "
+			   "deadlock!");
+}
+
+static void test_death_deadlock(void **state)
+{
+	(void)state;
+	tu_child c;
+	assert_deadlock("deadlock_recv", &c);
+	/* Go's layout: the main goroutine, with its wait reason. */
+	TU_ASSERT_CONTAINS(c.err, "goroutine 1 [chan receive]:");
+	tu_child_free(&c);
+
+	assert_deadlock("deadlock_many", &c);
+	TU_ASSERT_CONTAINS(c.err, "goroutine 1 [chan receive]:");
+	assert_names_goroutine(&c, "chan send");
+	tu_child_free(&c);
+
+	assert_deadlock("deadlock_after_timers", &c);
+	TU_ASSERT_CONTAINS(c.err, "goroutine 1 [chan receive]:");
+	tu_child_free(&c);
+}
+
+static void test_death_deadlock_nil_and_empty_select(void **state)
+{
+	(void)state;
+	tu_child c;
+	assert_deadlock("deadlock_nil", &c);
+	TU_ASSERT_CONTAINS(c.err, "goroutine 1 [chan receive (nil chan)]:");
+	tu_child_free(&c);
+
+	assert_deadlock("deadlock_select_empty", &c);
+	TU_ASSERT_CONTAINS(c.err, "goroutine 1 [select (no cases)]:");
+	tu_child_free(&c);
+}
+
+static void assert_overflow(const char *name)
+{
+	tu_child c;
+	spawn(name, &c);
+	long long id = tu_child_marker(&c, "tu-overflow-goid");
+	assert_true(id > 1);
+	char want[128];
+	snprintf(want, sizeof want,
+		 "tether: fatal error: stack overflow in goroutine %lld", id);
+#if TU_ASAN
+	/* ASan may see the overflow first and report it itself. */
+	if (!tu_contains(c.err, want)) {
+		TU_ASSERT_CONTAINS(c.err, "AddressSanitizer");
+		assert_false(c.exited && c.exit_code == 0);
+		tu_child_free(&c);
+		return;
+	}
+#endif
+	TU_ASSERT_CONTAINS(c.err, want);
+	/* The number is the whole id, not a prefix of a longer one. */
+	snprintf(want, sizeof want, "stack overflow in goroutine %lld ", id);
+	bool space = tu_contains(c.err, want);
+	snprintf(want, sizeof want, "stack overflow in goroutine %lld\n", id);
+	assert_true(space || tu_contains(c.err, want));
+	assert_true(c.signaled);
+	assert_true(c.term_sig == SIGABRT || c.term_sig == SIGSEGV ||
+		    c.term_sig == SIGBUS);
+	tu_child_free(&c);
+}
+
+static void test_death_stack_overflow(void **state)
+{
+	(void)state;
+	assert_overflow("stack_overflow");
+	assert_overflow("stack_overflow_parked");
+}
+
+static void test_death_goexit_main(void **state)
+{
+	(void)state;
+	/* go.h: an error on the thread's first goroutine. Go reports "no
+	 * goroutines (main called runtime.Goexit) - deadlock!". */
+	tu_child c;
+	spawn("goexit_main", &c);
+	assert_false(c.exited && c.exit_code == 0);
+	assert_true(tu_contains(c.err, "fatal error") ||
+		    tu_contains(c.err, "panic"));
+	TU_ASSERT_CONTAINS(c.err, "Goexit");
+	tu_child_free(&c);
+}
+
+static void test_death_foreign_thread(void **state)
+{
+	(void)state;
+	/* go.h: using a channel from another OS thread is a panic. */
+	tu_child c;
+	spawn("foreign_thread", &c);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: ");
+	tu_child_free(&c);
+}
+
+/* ---- the helpers themselves ------------------------------------------------------------ */
+
+static void write_and_exit(void *arg)
+{
+	fprintf(stderr, "hello from the child: %s\n", (const char *)arg);
+	exit(3);
+}
+
+static void raise_term(void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "about to die\n");
+	raise(SIGTERM);
+}
+
+static void sleep_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+}
+
+static void panic_after_fork(void *arg)
+{
+	tt_chan *c = arg;
+	tt_chan_close(c); /* already closed in the parent */
+}
+
+static void test_death_helpers(void **state)
+{
+	(void)state;
+	tu_child c;
+	assert_int_equal(tu_fork_run(write_and_exit, "xyz", CHILD_TIMEOUT, &c),
+			 0);
+	TU_ASSERT_CHILD_EXIT(&c, 3);
+	TU_ASSERT_CONTAINS(c.err, "hello from the child: xyz\n");
+	assert_int_equal(c.err_len, strlen(c.err));
+	tu_child_free(&c);
+
+	assert_int_equal(tu_fork_run(raise_term, NULL, CHILD_TIMEOUT, &c), 0);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGTERM);
+	TU_ASSERT_CONTAINS(c.err, "about to die");
+	tu_child_free(&c);
+
+	assert_int_equal(tu_fork_run(sleep_forever, NULL, 200 * TT_MILLISECOND,
+				     &c),
+			 0);
+	assert_true(c.timed_out);
+	assert_true(c.signaled);
+	assert_int_equal(c.term_sig, SIGKILL);
+	tu_child_free(&c);
+
+	/* A panic in a child forked from a process that already runs
+	 * tether (the scheduler is inherited). */
+	tt_chan *ch = tu_chan(sizeof(int), 0);
+	TU_ASSERT_OK(tt_chan_close(ch));
+	assert_int_equal(tu_fork_run(panic_after_fork, ch, CHILD_TIMEOUT, &c),
+			 0);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: close of closed channel");
+	tu_child_free(&c);
+	TU_ASSERT_OK(tt_chan_release(ch));
+
+	/* An unknown case name is reported, not silently passed. */
+	assert_int_equal(tu_spawn_self("no_such_case", CHILD_TIMEOUT, &c), 0);
+	TU_ASSERT_CHILD_EXIT(&c, TU_CHILD_FAIL_STATUS);
+	TU_ASSERT_CONTAINS(c.err, "no child case named");
+	tu_child_free(&c);
+}
+
+static const tu_child_case child_cases[] = {
+	{"close_closed", child_close_closed},
+	{"close_nil", child_close_nil},
+	{"send_closed", child_send_closed},
+	{"send_closed_goroutine", child_send_closed_goroutine},
+	{"parked_sender_closed", child_parked_sender_closed},
+	{"select_send_closed", child_select_send_closed},
+	{"select_send_closed_ready", child_select_send_closed_ready},
+	{"deadlock_recv", child_deadlock_recv},
+	{"deadlock_many", child_deadlock_many},
+	{"deadlock_nil", child_deadlock_nil},
+	{"deadlock_select_empty", child_deadlock_select_empty},
+	{"deadlock_after_timers", child_deadlock_after_timers},
+	{"stack_overflow", child_stack_overflow},
+	{"stack_overflow_parked", child_stack_overflow_parked},
+	{"goexit_main", child_goexit_main},
+	{"foreign_thread", child_foreign_thread},
+};
+
+int main(int argc, char **argv)
+{
+	tu_child_dispatch(argc, argv, child_cases,
+			  sizeof child_cases / sizeof child_cases[0]);
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_death_helpers),
+		TU_TEST(test_death_close_closed),
+		TU_TEST(test_death_close_nil),
+		TU_TEST(test_death_send_closed),
+		TU_TEST(test_death_send_closed_goroutine),
+		TU_TEST(test_death_parked_sender_closed),
+		TU_TEST(test_death_select_send_closed),
+		TU_TEST(test_death_deadlock),
+		TU_TEST(test_death_deadlock_nil_and_empty_select),
+		TU_TEST(test_death_stack_overflow),
+		TU_TEST(test_death_goexit_main),
+		TU_TEST(test_death_foreign_thread),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,638 @@
+/* tether tests — the clock, deadlines, sleep, timers and tickers
+ * (include/tether/time.h, common.h). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+
+#if TU_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
+#define MS TT_MILLISECOND
+
+/* ---- the clock and deadlines --------------------------------------------- */
+
+static void test_now_monotonic(void **state)
+{
+	(void)state;
+	int64_t prev = tt_now();
+	assert_true(prev > 0);
+	for (int i = 0; i < 100000; i++) {
+		int64_t t = tt_now();
+		if (t < prev)
+			fail_msg("tt_now went back: %lld after %lld",
+				 (long long)t, (long long)prev);
+		prev = t;
+	}
+	/* It advances with real time (measured by the OS, not by us). */
+	int64_t t0 = tt_now();
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	TU_ASSERT_RANGE(tt_now() - t0, 20 * MS, 20 * MS + TU_SLACK_NS);
+}
+
+static void test_deadline_in(void **state)
+{
+	(void)state;
+	assert_int_equal(tt_deadline_in(-1), TT_FOREVER);
+	assert_int_equal(tt_deadline_in(-5 * TT_SECOND), TT_FOREVER);
+	assert_int_equal(tt_deadline_in(INT64_MIN), TT_FOREVER);
+
+	/* Saturates instead of overflowing. */
+	assert_int_equal(tt_deadline_in(INT64_MAX), INT64_MAX);
+	assert_int_equal(tt_deadline_in(INT64_MAX - 1), INT64_MAX);
+	int64_t far = tt_deadline_in(INT64_MAX - tt_now() / 2);
+	assert_int_equal(far, INT64_MAX);
+
+	int64_t before = tt_now();
+	int64_t d0 = tt_deadline_in(0);
+	int64_t d1 = tt_deadline_in(TT_SECOND);
+	int64_t after = tt_now();
+	TU_ASSERT_RANGE(d0, before, after);
+	TU_ASSERT_RANGE(d1, before + TT_SECOND, after + TT_SECOND);
+	/* Never one of the special values. */
+	assert_true(d0 > 0);
+
+	/* A saturated deadline is a very distant one, not a past one. */
+	tt_chan *c = tu_chan(sizeof(int), 1);
+	int v = 5;
+	TU_ASSERT_OK(tt_chan_send_until(c, &v, sizeof v,
+					tt_deadline_in(INT64_MAX)));
+	v = 0;
+	TU_ASSERT_OK(tt_chan_recv_until(c, &v, sizeof v, NULL,
+					tt_deadline_in(INT64_MAX)));
+	assert_int_equal(v, 5);
+	TU_ASSERT_OK(tt_sleep_until(tt_deadline_in(0)));
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
+/* ---- sleep ------------------------------------------------------------------- */
+
+static void test_sleep_durations(void **state)
+{
+	(void)state;
+	const int64_t ds[] = {1 * MS, 10 * MS, 25 * MS, 60 * MS};
+	for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+		int64_t t0 = tt_now();
+		TU_ASSERT_OK(tt_sleep(ds[i]));
+		TU_ASSERT_RANGE(tt_now() - t0, ds[i], ds[i] + TU_SLACK_NS);
+	}
+	int64_t t0 = tt_now();
+	int64_t dl = t0 + 30 * MS;
+	TU_ASSERT_OK(tt_sleep_until(dl));
+	TU_ASSERT_RANGE(tt_now(), dl, dl + TU_SLACK_NS);
+
+	/* Zero, negative and past: return at once. */
+	t0 = tt_now();
+	TU_ASSERT_OK(tt_sleep(0));
+	TU_ASSERT_OK(tt_sleep(-TT_SECOND));
+	TU_ASSERT_OK(tt_sleep_until(1));
+	TU_ASSERT_OK(tt_sleep_until(tt_now()));
+	TU_ASSERT_LT(tt_now() - t0, TU_SLACK_NS);
+}
+
+typedef struct spin_arg {
+	int turns;
+	int stop;
+	int exited;
+} spin_arg;
+
+static void spinner(void *p)
+{
+	spin_arg *a = p;
+	while (!a->stop) {
+		a->turns++;
+		tt_yield();
+	}
+	a->exited = 1;
+}
+
+/* tt_sleep(0) yields: another runnable goroutine gets a turn. A real
+ * sleep lets it run meanwhile. */
+static void test_sleep_yields(void **state)
+{
+	(void)state;
+	spin_arg a = {0, 0, 0};
+	tu_go(spinner, &a);
+	int t = a.turns;
+	TU_ASSERT_OK(tt_sleep(0));
+	TU_ASSERT_GT(a.turns, t);
+	t = a.turns;
+	TU_ASSERT_OK(tt_sleep(-1));
+	TU_ASSERT_GT(a.turns, t);
+	t = a.turns;
+	TU_ASSERT_OK(tt_sleep(5 * MS));
+	TU_ASSERT_GT(a.turns, t + 1);
+	a.stop = 1;
+	TU_WAIT_FOR(a.exited == 1, 5 * TT_SECOND);
+}
+
+typedef struct order_state {
+	int log[64];
+	int n;
+	tt_chan *done;
+} order_state;
+
+typedef struct sleeper_arg {
+	order_state *st;
+	int id;
+	int64_t deadline;
+	int64_t woke_at;
+} sleeper_arg;
+
+static void sleeper(void *p)
+{
+	sleeper_arg *a = p;
+	TU_ASSERT_OK(tt_sleep_until(a->deadline));
+	a->woke_at = tt_now();
+	a->st->log[a->st->n++] = a->id;
+	tu_done(a->st->done);
+}
+
+static void sleeper_rel(void *p)
+{
+	sleeper_arg *a = p;
+	TU_ASSERT_OK(tt_sleep(a->deadline));
+	a->woke_at = tt_now();
+	a->st->log[a->st->n++] = a->id;
+	tu_done(a->st->done);
+}
+
+static void test_sleepers_wake_in_order(void **state)
+{
+	(void)state;
+	enum { N = 40 };
+	order_state st;
+	memset(&st, 0, sizeof st);
+	st.done = tu_chan(0, N);
+	sleeper_arg a[N];
+	/* Started in a scrambled order, wake in deadline order. */
+	int64_t base = tt_now() + 20 * MS;
+	for (int k = 0; k < N; k++) {
+		int id = (k * 17) % N; /* 17 is coprime with 40 */
+		a[k] = (sleeper_arg){&st, id, base + id * 2 * MS, 0};
+		tu_go(sleeper, &a[k]);
+	}
+	assert_int_equal(st.n, 0);
+	TU_WAIT_DONE(st.done, N, 10 * TT_SECOND);
+	for (int i = 0; i < N; i++)
+		TU_ASSERT_EQ(st.log[i], i);
+	for (int k = 0; k < N; k++)
+		TU_ASSERT_RANGE(a[k].woke_at, a[k].deadline,
+				a[k].deadline + TU_SLACK_NS);
+
+	/* Relative durations: 5 ms apart. */
+	memset(st.log, 0, sizeof st.log);
+	st.n = 0;
+	for (int k = 0; k < 10; k++) {
+		int id = (k * 3) % 10;
+		a[k] = (sleeper_arg){&st, id, (id + 1) * 5 * MS, 0};
+		tu_go(sleeper_rel, &a[k]);
+	}
+	TU_WAIT_DONE(st.done, 10, 10 * TT_SECOND);
+	for (int i = 0; i < 10; i++)
+		TU_ASSERT_EQ(st.log[i], i);
+	TU_ASSERT_OK(tt_chan_release(st.done));
+}
+
+/* ---- tt_after ------------------------------------------------------------------ */
+
+static void test_after_fires_once(void **state)
+{
+	(void)state;
+	tt_chan *c = NULL;
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_after(&c, 30 * MS));
+	assert_non_null(c);
+	assert_int_equal(tt_chan_cap(c), 1);
+	assert_int_equal(tt_chan_len(c), 0);
+	int64_t when = 0;
+	TU_ASSERT_ERR(tt_chan_recv_until(c, &when, sizeof when, NULL, TT_TRY),
+		      -EAGAIN);
+	bool ok = false;
+	TU_ASSERT_OK(tt_recv(c, &when, &ok));
+	int64_t t1 = tt_now();
+	assert_true(ok);
+	TU_ASSERT_GE(when, t0 + 30 * MS);
+	TU_ASSERT_LE(when, t1);
+	TU_ASSERT_LE(t1 - t0, 30 * MS + TU_SLACK_NS);
+	/* Once only. */
+	TU_ASSERT_ERR(tt_chan_recv_until(c, &when, sizeof when, NULL,
+					 tt_deadline_in(60 * MS)),
+		      -ETIMEDOUT);
+	TU_ASSERT_OK(tt_chan_release(c));
+
+	/* Zero and negative durations fire at once. */
+	for (int64_t d = 0; d >= -1; d--) {
+		t0 = tt_now();
+		TU_ASSERT_OK(tt_after(&c, d));
+		TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL,
+						tt_deadline_in(TT_SECOND)));
+		TU_ASSERT_RANGE(when, t0, tt_now());
+		TU_ASSERT_OK(tt_chan_release(c));
+	}
+
+	/* A buffered tick waits for its receiver. */
+	TU_ASSERT_OK(tt_after(&c, 5 * MS));
+	TU_ASSERT_OK(tt_sleep(30 * MS));
+	assert_int_equal(tt_chan_len(c), 1);
+	TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL, TT_TRY));
+	assert_int_equal(tt_chan_len(c), 0);
+	TU_ASSERT_OK(tt_chan_release(c));
+
+	/* In a select, as a timeout. */
+	tt_chan *never = tu_chan(sizeof(int), 0);
+	TU_ASSERT_OK(tt_after(&c, 20 * MS));
+	int v;
+	tt_case cases[2] = {TT_CASE_RECV_INTO(never, &v, NULL),
+			    TT_CASE_RECV_INTO(c, &when, NULL)};
+	t0 = tt_now();
+	TU_ASSERT_EQ(tt_select(cases, 2, TT_FOREVER), 1);
+	TU_ASSERT_RANGE(tt_now() - t0, 20 * MS, 20 * MS + TU_SLACK_NS);
+	TU_ASSERT_OK(tt_chan_release(c));
+	TU_ASSERT_OK(tt_chan_release(never));
+
+	TU_ASSERT_ERR(tt_after(NULL, MS), -EINVAL);
+}
+
+/* Releasing the channel before the timer fires must stop it: nothing may
+ * be written into freed memory (ASan catches it if so). */
+static void test_after_released_before_firing(void **state)
+{
+	(void)state;
+	enum { N = 1000 };
+	for (int i = 0; i < N; i++) {
+		tt_chan *c = NULL;
+		TU_ASSERT_OK(tt_after(&c, (i % 10 + 1) * MS));
+		TU_ASSERT_OK(tt_chan_release(c));
+	}
+	/* Sleep through all their would-be firing times; also keep the heap
+	 * busy with fresh allocations that would take the freed memory. */
+	tt_chan *keep[64];
+	for (int i = 0; i < 64; i++)
+		keep[i] = tu_chan(sizeof(int64_t), 1);
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_sleep(30 * MS));
+	TU_ASSERT_GE(tt_now() - t0, 30 * MS);
+	for (int i = 0; i < 64; i++) {
+		/* Nothing was delivered into these. */
+		TU_ASSERT_EQ(tt_chan_len(keep[i]), 0);
+		TU_ASSERT_OK(tt_chan_release(keep[i]));
+	}
+	/* A retained reference keeps the timer alive until the last one
+	 * goes. */
+	tt_chan *c = NULL;
+	TU_ASSERT_OK(tt_after(&c, 10 * MS));
+	TU_ASSERT_OK(tt_chan_retain(c));
+	TU_ASSERT_OK(tt_chan_release(c));
+	int64_t when = 0;
+	TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL,
+					tt_deadline_in(TT_SECOND)));
+	TU_ASSERT_GT(when, 0);
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
+/* time.h: "a select loop that makes a fresh tt_after each iteration and
+ * releases it runs in constant memory". */
+static void test_after_loop_constant_memory(void **state)
+{
+	(void)state;
+	const long iters = 1000000;
+	tt_chan *ready = tu_chan(sizeof(int), 1);
+	int one = 1;
+	TU_ASSERT_OK(tt_send(ready, &one));
+
+	/* Warm up, so allocator and heap caches are in place. */
+	long long rss0 = 0;
+#if TU_ASAN
+	size_t heap0 = 0;
+#endif
+	for (long i = 0; i < iters + 1000; i++) {
+		if (i == 1000) {
+			rss0 = tu_rss_bytes();
+#if TU_ASAN
+			heap0 = __sanitizer_get_current_allocated_bytes();
+#endif
+		}
+		tt_chan *after = NULL;
+		TU_ASSERT_OK(tt_after(&after, TT_MINUTE));
+		int v = 0;
+		int64_t when = 0;
+		tt_case cases[2] = {TT_CASE_RECV_INTO(ready, &v, NULL),
+				    TT_CASE_RECV_INTO(after, &when, NULL)};
+		int r = tt_select(cases, 2, TT_FOREVER);
+		if (r != 0)
+			fail_msg("iteration %ld: select chose %d", i, r);
+		TU_ASSERT_OK(tt_chan_release(after));
+		TU_ASSERT_OK(tt_send(ready, &one));
+	}
+	long long rss1 = tu_rss_bytes();
+	print_message("RSS %lld KiB -> %lld KiB over %ld iterations\n",
+		      rss0 / 1024, rss1 / 1024, iters);
+	assert_true(rss0 > 0);
+#if TU_ASAN
+	/* ASan's quarantine holds freed memory, so RSS says little; its
+	 * allocator knows what is still live. */
+	size_t heap1 = __sanitizer_get_current_allocated_bytes();
+	print_message("live heap %zu KiB -> %zu KiB\n", heap0 / 1024,
+		      heap1 / 1024);
+	TU_ASSERT_LT((long long)heap1 - (long long)heap0, 16LL << 20);
+#else
+	TU_ASSERT_LT(rss1 - rss0, 16LL << 20);
+#endif
+	TU_ASSERT_OK(tt_chan_release(ready));
+}
+
+/* ---- tt_timer -------------------------------------------------------------------- */
+
+static void test_timer_fires(void **state)
+{
+	(void)state;
+	tt_timer *t = NULL;
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_timer_make(&t, 25 * MS));
+	tt_chan *c = tt_timer_chan(t);
+	assert_non_null(c);
+	assert_ptr_equal(tt_timer_chan(t), c);
+	assert_int_equal(tt_chan_cap(c), 1);
+	int64_t when = 0;
+	TU_ASSERT_OK(tt_recv(c, &when, NULL));
+	TU_ASSERT_GE(when, t0 + 25 * MS);
+	TU_ASSERT_LE(when, tt_now());
+	TU_ASSERT_LE(tt_now() - t0, 25 * MS + TU_SLACK_NS);
+	/* Fired and received: Stop reports it was not active. */
+	assert_false(tt_timer_stop(t));
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	TU_ASSERT_ERR(tt_timer_make(NULL, MS), -EINVAL);
+}
+
+static void test_timer_stop(void **state)
+{
+	(void)state;
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 40 * MS));
+	assert_true(tt_timer_stop(t));  /* it was active */
+	assert_false(tt_timer_stop(t)); /* already stopped */
+	int64_t when = 0;
+	/* It never fires. */
+	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					 NULL, tt_deadline_in(80 * MS)),
+		      -ETIMEDOUT);
+	assert_false(tt_timer_stop(t));
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired but not received: Stop discards the value (Go 1.23), so no
+	 * stale tick is read after it. */
+	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
+	TU_ASSERT_OK(tt_sleep(30 * MS));
+	(void)tt_timer_stop(t); /* see the report: true in Go 1.23 */
+	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					 NULL, TT_TRY),
+		      -EAGAIN);
+	assert_int_equal(tt_chan_len(tt_timer_chan(t)), 0);
+	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					 NULL, tt_deadline_in(30 * MS)),
+		      -ETIMEDOUT);
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+static void test_timer_reset(void **state)
+{
+	(void)state;
+	tt_timer *t = NULL;
+	int64_t when = 0;
+
+	/* Reset an active timer to fire sooner. */
+	TU_ASSERT_OK(tt_timer_make(&t, 10 * TT_SECOND));
+	int64_t t0 = tt_now();
+	assert_true(tt_timer_reset(t, 20 * MS));
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 20 * MS);
+	TU_ASSERT_LE(tt_now() - t0, 20 * MS + TU_SLACK_NS);
+
+	/* Reset after it fired and was received: re-armed, reports it was
+	 * not active. */
+	t0 = tt_now();
+	assert_false(tt_timer_reset(t, 20 * MS));
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 20 * MS);
+
+	/* Reset a stopped timer. */
+	assert_false(tt_timer_stop(t)); /* fired and received */
+	TU_ASSERT_OK(tt_timer_release(t));
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	assert_true(tt_timer_stop(t));
+	t0 = tt_now();
+	assert_false(tt_timer_reset(t, 15 * MS));
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 15 * MS);
+
+	/* Fired but not received, then reset: the stale value is gone, and
+	 * the next one is from the new schedule. */
+	TU_ASSERT_OK(tt_timer_release(t));
+	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
+	TU_ASSERT_OK(tt_sleep(30 * MS));
+	t0 = tt_now();
+	(void)tt_timer_reset(t, 40 * MS);
+	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					 NULL, TT_TRY),
+		      -EAGAIN);
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 40 * MS);
+	TU_ASSERT_RANGE(tt_now() - t0, 40 * MS, 40 * MS + TU_SLACK_NS);
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+/* Releasing a timer that has not fired stops it. */
+static void test_timer_release_unfired(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 200; i++) {
+		tt_timer *t = NULL;
+		TU_ASSERT_OK(tt_timer_make(&t, (i % 5 + 1) * MS));
+		TU_ASSERT_OK(tt_timer_release(t));
+	}
+	TU_ASSERT_OK(tt_sleep(20 * MS)); /* ASan: nothing fires into them */
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 1 * MS));
+	TU_ASSERT_OK(tt_sleep(10 * MS));
+	TU_ASSERT_OK(tt_timer_release(t)); /* fired, value never received */
+}
+
+/* ---- tt_ticker --------------------------------------------------------------------- */
+
+static void test_ticker_ticks(void **state)
+{
+	(void)state;
+	const int64_t period = 15 * MS;
+	tt_ticker *tk = NULL;
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_ticker_make(&tk, period));
+	tt_chan *c = tt_ticker_chan(tk);
+	assert_non_null(c);
+	assert_ptr_equal(tt_ticker_chan(tk), c);
+	assert_int_equal(tt_chan_cap(c), 1);
+	int64_t prev = t0;
+	for (int k = 1; k <= 6; k++) {
+		int64_t when = 0;
+		bool ok = false;
+		TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, &ok,
+						tt_deadline_in(5 * TT_SECOND)));
+		assert_true(ok);
+		/* The k-th tick is due at t0 + k * period at the earliest. */
+		TU_ASSERT_GE(when, t0 + k * period);
+		TU_ASSERT_GT(when, prev);
+		TU_ASSERT_LE(when, tt_now());
+		prev = when;
+	}
+	TU_ASSERT_LE(tt_now() - t0, 6 * period + TU_SLACK_NS);
+
+	/* Stop: no more ticks. */
+	tt_ticker_stop(tk);
+	int64_t when = 0;
+	TU_ASSERT_ERR(tt_chan_recv_until(c, &when, sizeof when, NULL,
+					 tt_deadline_in(3 * period)),
+		      -ETIMEDOUT);
+
+	/* Reset: ticking again with the new period, from now. */
+	t0 = tt_now();
+	TU_ASSERT_OK(tt_ticker_reset(tk, 2 * period));
+	for (int k = 1; k <= 2; k++) {
+		TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL,
+						tt_deadline_in(5 * TT_SECOND)));
+		TU_ASSERT_GE(when, t0 + k * 2 * period);
+	}
+	TU_ASSERT_OK(tt_ticker_release(tk));
+}
+
+static void test_ticker_slow_receiver_drops(void **state)
+{
+	(void)state;
+	tt_ticker *tk = NULL;
+	TU_ASSERT_OK(tt_ticker_make(&tk, 10 * MS));
+	tt_chan *c = tt_ticker_chan(tk);
+	/* Ten periods go by unreceived: one tick waits, the rest are
+	 * dropped, not queued. */
+	TU_ASSERT_OK(tt_sleep(100 * MS));
+	TU_ASSERT_LE(tt_chan_len(c), 1);
+	int64_t when = 0;
+	TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL, TT_TRY));
+	TU_ASSERT_ERR(tt_chan_recv_until(c, &when, sizeof when, NULL, TT_TRY),
+		      -EAGAIN);
+	/* And it keeps ticking afterwards. */
+	TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL,
+					tt_deadline_in(5 * TT_SECOND)));
+
+	/* Stop discards a tick not yet received. */
+	TU_ASSERT_OK(tt_sleep(30 * MS));
+	tt_ticker_stop(tk);
+	TU_ASSERT_ERR(tt_chan_recv_until(c, &when, sizeof when, NULL, TT_TRY),
+		      -EAGAIN);
+	/* So does Reset. */
+	TU_ASSERT_OK(tt_ticker_reset(tk, 5 * MS));
+	TU_ASSERT_OK(tt_sleep(20 * MS));
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_ticker_reset(tk, 50 * MS));
+	TU_ASSERT_ERR(tt_chan_recv_until(c, &when, sizeof when, NULL, TT_TRY),
+		      -EAGAIN);
+	TU_ASSERT_OK(tt_chan_recv_until(c, &when, sizeof when, NULL,
+					tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 50 * MS);
+	TU_ASSERT_OK(tt_ticker_release(tk));
+}
+
+static void test_ticker_bad_period(void **state)
+{
+	(void)state;
+	tt_ticker *tk = NULL;
+	TU_ASSERT_ERR(tt_ticker_make(&tk, 0), -EINVAL);
+	assert_true(strlen(tt_last_error()) > 0);
+	TU_ASSERT_ERR(tt_ticker_make(&tk, -TT_SECOND), -EINVAL);
+	TU_ASSERT_ERR(tt_ticker_make(&tk, INT64_MIN), -EINVAL);
+	TU_ASSERT_OK(tt_ticker_make(&tk, TT_SECOND));
+	TU_ASSERT_ERR(tt_ticker_reset(tk, 0), -EINVAL);
+	TU_ASSERT_ERR(tt_ticker_reset(tk, -1), -EINVAL);
+	/* A failed reset leaves it ticking with the old period. */
+	TU_ASSERT_OK(tt_ticker_reset(tk, 10 * MS));
+	TU_ASSERT_ERR(tt_ticker_reset(tk, -5), -EINVAL);
+	int64_t when = 0;
+	TU_ASSERT_OK(tt_chan_recv_until(tt_ticker_chan(tk), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_OK(tt_ticker_release(tk));
+}
+
+/* Many goroutines sleeping at once, different durations. */
+typedef struct nap_arg {
+	int64_t duration;
+	int64_t started, woke;
+	tt_chan *go, *done;
+} nap_arg;
+
+static void napper(void *p)
+{
+	nap_arg *a = p;
+	/* Start together, once all exist (starting them takes a while under
+	 * ASan, and the starter runs first). */
+	TU_ASSERT_OK(tt_chan_recv(a->go, NULL, 0, NULL));
+	a->started = tt_now();
+	TU_ASSERT_OK(tt_sleep(a->duration));
+	a->woke = tt_now();
+	tu_done(a->done);
+}
+
+static void test_sleep_in_many_goroutines(void **state)
+{
+	(void)state;
+	enum { N = 1000 };
+	static nap_arg a[N];
+	tt_chan *done = tu_chan(0, N);
+	tt_chan *go = tu_chan(0, 0);
+	for (int i = 0; i < N; i++) {
+		a[i] = (nap_arg){.duration = (i * 7 % 50 + 1) * MS,
+				 .go = go, .done = done};
+		tu_go(napper, &a[i]);
+	}
+	TU_ASSERT_OK(tt_chan_close(go));
+	TU_WAIT_DONE(done, N, 10 * TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(go));
+	for (int i = 0; i < N; i++)
+		TU_ASSERT_RANGE(a[i].woke - a[i].started, a[i].duration,
+				a[i].duration + TU_SLACK_NS);
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_now_monotonic),
+		TU_TEST(test_deadline_in),
+		TU_TEST(test_sleep_durations),
+		TU_TEST(test_sleep_yields),
+		TU_TEST(test_sleepers_wake_in_order),
+		TU_TEST(test_sleep_in_many_goroutines),
+		TU_TEST(test_after_fires_once),
+		TU_TEST(test_after_released_before_firing),
+		TU_TEST(test_after_loop_constant_memory),
+		TU_TEST(test_timer_fires),
+		TU_TEST(test_timer_stop),
+		TU_TEST(test_timer_reset),
+		TU_TEST(test_timer_release_unfired),
+		TU_TEST(test_ticker_ticks),
+		TU_TEST(test_ticker_slow_receiver_drops),
+		TU_TEST(test_ticker_bad_period),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,493 @@
+/* tether tests — shared helpers (see testutil.h). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+extern char **environ;
+
+int64_t tu_main_goid;
+bool tu_in_child;
+static _Atomic int go_failures; /* goroutines of any thread may fail */
+static int64_t baseline_goroutines;
+
+/* ---- failures ---------------------------------------------------------- */
+
+void tu_fail_at(const char *file, int line, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+
+	int64_t me = tt_goid();
+	if (tu_in_child) {
+		fprintf(stderr, "%s:%d: [child, goroutine %lld] %s\n", file,
+			line, (long long)me, msg);
+		fflush(stderr);
+		_exit(TU_CHILD_FAIL_STATUS);
+	}
+	if (tu_main_goid == 0 || me == tu_main_goid) {
+		print_error("%s:%d: %s\n", file, line, msg);
+		_fail(file, line);
+		abort(); /* _fail does not return; keep the compiler sure */
+	}
+	fprintf(stderr, "%s:%d: [goroutine %lld] %s\n", file, line,
+		(long long)me, msg);
+	fflush(stderr);
+	atomic_fetch_add(&go_failures, 1);
+	tt_goexit();
+}
+
+int tu_goroutine_failures(void)
+{
+	return atomic_load(&go_failures);
+}
+
+const char *tu_errname(long long err)
+{
+	if (err == 0)
+		return "0";
+	if (err > 0 && err > 4095)
+		return "not an errno";
+	long long e = err < 0 ? -err : err;
+	if (e > 4095)
+		return "not an errno";
+	const char *n = strerrorname_np((int)e);
+	return n ? n : "unknown errno";
+}
+
+void tu_assert_mem_eq_at(const char *file, int line, const char *an,
+			 const char *bn, const void *a, const void *b,
+			 size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	for (size_t i = 0; i < n; i++) {
+		if (x[i] != y[i])
+			tu_fail_at(file, line,
+				   "%s and %s differ at byte %zu of %zu: "
+				   "0x%02x vs 0x%02x",
+				   an, bn, i, n, x[i], y[i]);
+	}
+}
+
+bool tu_contains(const char *hay, const char *needle)
+{
+	return hay && needle && strstr(hay, needle) != NULL;
+}
+
+bool tu_contains_nocase(const char *hay, const char *needle)
+{
+	return hay && needle && strcasestr(hay, needle) != NULL;
+}
+
+void tu_assert_contains_at(const char *file, int line, const char *hayname,
+			   const char *hay, const char *needle, bool want)
+{
+	if (tu_contains(hay, needle) == want)
+		return;
+	/* Show the text we searched (bounded) before failing. */
+	fprintf(stderr, "---- %s ----\n%.*s\n---- end ----\n", hayname,
+		8192, hay ? hay : "(null)");
+	tu_fail_at(file, line, "%s %s \"%s\"", hayname,
+		   want ? "does not contain" : "contains", needle);
+}
+
+/* ---- fixture ------------------------------------------------------------- */
+
+int tu_setup(void **state)
+{
+	(void)state;
+	tu_main_goid = tt_goid();
+	atomic_store(&go_failures, 0);
+	baseline_goroutines = tt_num_goroutine();
+	return 0;
+}
+
+int tu_teardown(void **state)
+{
+	(void)state;
+	int64_t dl = tt_deadline_in(2 * TT_SECOND);
+	while (tt_num_goroutine() > baseline_goroutines && tt_now() < dl)
+		tu_pause();
+	int failures = atomic_exchange(&go_failures, 0);
+	if (failures)
+		tu_fail_at(__FILE__, __LINE__,
+			   "%d goroutine(s) failed a check (see above)",
+			   failures);
+	int64_t n = tt_num_goroutine();
+	if (n != baseline_goroutines)
+		tu_fail_at(__FILE__, __LINE__,
+			   "the test left goroutines behind: %lld now, %lld "
+			   "at its start",
+			   (long long)n, (long long)baseline_goroutines);
+	return 0;
+}
+
+/* ---- goroutines and channels --------------------------------------------- */
+
+int64_t tu_go_at(const char *file, int line, const tt_go_attr *attr,
+		 tt_func fn, void *arg)
+{
+	int64_t id = attr ? tt_go_with(attr, fn, arg) : tt_go(fn, arg);
+	if (id <= 0)
+		tu_fail_at(file, line, "tt_go failed: %lld (%s): %s",
+			   (long long)id, tu_errname(id), tt_last_error());
+	return id;
+}
+
+tt_chan *tu_chan_at(const char *file, int line, size_t elem_size,
+		    ptrdiff_t cap)
+{
+	tt_chan *c = NULL;
+	int r = tt_chan_make(&c, elem_size, cap);
+	if (r != 0 || c == NULL)
+		tu_fail_at(file, line,
+			   "tt_chan_make(%zu, %td) failed: %d (%s): %s",
+			   elem_size, cap, r, tu_errname(r), tt_last_error());
+	return c;
+}
+
+void tu_done_at(const char *file, int line, tt_chan *done)
+{
+	int r = tt_chan_send(done, NULL, 0);
+	if (r != 0)
+		tu_fail_at(file, line, "sending a done token failed: %d (%s)",
+			   r, tu_errname(r));
+}
+
+void tu_wait_done_at(const char *file, int line, tt_chan *done, long n,
+		     int64_t timeout_ns)
+{
+	int64_t dl = tt_deadline_in(timeout_ns);
+	for (long i = 0; i < n; i++) {
+		bool ok = false;
+		int r = tt_chan_recv_until(done, NULL, 0, &ok, dl);
+		if (r != 0 || !ok)
+			tu_fail_at(file, line,
+				   "got %ld of %ld done tokens: receive "
+				   "returned %d (%s), ok=%d (a goroutine "
+				   "failed or hangs)",
+				   i, n, r, tu_errname(r), ok);
+	}
+}
+
+void tu_pause(void)
+{
+	tt_yield();
+	tt_sleep(50 * TT_MICROSECOND);
+}
+
+/* ---- time, memory, randomness ------------------------------------------------ */
+
+bool tu_emulated(void)
+{
+	const char *e = getenv("TETHER_EMULATOR");
+	return e != NULL && *e != '\0';
+}
+
+int64_t tu_slack_ns(void)
+{
+	static int64_t slack;
+	if (slack == 0) {
+		const char *v = getenv("TU_TIME_SLACK_MS");
+		long ms = v ? strtol(v, NULL, 10) : 0;
+		if (ms <= 0)
+			ms = tu_emulated() ? 1000 : 200;
+		slack = ms * TT_MILLISECOND;
+	}
+	return slack;
+}
+
+long long tu_rss_bytes(void)
+{
+	long long pages = 0, rss = 0;
+	FILE *fp = fopen("/proc/self/statm", "r");
+	if (fp == NULL)
+		return -1;
+	if (fscanf(fp, "%lld %lld", &pages, &rss) != 2)
+		rss = -1;
+	fclose(fp);
+	return rss < 0 ? -1 : rss * (long long)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t tu_seed(const char *what)
+{
+	const char *v = getenv("TU_SEED");
+	uint64_t seed = v ? strtoull(v, NULL, 0) : UINT64_C(0x7e7e7e7e12345678);
+	printf("# %s: TU_SEED=0x%" PRIx64 "\n", what, seed);
+	fflush(stdout);
+	return seed;
+}
+
+/* ---- child processes ------------------------------------------------------------ */
+
+static const int cmocka_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+				     SIGSYS, SIGABRT};
+
+static void capture(int fd, pid_t pid, int64_t timeout_ns, tu_child *out)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	int64_t dl = tt_deadline_in(timeout_ns);
+	bool killed = false;
+	for (;;) {
+		int64_t left = dl - tt_now();
+		if (left <= 0 && !killed) {
+			kill(pid, SIGKILL);
+			killed = true;
+			out->timed_out = true;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int ms = killed ? 1000 : (int)(left / TT_MILLISECOND) + 1;
+		int r = poll(&p, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			if (killed)
+				break; /* a grandchild holds the pipe */
+			continue;
+		}
+		if (buf && len + 1024 > cap && cap < (8u << 20)) {
+			char *nb = realloc(buf, cap * 2);
+			if (nb) {
+				buf = nb;
+				cap *= 2;
+			}
+		}
+		char sink[1024];
+		char *dst = buf && len + 1024 <= cap ? buf + len : sink;
+		ssize_t n = read(fd, dst, 1023);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (dst != sink)
+			len += (size_t)n;
+	}
+	close(fd);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st)) {
+		out->exited = true;
+		out->exit_code = WEXITSTATUS(st);
+	} else if (WIFSIGNALED(st)) {
+		out->signaled = true;
+		out->term_sig = WTERMSIG(st);
+	}
+	if (buf)
+		buf[len] = '\0';
+	out->err = buf;
+	out->err_len = buf ? len : 0;
+}
+
+int tu_fork_run(void (*fn)(void *), void *arg, int64_t timeout_ns,
+		tu_child *out)
+{
+	memset(out, 0, sizeof *out);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -errno;
+	fflush(NULL); /* or the child would print our buffered output too */
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		tu_in_child = true;
+		struct rlimit nocore = {0, 0};
+		setrlimit(RLIMIT_CORE, &nocore);
+		for (size_t i = 0;
+		     i < sizeof cmocka_signals / sizeof cmocka_signals[0]; i++)
+			signal(cmocka_signals[i], SIG_DFL);
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		setvbuf(stderr, NULL, _IONBF, 0);
+		fn(arg);
+		fflush(NULL);
+		_exit(0);
+	}
+	close(p[1]);
+	capture(p[0], pid, timeout_ns, out);
+	return 0;
+}
+
+void tu_child_dispatch(int argc, char **argv, const tu_child_case *cases,
+		       size_t ncases)
+{
+	if (argc < 3 || strcmp(argv[1], "--tu-child") != 0)
+		return;
+	tu_in_child = true;
+	setvbuf(stderr, NULL, _IONBF, 0);
+	for (size_t i = 0; i < ncases; i++) {
+		if (strcmp(cases[i].name, argv[2]) == 0) {
+			cases[i].fn();
+			fflush(NULL);
+			exit(0);
+		}
+	}
+	fprintf(stderr, "no child case named \"%s\"\n", argv[2]);
+	exit(TU_CHILD_FAIL_STATUS);
+}
+
+/* environ, with ASAN_OPTIONS extended by detect_leaks=0 (a later key
+ * overrides an earlier one). */
+static char **child_env(char **extra)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 2, sizeof *env);
+	if (env == NULL)
+		return environ;
+	const char *asan = getenv("ASAN_OPTIONS");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "ASAN_OPTIONS=", 13) != 0)
+			env[k++] = environ[i];
+	if (asprintf(extra, "ASAN_OPTIONS=%s%sdetect_leaks=0",
+		     asan ? asan : "", asan && *asan ? ":" : "") < 0)
+		*extra = NULL;
+	if (*extra)
+		env[k++] = *extra;
+	env[k] = NULL;
+	return env;
+}
+
+int tu_spawn_self(const char *name, int64_t timeout_ns, tu_child *out)
+{
+	memset(out, 0, sizeof *out);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -errno;
+	char *extra = NULL;
+	char **env = child_env(&extra);
+	/* Under an emulator (cross builds) the emulator runs the child:
+	 * TETHER_EMULATOR is its command line, words separated by spaces. */
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	self[n] = '\0';
+	char *emu = tu_emulated() ? strdup(getenv("TETHER_EMULATOR")) : NULL;
+	char *argv[32];
+	int argc = 0;
+	if (emu) {
+		for (char *tok = strtok(emu, " "); tok && argc < 24;
+		     tok = strtok(NULL, " "))
+			argv[argc++] = tok;
+	}
+	argv[argc++] = self;
+	argv[argc++] = (char *)"--tu-child";
+	argv[argc++] = (char *)name;
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		struct rlimit nocore = {0, 0};
+		setrlimit(RLIMIT_CORE, &nocore);
+		for (size_t i = 0;
+		     i < sizeof cmocka_signals / sizeof cmocka_signals[0]; i++)
+			signal(cmocka_signals[i], SIG_DFL);
+		int devnull = open("/dev/null", O_WRONLY);
+		if (devnull >= 0)
+			dup2(devnull, 1);
+		dup2(p[1], 2);
+		execvpe(argv[0], argv, env);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	free(emu);
+	if (env != environ)
+		free(env);
+	free(extra);
+	capture(p[0], pid, timeout_ns, out);
+	return 0;
+}
+
+void tu_child_free(tu_child *c)
+{
+	free(c->err);
+	c->err = NULL;
+	c->err_len = 0;
+}
+
+const char *tu_child_describe(const tu_child *c, char *buf, size_t n)
+{
+	if (c->timed_out)
+		snprintf(buf, n, "timed out (killed)");
+	else if (c->exited)
+		snprintf(buf, n, "exited with status %d", c->exit_code);
+	else if (c->signaled)
+		snprintf(buf, n, "killed by signal %d (%s)", c->term_sig,
+			 strsignal(c->term_sig));
+	else
+		snprintf(buf, n, "ended in an unknown way");
+	return buf;
+}
+
+long long tu_child_marker(const tu_child *c, const char *key)
+{
+	if (c->err == NULL)
+		return -1;
+	char pat[64];
+	snprintf(pat, sizeof pat, "%s=", key);
+	const char *p = strstr(c->err, pat);
+	if (p == NULL)
+		return -1;
+	p += strlen(pat);
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	return strtoll(p, NULL, 10);
+}
+
+void tu_assert_child_at(const char *file, int line, const tu_child *c,
+			bool want_exit, int status, bool want_signal, int sig)
+{
+	bool good = !c->timed_out &&
+		    ((want_exit && c->exited && c->exit_code == status) ||
+		     (want_signal && c->signaled && c->term_sig == sig));
+	if (good)
+		return;
+	char got[96];
+	tu_child_describe(c, got, sizeof got);
+	fprintf(stderr, "---- child stderr ----\n%.*s\n---- end ----\n",
+		8192, c->err ? c->err : "");
+	if (want_exit)
+		tu_fail_at(file, line, "child %s, want exit status %d", got,
+			   status);
+	tu_fail_at(file, line, "child %s, want signal %d (%s)", got, sig,
+		   strsignal(sig));
+}
