@@ -190,7 +190,7 @@ struct tt__g {
 
 	/* tt_last_error() */
 	int last_err;
-	char errmsg[120];
+	char errmsg[256];
 };
 
 /* The pool of stacks of one size. Stacks come from arenas (one mmap each)

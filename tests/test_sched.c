@@ -1,5 +1,7 @@
 /* Scheduler paths that need a particular order of events to reach. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 
@@ -51,11 +53,82 @@ static void test_park_readied_by_own_deadline(void **state)
 	TU_ASSERT_OK(tt_chan_release(c));
 }
 
-int main(void)
+/* The mprotect guard fallback (kernels before 6.13) keeps within
+ * vm.max_map_count: when the budget is spent, tt_go fails with a clear
+ * error instead of the kernel refusing a mapping later (or a crash). Run
+ * in a fresh process with TETHER_GUARD=mprotect. */
+static void spawn_until_refused(void *p)
 {
+	(void)p;
+}
+
+static void child_guard_budget(void)
+{
+	tt_runtime_info info;
+	if (tt_runtime_info_get(&info) != 0 ||
+	    info.guard_mode != TT_GUARD_MPROTECT) {
+		fprintf(stderr, "not in mprotect mode\n");
+		exit(3);
+	}
+	int64_t budget = info.guard_budget;
+	fprintf(stderr, "budget=%lld\n", (long long)budget);
+	tt_chan *never;
+	if (tt_chan_make(&never, sizeof(int), 0) != 0)
+		exit(4);
+	long started = 0;
+	for (;;) {
+		int64_t id = tt_go(park_forever, never);
+		if (id < 0) {
+			fprintf(stderr, "refused=%lld started=%ld msg=%s\n",
+				-(long long)id, started, tt_last_error());
+			break;
+		}
+		started++;
+		if (started > 200000) {
+			fprintf(stderr, "never refused\n");
+			exit(5);
+		}
+	}
+	/* The program goes on: short-lived goroutines reuse pooled
+	 * stacks... of which there are none yet, so this is refused too, and
+	 * nothing crashes. */
+	int64_t id = tt_go(spawn_until_refused, NULL);
+	fprintf(stderr, "again=%lld\n", -(long long)id);
+	exit(0);
+}
+
+static void test_guard_budget_mprotect(void **state)
+{
+	(void)state;
+	if (TU_ASAN)
+		skip(); /* 30,000 ASan-sized stacks take minutes */
+	setenv("TETHER_GUARD", "mprotect", 1);
+	tu_child ch;
+	int r = tu_spawn_self("guard_budget", 120 * TT_SECOND, &ch);
+	unsetenv("TETHER_GUARD");
+	assert_int_equal(r, 0);
+	TU_ASSERT_CHILD_EXIT(&ch, 0);
+	long long budget = tu_child_marker(&ch, "budget");
+	long long started = tu_child_marker(&ch, "started");
+	/* A stock vm.max_map_count of 65530 allows about 30,000. */
+	TU_ASSERT_GT(budget, 1000);
+	TU_ASSERT_EQ(started, budget);
+	TU_ASSERT_EQ(tu_child_marker(&ch, "refused"), ENOMEM);
+	TU_ASSERT_CONTAINS(ch.err, "vm.max_map_count");
+	TU_ASSERT_EQ(tu_child_marker(&ch, "again"), ENOMEM);
+	tu_child_free(&ch);
+}
+
+int main(int argc, char **argv)
+{
+	static const tu_child_case cases[] = {
+		{"guard_budget", child_guard_budget},
+	};
+	tu_child_dispatch(argc, argv, cases, 1);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_park_readied_by_due_timer),
 		TU_TEST(test_park_readied_by_own_deadline),
+		TU_TEST(test_guard_budget_mprotect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -250,12 +250,10 @@ static int install_guard(char *base)
 	if (atomic_fetch_sub(&guard_budget, 1) <= 0) {
 		atomic_fetch_add(&guard_budget, 1);
 		return tt__err(-ENOMEM,
-			       "no more goroutine stacks: each needs a guard "
-			       "page, which costs two memory mappings without "
-			       "MADV_GUARD_INSTALL (Linux 6.13+), and "
-			       "vm.max_map_count (%ld) is nearly used up; "
-			       "raise it (sysctl vm.max_map_count=...) or run "
-			       "a newer kernel",
+			       "no stack for a new goroutine: without "
+			       "MADV_GUARD_INSTALL (Linux 6.13+) each guard "
+			       "page costs two mappings, and vm.max_map_count "
+			       "(%ld) is nearly used up; raise it with sysctl",
 			       read_long_file("/proc/sys/vm/max_map_count",
 					      -1));
 	}
