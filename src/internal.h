@@ -106,12 +106,17 @@ enum tt__gstate {
  * restores from there. Returns when something switches back. */
 void tt__switch(void **save_sp, void *new_sp);
 
+/* Saves the current context like tt__switch, then calls
+ * tt__g_direct_entry(g) on the stack ending at stack_top; returns when
+ * the current context is resumed (see switch_x86_64.S). */
+void tt__spawn_call(void **save_sp, void *stack_top, void *g);
+/* Runs a new goroutine; returns the parent's stack pointer only when the
+ * goroutine ended without ever switching away. */
+void *tt__g_direct_entry(void *g);
+
 /* Restores the context saved at new_sp, abandoning the current one. */
 void tt__jump(void *new_sp) __attribute__((noreturn));
 
-/* Builds the first frame of a new stack so that the first switch to the
- * returned stack pointer calls entry(arg) on it. entry must not return. */
-void *tt__context_init(void *stack_top, void (*entry)(void *), void *arg);
 
 /* ---- time ------------------------------------------------------------- */
 
@@ -151,6 +156,9 @@ struct tt__g {
 	uint8_t reason;     /* enum tt__wait_reason, while WAITING */
 	uint8_t is_main;    /* the thread's own flow of control */
 	uint8_t timed_out;  /* set by the deadline timer before it readies us */
+	uint8_t direct;     /* started by tt__spawn_call and has not switched
+			       away since: its parent still waits inside that
+			       call, at the head of the run queue */
 	int64_t id;
 
 	/* Entry; valid until the goroutine starts. */

@@ -90,6 +90,104 @@ tt__switch:
 	.cfi_endproc
 	.size	tt__switch, .-tt__switch
 
+/* tt__spawn_call(void **save_sp, void *stack_top, void *g)
+ *
+ * Starts a new goroutine as a call on its own stack. Saves the caller's
+ * context exactly as tt__switch does (so a switch can resume it), moves to
+ * stack_top with the default floating-point controls, and calls
+ * tt__g_direct_entry(g). If the goroutine ends without ever switching
+ * away, that call returns the caller's saved stack pointer and this
+ * function returns to its caller like an ordinary function: calls and
+ * returns stay paired, so the processor predicts them. Otherwise the
+ * caller is resumed by a switch, which returns to the same place.
+ */
+	.p2align 4
+	.globl	tt__spawn_call
+	.hidden	tt__spawn_call
+	.type	tt__spawn_call, @function
+tt__spawn_call:
+	.cfi_startproc
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %rbp, 0
+	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %rbx, 0
+	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r12, 0
+	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r13, 0
+	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r14, 0
+	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset %r15, 0
+	subq	$8, %rsp
+	.cfi_adjust_cfa_offset 8
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movl	(%rsp), %eax
+	movzwl	4(%rsp), %ecx
+	movq	%rsp, (%rdi)
+	.cfi_remember_state
+	movq	%rsi, %rsp
+	/* On the new stack this is the outermost frame. */
+	.cfi_undefined %rip
+	cmpl	$0x1f80, %eax
+	jne	3f
+	cmpw	$0x037f, %cx
+	jne	3f
+4:	movq	%rdx, %rdi
+	xorl	%ebp, %ebp
+	callq	tt__g_direct_entry
+	/* The goroutine ended without leaving its stack: back to ours. */
+	movq	%rax, %rsp
+	.cfi_restore_state
+	movl	(%rsp), %eax
+	stmxcsr	-8(%rsp)
+	cmpl	-8(%rsp), %eax
+	jne	5f
+6:	fnstcw	-8(%rsp)
+	movzwl	-8(%rsp), %eax
+	cmpw	4(%rsp), %ax
+	jne	7f
+8:	addq	$8, %rsp
+	.cfi_adjust_cfa_offset -8
+	popq	%r15
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r15
+	popq	%r14
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r14
+	popq	%r13
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r13
+	popq	%r12
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %r12
+	popq	%rbx
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %rbx
+	popq	%rbp
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore %rbp
+	ret
+3:	/* Give the new goroutine the default controls (a thread's). */
+	movl	$0x1f80, -8(%rsp)
+	ldmxcsr	-8(%rsp)
+	movw	$0x037f, -8(%rsp)
+	fldcw	-8(%rsp)
+	jmp	4b
+5:	ldmxcsr	(%rsp)
+	jmp	6b
+7:	fldcw	4(%rsp)
+	jmp	8b
+	.cfi_endproc
+	.size	tt__spawn_call, .-tt__spawn_call
+
 /* tt__jump(void *new_sp): the second half of tt__switch, for a goroutine
  * that has ended and needs nothing saved. */
 	.p2align 4
@@ -111,23 +209,6 @@ tt__jump:
 	ret
 	.cfi_endproc
 	.size	tt__jump, .-tt__jump
-
-/* The first frame of every goroutine: tt__context_init leaves the entry
- * function in r13 and its argument in r12, and the first switch "returns"
- * here with a 16-byte aligned stack. The entry function never returns.
- * The CFI marks this as the outermost frame, so unwinders stop here. */
-	.p2align 4
-	.globl	tt__start
-	.hidden	tt__start
-	.type	tt__start, @function
-tt__start:
-	.cfi_startproc
-	.cfi_undefined %rip
-	movq	%r12, %rdi
-	callq	*%r13
-	ud2
-	.cfi_endproc
-	.size	tt__start, .-tt__start
 
 #endif
 

@@ -117,6 +117,7 @@ static inline void after_switch(tt__sched *s)
 
 static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 {
+	from->direct = 0;
 	s->current = to;
 	to->state = TT_G_RUNNING;
 #if TT_ASAN
@@ -217,7 +218,7 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 
 static void g_exit(tt__sched *s, tt__g *g) __attribute__((noreturn));
 
-static void g_entry(void *p)
+void *tt__g_direct_entry(void *p)
 {
 	tt__g *g = p;
 	tt__sched *s = g->sched;
@@ -226,7 +227,26 @@ static void g_entry(void *p)
 #endif
 	after_switch(s);
 	g->fn(g->arg);
-	g_exit(s, g);
+	if (!g->direct)
+		g_exit(s, g);
+	/* It never left its stack, so its parent still waits inside
+	 * tt__spawn_call, first in the run queue (goroutines it started and
+	 * that ended the same way have come and gone above it). Return to
+	 * the parent as from a call; it frees this stack. */
+	tt__g *parent = runq_pop(s);
+	TT_ASSERT(parent != NULL && parent->id == g->parent_id);
+	all_unlink(s, g);
+	g->state = TT_G_DEAD;
+	g->sp = __builtin_frame_address(0);
+	s->zombie = g;
+	s->current = parent;
+	parent->state = TT_G_RUNNING;
+#if TT_ASAN
+	__sanitizer_start_switch_fiber(NULL, parent->stack_lo,
+				       (size_t)(parent->stack_hi -
+						parent->stack_lo));
+#endif
+	return parent->sp;
 }
 
 static void g_exit(tt__sched *s, tt__g *g)
@@ -292,13 +312,26 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 #if TT_ASAN
 	g->asan_fake_stack = NULL;
 #endif
-	g->sp = tt__context_init(g->stack_hi, g_entry, g);
+	g->direct = 1;
 	all_link(s, g);
 
-	/* Child first: the parent waits at the head of the run queue. */
+	/* Child first: the parent waits at the head of the run queue, and
+	 * the child starts as a call on its own stack. The parent goes on
+	 * here when the child ends without blocking (a plain return) or
+	 * when the scheduler switches back to it. */
 	parent->state = TT_G_RUNNABLE;
 	runq_push_front(s, parent);
-	switch_to(s, parent, g);
+	s->current = g;
+	g->state = TT_G_RUNNING;
+#if TT_ASAN
+	__sanitizer_start_switch_fiber(&parent->asan_fake_stack, g->stack_lo,
+				       (size_t)(g->stack_hi - g->stack_lo));
+#endif
+	tt__spawn_call(&parent->sp, g->stack_hi, g);
+#if TT_ASAN
+	__sanitizer_finish_switch_fiber(parent->asan_fake_stack, NULL, NULL);
+#endif
+	after_switch(s);
 	return id;
 }
 
