@@ -27,7 +27,13 @@
  *    goroutines but never switch or block.
  *
  * tt_go runs the child at once (the parent waits at the head of the run
- * queue), so a loop of short-lived goroutines reuses one hot stack.
+ * queue), so a loop of short-lived goroutines reuses one hot stack. The
+ * child starts as a call on its own stack (tt__spawn_call): one that ends
+ * without ever switching away returns to its parent like a function,
+ * with no switch at all, so calls and returns stay paired for the
+ * processor's return predictor. g->direct records that it has not
+ * switched away; the first switch from it clears the flag, and from then
+ * on it ends like any other goroutine (g_exit).
  */
 #include <errno.h>
 #include <pthread.h>
