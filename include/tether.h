@@ -9,5 +9,6 @@
 #include "tether/go.h"
 #include "tether/chan.h"
 #include "tether/time.h"
+#include "tether/sync.h"
 
 #endif

@@ -1,0 +1,134 @@
+/* tether — contexts (Go's context package): cancellation, deadlines and
+ * request-scoped values that flow down a tree of goroutines.
+ *
+ * A context is made from a parent. tt_ctx_background() is the root: never
+ * cancelled, no deadline, no values. tt_ctx_with_cancel,
+ * tt_ctx_with_deadline and tt_ctx_with_timeout make cancelable children;
+ * tt_ctx_with_value makes a child that carries one key/value pair and
+ * shares its parent's cancellation.
+ *
+ * Cancellation flows down, never up: cancelling a context (tt_ctx_cancel,
+ * or its deadline passing) cancels every descendant with the same error,
+ * closes their done channels, and leaves the parent alone. A child made
+ * from an already cancelled parent starts out cancelled with the parent's
+ * error.
+ *
+ * Lifetime: every constructor gives the caller one reference;
+ * tt_ctx_retain adds one, tt_ctx_release drops one, and the last release
+ * frees the context. A child holds a reference on its parent, so a parent
+ * lives at least as long as its children. Releasing a cancelable context
+ * that was never cancelled is allowed (it simply stops listening to its
+ * parent) but, as in Go where a dropped CancelFunc is a leak that go vet
+ * reports, the runtime records it for the leak tools. Go's idiom is
+ *
+ *     tt_ctx *c;
+ *     tt_ctx_with_cancel(&c, parent);
+ *     ...                       // defer cancel()
+ *     tt_ctx_cancel(c);
+ *     tt_ctx_release(c);
+ *
+ * Keep a reference while goroutines wait on the context's done channel:
+ * the channel is borrowed from the context.
+ *
+ * A context belongs to the scheduler of the thread that made it, like a
+ * channel; using it from another thread panics. tt_ctx_background() is
+ * the exception: it is shared by every thread. A released context is bad
+ * input: its functions return -EBADF (or the documented fallback) while
+ * the memory has not been reused.
+ *
+ * Errors follow common.h: 0 or a negative errno, with tt_last_error()
+ * saying what was wrong. A context's own err is -ECANCELED (Go's
+ * context.Canceled) or -ETIMEDOUT (context.DeadlineExceeded). */
+#ifndef TETHER_CTX_H
+#define TETHER_CTX_H
+
+#include "chan.h"
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tt_ctx tt_ctx;
+
+/* context.Background(). Never cancelled, no deadline, no values, never
+ * freed; tt_ctx_retain and tt_ctx_release do nothing on it. Its done
+ * channel is NULL (a nil channel) and its err is 0. Cannot fail. */
+TT_EXPORT tt_ctx *tt_ctx_background(void);
+
+/* context.WithCancel(parent): a child cancelled by tt_ctx_cancel on it
+ * or on any ancestor. *out gets one reference (NULL on failure).
+ * -EINVAL for a NULL out or parent, -EBADF for a released parent,
+ * -ENOMEM. */
+TT_EXPORT int tt_ctx_with_cancel(tt_ctx **out, tt_ctx *parent);
+
+/* context.WithDeadline(parent, d): like tt_ctx_with_cancel, and also
+ * cancelled with -ETIMEDOUT at `deadline` (absolute, tt_now() ns). The
+ * child's deadline is the earlier of the parent's and `deadline`; when
+ * the parent's comes first the child simply expires with the parent. A
+ * deadline already passed gives a child that is already expired.
+ * TT_FOREVER means no deadline of its own. Expiry happens when the
+ * scheduler runs its timers (when a goroutine parks or yields), as with
+ * every tether timer. Errors as tt_ctx_with_cancel, and -EINVAL for a
+ * negative deadline other than TT_FOREVER. */
+TT_EXPORT int tt_ctx_with_deadline(tt_ctx **out, tt_ctx *parent,
+				   int64_t deadline);
+
+/* context.WithTimeout(parent, d): tt_ctx_with_deadline with the deadline
+ * ns from now; ns <= 0 gives a child that is already expired. Errors as
+ * tt_ctx_with_cancel. */
+TT_EXPORT int tt_ctx_with_timeout(tt_ctx **out, tt_ctx *parent, int64_t ns);
+
+/* context.WithValue(parent, key, value): a child that carries one
+ * key/value pair and is cancelled exactly when its parent is (it has no
+ * cancel of its own). Keys are compared by pointer: use the address of a
+ * static object of your own, as Go programs use an unexported type.
+ * value is not owned. Errors as tt_ctx_with_cancel, and -EINVAL for a
+ * NULL key. */
+TT_EXPORT int tt_ctx_with_value(tt_ctx **out, tt_ctx *parent,
+				const void *key, void *value);
+
+/* ctx.Value(key): the value of the nearest context from c up to the root
+ * that carries key (so a child's pair shadows its ancestors'), or NULL if
+ * none does. NULL (with the error recorded) for a NULL or released c. */
+TT_EXPORT void *tt_ctx_value(tt_ctx *c, const void *key);
+
+/* The CancelFunc of tt_ctx_with_cancel/_deadline/_timeout: cancel c and
+ * every descendant with -ECANCELED, close their done channels, stop their
+ * timers, and take c out of its parent (which is not affected). Calling
+ * it again, or after the deadline passed, does nothing and returns 0;
+ * the first error stays. -EINVAL for a NULL c and for contexts that have
+ * no CancelFunc in Go (background, tt_ctx_with_value), -EBADF for a
+ * released c. */
+TT_EXPORT int tt_ctx_cancel(tt_ctx *c);
+
+/* ctx.Done(): a channel of element size 0 (chan struct{}) that is closed
+ * when c is cancelled; receive on it, or use it in a select with
+ * TT_CASE_RECV_DISCARD. Borrowed: valid while c is. NULL (a nil channel,
+ * never ready) for background and contexts with no cancelable ancestor,
+ * as in Go; also NULL, with the error recorded, for a NULL or released
+ * c. */
+TT_EXPORT tt_chan *tt_ctx_done(tt_ctx *c);
+
+/* ctx.Err(): 0 while c is not cancelled, -ECANCELED after a cancel,
+ * -ETIMEDOUT after its deadline passed. -EINVAL for a NULL c, -EBADF for
+ * a released one. */
+TT_EXPORT int tt_ctx_err(tt_ctx *c);
+
+/* ctx.Deadline(): c's deadline (absolute, tt_now() ns), or TT_FOREVER if
+ * it has none. TT_FOREVER too, with the error recorded, for a NULL or
+ * released c. */
+TT_EXPORT int64_t tt_ctx_deadline(tt_ctx *c);
+
+/* References. Both are no-ops returning 0 on tt_ctx_background().
+ * -EINVAL for NULL, -EBADF for a released context, -EOVERFLOW when the
+ * count would overflow. The last release frees c (stopping its timer
+ * and, if c was never cancelled, taking it out of its parent) and drops
+ * c's reference on its parent. */
+TT_EXPORT int tt_ctx_retain(tt_ctx *c);
+TT_EXPORT int tt_ctx_release(tt_ctx *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

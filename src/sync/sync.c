@@ -1,0 +1,608 @@
+/* tether — Go's sync package on the scheduler: WaitGroup, Mutex, RWMutex,
+ * Once, Cond.
+ *
+ * Design notes
+ * ------------
+ * Every object here is a small header (owner, magic, kind, references,
+ * parked count) and one or two FIFO queues of goroutines. A waiting
+ * goroutine puts a node on its own stack into the queue and parks; whoever
+ * wakes it takes the node out first, stops its deadline timer, and only
+ * then readies it, so a goroutine is readied exactly once (by a waker or
+ * by its deadline, never both).
+ *
+ * Locks are handed over, not released and re-contended: Unlock with
+ * waiters gives the lock to the first of them, which returns from Lock
+ * already owning it. So waiters are served in arrival order and none
+ * starves; a goroutine that comes along later cannot barge in ahead.
+ *
+ * Lifetime is as for channels: `refs` counts user references, `parked`
+ * counts goroutines that parked on the object and have not yet resumed;
+ * the object is freed when both are 0. Callers touch the object before
+ * their final obj_unpark, never after.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "tether/sync.h"
+
+#define SYNC_MAGIC 0x73796e63u /* "sync" */
+#define SYNC_DEAD 0x64656164u
+
+enum kind { K_WG = 1, K_MUTEX, K_RWMUTEX, K_ONCE, K_COND };
+
+static const char *const kind_name[] = {
+	[K_WG] = "WaitGroup", [K_MUTEX] = "Mutex", [K_RWMUTEX] = "RWMutex",
+	[K_ONCE] = "Once",    [K_COND] = "Cond",
+};
+
+typedef struct node node;
+typedef struct squeue {
+	node *first, *last;
+} squeue;
+
+/* A parked goroutine, on its own stack. */
+struct node {
+	node *next, *prev;
+	tt__g *g;
+	squeue *q;
+	bool queued;
+};
+
+/* The header every object starts with. */
+typedef struct obj {
+	tt__sched *sched; /* owner */
+	void *spare;      /* with sched: the 16 bytes malloc reuses */
+	uint32_t magic;
+	uint8_t kind;
+	uint32_t refs;
+	uint32_t parked;
+} obj;
+
+struct tt_waitgroup {
+	obj h;
+	int64_t count;
+	squeue waiters;
+};
+
+struct tt_mutex {
+	obj h;
+	bool locked;
+	squeue waiters;
+};
+
+struct tt_rwmutex {
+	obj h;
+	bool writer;     /* a writer holds it */
+	int64_t readers; /* readers that hold it */
+	squeue rq, wq;   /* waiting readers, waiting writers */
+};
+
+struct tt_once {
+	obj h;
+	bool done, running;
+	int64_t runner; /* goroutine inside fn, while running */
+	squeue waiters;
+};
+
+struct tt_cond {
+	obj h;
+	tt_mutex *m; /* referenced */
+	squeue waiters;
+};
+
+/* ---- queues ------------------------------------------------------------ */
+
+static void q_push(squeue *q, node *n)
+{
+	n->next = NULL;
+	n->prev = q->last;
+	if (q->last)
+		q->last->next = n;
+	else
+		q->first = n;
+	q->last = n;
+	n->queued = true;
+}
+
+static void q_unlink(squeue *q, node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		q->first = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		q->last = n->prev;
+	n->queued = false;
+}
+
+/* Wake the first waiter of q; false if there is none. */
+static bool wake_one(tt__sched *s, squeue *q)
+{
+	node *n = q->first;
+	if (n == NULL)
+		return false;
+	q_unlink(q, n);
+	tt__timer_del(s, &n->g->timer);
+	tt__ready(s, n->g);
+	return true;
+}
+
+static void sync_timeout(tt__timer *t, int64_t now)
+{
+	(void)now;
+	tt__g *g = t->ctx;
+	node *n = g->wait_list;
+	if (n->queued)
+		q_unlink(n->q, n);
+	g->timed_out = 1;
+	tt__ready(g->sched, g);
+}
+
+/* Park the current goroutine on q until woken (0) or the deadline
+ * (-ETIMEDOUT; -EAGAIN for TT_TRY). Sets *held when it parked: the caller
+ * then holds a parked count on o and must end with obj_unpark. */
+static int wait_on(tt__sched *s, obj *o, squeue *q, int reason,
+		   int64_t deadline, bool *held)
+{
+	*held = false;
+	if (deadline == TT_TRY)
+		return -EAGAIN;
+	if (deadline != TT_FOREVER && deadline <= tt_now())
+		return -ETIMEDOUT;
+	*held = true;
+	tt__g *g = s->current;
+	node n = {.g = g, .q = q};
+	q_push(q, &n);
+	o->parked++;
+	g->wait_list = &n;
+	g->wait_n = 0;
+	bool timed_out;
+	if (deadline == TT_FOREVER) {
+		g->timed_out = 0;
+		tt__park(s, reason, o);
+		timed_out = false;
+	} else {
+		g->timer.fn = sync_timeout;
+		timed_out = tt__park_until(s, reason, o, deadline);
+	}
+	g->wait_list = NULL;
+	return timed_out ? -ETIMEDOUT : 0;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+static void obj_free(obj *o);
+
+static void obj_unpark(obj *o)
+{
+	if (--o->parked == 0 && o->refs == 0)
+		obj_free(o);
+}
+
+static int obj_check(tt__sched *s, const void *p, enum kind k,
+		     const char *op)
+{
+	const obj *o = p;
+	if (o == NULL)
+		return tt__err(-EINVAL, "%s: NULL %s", op, kind_name[k]);
+	if (o->magic != SYNC_MAGIC || o->kind != k)
+		return tt__err(-EBADF,
+			       "%s: %p is not a live %s (released, or never "
+			       "made)",
+			       op, p, kind_name[k]);
+	if (o->sched != s)
+		tt__panic("%s: %s %p belongs to another thread's scheduler",
+			  op, kind_name[k], p);
+	return 0;
+}
+
+static void *obj_new(size_t size, enum kind k, const char *op)
+{
+	obj *o = calloc(1, size);
+	if (o == NULL) {
+		tt__err(-ENOMEM, "%s: out of memory", op);
+		return NULL;
+	}
+	o->sched = tt__sched_get();
+	o->magic = SYNC_MAGIC;
+	o->kind = (uint8_t)k;
+	o->refs = 1;
+	return o;
+}
+
+static int obj_retain(void *p, enum kind k, const char *op)
+{
+	int r = obj_check(tt__sched_get(), p, k, op);
+	if (r)
+		return r;
+	obj *o = p;
+	if (o->refs == UINT32_MAX)
+		return tt__err(-EOVERFLOW, "%s: too many references", op);
+	o->refs++;
+	return 0;
+}
+
+static int obj_release(void *p, enum kind k, const char *op)
+{
+	int r = obj_check(tt__sched_get(), p, k, op);
+	if (r)
+		return r;
+	obj *o = p;
+	if (o->refs == 0)
+		return tt__err(-EBADF, "%s: no references left", op);
+	if (--o->refs == 0 && o->parked == 0)
+		obj_free(o);
+	return 0;
+}
+
+static void obj_free(obj *o)
+{
+	if (o->kind == K_COND) {
+		tt_mutex *m = ((tt_cond *)o)->m;
+		if (--m->h.refs == 0 && m->h.parked == 0)
+			obj_free(&m->h);
+	}
+	/* volatile: a plain store before free() is dead to the compiler. */
+	*(volatile uint32_t *)&o->magic = SYNC_DEAD;
+	free(o);
+}
+
+/* ---- WaitGroup ------------------------------------------------------------ */
+
+int tt_wg_make(tt_waitgroup **out)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_wg_make: out is NULL");
+	*out = obj_new(sizeof **out, K_WG, "tt_wg_make");
+	return *out ? 0 : -ENOMEM;
+}
+
+int tt_wg_add(tt_waitgroup *wg, int64_t delta)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, wg, K_WG, "tt_wg_add");
+	if (r)
+		return r;
+	wg->count += delta;
+	if (wg->count < 0)
+		tt__panic("sync: negative WaitGroup counter");
+	if (wg->count == 0)
+		while (wake_one(s, &wg->waiters))
+			;
+	return 0;
+}
+
+int tt_wg_done(tt_waitgroup *wg)
+{
+	return tt_wg_add(wg, -1);
+}
+
+int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, wg, K_WG, "tt_wg_wait");
+	if (r)
+		return r;
+	if (wg->count == 0)
+		return 0;
+	bool held;
+	r = wait_on(s, &wg->h, &wg->waiters, TT_WAIT_WG_WAIT, deadline, &held);
+	if (held)
+		obj_unpark(&wg->h);
+	return r;
+}
+
+int tt_wg_wait(tt_waitgroup *wg)
+{
+	return tt_wg_wait_until(wg, TT_FOREVER);
+}
+
+int64_t tt_wg_count(tt_waitgroup *wg)
+{
+	int r = obj_check(tt__sched_get(), wg, K_WG, "tt_wg_count");
+	return r ? r : wg->count;
+}
+
+int tt_wg_retain(tt_waitgroup *wg)
+{
+	return obj_retain(wg, K_WG, "tt_wg_retain");
+}
+
+int tt_wg_release(tt_waitgroup *wg)
+{
+	return obj_release(wg, K_WG, "tt_wg_release");
+}
+
+/* ---- Mutex ------------------------------------------------------------------ */
+
+int tt_mutex_make(tt_mutex **out)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_mutex_make: out is NULL");
+	*out = obj_new(sizeof **out, K_MUTEX, "tt_mutex_make");
+	return *out ? 0 : -ENOMEM;
+}
+
+int tt_mutex_lock_until(tt_mutex *m, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, m, K_MUTEX, "tt_mutex_lock");
+	if (r)
+		return r;
+	if (!m->locked) {
+		m->locked = true;
+		return 0;
+	}
+	bool held;
+	r = wait_on(s, &m->h, &m->waiters, TT_WAIT_MUTEX, deadline, &held);
+	/* On 0 the unlocker handed the lock over: it is ours. */
+	if (held)
+		obj_unpark(&m->h);
+	return r;
+}
+
+int tt_mutex_lock(tt_mutex *m)
+{
+	return tt_mutex_lock_until(m, TT_FOREVER);
+}
+
+int tt_mutex_trylock(tt_mutex *m)
+{
+	return tt_mutex_lock_until(m, TT_TRY);
+}
+
+int tt_mutex_unlock(tt_mutex *m)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, m, K_MUTEX, "tt_mutex_unlock");
+	if (r)
+		return r;
+	if (!m->locked)
+		tt__panic("sync: unlock of unlocked mutex");
+	if (!wake_one(s, &m->waiters))
+		m->locked = false;
+	return 0;
+}
+
+int tt_mutex_retain(tt_mutex *m)
+{
+	return obj_retain(m, K_MUTEX, "tt_mutex_retain");
+}
+
+int tt_mutex_release(tt_mutex *m)
+{
+	return obj_release(m, K_MUTEX, "tt_mutex_release");
+}
+
+/* ---- RWMutex --------------------------------------------------------------- */
+
+int tt_rwmutex_make(tt_rwmutex **out)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_rwmutex_make: out is NULL");
+	*out = obj_new(sizeof **out, K_RWMUTEX, "tt_rwmutex_make");
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Let every waiting reader in. */
+static void admit_readers(tt__sched *s, tt_rwmutex *m)
+{
+	while (wake_one(s, &m->rq))
+		m->readers++;
+}
+
+int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_rlock");
+	if (r)
+		return r;
+	if (!m->writer && m->wq.first == NULL) {
+		m->readers++;
+		return 0;
+	}
+	bool held;
+	r = wait_on(s, &m->h, &m->rq, TT_WAIT_RWMUTEX_R, deadline, &held);
+	if (held)
+		obj_unpark(&m->h);
+	return r;
+}
+
+int tt_rwmutex_rlock(tt_rwmutex *m)
+{
+	return tt_rwmutex_rlock_until(m, TT_FOREVER);
+}
+
+int tt_rwmutex_runlock(tt_rwmutex *m)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_runlock");
+	if (r)
+		return r;
+	if (m->readers <= 0)
+		tt__panic("sync: RUnlock of unlocked RWMutex");
+	if (--m->readers == 0 && m->wq.first) {
+		m->writer = true;
+		wake_one(s, &m->wq);
+	}
+	return 0;
+}
+
+int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_lock");
+	if (r)
+		return r;
+	if (!m->writer && m->readers == 0) {
+		m->writer = true;
+		return 0;
+	}
+	bool held;
+	r = wait_on(s, &m->h, &m->wq, TT_WAIT_RWMUTEX_W, deadline, &held);
+	if (r == -ETIMEDOUT && !m->writer && m->wq.first == NULL)
+		admit_readers(s, m); /* they waited only because of us */
+	if (held)
+		obj_unpark(&m->h);
+	return r;
+}
+
+int tt_rwmutex_lock(tt_rwmutex *m)
+{
+	return tt_rwmutex_lock_until(m, TT_FOREVER);
+}
+
+int tt_rwmutex_unlock(tt_rwmutex *m)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_unlock");
+	if (r)
+		return r;
+	if (!m->writer)
+		tt__panic("sync: Unlock of unlocked RWMutex");
+	m->writer = false;
+	if (m->rq.first)
+		admit_readers(s, m);
+	else if (m->wq.first) {
+		m->writer = true;
+		wake_one(s, &m->wq);
+	}
+	return 0;
+}
+
+int tt_rwmutex_retain(tt_rwmutex *m)
+{
+	return obj_retain(m, K_RWMUTEX, "tt_rwmutex_retain");
+}
+
+int tt_rwmutex_release(tt_rwmutex *m)
+{
+	return obj_release(m, K_RWMUTEX, "tt_rwmutex_release");
+}
+
+/* ---- Once --------------------------------------------------------------------- */
+
+int tt_once_make(tt_once **out)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_once_make: out is NULL");
+	*out = obj_new(sizeof **out, K_ONCE, "tt_once_make");
+	return *out ? 0 : -ENOMEM;
+}
+
+int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, o, K_ONCE, "tt_once_do");
+	if (r)
+		return r;
+	if (fn == NULL)
+		return tt__err(-EINVAL, "tt_once_do: fn is NULL");
+	if (o->done)
+		return 0;
+	if (o->running) {
+		if (o->runner == s->current->id)
+			tt__panic("sync: Once.Do called from its own function");
+		bool held;
+		r = wait_on(s, &o->h, &o->waiters, TT_WAIT_MUTEX, TT_FOREVER,
+			    &held);
+		obj_unpark(&o->h);
+		return r;
+	}
+	o->running = true;
+	o->runner = s->current->id;
+	o->h.refs++; /* o outlives fn even if fn releases it */
+	fn(arg);
+	o->running = false;
+	o->done = true;
+	while (wake_one(s, &o->waiters))
+		;
+	return obj_release(o, K_ONCE, "tt_once_do");
+}
+
+int tt_once_retain(tt_once *o)
+{
+	return obj_retain(o, K_ONCE, "tt_once_retain");
+}
+
+int tt_once_release(tt_once *o)
+{
+	return obj_release(o, K_ONCE, "tt_once_release");
+}
+
+/* ---- Cond ----------------------------------------------------------------------- */
+
+int tt_cond_make(tt_cond **out, tt_mutex *m)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "tt_cond_make: out is NULL");
+	*out = NULL;
+	int r = tt_mutex_retain(m);
+	if (r)
+		return r;
+	tt_cond *c = obj_new(sizeof *c, K_COND, "tt_cond_make");
+	if (c == NULL) {
+		tt_mutex_release(m);
+		return -ENOMEM;
+	}
+	c->m = m;
+	*out = c;
+	return 0;
+}
+
+int tt_cond_wait_until(tt_cond *c, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, c, K_COND, "tt_cond_wait");
+	if (r)
+		return r;
+	tt_mutex *m = c->m;
+	m->h.refs++; /* relocked below even if c goes away meanwhile */
+	tt_mutex_unlock(m); /* panics if not locked, as Go's */
+	bool held;
+	r = wait_on(s, &c->h, &c->waiters, TT_WAIT_COND, deadline, &held);
+	if (held)
+		obj_unpark(&c->h);
+	tt_mutex_lock(m);
+	tt_mutex_release(m);
+	return r;
+}
+
+int tt_cond_wait(tt_cond *c)
+{
+	return tt_cond_wait_until(c, TT_FOREVER);
+}
+
+int tt_cond_signal(tt_cond *c)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, c, K_COND, "tt_cond_signal");
+	if (r)
+		return r;
+	wake_one(s, &c->waiters);
+	return 0;
+}
+
+int tt_cond_broadcast(tt_cond *c)
+{
+	tt__sched *s = tt__sched_get();
+	int r = obj_check(s, c, K_COND, "tt_cond_broadcast");
+	if (r)
+		return r;
+	while (wake_one(s, &c->waiters))
+		;
+	return 0;
+}
+
+int tt_cond_retain(tt_cond *c)
+{
+	return obj_retain(c, K_COND, "tt_cond_retain");
+}
+
+int tt_cond_release(tt_cond *c)
+{
+	return obj_release(c, K_COND, "tt_cond_release");
+}
