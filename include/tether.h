@@ -10,5 +10,6 @@
 #include "tether/chan.h"
 #include "tether/time.h"
 #include "tether/sync.h"
+#include "tether/ctx.h"
 
 #endif

@@ -329,6 +329,12 @@ static inline bool tt__timer_armed(const tt__timer *t)
 bool tt__park_until(tt__sched *s, int reason, const void *obj,
 		    int64_t deadline);
 
+/* ---- ctx ----------------------------------------------------------------- */
+
+/* Cancelable contexts this thread freed without cancelling them, and the
+ * release site of the last one (for the leak tools). */
+void tt__ctx_leak_info(uint64_t *count, void **last_pc);
+
 /* ---- errors and fatal reports -------------------------------------------- */
 
 /* Record err and a printf-style message as the current goroutine's last

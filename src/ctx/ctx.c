@@ -1,0 +1,444 @@
+/* tether — contexts, after Go's context package.
+ *
+ * Design notes
+ * ------------
+ * Three kinds of node, as in Go: the background root (one static object
+ * shared by every thread, never freed, never cancelled), cancelable
+ * contexts (with_cancel, with_deadline, with_timeout: they own a done
+ * channel and, for a deadline of their own, a timer node embedded in the
+ * struct) and value contexts (a key/value pair; cancellation is their
+ * nearest cancelable ancestor's).
+ *
+ * Each context caches what Go finds by walking up: `canc`, the nearest
+ * cancelable context from itself upwards (itself for a cancelable one,
+ * NULL below background only), and `deadline`, the effective deadline.
+ * Both stay valid because a child holds a reference on its parent, so
+ * every ancestor outlives it.
+ *
+ * The cancellation tree: a cancelable context is linked into the
+ * children list of its parent's `canc` (Go's propagateCancel). The
+ * links are weak: a child takes itself out when it is cancelled on its
+ * own or freed, and a parent's cancel empties its list. Cancel walks the
+ * subtree with an explicit work list threaded through the nodes, not by
+ * recursion, so a deep chain cannot overflow a goroutine's stack.
+ * Closing a done channel only readies goroutines, never switches, so
+ * the whole walk runs to completion without anything being freed under
+ * it — which is also why it may run inside a timer callback.
+ *
+ * Everything runs on the owning scheduler's thread; nothing is locked.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "tether/ctx.h"
+
+#define TT_CTX_MAGIC 0x63747874u /* "ctxt" */
+#define TT_CTX_DEAD 0x64656164u  /* "dead" */
+
+enum ctx_kind {
+	CTX_BACKGROUND = 1,
+	CTX_CANCEL, /* with_cancel, with_deadline, with_timeout */
+	CTX_VALUE
+};
+
+struct tt_ctx {
+	/* The first 16 bytes are reused by malloc once the context is
+	 * freed; the magic stays out of them (as in tt_chan) so a released
+	 * handle is still told apart until the memory is reused. */
+	tt__sched *sched; /* owner; NULL for background */
+	tt_ctx *parent;   /* holds one reference; NULL for background */
+	uint32_t magic;
+	uint32_t refs;
+	uint8_t kind;     /* enum ctx_kind */
+	uint8_t linked;   /* in canc-parent's children list */
+	/* Set when a reference of a cancelable context was released while
+	 * it was still uncancelled (Go's "the cancel function is not used
+	 * on all paths" leak). Kept, with the release site, for the leak
+	 * tools to report; see also the per-thread totals below. */
+	uint8_t released_uncancelled;
+	int err;          /* 0, -ECANCELED or -ETIMEDOUT (cancelable) */
+	void *release_pc; /* where the last uncancelled release came from */
+	int64_t deadline; /* effective deadline, or TT_FOREVER */
+	tt_ctx *canc;     /* nearest cancelable context, self included */
+
+	/* Cancelable contexts. */
+	tt_chan *done;    /* closed on cancel */
+	tt_ctx *children; /* live cancelable descendants linked here */
+	tt_ctx *sib_prev, *sib_next; /* in the canc-parent's list */
+	tt_ctx *work_next;           /* the cancel walk's work list */
+	tt__timer timer;             /* own deadline, when armed */
+
+	/* Value contexts. */
+	const void *key;
+	void *value;
+};
+
+static tt_ctx background = {
+	.sched = NULL,
+	.parent = NULL,
+	.magic = TT_CTX_MAGIC,
+	.refs = 1,
+	.kind = CTX_BACKGROUND,
+	.deadline = TT_FOREVER,
+	.canc = NULL,
+	.timer = {.heap_ix = TT_TIMER_IDLE},
+};
+
+/* Per-thread record of cancelable contexts freed without ever having
+ * been cancelled, for the leak tools (not yet exported; see
+ * tt__ctx_leak_info). */
+static __thread uint64_t released_uncancelled_total;
+static __thread void *released_uncancelled_last_pc;
+
+void tt__ctx_leak_info(uint64_t *count, void **last_pc)
+{
+	if (count)
+		*count = released_uncancelled_total;
+	if (last_pc)
+		*last_pc = released_uncancelled_last_pc;
+}
+
+tt_ctx *tt_ctx_background(void)
+{
+	return &background;
+}
+
+/* 0 if c is a live context usable from this thread, else the error
+ * recorded. Panics on another thread's context. */
+static int ctx_check(const tt_ctx *c, const char *op)
+{
+	if (c == NULL)
+		return tt__err(-EINVAL, "%s: context is NULL", op);
+	if (c->magic != TT_CTX_MAGIC)
+		return tt__err(-EBADF,
+			       "%s: %p is not a live context (released, or "
+			       "never made)",
+			       op, (const void *)c);
+	if (c->kind != CTX_BACKGROUND && c->sched != tt__sched_get())
+		tt__panic("%s: context %p belongs to another thread's "
+			  "scheduler",
+			  op, (const void *)c);
+	return 0;
+}
+
+/* ---- the cancellation tree ---------------------------------------------- */
+
+static void unlink_child(tt_ctx *c)
+{
+	tt_ctx *p = c->parent->canc;
+	if (c->sib_prev)
+		c->sib_prev->sib_next = c->sib_next;
+	else
+		p->children = c->sib_next;
+	if (c->sib_next)
+		c->sib_next->sib_prev = c->sib_prev;
+	c->sib_prev = c->sib_next = NULL;
+	c->linked = 0;
+}
+
+static void link_child(tt_ctx *p, tt_ctx *c)
+{
+	c->sib_prev = NULL;
+	c->sib_next = p->children;
+	if (p->children)
+		p->children->sib_prev = c;
+	p->children = c;
+	c->linked = 1;
+}
+
+/* Cancel c (cancelable, not yet cancelled) and its whole subtree with
+ * err. Never blocks or switches: safe in a timer callback. */
+static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
+{
+	if (c->linked)
+		unlink_child(c);
+	c->work_next = NULL;
+	tt_ctx *work = c;
+	while (work) {
+		tt_ctx *x = work;
+		work = x->work_next;
+		x->work_next = NULL;
+		if (x->err)
+			continue; /* cannot happen: cancelled nodes are
+				     unlinked; kept for safety */
+		x->err = err;
+		tt__timer_del(s, &x->timer);
+		tt_chan_close(x->done);
+		tt_ctx *ch = x->children;
+		x->children = NULL;
+		while (ch) {
+			tt_ctx *next = ch->sib_next;
+			ch->sib_prev = ch->sib_next = NULL;
+			ch->linked = 0;
+			ch->work_next = work;
+			work = ch;
+			ch = next;
+		}
+	}
+}
+
+static void deadline_fired(tt__timer *t, int64_t now)
+{
+	(void)now;
+	tt_ctx *c = t->ctx;
+	if (c->err == 0)
+		cancel_tree(c->sched, c, -ETIMEDOUT);
+}
+
+/* ---- making ------------------------------------------------------------------ */
+
+static int ctx_new(tt_ctx **out, tt_ctx *parent, int kind, const char *op)
+{
+	if (out == NULL)
+		return tt__err(-EINVAL, "%s: out is NULL", op);
+	*out = NULL;
+	if (parent == NULL)
+		return tt__err(-EINVAL, "%s: parent is NULL", op);
+	int r = ctx_check(parent, op);
+	if (r)
+		return r;
+	if (parent->kind != CTX_BACKGROUND && parent->refs == UINT32_MAX)
+		return tt__err(-EOVERFLOW,
+			       "%s: parent has too many references", op);
+	tt_ctx *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return tt__err(-ENOMEM, "%s: out of memory for a context", op);
+	c->kind = (uint8_t)kind;
+	if (kind == CTX_CANCEL) {
+		r = tt_chan_make(&c->done, 0, 0);
+		if (r) {
+			free(c);
+			return tt__err(r, "%s: out of memory for a done "
+					  "channel",
+				       op);
+		}
+	}
+	c->sched = tt__sched_get();
+	c->parent = parent;
+	if (parent->kind != CTX_BACKGROUND)
+		parent->refs++;
+	c->magic = TT_CTX_MAGIC;
+	c->refs = 1;
+	c->deadline = parent->deadline;
+	c->canc = kind == CTX_CANCEL ? c : parent->canc;
+	c->timer.heap_ix = TT_TIMER_IDLE;
+	c->timer.fn = deadline_fired;
+	c->timer.ctx = c;
+	*out = c;
+	return 0;
+}
+
+/* Hook a new cancelable c into the tree under its parent, or cancel it
+ * at once if the parent already is (Go's propagateCancel). */
+static void propagate_cancel(tt__sched *s, tt_ctx *c)
+{
+	tt_ctx *pc = c->parent->canc;
+	if (pc == NULL)
+		return; /* below background only: never cancelled */
+	if (pc->err)
+		cancel_tree(s, c, pc->err);
+	else
+		link_child(pc, c);
+}
+
+int tt_ctx_with_cancel(tt_ctx **out, tt_ctx *parent)
+{
+	int r = ctx_new(out, parent, CTX_CANCEL, "tt_ctx_with_cancel");
+	if (r)
+		return r;
+	tt_ctx *c = *out;
+	propagate_cancel(c->sched, c);
+	return 0;
+}
+
+int tt_ctx_with_deadline(tt_ctx **out, tt_ctx *parent, int64_t deadline)
+{
+	if (deadline < 0 && deadline != TT_FOREVER) {
+		if (out)
+			*out = NULL;
+		return tt__err(-EINVAL,
+			       "tt_ctx_with_deadline: negative deadline %lld",
+			       (long long)deadline);
+	}
+	int r = ctx_new(out, parent, CTX_CANCEL, "tt_ctx_with_deadline");
+	if (r)
+		return r;
+	tt_ctx *c = *out;
+	tt__sched *s = c->sched;
+	propagate_cancel(s, c);
+	if (deadline == TT_FOREVER || c->err)
+		return 0;
+	if (c->deadline != TT_FOREVER && c->deadline <= deadline)
+		return 0; /* the parent's comes first and will cancel us */
+	c->deadline = deadline;
+	if (deadline <= tt_now()) {
+		cancel_tree(s, c, -ETIMEDOUT);
+		return 0;
+	}
+	c->timer.when = deadline;
+	c->timer.period = 0;
+	tt__timer_add(s, &c->timer);
+	return 0;
+}
+
+int tt_ctx_with_timeout(tt_ctx **out, tt_ctx *parent, int64_t ns)
+{
+	/* tt_deadline_in maps negative durations to TT_FOREVER; Go's
+	 * WithTimeout treats them as already expired. */
+	int64_t deadline = ns <= 0 ? tt_now() : tt_deadline_in(ns);
+	int r = ctx_new(out, parent, CTX_CANCEL, "tt_ctx_with_timeout");
+	if (r)
+		return r;
+	tt_ctx *c = *out;
+	tt__sched *s = c->sched;
+	propagate_cancel(s, c);
+	if (c->err)
+		return 0;
+	if (c->deadline != TT_FOREVER && c->deadline <= deadline)
+		return 0;
+	c->deadline = deadline;
+	if (ns <= 0) {
+		cancel_tree(s, c, -ETIMEDOUT);
+		return 0;
+	}
+	c->timer.when = deadline;
+	c->timer.period = 0;
+	tt__timer_add(s, &c->timer);
+	return 0;
+}
+
+int tt_ctx_with_value(tt_ctx **out, tt_ctx *parent, const void *key,
+		      void *value)
+{
+	if (key == NULL) {
+		if (out)
+			*out = NULL;
+		return tt__err(-EINVAL, "tt_ctx_with_value: key is NULL");
+	}
+	int r = ctx_new(out, parent, CTX_VALUE, "tt_ctx_with_value");
+	if (r)
+		return r;
+	tt_ctx *c = *out;
+	c->key = key;
+	c->value = value;
+	return 0;
+}
+
+/* ---- queries ------------------------------------------------------------------ */
+
+void *tt_ctx_value(tt_ctx *c, const void *key)
+{
+	if (ctx_check(c, "tt_ctx_value"))
+		return NULL;
+	for (; c; c = c->parent)
+		if (c->kind == CTX_VALUE && c->key == key)
+			return c->value;
+	return NULL;
+}
+
+int tt_ctx_cancel(tt_ctx *c)
+{
+	int r = ctx_check(c, "tt_ctx_cancel");
+	if (r)
+		return r;
+	if (c->kind != CTX_CANCEL)
+		return tt__err(-EINVAL,
+			       "tt_ctx_cancel: %s context has no cancel",
+			       c->kind == CTX_BACKGROUND ? "the background"
+							 : "a value");
+	if (c->err == 0)
+		cancel_tree(c->sched, c, -ECANCELED);
+	return 0;
+}
+
+tt_chan *tt_ctx_done(tt_ctx *c)
+{
+	if (ctx_check(c, "tt_ctx_done"))
+		return NULL;
+	return c->canc ? c->canc->done : NULL;
+}
+
+int tt_ctx_err(tt_ctx *c)
+{
+	int r = ctx_check(c, "tt_ctx_err");
+	if (r)
+		return r;
+	return c->canc ? c->canc->err : 0;
+}
+
+int64_t tt_ctx_deadline(tt_ctx *c)
+{
+	if (ctx_check(c, "tt_ctx_deadline"))
+		return TT_FOREVER;
+	return c->deadline;
+}
+
+/* ---- references ----------------------------------------------------------------- */
+
+int tt_ctx_retain(tt_ctx *c)
+{
+	int r = ctx_check(c, "tt_ctx_retain");
+	if (r)
+		return r;
+	if (c->kind == CTX_BACKGROUND)
+		return 0;
+	if (c->refs == UINT32_MAX)
+		return tt__err(-EOVERFLOW, "tt_ctx_retain: too many references");
+	c->refs++;
+	return 0;
+}
+
+/* Free c (no references left), then drop its reference on its parent,
+ * and so on up while that frees the parent too — a loop, not recursion,
+ * for long chains. */
+static void ctx_free_chain(tt__sched *s, tt_ctx *c)
+{
+	while (c && c->kind != CTX_BACKGROUND) {
+		tt_ctx *parent = c->parent;
+		if (c->released_uncancelled && c->err == 0) {
+			released_uncancelled_total++;
+			released_uncancelled_last_pc = c->release_pc;
+		}
+		if (c->kind == CTX_CANCEL) {
+			if (c->linked)
+				unlink_child(c);
+			tt__timer_del(s, &c->timer);
+			/* Goroutines parked on done keep the channel alive
+			 * through the runtime; this drops only our hold. */
+			tt_chan_release(c->done);
+		}
+		/* volatile: a plain store before free() is dead to the
+		 * compiler. */
+		*(volatile uint32_t *)&c->magic = TT_CTX_DEAD;
+		free(c);
+		if (parent->kind == CTX_BACKGROUND || --parent->refs)
+			break;
+		c = parent;
+	}
+}
+
+int tt_ctx_release(tt_ctx *c)
+{
+	int r = ctx_check(c, "tt_ctx_release");
+	if (r)
+		return r;
+	if (c->kind == CTX_BACKGROUND)
+		return 0;
+	if (c->refs == 0)
+		return tt__err(-EBADF, "tt_ctx_release: context %p has no "
+				       "references left",
+			       (void *)c);
+	bool uncancelled = c->kind == CTX_CANCEL && c->err == 0;
+	if (uncancelled) {
+		/* Not an error (Go allows dropping a CancelFunc too), but a
+		 * leak of the kind go vet reports: record where it happened
+		 * for the leak tools. */
+		c->released_uncancelled = 1;
+		c->release_pc = __builtin_return_address(0);
+	}
+	if (--c->refs)
+		return 0;
+	ctx_free_chain(c->sched, c);
+	return 0;
+}
