@@ -308,6 +308,9 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
  * for the stack fields. NULL with the error recorded on failure. */
 tt__g *tt__stack_alloc(tt__sched *s, size_t usable);
 void tt__stack_free(tt__sched *s, tt__g *g);
+/* Return idle stacks' pages to the kernel, at most max stacks' worth;
+ * returns how many. */
+size_t tt__stack_trim(tt__sched *s, size_t max);
 size_t tt__stack_default(void);
 void tt__stack_info(tt__sched *s, tt_runtime_info *out);
 size_t tt__page_size(void);

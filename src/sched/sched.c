@@ -168,6 +168,10 @@ static tt__g *idle_wait(tt__sched *s)
 		tt__g *g = runq_pop(s);
 		if (g)
 			return g;
+		/* Idle: a good time to give idle stacks back, a batch at a
+		 * time so timers stay on time. */
+		if (tt__stack_trim(s, 256))
+			continue;
 		if (s->timers.n == 0 && s->io_waiters == 0)
 			deadlock(s);
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
