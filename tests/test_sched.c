@@ -53,6 +53,31 @@ static void test_park_readied_by_own_deadline(void **state)
 	TU_ASSERT_OK(tt_chan_release(c));
 }
 
+/* Stacks of ended goroutines are kept for reuse, but beyond a reserve
+ * their pages go back to the kernel once the scheduler is idle. */
+static void test_idle_returns_stack_pages(void **state)
+{
+	(void)state;
+	enum { N = 5000 };
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	for (int i = 0; i < N; i++)
+		tu_go(park_forever, c);
+	long long with = tu_rss_bytes();
+	TU_ASSERT_OK(tt_chan_close(c));
+	TU_ASSERT_OK(tt_sleep(20 * TT_MILLISECOND)); /* they end; then idle */
+	long long after = tu_rss_bytes();
+	/* At most 1024 stay resident: at least 3,976 pages went back. */
+	TU_ASSERT_LT(after, with - (long long)(N - 1024) * 4096 / 2);
+	/* And they are reused: a new batch costs no new stacks. */
+	tt_runtime_info before_info, info;
+	TU_ASSERT_OK(tt_runtime_info_get(&before_info));
+	for (int i = 0; i < N; i++)
+		tu_go(park_forever, c); /* closed: each ends at once */
+	TU_ASSERT_OK(tt_runtime_info_get(&info));
+	assert_int_equal(info.stacks_mapped, before_info.stacks_mapped);
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
 /* The mprotect guard fallback (kernels before 6.13) keeps within
  * vm.max_map_count: when the budget is spent, tt_go fails with a clear
  * error instead of the kernel refusing a mapping later (or a crash). Run
@@ -128,6 +153,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_park_readied_by_due_timer),
 		TU_TEST(test_park_readied_by_own_deadline),
+		TU_TEST(test_idle_returns_stack_pages),
 		TU_TEST(test_guard_budget_mprotect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
