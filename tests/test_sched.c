@@ -66,8 +66,11 @@ static void test_idle_returns_stack_pages(void **state)
 	TU_ASSERT_OK(tt_chan_close(c));
 	TU_ASSERT_OK(tt_sleep(20 * TT_MILLISECOND)); /* they end; then idle */
 	long long after = tu_rss_bytes();
-	/* At most 1024 stay resident: at least 3,976 pages went back. */
-	TU_ASSERT_LT(after, with - (long long)(N - 1024) * 4096 / 2);
+	/* At most 1024 stay resident: at least 3,976 pages went back. (Not
+	 * under ASan, whose shadow of the stacks, written as they are
+	 * cleaned for reuse, stays resident instead.) */
+	if (!TU_ASAN)
+		TU_ASSERT_LT(after, with - (long long)(N - 1024) * 4096 / 2);
 	/* And they are reused: a new batch costs no new stacks. */
 	tt_runtime_info before_info, info;
 	TU_ASSERT_OK(tt_runtime_info_get(&before_info));
