@@ -18,13 +18,8 @@
  */
 #if defined(__aarch64__)
 
-	.text
-	.p2align 4
-	.globl	tt__switch
-	.hidden	tt__switch
-	.type	tt__switch, %function
-tt__switch:
-	.cfi_startproc
+/* Push the frame described above; leaves FPCR in x9. */
+.macro SAVE_FRAME
 	sub	sp, sp, #176
 	.cfi_adjust_cfa_offset 176
 	stp	x19, x20, [sp, #0]
@@ -41,9 +36,10 @@ tt__switch:
 	stp	d14, d15, [sp, #144]
 	mrs	x9, fpcr
 	str	x9, [sp, #160]
-	mov	x9, sp
-	str	x9, [x0]
-	mov	sp, x1
+.endm
+
+/* Restore everything from the frame at sp and pop it (no return). */
+.macro RESTORE_FRAME
 	ldr	x9, [sp, #160]
 	msr	fpcr, x9
 	ldp	x19, x20, [sp, #0]
@@ -58,6 +54,20 @@ tt__switch:
 	ldp	d14, d15, [sp, #144]
 	add	sp, sp, #176
 	.cfi_adjust_cfa_offset -176
+.endm
+
+	.text
+	.p2align 4
+	.globl	tt__switch
+	.hidden	tt__switch
+	.type	tt__switch, %function
+tt__switch:
+	.cfi_startproc
+	SAVE_FRAME
+	mov	x9, sp
+	str	x9, [x0]
+	mov	sp, x1
+	RESTORE_FRAME
 	ret
 	.cfi_endproc
 	.size	tt__switch, .-tt__switch
@@ -73,22 +83,7 @@ tt__switch:
 	.type	tt__spawn_call, %function
 tt__spawn_call:
 	.cfi_startproc
-	sub	sp, sp, #176
-	.cfi_adjust_cfa_offset 176
-	stp	x19, x20, [sp, #0]
-	stp	x21, x22, [sp, #16]
-	stp	x23, x24, [sp, #32]
-	stp	x25, x26, [sp, #48]
-	stp	x27, x28, [sp, #64]
-	stp	x29, x30, [sp, #80]
-	.cfi_rel_offset x29, 80
-	.cfi_rel_offset x30, 88
-	stp	d8, d9, [sp, #96]
-	stp	d10, d11, [sp, #112]
-	stp	d12, d13, [sp, #128]
-	stp	d14, d15, [sp, #144]
-	mrs	x9, fpcr
-	str	x9, [sp, #160]
+	SAVE_FRAME
 	mov	x10, sp
 	str	x10, [x0]
 	.cfi_remember_state
@@ -101,20 +96,7 @@ tt__spawn_call:
 	bl	tt__g_direct_entry
 	mov	sp, x0
 	.cfi_restore_state
-	ldr	x9, [sp, #160]
-	msr	fpcr, x9
-	ldp	x19, x20, [sp, #0]
-	ldp	x21, x22, [sp, #16]
-	ldp	x23, x24, [sp, #32]
-	ldp	x25, x26, [sp, #48]
-	ldp	x27, x28, [sp, #64]
-	ldp	x29, x30, [sp, #80]
-	ldp	d8, d9, [sp, #96]
-	ldp	d10, d11, [sp, #112]
-	ldp	d12, d13, [sp, #128]
-	ldp	d14, d15, [sp, #144]
-	add	sp, sp, #176
-	.cfi_adjust_cfa_offset -176
+	RESTORE_FRAME
 	ret
 	.cfi_endproc
 	.size	tt__spawn_call, .-tt__spawn_call
@@ -127,20 +109,10 @@ tt__spawn_call:
 	.type	tt__jump, %function
 tt__jump:
 	.cfi_startproc
+	.cfi_undefined x30
 	mov	sp, x0
-	ldr	x9, [sp, #160]
-	msr	fpcr, x9
-	ldp	x19, x20, [sp, #0]
-	ldp	x21, x22, [sp, #16]
-	ldp	x23, x24, [sp, #32]
-	ldp	x25, x26, [sp, #48]
-	ldp	x27, x28, [sp, #64]
-	ldp	x29, x30, [sp, #80]
-	ldp	d8, d9, [sp, #96]
-	ldp	d10, d11, [sp, #112]
-	ldp	d12, d13, [sp, #128]
-	ldp	d14, d15, [sp, #144]
-	add	sp, sp, #176
+	.cfi_adjust_cfa_offset 176
+	RESTORE_FRAME
 	ret
 	.cfi_endproc
 	.size	tt__jump, .-tt__jump

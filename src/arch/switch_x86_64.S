@@ -24,13 +24,9 @@
  */
 #if defined(__x86_64__)
 
-	.text
-	.p2align 4
-	.globl	tt__switch
-	.hidden	tt__switch
-	.type	tt__switch, @function
-tt__switch:
-	.cfi_startproc
+/* Push the frame described above and store the stack pointer in *%rdi.
+ * Leaves the saved MXCSR in %eax and control word in %ecx. */
+.macro SAVE_FRAME
 	pushq	%rbp
 	.cfi_adjust_cfa_offset 8
 	.cfi_rel_offset %rbp, 0
@@ -56,14 +52,12 @@ tt__switch:
 	movl	(%rsp), %eax
 	movzwl	4(%rsp), %ecx
 	movq	%rsp, (%rdi)
-	movq	%rsi, %rsp
-	/* Loading MXCSR or the control word costs more than the rest of
-	 * the switch; almost always both sides have the same, so compare. */
-	cmpl	(%rsp), %eax
-	jne	1f
-	cmpw	4(%rsp), %cx
-	jne	1f
-2:	addq	$8, %rsp
+.endm
+
+/* Pop the registers of the frame at %rsp (FP controls already dealt
+ * with) and return through it. */
+.macro RESTORE_FRAME
+	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15
 	.cfi_adjust_cfa_offset -8
@@ -84,6 +78,24 @@ tt__switch:
 	.cfi_adjust_cfa_offset -8
 	.cfi_restore %rbp
 	ret
+.endm
+
+	.text
+	.p2align 4
+	.globl	tt__switch
+	.hidden	tt__switch
+	.type	tt__switch, @function
+tt__switch:
+	.cfi_startproc
+	SAVE_FRAME
+	movq	%rsi, %rsp
+	/* Loading MXCSR or the control word costs more than the rest of
+	 * the switch; almost always both sides have the same, so compare. */
+	cmpl	(%rsp), %eax
+	jne	1f
+	cmpw	4(%rsp), %cx
+	jne	1f
+2:	RESTORE_FRAME
 1:	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
 	jmp	2b
@@ -107,31 +119,7 @@ tt__switch:
 	.type	tt__spawn_call, @function
 tt__spawn_call:
 	.cfi_startproc
-	pushq	%rbp
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %rbp, 0
-	pushq	%rbx
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %rbx, 0
-	pushq	%r12
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %r12, 0
-	pushq	%r13
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %r13, 0
-	pushq	%r14
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %r14, 0
-	pushq	%r15
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset %r15, 0
-	subq	$8, %rsp
-	.cfi_adjust_cfa_offset 8
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
-	movl	(%rsp), %eax
-	movzwl	4(%rsp), %ecx
-	movq	%rsp, (%rdi)
+	SAVE_FRAME
 	.cfi_remember_state
 	movq	%rsi, %rsp
 	/* On the new stack this is the outermost frame. */
@@ -154,27 +142,7 @@ tt__spawn_call:
 	movzwl	-8(%rsp), %eax
 	cmpw	4(%rsp), %ax
 	jne	7f
-8:	addq	$8, %rsp
-	.cfi_adjust_cfa_offset -8
-	popq	%r15
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %r15
-	popq	%r14
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %r14
-	popq	%r13
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %r13
-	popq	%r12
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %r12
-	popq	%rbx
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %rbx
-	popq	%rbp
-	.cfi_adjust_cfa_offset -8
-	.cfi_restore %rbp
-	ret
+8:	RESTORE_FRAME
 3:	/* Give the new goroutine the default controls (a thread's). */
 	movl	$0x1f80, -8(%rsp)
 	ldmxcsr	-8(%rsp)
