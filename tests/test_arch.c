@@ -121,38 +121,18 @@ static __attribute__((noinline)) uint64_t mix(uint64_t a, uint64_t b)
 	return (a ^ (b >> 7)) * UINT64_C(0x9e3779b97f4a7c15);
 }
 
-static void reg_worker(void *p)
+/* 200 rounds of mixing eight integers and three doubles, calling
+ * `between` before each round. Inlined into both callers, so the compiler
+ * keeps the values in registers across the calls. */
+static inline __attribute__((always_inline)) uint64_t
+reg_compute(uint64_t seed, void (*between)(void))
 {
-	reg_arg *a = p;
-	uint64_t v0 = a->seed, v1 = v0 * 3, v2 = v0 * 5, v3 = v0 * 7,
-		 v4 = v0 * 11, v5 = v0 * 13, v6 = v0 * 17, v7 = v0 * 19;
-	double d0 = (double)v0, d1 = d0 * 0.5, d2 = d0 * 0.25;
-	for (int i = 0; i < 200; i++) {
-		tt_yield();
-		v0 = mix(v0, v7);
-		v1 = mix(v1, v0);
-		v2 = mix(v2, v1);
-		v3 = mix(v3, v2);
-		v4 = mix(v4, v3);
-		v5 = mix(v5, v4);
-		v6 = mix(v6, v5);
-		v7 = mix(v7, v6);
-		d0 = sqrt(d0 + d1);
-		d1 = d1 * 0.75 + d2;
-		d2 = d2 + 1.0;
-	}
-	a->result = v0 ^ v1 ^ v2 ^ v3 ^ v4 ^ v5 ^ v6 ^ v7 ^
-		    (uint64_t)(d0 + d1 + d2);
-	tu_done(a->done);
-}
-
-static uint64_t reg_expected(uint64_t seed)
-{
-	/* The same computation with no switches in between. */
 	uint64_t v0 = seed, v1 = v0 * 3, v2 = v0 * 5, v3 = v0 * 7,
 		 v4 = v0 * 11, v5 = v0 * 13, v6 = v0 * 17, v7 = v0 * 19;
 	double d0 = (double)v0, d1 = d0 * 0.5, d2 = d0 * 0.25;
 	for (int i = 0; i < 200; i++) {
+		if (between)
+			between();
 		v0 = mix(v0, v7);
 		v1 = mix(v1, v0);
 		v2 = mix(v2, v1);
@@ -167,6 +147,19 @@ static uint64_t reg_expected(uint64_t seed)
 	}
 	return v0 ^ v1 ^ v2 ^ v3 ^ v4 ^ v5 ^ v6 ^ v7 ^
 	       (uint64_t)(d0 + d1 + d2);
+}
+
+static void reg_worker(void *p)
+{
+	reg_arg *a = p;
+	a->result = reg_compute(a->seed, tt_yield);
+	tu_done(a->done);
+}
+
+/* The same computation with no switches in between. */
+static uint64_t reg_expected(uint64_t seed)
+{
+	return reg_compute(seed, NULL);
 }
 
 static void test_callee_saved_registers(void **state)
