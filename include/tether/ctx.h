@@ -128,6 +128,25 @@ TT_EXPORT int64_t tt_ctx_deadline(tt_ctx *c);
 TT_EXPORT int tt_ctx_retain(tt_ctx *c);
 TT_EXPORT int tt_ctx_release(tt_ctx *c);
 
+/* Blocking calls that give up when ctx is done, so a goroutine can always
+ * be told to stop: Go's
+ *
+ *   select { case c <- v: ...; case <-ctx.Done(): return ctx.Err() }
+ *
+ * in one call. They return what the plain call returns, or tt_ctx_err(ctx)
+ * (-ECANCELED, or -ETIMEDOUT past the context's deadline) when ctx is done
+ * first. If both are possible at once, one is chosen at random, as Go's
+ * select does. -EINVAL / -EBADF for a bad ctx. */
+TT_EXPORT int tt_chan_send_ctx(tt_ctx *ctx, tt_chan *c, const void *elem,
+			       size_t elem_size);
+TT_EXPORT int tt_chan_recv_ctx(tt_ctx *ctx, tt_chan *c, void *elem,
+			       size_t elem_size, bool *ok);
+/* tt_select with the context's done channel as one more case: the index
+ * of the case performed, or the context's error. */
+TT_EXPORT int tt_select_ctx(tt_ctx *ctx, const tt_case *cases, size_t n);
+/* time.Sleep that wakes early when ctx is done: 0 after sleeping ns. */
+TT_EXPORT int tt_sleep_ctx(tt_ctx *ctx, int64_t ns);
+
 #ifdef __cplusplus
 }
 #endif

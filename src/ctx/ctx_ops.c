@@ -1,0 +1,81 @@
+/* tether — blocking calls that also wait on a context's done channel.
+ *
+ * Each is one select: the operation's case plus a receive on
+ * tt_ctx_done(ctx) (NULL, a never-ready nil channel, for background). So
+ * they inherit select's semantics exactly, including the uniformly random
+ * choice when the operation and the cancellation are both ready. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "tether/ctx.h"
+
+#define STACK_CASES 8
+
+/* The context's done channel in *done, or the error of a bad ctx. */
+static int done_of(tt_ctx *ctx, tt_chan **done)
+{
+	int r = tt_ctx_err(ctx);
+	if (r == -EINVAL || r == -EBADF)
+		return r;
+	*done = tt_ctx_done(ctx);
+	return 0;
+}
+
+int tt_select_ctx(tt_ctx *ctx, const tt_case *cases, size_t n)
+{
+	tt_chan *done;
+	int r = done_of(ctx, &done);
+	if (r)
+		return r;
+	if (n > 0 && cases == NULL)
+		return tt__err(-EINVAL, "tt_select_ctx: cases is NULL");
+	tt_case stack_cs[STACK_CASES];
+	tt_case *cs = stack_cs;
+	if (n + 1 > STACK_CASES) {
+		if (n > SIZE_MAX / sizeof *cs - 1 ||
+		    (cs = malloc((n + 1) * sizeof *cs)) == NULL)
+			return tt__err(-ENOMEM,
+				       "tt_select_ctx: out of memory for %zu "
+				       "cases",
+				       n);
+	}
+	for (size_t i = 0; i < n; i++)
+		cs[i] = cases[i];
+	cs[n] = (tt_case)TT_CASE_RECV_DISCARD(done, NULL);
+	r = tt_select(cs, n + 1, TT_FOREVER);
+	if (cs != stack_cs)
+		free(cs);
+	if (r == (int)n)
+		return tt_ctx_err(ctx);
+	return r;
+}
+
+int tt_chan_send_ctx(tt_ctx *ctx, tt_chan *c, const void *elem,
+		     size_t elem_size)
+{
+	tt_case k = {TT_CASE_SEND, c, (void *)elem, elem_size, NULL};
+	return tt_select_ctx(ctx, &k, 1);
+}
+
+int tt_chan_recv_ctx(tt_ctx *ctx, tt_chan *c, void *elem, size_t elem_size,
+		     bool *ok)
+{
+	tt_case k = {TT_CASE_RECV, c, elem, elem_size, ok};
+	return tt_select_ctx(ctx, &k, 1);
+}
+
+int tt_sleep_ctx(tt_ctx *ctx, int64_t ns)
+{
+	tt_chan *done;
+	int r = done_of(ctx, &done);
+	if (r)
+		return r;
+	tt_case k = TT_CASE_RECV_DISCARD(done, NULL);
+	r = tt_select(&k, 1, ns <= 0 ? TT_TRY : tt_deadline_in(ns));
+	if (r == 0)
+		return tt_ctx_err(ctx);
+	if (r == -EAGAIN) /* ns <= 0: like time.Sleep(0), just yield */
+		tt_yield();
+	return (r == -ETIMEDOUT || r == -EAGAIN) ? 0 : r;
+}
