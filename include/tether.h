@@ -11,5 +11,6 @@
 #include "tether/time.h"
 #include "tether/sync.h"
 #include "tether/ctx.h"
+#include "tether/fd.h"
 
 #endif

@@ -191,6 +191,11 @@ struct tt__g {
 
 	tt__timer timer; /* sleeps and deadlines */
 
+	/* While parked on a file descriptor (poll layer). */
+	int io_fd;
+	uint8_t io_want;   /* TT_FD_READ | TT_FD_WRITE */
+	uint8_t io_ready;  /* set by the poller */
+
 #if TT_ASAN
 	void *asan_fake_stack;
 #endif
@@ -236,6 +241,9 @@ struct tt__sched {
 	tt__g *all;           /* list head of every goroutine */
 	tt__stack_pool *pools;
 	int64_t io_waiters;   /* parked on file descriptors (poll layer) */
+	int epfd;             /* the poller's epoll descriptor, or -1 */
+	struct tt__fdslot *fds; /* per descriptor: who waits (poll layer) */
+	size_t nfds;
 	void *altstack;       /* sigaltstack for the overflow report */
 	tt__g main_g;         /* the thread's own flow of control */
 };
@@ -331,6 +339,12 @@ static inline bool tt__timer_armed(const tt__timer *t)
  * first. Returns true if the deadline woke it. deadline must be > 0. */
 bool tt__park_until(tt__sched *s, int reason, const void *obj,
 		    int64_t deadline);
+
+/* ---- poll ---------------------------------------------------------------- */
+
+/* Wait up to timeout_ns (-1: forever, 0: just look) for descriptors and
+ * ready their goroutines; returns how many it readied. */
+int tt__poll(tt__sched *s, int64_t timeout_ns);
 
 /* ---- ctx ----------------------------------------------------------------- */
 

@@ -175,7 +175,11 @@ static tt__g *idle_wait(tt__sched *s)
 		if (s->timers.n == 0 && s->io_waiters == 0)
 			deadlock(s);
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
-		if (wake > now) {
+		if (s->io_waiters) {
+			/* Sleep in the poller until a descriptor or the next
+			 * timer. */
+			tt__poll(s, wake < 0 ? -1 : wake > now ? wake - now : 0);
+		} else if (wake > now) {
 			struct timespec ts = {
 				.tv_sec = wake / TT_SECOND,
 				.tv_nsec = wake % TT_SECOND,
@@ -190,10 +194,12 @@ static tt__g *idle_wait(tt__sched *s)
  * goroutines that never idle cannot starve them. */
 static inline void maybe_run_timers(tt__sched *s)
 {
-	if (TT_UNLIKELY(s->timers.n != 0) && ++s->timer_check >= 64) {
+	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
+	    ++s->timer_check >= 64) {
 		s->timer_check = 0;
 		s->stamp = tt_now();
 		tt__timers_run(s, s->stamp);
+		tt__poll(s, 0);
 	}
 }
 
@@ -363,6 +369,8 @@ void tt_yield(void)
 	tt__sched *s = tt__sched_get();
 	if (s->timers.n)
 		tt__timers_run(s, tt_now());
+	if (s->io_waiters)
+		tt__poll(s, 0);
 	tt__g *next = runq_pop(s);
 	if (!next)
 		return;
@@ -461,6 +469,7 @@ tt__sched *tt__sched_init(void)
 	m->timer.heap_ix = TT_TIMER_IDLE;
 	main_stack_bounds(m);
 	s->current = m;
+	s->epfd = -1;
 	s->stamp = tt_now();
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
 		 (uint64_t)m->id;

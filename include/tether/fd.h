@@ -1,0 +1,60 @@
+/* tether — file descriptor I/O that parks the goroutine, not the thread.
+ *
+ * The calls below expect non-blocking descriptors (tt_fd_nonblock sets
+ * O_NONBLOCK; tt_accept returns them so). When the kernel says EAGAIN the
+ * goroutine parks in the scheduler's poller (epoll) until the descriptor
+ * is ready or the deadline passes, and the thread runs other goroutines
+ * meanwhile. Parked descriptors count as possible wake-ups: a program
+ * whose goroutines all wait on descriptors is not deadlocked.
+ *
+ * One goroutine at a time may wait to read a descriptor, and one to write
+ * it (as with Go's net.Conn, a reader and a writer may work at once); a
+ * second would-be reader gets -EBUSY. Regular files are always ready. */
+#ifndef TETHER_FD_H
+#define TETHER_FD_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TT_FD_READ 1
+#define TT_FD_WRITE 2
+
+/* Park until fd is ready for any of `events` (TT_FD_READ | TT_FD_WRITE).
+ * Returns the ready events (> 0), -ETIMEDOUT, -EAGAIN (TT_TRY, not
+ * ready), -EBUSY (another goroutine already waits for that), -EBADF,
+ * -EINVAL. Error and hang-up conditions count as ready for both. */
+TT_EXPORT int tt_fd_wait(int fd, int events, int64_t deadline);
+
+/* Set O_NONBLOCK on fd. */
+TT_EXPORT int tt_fd_nonblock(int fd);
+
+/* read(2) that parks on EAGAIN: bytes read (0 at end of file) or -errno
+ * (-ETIMEDOUT at the deadline). */
+TT_EXPORT ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline);
+
+/* Writes all n bytes, parking as needed, like Go's Write: returns n, or,
+ * if it stops early (error or deadline), the bytes written if any, else
+ * -errno. */
+TT_EXPORT ssize_t tt_write(int fd, const void *buf, size_t n,
+			   int64_t deadline);
+
+/* accept4 that parks: a new non-blocking, close-on-exec descriptor, or
+ * -errno. */
+TT_EXPORT int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+			int64_t deadline);
+
+/* connect on a non-blocking socket, parking until it completes: 0 or
+ * -errno (the connection's error, e.g. -ECONNREFUSED). */
+TT_EXPORT int tt_connect(int fd, const struct sockaddr *addr,
+			 socklen_t addrlen, int64_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

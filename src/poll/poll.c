@@ -1,0 +1,326 @@
+/* tether — the poller: goroutines parked on file descriptors, on epoll.
+ *
+ * Design notes
+ * ------------
+ * Each scheduler has one epoll descriptor, made on first use, and a table
+ * indexed by descriptor number saying which goroutine waits to read and
+ * which to write it. The epoll registration of a descriptor always asks
+ * for exactly the events someone waits for (level-triggered): when a
+ * waiter is woken or gives up, the registration is narrowed, or dropped
+ * when nobody is left. That costs an epoll_ctl per wait and per wake;
+ * persistent edge-triggered registration is the known next step.
+ *
+ * The scheduler polls without blocking every 64 parks and at each yield
+ * while anyone waits on a descriptor (so a busy scheduler cannot starve
+ * I/O), and blocks in epoll only from its idle loop, until the next timer.
+ *
+ * Invariant: slot->r (slot->w) is the goroutine parked reading (writing)
+ * fd, and is cleared, with the registration narrowed, by whoever readies
+ * it: the poller or its deadline timer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "tether/fd.h"
+
+struct tt__fdslot {
+	tt__g *r, *w;        /* waiting to read, to write */
+	uint32_t registered; /* events epoll has for it (0: not added) */
+};
+
+static int ensure_epoll(tt__sched *s)
+{
+	if (s->epfd >= 0)
+		return 0;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return tt__err(-errno, "cannot make the poller: epoll_create1: "
+				       "%s",
+			       strerror(errno));
+	s->epfd = fd;
+	return 0;
+}
+
+static struct tt__fdslot *slot_for(tt__sched *s, int fd)
+{
+	if ((size_t)fd >= s->nfds) {
+		size_t n = s->nfds ? s->nfds : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct tt__fdslot *v = realloc(s->fds, n * sizeof *v);
+		if (v == NULL)
+			return NULL;
+		memset(v + s->nfds, 0, (n - s->nfds) * sizeof *v);
+		s->fds = v;
+		s->nfds = n;
+	}
+	return &s->fds[fd];
+}
+
+/* Make epoll's interest in fd match its waiters. */
+static int sync_registration(tt__sched *s, int fd, struct tt__fdslot *sl)
+{
+	uint32_t want = (sl->r ? (uint32_t)EPOLLIN : 0) |
+			(sl->w ? (uint32_t)EPOLLOUT : 0);
+	if (want == sl->registered)
+		return 0;
+	struct epoll_event ev = {.events = want, .data.fd = fd};
+	int r;
+	if (want == 0)
+		r = epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+	else if (sl->registered == 0)
+		r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+	else
+		r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+	if (r != 0)
+		return -errno;
+	sl->registered = want;
+	return 0;
+}
+
+static void wake(tt__sched *s, tt__g *g, uint8_t ready)
+{
+	g->io_ready = ready;
+	tt__timer_del(s, &g->timer);
+	tt__ready(s, g);
+}
+
+int tt__poll(tt__sched *s, int64_t timeout_ns)
+{
+	if (s->epfd < 0 || s->io_waiters == 0)
+		return 0;
+	struct epoll_event evs[64];
+	int n;
+	if (timeout_ns < 0) {
+		n = epoll_wait(s->epfd, evs, 64, -1);
+	} else {
+		struct timespec ts = {.tv_sec = timeout_ns / TT_SECOND,
+				      .tv_nsec = timeout_ns % TT_SECOND};
+		n = epoll_pwait2(s->epfd, evs, 64, &ts, NULL);
+		if (n < 0 && errno == ENOSYS) /* before Linux 5.11 */
+			n = epoll_wait(s->epfd, evs, 64,
+				       (int)((timeout_ns + TT_MILLISECOND - 1) /
+					     TT_MILLISECOND));
+	}
+	int woke = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		uint32_t e = evs[i].events;
+		struct tt__fdslot *sl = &s->fds[fd];
+		uint8_t ready = 0;
+		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+			ready |= TT_FD_READ;
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			ready |= TT_FD_WRITE;
+		if ((ready & TT_FD_READ) && sl->r) {
+			tt__g *g = sl->r;
+			sl->r = NULL;
+			if (sl->w == g) /* one goroutine waiting for either */
+				sl->w = NULL;
+			wake(s, g, ready);
+			woke++;
+		}
+		if ((ready & TT_FD_WRITE) && sl->w) {
+			tt__g *g = sl->w;
+			sl->w = NULL;
+			if (sl->r == g)
+				sl->r = NULL;
+			wake(s, g, ready);
+			woke++;
+		}
+		sync_registration(s, fd, sl);
+	}
+	return woke;
+}
+
+/* Deadline: take g out of its descriptor's slot and ready it. */
+static void io_timeout(tt__timer *t, int64_t now)
+{
+	(void)now;
+	tt__g *g = t->ctx;
+	tt__sched *s = g->sched;
+	struct tt__fdslot *sl = &s->fds[g->io_fd];
+	if (sl->r == g)
+		sl->r = NULL;
+	if (sl->w == g)
+		sl->w = NULL;
+	sync_registration(s, g->io_fd, sl);
+	g->timed_out = 1;
+	tt__ready(s, g);
+}
+
+int tt_fd_wait(int fd, int events, int64_t deadline)
+{
+	tt__sched *s = tt__sched_get();
+	if (fd < 0)
+		return tt__err(-EBADF, "tt_fd_wait: bad descriptor %d", fd);
+	if (events == 0 || (events & ~(TT_FD_READ | TT_FD_WRITE)))
+		return tt__err(-EINVAL, "tt_fd_wait: bad events 0x%x", events);
+	if (deadline == TT_TRY || (deadline != TT_FOREVER &&
+				   deadline <= tt_now())) {
+		struct pollfd p = {
+			.fd = fd,
+			.events = (short)(((events & TT_FD_READ) ? POLLIN : 0) |
+					  ((events & TT_FD_WRITE) ? POLLOUT
+								  : 0))};
+		int r = poll(&p, 1, 0);
+		if (r < 0)
+			return tt__err(-errno, "tt_fd_wait: poll: %s",
+				       strerror(errno));
+		if (p.revents & POLLNVAL)
+			return tt__err(-EBADF, "tt_fd_wait: fd %d is not open",
+				       fd);
+		int ready = 0;
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			ready |= TT_FD_READ;
+		if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+			ready |= TT_FD_WRITE;
+		ready &= events;
+		if (ready)
+			return ready;
+		return deadline == TT_TRY ? -EAGAIN : -ETIMEDOUT;
+	}
+	int r = ensure_epoll(s);
+	if (r)
+		return r;
+	struct tt__fdslot *sl = slot_for(s, fd);
+	if (sl == NULL)
+		return tt__err(-ENOMEM, "tt_fd_wait: out of memory");
+	if (((events & TT_FD_READ) && sl->r) ||
+	    ((events & TT_FD_WRITE) && sl->w))
+		return tt__err(-EBUSY,
+			       "tt_fd_wait: another goroutine already waits "
+			       "to %s fd %d",
+			       (events & TT_FD_READ) && sl->r ? "read" : "write",
+			       fd);
+	tt__g *g = s->current;
+	if (events & TT_FD_READ)
+		sl->r = g;
+	if (events & TT_FD_WRITE)
+		sl->w = g;
+	r = sync_registration(s, fd, sl);
+	if (r) {
+		if (sl->r == g)
+			sl->r = NULL;
+		if (sl->w == g)
+			sl->w = NULL;
+		if (r == -EPERM) /* a regular file: always ready */
+			return events;
+		return tt__err(r, "tt_fd_wait: epoll_ctl on fd %d: %s", fd,
+			       strerror(-r));
+	}
+	g->io_fd = fd;
+	g->io_want = (uint8_t)events;
+	g->io_ready = 0;
+	s->io_waiters++;
+	bool timed_out;
+	if (deadline == TT_FOREVER) {
+		g->timed_out = 0;
+		tt__park(s, TT_WAIT_IO_WAIT, NULL);
+		timed_out = false;
+	} else {
+		g->timer.fn = io_timeout;
+		timed_out = tt__park_until(s, TT_WAIT_IO_WAIT, NULL, deadline);
+	}
+	s->io_waiters--;
+	if (timed_out)
+		return -ETIMEDOUT;
+	return g->io_ready & events ? g->io_ready & events : events;
+}
+
+int tt_fd_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return tt__err(-errno, "tt_fd_nonblock: fd %d: %s", fd,
+			       strerror(errno));
+	return 0;
+}
+
+ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return tt__err(-errno, "tt_read: fd %d: %s", fd,
+				       strerror(errno));
+		int w = tt_fd_wait(fd, TT_FD_READ, deadline);
+		if (w < 0)
+			return w;
+	}
+}
+
+ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = write(fd, (const char *)buf + done, n - done);
+		if (r >= 0) {
+			done += (size_t)r;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		int e = errno;
+		if (e == EAGAIN || e == EWOULDBLOCK) {
+			int w = tt_fd_wait(fd, TT_FD_WRITE, deadline);
+			if (w > 0)
+				continue;
+			e = -w;
+		} else {
+			tt__err(-e, "tt_write: fd %d: %s", fd, strerror(e));
+		}
+		return done ? (ssize_t)done : -e;
+	}
+	return (ssize_t)done;
+}
+
+int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+	      int64_t deadline)
+{
+	for (;;) {
+		int c = accept4(fd, addr, addrlen,
+				SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c >= 0)
+			return c;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return tt__err(-errno, "tt_accept: fd %d: %s", fd,
+				       strerror(errno));
+		int w = tt_fd_wait(fd, TT_FD_READ, deadline);
+		if (w < 0)
+			return w;
+	}
+}
+
+int tt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+	       int64_t deadline)
+{
+	if (connect(fd, addr, addrlen) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EINTR)
+		return tt__err(-errno, "tt_connect: fd %d: %s", fd,
+			       strerror(errno));
+	int w = tt_fd_wait(fd, TT_FD_WRITE, deadline);
+	if (w < 0)
+		return w;
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		return tt__err(-errno, "tt_connect: getsockopt: %s",
+			       strerror(errno));
+	if (err)
+		return tt__err(-err, "tt_connect: fd %d: %s", fd,
+			       strerror(err));
+	return 0;
+}

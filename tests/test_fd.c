@@ -1,0 +1,206 @@
+/* Descriptor I/O that parks the goroutine: pipes, deadlines, and a
+ * loopback TCP echo with many clients on one thread. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MS TT_MILLISECOND
+
+typedef struct pipe_arg {
+	int fd;
+	long total;
+	tt_chan *done;
+} pipe_arg;
+
+static void pipe_writer(void *p)
+{
+	pipe_arg *a = p;
+	char buf[4096];
+	for (int i = 0; i < 256; i++) {
+		memset(buf, 'a' + i % 26, sizeof buf);
+		TU_ASSERT_EQ(tt_write(a->fd, buf, sizeof buf, TT_FOREVER),
+			     (long)sizeof buf);
+	}
+	close(a->fd);
+	tu_done(a->done);
+}
+
+static void test_pipe_between_goroutines(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	tt_chan *done = tu_chan(0, 1);
+	pipe_arg w = {p[1], 0, done};
+	/* 1 MiB through a 64 KiB pipe: the writer parks many times. */
+	tu_go(pipe_writer, &w);
+	char buf[1000];
+	long total = 0;
+	ssize_t n;
+	while ((n = tt_read(p[0], buf, sizeof buf, tt_deadline_in(
+							   10 * TT_SECOND))) > 0)
+		total += n;
+	TU_ASSERT_EQ(n, 0); /* end of file after the writer closed */
+	TU_ASSERT_EQ(total, 256 * 4096);
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	close(p[0]);
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
+static void busy_reader(void *p)
+{
+	char c;
+	pipe_arg *a = p;
+	a->total = tt_read(a->fd, &c, 1, tt_deadline_in(TT_SECOND));
+	tu_done(a->done);
+}
+
+static void test_fd_deadlines_and_errors(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	char c;
+	TU_ASSERT_ERR(tt_read(p[0], &c, 1, TT_TRY), -EAGAIN);
+	int64_t t0 = tt_now();
+	TU_ASSERT_ERR(tt_read(p[0], &c, 1, tt_deadline_in(20 * MS)),
+		      -ETIMEDOUT);
+	TU_ASSERT_RANGE(tt_now() - t0, 20 * MS, 20 * MS + TU_SLACK_NS);
+	TU_ASSERT_EQ(tt_fd_wait(p[1], TT_FD_WRITE, TT_TRY), TT_FD_WRITE);
+	TU_ASSERT_ERR(tt_fd_wait(-1, TT_FD_READ, TT_FOREVER), -EBADF);
+	TU_ASSERT_ERR(tt_fd_wait(p[0], 0, TT_FOREVER), -EINVAL);
+	/* One reader at a time. */
+	tt_chan *done = tu_chan(0, 1);
+	pipe_arg a = {p[0], 99, done};
+	tu_go(busy_reader, &a);
+	TU_ASSERT_ERR(tt_fd_wait(p[0], TT_FD_READ, tt_deadline_in(MS)),
+		      -EBUSY);
+	TU_ASSERT_EQ(tt_write(p[1], "x", 1, TT_FOREVER), 1);
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_EQ(a.total, 1);
+	close(p[0]);
+	close(p[1]);
+	/* A regular file is always ready. */
+	int f = open("/proc/self/stat", O_RDONLY | O_NONBLOCK);
+	assert_true(f >= 0);
+	TU_ASSERT_EQ(tt_fd_wait(f, TT_FD_READ, TT_FOREVER), TT_FD_READ);
+	close(f);
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
+/* ---- loopback echo ----------------------------------------------------------- */
+
+typedef struct echo_srv {
+	int lfd;
+	int served;
+	tt_waitgroup *wg;
+} echo_srv;
+
+static void echo_conn(void *p)
+{
+	int fd = (int)(intptr_t)p;
+	char buf[512];
+	ssize_t n;
+	while ((n = tt_read(fd, buf, sizeof buf, tt_deadline_in(
+						       10 * TT_SECOND))) > 0)
+		if (tt_write(fd, buf, (size_t)n, TT_FOREVER) != n)
+			break;
+	close(fd);
+}
+
+static void echo_accept(void *p)
+{
+	echo_srv *s = p;
+	for (;;) {
+		int c = tt_accept(s->lfd, NULL, NULL, TT_FOREVER);
+		if (c < 0)
+			break; /* listener closed by the test */
+		s->served++;
+		tu_go(echo_conn, (void *)(intptr_t)c);
+	}
+}
+
+typedef struct client_arg {
+	struct sockaddr_in addr;
+	int id;
+	int ok;
+	tt_waitgroup *wg;
+} client_arg;
+
+static void echo_client(void *p)
+{
+	client_arg *a = p;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+	TU_ASSERT(fd >= 0);
+	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a->addr,
+				sizeof a->addr, tt_deadline_in(10 * TT_SECOND)));
+	char msg[64], got[64];
+	for (int round = 0; round < 10; round++) {
+		int len = snprintf(msg, sizeof msg, "client %d round %d", a->id,
+				   round);
+		TU_ASSERT_EQ(tt_write(fd, msg, (size_t)len, TT_FOREVER), len);
+		int have = 0;
+		while (have < len) {
+			ssize_t n = tt_read(fd, got + have, sizeof got - have,
+					    tt_deadline_in(10 * TT_SECOND));
+			TU_ASSERT_GT(n, 0);
+			have += (int)n;
+		}
+		TU_ASSERT_MEM_EQ(got, msg, (size_t)len);
+	}
+	close(fd);
+	a->ok = 1;
+	tt_wg_done(a->wg);
+}
+
+static void test_tcp_echo_many_clients(void **state)
+{
+	(void)state;
+	enum { N = 200 };
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			 0);
+	assert_true(lfd >= 0);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof addr;
+	assert_int_equal(bind(lfd, (struct sockaddr *)&addr, len), 0);
+	assert_int_equal(listen(lfd, 512), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
+	echo_srv srv = {.lfd = lfd};
+	tu_go(echo_accept, &srv);
+	tt_waitgroup *wg;
+	TU_ASSERT_OK(tt_wg_make(&wg));
+	static client_arg cl[N];
+	TU_ASSERT_OK(tt_wg_add(wg, N));
+	for (int i = 0; i < N; i++) {
+		cl[i] = (client_arg){addr, i, 0, wg};
+		tu_go(echo_client, &cl[i]);
+	}
+	TU_ASSERT_OK(tt_wg_wait_until(wg, tt_deadline_in(60 * TT_SECOND)));
+	for (int i = 0; i < N; i++)
+		assert_int_equal(cl[i].ok, 1);
+	assert_int_equal(srv.served, N);
+	/* Stop the server: shutdown wakes the accept with an error. */
+	shutdown(lfd, SHUT_RDWR);
+	TU_WAIT_FOR(tt_num_goroutine() == 1, 10 * TT_SECOND);
+	close(lfd);
+	TU_ASSERT_OK(tt_wg_release(wg));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_pipe_between_goroutines),
+		TU_TEST(test_fd_deadlines_and_errors),
+		TU_TEST(test_tcp_echo_many_clients),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
