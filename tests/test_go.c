@@ -309,6 +309,7 @@ static void *thread_main(void *p)
 static void test_num_goroutine_threads(void **state)
 {
 	(void)state;
+	TU_REQUIRE_THREADS();
 	int64_t base = tt_num_goroutine();
 	thread_arg a;
 	memset(&a, 0, sizeof a);
@@ -629,8 +630,9 @@ static void test_many_goroutines(void **state)
 	TU_ASSERT_LE(info.stacks_pooled, info.stacks_mapped);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	tu_child_dispatch(argc, argv, NULL, 0);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_go_ids_increase),
 		TU_TEST(test_go_bad_args),

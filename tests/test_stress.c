@@ -468,6 +468,7 @@ static void *stress_thread(void *p)
 static void test_stress_two_threads(void **state)
 {
 	(void)state;
+	TU_REQUIRE_THREADS();
 	uint64_t seed = tu_seed("stress two threads");
 	int64_t stop_at = tt_now() + (STRESS_SECONDS / 2 + 1) * TT_SECOND;
 	thread_run t[2];
@@ -488,8 +489,9 @@ static void test_stress_two_threads(void **state)
 	assert_int_equal(tu_goroutine_failures(), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	tu_child_dispatch(argc, argv, NULL, 0);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_stress_pipeline),
 		TU_TEST(test_stress_two_threads),

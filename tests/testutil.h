@@ -251,7 +251,8 @@ typedef struct tu_child {
 /* Fork; in the child, restore the default action of the signals cmocka
  * catches, send stderr to a pipe, run fn(arg) and _exit(0). Waits for
  * the child (killing it after timeout_ns). Returns 0, or a negative errno
- * if the child could not be started. */
+ * if the child could not be started (-ENOSYS where fork does not work,
+ * see tu_threads_and_fork_work). */
 int tu_fork_run(void (*fn)(void *), void *arg, int64_t timeout_ns,
 		tu_child *out);
 
@@ -263,7 +264,8 @@ typedef struct tu_child_case {
 
 /* Call first thing in main(). If argv asks for a child case
  * ("--tu-child NAME"), runs it and exits with status 0 when it returns;
- * otherwise returns. */
+ * otherwise returns. Every test program that uses tu_spawn_self or the
+ * TU_REQUIRE_THREADS probe must call it (with no cases if it has none). */
 void tu_child_dispatch(int argc, char **argv, const tu_child_case *cases,
 		       size_t ncases);
 
@@ -273,6 +275,21 @@ void tu_child_dispatch(int argc, char **argv, const tu_child_case *cases,
 int tu_spawn_self(const char *name, int64_t timeout_ns, tu_child *out);
 
 void tu_child_free(tu_child *c);
+
+/* Whether pthread_create and fork work. Natively they do; under an
+ * emulator (qemu-user 7.2 hangs in both on recent kernels) a child
+ * process finds out, once. */
+bool tu_threads_and_fork_work(void);
+
+/* Skip the current (cmocka) test where threads and fork do not work. */
+#define TU_REQUIRE_THREADS()                                                \
+	do {                                                                \
+		if (!tu_threads_and_fork_work()) {                          \
+			print_message("skipped: needs threads and fork, " \
+				      "which hang under this emulator\n"); \
+			skip();                                             \
+		}                                                           \
+	} while (0)
 
 /* "exited with status 2", "killed by signal 6 (Aborted)", "timed out". */
 const char *tu_child_describe(const tu_child *c, char *buf, size_t n);
