@@ -267,6 +267,13 @@ static void child_stack_overflow_parked(void)
 	survived();
 }
 
+static void child_stack_overflow_mprotect(void)
+{
+	/* The same with the guard fallback forced (read at startup). */
+	setenv("TETHER_GUARD", "mprotect", 1);
+	child_stack_overflow();
+}
+
 static void child_goexit_main(void)
 {
 	tt_goexit();
@@ -458,6 +465,7 @@ static void test_death_stack_overflow(void **state)
 	(void)state;
 	assert_overflow("stack_overflow");
 	assert_overflow("stack_overflow_parked");
+	assert_overflow("stack_overflow_mprotect");
 }
 
 static void test_death_goexit_main(void **state)
@@ -572,6 +580,7 @@ static const tu_child_case child_cases[] = {
 	{"deadlock_after_timers", child_deadlock_after_timers},
 	{"stack_overflow", child_stack_overflow},
 	{"stack_overflow_parked", child_stack_overflow_parked},
+	{"stack_overflow_mprotect", child_stack_overflow_mprotect},
 	{"goexit_main", child_goexit_main},
 	{"foreign_thread", child_foreign_thread},
 };

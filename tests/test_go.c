@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -630,9 +631,72 @@ static void test_many_goroutines(void **state)
 	TU_ASSERT_LE(info.stacks_pooled, info.stacks_mapped);
 }
 
+/* ---- the mprotect fallback ---------------------------------------------- */
+
+/* In a fresh process with the guard fallback forced (TETHER_GUARD=mprotect,
+ * read when the runtime starts): stacks are capped by the mapping budget,
+ * and running out is an error from tt_go (-ENOMEM or -EAGAIN, go.h), not
+ * a crash. Stacks freed by ending goroutines are usable again. */
+static void child_mprotect_budget(void)
+{
+	setenv("TETHER_GUARD", "mprotect", 1);
+	tt_runtime_info info;
+	TU_ASSERT_OK(tt_runtime_info_get(&info));
+	TU_ASSERT_EQ(info.guard_mode, TT_GUARD_MPROTECT);
+	TU_ASSERT_GT(info.guard_budget, 1000);
+	int64_t budget0 = info.guard_budget;
+
+	park_arg a = {.c = tu_chan(sizeof(int), 0)};
+	long started = 0;
+	int64_t r;
+	while ((r = tt_go(park_on_recv, &a)) > 0)
+		started++;
+	TU_ASSERT_MSG(r == -ENOMEM || r == -EAGAIN,
+		      "tt_go returned %lld (%s) when out of stacks",
+		      (long long)r, tu_errname(r));
+	TU_ASSERT(strlen(tt_last_error()) > 0);
+	fprintf(stderr, "budget %lld, started %ld: %s\n", (long long)budget0,
+		started, tt_last_error());
+	TU_ASSERT_GE(started, budget0 / 2);
+	TU_ASSERT_LE(started, budget0 + 64);
+	TU_ASSERT_EQ(tt_num_goroutine(), 1 + started);
+	TU_ASSERT_OK(tt_runtime_info_get(&info));
+	TU_ASSERT_LE(info.guard_budget, 64);
+
+	TU_ASSERT_OK(tt_chan_close(a.c));
+	TU_WAIT_FOR(tt_num_goroutine() == 1, 60 * TT_SECOND);
+	TU_ASSERT_EQ(a.woke, started);
+	/* Their stacks are reused: starting goroutines works again. */
+	int flag = 0;
+	TU_ASSERT_GT(tt_go(set_flag, &flag), 0);
+	TU_ASSERT_EQ(flag, 1);
+	a.woke = 0;
+	for (int i = 0; i < 100; i++)
+		TU_ASSERT_GT(tt_go(park_on_recv, &a), 0);
+	TU_ASSERT_OK(tt_chan_release(a.c));
+	fprintf(stderr, "tu-ok\n");
+	/* (the 100 parked ones end with the process) */
+}
+
+static void test_mprotect_fallback(void **state)
+{
+	(void)state;
+	tu_child c;
+	assert_int_equal(tu_spawn_self("mprotect_budget", 300 * TT_SECOND, &c),
+			 0);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-ok");
+	tu_child_free(&c);
+}
+
+static const tu_child_case child_cases[] = {
+	{"mprotect_budget", child_mprotect_budget},
+};
+
 int main(int argc, char **argv)
 {
-	tu_child_dispatch(argc, argv, NULL, 0);
+	tu_child_dispatch(argc, argv, child_cases,
+			  sizeof child_cases / sizeof child_cases[0]);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_go_ids_increase),
 		TU_TEST(test_go_bad_args),
@@ -648,6 +712,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_stack_reuse),
 		TU_TEST(test_runtime_info),
 		TU_TEST(test_many_goroutines),
+		TU_TEST(test_mprotect_fallback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,7 +34,8 @@ typedef void (*tt_func)(void *arg);
 typedef struct tt_go_attr {
 	/* Stack bytes, the runtime's record of the goroutine (a few hundred
 	 * bytes at the top) included; 0 means the default (tt_runtime_info's
-	 * stack_size: 64 KiB unless TETHER_STACK_SIZE says otherwise).
+	 * stack_size: 64 KiB, 256 KiB in AddressSanitizer builds, whose
+	 * frames are larger; TETHER_STACK_SIZE overrides it).
 	 * Rounded up to whole pages; at least 16 KiB. A guard region below
 	 * the stack turns an overflow into a clear fatal report. */
 	size_t stack_size;

@@ -35,8 +35,10 @@ typedef struct tt_timer tt_timer;
 TT_EXPORT int tt_timer_make(tt_timer **out, int64_t ns);
 /* The timer's channel, borrowed: valid while the timer is. */
 TT_EXPORT tt_chan *tt_timer_chan(tt_timer *t);
-/* Stop: true if the call stopped the timer, false if it had already
- * fired or been stopped. */
+/* Stop: true if the call stopped the timer before it fired, false if it
+ * had already fired or been stopped. A value that fired but was not
+ * received is discarded either way (so, unlike Go 1.23, which reports
+ * that case as stopped, false here means "it fired"). */
 TT_EXPORT bool tt_timer_stop(tt_timer *t);
 /* Reset to fire ns from now; returns whether the timer had been active. */
 TT_EXPORT bool tt_timer_reset(tt_timer *t, int64_t ns);
