@@ -242,14 +242,38 @@ static void propagate_cancel(tt__sched *s, tt_ctx *c)
 		link_child(pc, c);
 }
 
-int tt_ctx_with_cancel(tt_ctx **out, tt_ctx *parent)
+/* A cancelable child of parent, linked into parent's cancel tree; op
+ * names the public call in error messages. */
+static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op)
 {
-	int r = ctx_new(out, parent, CTX_CANCEL, "tt_ctx_with_cancel");
+	int r = ctx_new(out, parent, CTX_CANCEL, op);
 	if (r)
 		return r;
-	tt_ctx *c = *out;
-	propagate_cancel(c->sched, c);
+	propagate_cancel((*out)->sched, *out);
 	return 0;
+}
+
+int tt_ctx_with_cancel(tt_ctx **out, tt_ctx *parent)
+{
+	return new_cancel(out, parent, "tt_ctx_with_cancel");
+}
+
+/* Give the new context c its own deadline, unless it is already done or
+ * an ancestor's deadline comes first (that one will cancel it). */
+static void set_deadline(tt__sched *s, tt_ctx *c, int64_t deadline)
+{
+	if (c->err)
+		return;
+	if (c->deadline != TT_FOREVER && c->deadline <= deadline)
+		return;
+	c->deadline = deadline;
+	if (deadline <= tt_now()) {
+		cancel_tree(s, c, -ETIMEDOUT);
+		return;
+	}
+	c->timer.when = deadline;
+	c->timer.period = 0;
+	tt__timer_add(s, &c->timer);
 }
 
 int tt_ctx_with_deadline(tt_ctx **out, tt_ctx *parent, int64_t deadline)
@@ -261,24 +285,11 @@ int tt_ctx_with_deadline(tt_ctx **out, tt_ctx *parent, int64_t deadline)
 			       "tt_ctx_with_deadline: negative deadline %lld",
 			       (long long)deadline);
 	}
-	int r = ctx_new(out, parent, CTX_CANCEL, "tt_ctx_with_deadline");
+	int r = new_cancel(out, parent, "tt_ctx_with_deadline");
 	if (r)
 		return r;
-	tt_ctx *c = *out;
-	tt__sched *s = c->sched;
-	propagate_cancel(s, c);
-	if (deadline == TT_FOREVER || c->err)
-		return 0;
-	if (c->deadline != TT_FOREVER && c->deadline <= deadline)
-		return 0; /* the parent's comes first and will cancel us */
-	c->deadline = deadline;
-	if (deadline <= tt_now()) {
-		cancel_tree(s, c, -ETIMEDOUT);
-		return 0;
-	}
-	c->timer.when = deadline;
-	c->timer.period = 0;
-	tt__timer_add(s, &c->timer);
+	if (deadline != TT_FOREVER)
+		set_deadline((*out)->sched, *out, deadline);
 	return 0;
 }
 
@@ -287,24 +298,10 @@ int tt_ctx_with_timeout(tt_ctx **out, tt_ctx *parent, int64_t ns)
 	/* tt_deadline_in maps negative durations to TT_FOREVER; Go's
 	 * WithTimeout treats them as already expired. */
 	int64_t deadline = ns <= 0 ? tt_now() : tt_deadline_in(ns);
-	int r = ctx_new(out, parent, CTX_CANCEL, "tt_ctx_with_timeout");
+	int r = new_cancel(out, parent, "tt_ctx_with_timeout");
 	if (r)
 		return r;
-	tt_ctx *c = *out;
-	tt__sched *s = c->sched;
-	propagate_cancel(s, c);
-	if (c->err)
-		return 0;
-	if (c->deadline != TT_FOREVER && c->deadline <= deadline)
-		return 0;
-	c->deadline = deadline;
-	if (ns <= 0) {
-		cancel_tree(s, c, -ETIMEDOUT);
-		return 0;
-	}
-	c->timer.when = deadline;
-	c->timer.period = 0;
-	tt__timer_add(s, &c->timer);
+	set_deadline((*out)->sched, *out, deadline);
 	return 0;
 }
 
