@@ -193,13 +193,11 @@ struct tt__g {
 
 	/* While parked on a file descriptor (poll layer). */
 	int io_fd;
-	uint8_t io_want;   /* TT_FD_READ | TT_FD_WRITE */
 	uint8_t io_ready;  /* set by the poller */
 
 #if TT_ASAN
 	void *asan_fake_stack;
 #endif
-	unsigned valgrind_stack_id;
 
 	/* tt_last_error() */
 	int last_err;
@@ -321,7 +319,6 @@ void tt__stack_free(tt__sched *s, tt__g *g);
 size_t tt__stack_trim(tt__sched *s, size_t max);
 size_t tt__stack_default(void);
 void tt__stack_info(tt__sched *s, tt_runtime_info *out);
-size_t tt__page_size(void);
 /* Guard the stack-overflow signal on this thread (sigaltstack). */
 void tt__stack_thread_init(tt__sched *s);
 

@@ -162,12 +162,6 @@ static void chan_free(tt__sched *s, tt_chan *c)
 	free(c);
 }
 
-void tt__chan_maybe_free(tt__sched *s, tt_chan *c)
-{
-	if (c->refs == 0 && c->parked == 0)
-		chan_free(s, c);
-}
-
 void tt__chan_unpark(tt__sched *s, tt_chan *c)
 {
 	if (--c->parked == 0 && c->refs == 0)
@@ -202,8 +196,9 @@ int tt_chan_release(tt_chan *c)
 			       "tt_chan_release: channel %p has no references "
 			       "left",
 			       (void *)c);
-	if (--c->refs == 0)
-		tt__chan_maybe_free(s, c);
+	/* Parked goroutines keep it until they resume (tt__chan_unpark). */
+	if (--c->refs == 0 && c->parked == 0)
+		chan_free(s, c);
 	return 0;
 }
 

@@ -134,8 +134,6 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok);
  * nothing else holds it. */
 void tt__chan_unpark(tt__sched *s, tt_chan *c);
 
-/* Free the channel if no user reference and nobody waits on it. */
-void tt__chan_maybe_free(tt__sched *s, tt_chan *c);
 
 /* Allocate a channel (with room for a timer node if with_timer). */
 int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,

@@ -215,7 +215,6 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 			       strerror(-r));
 	}
 	g->io_fd = fd;
-	g->io_want = (uint8_t)events;
 	g->io_ready = 0;
 	s->io_waiters++;
 	bool timed_out;

@@ -162,12 +162,6 @@ static void globals_init(void)
 	}
 }
 
-size_t tt__page_size(void)
-{
-	pthread_once(&globals_once, globals_init);
-	return page_size;
-}
-
 /* Callers have a scheduler, whose making ran globals_init on this thread
  * (tt__stack_thread_init), so the settings are visible here. */
 size_t tt__stack_default(void)
