@@ -1,0 +1,55 @@
+/* tether — trace layer: stacks of goroutines and of threads, and symbols.
+ *
+ * Unwinding uses DWARF CFI (libunwind), so code built with plain -O2 and no
+ * frame pointers unwinds, in the program and in shared libraries, PIE or
+ * not. Symbols come from elfutils' libdw: function, offset, file, line and
+ * inlined frames. Symbolization is cached by PC for the life of the
+ * process; the strings it returns are never freed.
+ *
+ * PCs are return addresses as found on the stack (the innermost one of a
+ * running context is the current PC). tt__symbolize() is told which kind it
+ * gets, so that a return address is looked up at pc - 1 (the call) while
+ * the frame still prints pc's own offset, as Go does. */
+#ifndef TT_TRACE_H
+#define TT_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* Deepest stack recorded; deeper stacks are cut (Go: 100 for tracebacks,
+ * 32 for profiles). */
+#define TT__TRACE_MAX 64
+
+/* One source-level frame. */
+typedef struct tt__frame {
+	const char *func;   /* function name; "?" when unknown */
+	const char *file;   /* source file; NULL when unknown */
+	const char *module; /* path of the ELF object holding the PC */
+	uintptr_t pc;       /* the PC asked about */
+	uintptr_t entry;    /* start of the physical function; 0 if unknown */
+	uintptr_t module_base; /* load bias of that object */
+	int line;           /* 0 when unknown */
+	bool inlined;       /* inlined into the frame that follows it */
+} tt__frame;
+
+/* PCs of goroutine g, innermost first, into pcs[max]; returns how many.
+ * g must belong to the calling thread's scheduler and not be the running
+ * one: it is unwound from the registers saved by tt__switch. The runtime's
+ * own frames at the top (park, switch) are skipped, as Go hides
+ * runtime.gopark. A goroutine that has not started yet has one PC: its
+ * entry function. */
+int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max);
+
+/* PCs of the caller, innermost first, skipping `skip` frames above the
+ * caller of this function. */
+int tt__trace_here(uintptr_t *pcs, int max, int skip);
+
+/* Frames for one PC into out[max], innermost (most deeply inlined) first,
+ * the physical function last; returns how many (at least 1 when max >= 1:
+ * an unknown PC gives one frame with func "?"). Thread-safe. */
+int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max);
+
+#endif
