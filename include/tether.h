@@ -12,5 +12,6 @@
 #include "tether/sync.h"
 #include "tether/ctx.h"
 #include "tether/fd.h"
+#include "tether/profile.h"
 
 #endif

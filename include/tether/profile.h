@@ -1,0 +1,51 @@
+/* tether — stacks and the goroutine profile, in Go's formats.
+ *
+ * Every goroutine of the calling thread's scheduler can be listed with its
+ * stack, unwound from where it is parked:
+ *
+ *   tt_stack_dump(buf, len, true)      runtime.Stack(buf, true)
+ *   tt_profile_write("goroutine", 2)   /debug/pprof/goroutine?debug=2
+ *   tt_profile_write("goroutine", 1)   ?debug=1: one record per stack
+ *   tt_profile_write("goroutine", 0)   ?debug=0: gzipped profile.proto, for
+ *                                      go tool pprof
+ *   tt_profile_write("goroutineleak", d)  proven leaks only
+ *
+ * The text is laid out as Go lays it out, so the tools that parse Go's
+ * dumps (goleak, panicparse, go tool pprof) read tether's. */
+#ifndef TETHER_PROFILE_H
+#define TETHER_PROFILE_H
+
+#include "tether/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where a profile goes: called with consecutive pieces of it; returns 0,
+ * or a negative errno value that stops the write and is returned. */
+typedef int (*tt_write_fn)(void *arg, const void *data, size_t len);
+
+/* Write the profile `name` ("goroutine" or "goroutineleak") at `debug`
+ * level 0, 1 or 2. Returns 0 or a negative errno value (-EINVAL for an
+ * unknown name or level). */
+TT_EXPORT int tt_profile_write(const char *name, int debug, tt_write_fn fn,
+			       void *arg);
+
+/* The same, to a file descriptor (all of it is written). */
+TT_EXPORT int tt_profile_write_fd(const char *name, int debug, int fd);
+
+/* runtime.Stack: the calling goroutine's stack, or every goroutine's when
+ * `all`, into buf[len]. Returns the number of bytes written, which is len
+ * when the text was cut short. */
+TT_EXPORT size_t tt_stack_dump(char *buf, size_t len, bool all);
+
+/* Go's SIGQUIT behaviour, opt in (a library must not take signals on its
+ * own): when on, SIGQUIT prints every goroutine's stack to stderr and
+ * exits with status 2. TETHER_TRACEBACK=all in the environment turns it on
+ * at start. Returns 0 or a negative errno value. */
+TT_EXPORT int tt_traceback_on_sigquit(bool on);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
