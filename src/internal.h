@@ -199,6 +199,10 @@ struct tt__g {
 	void *asan_fake_stack;
 #endif
 
+	/* The leak layer's record once this goroutine is proven leaked (it is
+	 * parked on objects no user can reach any more); NULL until then. */
+	void *leak;
+
 	/* tt_last_error() */
 	int last_err;
 	char errmsg[256];
@@ -262,6 +266,17 @@ static inline tt__sched *tt__sched_get(void)
 static inline tt__g *tt__current(void)
 {
 	return tt__sched_get()->current;
+}
+
+/* Where the stack byte at `addr` of the parked goroutine g can be read
+ * now. A goroutine's stack stays where it is while it is parked, so this
+ * is addr itself; a stack mode that moves parked stacks elsewhere (shared
+ * stacks, copied out on park) answers with the copy. The unwinder reads
+ * parked stacks through this. */
+static inline const void *tt__g_stack_addr(const tt__g *g, const void *addr)
+{
+	(void)g;
+	return addr;
 }
 
 /* Park the current goroutine (reason, on obj) until tt__ready. The

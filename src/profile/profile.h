@@ -39,6 +39,7 @@ typedef struct tt__gsnap {
 	uint8_t state;       /* enum tt__gstate */
 	uint8_t reason;      /* enum tt__wait_reason */
 	bool current;        /* the goroutine that took the snapshot */
+	bool leaked;         /* proven leaked (g->leak set) */
 } tt__gsnap;
 
 typedef struct tt__snapshot {
