@@ -199,6 +199,12 @@ struct tt__g {
 	void *asan_fake_stack;
 #endif
 
+	/* While in a context-aware wait (tt_mutex_lock_ctx, tt_read_ctx,
+	 * ...): the cancelable context whose cancellation interrupts it, and
+	 * the links of that context's list of such goroutines. */
+	void *ctx_on;
+	tt__g *ctx_prev, *ctx_next;
+
 	/* The leak layer's record once this goroutine is proven leaked (it is
 	 * parked on objects no user can reach any more); NULL until then. */
 	void *leak;
@@ -363,6 +369,15 @@ int tt__poll(tt__sched *s, int64_t timeout_ns);
 /* Cancelable contexts this thread freed without cancelling them, and the
  * release site of the last one (for the leak tools). */
 void tt__ctx_leak_info(uint64_t *count, void **last_pc);
+/* Context-aware waits (ctx layer): begin checks ctx (its error if it is
+ * done) and, for a cancelable context, puts the calling goroutine on its
+ * list so that cancellation fires the goroutine's timer at once, and sets
+ * *deadline for the wrapped call (TT_FOREVER when ctx can never be done).
+ * end takes it off again and turns the wrapped call's -ETIMEDOUT into the
+ * context's error. */
+int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
+		       const char *op);
+int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r);
 
 /* ---- errors and fatal reports -------------------------------------------- */
 

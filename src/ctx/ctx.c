@@ -68,6 +68,7 @@ struct tt_ctx {
 	tt_ctx *sib_prev, *sib_next; /* in the canc-parent's list */
 	tt_ctx *work_next;           /* the cancel walk's work list */
 	tt__timer timer;             /* own deadline, when armed */
+	tt__g *waiters;  /* goroutines in a context-aware timed wait */
 
 	/* Value contexts. */
 	const void *key;
@@ -147,6 +148,87 @@ static void link_child(tt_ctx *p, tt_ctx *c)
 	c->linked = 1;
 }
 
+/* ---- interrupting waits ----------------------------------------------------
+ *
+ * The blocking calls that are not channel operations (sync, descriptors)
+ * have deadline forms: they park with the goroutine's timer armed, and its
+ * callback is the layer's own "deadline passed" path, which takes the
+ * goroutine out of whatever queue it waits in and readies it. A context
+ * -aware form of such a call (tt_mutex_lock_ctx, tt_read_ctx, ...) runs it
+ * with a deadline and puts the goroutine on its context's `waiters` list;
+ * cancellation fires that timer early. So each layer's timeout path is the
+ * only way out besides success, and no layer knows about contexts. */
+
+static void waiter_unlink(tt_ctx *c, tt__g *g)
+{
+	if (g->ctx_prev)
+		g->ctx_prev->ctx_next = g->ctx_next;
+	else
+		c->waiters = g->ctx_next;
+	if (g->ctx_next)
+		g->ctx_next->ctx_prev = g->ctx_prev;
+	g->ctx_prev = g->ctx_next = NULL;
+	g->ctx_on = NULL;
+}
+
+static void interrupt_waiters(tt__sched *s, tt_ctx *c)
+{
+	tt__g *g;
+	while ((g = c->waiters) != NULL) {
+		waiter_unlink(c, g);
+		/* Parked in its timed wait: end it now, as its deadline
+		 * would. A goroutine already woken (timer disarmed by the
+		 * waker) returns what it got. */
+		if (g->state == TT_G_WAITING && tt__timer_del(s, &g->timer))
+			g->timer.fn(&g->timer, tt_now());
+	}
+}
+
+int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
+		       const char *op)
+{
+	*armed = NULL;
+	*deadline = TT_FOREVER;
+	int r = ctx_check(c, op);
+	if (r)
+		return r;
+	tt_ctx *k = c->canc;
+	if (k == NULL)
+		return 0; /* background, or values below it: never done */
+	if (k->err)
+		return k->err;
+	/* The caller's reference may be dropped by another goroutine while
+	 * this one waits; the wait holds its own. */
+	k->refs++;
+	tt__g *g = k->sched->current;
+	g->ctx_on = k;
+	g->ctx_prev = NULL;
+	g->ctx_next = k->waiters;
+	if (k->waiters)
+		k->waiters->ctx_prev = g;
+	k->waiters = g;
+	*armed = k;
+	/* A timer must be armed for cancellation to fire it; a deadline
+	 * of the context's own also ends the wait through cancellation,
+	 * so the same error comes back whichever fires first. */
+	*deadline = INT64_MAX;
+	return 0;
+}
+
+int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r)
+{
+	if (armed == NULL)
+		return r;
+	tt__g *g = armed->sched->current;
+	if (g->ctx_on == armed)
+		waiter_unlink(armed, g);
+	int err = armed->err;
+	if (r == -ETIMEDOUT && err)
+		r = err;
+	tt_ctx_release(armed);
+	return r;
+}
+
 /* Cancel c (cancelable, not yet cancelled) and its whole subtree with
  * err. Never blocks or switches: safe in a timer callback. */
 static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
@@ -165,6 +247,7 @@ static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
 		x->err = err;
 		tt__timer_del(s, &x->timer);
 		tt_chan_close(x->done);
+		interrupt_waiters(s, x);
 		tt_ctx *ch = x->children;
 		x->children = NULL;
 		while (ch) {

@@ -9,6 +9,8 @@
 
 #include "internal.h"
 #include "tether/ctx.h"
+#include "tether/fd.h"
+#include "tether/sync.h"
 
 #define STACK_CASES 8
 
@@ -78,4 +80,71 @@ int tt_sleep_ctx(tt_ctx *ctx, int64_t ns)
 	if (r == -EAGAIN) /* ns <= 0: like time.Sleep(0), just yield */
 		tt_yield();
 	return (r == -ETIMEDOUT || r == -EAGAIN) ? 0 : r;
+}
+
+/* ---- sync and descriptors ------------------------------------------------
+ *
+ * Each runs the deadline form of the call with a deadline that the
+ * context's cancellation ends early (tt__ctx_wait_begin in ctx.c). */
+
+#define CTX_WAIT(ctx, op, call)                                             \
+	do {                                                                \
+		int64_t dl;                                                 \
+		tt_ctx *armed;                                              \
+		int e_ = tt__ctx_wait_begin(ctx, &dl, &armed, op);          \
+		if (e_)                                                     \
+			return e_;                                          \
+		return tt__ctx_wait_end(armed, (call));                     \
+	} while (0)
+
+int tt_wg_wait_ctx(tt_ctx *ctx, tt_waitgroup *wg)
+{
+	CTX_WAIT(ctx, "tt_wg_wait_ctx", tt_wg_wait_until(wg, dl));
+}
+
+int tt_mutex_lock_ctx(tt_ctx *ctx, tt_mutex *m)
+{
+	CTX_WAIT(ctx, "tt_mutex_lock_ctx", tt_mutex_lock_until(m, dl));
+}
+
+int tt_rwmutex_rlock_ctx(tt_ctx *ctx, tt_rwmutex *m)
+{
+	CTX_WAIT(ctx, "tt_rwmutex_rlock_ctx", tt_rwmutex_rlock_until(m, dl));
+}
+
+int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m)
+{
+	CTX_WAIT(ctx, "tt_rwmutex_lock_ctx", tt_rwmutex_lock_until(m, dl));
+}
+
+int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c)
+{
+	CTX_WAIT(ctx, "tt_cond_wait_ctx", tt_cond_wait_until(c, dl));
+}
+
+int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events)
+{
+	CTX_WAIT(ctx, "tt_fd_wait_ctx", tt_fd_wait(fd, events, dl));
+}
+
+ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n)
+{
+	CTX_WAIT(ctx, "tt_read_ctx", tt_read(fd, buf, n, dl));
+}
+
+ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf, size_t n)
+{
+	CTX_WAIT(ctx, "tt_write_ctx", tt_write(fd, buf, n, dl));
+}
+
+int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
+		  socklen_t *addrlen)
+{
+	CTX_WAIT(ctx, "tt_accept_ctx", tt_accept(fd, addr, addrlen, dl));
+}
+
+int tt_connect_ctx(tt_ctx *ctx, int fd, const struct sockaddr *addr,
+		   socklen_t addrlen)
+{
+	CTX_WAIT(ctx, "tt_connect_ctx", tt_connect(fd, addr, addrlen, dl));
 }
