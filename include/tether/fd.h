@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "ctx.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,6 +54,23 @@ TT_EXPORT int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
  * -errno (the connection's error, e.g. -ECONNREFUSED). */
 TT_EXPORT int tt_connect(int fd, const struct sockaddr *addr,
 			 socklen_t addrlen, int64_t deadline);
+
+/* The same calls told to stop by a context, as Go's net.Conn is by
+ * SetDeadline and net.Dialer by DialContext: they wait until the context
+ * is done, then return its error (-ECANCELED after tt_ctx_cancel,
+ * -ETIMEDOUT past its deadline), so a server can shut down every
+ * connection by cancelling one context. A context already done returns
+ * its error before trying the I/O. Otherwise they behave as the plain
+ * forms above, with the context's deadline as theirs. -EINVAL / -EBADF
+ * for a bad ctx. */
+TT_EXPORT int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events);
+TT_EXPORT ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n);
+/* Like tt_write: returns n, or the bytes written before the context ended
+ * (if any), else its error. */
+TT_EXPORT ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf,
+			       size_t n);
+TT_EXPORT int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
+			    socklen_t *addrlen);
 
 #ifdef __cplusplus
 }

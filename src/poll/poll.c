@@ -25,7 +25,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "../chan/chan.h"
 #include "internal.h"
+#include "tether/ctx.h"
 #include "tether/fd.h"
 
 struct tt__fdslot {
@@ -83,8 +85,19 @@ static int sync_registration(tt__sched *s, int fd, struct tt__fdslot *sl)
 	return 0;
 }
 
+/* Take g's waiter on a context's done channel (the ctx forms) out of its
+ * queue: g is being woken by its descriptor or its deadline instead. */
+static void unlink_done_waiter(tt__g *g)
+{
+	tt__waiter *ws = g->wait_list;
+	for (uint32_t i = 0; i < g->wait_n; i++)
+		if (ws[i].queued)
+			waitq_unlink(ws[i].q, &ws[i]);
+}
+
 static void wake(tt__sched *s, tt__g *g, uint8_t ready)
 {
+	unlink_done_waiter(g);
 	g->io_ready = ready;
 	tt__timer_del(s, &g->timer);
 	tt__ready(s, g);
@@ -150,37 +163,46 @@ static void io_timeout(tt__timer *t, int64_t now)
 	if (sl->w == g)
 		sl->w = NULL;
 	sync_registration(s, g->io_fd, sl);
+	unlink_done_waiter(g);
 	g->timed_out = 1;
 	tt__ready(s, g);
 }
 
-int tt_fd_wait(int fd, int events, int64_t deadline)
+/* Readiness of fd right now, without parking (poll(2) with no timeout). */
+static int fd_ready_now(const char *fn, int fd, int events)
+{
+	struct pollfd p = {
+		.fd = fd,
+		.events = (short)(((events & TT_FD_READ) ? POLLIN : 0) |
+				  ((events & TT_FD_WRITE) ? POLLOUT : 0))};
+	if (poll(&p, 1, 0) < 0)
+		return tt__err(-errno, "%s: poll: %s", fn, strerror(errno));
+	if (p.revents & POLLNVAL)
+		return tt__err(-EBADF, "%s: fd %d is not open", fn, fd);
+	int ready = 0;
+	if (p.revents & (POLLIN | POLLHUP | POLLERR))
+		ready |= TT_FD_READ;
+	if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+		ready |= TT_FD_WRITE;
+	return ready & events;
+}
+
+/* Park the current goroutine until fd is ready for `events`, the
+ * deadline passes, or (done != NULL) the channel `done` is closed: the
+ * one wait under tt_fd_wait and every ctx form. Returns the ready events,
+ * -ETIMEDOUT, -ECANCELED when done was closed (the caller turns that into
+ * its context's error), or another -errno. */
+static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
+		   tt_chan *done)
 {
 	tt__sched *s = tt__sched_get();
 	if (fd < 0)
-		return tt__err(-EBADF, "tt_fd_wait: bad descriptor %d", fd);
+		return tt__err(-EBADF, "%s: bad descriptor %d", fn, fd);
 	if (events == 0 || (events & ~(TT_FD_READ | TT_FD_WRITE)))
-		return tt__err(-EINVAL, "tt_fd_wait: bad events 0x%x", events);
-	if (deadline == TT_TRY || (deadline != TT_FOREVER &&
-				   deadline <= tt_now())) {
-		struct pollfd p = {
-			.fd = fd,
-			.events = (short)(((events & TT_FD_READ) ? POLLIN : 0) |
-					  ((events & TT_FD_WRITE) ? POLLOUT
-								  : 0))};
-		int r = poll(&p, 1, 0);
-		if (r < 0)
-			return tt__err(-errno, "tt_fd_wait: poll: %s",
-				       strerror(errno));
-		if (p.revents & POLLNVAL)
-			return tt__err(-EBADF, "tt_fd_wait: fd %d is not open",
-				       fd);
-		int ready = 0;
-		if (p.revents & (POLLIN | POLLHUP | POLLERR))
-			ready |= TT_FD_READ;
-		if (p.revents & (POLLOUT | POLLHUP | POLLERR))
-			ready |= TT_FD_WRITE;
-		ready &= events;
+		return tt__err(-EINVAL, "%s: bad events 0x%x", fn, events);
+	if (deadline == TT_TRY ||
+	    (deadline != TT_FOREVER && deadline <= tt_now())) {
+		int ready = fd_ready_now(fn, fd, events);
 		if (ready)
 			return ready;
 		return deadline == TT_TRY ? -EAGAIN : -ETIMEDOUT;
@@ -190,13 +212,14 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 		return r;
 	struct tt__fdslot *sl = slot_for(s, fd);
 	if (sl == NULL)
-		return tt__err(-ENOMEM, "tt_fd_wait: out of memory");
+		return tt__err(-ENOMEM, "%s: out of memory", fn);
 	if (((events & TT_FD_READ) && sl->r) ||
 	    ((events & TT_FD_WRITE) && sl->w))
 		return tt__err(-EBUSY,
-			       "tt_fd_wait: another goroutine already waits "
-			       "to %s fd %d",
-			       (events & TT_FD_READ) && sl->r ? "read" : "write",
+			       "%s: another goroutine already waits to %s fd "
+			       "%d",
+			       fn, (events & TT_FD_READ) && sl->r ? "read"
+								  : "write",
 			       fd);
 	tt__g *g = s->current;
 	if (events & TT_FD_READ)
@@ -211,11 +234,26 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 			sl->w = NULL;
 		if (r == -EPERM) /* a regular file: always ready */
 			return events;
-		return tt__err(r, "tt_fd_wait: epoll_ctl on fd %d: %s", fd,
+		return tt__err(r, "%s: epoll_ctl on fd %d: %s", fn, fd,
 			       strerror(-r));
+	}
+
+	/* With a done channel, also queue a receive waiter on it, as a
+	 * one-case select would: closing it fires the waiter
+	 * (tt__waiter_fire readies us with sel_fired = 0), while the poller
+	 * and the deadline take it back out of the queue when they win. */
+	tt__waiter w;
+	if (done) {
+		w = (tt__waiter){.g = g, .c = done, .q = &done->recvq,
+				 .case_ix = 0};
+		waitq_push(w.q, &w);
+		done->parked++;
+		g->wait_list = &w;
+		g->wait_n = 1;
 	}
 	g->io_fd = fd;
 	g->io_ready = 0;
+	g->sel_fired = -1;
 	s->io_waiters++;
 	bool timed_out;
 	if (deadline == TT_FOREVER) {
@@ -224,12 +262,72 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 		timed_out = false;
 	} else {
 		g->timer.fn = io_timeout;
-		timed_out = tt__park_until(s, TT_WAIT_IO_WAIT, NULL, deadline);
+		timed_out = tt__park_until(s, TT_WAIT_IO_WAIT, NULL,
+					   deadline);
 	}
 	s->io_waiters--;
+	if (done) {
+		g->wait_list = NULL;
+		g->wait_n = 0;
+		tt__chan_unpark(s, done);
+		if (g->sel_fired == 0) {
+			/* Cancelled: the poller did not take us out of the
+			 * slot, so do it here. */
+			sl = &s->fds[fd]; /* the table may have grown */
+			if (sl->r == g)
+				sl->r = NULL;
+			if (sl->w == g)
+				sl->w = NULL;
+			sync_registration(s, fd, sl);
+			return -ECANCELED;
+		}
+	}
 	if (timed_out)
 		return -ETIMEDOUT;
 	return g->io_ready & events ? g->io_ready & events : events;
+}
+
+int tt_fd_wait(int fd, int events, int64_t deadline)
+{
+	return fd_wait("tt_fd_wait", fd, events, deadline, NULL);
+}
+
+/* The done channel of a context for the ctx forms, or the error of a bad
+ * ctx. NULL for contexts that are never cancelled (background). */
+static int ctx_done(const char *fn, tt_ctx *ctx, tt_chan **done)
+{
+	if (ctx == NULL)
+		return tt__err(-EINVAL, "%s: ctx is NULL", fn);
+	int r = tt_ctx_err(ctx);
+	if (r == -EINVAL || r == -EBADF)
+		return r;
+	if (r)
+		return r; /* already cancelled: do not even try */
+	*done = tt_ctx_done(ctx);
+	return 0;
+}
+
+/* The ctx forms park with the context's deadline. */
+static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
+		       int events)
+{
+	int r = fd_wait(fn, fd, events, tt_ctx_deadline(ctx), done);
+	if (r == -ECANCELED || r == -ETIMEDOUT) {
+		/* Either the context ended (its err says how) or its
+		 * deadline passed in the poller first: the same thing. */
+		int e = tt_ctx_err(ctx);
+		return e ? e : -ETIMEDOUT;
+	}
+	return r;
+}
+
+int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events)
+{
+	tt_chan *done = NULL;
+	int r = ctx_done("tt_fd_wait_ctx", ctx, &done);
+	if (r)
+		return r;
+	return fd_wait_ctx("tt_fd_wait_ctx", ctx, done, fd, events);
 }
 
 int tt_fd_nonblock(int fd)
@@ -241,7 +339,23 @@ int tt_fd_nonblock(int fd)
 	return 0;
 }
 
-ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
+/* How the I/O calls below wait after EAGAIN: until a deadline, or for a
+ * context. */
+typedef struct waitspec {
+	const char *fn;
+	int64_t deadline; /* without ctx */
+	tt_ctx *ctx;      /* or NULL */
+	tt_chan *done;    /* ctx's done channel (NULL: never closed) */
+} waitspec;
+
+static int wait_for(const waitspec *ws, int fd, int events)
+{
+	if (ws->ctx)
+		return fd_wait_ctx(ws->fn, ws->ctx, ws->done, fd, events);
+	return fd_wait(ws->fn, fd, events, ws->deadline, NULL);
+}
+
+static ssize_t do_read(const waitspec *ws, int fd, void *buf, size_t n)
 {
 	for (;;) {
 		ssize_t r = read(fd, buf, n);
@@ -250,15 +364,16 @@ ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return tt__err(-errno, "tt_read: fd %d: %s", fd,
+			return tt__err(-errno, "%s: fd %d: %s", ws->fn, fd,
 				       strerror(errno));
-		int w = tt_fd_wait(fd, TT_FD_READ, deadline);
+		int w = wait_for(ws, fd, TT_FD_READ);
 		if (w < 0)
 			return w;
 	}
 }
 
-ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
+static ssize_t do_write(const waitspec *ws, int fd, const void *buf,
+			size_t n)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -271,20 +386,20 @@ ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
 			continue;
 		int e = errno;
 		if (e == EAGAIN || e == EWOULDBLOCK) {
-			int w = tt_fd_wait(fd, TT_FD_WRITE, deadline);
+			int w = wait_for(ws, fd, TT_FD_WRITE);
 			if (w > 0)
 				continue;
 			e = -w;
 		} else {
-			tt__err(-e, "tt_write: fd %d: %s", fd, strerror(e));
+			tt__err(-e, "%s: fd %d: %s", ws->fn, fd, strerror(e));
 		}
 		return done ? (ssize_t)done : -e;
 	}
 	return (ssize_t)done;
 }
 
-int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
-	      int64_t deadline)
+static int do_accept(const waitspec *ws, int fd, struct sockaddr *addr,
+		     socklen_t *addrlen)
 {
 	for (;;) {
 		int c = accept4(fd, addr, addrlen,
@@ -294,12 +409,53 @@ int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return tt__err(-errno, "tt_accept: fd %d: %s", fd,
+			return tt__err(-errno, "%s: fd %d: %s", ws->fn, fd,
 				       strerror(errno));
-		int w = tt_fd_wait(fd, TT_FD_READ, deadline);
+		int w = wait_for(ws, fd, TT_FD_READ);
 		if (w < 0)
 			return w;
 	}
+}
+
+ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+	waitspec ws = {.fn = "tt_read", .deadline = deadline};
+	return do_read(&ws, fd, buf, n);
+}
+
+ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	waitspec ws = {.fn = "tt_write", .deadline = deadline};
+	return do_write(&ws, fd, buf, n);
+}
+
+int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+	      int64_t deadline)
+{
+	waitspec ws = {.fn = "tt_accept", .deadline = deadline};
+	return do_accept(&ws, fd, addr, addrlen);
+}
+
+ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n)
+{
+	waitspec ws = {.fn = "tt_read_ctx", .ctx = ctx};
+	int r = ctx_done(ws.fn, ctx, &ws.done);
+	return r ? r : do_read(&ws, fd, buf, n);
+}
+
+ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf, size_t n)
+{
+	waitspec ws = {.fn = "tt_write_ctx", .ctx = ctx};
+	int r = ctx_done(ws.fn, ctx, &ws.done);
+	return r ? r : do_write(&ws, fd, buf, n);
+}
+
+int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
+		  socklen_t *addrlen)
+{
+	waitspec ws = {.fn = "tt_accept_ctx", .ctx = ctx};
+	int r = ctx_done(ws.fn, ctx, &ws.done);
+	return r ? r : do_accept(&ws, fd, addr, addrlen);
 }
 
 int tt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
