@@ -91,7 +91,7 @@ static void serve(void *arg)
 		if (w != n)
 			break; /* the peer went away, or shutdown */
 	}
-	close(c->fd);
+	tt_close(c->fd);
 	free(c);
 	tt_chan_recv(srv->slots, NULL, 0, NULL); /* free our slot */
 	tt_wg_done(srv->wg);
@@ -132,7 +132,7 @@ static void listen_loop(void *arg)
 		}
 		srv->conns++;
 	}
-	close(srv->lfd);
+	tt_close(srv->lfd);
 	tt_wg_done(srv->wg);
 }
 
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 
 	printf("echo: served %ld connections, echoed %lld bytes\n", srv.conns,
 	       srv.bytes);
-	close(srv.sigfd);
+	tt_close(srv.sigfd);
 	tt_chan_release(srv.slots);
 	tt_wg_release(srv.wg);
 	tt_ctx_cancel(srv.ctx);

@@ -9,7 +9,15 @@
  *
  * One goroutine at a time may wait to read a descriptor, and one to write
  * it (as with Go's net.Conn, a reader and a writer may work at once); a
- * second would-be reader gets -EBUSY. Regular files are always ready. */
+ * second would-be reader gets -EBUSY. Regular files are always ready.
+ *
+ * Close with tt_close a descriptor that goroutines have waited on (or
+ * call tt_fd_forget before closing it some other way), as Go closes
+ * through its runtime: the poller keeps each descriptor registered from
+ * its first wait on, and a later descriptor that reuses the number of
+ * one closed behind its back could otherwise wait forever. tt_accept,
+ * tt_connect and tt_fd_nonblock treat their descriptor as new, so
+ * sockets made through them are safe either way. */
 #ifndef TETHER_FD_H
 #define TETHER_FD_H
 
@@ -32,7 +40,15 @@ extern "C" {
  * -EINVAL. Error and hang-up conditions count as ready for both. */
 TT_EXPORT int tt_fd_wait(int fd, int events, int64_t deadline);
 
-/* Set O_NONBLOCK on fd. */
+/* Go's Close: wakes the goroutines waiting on fd (their calls return
+ * -EBADF), takes fd out of the poller, and closes it. 0 or -errno. */
+TT_EXPORT int tt_close(int fd);
+
+/* Take fd out of the poller (waking its waiters with -EBADF) without
+ * closing it: for descriptors closed by other means (fclose, dup2). */
+TT_EXPORT int tt_fd_forget(int fd);
+
+/* Set O_NONBLOCK on fd (and start its poller record afresh). */
 TT_EXPORT int tt_fd_nonblock(int fd);
 
 /* read(2) that parks on EAGAIN: bytes read (0 at end of file) or -errno

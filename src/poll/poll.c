@@ -4,19 +4,45 @@
  * ------------
  * Each scheduler has one epoll descriptor, made on first use, and a table
  * indexed by descriptor number saying which goroutine waits to read and
- * which to write it. The epoll registration of a descriptor always asks
- * for exactly the events someone waits for (level-triggered): when a
- * waiter is woken or gives up, the registration is narrowed, or dropped
- * when nobody is left. That costs an epoll_ctl per wait and per wake;
- * persistent edge-triggered registration is the known next step.
+ * which to write it. A descriptor is registered once, the first time a
+ * goroutine waits on it, edge-triggered for both directions, and stays
+ * registered until tt_close or tt_fd_forget (or until tt_accept,
+ * tt_connect or tt_fd_nonblock see its number come back for a new file).
+ * So a wait costs no epoll_ctl: on a busy connection a round trip is the
+ * read that says EAGAIN, the read and the write, and a share of one
+ * epoll_wait, as with Go's netpoller.
+ *
+ * Edge-triggered means an event is reported once, when readiness changes.
+ * The I/O calls try the system call first and wait only after EAGAIN, so
+ * an edge that comes before the wait is either already consumed by that
+ * call or still queued in epoll and reported later. An event for a
+ * direction nobody waits on leaves a token in the slot (Go's pdReady); the
+ * next wait takes the token and returns at once, and its caller retries
+ * the call (a stale token costs one EAGAIN, never a lost wake-up).
+ * tt_fd_wait, which callers may use without trying first, looks with
+ * poll(2) before it parks.
+ *
+ * The rule that comes with it, as with Go's Close and libdill's fdclean:
+ * a descriptor that goroutines waited on is closed with tt_close (or
+ * tt_fd_forget before close). The kernel drops a closed file's
+ * registration by itself, but the slot would still say "registered" and a
+ * new descriptor reusing the number would never be woken.
+ *
+ * A safety net for programs that break the rule: every 20 ms the poller
+ * audits the descriptors whose goroutines have been parked longer than
+ * that, once per park, asking epoll to add each again. EEXIST confirms
+ * the registration; success means it had been lost to a close, and the
+ * new one reports the descriptor's current state, so such a goroutine
+ * is late by tens of milliseconds instead of stuck forever. A busy
+ * descriptor, whose waits are short, is never audited.
  *
  * The scheduler polls without blocking every 64 parks and at each yield
  * while anyone waits on a descriptor (so a busy scheduler cannot starve
  * I/O), and blocks in epoll only from its idle loop, until the next timer.
  *
  * Invariant: slot->r (slot->w) is the goroutine parked reading (writing)
- * fd, and is cleared, with the registration narrowed, by whoever readies
- * it: the poller or its deadline timer. */
+ * fd, and is cleared by whoever readies it: the poller, its deadline
+ * timer, the closing of its context's done channel, or tt_close. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -30,10 +56,22 @@
 #include "tether/ctx.h"
 #include "tether/fd.h"
 
+/* g->io_ready when tt_close woke it: the descriptor is gone. */
+#define IO_CLOSED 0x80
+
 struct tt__fdslot {
-	tt__g *r, *w;        /* waiting to read, to write */
-	uint32_t registered; /* events epoll has for it (0: not added) */
+	tt__g *r, *w;       /* waiting to read, to write */
+	uint8_t registered; /* in the epoll set (edge-triggered, both ways) */
+	uint8_t tokens;     /* TT_FD_READ/WRITE events nobody waited for */
+	uint8_t audited;    /* registration confirmed during this park */
 };
+
+/* The audit (see check_registrations): when it runs next, and whether a
+ * goroutine has parked since the last one. Per thread, as schedulers
+ * are. */
+#define AUDIT_PERIOD (20 * TT_MILLISECOND)
+static __thread int64_t audit_next;
+static __thread bool audit_pending;
 
 static int ensure_epoll(tt__sched *s)
 {
@@ -64,24 +102,24 @@ static struct tt__fdslot *slot_for(tt__sched *s, int fd)
 	return &s->fds[fd];
 }
 
-/* Make epoll's interest in fd match its waiters. */
-static int sync_registration(tt__sched *s, int fd, struct tt__fdslot *sl)
+/* Add fd to the epoll set unless it is there: 0, or -errno (-EPERM for a
+ * regular file, which epoll refuses and which is always ready). */
+static int ensure_registered(tt__sched *s, int fd, struct tt__fdslot *sl)
 {
-	uint32_t want = (sl->r ? (uint32_t)EPOLLIN : 0) |
-			(sl->w ? (uint32_t)EPOLLOUT : 0);
-	if (want == sl->registered)
+	if (sl->registered)
 		return 0;
-	struct epoll_event ev = {.events = want, .data.fd = fd};
-	int r;
-	if (want == 0)
-		r = epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
-	else if (sl->registered == 0)
-		r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-	else
-		r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
-	if (r != 0)
-		return -errno;
-	sl->registered = want;
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.fd = fd};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		/* EEXIST: our slot was reset (tt_fd_nonblock on a
+		 * descriptor already in use) but the kernel still has it. */
+		if (errno != EEXIST ||
+		    epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+			return -errno;
+	}
+	sl->registered = 1;
+	sl->tokens = 0; /* the registration reports what is ready now */
 	return 0;
 }
 
@@ -103,50 +141,109 @@ static void wake(tt__sched *s, tt__g *g, uint8_t ready)
 	tt__ready(s, g);
 }
 
-int tt__poll(tt__sched *s, int64_t timeout_ns)
+/* Hand the events `ready` to fd's waiters, or leave them as tokens. */
+static int deliver(tt__sched *s, struct tt__fdslot *sl, uint8_t ready)
 {
-	if (s->epfd < 0 || s->io_waiters == 0)
-		return 0;
-	struct epoll_event evs[64];
-	int n;
-	if (timeout_ns < 0) {
-		n = epoll_wait(s->epfd, evs, 64, -1);
-	} else {
-		struct timespec ts = {.tv_sec = timeout_ns / TT_SECOND,
-				      .tv_nsec = timeout_ns % TT_SECOND};
-		n = epoll_pwait2(s->epfd, evs, 64, &ts, NULL);
-		if (n < 0 && errno == ENOSYS) /* before Linux 5.11 */
-			n = epoll_wait(s->epfd, evs, 64,
-				       (int)((timeout_ns + TT_MILLISECOND - 1) /
-					     TT_MILLISECOND));
-	}
 	int woke = 0;
-	for (int i = 0; i < n; i++) {
-		int fd = evs[i].data.fd;
-		uint32_t e = evs[i].events;
-		struct tt__fdslot *sl = &s->fds[fd];
-		uint8_t ready = 0;
-		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-			ready |= TT_FD_READ;
-		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-			ready |= TT_FD_WRITE;
-		if ((ready & TT_FD_READ) && sl->r) {
-			tt__g *g = sl->r;
+	if (ready & TT_FD_READ) {
+		tt__g *g = sl->r;
+		if (g) {
 			sl->r = NULL;
 			if (sl->w == g) /* one goroutine waiting for either */
 				sl->w = NULL;
 			wake(s, g, ready);
 			woke++;
+		} else {
+			sl->tokens |= TT_FD_READ;
 		}
-		if ((ready & TT_FD_WRITE) && sl->w) {
-			tt__g *g = sl->w;
+	}
+	if (ready & TT_FD_WRITE) {
+		tt__g *g = sl->w;
+		if (g) {
 			sl->w = NULL;
-			if (sl->r == g)
-				sl->r = NULL;
 			wake(s, g, ready);
 			woke++;
+		} else {
+			sl->tokens |= TT_FD_WRITE;
 		}
-		sync_registration(s, fd, sl);
+	}
+	return woke;
+}
+
+/* The audit of the design notes: re-add the descriptors of goroutines
+ * parked since before `now - AUDIT_PERIOD` that were not audited in this
+ * park. Sets audit_pending if some waiter is left to audit later. */
+static int check_registrations(tt__sched *s, int64_t now)
+{
+	int woke = 0;
+	audit_pending = false;
+	audit_next = now + AUDIT_PERIOD;
+	for (size_t fd = 0; fd < s->nfds; fd++) {
+		struct tt__fdslot *sl = &s->fds[fd];
+		if ((!sl->r && !sl->w) || sl->audited)
+			continue;
+		int64_t since = sl->r ? sl->r->wait_since : INT64_MAX;
+		if (sl->w && sl->w->wait_since < since)
+			since = sl->w->wait_since;
+		if (since > now - AUDIT_PERIOD) {
+			audit_pending = true;
+			continue;
+		}
+		sl->audited = 1;
+		struct epoll_event ev = {
+			.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+			.data.fd = (int)fd};
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, (int)fd, &ev) == 0 ||
+		    errno == EEXIST)
+			continue; /* (re)registered */
+		/* Closed and not reopened: its waiters get -EBADF. */
+		woke += deliver(s, sl, TT_FD_READ | TT_FD_WRITE | IO_CLOSED);
+		sl->registered = 0;
+	}
+	return woke;
+}
+
+int tt__poll(tt__sched *s, int64_t timeout_ns)
+{
+	if (s->epfd < 0 || s->io_waiters == 0)
+		return 0;
+	int woke = 0;
+	if (audit_pending) {
+		int64_t now = tt__coarse_now();
+		if (now >= audit_next) {
+			woke = check_registrations(s, now);
+			if (woke)
+				timeout_ns = 0;
+		}
+		/* Do not sleep past the next audit while one is due. */
+		if (audit_pending &&
+		    (timeout_ns < 0 || timeout_ns > audit_next - now))
+			timeout_ns = audit_next > now ? audit_next - now : 0;
+	}
+	struct epoll_event evs[128];
+	int n;
+	if (timeout_ns < 0) {
+		n = epoll_wait(s->epfd, evs, 128, -1);
+	} else {
+		struct timespec ts = {.tv_sec = timeout_ns / TT_SECOND,
+				      .tv_nsec = timeout_ns % TT_SECOND};
+		n = epoll_pwait2(s->epfd, evs, 128, &ts, NULL);
+		if (n < 0 && errno == ENOSYS) /* before Linux 5.11 */
+			n = epoll_wait(s->epfd, evs, 128,
+				       (int)((timeout_ns + TT_MILLISECOND - 1) /
+					     TT_MILLISECOND));
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		uint32_t e = evs[i].events;
+		if ((size_t)fd >= s->nfds)
+			continue;
+		uint8_t ready = 0;
+		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+			ready |= TT_FD_READ;
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			ready |= TT_FD_WRITE;
+		woke += deliver(s, &s->fds[fd], ready);
 	}
 	return woke;
 }
@@ -162,10 +259,59 @@ static void io_timeout(tt__timer *t, int64_t now)
 		sl->r = NULL;
 	if (sl->w == g)
 		sl->w = NULL;
-	sync_registration(s, g->io_fd, sl);
 	unlink_done_waiter(g);
 	g->timed_out = 1;
 	tt__ready(s, g);
+}
+
+/* Forget fd: wake its waiters (their calls return -EBADF), drop tokens
+ * and, if `deregister`, take it out of the epoll set. */
+static void forget(tt__sched *s, int fd, bool deregister)
+{
+	if (fd < 0 || (size_t)fd >= s->nfds)
+		return;
+	struct tt__fdslot *sl = &s->fds[fd];
+	if (sl->r || sl->w)
+		deliver(s, sl, TT_FD_READ | TT_FD_WRITE | IO_CLOSED);
+	if (sl->registered && deregister)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+	*sl = (struct tt__fdslot){0};
+}
+
+/* fd is a new file (from accept, or being set up): whatever the slot
+ * remembers is about an older file that had the same number and was
+ * closed without tt_close. Costs no system call. */
+static void renew(int fd, bool new_file)
+{
+	tt__sched *s = tt__sched_get();
+	if ((size_t)fd >= s->nfds)
+		return;
+	struct tt__fdslot *sl = &s->fds[fd];
+	if (new_file && (sl->r || sl->w))
+		deliver(s, sl, TT_FD_READ | TT_FD_WRITE | IO_CLOSED);
+	sl->registered = 0;
+	sl->tokens = 0;
+}
+
+int tt_fd_forget(int fd)
+{
+	if (fd < 0)
+		return tt__err(-EBADF, "tt_fd_forget: bad descriptor %d", fd);
+	forget(tt__sched_get(), fd, true);
+	return 0;
+}
+
+int tt_close(int fd)
+{
+	if (fd < 0)
+		return tt__err(-EBADF, "tt_close: bad descriptor %d", fd);
+	forget(tt__sched_get(), fd, true);
+	/* Linux releases the descriptor even when close reports EINTR: do
+	 * not retry. */
+	if (close(fd) != 0 && errno != EINTR)
+		return tt__err(-errno, "tt_close: fd %d: %s", fd,
+			       strerror(errno));
+	return 0;
 }
 
 /* Readiness of fd right now, without parking (poll(2) with no timeout). */
@@ -189,11 +335,13 @@ static int fd_ready_now(const char *fn, int fd, int events)
 
 /* Park the current goroutine until fd is ready for `events`, the
  * deadline passes, or (done != NULL) the channel `done` is closed: the
- * one wait under tt_fd_wait and every ctx form. Returns the ready events,
+ * one wait under tt_fd_wait and every I/O call. look_first: check with
+ * poll(2) before parking (for callers that did not just see EAGAIN).
+ * Returns the ready events,
  * -ETIMEDOUT, -ECANCELED when done was closed (the caller turns that into
  * its context's error), or another -errno. */
 static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
-		   tt_chan *done)
+		   tt_chan *done, bool look_first)
 {
 	tt__sched *s = tt__sched_get();
 	if (fd < 0)
@@ -221,21 +369,34 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 			       fn, (events & TT_FD_READ) && sl->r ? "read"
 								  : "write",
 			       fd);
+	/* An event that came while nobody waited: ready now. */
+	if (sl->tokens & events) {
+		int ready = sl->tokens & events;
+		sl->tokens &= (uint8_t)~ready;
+		return ready;
+	}
+	r = ensure_registered(s, fd, sl);
+	if (r == -EPERM) /* a regular file: always ready */
+		return events;
+	if (r)
+		return tt__err(r, "%s: epoll_ctl on fd %d: %s", fn, fd,
+			       strerror(-r));
+	if (look_first) {
+		/* The caller may not have tried the descriptor: an edge
+		 * from before the registration would never come again. */
+		int ready = fd_ready_now(fn, fd, events);
+		if (ready)
+			return ready;
+	}
 	tt__g *g = s->current;
 	if (events & TT_FD_READ)
 		sl->r = g;
 	if (events & TT_FD_WRITE)
 		sl->w = g;
-	r = sync_registration(s, fd, sl);
-	if (r) {
-		if (sl->r == g)
-			sl->r = NULL;
-		if (sl->w == g)
-			sl->w = NULL;
-		if (r == -EPERM) /* a regular file: always ready */
-			return events;
-		return tt__err(r, "%s: epoll_ctl on fd %d: %s", fn, fd,
-			       strerror(-r));
+	sl->audited = 0;
+	if (!audit_pending) {
+		audit_pending = true;
+		audit_next = tt__coarse_now() + AUDIT_PERIOD;
 	}
 
 	/* With a done channel, also queue a receive waiter on it, as a
@@ -278,18 +439,20 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 				sl->r = NULL;
 			if (sl->w == g)
 				sl->w = NULL;
-			sync_registration(s, fd, sl);
 			return -ECANCELED;
 		}
 	}
 	if (timed_out)
 		return -ETIMEDOUT;
+	if (g->io_ready & IO_CLOSED)
+		return tt__err(-EBADF, "%s: fd %d was closed while waiting", fn,
+			       fd);
 	return g->io_ready & events ? g->io_ready & events : events;
 }
 
 int tt_fd_wait(int fd, int events, int64_t deadline)
 {
-	return fd_wait("tt_fd_wait", fd, events, deadline, NULL);
+	return fd_wait("tt_fd_wait", fd, events, deadline, NULL, true);
 }
 
 /* The done channel of a context for the ctx forms, or the error of a bad
@@ -309,9 +472,10 @@ static int ctx_done(const char *fn, tt_ctx *ctx, tt_chan **done)
 
 /* The ctx forms park with the context's deadline. */
 static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
-		       int events)
+		       int events, bool look_first)
 {
-	int r = fd_wait(fn, fd, events, tt_ctx_deadline(ctx), done);
+	int r = fd_wait(fn, fd, events, tt_ctx_deadline(ctx), done,
+			look_first);
 	if (r == -ECANCELED || r == -ETIMEDOUT) {
 		/* Either the context ended (its err says how) or its
 		 * deadline passed in the poller first: the same thing. */
@@ -327,11 +491,13 @@ int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events)
 	int r = ctx_done("tt_fd_wait_ctx", ctx, &done);
 	if (r)
 		return r;
-	return fd_wait_ctx("tt_fd_wait_ctx", ctx, done, fd, events);
+	return fd_wait_ctx("tt_fd_wait_ctx", ctx, done, fd, events, true);
 }
 
 int tt_fd_nonblock(int fd)
 {
+	if (fd >= 0)
+		renew(fd, false);
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return tt__err(-errno, "tt_fd_nonblock: fd %d: %s", fd,
@@ -351,8 +517,9 @@ typedef struct waitspec {
 static int wait_for(const waitspec *ws, int fd, int events)
 {
 	if (ws->ctx)
-		return fd_wait_ctx(ws->fn, ws->ctx, ws->done, fd, events);
-	return fd_wait(ws->fn, fd, events, ws->deadline, NULL);
+		return fd_wait_ctx(ws->fn, ws->ctx, ws->done, fd, events,
+				   false);
+	return fd_wait(ws->fn, fd, events, ws->deadline, NULL, false);
 }
 
 static ssize_t do_read(const waitspec *ws, int fd, void *buf, size_t n)
@@ -404,8 +571,10 @@ static int do_accept(const waitspec *ws, int fd, struct sockaddr *addr,
 	for (;;) {
 		int c = accept4(fd, addr, addrlen,
 				SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (c >= 0)
+		if (c >= 0) {
+			renew(c, true);
 			return c;
+		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -461,6 +630,8 @@ int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
 int tt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 	       int64_t deadline)
 {
+	if (fd >= 0)
+		renew(fd, false); /* a new socket, most likely */
 	if (connect(fd, addr, addrlen) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
