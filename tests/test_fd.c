@@ -267,6 +267,23 @@ static void test_fd_ctx_forms(void **state)
 	TU_ASSERT_EQ(a.got, 1);
 	TU_ASSERT_EQ(tt_fd_wait_ctx(ctx, p[1], TT_FD_WRITE), TT_FD_WRITE);
 
+	/* Cancelled and readable at once: the cancel readies the reader
+	 * first, then the poller sees the byte before the reader runs. */
+	TU_ASSERT_OK(tt_ctx_release(ctx));
+	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
+	a = (ctx_arg){ctx, p[0], 99, done};
+	tu_go(ctx_reader, &a);
+	TU_ASSERT_EQ(tt_write(p[1], "d", 1, TT_FOREVER), 1);
+	TU_ASSERT_OK(tt_ctx_cancel(ctx));
+	tt_yield(); /* polls, with the reader runnable but not yet run */
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_ERR(a.got, -ECANCELED);
+	/* The byte is still there, and the event was not lost. */
+	TU_ASSERT_EQ(tt_fd_wait(p[0], TT_FD_READ, tt_deadline_in(TT_SECOND)),
+		     TT_FD_READ);
+	TU_ASSERT_EQ(tt_read(p[0], &c, 1, TT_TRY), 1);
+	TU_ASSERT_EQ(c, 'd');
+
 	/* Accept, cancelled. */
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			 0);

@@ -141,30 +141,29 @@ static void wake(tt__sched *s, tt__g *g, uint8_t ready)
 	tt__ready(s, g);
 }
 
-/* Hand the events `ready` to fd's waiters, or leave them as tokens. */
+/* Hand the events `ready` to fd's waiters, or leave them as tokens. A
+ * waiter whose context was cancelled has been readied by the done
+ * channel already and still sits in the slot until it runs: it is taken
+ * out, and the event kept as a token for whoever waits next. */
 static int deliver(tt__sched *s, struct tt__fdslot *sl, uint8_t ready)
 {
 	int woke = 0;
-	if (ready & TT_FD_READ) {
-		tt__g *g = sl->r;
-		if (g) {
-			sl->r = NULL;
-			if (sl->w == g) /* one goroutine waiting for either */
-				sl->w = NULL;
-			wake(s, g, ready);
-			woke++;
-		} else {
-			sl->tokens |= TT_FD_READ;
+	for (int dir = TT_FD_READ; dir <= TT_FD_WRITE; dir <<= 1) {
+		if (!(ready & dir))
+			continue;
+		tt__g *g = dir == TT_FD_READ ? sl->r : sl->w;
+		if (g == NULL || g->state != TT_G_WAITING) {
+			sl->tokens |= (uint8_t)dir;
+			if (g == NULL)
+				continue;
 		}
-	}
-	if (ready & TT_FD_WRITE) {
-		tt__g *g = sl->w;
-		if (g) {
+		if (sl->r == g) /* one goroutine may wait for either */
+			sl->r = NULL;
+		if (sl->w == g)
 			sl->w = NULL;
+		if (g->state == TT_G_WAITING) {
 			wake(s, g, ready);
 			woke++;
-		} else {
-			sl->tokens |= TT_FD_WRITE;
 		}
 	}
 	return woke;
