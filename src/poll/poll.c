@@ -195,8 +195,11 @@ static int check_registrations(tt__sched *s, int64_t now)
 		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, (int)fd, &ev) == 0 ||
 		    errno == EEXIST)
 			continue; /* (re)registered */
-		/* Closed and not reopened: its waiters get -EBADF. */
-		woke += deliver(s, sl, TT_FD_READ | TT_FD_WRITE | IO_CLOSED);
+		/* EPERM: reopened as a regular file, always ready. Else
+		 * closed and not reopened: its waiters get -EBADF. */
+		uint8_t ready = TT_FD_READ | TT_FD_WRITE;
+		woke += deliver(s, sl, errno == EPERM ? ready
+						      : ready | IO_CLOSED);
 		sl->registered = 0;
 	}
 	return woke;
@@ -219,16 +222,16 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 		    (timeout_ns < 0 || timeout_ns > audit_next - now))
 			timeout_ns = audit_next > now ? audit_next - now : 0;
 	}
-	struct epoll_event evs[128];
+	struct epoll_event evs[64];
 	int n;
 	if (timeout_ns < 0) {
-		n = epoll_wait(s->epfd, evs, 128, -1);
+		n = epoll_wait(s->epfd, evs, 64, -1);
 	} else {
 		struct timespec ts = {.tv_sec = timeout_ns / TT_SECOND,
 				      .tv_nsec = timeout_ns % TT_SECOND};
-		n = epoll_pwait2(s->epfd, evs, 128, &ts, NULL);
+		n = epoll_pwait2(s->epfd, evs, 64, &ts, NULL);
 		if (n < 0 && errno == ENOSYS) /* before Linux 5.11 */
-			n = epoll_wait(s->epfd, evs, 128,
+			n = epoll_wait(s->epfd, evs, 64,
 				       (int)((timeout_ns + TT_MILLISECOND - 1) /
 					     TT_MILLISECOND));
 	}
