@@ -76,7 +76,8 @@ static void client(void *arg)
 			ssize_t k = tt_read(fd, got + have, l->size - have,
 					    tt_deadline_in(10 * TT_SECOND));
 			if (k <= 0)
-				fail(k == 0 ? "read: the server closed" : "read",
+				fail(k == 0 ? "read: the server closed"
+					    : "read",
 				     k < 0 ? k : -EPIPE);
 			have += (size_t)k;
 		}
@@ -132,8 +133,10 @@ int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
 	long port = -1, clients = 100, size = 64, seconds = 3, pid = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+	/* Every flag takes a value. */
+	for (int i = 1; i < argc; i += 2) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--addr") == 0 && v)
 			addr = v;
 		else if (strcmp(a, "--port") == 0)
@@ -153,7 +156,6 @@ int main(int argc, char **argv)
 				"[--server-pid PID]\n");
 			return 2;
 		}
-		i++;
 	}
 	if (port < 0) {
 		fprintf(stderr, "echo_load: --port is required\n");

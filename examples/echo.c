@@ -72,7 +72,7 @@ static void watch_signals(void *arg)
 	tt_wg_done(srv->wg);
 }
 
-/* ---- connections ----------------------------------------------------------- */
+/* ---- connections --------------------------------------------------------- */
 
 static void serve(void *arg)
 {
@@ -136,7 +136,7 @@ static void listen_loop(void *arg)
 	tt_wg_done(srv->wg);
 }
 
-/* ---- setup ------------------------------------------------------------------ */
+/* ---- setup --------------------------------------------------------------- */
 
 static int usage(const char *why, const char *arg)
 {
@@ -208,8 +208,10 @@ int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
 	long port = 0, max_conns = 10000, seconds = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+	/* Every flag takes a value. */
+	for (int i = 1; i < argc; i += 2) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(NULL, NULL);
 			return 0;
@@ -235,7 +237,6 @@ int main(int argc, char **argv)
 		} else {
 			return usage("unknown argument", a);
 		}
-		i++;
 	}
 
 	struct server srv = {0};

@@ -342,7 +342,7 @@ static void test_echo_max_conns(void **state)
 	char got;
 	for (int i = 0; i < 3; i++) {
 		fd[i] = dial(&sv); /* the kernel's listen queue accepts */
-		TU_ASSERT_EQ(tt_write(fd[i], "abc" + i, 1, TT_FOREVER), 1);
+		TU_ASSERT_EQ(tt_write(fd[i], &"abc"[i], 1, TT_FOREVER), 1);
 	}
 	for (int i = 0; i < 2; i++) {
 		read_full(fd[i], &got, 1, tt_deadline_in(10 * SEC));
@@ -402,7 +402,8 @@ static void test_echo_bad_flags(void **state)
 		const char *args, *says;
 	} cases[] = {
 		{"--bogus", "unknown argument --bogus"},
-		{"--port", "--port needs a number from 0 to 65535, got nothing"},
+		{"--port", "--port needs a number from 0 to 65535, got "
+			   "nothing"},
 		{"--port 70000", "--port needs a number"},
 		{"--port 12x", "--port needs a number"},
 		{"--max-conns 0", "--max-conns needs a number"},

@@ -195,7 +195,7 @@ static void test_tcp_echo_many_clients(void **state)
 	TU_ASSERT_OK(tt_wg_release(wg));
 }
 
-/* ---- context forms ---------------------------------------------------------- */
+/* ---- context forms ------------------------------------------------------- */
 
 typedef struct ctx_arg {
 	tt_ctx *ctx;
@@ -309,7 +309,7 @@ static void test_fd_ctx_forms(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
-/* ---- edge-triggered registration --------------------------------------------- */
+/* ---- edge-triggered registration ----------------------------------------- */
 
 static void test_fd_wait_after_edge(void **state)
 {
