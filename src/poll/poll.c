@@ -472,17 +472,18 @@ static int ctx_done(const char *fn, tt_ctx *ctx, tt_chan **done)
 	return 0;
 }
 
-/* The ctx forms park with the context's deadline. */
+/* The ctx forms park with no deadline of their own: a context with a
+ * deadline has a timer that cancels it, closing its done channel, so an
+ * I/O timer per wait would only repeat it. */
 static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
 		       int events, bool look_first)
 {
-	int r = fd_wait(fn, fd, events, tt_ctx_deadline(ctx), done,
-			look_first);
-	if (r == -ECANCELED || r == -ETIMEDOUT) {
-		/* Either the context ended (its err says how) or its
-		 * deadline passed in the poller first: the same thing. */
+	int r = fd_wait(fn, fd, events, TT_FOREVER, done, look_first);
+	if (r == -ECANCELED) {
+		/* The context ended: its err says how (-ECANCELED, or
+		 * -ETIMEDOUT past its deadline). */
 		int e = tt_ctx_err(ctx);
-		return e ? e : -ETIMEDOUT;
+		return e ? e : r;
 	}
 	return r;
 }
