@@ -219,6 +219,14 @@ static void ctx_acceptor(void *p)
 	tu_done(a->done);
 }
 
+static void ctx_writer(void *p)
+{
+	ctx_arg *a = p;
+	static char big[1 << 20];
+	a->got = tt_write_ctx(a->ctx, a->fd, big, sizeof big);
+	tu_done(a->done);
+}
+
 static void test_fd_ctx_forms(void **state)
 {
 	(void)state;
@@ -241,9 +249,10 @@ static void test_fd_ctx_forms(void **state)
 	TU_ASSERT_OK(tt_ctx_cancel(ctx));
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
 	TU_ASSERT_ERR(a.got, -ECANCELED);
-	/* A done context does not even try. */
+	/* A done context does not even try, and says why. */
 	TU_ASSERT_EQ(tt_write(p[1], "b", 1, TT_FOREVER), 1);
 	TU_ASSERT_ERR(tt_read_ctx(ctx, p[0], &c, 1), -ECANCELED);
+	TU_ASSERT_CONTAINS(tt_last_error(), "context canceled");
 	TU_ASSERT_ERR(tt_fd_wait_ctx(ctx, p[0], TT_FD_READ), -ECANCELED);
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	/* The cancelled wait left no trace: the byte is read normally. */
@@ -255,6 +264,7 @@ static void test_fd_ctx_forms(void **state)
 	int64_t t0 = tt_now();
 	TU_ASSERT_ERR(tt_read_ctx(ctx, p[0], &c, 1), -ETIMEDOUT);
 	TU_ASSERT_RANGE(tt_now() - t0, 20 * MS, 20 * MS + TU_SLACK_NS);
+	TU_ASSERT_CONTAINS(tt_last_error(), "context deadline exceeded");
 	TU_ASSERT_OK(tt_ctx_cancel(ctx));
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 
@@ -284,6 +294,27 @@ static void test_fd_ctx_forms(void **state)
 	TU_ASSERT_EQ(tt_read(p[0], &c, 1, TT_TRY), 1);
 	TU_ASSERT_EQ(c, 'd');
 
+	/* A long write cancelled part way returns what it wrote. */
+	TU_ASSERT_OK(tt_ctx_release(ctx));
+	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
+	a = (ctx_arg){ctx, p[1], 99, done};
+	tu_go(ctx_writer, &a); /* fills the pipe, then parks */
+	char sink[4096];
+	TU_ASSERT_EQ(tt_read(p[0], sink, sizeof sink,
+			     tt_deadline_in(5 * TT_SECOND)),
+		     (long)sizeof sink);
+	tt_yield(); /* the writer fills the room, and parks again */
+	TU_ASSERT_OK(tt_ctx_cancel(ctx));
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_RANGE(a.got, 4096, (1 << 20) - 1);
+	long drained = 0;
+	ssize_t k;
+	while ((k = tt_read(p[0], sink, sizeof sink, TT_TRY)) > 0)
+		drained += k;
+	TU_ASSERT_EQ(drained, a.got - 4096);
+	TU_ASSERT_OK(tt_ctx_release(ctx));
+	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
+
 	/* Accept, cancelled. */
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			 0);
@@ -294,6 +325,7 @@ static void test_fd_ctx_forms(void **state)
 	assert_int_equal(listen(lfd, 8), 0);
 	a = (ctx_arg){ctx, lfd, 99, done};
 	tu_go(ctx_acceptor, &a);
+	TU_ASSERT_EQ(a.got, 99); /* parked */
 	TU_ASSERT_OK(tt_ctx_cancel(ctx));
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
 	TU_ASSERT_ERR(a.got, -ECANCELED);

@@ -339,9 +339,10 @@ static int fd_ready_now(const char *fn, int fd, int events)
  * deadline passes, or (done != NULL) the channel `done` is closed: the
  * one wait under tt_fd_wait and every I/O call. look_first: check with
  * poll(2) before parking (for callers that did not just see EAGAIN).
- * Returns the ready events,
- * -ETIMEDOUT, -ECANCELED when done was closed (the caller turns that into
- * its context's error), or another -errno. */
+ * Returns the ready events, -ETIMEDOUT, -ECANCELED when done was closed
+ * (the caller turns that into its context's error), or another -errno.
+ * done must not be closed yet: a waiter queued on a closed channel would
+ * never fire. */
 static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 		   tt_chan *done, bool look_first)
 {
@@ -457,17 +458,26 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 	return fd_wait("tt_fd_wait", fd, events, deadline, NULL, true);
 }
 
-/* The done channel of a context for the ctx forms, or the error of a bad
- * ctx. NULL for contexts that are never cancelled (background). */
-static int ctx_done(const char *fn, tt_ctx *ctx, tt_chan **done)
+/* A context that is done: its error, with Go's words for it. */
+static int ctx_ended(const char *fn, int fd, int err)
+{
+	return tt__err(err, "%s: fd %d: %s", fn, fd,
+		       err == -ETIMEDOUT ? "context deadline exceeded"
+					 : "context canceled");
+}
+
+/* The done channel of a context for the ctx forms (NULL for contexts
+ * that are never cancelled, like background), or the error of a bad or
+ * already done ctx: a done context does not even try the I/O. */
+static int ctx_done(const char *fn, tt_ctx *ctx, int fd, tt_chan **done)
 {
 	if (ctx == NULL)
 		return tt__err(-EINVAL, "%s: ctx is NULL", fn);
 	int r = tt_ctx_err(ctx);
 	if (r == -EINVAL || r == -EBADF)
-		return r;
+		return r; /* tt_ctx_err said what was wrong */
 	if (r)
-		return r; /* already cancelled: do not even try */
+		return ctx_ended(fn, fd, r);
 	*done = tt_ctx_done(ctx);
 	return 0;
 }
@@ -478,20 +488,22 @@ static int ctx_done(const char *fn, tt_ctx *ctx, tt_chan **done)
 static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
 		       int events, bool look_first)
 {
-	int r = fd_wait(fn, fd, events, TT_FOREVER, done, look_first);
-	if (r == -ECANCELED) {
-		/* The context ended: its err says how (-ECANCELED, or
-		 * -ETIMEDOUT past its deadline). */
-		int e = tt_ctx_err(ctx);
-		return e ? e : r;
+	/* An I/O call may wait several times (a long write); the context
+	 * may have ended while it was writing. */
+	int r = tt_ctx_err(ctx);
+	if (r == 0) {
+		r = fd_wait(fn, fd, events, TT_FOREVER, done, look_first);
+		if (r != -ECANCELED)
+			return r;
+		r = tt_ctx_err(ctx); /* how it ended */
 	}
-	return r;
+	return ctx_ended(fn, fd, r);
 }
 
 int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events)
 {
 	tt_chan *done = NULL;
-	int r = ctx_done("tt_fd_wait_ctx", ctx, &done);
+	int r = ctx_done("tt_fd_wait_ctx", ctx, fd, &done);
 	if (r)
 		return r;
 	return fd_wait_ctx("tt_fd_wait_ctx", ctx, done, fd, events, true);
@@ -611,14 +623,14 @@ int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n)
 {
 	waitspec ws = {.fn = "tt_read_ctx", .ctx = ctx};
-	int r = ctx_done(ws.fn, ctx, &ws.done);
+	int r = ctx_done(ws.fn, ctx, fd, &ws.done);
 	return r ? r : do_read(&ws, fd, buf, n);
 }
 
 ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf, size_t n)
 {
 	waitspec ws = {.fn = "tt_write_ctx", .ctx = ctx};
-	int r = ctx_done(ws.fn, ctx, &ws.done);
+	int r = ctx_done(ws.fn, ctx, fd, &ws.done);
 	return r ? r : do_write(&ws, fd, buf, n);
 }
 
@@ -626,7 +638,7 @@ int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
 		  socklen_t *addrlen)
 {
 	waitspec ws = {.fn = "tt_accept_ctx", .ctx = ctx};
-	int r = ctx_done(ws.fn, ctx, &ws.done);
+	int r = ctx_done(ws.fn, ctx, fd, &ws.done);
 	return r ? r : do_accept(&ws, fd, addr, addrlen);
 }
 
