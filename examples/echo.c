@@ -31,6 +31,8 @@
 
 #include <tether.h>
 
+/* Shared by all the server's goroutines. They run on one thread and
+ * switch only where they block, so the counters need no lock. */
 struct server {
 	tt_ctx *ctx;       /* cancelled to shut everything down */
 	tt_waitgroup *wg;  /* the listener, the signal watcher, connections */
@@ -97,40 +99,46 @@ static void serve(void *arg)
 	tt_wg_done(srv->wg);
 }
 
+/* go serve(conn): 0, or -1 (having said why) if it cannot start. */
+static int start_conn(struct server *srv, int fd)
+{
+	struct conn *c = malloc(sizeof *c);
+	if (c == NULL) {
+		fprintf(stderr, "echo: out of memory\n");
+		return -1;
+	}
+	*c = (struct conn){srv, fd};
+	tt_wg_add(srv->wg, 1);
+	if (tt_go(serve, c) < 0) {
+		fprintf(stderr, "echo: %s\n", tt_last_error());
+		tt_wg_done(srv->wg);
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
 static void listen_loop(void *arg)
 {
 	struct server *srv = arg;
-	for (;;) {
-		/* Take a slot first: at --max-conns this parks until a
-		 * connection ends (or the server shuts down). */
-		if (tt_chan_send_ctx(srv->ctx, srv->slots, NULL, 0))
-			break;
+	/* Take a slot before each accept: at --max-conns this parks until a
+	 * connection ends. Both calls give up when the context is done. */
+	while (tt_chan_send_ctx(srv->ctx, srv->slots, NULL, 0) == 0) {
 		int fd = tt_accept_ctx(srv->ctx, srv->lfd, NULL, NULL);
-		struct conn *c = fd >= 0 ? malloc(sizeof *c) : NULL;
-		if (c == NULL) {
-			tt_chan_recv(srv->slots, NULL, 0, NULL);
-			if (fd == -ECANCELED || fd == -ETIMEDOUT)
-				break; /* shutdown */
-			if (fd >= 0)
-				close(fd);
-			/* Out of descriptors or memory: say so, back off a
-			 * little, and keep serving the connections we have. */
-			fprintf(stderr, "echo: accept: %s\n",
-				fd < 0 ? tt_last_error() : "out of memory");
-			tt_sleep_ctx(srv->ctx, 10 * TT_MILLISECOND);
+		if (fd >= 0 && start_conn(srv, fd) == 0) {
+			srv->conns++;
 			continue;
 		}
-		*c = (struct conn){srv, fd};
-		tt_wg_add(srv->wg, 1);
-		if (tt_go(serve, c) < 0) {
+		tt_chan_recv(srv->slots, NULL, 0, NULL); /* give it back */
+		if (fd >= 0)
+			tt_close(fd);
+		else if (tt_ctx_err(srv->ctx))
+			break; /* shutting down */
+		else
 			fprintf(stderr, "echo: %s\n", tt_last_error());
-			close(fd);
-			free(c);
-			tt_chan_recv(srv->slots, NULL, 0, NULL);
-			tt_wg_done(srv->wg);
-			continue;
-		}
-		srv->conns++;
+		/* Out of descriptors or memory: back off a little, and keep
+		 * serving the connections we have. */
+		tt_sleep_ctx(srv->ctx, 10 * TT_MILLISECOND);
 	}
 	tt_close(srv->lfd);
 	tt_wg_done(srv->wg);
