@@ -36,8 +36,11 @@ extern "C" {
 
 /* Park until fd is ready for any of `events` (TT_FD_READ | TT_FD_WRITE).
  * Returns the ready events (> 0), -ETIMEDOUT, -EAGAIN (TT_TRY, not
- * ready), -EBUSY (another goroutine already waits for that), -EBADF,
- * -EINVAL. Error and hang-up conditions count as ready for both. */
+ * ready), -EBUSY (another goroutine already waits for that), -EBADF
+ * (also when tt_close closes fd meanwhile), -EINVAL. Error and hang-up
+ * conditions count as ready for both. As with epoll, readiness can be
+ * stale by the time the caller acts on it (another reader got there
+ * first): treat EAGAIN from the call that follows as "wait again". */
 TT_EXPORT int tt_fd_wait(int fd, int events, int64_t deadline);
 
 /* Go's Close: wakes the goroutines waiting on fd (their calls return
