@@ -30,10 +30,11 @@
  *
  * A safety net for programs that break the rule: every 20 ms the poller
  * audits the descriptors whose goroutines have been parked longer than
- * that, once per park, asking epoll to add each again. EEXIST confirms
- * the registration; success means it had been lost to a close, and the
- * new one reports the descriptor's current state, so such a goroutine
- * is late by tens of milliseconds instead of stuck forever. A busy
+ * that (4096 slots of the table at a time), once per park, asking epoll
+ * to add each again. EEXIST confirms the registration; success means it
+ * had been lost to a close, and the new one reports the descriptor's
+ * current state, so such a goroutine is late by tens of milliseconds
+ * (more in a table of many thousands) instead of stuck forever. A busy
  * descriptor, whose waits are short, is never audited.
  *
  * The scheduler polls without blocking every 64 parks and at each yield
@@ -66,12 +67,18 @@ struct tt__fdslot {
 	uint8_t audited;    /* registration confirmed during this park */
 };
 
-/* The audit (see check_registrations): when it runs next, and whether a
- * goroutine has parked since the last one. Per thread, as schedulers
+/* The audit (see check_registrations), per thread as schedulers are. It
+ * sweeps the slot table AUDIT_BATCH slots at a time, one batch every
+ * AUDIT_PERIOD, so its cost stays small however many descriptors there
  * are. */
 #define AUDIT_PERIOD (20 * TT_MILLISECOND)
-static __thread int64_t audit_next;
-static __thread bool audit_pending;
+#define AUDIT_BATCH 4096
+static __thread int64_t audit_next;    /* when the next batch is due */
+static __thread bool audit_pending;    /* some waiter may need auditing */
+static __thread size_t audit_cursor;   /* where the sweep goes on */
+static __thread bool audit_young;      /* this sweep left waiters for later */
+static __thread uint64_t audit_parks;  /* parks on descriptors so far */
+static __thread uint64_t audit_parks0; /* ... when this sweep began */
 
 static int ensure_epoll(tt__sched *s)
 {
@@ -169,15 +176,23 @@ static int deliver(tt__sched *s, struct tt__fdslot *sl, uint8_t ready)
 	return woke;
 }
 
-/* The audit of the design notes: re-add the descriptors of goroutines
- * parked since before `now - AUDIT_PERIOD` that were not audited in this
- * park. Sets audit_pending if some waiter is left to audit later. */
+/* The audit of the design notes, one batch of it: re-add the
+ * descriptors of goroutines parked since before `now - AUDIT_PERIOD`
+ * that were not audited in this park. At the end of a sweep, the audit
+ * stops (audit_pending false) unless the sweep passed waiters too young
+ * to audit or a goroutine parked meanwhile, perhaps behind the cursor. */
 static int check_registrations(tt__sched *s, int64_t now)
 {
 	int woke = 0;
-	audit_pending = false;
 	audit_next = now + AUDIT_PERIOD;
-	for (size_t fd = 0; fd < s->nfds; fd++) {
+	if (audit_cursor == 0) {
+		audit_young = false;
+		audit_parks0 = audit_parks;
+	}
+	size_t end = audit_cursor + AUDIT_BATCH;
+	if (end > s->nfds)
+		end = s->nfds;
+	for (size_t fd = audit_cursor; fd < end; fd++) {
 		struct tt__fdslot *sl = &s->fds[fd];
 		if ((!sl->r && !sl->w) || sl->audited)
 			continue;
@@ -185,7 +200,7 @@ static int check_registrations(tt__sched *s, int64_t now)
 		if (sl->w && sl->w->wait_since < since)
 			since = sl->w->wait_since;
 		if (since > now - AUDIT_PERIOD) {
-			audit_pending = true;
+			audit_young = true;
 			continue;
 		}
 		sl->audited = 1;
@@ -201,6 +216,11 @@ static int check_registrations(tt__sched *s, int64_t now)
 		woke += deliver(s, sl, errno == EPERM ? ready
 						      : ready | IO_CLOSED);
 		sl->registered = 0;
+	}
+	audit_cursor = end;
+	if (end >= s->nfds) { /* the sweep is complete */
+		audit_cursor = 0;
+		audit_pending = audit_young || audit_parks != audit_parks0;
 	}
 	return woke;
 }
@@ -397,6 +417,7 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 	if (events & TT_FD_WRITE)
 		sl->w = g;
 	sl->audited = 0;
+	audit_parks++;
 	if (!audit_pending) {
 		audit_pending = true;
 		audit_next = tt__coarse_now() + AUDIT_PERIOD;
