@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -418,6 +419,41 @@ static void test_fd_number_reused_behind_our_back(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
+/* The same, at a number far into a slot table of 16384: the audit sweeps
+ * the table in batches and still gets there. */
+static void test_fd_number_reused_far_in_the_table(void **state)
+{
+	(void)state;
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 10000) {
+		print_message("skipped: RLIMIT_NOFILE %lu < 10000\n",
+			      (unsigned long)rl.rlim_cur);
+		skip();
+	}
+	enum { FAR = 9000 };
+	int p[2], q[2];
+	char c;
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(dup3(p[0], FAR, O_CLOEXEC), FAR);
+	TU_ASSERT_ERR(tt_read(FAR, &c, 1, tt_deadline_in(MS)), -ETIMEDOUT);
+	close(FAR); /* behind the poller's back */
+	assert_int_equal(pipe2(q, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(dup3(q[0], FAR, O_CLOEXEC), FAR);
+	tt_chan *done = tu_chan(0, 1);
+	pipe_arg a = {FAR, 99, done};
+	tu_go(closed_reader, &a);
+	TU_ASSERT_EQ(tt_write(q[1], "s", 1, TT_FOREVER), 1);
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_EQ(a.total, 1);
+	TU_ASSERT_OK(tt_close(FAR));
+	for (int i = 0; i < 2; i++) {
+		TU_ASSERT_OK(tt_close(p[i]));
+		TU_ASSERT_OK(tt_close(q[i]));
+	}
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +464,7 @@ int main(void)
 		TU_TEST(test_fd_wait_after_edge),
 		TU_TEST(test_fd_close_wakes_waiter),
 		TU_TEST(test_fd_number_reused_behind_our_back),
+		TU_TEST(test_fd_number_reused_far_in_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
