@@ -230,8 +230,8 @@ static void test_cancel_stops_sync_and_fd_waits(void **state)
 	TU_ASSERT_OK(tt_mutex_unlock(m));
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	for (int i = 0; i < 2; i++) {
-		close(p1[i]);
-		close(p2[i]);
+		tt_close(p1[i]);
+		tt_close(p2[i]);
 	}
 	TU_ASSERT_OK(tt_cond_release(cond));
 	TU_ASSERT_OK(tt_mutex_release(cm));
@@ -287,8 +287,8 @@ static void test_sync_ctx_success_and_deadline(void **state)
 	TU_ASSERT_ERR(tt_mutex_lock_ctx(NULL, m), -EINVAL);
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	TU_ASSERT_OK(tt_mutex_unlock(m));
-	close(p[0]);
-	close(p[1]);
+	tt_close(p[0]);
+	tt_close(p[1]);
 	TU_ASSERT_OK(tt_mutex_release(m));
 	TU_ASSERT_OK(tt_wg_release(wg));
 	TU_ASSERT_OK(tt_chan_release(done));

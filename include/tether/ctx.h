@@ -44,7 +44,6 @@
 
 #include "chan.h"
 #include "common.h"
-#include "fd.h"
 #include "sync.h"
 
 #ifdef __cplusplus
@@ -149,26 +148,18 @@ TT_EXPORT int tt_select_ctx(tt_ctx *ctx, const tt_case *cases, size_t n);
 /* time.Sleep that wakes early when ctx is done: 0 after sleeping ns. */
 TT_EXPORT int tt_sleep_ctx(tt_ctx *ctx, int64_t ns);
 
-/* The sync and descriptor waits, given up when ctx is done. Each returns
+/* The sync waits, given up when ctx is done (the descriptor forms are in
+ * tether/fd.h). Each returns
  * what its plain form returns, or tt_ctx_err(ctx) when ctx is done before
  * it succeeds (at once if ctx is already done, without trying). A wait
  * holds its own reference on the context, so another goroutine may
  * release the caller's meanwhile. tt_cond_wait_ctx holds the lock again
- * when it returns, whatever it returns, as tt_cond_wait does; tt_write_ctx
- * returns the bytes written if cancellation stopped it part way. */
+ * when it returns, whatever it returns, as tt_cond_wait does. */
 TT_EXPORT int tt_wg_wait_ctx(tt_ctx *ctx, tt_waitgroup *wg);
 TT_EXPORT int tt_mutex_lock_ctx(tt_ctx *ctx, tt_mutex *m);
 TT_EXPORT int tt_rwmutex_rlock_ctx(tt_ctx *ctx, tt_rwmutex *m);
 TT_EXPORT int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m);
 TT_EXPORT int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c);
-TT_EXPORT int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events);
-TT_EXPORT ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n);
-TT_EXPORT ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf,
-			       size_t n);
-TT_EXPORT int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
-			    socklen_t *addrlen);
-TT_EXPORT int tt_connect_ctx(tt_ctx *ctx, int fd,
-			     const struct sockaddr *addr, socklen_t addrlen);
 
 #ifdef __cplusplus
 }

@@ -85,7 +85,9 @@ int tt_sleep_ctx(tt_ctx *ctx, int64_t ns)
 /* ---- sync and descriptors ------------------------------------------------
  *
  * Each runs the deadline form of the call with a deadline that the
- * context's cancellation ends early (tt__ctx_wait_begin in ctx.c). */
+ * context's cancellation ends early (tt__ctx_wait_begin in ctx.c). The
+ * descriptor forms other than connect live in the poll layer, which
+ * waits on the done channel itself. */
 
 #define CTX_WAIT(ctx, op, call)                                             \
 	do {                                                                \
@@ -120,27 +122,6 @@ int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m)
 int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c)
 {
 	CTX_WAIT(ctx, "tt_cond_wait_ctx", tt_cond_wait_until(c, dl));
-}
-
-int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events)
-{
-	CTX_WAIT(ctx, "tt_fd_wait_ctx", tt_fd_wait(fd, events, dl));
-}
-
-ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n)
-{
-	CTX_WAIT(ctx, "tt_read_ctx", tt_read(fd, buf, n, dl));
-}
-
-ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf, size_t n)
-{
-	CTX_WAIT(ctx, "tt_write_ctx", tt_write(fd, buf, n, dl));
-}
-
-int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
-		  socklen_t *addrlen)
-{
-	CTX_WAIT(ctx, "tt_accept_ctx", tt_accept(fd, addr, addrlen, dl));
 }
 
 int tt_connect_ctx(tt_ctx *ctx, int fd, const struct sockaddr *addr,

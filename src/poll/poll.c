@@ -4,19 +4,46 @@
  * ------------
  * Each scheduler has one epoll descriptor, made on first use, and a table
  * indexed by descriptor number saying which goroutine waits to read and
- * which to write it. The epoll registration of a descriptor always asks
- * for exactly the events someone waits for (level-triggered): when a
- * waiter is woken or gives up, the registration is narrowed, or dropped
- * when nobody is left. That costs an epoll_ctl per wait and per wake;
- * persistent edge-triggered registration is the known next step.
+ * which to write it. A descriptor is registered once, the first time a
+ * goroutine waits on it, edge-triggered for both directions, and stays
+ * registered until tt_close or tt_fd_forget (or until tt_accept,
+ * tt_connect or tt_fd_nonblock see its number come back for a new file).
+ * So a wait costs no epoll_ctl: on a busy connection a round trip is the
+ * read that says EAGAIN, the read and the write, and a share of one
+ * epoll_wait, as with Go's netpoller.
+ *
+ * Edge-triggered means an event is reported once, when readiness changes.
+ * The I/O calls try the system call first and wait only after EAGAIN, so
+ * an edge that comes before the wait is either already consumed by that
+ * call or still queued in epoll and reported later. An event for a
+ * direction nobody waits on leaves a token in the slot (Go's pdReady); the
+ * next wait takes the token and returns at once, and its caller retries
+ * the call (a stale token costs one EAGAIN, never a lost wake-up).
+ * tt_fd_wait, which callers may use without trying first, looks with
+ * poll(2) before it parks.
+ *
+ * The rule that comes with it, as with Go's Close and libdill's fdclean:
+ * a descriptor that goroutines waited on is closed with tt_close (or
+ * tt_fd_forget before close). The kernel drops a closed file's
+ * registration by itself, but the slot would still say "registered" and a
+ * new descriptor reusing the number would never be woken.
+ *
+ * A safety net for programs that break the rule: every 20 ms the poller
+ * audits the descriptors whose goroutines have been parked longer than
+ * that (4096 slots of the table at a time), once per park, asking epoll
+ * to add each again. EEXIST confirms the registration; success means it
+ * had been lost to a close, and the new one reports the descriptor's
+ * current state, so such a goroutine is late by tens of milliseconds
+ * (more in a table of many thousands) instead of stuck forever. A busy
+ * descriptor, whose waits are short, is never audited.
  *
  * The scheduler polls without blocking every 64 parks and at each yield
  * while anyone waits on a descriptor (so a busy scheduler cannot starve
  * I/O), and blocks in epoll only from its idle loop, until the next timer.
  *
  * Invariant: slot->r (slot->w) is the goroutine parked reading (writing)
- * fd, and is cleared, with the registration narrowed, by whoever readies
- * it: the poller or its deadline timer. */
+ * fd, and is cleared by whoever readies it: the poller, its deadline
+ * timer, the closing of its context's done channel, or tt_close. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,13 +52,33 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "../chan/chan.h"
 #include "internal.h"
+#include "tether/ctx.h"
 #include "tether/fd.h"
 
+/* g->io_ready when tt_close woke it: the descriptor is gone. */
+#define IO_CLOSED 0x80
+
 struct tt__fdslot {
-	tt__g *r, *w;        /* waiting to read, to write */
-	uint32_t registered; /* events epoll has for it (0: not added) */
+	tt__g *r, *w;       /* waiting to read, to write */
+	uint8_t registered; /* in the epoll set (edge-triggered, both ways) */
+	uint8_t tokens;     /* TT_FD_READ/WRITE events nobody waited for */
+	uint8_t audited;    /* registration confirmed during this park */
 };
+
+/* The audit (see check_registrations), per thread as schedulers are. It
+ * sweeps the slot table AUDIT_BATCH slots at a time, one batch every
+ * AUDIT_PERIOD, so its cost stays small however many descriptors there
+ * are. */
+#define AUDIT_PERIOD (20 * TT_MILLISECOND)
+#define AUDIT_BATCH 4096
+static __thread int64_t audit_next;    /* when the next batch is due */
+static __thread bool audit_pending;    /* some waiter may need auditing */
+static __thread size_t audit_cursor;   /* where the sweep goes on */
+static __thread bool audit_young;      /* this sweep left waiters for later */
+static __thread uint64_t audit_parks;  /* parks on descriptors so far */
+static __thread uint64_t audit_parks0; /* ... when this sweep began */
 
 static int ensure_epoll(tt__sched *s)
 {
@@ -62,38 +109,139 @@ static struct tt__fdslot *slot_for(tt__sched *s, int fd)
 	return &s->fds[fd];
 }
 
-/* Make epoll's interest in fd match its waiters. */
-static int sync_registration(tt__sched *s, int fd, struct tt__fdslot *sl)
+/* Add fd to the epoll set unless it is there: 0, or -errno (-EPERM for a
+ * regular file, which epoll refuses and which is always ready). */
+static int ensure_registered(tt__sched *s, int fd, struct tt__fdslot *sl)
 {
-	uint32_t want = (sl->r ? (uint32_t)EPOLLIN : 0) |
-			(sl->w ? (uint32_t)EPOLLOUT : 0);
-	if (want == sl->registered)
+	if (sl->registered)
 		return 0;
-	struct epoll_event ev = {.events = want, .data.fd = fd};
-	int r;
-	if (want == 0)
-		r = epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
-	else if (sl->registered == 0)
-		r = epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-	else
-		r = epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
-	if (r != 0)
-		return -errno;
-	sl->registered = want;
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.fd = fd};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		/* EEXIST: our slot was reset (tt_fd_nonblock on a
+		 * descriptor already in use) but the kernel still has it. */
+		if (errno != EEXIST ||
+		    epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+			return -errno;
+	}
+	sl->registered = 1;
+	sl->tokens = 0; /* the registration reports what is ready now */
 	return 0;
+}
+
+/* Take g's waiter on a context's done channel (the ctx forms) out of its
+ * queue: g is being woken by its descriptor or its deadline instead. */
+static void unlink_done_waiter(tt__g *g)
+{
+	tt__waiter *ws = g->wait_list;
+	for (uint32_t i = 0; i < g->wait_n; i++)
+		if (ws[i].queued)
+			waitq_unlink(ws[i].q, &ws[i]);
 }
 
 static void wake(tt__sched *s, tt__g *g, uint8_t ready)
 {
+	unlink_done_waiter(g);
 	g->io_ready = ready;
 	tt__timer_del(s, &g->timer);
 	tt__ready(s, g);
+}
+
+/* Hand the events `ready` to fd's waiters, or leave them as tokens. A
+ * waiter whose context was cancelled has been readied by the done
+ * channel already and still sits in the slot until it runs: it is taken
+ * out, and the event kept as a token for whoever waits next. */
+static int deliver(tt__sched *s, struct tt__fdslot *sl, uint8_t ready)
+{
+	int woke = 0;
+	for (int dir = TT_FD_READ; dir <= TT_FD_WRITE; dir <<= 1) {
+		if (!(ready & dir))
+			continue;
+		tt__g *g = dir == TT_FD_READ ? sl->r : sl->w;
+		if (g == NULL || g->state != TT_G_WAITING) {
+			sl->tokens |= (uint8_t)dir;
+			if (g == NULL)
+				continue;
+		}
+		if (sl->r == g) /* one goroutine may wait for either */
+			sl->r = NULL;
+		if (sl->w == g)
+			sl->w = NULL;
+		if (g->state == TT_G_WAITING) {
+			wake(s, g, ready);
+			woke++;
+		}
+	}
+	return woke;
+}
+
+/* The audit of the design notes, one batch of it: re-add the
+ * descriptors of goroutines parked since before `now - AUDIT_PERIOD`
+ * that were not audited in this park. At the end of a sweep, the audit
+ * stops (audit_pending false) unless the sweep passed waiters too young
+ * to audit or a goroutine parked meanwhile, perhaps behind the cursor. */
+static int check_registrations(tt__sched *s, int64_t now)
+{
+	int woke = 0;
+	audit_next = now + AUDIT_PERIOD;
+	if (audit_cursor == 0) {
+		audit_young = false;
+		audit_parks0 = audit_parks;
+	}
+	size_t end = audit_cursor + AUDIT_BATCH;
+	if (end > s->nfds)
+		end = s->nfds;
+	for (size_t fd = audit_cursor; fd < end; fd++) {
+		struct tt__fdslot *sl = &s->fds[fd];
+		if ((!sl->r && !sl->w) || sl->audited)
+			continue;
+		int64_t since = sl->r ? sl->r->wait_since : INT64_MAX;
+		if (sl->w && sl->w->wait_since < since)
+			since = sl->w->wait_since;
+		if (since > now - AUDIT_PERIOD) {
+			audit_young = true;
+			continue;
+		}
+		sl->audited = 1;
+		struct epoll_event ev = {
+			.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+			.data.fd = (int)fd};
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, (int)fd, &ev) == 0 ||
+		    errno == EEXIST)
+			continue; /* (re)registered */
+		/* EPERM: reopened as a regular file, always ready. Else
+		 * closed and not reopened: its waiters get -EBADF. */
+		uint8_t ready = TT_FD_READ | TT_FD_WRITE;
+		woke += deliver(s, sl, errno == EPERM ? ready
+						      : ready | IO_CLOSED);
+		sl->registered = 0;
+	}
+	audit_cursor = end;
+	if (end >= s->nfds) { /* the sweep is complete */
+		audit_cursor = 0;
+		audit_pending = audit_young || audit_parks != audit_parks0;
+	}
+	return woke;
 }
 
 int tt__poll(tt__sched *s, int64_t timeout_ns)
 {
 	if (s->epfd < 0 || s->io_waiters == 0)
 		return 0;
+	int woke = 0;
+	if (audit_pending) {
+		int64_t now = tt__coarse_now();
+		if (now >= audit_next) {
+			woke = check_registrations(s, now);
+			if (woke)
+				timeout_ns = 0;
+		}
+		/* Do not sleep past the next audit while one is due. */
+		if (audit_pending &&
+		    (timeout_ns < 0 || timeout_ns > audit_next - now))
+			timeout_ns = audit_next > now ? audit_next - now : 0;
+	}
 	struct epoll_event evs[64];
 	int n;
 	if (timeout_ns < 0) {
@@ -107,33 +255,17 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 				       (int)((timeout_ns + TT_MILLISECOND - 1) /
 					     TT_MILLISECOND));
 	}
-	int woke = 0;
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		uint32_t e = evs[i].events;
-		struct tt__fdslot *sl = &s->fds[fd];
+		if ((size_t)fd >= s->nfds)
+			continue;
 		uint8_t ready = 0;
 		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 			ready |= TT_FD_READ;
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			ready |= TT_FD_WRITE;
-		if ((ready & TT_FD_READ) && sl->r) {
-			tt__g *g = sl->r;
-			sl->r = NULL;
-			if (sl->w == g) /* one goroutine waiting for either */
-				sl->w = NULL;
-			wake(s, g, ready);
-			woke++;
-		}
-		if ((ready & TT_FD_WRITE) && sl->w) {
-			tt__g *g = sl->w;
-			sl->w = NULL;
-			if (sl->r == g)
-				sl->r = NULL;
-			wake(s, g, ready);
-			woke++;
-		}
-		sync_registration(s, fd, sl);
+		woke += deliver(s, &s->fds[fd], ready);
 	}
 	return woke;
 }
@@ -149,38 +281,99 @@ static void io_timeout(tt__timer *t, int64_t now)
 		sl->r = NULL;
 	if (sl->w == g)
 		sl->w = NULL;
-	sync_registration(s, g->io_fd, sl);
+	unlink_done_waiter(g);
 	g->timed_out = 1;
 	tt__ready(s, g);
 }
 
-int tt_fd_wait(int fd, int events, int64_t deadline)
+/* Forget fd: wake its waiters (their calls return -EBADF), drop tokens
+ * and, if `deregister`, take it out of the epoll set. */
+static void forget(tt__sched *s, int fd, bool deregister)
+{
+	if (fd < 0 || (size_t)fd >= s->nfds)
+		return;
+	struct tt__fdslot *sl = &s->fds[fd];
+	if (sl->r || sl->w)
+		deliver(s, sl, TT_FD_READ | TT_FD_WRITE | IO_CLOSED);
+	if (sl->registered && deregister)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+	*sl = (struct tt__fdslot){0};
+}
+
+/* fd is a new file (from accept, or being set up): whatever the slot
+ * remembers is about an older file that had the same number and was
+ * closed without tt_close. Costs no system call. */
+static void renew(int fd, bool new_file)
+{
+	tt__sched *s = tt__sched_get();
+	if ((size_t)fd >= s->nfds)
+		return;
+	struct tt__fdslot *sl = &s->fds[fd];
+	if (new_file && (sl->r || sl->w))
+		deliver(s, sl, TT_FD_READ | TT_FD_WRITE | IO_CLOSED);
+	sl->registered = 0;
+	sl->tokens = 0;
+}
+
+int tt_fd_forget(int fd)
+{
+	if (fd < 0)
+		return tt__err(-EBADF, "tt_fd_forget: bad descriptor %d", fd);
+	forget(tt__sched_get(), fd, true);
+	return 0;
+}
+
+int tt_close(int fd)
+{
+	if (fd < 0)
+		return tt__err(-EBADF, "tt_close: bad descriptor %d", fd);
+	forget(tt__sched_get(), fd, true);
+	/* Linux releases the descriptor even when close reports EINTR: do
+	 * not retry. */
+	if (close(fd) != 0 && errno != EINTR)
+		return tt__err(-errno, "tt_close: fd %d: %s", fd,
+			       strerror(errno));
+	return 0;
+}
+
+/* Readiness of fd right now, without parking (poll(2) with no timeout). */
+static int fd_ready_now(const char *fn, int fd, int events)
+{
+	struct pollfd p = {
+		.fd = fd,
+		.events = (short)(((events & TT_FD_READ) ? POLLIN : 0) |
+				  ((events & TT_FD_WRITE) ? POLLOUT : 0))};
+	if (poll(&p, 1, 0) < 0)
+		return tt__err(-errno, "%s: poll: %s", fn, strerror(errno));
+	if (p.revents & POLLNVAL)
+		return tt__err(-EBADF, "%s: fd %d is not open", fn, fd);
+	int ready = 0;
+	if (p.revents & (POLLIN | POLLHUP | POLLERR))
+		ready |= TT_FD_READ;
+	if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+		ready |= TT_FD_WRITE;
+	return ready & events;
+}
+
+/* Park the current goroutine until fd is ready for `events`, the
+ * deadline passes, or (done != NULL) the channel `done` is closed: the
+ * one wait under tt_fd_wait and every I/O call. look_first: check with
+ * poll(2) before parking (for callers that did not just see EAGAIN).
+ * Returns the ready events, -ETIMEDOUT, -ECANCELED when done was closed
+ * (the caller turns that into its context's error), or another -errno.
+ * done must not be closed yet: a waiter queued on a closed channel would
+ * never fire. */
+static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
+		   tt_chan *done, bool look_first)
 {
 	tt__sched *s = tt__sched_get();
 	if (fd < 0)
-		return tt__err(-EBADF, "tt_fd_wait: bad descriptor %d", fd);
+		return tt__err(-EBADF, "%s: bad descriptor %d", fn, fd);
 	if (events == 0 || (events & ~(TT_FD_READ | TT_FD_WRITE)))
-		return tt__err(-EINVAL, "tt_fd_wait: bad events 0x%x", events);
-	if (deadline == TT_TRY || (deadline != TT_FOREVER &&
-				   deadline <= tt_now())) {
-		struct pollfd p = {
-			.fd = fd,
-			.events = (short)(((events & TT_FD_READ) ? POLLIN : 0) |
-					  ((events & TT_FD_WRITE) ? POLLOUT
-								  : 0))};
-		int r = poll(&p, 1, 0);
-		if (r < 0)
-			return tt__err(-errno, "tt_fd_wait: poll: %s",
-				       strerror(errno));
-		if (p.revents & POLLNVAL)
-			return tt__err(-EBADF, "tt_fd_wait: fd %d is not open",
-				       fd);
-		int ready = 0;
-		if (p.revents & (POLLIN | POLLHUP | POLLERR))
-			ready |= TT_FD_READ;
-		if (p.revents & (POLLOUT | POLLHUP | POLLERR))
-			ready |= TT_FD_WRITE;
-		ready &= events;
+		return tt__err(-EINVAL, "%s: bad events 0x%x", fn, events);
+	if (deadline == TT_TRY ||
+	    (deadline != TT_FOREVER && deadline <= tt_now())) {
+		int ready = fd_ready_now(fn, fd, events);
 		if (ready)
 			return ready;
 		return deadline == TT_TRY ? -EAGAIN : -ETIMEDOUT;
@@ -190,32 +383,62 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 		return r;
 	struct tt__fdslot *sl = slot_for(s, fd);
 	if (sl == NULL)
-		return tt__err(-ENOMEM, "tt_fd_wait: out of memory");
+		return tt__err(-ENOMEM, "%s: out of memory", fn);
 	if (((events & TT_FD_READ) && sl->r) ||
 	    ((events & TT_FD_WRITE) && sl->w))
 		return tt__err(-EBUSY,
-			       "tt_fd_wait: another goroutine already waits "
-			       "to %s fd %d",
-			       (events & TT_FD_READ) && sl->r ? "read" : "write",
+			       "%s: another goroutine already waits to %s fd "
+			       "%d",
+			       fn, (events & TT_FD_READ) && sl->r ? "read"
+								  : "write",
 			       fd);
+	/* An event that came while nobody waited: ready now. */
+	if (sl->tokens & events) {
+		int ready = sl->tokens & events;
+		sl->tokens &= (uint8_t)~ready;
+		return ready;
+	}
+	r = ensure_registered(s, fd, sl);
+	if (r == -EPERM) /* a regular file: always ready */
+		return events;
+	if (r)
+		return tt__err(r, "%s: epoll_ctl on fd %d: %s", fn, fd,
+			       strerror(-r));
+	if (look_first) {
+		/* The caller may not have tried the descriptor: an edge
+		 * from before the registration would never come again. */
+		int ready = fd_ready_now(fn, fd, events);
+		if (ready)
+			return ready;
+	}
 	tt__g *g = s->current;
 	if (events & TT_FD_READ)
 		sl->r = g;
 	if (events & TT_FD_WRITE)
 		sl->w = g;
-	r = sync_registration(s, fd, sl);
-	if (r) {
-		if (sl->r == g)
-			sl->r = NULL;
-		if (sl->w == g)
-			sl->w = NULL;
-		if (r == -EPERM) /* a regular file: always ready */
-			return events;
-		return tt__err(r, "tt_fd_wait: epoll_ctl on fd %d: %s", fd,
-			       strerror(-r));
+	sl->audited = 0;
+	audit_parks++;
+	if (!audit_pending) {
+		audit_pending = true;
+		audit_next = tt__coarse_now() + AUDIT_PERIOD;
+	}
+
+	/* With a done channel, also queue a receive waiter on it, as a
+	 * one-case select would: closing it fires the waiter
+	 * (tt__waiter_fire readies us with sel_fired = 0), while the poller
+	 * and the deadline take it back out of the queue when they win. */
+	tt__waiter w;
+	if (done) {
+		w = (tt__waiter){.g = g, .c = done, .q = &done->recvq,
+				 .case_ix = 0};
+		waitq_push(w.q, &w);
+		done->parked++;
+		g->wait_list = &w;
+		g->wait_n = 1;
 	}
 	g->io_fd = fd;
 	g->io_ready = 0;
+	g->sel_fired = -1;
 	s->io_waiters++;
 	bool timed_out;
 	if (deadline == TT_FOREVER) {
@@ -224,16 +447,93 @@ int tt_fd_wait(int fd, int events, int64_t deadline)
 		timed_out = false;
 	} else {
 		g->timer.fn = io_timeout;
-		timed_out = tt__park_until(s, TT_WAIT_IO_WAIT, NULL, deadline);
+		timed_out = tt__park_until(s, TT_WAIT_IO_WAIT, NULL,
+					   deadline);
 	}
 	s->io_waiters--;
+	if (done) {
+		g->wait_list = NULL;
+		g->wait_n = 0;
+		tt__chan_unpark(s, done);
+		if (g->sel_fired == 0) {
+			/* Cancelled: the poller did not take us out of the
+			 * slot, so do it here. */
+			sl = &s->fds[fd]; /* the table may have grown */
+			if (sl->r == g)
+				sl->r = NULL;
+			if (sl->w == g)
+				sl->w = NULL;
+			return -ECANCELED;
+		}
+	}
 	if (timed_out)
 		return -ETIMEDOUT;
+	if (g->io_ready & IO_CLOSED)
+		return tt__err(-EBADF, "%s: fd %d was closed while waiting", fn,
+			       fd);
 	return g->io_ready & events ? g->io_ready & events : events;
+}
+
+int tt_fd_wait(int fd, int events, int64_t deadline)
+{
+	return fd_wait("tt_fd_wait", fd, events, deadline, NULL, true);
+}
+
+/* A context that is done: its error, with Go's words for it. */
+static int ctx_ended(const char *fn, int fd, int err)
+{
+	return tt__err(err, "%s: fd %d: %s", fn, fd,
+		       err == -ETIMEDOUT ? "context deadline exceeded"
+					 : "context canceled");
+}
+
+/* The done channel of a context for the ctx forms (NULL for contexts
+ * that are never cancelled, like background), or the error of a bad or
+ * already done ctx: a done context does not even try the I/O. */
+static int ctx_done(const char *fn, tt_ctx *ctx, int fd, tt_chan **done)
+{
+	if (ctx == NULL)
+		return tt__err(-EINVAL, "%s: ctx is NULL", fn);
+	int r = tt_ctx_err(ctx);
+	if (r == -EINVAL || r == -EBADF)
+		return r; /* tt_ctx_err said what was wrong */
+	if (r)
+		return ctx_ended(fn, fd, r);
+	*done = tt_ctx_done(ctx);
+	return 0;
+}
+
+/* The ctx forms park with no deadline of their own: a context with a
+ * deadline has a timer that cancels it, closing its done channel, so an
+ * I/O timer per wait would only repeat it. */
+static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
+		       int events, bool look_first)
+{
+	/* An I/O call may wait several times (a long write); the context
+	 * may have ended while it was writing. */
+	int r = tt_ctx_err(ctx);
+	if (r == 0) {
+		r = fd_wait(fn, fd, events, TT_FOREVER, done, look_first);
+		if (r != -ECANCELED)
+			return r;
+		r = tt_ctx_err(ctx); /* how it ended */
+	}
+	return ctx_ended(fn, fd, r);
+}
+
+int tt_fd_wait_ctx(tt_ctx *ctx, int fd, int events)
+{
+	tt_chan *done = NULL;
+	int r = ctx_done("tt_fd_wait_ctx", ctx, fd, &done);
+	if (r)
+		return r;
+	return fd_wait_ctx("tt_fd_wait_ctx", ctx, done, fd, events, true);
 }
 
 int tt_fd_nonblock(int fd)
 {
+	if (fd >= 0)
+		renew(fd, false);
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return tt__err(-errno, "tt_fd_nonblock: fd %d: %s", fd,
@@ -241,7 +541,24 @@ int tt_fd_nonblock(int fd)
 	return 0;
 }
 
-ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
+/* How the I/O calls below wait after EAGAIN: until a deadline, or for a
+ * context. */
+typedef struct waitspec {
+	const char *fn;
+	int64_t deadline; /* without ctx */
+	tt_ctx *ctx;      /* or NULL */
+	tt_chan *done;    /* ctx's done channel (NULL: never closed) */
+} waitspec;
+
+static int wait_for(const waitspec *ws, int fd, int events)
+{
+	if (ws->ctx)
+		return fd_wait_ctx(ws->fn, ws->ctx, ws->done, fd, events,
+				   false);
+	return fd_wait(ws->fn, fd, events, ws->deadline, NULL, false);
+}
+
+static ssize_t do_read(const waitspec *ws, int fd, void *buf, size_t n)
 {
 	for (;;) {
 		ssize_t r = read(fd, buf, n);
@@ -250,15 +567,16 @@ ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return tt__err(-errno, "tt_read: fd %d: %s", fd,
+			return tt__err(-errno, "%s: fd %d: %s", ws->fn, fd,
 				       strerror(errno));
-		int w = tt_fd_wait(fd, TT_FD_READ, deadline);
+		int w = wait_for(ws, fd, TT_FD_READ);
 		if (w < 0)
 			return w;
 	}
 }
 
-ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
+static ssize_t do_write(const waitspec *ws, int fd, const void *buf,
+			size_t n)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -271,40 +589,85 @@ ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
 			continue;
 		int e = errno;
 		if (e == EAGAIN || e == EWOULDBLOCK) {
-			int w = tt_fd_wait(fd, TT_FD_WRITE, deadline);
+			int w = wait_for(ws, fd, TT_FD_WRITE);
 			if (w > 0)
 				continue;
 			e = -w;
 		} else {
-			tt__err(-e, "tt_write: fd %d: %s", fd, strerror(e));
+			tt__err(-e, "%s: fd %d: %s", ws->fn, fd, strerror(e));
 		}
 		return done ? (ssize_t)done : -e;
 	}
 	return (ssize_t)done;
 }
 
-int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
-	      int64_t deadline)
+static int do_accept(const waitspec *ws, int fd, struct sockaddr *addr,
+		     socklen_t *addrlen)
 {
 	for (;;) {
 		int c = accept4(fd, addr, addrlen,
 				SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (c >= 0)
+		if (c >= 0) {
+			renew(c, true);
 			return c;
+		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return tt__err(-errno, "tt_accept: fd %d: %s", fd,
+			return tt__err(-errno, "%s: fd %d: %s", ws->fn, fd,
 				       strerror(errno));
-		int w = tt_fd_wait(fd, TT_FD_READ, deadline);
+		int w = wait_for(ws, fd, TT_FD_READ);
 		if (w < 0)
 			return w;
 	}
 }
 
+ssize_t tt_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+	waitspec ws = {.fn = "tt_read", .deadline = deadline};
+	return do_read(&ws, fd, buf, n);
+}
+
+ssize_t tt_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	waitspec ws = {.fn = "tt_write", .deadline = deadline};
+	return do_write(&ws, fd, buf, n);
+}
+
+int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+	      int64_t deadline)
+{
+	waitspec ws = {.fn = "tt_accept", .deadline = deadline};
+	return do_accept(&ws, fd, addr, addrlen);
+}
+
+ssize_t tt_read_ctx(tt_ctx *ctx, int fd, void *buf, size_t n)
+{
+	waitspec ws = {.fn = "tt_read_ctx", .ctx = ctx};
+	int r = ctx_done(ws.fn, ctx, fd, &ws.done);
+	return r ? r : do_read(&ws, fd, buf, n);
+}
+
+ssize_t tt_write_ctx(tt_ctx *ctx, int fd, const void *buf, size_t n)
+{
+	waitspec ws = {.fn = "tt_write_ctx", .ctx = ctx};
+	int r = ctx_done(ws.fn, ctx, fd, &ws.done);
+	return r ? r : do_write(&ws, fd, buf, n);
+}
+
+int tt_accept_ctx(tt_ctx *ctx, int fd, struct sockaddr *addr,
+		  socklen_t *addrlen)
+{
+	waitspec ws = {.fn = "tt_accept_ctx", .ctx = ctx};
+	int r = ctx_done(ws.fn, ctx, fd, &ws.done);
+	return r ? r : do_accept(&ws, fd, addr, addrlen);
+}
+
 int tt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 	       int64_t deadline)
 {
+	if (fd >= 0)
+		renew(fd, false); /* a new socket, most likely */
 	if (connect(fd, addr, addrlen) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
