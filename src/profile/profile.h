@@ -25,6 +25,8 @@ void tt__buf_puts(tt__buf *b, const char *s);
 void tt__buf_printf(tt__buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void tt__buf_free(tt__buf *b);
+void tt__buf_hex(tt__buf *b, uintptr_t v); /* 0x1f */
+void tt__buf_dec(tt__buf *b, int64_t v);
 
 /* One goroutine, as seen when the snapshot was taken. */
 typedef struct tt__gsnap {
@@ -60,6 +62,38 @@ void tt__snapshot_free(tt__snapshot *s);
  * minutes]:" through "created by F in goroutine P" and the blank line
  * after it; `now` is the time the ages are measured against. */
 void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now);
+
+/* Of pcs[n] (one goroutine's, innermost first), the frames a user sees:
+ * sets *first and returns how many from there. The runtime's frames at the
+ * top are hidden except the outermost public call (tt_chan_recv, ...);
+ * the goroutine entry below the function given to tt_go, and everything
+ * below main() on a thread's main goroutine, are cut. */
+int tt__stack_visible(const uintptr_t *pcs, int n, bool is_main, int *first);
+
+/* The frames of g->pcs[i] (inlined ones first) as the dumps print them:
+ * for the top PC, the runtime's frames inlined into the public call are
+ * left out. */
+struct tt__frame;
+int tt__frames_at(const tt__gsnap *g, uint32_t i, struct tt__frame *out,
+		  int max);
+
+/* Whether f was compiled from tether's own sources. */
+struct tt__frame;
+bool tt__frame_is_runtime(const struct tt__frame *f);
+
+/* Goroutines grouped by stack (and name), largest group first. */
+typedef struct tt__group {
+	const tt__gsnap *g; /* the first goroutine of the group */
+	size_t count;
+} tt__group;
+int tt__profile_group(const tt__snapshot *s, bool leaked_only,
+		      tt__group **out, size_t *n);
+
+/* debug=0: profile.proto, gzipped, appended to b (pprof.c). */
+int tt__profile_proto(tt__buf *b, const tt__snapshot *s, bool leaked_only);
+
+/* Every goroutine's stack (or the calling one's) to fd, as debug=2. */
+void tt__print_stacks(int fd, bool all);
 
 /* The "state" word a report prints for g: Go's wait reason while waiting,
  * "running" or "runnable" otherwise. */

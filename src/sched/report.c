@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "profile/profile.h"
 
 void tt__write_all(int fd, const char *buf, size_t n)
 {
@@ -107,25 +108,18 @@ void tt__print_goroutine_header(int fd, tt__g *g)
 	dprintf(fd, "]:\n");
 }
 
-/* The calling goroutine's frames. Unwinding parked goroutines and
- * file:line symbolization belong to the trace layer; until then this
- * prints what glibc's unwinder and the dynamic symbol table know. */
+/* The calling goroutine's frames, in runtime.Stack's layout (the trace
+ * and profile layers unwind and symbolize them). */
 void tt__print_traceback(int fd)
 {
-	void *pcs[64];
-	int n = backtrace(pcs, 64);
-	/* Skip this function and the report function that called it. */
-	if (n > 2)
-		backtrace_symbols_fd(pcs + 2, n - 2, fd);
+	tt__print_stacks(fd, false);
 }
 
 static void report_current(void)
 {
-	tt__sched *s = tt__tls_sched;
-	if (s && s->current) {
+	if (tt__tls_sched && tt__tls_sched->current) {
 		dprintf(2, "\n");
-		tt__print_goroutine_header(2, s->current);
-		tt__print_traceback(2);
+		tt__print_stacks(2, false);
 	}
 }
 
@@ -155,12 +149,8 @@ void tt__fatal(const char *fmt, ...)
 
 void tt__fatal_report(const char *head, tt__sched *s)
 {
-	dprintf(2, "fatal error: %s\n", head);
-	for (tt__g *g = s->all; g; g = g->all_next) {
-		dprintf(2, "\n");
-		tt__print_goroutine_header(2, g);
-		if (g == s->current)
-			tt__print_traceback(2);
-	}
+	(void)s;
+	dprintf(2, "fatal error: %s\n\n", head);
+	tt__print_stacks(2, true);
 	exit(2);
 }

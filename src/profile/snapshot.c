@@ -1,0 +1,341 @@
+/* tether — the goroutine snapshot, and one goroutine in Go's text layout.
+ *
+ * A snapshot covers the calling thread's scheduler: its goroutines only
+ * run on that thread, so while the caller runs, every other one of them
+ * is parked or runnable with its registers saved, and can be unwound
+ * safely. Goroutines of other threads' schedulers are running
+ * concurrently and are not included (tt_num_goroutine counts them all).
+ *
+ * What a user sees of a stack: Go hides runtime.gopark and the rest of
+ * the runtime at the top of a parked stack, and runtime.goexit at the
+ * bottom. tether does the same with its own frames — everything compiled
+ * from tether's src/ (told by the DWARF file name, or by a tt_ name when
+ * there is no line information) — except the outermost public call at
+ * the top (tt_chan_recv, tt_sleep, ...), which says what the goroutine is
+ * doing, as time.Sleep does in Go's dumps. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profile/profile.h"
+#include "trace/trace.h"
+
+#ifndef TT_SRC_DIR
+#define TT_SRC_DIR ""
+#endif
+
+/* ---- the buffer ---------------------------------------------------------- */
+
+static bool buf_reserve(tt__buf *b, size_t n)
+{
+	if (b->err)
+		return false;
+	if (b->len + n <= b->cap)
+		return true;
+	size_t ncap = b->cap ? b->cap : 4096;
+	while (ncap < b->len + n)
+		ncap *= 2;
+	char *d = realloc(b->data, ncap);
+	if (d == NULL) {
+		b->err = -ENOMEM;
+		return false;
+	}
+	b->data = d;
+	b->cap = ncap;
+	return true;
+}
+
+void tt__buf_put(tt__buf *b, const void *p, size_t n)
+{
+	if (n && buf_reserve(b, n)) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+	}
+}
+
+void tt__buf_puts(tt__buf *b, const char *s)
+{
+	tt__buf_put(b, s, strlen(s));
+}
+
+void tt__buf_printf(tt__buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char tmp[256];
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof tmp) {
+		tt__buf_put(b, tmp, (size_t)n);
+		return;
+	}
+	if (!buf_reserve(b, (size_t)n + 1))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void tt__buf_free(tt__buf *b)
+{
+	free(b->data);
+	*b = (tt__buf){0};
+}
+
+void tt__buf_hex(tt__buf *b, uintptr_t v)
+{
+	char tmp[20];
+	int i = (int)sizeof tmp;
+	do {
+		tmp[--i] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	tmp[--i] = 'x';
+	tmp[--i] = '0';
+	tt__buf_put(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+void tt__buf_dec(tt__buf *b, int64_t v)
+{
+	char tmp[24];
+	int i = (int)sizeof tmp;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[--i] = '-';
+	tt__buf_put(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+/* ---- which frames a user sees ------------------------------------------- */
+
+bool tt__frame_is_runtime(const tt__frame *f)
+{
+	if (f->file && TT_SRC_DIR[0])
+		return strncmp(f->file, TT_SRC_DIR, sizeof TT_SRC_DIR - 1) == 0;
+	return strncmp(f->func, "tt_", 3) == 0;
+}
+
+static bool is_public(const tt__frame *f)
+{
+	return strncmp(f->func, "tt_", 3) == 0 && f->func[3] != '_';
+}
+
+/* The physical function of a return address (the last of its frames). */
+static void physical(uintptr_t pc, tt__frame *out)
+{
+	tt__frame fr[8];
+	int n = tt__symbolize(pc, true, fr, 8);
+	*out = fr[n - 1];
+}
+
+int tt__stack_visible(const uintptr_t *pcs, int n, bool is_main, int *first)
+{
+	int top = 0, last_public = -1;
+	tt__frame f;
+	while (top < n) {
+		physical(pcs[top], &f);
+		if (!tt__frame_is_runtime(&f))
+			break;
+		if (is_public(&f))
+			last_public = top;
+		top++;
+	}
+	if (top == n && last_public < 0) {
+		/* Nothing but the runtime: show it all rather than nothing. */
+		*first = 0;
+		return n;
+	}
+	*first = last_public >= 0 ? last_public : top;
+	int end = n;
+	for (int i = *first + 1; i < n; i++) {
+		physical(pcs[i], &f);
+		if (f.entry == (uintptr_t)tt__g_direct_entry) {
+			end = i;
+			break;
+		}
+		if (is_main && strcmp(f.func, "main") == 0) {
+			end = i + 1;
+			break;
+		}
+	}
+	return end - *first;
+}
+
+int tt__frames_at(const tt__gsnap *g, uint32_t i, tt__frame *out, int max)
+{
+	int n = tt__symbolize(g->pcs[i], true, out, max);
+	if (i != 0 || n < 2 || !tt__frame_is_runtime(&out[n - 1]))
+		return n;
+	/* The top frame is the runtime's public call: drop what was inlined
+	 * into it from the runtime, keep the outermost public name. */
+	int keep = n - 1;
+	for (int k = n - 1; k >= 0; k--) {
+		if (!tt__frame_is_runtime(&out[k]))
+			break;
+		if (is_public(&out[k]))
+			keep = k;
+	}
+	if (keep > 0)
+		memmove(out, out + keep, (size_t)(n - keep) * sizeof *out);
+	return n - keep;
+}
+
+/* ---- the snapshot --------------------------------------------------------- */
+
+static bool pool_reserve(tt__snapshot *s, size_t n)
+{
+	if (s->pool_len + n <= s->pool_cap)
+		return true;
+	size_t ncap = s->pool_cap ? s->pool_cap * 2 : 1024;
+	while (ncap < s->pool_len + n)
+		ncap *= 2;
+	uintptr_t *p = realloc(s->pool, ncap * sizeof *p);
+	if (p == NULL)
+		return false;
+	s->pool = p;
+	s->pool_cap = ncap;
+	return true;
+}
+
+int tt__snapshot_take(tt__snapshot *snap)
+{
+	*snap = (tt__snapshot){0};
+	tt__sched *s = tt__sched_get();
+	size_t count = 0;
+	for (tt__g *g = s->all; g; g = g->all_next)
+		count++;
+	snap->g = calloc(count ? count : 1, sizeof *snap->g);
+	if (snap->g == NULL)
+		return -ENOMEM;
+	snap->taken_at = tt_now();
+	/* Offsets into the pool while it may move; pointers at the end. */
+	size_t *off = malloc((count ? count : 1) * sizeof *off);
+	if (off == NULL) {
+		free(snap->g);
+		snap->g = NULL;
+		return -ENOMEM;
+	}
+	uintptr_t pcs[TT__TRACE_MAX];
+	size_t i = 0;
+	for (tt__g *g = s->all; g && i < count; g = g->all_next, i++) {
+		tt__gsnap *o = &snap->g[i];
+		o->id = g->id;
+		o->parent_id = g->parent_id;
+		o->create_pc = (uintptr_t)g->create_pc;
+		o->wait_obj = g->wait_obj;
+		o->name = g->name;
+		o->state = g->state;
+		o->reason = g->reason;
+		o->leaked = g->leak != NULL;
+		o->current = g == s->current;
+		o->wait_since = g->state == TT_G_WAITING ? g->wait_since : 0;
+		int n = o->current ? tt__trace_here(pcs, TT__TRACE_MAX, 0)
+				   : tt__trace_g(g, pcs, TT__TRACE_MAX);
+		int first = 0;
+		int k = tt__stack_visible(pcs, n, g->is_main, &first);
+		if (!pool_reserve(snap, (size_t)k)) {
+			free(off);
+			tt__snapshot_free(snap);
+			return -ENOMEM;
+		}
+		memcpy(snap->pool + snap->pool_len, pcs + first,
+		       (size_t)k * sizeof *pcs);
+		off[i] = snap->pool_len;
+		o->npcs = (uint32_t)k;
+		snap->pool_len += (size_t)k;
+	}
+	snap->n = i;
+	for (size_t j = 0; j < snap->n; j++)
+		snap->g[j].pcs = snap->pool + off[j];
+	free(off);
+	return 0;
+}
+
+void tt__snapshot_free(tt__snapshot *s)
+{
+	free(s->g);
+	free(s->pool);
+	*s = (tt__snapshot){0};
+}
+
+/* ---- one goroutine, runtime.Stack's layout ------------------------------ */
+
+const char *tt__gsnap_state(const tt__gsnap *g)
+{
+	switch (g->state) {
+	case TT_G_RUNNING:
+		return "running";
+	case TT_G_RUNNABLE:
+		return "runnable";
+	case TT_G_WAITING:
+		if (g->reason > TT_WAIT_NONE && g->reason < TT_WAIT__COUNT)
+			return tt__wait_reason_str[g->reason];
+		return "waiting";
+	default:
+		return "dead";
+	}
+}
+
+/* "\tfile:line +0xoff" (offset only for a physical frame). */
+static void put_pos(tt__buf *b, const tt__frame *f, bool with_off)
+{
+	tt__buf_put(b, "\t", 1);
+	if (f->file)
+		tt__buf_puts(b, f->file);
+	else
+		tt__buf_puts(b, f->module ? f->module : "?");
+	tt__buf_put(b, ":", 1);
+	tt__buf_dec(b, f->line);
+	if (with_off && f->entry) {
+		tt__buf_put(b, " +", 2);
+		tt__buf_hex(b, f->pc - f->entry);
+	}
+	tt__buf_put(b, "\n", 1);
+}
+
+void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now)
+{
+	tt__buf_puts(b, "goroutine ");
+	tt__buf_dec(b, g->id);
+	tt__buf_puts(b, " [");
+	tt__buf_puts(b, g->current ? "running" : tt__gsnap_state(g));
+	if (g->state == TT_G_WAITING && g->wait_since > 0 &&
+	    now > g->wait_since) {
+		int64_t min = (now - g->wait_since) / TT_MINUTE;
+		if (min >= 1) {
+			tt__buf_puts(b, ", ");
+			tt__buf_dec(b, min);
+			tt__buf_puts(b, " minutes");
+		}
+	}
+	tt__buf_puts(b, "]:\n");
+	tt__frame fr[16];
+	for (uint32_t i = 0; i < g->npcs; i++) {
+		int n = tt__frames_at(g, i, fr, 16);
+		for (int k = 0; k < n; k++) {
+			tt__buf_puts(b, fr[k].func);
+			tt__buf_puts(b, "(...)\n");
+			put_pos(b, &fr[k], !fr[k].inlined);
+		}
+	}
+	if (g->create_pc && g->parent_id) {
+		/* The function with the tt_go call in it (the innermost
+		 * one when that call was inlined). */
+		tt__symbolize(g->create_pc, true, fr, 16);
+		tt__buf_puts(b, "created by ");
+		tt__buf_puts(b, fr[0].func);
+		tt__buf_puts(b, " in goroutine ");
+		tt__buf_dec(b, g->parent_id);
+		tt__buf_put(b, "\n", 1);
+		put_pos(b, &fr[0], true);
+	}
+	tt__buf_put(b, "\n", 1);
+}

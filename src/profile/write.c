@@ -1,0 +1,458 @@
+/* tether — tt_profile_write, tt_stack_dump, the SIGQUIT dump, and the
+ * stacks printed with panics and the deadlock report.
+ *
+ * Formats (Go's, so Go's tools read them):
+ *   debug=2  every goroutine as runtime.Stack(buf, true) prints it
+ *   debug=1  "goroutine profile: total N", then one record per distinct
+ *            stack: "COUNT @ 0xPC 0xPC ...", "# labels: {...}" when the
+ *            goroutine has a name, and a "#\t0xPC\tfunc+0xOFF\tfile:line"
+ *            line per frame, aligned as Go's text/tabwriter aligns them
+ *            (cells padded with tabs to multiples of 8); records sorted
+ *            by count, largest first
+ *   debug=0  profile.proto, gzipped (src/profile/pprof.c)
+ * The "goroutineleak" profile is the same, over proven leaks only.
+ *
+ * Writing works from a snapshot, so the goroutines it lists go on running
+ * while the text is produced: the writer yields every few thousand
+ * goroutines and hands the output over in pieces of 64 KiB. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "profile/profile.h"
+#include "trace/trace.h"
+
+#define FLUSH_AT (64 * 1024)
+#define YIELD_EVERY 4096
+
+typedef struct out {
+	tt__buf b;
+	tt_write_fn fn;
+	void *arg;
+	int err;
+} out;
+
+static void flush(out *o, bool force)
+{
+	if (o->err || (!force && o->b.len < FLUSH_AT))
+		return;
+	if (o->b.err) {
+		o->err = o->b.err;
+		return;
+	}
+	if (o->b.len && o->fn) {
+		int r = o->fn(o->arg, o->b.data, o->b.len);
+		if (r < 0)
+			o->err = r;
+	}
+	o->b.len = 0;
+}
+
+static bool in_goroutine(void)
+{
+	return tt__tls_sched != NULL;
+}
+
+static void maybe_yield(size_t i)
+{
+	if (i && i % YIELD_EVERY == 0 && in_goroutine())
+		tt_yield();
+}
+
+/* ---- debug=2 ------------------------------------------------------------ */
+
+static int cmp_current_first(const void *a, const void *b)
+{
+	const tt__gsnap *x = a, *y = b;
+	if (x->current != y->current)
+		return x->current ? -1 : 1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+static void write_all(out *o, tt__snapshot *s, bool leaked_only)
+{
+	qsort(s->g, s->n, sizeof *s->g, cmp_current_first);
+	for (size_t i = 0; i < s->n && !o->err; i++) {
+		if (leaked_only && !s->g[i].leaked)
+			continue;
+		tt__write_goroutine(&o->b, &s->g[i], s->taken_at);
+		flush(o, false);
+		maybe_yield(i);
+	}
+}
+
+/* ---- debug=1 ------------------------------------------------------------ */
+
+typedef struct group {
+	const tt__gsnap *g; /* the first goroutine with this stack */
+	size_t count;
+	uint64_t hash;
+} group;
+
+static uint64_t stack_hash(const tt__gsnap *g)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ g->npcs;
+	for (uint32_t i = 0; i < g->npcs; i++)
+		h = (h ^ g->pcs[i]) * 0xff51afd7ed558ccdull;
+	if (g->name)
+		for (const char *p = g->name; *p; p++)
+			h = (h ^ (unsigned char)*p) * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 29);
+}
+
+static bool same_stack(const tt__gsnap *a, const tt__gsnap *b)
+{
+	if (a->npcs != b->npcs)
+		return false;
+	if (memcmp(a->pcs, b->pcs, a->npcs * sizeof *a->pcs) != 0)
+		return false;
+	if (!a->name || !b->name)
+		return a->name == b->name;
+	return strcmp(a->name, b->name) == 0;
+}
+
+static int cmp_groups(const void *a, const void *b)
+{
+	const group *x = a, *y = b;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	for (uint32_t i = 0; i < x->g->npcs && i < y->g->npcs; i++)
+		if (x->g->pcs[i] != y->g->pcs[i])
+			return x->g->pcs[i] < y->g->pcs[i] ? -1 : 1;
+	return (x->g->npcs > y->g->npcs) - (x->g->npcs < y->g->npcs);
+}
+
+int tt__profile_group(const tt__snapshot *s, bool leaked_only,
+		      tt__group **out, size_t *nout)
+{
+	size_t cap = 64;
+	while (cap < s->n * 2)
+		cap *= 2;
+	group *tab = calloc(cap, sizeof *tab);
+	if (tab == NULL)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const tt__gsnap *g = &s->g[i];
+		if (leaked_only && !g->leaked)
+			continue;
+		uint64_t h = stack_hash(g);
+		size_t j = h & (cap - 1);
+		while (tab[j].g && !(tab[j].hash == h && same_stack(tab[j].g, g)))
+			j = (j + 1) & (cap - 1);
+		if (tab[j].g == NULL) {
+			tab[j] = (group){g, 0, h};
+			n++;
+		}
+		tab[j].count++;
+	}
+	/* Compact, then sort. */
+	size_t k = 0;
+	for (size_t j = 0; j < cap; j++)
+		if (tab[j].g)
+			tab[k++] = tab[j];
+	qsort(tab, k, sizeof *tab, cmp_groups);
+	tt__group *res = malloc((k ? k : 1) * sizeof *res);
+	if (res == NULL) {
+		free(tab);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < k; j++)
+		res[j] = (tt__group){tab[j].g, tab[j].count};
+	free(tab);
+	*out = res;
+	*nout = k;
+	return 0;
+}
+
+/* Cells are padded with tabs to the column's width, as text/tabwriter
+ * with (minwidth 1, tabwidth 8, padding 1, padchar '\t') does. */
+static void put_tabs(tt__buf *b, size_t len, size_t width)
+{
+	size_t tabs = (width - len + 7) / 8;
+	for (size_t i = 0; i < (tabs ? tabs : 1); i++)
+		tt__buf_put(b, "\t", 1);
+}
+
+static size_t hex_len(uintptr_t v)
+{
+	size_t n = 3;
+	while (v >>= 4)
+		n++;
+	return n;
+}
+
+static size_t col_width(size_t maxlen)
+{
+	return (maxlen + 1 + 7) / 8 * 8;
+}
+
+static void write_record(tt__buf *b, const tt__group *gr)
+{
+	const tt__gsnap *g = gr->g;
+	tt__buf_dec(b, (int64_t)gr->count);
+	tt__buf_puts(b, " @");
+	for (uint32_t i = 0; i < g->npcs; i++) {
+		tt__buf_put(b, " ", 1);
+		tt__buf_hex(b, g->pcs[i]);
+	}
+	tt__buf_put(b, "\n", 1);
+	if (g->name) {
+		tt__buf_puts(b, "# labels: {\"name\":\"");
+		tt__buf_puts(b, g->name);
+		tt__buf_puts(b, "\"}\n");
+	}
+	/* One line per frame (inlined ones included), in columns. */
+	enum { MAXF = TT__TRACE_MAX * 4 };
+	tt__frame fr[MAXF];
+	int nf = 0;
+	for (uint32_t i = 0; i < g->npcs && nf < MAXF; i++)
+		nf += tt__frames_at(g, i, fr + nf, MAXF - nf);
+	size_t w1 = 0, w2 = 0;
+	char offs[MAXF][24];
+	for (int i = 0; i < nf; i++) {
+		uintptr_t at = fr[i].pc - 1;
+		size_t l1 = hex_len(at);
+		if (l1 > w1)
+			w1 = l1;
+		offs[i][0] = 0;
+		if (fr[i].entry && !fr[i].inlined)
+			snprintf(offs[i], sizeof offs[i], "+%#lx",
+				 (unsigned long)(at - fr[i].entry));
+		size_t l2 = strlen(fr[i].func) + strlen(offs[i]);
+		if (l2 > w2)
+			w2 = l2;
+	}
+	w1 = col_width(w1);
+	w2 = col_width(w2);
+	for (int i = 0; i < nf; i++) {
+		uintptr_t at = fr[i].pc - 1;
+		tt__buf_puts(b, "#\t");
+		tt__buf_hex(b, at);
+		put_tabs(b, hex_len(at), w1);
+		tt__buf_puts(b, fr[i].func);
+		tt__buf_puts(b, offs[i]);
+		put_tabs(b, strlen(fr[i].func) + strlen(offs[i]), w2);
+		tt__buf_puts(b, fr[i].file ? fr[i].file
+					   : (fr[i].module ? fr[i].module : "?"));
+		tt__buf_put(b, ":", 1);
+		tt__buf_dec(b, fr[i].line);
+		tt__buf_put(b, "\n", 1);
+	}
+	tt__buf_put(b, "\n", 1);
+}
+
+static void write_grouped(out *o, const tt__snapshot *s, const char *name,
+			  bool leaked_only)
+{
+	tt__group *gs;
+	size_t ng;
+	int r = tt__profile_group(s, leaked_only, &gs, &ng);
+	if (r) {
+		o->err = r;
+		return;
+	}
+	size_t total = 0;
+	for (size_t i = 0; i < ng; i++)
+		total += gs[i].count;
+	tt__buf_puts(&o->b, name);
+	tt__buf_puts(&o->b, " profile: total ");
+	tt__buf_dec(&o->b, (int64_t)total);
+	tt__buf_put(&o->b, "\n", 1);
+	for (size_t i = 0; i < ng && !o->err; i++) {
+		write_record(&o->b, &gs[i]);
+		flush(o, false);
+		maybe_yield(i);
+	}
+	free(gs);
+}
+
+/* ---- the public calls ------------------------------------------------------ */
+
+int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
+{
+	if (name == NULL)
+		return tt__err(-EINVAL, "tt_profile_write: name is NULL");
+	bool leaked_only;
+	if (strcmp(name, "goroutine") == 0)
+		leaked_only = false;
+	else if (strcmp(name, "goroutineleak") == 0)
+		leaked_only = true;
+	else
+		return tt__err(-EINVAL,
+			       "tt_profile_write: unknown profile \"%s\" (want "
+			       "\"goroutine\" or \"goroutineleak\")",
+			       name);
+	if (debug < 0 || debug > 2)
+		return tt__err(-EINVAL,
+			       "tt_profile_write: debug must be 0, 1 or 2, not "
+			       "%d",
+			       debug);
+	if (fn == NULL)
+		return tt__err(-EINVAL, "tt_profile_write: fn is NULL");
+	tt__snapshot s;
+	int r = tt__snapshot_take(&s);
+	if (r)
+		return tt__err(r, "tt_profile_write: out of memory taking the "
+				  "snapshot");
+	out o = {.fn = fn, .arg = arg};
+	if (debug == 2)
+		write_all(&o, &s, leaked_only);
+	else if (debug == 1)
+		write_grouped(&o, &s, name, leaked_only);
+	else
+		o.err = tt__profile_proto(&o.b, &s, leaked_only);
+	flush(&o, true);
+	tt__snapshot_free(&s);
+	tt__buf_free(&o.b);
+	if (o.err)
+		return tt__err(o.err, "tt_profile_write: %s",
+			       o.err == -ENOMEM ? "out of memory"
+						: "the writer failed");
+	return 0;
+}
+
+static int write_fd(void *arg, const void *data, size_t len)
+{
+	int fd = *(int *)arg;
+	const char *p = data;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int tt_profile_write_fd(const char *name, int debug, int fd)
+{
+	if (fd < 0)
+		return tt__err(-EBADF, "tt_profile_write_fd: bad descriptor %d",
+			       fd);
+	return tt_profile_write(name, debug, write_fd, &fd);
+}
+
+typedef struct membuf {
+	char *p;
+	size_t len, used;
+} membuf;
+
+static int write_mem(void *arg, const void *data, size_t len)
+{
+	membuf *m = arg;
+	size_t room = m->len - m->used;
+	size_t n = len < room ? len : room;
+	memcpy(m->p + m->used, data, n);
+	m->used += n;
+	return n < len ? -ENOSPC : 0;
+}
+
+size_t tt_stack_dump(char *buf, size_t len, bool all)
+{
+	if (buf == NULL || len == 0)
+		return 0;
+	membuf m = {buf, len, 0};
+	if (all) {
+		tt_profile_write("goroutine", 2, write_mem, &m);
+		return m.used;
+	}
+	tt__sched *s = tt__sched_get();
+	tt__gsnap g = {0};
+	tt__g *cur = s->current;
+	uintptr_t pcs[TT__TRACE_MAX];
+	int n = tt__trace_here(pcs, TT__TRACE_MAX, 0);
+	int first = 0;
+	g.npcs = (uint32_t)tt__stack_visible(pcs, n, cur->is_main, &first);
+	g.pcs = pcs + first;
+	g.id = cur->id;
+	g.parent_id = cur->parent_id;
+	g.create_pc = (uintptr_t)cur->create_pc;
+	g.state = TT_G_RUNNING;
+	g.current = true;
+	tt__buf b = {0};
+	tt__write_goroutine(&b, &g, tt_now());
+	/* runtime.Stack ends without the blank line. */
+	if (b.len && !b.err)
+		b.len--;
+	write_mem(&m, b.data, b.err ? 0 : b.len);
+	tt__buf_free(&b);
+	return m.used;
+}
+
+/* ---- panics, the deadlock report, SIGQUIT ------------------------------- */
+
+void tt__print_stacks(int fd, bool all)
+{
+	tt__snapshot s;
+	if (tt__snapshot_take(&s) != 0)
+		return;
+	out o = {.fn = write_fd, .arg = &fd};
+	qsort(s.g, s.n, sizeof *s.g, cmp_current_first);
+	for (size_t i = 0; i < s.n && !o.err; i++) {
+		if (!all && !s.g[i].current)
+			continue;
+		tt__write_goroutine(&o.b, &s.g[i], s.taken_at);
+		flush(&o, false);
+	}
+	flush(&o, true);
+	tt__snapshot_free(&s);
+	tt__buf_free(&o.b);
+}
+
+static struct sigaction old_quit;
+static bool quit_on;
+
+static void on_sigquit(int sig)
+{
+	(void)sig;
+	/* Go's behaviour: every goroutine's stack, then exit status 2. This
+	 * runs in the handler, on the thread that took the signal, and
+	 * allocates: if the signal interrupted the allocator or the
+	 * symbolizer itself, the dump can stop part way. It is a last-resort
+	 * tool for a stuck program, as in Go. */
+	static const char head[] = "SIGQUIT: quit\n\n";
+	if (write(2, head, sizeof head - 1) < 0) {
+		/* nothing to do */
+	}
+	if (tt__tls_sched)
+		tt__print_stacks(2, true);
+	_exit(2);
+}
+
+int tt_traceback_on_sigquit(bool on)
+{
+	if (on == quit_on)
+		return 0;
+	if (on) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_sigquit;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_ONSTACK;
+		if (sigaction(SIGQUIT, &sa, &old_quit) != 0)
+			return tt__err(-errno, "tt_traceback_on_sigquit: "
+					       "sigaction: %s",
+				       strerror(errno));
+	} else if (sigaction(SIGQUIT, &old_quit, NULL) != 0) {
+		return tt__err(-errno,
+			       "tt_traceback_on_sigquit: sigaction: %s",
+			       strerror(errno));
+	}
+	quit_on = on;
+	return 0;
+}
+
+__attribute__((constructor)) static void traceback_from_env(void)
+{
+	const char *v = getenv("TETHER_TRACEBACK");
+	if (v && (strcmp(v, "all") == 0 || strcmp(v, "1") == 0))
+		tt_traceback_on_sigquit(true);
+}

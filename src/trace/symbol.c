@@ -1,0 +1,263 @@
+/* tether — symbols for PCs, from DWARF (elfutils' libdw).
+ *
+ * One Dwfl session describes this process's mappings (the program and
+ * every shared object, read from /proc/self/maps); each PC is resolved
+ * once — function and entry from the ELF symbol table, file:line from the
+ * line table, inlined calls from the DIE scopes at that address — and kept
+ * in a hash table for the life of the process, so a profile of a million
+ * goroutines looks up each distinct PC once. A PC outside every known
+ * object re-reads the mappings once (a library loaded since) before it is
+ * called unknown.
+ *
+ * libdw is not thread-safe; one mutex covers the session and the table.
+ * Strings handed out are never freed. */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trace/trace.h"
+
+#define MAX_INLINE 16
+
+typedef struct entry {
+	uintptr_t key; /* pc << 1 | return_addr */
+	int n;
+	tt__frame *frames;
+} entry;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static Dwfl *dwfl;
+static bool dwfl_failed;
+static entry *table;
+static size_t table_cap, table_len;
+static unsigned reloads;
+
+static const Dwfl_Callbacks callbacks = {
+	.find_elf = dwfl_linux_proc_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+static void session_open(void)
+{
+	if (dwfl) {
+		dwfl_end(dwfl);
+		dwfl = NULL;
+	}
+	dwfl = dwfl_begin(&callbacks);
+	if (dwfl == NULL) {
+		dwfl_failed = true;
+		return;
+	}
+	dwfl_report_begin(dwfl);
+	if (dwfl_linux_proc_report(dwfl, getpid()) != 0 ||
+	    dwfl_report_end(dwfl, NULL, NULL) != 0) {
+		dwfl_end(dwfl);
+		dwfl = NULL;
+		dwfl_failed = true;
+	}
+}
+
+/* Interned copies: names and files repeat across many PCs. A small
+ * open-addressing set keeps one copy of each. */
+static const char **strs;
+static size_t strs_cap, strs_len;
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static const char *intern(const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	if (strs_len * 2 >= strs_cap) {
+		size_t ncap = strs_cap ? strs_cap * 2 : 1024;
+		const char **n = calloc(ncap, sizeof *n);
+		if (n == NULL)
+			return strdup(s);
+		for (size_t i = 0; i < strs_cap; i++) {
+			if (!strs[i])
+				continue;
+			size_t j = hash_str(strs[i]) & (ncap - 1);
+			while (n[j])
+				j = (j + 1) & (ncap - 1);
+			n[j] = strs[i];
+		}
+		free(strs);
+		strs = n;
+		strs_cap = ncap;
+	}
+	size_t j = hash_str(s) & (strs_cap - 1);
+	while (strs[j]) {
+		if (strcmp(strs[j], s) == 0)
+			return strs[j];
+		j = (j + 1) & (strs_cap - 1);
+	}
+	char *c = strdup(s);
+	if (c == NULL)
+		return "?";
+	strs[j] = c;
+	strs_len++;
+	return c;
+}
+
+static const char *die_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+	if (dwarf_attr_integrate(die, DW_AT_name, &a))
+		return dwarf_formstring(&a);
+	return NULL;
+}
+
+/* Resolve addr (already pc - 1 for a return address) into out[]. */
+static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
+{
+	tt__frame base = {.func = "?", .pc = pc};
+	Dwfl_Module *mod = dwfl ? dwfl_addrmodule(dwfl, addr) : NULL;
+	if (mod == NULL && !dwfl_failed && reloads < 8) {
+		reloads++;
+		session_open();
+		mod = dwfl ? dwfl_addrmodule(dwfl, addr) : NULL;
+	}
+	if (mod == NULL) {
+		out[0] = base;
+		return 1;
+	}
+	Dwarf_Addr start = 0;
+	const char *mname = dwfl_module_info(mod, NULL, &start, NULL, NULL,
+					     NULL, NULL, NULL);
+	base.module = intern(mname);
+	base.module_base = (uintptr_t)start;
+	GElf_Off off = 0;
+	GElf_Sym sym;
+	const char *fname = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL,
+						 NULL, NULL);
+	if (fname) {
+		base.func = intern(fname);
+		base.entry = addr - off;
+	}
+	const char *file = NULL;
+	int line = 0;
+	Dwfl_Line *ln = dwfl_module_getsrc(mod, addr);
+	if (ln)
+		file = dwfl_lineinfo(ln, NULL, &line, NULL, NULL, NULL);
+
+	/* Inlined calls: the scopes at addr, innermost first, up to the
+	 * physical function. Each inlined_subroutine is a frame of its own
+	 * at (file, line); its call site is the next frame's position. */
+	int n = 0;
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+	Dwarf_Die *scopes = NULL;
+	int ns = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
+	Dwarf_Files *files = NULL;
+	size_t nfiles = 0;
+	if (ns > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
+		files = NULL;
+	for (int i = 0; i < ns && n < max - 1; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag == DW_TAG_subprogram)
+			break;
+		if (tag != DW_TAG_inlined_subroutine)
+			continue;
+		tt__frame f = base;
+		const char *nm = die_name(&scopes[i]);
+		f.func = nm ? intern(nm) : "?";
+		f.file = intern(file);
+		f.line = line;
+		f.inlined = true;
+		out[n++] = f;
+		/* Where it was called from: the position of the frame
+		 * that follows. */
+		Dwarf_Attribute a;
+		Dwarf_Word w;
+		file = NULL;
+		line = 0;
+		if (dwarf_attr(&scopes[i], DW_AT_call_line, &a) &&
+		    dwarf_formudata(&a, &w) == 0)
+			line = (int)w;
+		if (files && dwarf_attr(&scopes[i], DW_AT_call_file, &a) &&
+		    dwarf_formudata(&a, &w) == 0 && w < nfiles)
+			file = dwarf_filesrc(files, w, NULL, NULL);
+	}
+	free(scopes);
+	tt__frame f = base;
+	f.file = intern(file);
+	f.line = line;
+	out[n++] = f;
+	return n;
+}
+
+static entry *lookup(uintptr_t key)
+{
+	if (table_cap == 0)
+		return NULL;
+	size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) &
+		   (table_cap - 1);
+	while (table[i].frames) {
+		if (table[i].key == key)
+			return &table[i];
+		i = (i + 1) & (table_cap - 1);
+	}
+	return &table[i];
+}
+
+static bool grow(void)
+{
+	size_t ncap = table_cap ? table_cap * 2 : 4096;
+	entry *n = calloc(ncap, sizeof *n);
+	if (n == NULL)
+		return false;
+	entry *old = table;
+	size_t ocap = table_cap;
+	table = n;
+	table_cap = ncap;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i].frames)
+			*lookup(old[i].key) = old[i];
+	free(old);
+	return true;
+}
+
+int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
+{
+	if (max <= 0)
+		return 0;
+	uintptr_t key = (pc << 1) | (return_addr ? 1 : 0);
+	pthread_mutex_lock(&mu);
+	entry *e = lookup(key);
+	if (e == NULL || e->frames == NULL) {
+		if (dwfl == NULL && !dwfl_failed)
+			session_open();
+		tt__frame tmp[MAX_INLINE];
+		int n = resolve(pc, return_addr && pc ? pc - 1 : pc, tmp,
+				MAX_INLINE);
+		tt__frame *keep = malloc((size_t)n * sizeof *keep);
+		if ((table_len + 1) * 2 > table_cap && !grow())
+			keep = (free(keep), NULL);
+		if (keep == NULL) {
+			pthread_mutex_unlock(&mu);
+			int m = n < max ? n : max;
+			memcpy(out, tmp, (size_t)m * sizeof *out);
+			return m;
+		}
+		memcpy(keep, tmp, (size_t)n * sizeof *keep);
+		e = lookup(key);
+		e->key = key;
+		e->n = n;
+		e->frames = keep;
+		table_len++;
+	}
+	int m = e->n < max ? e->n : max;
+	memcpy(out, e->frames, (size_t)m * sizeof *out);
+	pthread_mutex_unlock(&mu);
+	return m;
+}
