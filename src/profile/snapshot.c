@@ -128,23 +128,42 @@ static bool is_public(const tt__frame *f)
 	return strncmp(f->func, "tt_", 3) == 0 && f->func[3] != '_';
 }
 
-/* The physical function of a return address (the last of its frames). */
-static void physical(uintptr_t pc, tt__frame *out)
+/* What the filter needs to know of a return address's physical function,
+ * in a small per-thread cache in front of the symbolizer (which locks). */
+typedef struct pcinfo {
+	uintptr_t pc;
+	bool runtime, public, entry_fn, main_fn;
+} pcinfo;
+
+#define PCINFO 512
+static __thread pcinfo pc_cache[PCINFO];
+
+static pcinfo info(uintptr_t pc)
 {
-	tt__frame fr[8];
-	int n = tt__symbolize(pc, true, fr, 8);
-	*out = fr[n - 1];
+	pcinfo *c = &pc_cache[(pc * 0x9e3779b97f4a7c15ull) >> 55];
+	if (c->pc == pc && pc)
+		return *c;
+	tt__frame fr[16];
+	int n = tt__symbolize(pc, true, fr, 16);
+	const tt__frame *f = &fr[n - 1];
+	*c = (pcinfo){
+		.pc = pc,
+		.runtime = tt__frame_is_runtime(f),
+		.public = is_public(f),
+		.entry_fn = f->entry == (uintptr_t)tt__g_direct_entry,
+		.main_fn = strcmp(f->func, "main") == 0,
+	};
+	return *c;
 }
 
 int tt__stack_visible(const uintptr_t *pcs, int n, bool is_main, int *first)
 {
 	int top = 0, last_public = -1;
-	tt__frame f;
 	while (top < n) {
-		physical(pcs[top], &f);
-		if (!tt__frame_is_runtime(&f))
+		pcinfo f = info(pcs[top]);
+		if (!f.runtime)
 			break;
-		if (is_public(&f))
+		if (f.public)
 			last_public = top;
 		top++;
 	}
@@ -156,12 +175,12 @@ int tt__stack_visible(const uintptr_t *pcs, int n, bool is_main, int *first)
 	*first = last_public >= 0 ? last_public : top;
 	int end = n;
 	for (int i = *first + 1; i < n; i++) {
-		physical(pcs[i], &f);
-		if (f.entry == (uintptr_t)tt__g_direct_entry) {
+		pcinfo f = info(pcs[i]);
+		if (f.entry_fn) {
 			end = i;
 			break;
 		}
-		if (is_main && strcmp(f.func, "main") == 0) {
+		if (is_main && f.main_fn) {
 			end = i + 1;
 			break;
 		}

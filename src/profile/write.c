@@ -125,16 +125,35 @@ static int cmp_groups(const void *a, const void *b)
 	return (x->g->npcs > y->g->npcs) - (x->g->npcs < y->g->npcs);
 }
 
+static bool regroup(group **tab, size_t *cap)
+{
+	size_t ncap = *cap * 2;
+	group *n = calloc(ncap, sizeof *n);
+	if (n == NULL)
+		return false;
+	for (size_t j = 0; j < *cap; j++) {
+		if (!(*tab)[j].g)
+			continue;
+		size_t k = (*tab)[j].hash & (ncap - 1);
+		while (n[k].g)
+			k = (k + 1) & (ncap - 1);
+		n[k] = (*tab)[j];
+	}
+	free(*tab);
+	*tab = n;
+	*cap = ncap;
+	return true;
+}
+
 int tt__profile_group(const tt__snapshot *s, bool leaked_only,
 		      tt__group **out, size_t *nout)
 {
-	size_t cap = 64;
-	while (cap < s->n * 2)
-		cap *= 2;
+	/* Sized for the groups, not the goroutines: a million goroutines
+	 * usually make a few hundred groups. */
+	size_t cap = 256, n = 0;
 	group *tab = calloc(cap, sizeof *tab);
 	if (tab == NULL)
 		return -ENOMEM;
-	size_t n = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		const tt__gsnap *g = &s->g[i];
 		if (leaked_only && !g->leaked)
@@ -144,6 +163,15 @@ int tt__profile_group(const tt__snapshot *s, bool leaked_only,
 		while (tab[j].g && !(tab[j].hash == h && same_stack(tab[j].g, g)))
 			j = (j + 1) & (cap - 1);
 		if (tab[j].g == NULL) {
+			if ((n + 1) * 2 > cap) {
+				if (!regroup(&tab, &cap)) {
+					free(tab);
+					return -ENOMEM;
+				}
+				j = h & (cap - 1);
+				while (tab[j].g)
+					j = (j + 1) & (cap - 1);
+			}
 			tab[j] = (group){g, 0, h};
 			n++;
 		}

@@ -10,6 +10,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
 
@@ -26,34 +27,141 @@ static void set_policy(void)
 /* Walk from an initialised cursor; lo/hi bound the stack pointer (0, 0:
  * no bound). */
 static int walk(unw_cursor_t *c, uintptr_t lo, uintptr_t hi, uintptr_t *pcs,
-		int max, int skip)
+		uintptr_t *sps, int max, int skip)
 {
 	int n = 0;
 	for (;;) {
 		unw_word_t ip = 0, sp = 0;
 		if (unw_get_reg(c, UNW_REG_IP, &ip) < 0 || ip == 0)
 			break;
-		if (hi) {
-			unw_get_reg(c, UNW_REG_SP, &sp);
-			if (sp < lo || sp > hi)
-				break;
-		}
-		if (skip > 0)
-			skip--;
-		else if (n < max)
-			pcs[n++] = (uintptr_t)ip;
-		else
+		unw_get_reg(c, UNW_REG_SP, &sp);
+		if (hi && (sp < lo || sp > hi))
 			break;
+		if (skip > 0) {
+			skip--;
+		} else if (n < max) {
+			if (sps)
+				sps[n] = (uintptr_t)sp;
+			pcs[n++] = (uintptr_t)ip;
+		} else {
+			break;
+		}
 		if (unw_step(c) <= 0)
 			break;
 	}
 	return n;
 }
 
+/* ---- stack shapes ----------------------------------------------------------
+ *
+ * Unwinding with CFI costs microseconds per frame, and a program with a
+ * million parked goroutines typically has a few hundred distinct stacks.
+ * So the first goroutine of each shape is unwound with libunwind, and the
+ * shape is remembered: for its top PC and its depth (stack_hi - sp), the
+ * position of every return address relative to stack_hi and the value
+ * found there. Another goroutine with the same top PC and depth is read
+ * off those positions, and each return address read must equal the
+ * shape's: the same return addresses in the same slots of a stack of the
+ * same depth below the same entry is the same chain of frames (every
+ * frame's size follows from its PC). Any difference falls back to
+ * libunwind. Shapes are per thread, as schedulers are. */
+
+#define SHAPES 1024 /* per thread; a full table evicts by overwriting */
+
+typedef struct shape {
+	uintptr_t top;   /* return address at the top (0: empty slot) */
+	uintptr_t depth; /* stack_hi - saved sp */
+	int n;           /* frames; 0 when the stack cannot be templated */
+	uint32_t off[TT__TRACE_MAX]; /* stack_hi - slot of pcs[i], i >= 1 */
+	uintptr_t pcs[TT__TRACE_MAX];
+} shape;
+
+static __thread shape *shapes;
+
+static shape *shape_slot(uintptr_t top, uintptr_t depth)
+{
+	if (shapes == NULL) {
+		shapes = calloc(SHAPES, sizeof *shapes);
+		if (shapes == NULL)
+			return NULL;
+	}
+	uint64_t h = (top ^ (depth * 0x9e3779b97f4a7c15ull)) *
+		     0xff51afd7ed558ccdull;
+	return &shapes[(h >> 32) & (SHAPES - 1)];
+}
+
+static uint64_t read_word(const tt__g *g, uintptr_t addr)
+{
+	return *(const uint64_t *)tt__g_stack_addr(g, (const void *)addr);
+}
+
+/* Saved return address and stack pointer of a parked goroutine. */
+static void saved_top(const tt__g *g, uintptr_t *pc, uintptr_t *sp)
+{
+	const uint64_t *f = tt__g_stack_addr(g, g->sp);
+#if defined(__x86_64__)
+	*pc = f[7];
+	*sp = (uintptr_t)g->sp + 64;
+#else
+	*pc = f[11];
+	*sp = (uintptr_t)g->sp + 176;
+#endif
+}
+
+static int walk_g(const tt__g *g, uintptr_t *pcs, uintptr_t *sps, int max);
+
 int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max)
 {
 	if (max <= 0 || g == NULL || g->sp == NULL)
 		return 0;
+	uintptr_t top, sp0;
+	saved_top(g, &top, &sp0);
+	uintptr_t hi = (uintptr_t)g->stack_hi;
+	if (hi == 0 || sp0 > hi)
+		return walk_g(g, pcs, NULL, max);
+	shape *sh = shape_slot(top, hi - sp0);
+	if (sh && sh->top == top && sh->depth == hi - sp0 && sh->n > 0 &&
+	    sh->n <= max) {
+		pcs[0] = top;
+		int i = 1;
+		for (; i < sh->n; i++) {
+			uintptr_t v = read_word(g, hi - sh->off[i]);
+			if (v != sh->pcs[i])
+				break;
+			pcs[i] = v;
+		}
+		if (i == sh->n)
+			return sh->n;
+	}
+	uintptr_t sps[TT__TRACE_MAX];
+	int n = walk_g(g, pcs, sps, max < TT__TRACE_MAX ? max : TT__TRACE_MAX);
+	if (sh == NULL || n <= 0)
+		return n;
+	/* Learn the shape: where each return address was read from. */
+	shape ns = {.top = top, .depth = hi - sp0, .n = n};
+	ns.pcs[0] = pcs[0];
+	for (int i = 1; i < n; i++) {
+		uintptr_t found = 0;
+		for (uintptr_t a = sps[i] - 8; a >= sps[i - 1] && a < hi;
+		     a -= 8) {
+			if (read_word(g, a) == pcs[i]) {
+				found = a;
+				break;
+			}
+		}
+		if (found == 0) {
+			ns.n = 0;
+			break;
+		}
+		ns.off[i] = (uint32_t)(hi - found);
+		ns.pcs[i] = pcs[i];
+	}
+	*sh = ns;
+	return n;
+}
+
+static int walk_g(const tt__g *g, uintptr_t *pcs, uintptr_t *sps, int max)
+{
 	pthread_once(&policy_once, set_policy);
 	const uint64_t *f = tt__g_stack_addr(g, g->sp);
 	unw_context_t uc;
@@ -86,7 +194,7 @@ int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max)
 		lo = (uintptr_t)g->stack_lo;
 		hi = (uintptr_t)g->stack_hi;
 	}
-	return walk(&c, lo, hi, pcs, max, 0);
+	return walk(&c, lo, hi, pcs, sps, max, 0);
 }
 
 int tt__trace_here(uintptr_t *pcs, int max, int skip)
@@ -99,5 +207,5 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip)
 	if (unw_getcontext(&uc) < 0 || unw_init_local(&c, &uc) < 0)
 		return 0;
 	/* Frame 0 is this function itself. */
-	return walk(&c, 0, 0, pcs, max, skip + 1);
+	return walk(&c, 0, 0, pcs, NULL, max, skip + 1);
 }
