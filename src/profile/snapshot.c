@@ -325,7 +325,7 @@ void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now)
 	tt__buf_puts(b, "goroutine ");
 	tt__buf_dec(b, g->id);
 	tt__buf_puts(b, " [");
-	tt__buf_puts(b, g->current ? "running" : tt__gsnap_state(g));
+	tt__buf_puts(b, tt__gsnap_state(g));
 	if (g->state == TT_G_WAITING && g->wait_since > 0 &&
 	    now > g->wait_since) {
 		int64_t min = (now - g->wait_since) / TT_MINUTE;

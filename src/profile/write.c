@@ -464,7 +464,9 @@ int tt_traceback_on_sigquit(bool on)
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_sigquit;
 		sigemptyset(&sa.sa_mask);
-		sa.sa_flags = SA_ONSTACK;
+		/* On the interrupted stack: the dump needs more room than
+		 * the small alternate stack kept for overflow reports. */
+		sa.sa_flags = 0;
 		if (sigaction(SIGQUIT, &sa, &old_quit) != 0)
 			return tt__err(-errno, "tt_traceback_on_sigquit: "
 					       "sigaction: %s",

@@ -141,7 +141,21 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 	const char *fname = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL,
 						 NULL, NULL);
 	if (fname) {
-		base.func = intern(fname);
+		/* GCC's clones (f.constprop.0, f.isra.0, f.part.0, f.cold)
+		 * print as the function they were made from; '.' cannot
+		 * appear in a C name, nor in a mangled C++ one. */
+		const char *dot = strchr(fname, '.');
+		if (dot && dot != fname) {
+			char tmp[512];
+			size_t k = (size_t)(dot - fname);
+			if (k >= sizeof tmp)
+				k = sizeof tmp - 1;
+			memcpy(tmp, fname, k);
+			tmp[k] = 0;
+			base.func = intern(tmp);
+		} else {
+			base.func = intern(fname);
+		}
 		base.entry = addr - off;
 	}
 	const char *file = NULL;

@@ -1,0 +1,417 @@
+/* Stacks of parked goroutines in Go's text formats: tt_stack_dump
+ * (runtime.Stack), tt_profile_write debug=1 and 2, the SIGQUIT dump, and
+ * the stacks printed with a panic and the deadlock report. Expected file
+ * and line numbers come from __FILE__ and __LINE__ at the park sites, so
+ * the checks prove the unwinder and the symbolizer right, not just the
+ * layout. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "profile/profile.h"
+#include "testutil.h"
+
+#define NOINLINE __attribute__((noinline))
+
+static tt_chan *block_ch; /* nobody sends on it */
+static int recv_line, inline_line;
+
+/* The park sites. The empty asm after each call keeps it from being a
+ * tail call, so the function's own frame stays on the stack. */
+static NOINLINE void park_recv(void *arg)
+{
+	(void)arg;
+	int v;
+	recv_line = __LINE__ + 1;
+	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	__asm__ volatile("");
+}
+
+static inline __attribute__((always_inline)) void inlined_wait(void)
+{
+	int v;
+	inline_line = __LINE__ + 1;
+	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	__asm__ volatile("");
+}
+
+static NOINLINE void park_inlined(void *arg)
+{
+	(void)arg;
+	inlined_wait();
+	__asm__ volatile("");
+}
+
+static NOINLINE void park_sleep(void *arg)
+{
+	(void)arg;
+	tt_sleep(TT_MINUTE);
+	__asm__ volatile("");
+}
+
+static NOINLINE void park_select_none(void *arg)
+{
+	(void)arg;
+	tt_select(NULL, 0, TT_FOREVER);
+	__asm__ volatile("");
+}
+
+static NOINLINE void park_nil(void *arg)
+{
+	(void)arg;
+	int v;
+	tt_chan_recv(NULL, &v, sizeof v, NULL);
+	__asm__ volatile("");
+}
+
+static tt_mutex *held_mutex;
+static NOINLINE void park_mutex(void *arg)
+{
+	(void)arg;
+	tt_mutex_lock(held_mutex);
+	tt_mutex_unlock(held_mutex);
+	__asm__ volatile("");
+}
+
+/* The goroutine's block of a debug=2 dump: from its header to the blank
+ * line. Returns a malloc'd copy, or NULL. */
+static char *block_of(const char *dump, int64_t id)
+{
+	char head[64];
+	snprintf(head, sizeof head, "goroutine %lld [", (long long)id);
+	const char *p = strstr(dump, head);
+	if (p == NULL)
+		return NULL;
+	const char *e = strstr(p, "\n\n");
+	size_t n = e ? (size_t)(e - p) + 1 : strlen(p);
+	char *b = malloc(n + 1);
+	memcpy(b, p, n);
+	b[n] = 0;
+	return b;
+}
+
+static char *dump_all(void)
+{
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	size_t n = tt_stack_dump(buf, cap - 1, true);
+	TU_ASSERT_LT(n, cap - 1);
+	buf[n] = 0;
+	return buf;
+}
+
+static void test_dump_layout(void **state)
+{
+	(void)state;
+	block_ch = tu_chan(sizeof(int), 0);
+	TU_ASSERT_OK(tt_mutex_make(&held_mutex));
+	TU_ASSERT_OK(tt_mutex_lock(held_mutex));
+	int go_line = __LINE__ + 1;
+	int64_t id_recv = tt_go(park_recv, NULL);
+	int64_t id_inl = tt_go(park_inlined, NULL);
+	int64_t id_sleep = tt_go(park_sleep, NULL);
+	int64_t id_none = tt_go(park_select_none, NULL);
+	int64_t id_nil = tt_go(park_nil, NULL);
+	int64_t id_mu = tt_go(park_mutex, NULL);
+	tt_yield();
+	char *dump = dump_all();
+
+	/* The caller first, running. */
+	char head[64];
+	snprintf(head, sizeof head, "goroutine %lld [running]:\n",
+		 (long long)tt_goid());
+	assert_true(strncmp(dump, head, strlen(head)) == 0);
+	TU_ASSERT_CONTAINS(dump, "tt_stack_dump(...)\n");
+	TU_ASSERT_CONTAINS(dump, "test_dump_layout(...)\n");
+
+	/* A receive: the public call on top, then the function with its
+	 * file:line and offset, then the creation site. */
+	char *b = block_of(dump, id_recv);
+	assert_non_null(b);
+	char want[512];
+	snprintf(want, sizeof want, "goroutine %lld [chan receive]:\n",
+		 (long long)id_recv);
+	TU_ASSERT_CONTAINS(b, want);
+	TU_ASSERT_CONTAINS(b, "tt_chan_recv");
+	snprintf(want, sizeof want, "park_recv(...)\n\t%s:%d +0x", __FILE__,
+		 recv_line);
+	TU_ASSERT_CONTAINS(b, want);
+	snprintf(want, sizeof want,
+		 "created by test_dump_layout in goroutine %lld\n\t%s:%d +0x",
+		 (long long)tt_goid(), __FILE__, go_line);
+	TU_ASSERT_CONTAINS(b, want);
+	/* No frame of the runtime's internals above the public call. */
+	TU_ASSERT_NOT_CONTAINS(b, "tt__park");
+	TU_ASSERT_NOT_CONTAINS(b, "tt__switch");
+	TU_ASSERT_NOT_CONTAINS(b, "tt__g_direct_entry");
+	free(b);
+
+	/* An inlined function is a frame of its own, without an offset,
+	 * and its caller's line is the call site. */
+	b = block_of(dump, id_inl);
+	assert_non_null(b);
+	snprintf(want, sizeof want, "inlined_wait(...)\n\t%s:%d\n", __FILE__,
+		 inline_line);
+	TU_ASSERT_CONTAINS(b, want);
+	TU_ASSERT_CONTAINS(b, "park_inlined(...)\n");
+	free(b);
+
+	/* Wait reasons, Go's words. */
+	struct {
+		int64_t id;
+		const char *state, *fn;
+	} cases[] = {
+		{id_sleep, "sleep", "park_sleep(...)"},
+		{id_none, "select (no cases)", "park_select_none(...)"},
+		{id_nil, "chan receive (nil chan)", "park_nil(...)"},
+		{id_mu, "sync.Mutex.Lock", "park_mutex(...)"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		b = block_of(dump, cases[i].id);
+		TU_ASSERT_MSG(b != NULL, "goroutine %lld missing",
+			      (long long)cases[i].id);
+		snprintf(want, sizeof want, "goroutine %lld [%s]:\n",
+			 (long long)cases[i].id, cases[i].state);
+		TU_ASSERT_CONTAINS(b, want);
+		TU_ASSERT_CONTAINS(b, cases[i].fn);
+		free(b);
+	}
+	free(dump);
+
+	/* The calling goroutine alone: no trailing blank line; a buffer
+	 * too small is filled and its length returned. */
+	char small[4096];
+	size_t n = tt_stack_dump(small, sizeof small, false);
+	TU_ASSERT_GT(n, 0);
+	TU_ASSERT_LT(n, sizeof small);
+	assert_true(small[n - 1] == '\n' && small[n - 2] != '\n');
+	char tiny[16];
+	assert_int_equal(tt_stack_dump(tiny, sizeof tiny, true), sizeof tiny);
+
+	/* Let them all go. */
+	TU_ASSERT_OK(tt_mutex_unlock(held_mutex));
+	TU_ASSERT_OK(tt_chan_close(block_ch));
+	tt_yield();
+}
+
+/* The sleeper and the no-case select cannot be woken; each test runs in
+ * its own process (tu_spawn_self) where that does not matter. */
+static void child_dump_layout(void)
+{
+	test_dump_layout(NULL);
+	fflush(stdout);
+	_exit(tu_goroutine_failures() ? TU_CHILD_FAIL_STATUS : 0);
+}
+
+static void test_dump_layout_child(void **state)
+{
+	(void)state;
+	tu_child c;
+	TU_ASSERT_OK(tu_spawn_self("dump_layout", 30 * TT_SECOND, &c));
+	char why[64];
+	TU_ASSERT_MSG(c.exited && c.exit_code == 0, "child %s:\n%s",
+		      tu_child_describe(&c, why, sizeof why), c.err);
+	tu_child_free(&c);
+}
+
+/* ---- debug=1 ------------------------------------------------------------- */
+
+typedef struct sink {
+	char *p;
+	size_t len;
+} sink;
+
+static int to_sink(void *arg, const void *d, size_t n)
+{
+	sink *s = arg;
+	s->p = realloc(s->p, s->len + n + 1);
+	memcpy(s->p + s->len, d, n);
+	s->len += n;
+	s->p[s->len] = 0;
+	return 0;
+}
+
+static void test_debug1_groups(void **state)
+{
+	(void)state;
+	block_ch = tu_chan(sizeof(int), 0);
+	for (int i = 0; i < 7; i++)
+		tt_go(park_recv, NULL);
+	for (int i = 0; i < 3; i++)
+		tt_go(park_inlined, NULL);
+	tt_yield();
+	sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 1, to_sink, &s));
+	/* main + 10 */
+	TU_ASSERT_CONTAINS(s.p, "goroutine profile: total 11\n");
+	const char *r7 = strstr(s.p, "\n7 @ 0x");
+	const char *r3 = strstr(s.p, "\n3 @ 0x");
+	assert_non_null(r7);
+	assert_non_null(r3);
+	assert_true(r7 < r3); /* largest first */
+	char want[512];
+	snprintf(want, sizeof want, "\tpark_recv+0x");
+	TU_ASSERT_CONTAINS(r7, want);
+	snprintf(want, sizeof want, "\t%s:%d\n", __FILE__, recv_line);
+	TU_ASSERT_CONTAINS(r7, want);
+	/* Frame lines: "#", tab, address, tabs, func+off, tabs, file:line. */
+	const char *line = strstr(r7, "\n#\t0x");
+	assert_non_null(line);
+	/* An inlined frame has no +0x offset. */
+	TU_ASSERT_CONTAINS(r3, "\tinlined_wait\t");
+	/* Bad names and levels. */
+	TU_ASSERT_ERR(tt_profile_write("heap", 1, to_sink, &s), -EINVAL);
+	TU_ASSERT_ERR(tt_profile_write("goroutine", 3, to_sink, &s), -EINVAL);
+	TU_ASSERT_ERR(tt_profile_write("goroutine", 1, NULL, NULL), -EINVAL);
+	TU_ASSERT_ERR(tt_profile_write_fd("goroutine", 1, -1), -EBADF);
+	/* goroutineleak: nothing proven leaked here. */
+	s.len = 0;
+	TU_ASSERT_OK(tt_profile_write("goroutineleak", 1, to_sink, &s));
+	assert_string_equal(s.p, "goroutineleak profile: total 0\n");
+	free(s.p);
+	TU_ASSERT_OK(tt_chan_close(block_ch));
+	tt_yield();
+}
+
+/* A writer that fails stops the write and its error comes back. */
+static int failing(void *arg, const void *d, size_t n)
+{
+	(void)arg;
+	(void)d;
+	(void)n;
+	return -EPIPE;
+}
+
+static void test_writer_error(void **state)
+{
+	(void)state;
+	TU_ASSERT_ERR(tt_profile_write("goroutine", 2, failing, NULL), -EPIPE);
+}
+
+/* ---- minutes ------------------------------------------------------------ */
+
+static void test_minutes(void **state)
+{
+	(void)state;
+	uintptr_t pcs[1] = {(uintptr_t)park_recv + 4};
+	tt__gsnap g = {.id = 42, .state = TT_G_WAITING,
+		       .reason = TT_WAIT_CHAN_RECV, .pcs = pcs, .npcs = 1};
+	int64_t now = tt_now() + 10 * TT_MINUTE;
+	tt__buf b = {0};
+	g.wait_since = now - 59 * TT_SECOND;
+	tt__write_goroutine(&b, &g, now);
+	tt__buf_put(&b, "", 1);
+	TU_ASSERT_CONTAINS(b.data, "goroutine 42 [chan receive]:\n");
+	b.len = 0;
+	g.wait_since = now - 3 * TT_MINUTE - 5 * TT_SECOND;
+	tt__write_goroutine(&b, &g, now);
+	tt__buf_put(&b, "", 1);
+	TU_ASSERT_CONTAINS(b.data, "goroutine 42 [chan receive, 3 minutes]:\n");
+	/* Go says "1 minutes", and so does tether. */
+	b.len = 0;
+	g.wait_since = now - TT_MINUTE;
+	tt__write_goroutine(&b, &g, now);
+	tt__buf_put(&b, "", 1);
+	TU_ASSERT_CONTAINS(b.data, "[chan receive, 1 minutes]:\n");
+	tt__buf_free(&b);
+}
+
+/* ---- SIGQUIT, panics, deadlock ----------------------------------------- */
+
+static void child_sigquit(void)
+{
+	block_ch = tu_chan(sizeof(int), 0);
+	TU_ASSERT_OK(tt_traceback_on_sigquit(true));
+	tt_go(park_recv, NULL);
+	tt_yield();
+	raise(SIGQUIT);
+	_exit(0); /* not reached */
+}
+
+static void child_sigquit_off(void)
+{
+	TU_ASSERT_OK(tt_traceback_on_sigquit(true));
+	TU_ASSERT_OK(tt_traceback_on_sigquit(false));
+	raise(SIGQUIT);
+	_exit(0);
+}
+
+static void child_deadlock(void)
+{
+	block_ch = tu_chan(sizeof(int), 0);
+	tt_go(park_recv, NULL);
+	int v;
+	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	_exit(0);
+}
+
+static void child_panic(void)
+{
+	tt_chan *c = tu_chan(0, 0);
+	tt_chan_close(c);
+	tt_chan_close(c);
+	_exit(0);
+}
+
+static void test_reports(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	char why[64];
+
+	TU_ASSERT_OK(tu_spawn_self("sigquit", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.exited && c.exit_code == 2, "sigquit child %s",
+		      tu_child_describe(&c, why, sizeof why));
+	TU_ASSERT_CONTAINS(c.err, "SIGQUIT: quit\n\ngoroutine 1 [running]:\n");
+	TU_ASSERT_CONTAINS(c.err, "[chan receive]:\n");
+	TU_ASSERT_CONTAINS(c.err, "park_recv(...)\n");
+	tu_child_free(&c);
+
+	TU_ASSERT_OK(tu_spawn_self("sigquit_off", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.signaled && c.term_sig == SIGQUIT, "child %s",
+		      tu_child_describe(&c, why, sizeof why));
+	TU_ASSERT_NOT_CONTAINS(c.err, "goroutine");
+	tu_child_free(&c);
+
+	TU_ASSERT_OK(tu_spawn_self("deadlock", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.exited && c.exit_code == 2, "deadlock child %s",
+		      tu_child_describe(&c, why, sizeof why));
+	TU_ASSERT_CONTAINS(c.err, "fatal error: all goroutines are asleep - "
+				  "deadlock!\n\ngoroutine 1 [chan receive]:\n");
+	TU_ASSERT_CONTAINS(c.err, "child_deadlock(...)\n");
+	TU_ASSERT_CONTAINS(c.err, "park_recv(...)\n");
+	tu_child_free(&c);
+
+	TU_ASSERT_OK(tu_spawn_self("panic", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.signaled && c.term_sig == SIGABRT, "panic child %s",
+		      tu_child_describe(&c, why, sizeof why));
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: close of closed channel\n\n"
+				  "goroutine 1 [running]:\ntt_chan_close(...)");
+	TU_ASSERT_CONTAINS(c.err, "child_panic(...)\n");
+	tu_child_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+	static const tu_child_case children[] = {
+		{"dump_layout", child_dump_layout},
+		{"sigquit", child_sigquit},
+		{"sigquit_off", child_sigquit_off},
+		{"deadlock", child_deadlock},
+		{"panic", child_panic},
+	};
+	tu_child_dispatch(argc, argv, children,
+			  sizeof children / sizeof children[0]);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dump_layout_child),
+		TU_TEST(test_debug1_groups),
+		TU_TEST(test_writer_error),
+		TU_TEST(test_minutes),
+		cmocka_unit_test(test_reports),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
