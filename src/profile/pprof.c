@@ -908,7 +908,8 @@ int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
 	if ((r = group(&b, leaked_only)) || (r = read_mappings(&b)) ||
 	    (r = resolve(&b)))
 		goto out;
-	qsort(b.stacks, b.nstacks, sizeof *b.stacks, by_count);
+	if (b.nstacks)
+		qsort(b.stacks, b.nstacks, sizeof *b.stacks, by_count);
 
 	/* Level 1, as Go's writer uses: the profile is mostly repeated
 	 * small varints, and speed matters more than the last few bytes. */
