@@ -705,6 +705,38 @@ static void test_empty_append_and_errors(void **state)
 	free(b.data);
 }
 
+/* A PC the symbolizer does not know becomes a location without lines
+ * (pprof's "not symbolized"), and its mapping does not claim functions. */
+static void test_unknown_pc(void **state)
+{
+	(void)state;
+	init_pcs();
+	uintptr_t stack[2] = {pcs[PC_PARK], pcs[PC_MAIN] + 2};
+	tt__gsnap g = {.id = 1, .state = TT_G_WAITING, .pcs = stack,
+		       .npcs = 2};
+	tt__snapshot s = {.g = &g, .n = 1, .taken_at = tt_now()};
+	tt__buf b;
+	d_prof d;
+	write_profile(&b, &s, false, &d);
+	TU_ASSERT_EQ(d.nsamples, 1);
+	TU_ASSERT_EQ(d.nlocs, 2);
+	TU_ASSERT_EQ(d.locs[0].nlines, 1);
+	TU_ASSERT_EQ(d.locs[1].nlines, 0);
+	TU_ASSERT_EQ(d.locs[1].addr, stack[1] - 1);
+	TU_ASSERT_GT(d.locs[1].mapping, 0);
+	TU_ASSERT(!d.maps[d.locs[1].mapping - 1].has_functions);
+	TU_ASSERT_EQ(d.nfuncs, 1);
+	free_prof(&d);
+	free(b.data);
+
+	/* A goroutine with PCs counted but missing is refused. */
+	g.pcs = NULL;
+	memset(&b, 0, sizeof b);
+	TU_ASSERT_ERR(tt__pprof_write(&b, &s, false, test_symbolize), -EINVAL);
+	TU_ASSERT_EQ(b.len, 0);
+	free(b.data);
+}
+
 /* ---- (b) go tool pprof reads it --------------------------------------------- */
 
 static bool find_go(char *path, size_t len)
@@ -924,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_decoded),
 		cmocka_unit_test(test_leaked_only),
 		cmocka_unit_test(test_empty_append_and_errors),
+		cmocka_unit_test(test_unknown_pc),
 		cmocka_unit_test(test_go_tool_pprof),
 		cmocka_unit_test(test_million),
 	};

@@ -302,6 +302,8 @@ static int group(builder *b, bool leaked_only)
 		const tt__gsnap *g = &s->g[gi];
 		if (leaked_only && !g->leaked)
 			continue;
+		if (g->npcs && !g->pcs)
+			return -EINVAL;
 		uint64_t h = stack_hash(g);
 		if (!tab_room(&b->stack_tab))
 			return -ENOMEM;
@@ -539,6 +541,12 @@ static int64_t loc_id(builder *b, uintptr_t pc)
 		n = 0;
 	if (n > TT__TRACE_MAX)
 		n = TT__TRACE_MAX;
+	/* An unknown PC gets no lines at all, which is how profile.proto
+	 * says "not symbolized": pprof then shows its address (or
+	 * symbolizes it from the binary) instead of lumping every unknown
+	 * PC into one function "?". */
+	if (n == 1 && (!fr[0].func || strcmp(fr[0].func, "?") == 0))
+		n = 0;
 	bool failed = n == 0;
 	if (!reserve(&b->lines, &b->lines_cap, b->nlines + (size_t)n,
 		     sizeof *b->lines))
