@@ -29,7 +29,16 @@
 
 /* PCs inside this program's text, so they fall in its mapping: return
  * addresses one byte into functions of the library. */
-enum { PC_PARK, PC_RECV, PC_WORKER, PC_INLINE, PC_MAIN, PC_SLEEP, PC_LEAK, NPC };
+enum {
+	PC_PARK,
+	PC_RECV,
+	PC_WORKER,
+	PC_INLINE,
+	PC_MAIN,
+	PC_SLEEP,
+	PC_LEAK,
+	NPC
+};
 static uintptr_t pcs[NPC];
 
 static void init_pcs(void)
@@ -285,7 +294,8 @@ typedef struct d_prof {
 	size_t nstrs;
 } d_prof;
 
-#define PUSH(arr, n) (arr = realloc(arr, ((n) + 1) * sizeof *(arr)), &(arr)[(n)++])
+#define PUSH(arr, n) \
+	(arr = realloc(arr, ((n) + 1) * sizeof *(arr)), &(arr)[(n)++])
 
 static void value_type(rd r, uint64_t *type, uint64_t *unit)
 {
@@ -337,16 +347,36 @@ static void decode(const uint8_t *p, size_t n, d_prof *d)
 			memset(m, 0, sizeof *m);
 			while (rd_field(&sub, &f2, &v2, &s2)) {
 				switch (f2) {
-				case 1: m->id = v2; break;
-				case 2: m->start = v2; break;
-				case 3: m->limit = v2; break;
-				case 4: m->offset = v2; break;
-				case 5: m->file = v2; break;
-				case 6: m->build_id = v2; break;
-				case 7: m->has_functions = v2; break;
-				case 8: m->has_filenames = v2; break;
-				case 9: m->has_lines = v2; break;
-				case 10: m->has_inline = v2; break;
+				case 1:
+					m->id = v2;
+					break;
+				case 2:
+					m->start = v2;
+					break;
+				case 3:
+					m->limit = v2;
+					break;
+				case 4:
+					m->offset = v2;
+					break;
+				case 5:
+					m->file = v2;
+					break;
+				case 6:
+					m->build_id = v2;
+					break;
+				case 7:
+					m->has_functions = v2;
+					break;
+				case 8:
+					m->has_filenames = v2;
+					break;
+				case 9:
+					m->has_lines = v2;
+					break;
+				case 10:
+					m->has_inline = v2;
+					break;
 				}
 			}
 			break;
@@ -712,8 +742,7 @@ static void test_unknown_pc(void **state)
 	(void)state;
 	init_pcs();
 	uintptr_t stack[2] = {pcs[PC_PARK], pcs[PC_MAIN] + 2};
-	tt__gsnap g = {.id = 1, .state = TT_G_WAITING, .pcs = stack,
-		       .npcs = 2};
+	tt__gsnap g = {.id = 1, .state = TT_G_WAITING, .pcs = stack, .npcs = 2};
 	tt__snapshot s = {.g = &g, .n = 1, .taken_at = tt_now()};
 	tt__buf b;
 	d_prof d;
@@ -891,15 +920,20 @@ static int big_symbolize(uintptr_t pc, bool return_addr, tt__frame *out,
 	unsigned k = (unsigned)(pc - big_pc(0)) % 64;
 	if (!names[k][0])
 		snprintf(names[k], sizeof names[k], "fn%u", k);
-	out[0] = (tt__frame){.func = names[k], .file = "/src/big.c",
-			     .line = (int)k + 1, .pc = pc};
+	out[0] = (tt__frame){.func = names[k],
+			     .file = "/src/big.c",
+			     .line = (int)k + 1,
+			     .pc = pc};
 	return 1;
 }
 
 static void test_million(void **state)
 {
 	(void)state;
-	enum { NSTACKS = 300, DEPTH = 8 };
+	enum {
+		NSTACKS = 300,
+		DEPTH = 8
+	};
 	const size_t n = TU_SCALE(1000000, 200000);
 	static uintptr_t stacks[NSTACKS][DEPTH];
 	for (int i = 0; i < NSTACKS; i++)
@@ -907,7 +941,8 @@ static void test_million(void **state)
 			/* 300 distinct stacks over 64 PCs */
 			stacks[i][k] = big_pc((i * 7 + k * (i % 5 + 1)) % 64);
 	for (int i = 0; i < NSTACKS; i++)
-		stacks[i][DEPTH - 1] = big_pc(i % 64) + 64 * (uintptr_t)(i / 64 + 1);
+		stacks[i][DEPTH - 1] =
+			big_pc(i % 64) + 64 * (uintptr_t)(i / 64 + 1);
 
 	tt__snapshot s = {0};
 	s.g = calloc(n, sizeof *s.g);

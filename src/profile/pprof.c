@@ -84,7 +84,10 @@ enum {
 	FUNCTION_FILENAME = 4,
 };
 
-enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
+enum {
+	WIRE_VARINT = 0,
+	WIRE_LEN = 2
+};
 
 /* Scratch flushed to deflate past this size. */
 #define FLUSH_AT (64 * 1024)
@@ -184,10 +187,10 @@ typedef struct pstr {
 } pstr;
 
 typedef struct stack {
-	size_t g;        /* index of its first goroutine in the snapshot */
+	size_t g; /* index of its first goroutine in the snapshot */
 	int64_t count;
-	size_t loc_off;  /* its location ids, in b->stack_locs */
-	uint64_t name;   /* string id of the goroutine name, 0 for none */
+	size_t loc_off; /* its location ids, in b->stack_locs */
+	uint64_t name;  /* string id of the goroutine name, 0 for none */
 } stack;
 
 typedef struct line {
@@ -323,7 +326,7 @@ static int group(builder *b, bool leaked_only)
 		b->stacks[b->nstacks] = (stack){.g = gi, .count = 1};
 		b->stack_tab.s[i] = (slot){h, (uint32_t)++b->nstacks};
 		b->stack_tab.n++;
-	next:;
+next:;
 	}
 	return 0;
 }
@@ -353,8 +356,10 @@ static char *build_id(const struct dl_phdr_info *info)
 		size_t align = ph->p_align > 4 ? 8 : 4;
 		while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
 			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-			size_t namesz = (n->n_namesz + align - 1) & ~(align - 1);
-			size_t descsz = (n->n_descsz + align - 1) & ~(align - 1);
+			size_t namesz = (n->n_namesz + align - 1) &
+					~(align - 1);
+			size_t descsz = (n->n_descsz + align - 1) &
+					~(align - 1);
 			const char *name = p + sizeof *n;
 			const unsigned char *desc =
 				(const unsigned char *)name + namesz;
@@ -504,8 +509,7 @@ static int64_t func_id(builder *b, const tt__frame *f)
 			return sl->idx; /* ids start at 1 */
 	}
 	if (b->nfuncs >= UINT32_MAX - 1 ||
-	    !reserve(&b->funcs, &b->funcs_cap, b->nfuncs + 1,
-		     sizeof *b->funcs))
+	    !reserve(&b->funcs, &b->funcs_cap, b->nfuncs + 1, sizeof *b->funcs))
 		return -1;
 	b->funcs[b->nfuncs] = (func){(uint64_t)name, (uint64_t)file};
 	b->func_tab.s[i] = (slot){h, (uint32_t)++b->nfuncs};
@@ -767,8 +771,8 @@ static int64_t snapshot_time(const tt__snapshot *s)
 	return now;
 }
 
-static void put_value_type(bytes *o, bytes *sub, unsigned field,
-			   uint64_t type, uint64_t unit)
+static void put_value_type(bytes *o, bytes *sub, unsigned field, uint64_t type,
+			   uint64_t unit)
 {
 	sub->len = 0;
 	put_uint(sub, VALUETYPE_TYPE, type);

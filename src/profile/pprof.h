@@ -15,8 +15,8 @@
 
 /* tt__symbolize's signature: the frames of pc into out[max], innermost
  * first, the physical function last; returns how many. */
-typedef int (*tt__symbolize_fn)(uintptr_t pc, bool return_addr,
-				tt__frame *out, int max);
+typedef int (*tt__symbolize_fn)(uintptr_t pc, bool return_addr, tt__frame *out,
+				int max);
 
 /* Append to out the gzipped profile.proto of the goroutines of s (only the
  * leaked ones when leaked_only, as the "goroutineleak" profile): one sample
