@@ -389,6 +389,7 @@ static char *build_id(const struct dl_phdr_info *info)
 typedef struct map_walk {
 	builder *b;
 	uintptr_t page;
+	size_t objects; /* seen so far */
 	bool oom;
 } map_walk;
 
@@ -397,11 +398,10 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 	map_walk *w = arg;
 	builder *b = w->b;
 	(void)size;
-	const char *name = info->dlpi_name;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
 	char exe[PATH_MAX];
-	if (!name || !*name) {
-		/* The program itself (the first object) is listed without
-		 * a name. */
+	if (w->objects++ == 0 && !*name) {
+		/* The program itself comes first, without a name. */
 		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 		if (n <= 0)
 			n = 0;
