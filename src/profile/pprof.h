@@ -1,0 +1,36 @@
+/* tether — the goroutine profile as pprof's profile.proto, gzipped: what
+ * Go writes for /debug/pprof/goroutine?debug=0, read by `go tool pprof`.
+ *
+ * The encoder takes a snapshot (profile.h) and a symbolizer, so that it can
+ * be tested with made-up stacks and symbols, and so that it depends on
+ * nothing but zlib and the C library. */
+#ifndef TT_PPROF_H
+#define TT_PPROF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "profile.h"
+#include "../trace/trace.h"
+
+/* tt__symbolize's signature: the frames of pc into out[max], innermost
+ * first, the physical function last; returns how many. */
+typedef int (*tt__symbolize_fn)(uintptr_t pc, bool return_addr, tt__frame *out,
+				int max);
+
+/* Append to out the gzipped profile.proto of the goroutines of s (only the
+ * leaked ones when leaked_only, as the "goroutineleak" profile): one sample
+ * per distinct stack (and goroutine name, carried as the label "name")
+ * with its count, sorted by count; one location per distinct PC with its
+ * inlined frames as lines, innermost first; functions by (name, file); the
+ * executable mappings of the program and of every shared object, with
+ * their build ids. Every PC is taken as a return address, as the unwinder
+ * reports them: it is symbolized with return_addr true and recorded as
+ * pc - 1, the call instruction, as Go records it.
+ *
+ * Returns 0, -EINVAL for a NULL argument, or -ENOMEM (out->err is set
+ * then, and out keeps what it held). */
+int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
+		    tt__symbolize_fn sym);
+
+#endif
