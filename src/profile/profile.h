@@ -51,6 +51,7 @@ typedef struct tt__snapshot {
 	/* private */
 	uintptr_t *pool;
 	size_t pool_len, pool_cap;
+	size_t g_bytes; /* allocated size of g */
 } tt__snapshot;
 
 /* Every goroutine of the calling thread's scheduler, unwound. Returns 0 or

@@ -1,0 +1,114 @@
+// profile_dump — the Go twin of bench/profile_dump.c: N goroutines parked
+// in a receive under three call chains; the time to write the goroutine
+// profile at debug=0, 1 and 2 into a bytes.Buffer, the peak resident
+// growth of the debug=2 write (VmHWM after resetting it through
+// /proc/self/clear_refs) and the longest a ticking goroutine waited while
+// the dumps ran.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+var block = make(chan int)
+
+//go:noinline
+func leaf() { <-block }
+
+//go:noinline
+func middle() { leaf() }
+
+func workerA() { leaf() }
+func workerB() { middle() }
+func workerC() { middle(); runtime.KeepAlive(0) }
+
+func statmRSS() int64 {
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var size, res int64
+	fmt.Fscan(f, &size, &res)
+	return res * int64(os.Getpagesize())
+}
+
+func vmHWM() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmHWM:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimPrefix(sc.Text(), "VmHWM:"), "%d", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func main() {
+	runtime.GOMAXPROCS(1)
+	n := flag.Int("n", 100000, "goroutines")
+	flag.Parse()
+	if *n < 1 || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: profile_dump [-n N]")
+		os.Exit(2)
+	}
+	fns := []func(){workerA, workerB, workerC}
+	for i := 0; i < *n; i++ {
+		go fns[i%3]()
+	}
+	ticking := true
+	var maxGap time.Duration
+	go func() {
+		last := time.Now()
+		for ticking {
+			time.Sleep(time.Millisecond)
+			now := time.Now()
+			if g := now.Sub(last) - time.Millisecond; g > maxGap {
+				maxGap = g
+			}
+			last = now
+		}
+	}()
+	time.Sleep(5 * time.Millisecond)
+	maxGap = 0
+	var ms [3]float64
+	var rss int64
+	for d := 2; d >= 0; d-- {
+		var buf bytes.Buffer
+		if d == 2 {
+			os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			rss = statmRSS()
+		}
+		t0 := time.Now()
+		if err := pprof.Lookup("goroutine").WriteTo(&buf, d); err != nil {
+			fmt.Fprintln(os.Stderr, "profile_dump:", err)
+			os.Exit(1)
+		}
+		el := time.Since(t0)
+		if d == 2 {
+			rss = vmHWM() - rss
+		}
+		ms[d] = float64(el.Nanoseconds()) / 1e6
+		time.Sleep(2 * time.Millisecond)
+	}
+	ticking = false
+	fmt.Printf("profile_dump_d0 %.2f ms\n", ms[0])
+	fmt.Printf("profile_dump_d1 %.2f ms\n", ms[1])
+	fmt.Printf("profile_dump_d2 %.2f ms\n", ms[2])
+	fmt.Printf("profile_dump_d2_rss %d bytes\n", rss)
+	fmt.Printf("profile_dump_stall %.2f ms\n", float64(maxGap.Nanoseconds())/1e6)
+}
