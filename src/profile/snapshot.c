@@ -14,7 +14,7 @@
  * the top (tt_chan_recv, tt_sleep, ...), which says what the goroutine is
  * doing, as time.Sleep does in Go's dumps. */
 #include <errno.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,60 +210,51 @@ int tt__frames_at(const tt__gsnap *g, uint32_t i, tt__frame *out, int max)
 
 /* ---- the snapshot --------------------------------------------------------- */
 
-/* The arrays of the last snapshot freed on this thread, kept for the next
- * one: a profile scraped every few seconds would otherwise fault in
- * megabytes of fresh pages each time. Up to STASH_MAX bytes are kept. */
+/* The arrays of the last snapshot freed, kept for the next one: a profile
+ * scraped every few seconds would otherwise fault in megabytes of fresh
+ * pages each time. Up to STASH_MAX bytes each; shared by all threads
+ * (swapped atomically). */
 #define STASH_MAX (64u << 20)
-static __thread void *stash_g, *stash_pool;
-static __thread size_t stash_g_cap, stash_pool_cap;
 
-static void *take_stash(void **p, size_t *cap, size_t want, size_t *got)
+typedef struct stash {
+	void *mem;
+	size_t size;
+} stash;
+
+static _Atomic(stash *) stash_g, stash_pool;
+
+static void *take_stash(_Atomic(stash *) *slot, size_t want, size_t *got)
 {
-	if (*p && *cap >= want) {
-		void *r = *p;
-		*got = *cap;
-		*p = NULL;
-		*cap = 0;
+	stash *st = atomic_exchange(slot, NULL);
+	if (st && st->size >= want) {
+		void *r = st->mem;
+		*got = st->size;
+		free(st);
 		return r;
 	}
-	free(*p);
-	*p = NULL;
-	*cap = 0;
+	if (st) {
+		free(st->mem);
+		free(st);
+	}
 	*got = want;
-	return malloc(want);
+	return want ? malloc(want) : NULL;
 }
 
-static pthread_key_t stash_key;
-static pthread_once_t stash_once = PTHREAD_ONCE_INIT;
-
-/* At thread exit the stash goes too. */
-static void stash_drop(void *unused)
-{
-	(void)unused;
-	free(stash_g);
-	free(stash_pool);
-	stash_g = stash_pool = NULL;
-	stash_g_cap = stash_pool_cap = 0;
-}
-
-static void stash_key_make(void)
-{
-	pthread_key_create(&stash_key, stash_drop);
-}
-
-static void put_stash(void **p, size_t *cap, void *mem, size_t size)
+static void put_stash(_Atomic(stash *) *slot, void *mem, size_t size)
 {
 	if (mem == NULL)
 		return;
-	pthread_once(&stash_once, stash_key_make);
-	pthread_setspecific(stash_key, (void *)1);
-	if (size > STASH_MAX || (*p && *cap >= size)) {
+	stash *st = size <= STASH_MAX ? malloc(sizeof *st) : NULL;
+	if (st == NULL) {
 		free(mem);
 		return;
 	}
-	free(*p);
-	*p = mem;
-	*cap = size;
+	*st = (stash){mem, size};
+	stash *old = atomic_exchange(slot, st);
+	if (old) {
+		free(old->mem);
+		free(old);
+	}
 }
 
 static bool pool_reserve(tt__snapshot *s, size_t n)
@@ -289,21 +280,18 @@ int tt__snapshot_take(tt__snapshot *snap)
 	for (tt__g *g = s->all; g; g = g->all_next)
 		count++;
 	size_t got;
-	snap->g = take_stash(&stash_g, &stash_g_cap,
-			     (count ? count : 1) * sizeof *snap->g, &got);
+	snap->g = take_stash(&stash_g, (count ? count : 1) * sizeof *snap->g,
+			     &got);
 	if (snap->g == NULL)
 		return -ENOMEM;
 	snap->g_bytes = got;
-	if (stash_pool) {
-		snap->pool = take_stash(&stash_pool, &stash_pool_cap, 0, &got);
-		snap->pool_cap = got / sizeof *snap->pool;
-	}
+	snap->pool = take_stash(&stash_pool, 0, &got);
+	snap->pool_cap = snap->pool ? got / sizeof *snap->pool : 0;
 	snap->taken_at = tt_now();
 	/* Offsets into the pool while it may move; pointers at the end. */
 	size_t *off = malloc((count ? count : 1) * sizeof *off);
 	if (off == NULL) {
-		free(snap->g);
-		snap->g = NULL;
+		tt__snapshot_free(snap);
 		return -ENOMEM;
 	}
 	uintptr_t pcs[TT__TRACE_MAX];
@@ -345,9 +333,8 @@ int tt__snapshot_take(tt__snapshot *snap)
 
 void tt__snapshot_free(tt__snapshot *s)
 {
-	put_stash(&stash_g, &stash_g_cap, s->g, s->g_bytes);
-	put_stash(&stash_pool, &stash_pool_cap, s->pool,
-		  s->pool_cap * sizeof *s->pool);
+	put_stash(&stash_g, s->g, s->g_bytes);
+	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
 	*s = (tt__snapshot){0};
 }
 

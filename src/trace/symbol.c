@@ -117,6 +117,16 @@ static const char *die_name(Dwarf_Die *die)
 	return NULL;
 }
 
+static Dwarf_Die *cu_by_ranges(Dwfl_Module *mod, uintptr_t addr,
+			       Dwarf_Addr *bias)
+{
+	Dwarf_Die *cu = NULL;
+	while ((cu = dwfl_module_nextcu(mod, cu, bias)) != NULL)
+		if (dwarf_haspc(cu, addr - *bias) > 0)
+			return cu;
+	return NULL;
+}
+
 /* Resolve addr (already pc - 1 for a return address) into out[]. */
 static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 {
@@ -163,13 +173,32 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 	Dwfl_Line *ln = dwfl_module_getsrc(mod, addr);
 	if (ln)
 		file = dwfl_lineinfo(ln, NULL, &line, NULL, NULL, NULL);
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+	if (file == NULL) {
+		/* Objects without .debug_aranges for every unit (clang emits
+		 * none by default) leave libdwfl without the line: ask the
+		 * unit itself, or find the unit by its ranges. */
+		Dwarf_Line *dl = cu ? dwarf_getsrc_die(cu, addr - bias) : NULL;
+		if (dl == NULL) {
+			Dwarf_Addr b2 = 0;
+			Dwarf_Die *c2 = cu_by_ranges(mod, addr, &b2);
+			dl = c2 ? dwarf_getsrc_die(c2, addr - b2) : NULL;
+			if (c2) {
+				cu = c2;
+				bias = b2;
+			}
+		}
+		if (dl) {
+			file = dwarf_linesrc(dl, NULL, NULL);
+			dwarf_lineno(dl, &line);
+		}
+	}
 
 	/* Inlined calls: the scopes at addr, innermost first, up to the
 	 * physical function. Each inlined_subroutine is a frame of its own
 	 * at (file, line); its call site is the next frame's position. */
 	int n = 0;
-	Dwarf_Addr bias = 0;
-	Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
 	Dwarf_Die *scopes = NULL;
 	int ns = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
 	Dwarf_Files *files = NULL;
