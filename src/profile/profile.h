@@ -49,6 +49,7 @@ typedef struct tt__snapshot {
 	/* private */
 	uintptr_t *pool;
 	size_t pool_len, pool_cap;
+	char *names;
 } tt__snapshot;
 
 /* Every goroutine of the calling thread's scheduler, unwound. Returns 0 or
@@ -60,6 +61,21 @@ void tt__snapshot_free(tt__snapshot *s);
  * minutes]:" through "created by F in goroutine P" and the blank line
  * after it; `now` is the time the ages are measured against. */
 void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now);
+/* The same without the blank line (runtime.Stack separates goroutines
+ * with one and does not end with one). */
+void tt__write_goroutine_body(tt__buf *b, const tt__gsnap *g, int64_t now);
+
+/* One goroutine of the calling thread's scheduler, unwound into pcs
+ * (TT__TRACE_MAX entries; o->pcs points there), with nothing allocated:
+ * for the fatal report and the SIGQUIT dump. */
+void tt__gsnap_fill(tt__gsnap *o, const tt__g *g, uintptr_t *pcs);
+
+/* Every goroutine of s (the running one first, then by id), or the
+ * calling goroutine alone, written to fd in runtime.Stack's layout from a
+ * static buffer: for the fatal reports, which must not depend on
+ * allocating. Not reentrant. */
+void tt__dump_goroutines_fd(int fd, tt__sched *s);
+void tt__dump_current_fd(int fd);
 
 /* The "state" word a report prints for g: Go's wait reason while waiting,
  * "running" or "runnable" otherwise. */
