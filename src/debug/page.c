@@ -311,14 +311,22 @@ static int by_count(const void *a, const void *b)
 }
 
 /* Frames of one goroutine's stack, outermost last, inlined frames
- * expanded; returns how many (at most max). */
+ * expanded; returns how many (at most max). tether's own frames inlined
+ * at the top (the park inside tt_chan_recv) are left out, as the dumps
+ * leave them out, so that the top frame is the call the program made. */
 static int stack_frames(const uintptr_t *pcs, uint32_t npcs, tt__frame *out,
 			int max)
 {
 	int n = 0;
 	for (uint32_t i = 0; i < npcs && n < max; i++)
 		n += tt__symbolize(pcs[i], true, out + n, max - n);
-	return n;
+	int top = 0;
+	while (top < n && out[top].internal)
+		top++;
+	if (top == n) /* nothing but tether: show it all */
+		return n;
+	memmove(out, out + top, (size_t)(n - top) * sizeof *out);
+	return n - top;
 }
 
 /* ---- the flame graph ---------------------------------------------------- */
