@@ -715,14 +715,27 @@ static void test_grouped_page(void **state)
 	tt_debug_server *srv = start(NULL);
 	tt_sleep(20 * MS); /* an age to show */
 
-	resp r = get(srv, "/");
+	/* The text profile, through the server, groups them too. */
+	resp r = get(srv, "/debug/pprof/goroutine?debug=1");
+	TU_ASSERT_CONTAINS(r.body, "\n7 @ ");
+	TU_ASSERT_CONTAINS(r.body, "known_parking_place+0x");
+	/* Where the symbolizer finds line tables (not in every build: see
+	 * the trace tests), the page must show file:line as the text does. */
+	bool lines = tu_contains(r.body, "test_debug.c:");
+	if (!lines)
+		print_message("no file:line in this build's profile; the "
+			      "page's file:line is not checked\n");
+	resp_free(&r);
+
+	r = get(srv, "/");
 	TU_ASSERT_EQ(r.status, 200);
 	char *g = group_of(r.body, "known_parking_place");
 	TU_ASSERT_CONTAINS(g, "data-count=\"7\"");
 	TU_ASSERT_CONTAINS(g, "<span class=\"count\">7</span>");
 	TU_ASSERT_CONTAINS(g, "chan receive \xc3\x97 7");
 	TU_ASSERT_CONTAINS(g, "oldest wait ");
-	TU_ASSERT_CONTAINS(g, "test_debug.c:");
+	if (lines)
+		TU_ASSERT_CONTAINS(g, "test_debug.c:");
 	/* tu_go calls tt_go from tu_go_at. */
 	TU_ASSERT_CONTAINS(g, "created by <code class=\"fn\">tu_go_at</code>");
 	free(g);
@@ -740,12 +753,6 @@ static void test_grouped_page(void **state)
 	snprintf(total, sizeof total, "<span id=\"total\">%lld</span>",
 		 (long long)tt_num_goroutine());
 	TU_ASSERT_CONTAINS(r.body, total);
-	resp_free(&r);
-
-	/* The text profile, through the server, groups them too. */
-	r = get(srv, "/debug/pprof/goroutine?debug=1");
-	TU_ASSERT_CONTAINS(r.body, "\n7 @ ");
-	TU_ASSERT_CONTAINS(r.body, "known_parking_place+0x");
 	resp_free(&r);
 
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
