@@ -7,6 +7,7 @@
  * -top and -traces.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,10 +491,8 @@ static const symdef syms[P__COUNT] = {
 	[P_STATIC_B] = {{{.func = "helper", .file = "b.c", .line = 9}}, 1},
 	[P_WORKER2] = {{{.func = "worker", .file = "tests/work.c", .line = 12}},
 		       1},
-	[P_RUNNABLE] = {{{.func = "yielder",
-			  .file = "tests/work.c",
-			  .line = 50}},
-			1},
+	[P_RUNNABLE] =
+		{{{.func = "yielder", .file = "tests/work.c", .line = 50}}, 1},
 	[P_UNKNOWN] = {{{.func = "?"}}, 1},
 };
 
@@ -985,6 +984,183 @@ static void test_go_tool_pprof(void **state)
 	TU_ASSERT_EQ(rmdir(dir), 0);
 }
 
+/* ---- (c) end to end: parked goroutines, tt_profile_write ---------------- */
+
+typedef struct e2e {
+	tt_chan *recv_on; /* receivers park here until it is closed */
+	tt_chan *send_on; /* senders park here until the test receives */
+	tt_chan *done;
+} e2e;
+
+__attribute__((noinline)) static void e2e_receiver(void *arg)
+{
+	e2e *e = arg;
+	int v;
+	bool ok = true;
+	TU_ASSERT_OK(tt_chan_recv(e->recv_on, &v, sizeof v, &ok));
+	TU_ASSERT(!ok);
+	tu_done(e->done);
+}
+
+__attribute__((noinline)) static void e2e_sender(void *arg)
+{
+	e2e *e = arg;
+	int v = 7;
+	TU_ASSERT_OK(tt_chan_send(e->send_on, &v, sizeof v));
+	tu_done(e->done);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	TU_ASSERT(f != NULL);
+	size_t cap = 4096, n = 0, got;
+	char *p = malloc(cap);
+	TU_ASSERT(p != NULL);
+	while ((got = fread(p + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			cap *= 2;
+			p = realloc(p, cap);
+			TU_ASSERT(p != NULL);
+		}
+	}
+	TU_ASSERT_EQ(fclose(f), 0);
+	*len = n;
+	return p;
+}
+
+/* The sample with `count` goroutines whose stack has `fn`, or NULL. */
+static const dsample *sample_with(const dprof *d, uint64_t count,
+				  const char *fn, char *text, size_t n)
+{
+	char want[128];
+	snprintf(want, sizeof want, ";%s:", fn);
+	for (size_t i = 0; i < d->nsamples; i++) {
+		text[0] = ';';
+		stack_text(d, &d->samples[i], text + 1, n - 1);
+		if (d->samples[i].values[0] == count && strstr(text, want))
+			return &d->samples[i];
+	}
+	return NULL;
+}
+
+/* The block go tool pprof -traces prints for sample s: the count, then
+ * one function a line, inlined ones marked. */
+static void traces_block(const dprof *d, const dsample *s, char *out, size_t n)
+{
+	size_t len = (size_t)snprintf(out, n, "%10llu   ",
+				      (unsigned long long)s->values[0]);
+	for (int i = 0; i < s->nlocs; i++) {
+		const dloc *l = loc_by_id(d, s->locs[i]);
+		for (int k = 0; k < l->nlines; k++) {
+			const dfunc *f = func_by_id(d, l->lines[k].func);
+			len += (size_t)snprintf(
+				out + len, n - len, "%s%s%s\n",
+				i || k ? "             " : "", str(d, f->name),
+				k + 1 < l->nlines ? " (inline)" : "");
+			TU_ASSERT_LT(len, n);
+		}
+	}
+}
+
+static void test_end_to_end(void **state)
+{
+	(void)state;
+	enum {
+		NRECV = 10,
+		NSEND = 4
+	};
+	e2e e = {tu_chan(sizeof(int), 0), tu_chan(sizeof(int), 0),
+		 tu_chan(0, NRECV + NSEND)};
+	for (int i = 0; i < NRECV; i++)
+		tu_go(e2e_receiver, &e);
+	for (int i = 0; i < NSEND; i++)
+		tu_go(e2e_sender, &e);
+	tu_pause(); /* every one of them reaches its channel */
+
+	char dir[] = "/tmp/tether-pprof-XXXXXX";
+	TU_ASSERT(mkdtemp(dir) != NULL);
+	char path[sizeof dir + 32];
+	snprintf(path, sizeof path, "%s/goroutine.pb.gz", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	TU_ASSERT_GE(fd, 0);
+	TU_ASSERT_OK(tt_profile_write_fd("goroutine", 0, fd));
+	TU_ASSERT_EQ(close(fd), 0);
+
+	/* Let them all go before anything can fail. */
+	TU_ASSERT_OK(tt_chan_close(e.recv_on));
+	for (int i = 0; i < NSEND; i++) {
+		int v;
+		bool ok;
+		TU_ASSERT_OK(tt_chan_recv(e.send_on, &v, sizeof v, &ok));
+	}
+	TU_WAIT_DONE(e.done, NRECV + NSEND, 5 * TT_SECOND);
+
+	size_t len;
+	char *gz = read_file(path, &len);
+	uint8_t *raw;
+	size_t n = gunzip(gz, len, &raw);
+	free(gz);
+	dprof d;
+	decode(raw, n, &d);
+	free(raw);
+	check_well_formed(&d);
+
+	/* The receivers: one sample of 10, parked in tt_chan_recv called
+	 * from e2e_receiver, tether's own frames above hidden (all of them
+	 * when tt_chan_recv went on by a tail call); e2e_receiver's file is
+	 * this one. */
+	char text[2048];
+	const dsample *r =
+		sample_with(&d, NRECV, "e2e_receiver", text, sizeof text);
+	TU_ASSERT_MSG(r != NULL, "no sample of %d in e2e_receiver", NRECV);
+	bool api = strncmp(text, ";tt_chan_recv:", 14) == 0;
+	TU_ASSERT_MSG(api || strncmp(text, ";e2e_receiver:", 14) == 0,
+		      "receivers' stack: %s", text);
+	const dloc *l = loc_by_id(&d, r->locs[api ? 1 : 0]);
+	const dfunc *f = func_by_id(&d, l->lines[l->nlines - 1].func);
+	assert_string_equal(str(&d, f->name), "e2e_receiver");
+	TU_ASSERT_CONTAINS(str(&d, f->file), "test_pprof.c");
+	TU_ASSERT_GT(l->lines[l->nlines - 1].line, 0);
+	TU_ASSERT_NE(l->mapping, 0);
+	TU_ASSERT(d.maps[l->mapping - 1].has_functions);
+
+	const dsample *sn =
+		sample_with(&d, NSEND, "e2e_sender", text, sizeof text);
+	TU_ASSERT_MSG(sn != NULL, "no sample of %d in e2e_sender", NSEND);
+	TU_ASSERT_MSG(strncmp(text, ";tt_chan_send:", 14) == 0 ||
+			      strncmp(text, ";e2e_sender:", 12) == 0,
+		      "senders' stack: %s", text);
+	/* And the goroutine that wrote the profile. */
+	TU_ASSERT(sample_with(&d, 1, "test_end_to_end", text, sizeof text));
+	char want_r[2048], want_s[2048];
+	traces_block(&d, r, want_r, sizeof want_r);
+	traces_block(&d, sn, want_s, sizeof want_s);
+	dprof_free(&d);
+
+	if (tu_emulated() || !have_go()) {
+		print_message("go tool pprof not run (%s)\n",
+			      tu_emulated() ? "emulator" : "no go");
+	} else {
+		char *tr = pprof_run("-traces", path);
+		TU_ASSERT_CONTAINS(tr, "Type: goroutine");
+		TU_ASSERT_CONTAINS(tr, want_r);
+		TU_ASSERT_CONTAINS(tr, want_s);
+		TU_ASSERT_CONTAINS(tr, "e2e_receiver\n");
+		free(tr);
+		char *raw_out = pprof_run("-raw", path);
+		TU_ASSERT_CONTAINS(raw_out, "e2e_receiver ");
+		TU_ASSERT_CONTAINS(raw_out, "test_pprof.c:");
+		free(raw_out);
+	}
+	TU_ASSERT_EQ(unlink(path), 0);
+	TU_ASSERT_EQ(rmdir(dir), 0);
+	tt_chan_release(e.recv_on);
+	tt_chan_release(e.send_on);
+	tt_chan_release(e.done);
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, NULL, 0);
@@ -992,7 +1168,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_tables),        TU_TEST(test_symbolized_mapping),
 		TU_TEST(test_keep),          TU_TEST(test_empty),
 		TU_TEST(test_bad_args),      TU_TEST(test_many),
-		TU_TEST(test_go_tool_pprof),
+		TU_TEST(test_go_tool_pprof), TU_TEST(test_end_to_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
