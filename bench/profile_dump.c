@@ -12,6 +12,12 @@
  *   profile_dump_d2_stall  the longest time another goroutine of the same
  *                          scheduler waited to run while debug=2 was
  *                          written, ms
+ *   profile_dump_http_d1   ms for an HTTP GET of
+ *                          /debug/pprof/goroutine?debug=1 (tt_debug_serve;
+ *                          Go: net/http/pprof), from sending the request
+ *                          to the end of the response, the client a
+ *                          goroutine of the same program on loopback
+ *   profile_dump_http_stall  the longest stall (as above) during that GET
  *
  * Twin: bench/go/profile_dump/main.go (pprof.Lookup("goroutine").WriteTo).
  * The goroutines park in a chain of three functions on one channel, so
@@ -22,6 +28,9 @@
  * the whole time and records the longest gap between its turns: with one
  * thread (GOMAXPROCS=1 for Go) a gap is time the dump did not let others
  * run. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "bench.h"
@@ -131,6 +140,51 @@ static double dump(int debug, double *cpu, long *mem, double *stall_ms,
 	return (double)(t1 - t0) / 1e6;
 }
 
+/* GET /debug/pprof/goroutine?debug=1 from the server on port, reading the
+ * whole response (Connection: close); ms taken and the longest stall. */
+static double http_get(int port, double *stall_ms)
+{
+	max_gap = 0;
+	last_tick = tt_now();
+	int64_t t0 = tt_now();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		bench_fail("profile_dump", "socket", -errno);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int r = tt_connect(fd, (struct sockaddr *)&a, sizeof a, TT_FOREVER);
+	if (r)
+		bench_fail("profile_dump", "tt_connect", r);
+	static const char req[] =
+		"GET /debug/pprof/goroutine?debug=1 HTTP/1.1\r\n"
+		"Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	if (tt_write(fd, req, sizeof req - 1, TT_FOREVER) !=
+	    (ssize_t)sizeof req - 1)
+		bench_fail("profile_dump", "tt_write", -EIO);
+	static char buf[1 << 16];
+	char head[16] = "";
+	size_t total = 0;
+	ssize_t k;
+	while ((k = tt_read(fd, buf, sizeof buf, TT_FOREVER)) > 0) {
+		if (total == 0)
+			memcpy(head, buf, k < 15 ? (size_t)k : 15);
+		total += (size_t)k;
+	}
+	close(fd);
+	int64_t t1 = tt_now();
+	if (k < 0)
+		bench_fail("profile_dump", "tt_read", k);
+	if (strncmp(head, "HTTP/1.1 200", 12) != 0) {
+		fprintf(stderr, "profile_dump: bad HTTP response: %s\n", head);
+		exit(1);
+	}
+	if (t1 - last_tick > max_gap)
+		max_gap = t1 - last_tick;
+	*stall_ms = (double)max_gap / 1e6;
+	return (double)(t1 - t0) / 1e6;
+}
+
 int main(int argc, char **argv)
 {
 	long n = bench_count(argc, argv, "profile_dump", 100000);
@@ -158,6 +212,15 @@ int main(int argc, char **argv)
 	long d2_mem = mem;
 	double d2_stall = stall;
 	double d0 = dump(0, &c0, &mem, &stall, &bytes);
+
+	tt_debug_server *srv;
+	r = tt_debug_serve("127.0.0.1:0", NULL, &srv);
+	if (r)
+		bench_fail("profile_dump", "tt_debug_serve", r);
+	double http_stall;
+	http_get(tt_debug_port(srv), &http_stall); /* warm-up */
+	double http_d1 = http_get(tt_debug_port(srv), &http_stall);
+	tt_debug_shutdown(srv);
 	ticking = false;
 
 	printf("profile_dump_d1 %.2f ms\n", d1);
@@ -168,6 +231,8 @@ int main(int argc, char **argv)
 	printf("profile_dump_d0_cpu %.2f ms\n", c0);
 	printf("profile_dump_d2_mem %ld bytes\n", d2_mem);
 	printf("profile_dump_d2_stall %.2f ms\n", d2_stall);
+	printf("profile_dump_http_d1 %.2f ms\n", http_d1);
+	printf("profile_dump_http_stall %.2f ms\n", http_stall);
 	fflush(stdout);
 	exit(0);
 }

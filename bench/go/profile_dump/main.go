@@ -8,6 +8,10 @@
 //	                            written, the text included, bytes
 //	profile_dump_d2_stall       the longest wait of another goroutine for
 //	                            its turn while debug=2 was written, ms
+//	profile_dump_http_d1        ms for an HTTP GET of
+//	                            /debug/pprof/goroutine?debug=1 served by
+//	                            net/http/pprof, the client in this program
+//	profile_dump_http_stall     the longest stall during that GET, ms
 //
 // The goroutines park in a chain of three functions on one channel; the
 // writer samples /proc/self/statm at every Write, as the C side samples at
@@ -19,6 +23,10 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -122,6 +130,36 @@ func dump(debug int) (ms, cpu float64, mem int64, stall float64) {
 		float64(maxGap.Nanoseconds()) / 1e6
 }
 
+// httpGet fetches url whole (Connection: close): ms taken and the longest
+// stall meanwhile.
+func httpGet(url string) (ms, stall float64) {
+	maxGap = 0
+	lastTick = time.Now()
+	t0 := time.Now()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile_dump:", err)
+		os.Exit(1)
+	}
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		fmt.Fprintln(os.Stderr, "profile_dump: GET:", err)
+		os.Exit(1)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		fmt.Fprintln(os.Stderr, "profile_dump: GET:", err)
+		os.Exit(1)
+	}
+	resp.Body.Close()
+	t1 := time.Now()
+	if g := t1.Sub(lastTick); g > maxGap {
+		maxGap = g
+	}
+	return float64(t1.Sub(t0).Nanoseconds()) / 1e6,
+		float64(maxGap.Nanoseconds()) / 1e6
+}
+
 func main() {
 	runtime.GOMAXPROCS(1)
 	n := flag.Int("n", 100000, "goroutines")
@@ -137,6 +175,15 @@ func main() {
 	d1, c1, _, _ := dump(1)
 	d2, c2, mem2, stall2 := dump(2)
 	d0, c0, _, _ := dump(0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile_dump:", err)
+		os.Exit(1)
+	}
+	go http.Serve(ln, nil)
+	url := "http://" + ln.Addr().String() + "/debug/pprof/goroutine?debug=1"
+	httpGet(url) // warm-up
+	httpD1, httpStall := httpGet(url)
 	ticking = false
 	fmt.Printf("profile_dump_d1 %.2f ms\n", d1)
 	fmt.Printf("profile_dump_d2 %.2f ms\n", d2)
@@ -146,5 +193,7 @@ func main() {
 	fmt.Printf("profile_dump_d0_cpu %.2f ms\n", c0)
 	fmt.Printf("profile_dump_d2_mem %d bytes\n", mem2)
 	fmt.Printf("profile_dump_d2_stall %.2f ms\n", stall2)
+	fmt.Printf("profile_dump_http_d1 %.2f ms\n", httpD1)
+	fmt.Printf("profile_dump_http_stall %.2f ms\n", httpStall)
 	os.Exit(0)
 }
