@@ -19,6 +19,7 @@ typedef struct tt__buf {
 	char *data;
 	size_t len, cap;
 	int err;
+	bool fixed; /* data is the caller's: never grown (-ENOMEM instead) */
 } tt__buf;
 void tt__buf_put(tt__buf *b, const void *p, size_t n);
 void tt__buf_puts(tt__buf *b, const char *s);

@@ -29,6 +29,10 @@ static bool buf_reserve(tt__buf *b, size_t n)
 		return false;
 	if (b->cap - b->len >= n)
 		return true;
+	if (b->fixed) {
+		b->err = -ENOMEM;
+		return false;
+	}
 	size_t nc = b->cap ? b->cap : 4096;
 	while (nc - b->len < n) {
 		if (nc > SIZE_MAX / 2) {
@@ -79,6 +83,7 @@ void tt__buf_printf(tt__buf *b, const char *fmt, ...)
 	if (!buf_reserve(b, (size_t)k + 1))
 		return;
 	va_start(ap, fmt);
+	/* (room was too small: the text is written again in full) */
 	vsnprintf(b->data + b->len, (size_t)k + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)k;

@@ -432,23 +432,21 @@ static char fatal_mem[128 * 1024];
 
 void tt__dump_goroutines_fd(int fd, tt__sched *s)
 {
-	tt__buf b = { .data = fatal_mem, .cap = sizeof fatal_mem };
+	tt__buf b = { .data = fatal_mem, .cap = sizeof fatal_mem,
+		      .fixed = true };
 	dump_all_fd(fd, s, &b);
-	if (b.data != fatal_mem)
-		free(b.data);
 }
 
 void tt__dump_current_fd(int fd)
 {
-	tt__buf b = { .data = fatal_mem, .cap = sizeof fatal_mem };
+	tt__buf b = { .data = fatal_mem, .cap = sizeof fatal_mem,
+		      .fixed = true };
 	tt__g *g = tt__current();
 	uintptr_t pcs[TT__TRACE_MAX];
 	tt__gsnap gs;
 	tt__gsnap_fill(&gs, g, pcs);
 	tt__write_goroutine_body(&b, &gs, tt__coarse_now());
 	tt__write_all(fd, b.data, b.len);
-	if (b.data != fatal_mem)
-		free(b.data);
 }
 
 /* ---- SIGQUIT ------------------------------------------------------------------------ */
@@ -473,7 +471,8 @@ static void on_sigquit(int sig)
 	tt__write_all(2, head, sizeof head - 1);
 	tt__sched *s = tt__tls_sched;
 	if (s) {
-		tt__buf b = { .data = sig_mem, .cap = sizeof sig_mem };
+		tt__buf b = { .data = sig_mem, .cap = sizeof sig_mem,
+			      .fixed = true };
 		dump_all_fd(2, s, &b);
 	}
 	_exit(2);

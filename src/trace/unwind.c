@@ -280,8 +280,17 @@ static const rule *rule_get(uintptr_t ip, bool exact)
 
 /* ---- unwinding ------------------------------------------------------------------ */
 
+/* Stacks of parked goroutines are read word by word, redzones of their
+ * frames included: not something for AddressSanitizer to check. */
+#if defined(__clang__) || defined(__GNUC__)
+#define TT_NO_ASAN __attribute__((no_sanitize_address))
+#else
+#define TT_NO_ASAN
+#endif
+
 /* A word of g's stack, or false when addr is not in it (the main
  * goroutine's stack is the thread's, read in place). */
+TT_NO_ASAN
 static inline bool read_word(const tt__g *g, uintptr_t addr, uintptr_t *out)
 {
 	if (addr & (sizeof(uintptr_t) - 1))
@@ -302,6 +311,7 @@ static inline bool read_word(const tt__g *g, uintptr_t addr, uintptr_t *out)
 
 /* libunwind over the goroutine's stack in place, from its saved frame:
  * for the PCs whose CFI the rule cache cannot express. */
+TT_NO_ASAN
 static int slow_trace(const tt__g *g, uintptr_t *pcs, int max)
 {
 	const uintptr_t *f = (const uintptr_t *)tt__g_stack_addr(g, g->sp);
@@ -336,6 +346,7 @@ static int slow_trace(const tt__g *g, uintptr_t *pcs, int max)
 	return n;
 }
 
+TT_NO_ASAN
 int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max)
 {
 	if (max <= 0 || g == NULL)
