@@ -10,9 +10,17 @@
 #                       (TESTS=regex for a subset, e.g. TESTS='chan|select';
 #                       EXCLUDE=regex to leave tests out)
 #   make bench [ARGS=--quick]   build, then run bench/run (tether against Go)
+#   make fuzz [FUZZ_TIME=120]   build the fuzz targets (clang, libFuzzer,
+#                       ASan+UBSan) in build-fuzz/ and run each that long;
+#                       new inputs go to build-fuzz/corpus/
+#   make fuzz-merge     add the inputs of build-fuzz/corpus/ that reach new
+#                       code to fuzz/corpus/ (to commit)
+#   make test-browser   the debug server's page in headless Chromium
+#                       (scripts/install-deps --browser); the screenshot is
+#                       build/browser/page.png
 #   make clean          remove every build directory
 #
-# Variables: ARGS (demo, bench); TESTS and EXCLUDE (ctest -R and -E regexes, for
+# Variables: ARGS (demo, bench); FUZZ_TIME (seconds per fuzz target); TESTS and EXCLUDE (ctest -R and -E regexes, for
 # the test targets); CMAKE_FLAGS (extra cmake -D options for any build);
 # JOBS.
 
@@ -35,7 +43,8 @@ MAKEFLAGS += --no-print-directory
 .NOTPARALLEL:
 
 .PHONY: all deps deps-bench deps-cross build demo test asan build-asan \
-	aarch64 build-aarch64 test-aarch64 bench clean
+	aarch64 build-aarch64 test-aarch64 bench clean fuzz build-fuzz \
+	fuzz-merge deps-browser test-browser
 
 all: build
 
@@ -47,6 +56,9 @@ deps-bench:
 
 deps-cross:
 	@scripts/install-deps --cross
+
+deps-browser:
+	@scripts/install-deps --browser
 
 build: deps
 	$(CMAKE) -S . -B build $(CMAKE_FLAGS)
@@ -83,5 +95,35 @@ test-aarch64: build-aarch64
 bench: deps-bench build
 	bench/run $(ARGS)
 
+# Fuzz targets: fuzz/NAME.c, with the sources it tests, seed corpus
+# fuzz/corpus/NAME/ and dictionary fuzz/NAME.dict. The corpora are also
+# replayed by `make test` (tests/test_http_corpus.c).
+FUZZ_TIME ?= 120
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS = http_request
+fuzz_srcs_http_request = fuzz/http_request.c src/debug/http_parse.c
+
+build-fuzz: deps
+	@mkdir -p build-fuzz
+	$(foreach t,$(FUZZ_TARGETS),$(FUZZ_CC) $(FUZZ_FLAGS) \
+		$(fuzz_srcs_$(t)) -o build-fuzz/$(t) &&) true
+
+fuzz: build-fuzz
+	$(foreach t,$(FUZZ_TARGETS),mkdir -p build-fuzz/corpus/$(t) && \
+		build-fuzz/$(t) -max_total_time=$(FUZZ_TIME) -max_len=12000 \
+		-dict=fuzz/$(t).dict -print_final_stats=1 \
+		build-fuzz/corpus/$(t) fuzz/corpus/$(t) &&) true
+
+fuzz-merge: build-fuzz
+	$(foreach t,$(FUZZ_TARGETS),build-fuzz/$(t) -merge=1 \
+		fuzz/corpus/$(t) build-fuzz/corpus/$(t) &&) true
+
+# Starts a small server program on a free port, loads its page in
+# headless Chromium (DOM and screenshot) and checks what it shows.
+test-browser: deps-browser build
+	scripts/test-browser build
+
 clean:
-	rm -rf build build-asan build-aarch64
+	rm -rf build build-asan build-aarch64 build-fuzz

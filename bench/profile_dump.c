@@ -12,9 +12,16 @@
  * before it and read VmHWM after it.
  * The C side symbolizes one stack before it starts measuring (see main).
  *
+ * Then an HTTP GET of /debug/pprof/goroutine?debug=1 from the debug
+ * server (Go: net/http/pprof), and the longest stall during it.
+ *
  * Metrics: profile_dump_d0, _d1, _d2 (ms), profile_dump_d2_rss (bytes of
- * peak growth), profile_dump_stall (ms). */
+ * peak growth), profile_dump_stall (ms), profile_dump_http_d1 (ms),
+ * profile_dump_http_stall (ms). */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "bench.h"
 
@@ -123,6 +130,45 @@ static void ticker(void *arg)
 	}
 }
 
+/* GET /debug/pprof/goroutine?debug=1 from the debug server on port,
+ * reading the whole response (Connection: close); ms taken. */
+static double http_get(int port)
+{
+	int64_t t0 = tt_now();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		bench_fail("profile_dump", "socket", -errno);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int r = tt_connect(fd, (struct sockaddr *)&a, sizeof a, TT_FOREVER);
+	if (r)
+		bench_fail("profile_dump", "tt_connect", r);
+	static const char req[] =
+		"GET /debug/pprof/goroutine?debug=1 HTTP/1.1\r\n"
+		"Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	if (tt_write(fd, req, sizeof req - 1, TT_FOREVER) !=
+	    (ssize_t)sizeof req - 1)
+		bench_fail("profile_dump", "tt_write", -EIO);
+	static char buf[1 << 16];
+	char head[16] = "";
+	size_t total = 0;
+	ssize_t k;
+	while ((k = tt_read(fd, buf, sizeof buf, TT_FOREVER)) > 0) {
+		if (total == 0)
+			memcpy(head, buf, k < 15 ? (size_t)k : 15);
+		total += (size_t)k;
+	}
+	tt_close(fd);
+	if (k < 0)
+		bench_fail("profile_dump", "tt_read", k);
+	if (strncmp(head, "HTTP/1.1 200", 12) != 0) {
+		fprintf(stderr, "profile_dump: bad HTTP response: %s\n", head);
+		exit(1);
+	}
+	return (double)(tt_now() - t0) / 1e6;
+}
+
 int main(int argc, char **argv)
 {
 	long n = bench_count(argc, argv, "profile_dump", 100000);
@@ -164,12 +210,26 @@ int main(int argc, char **argv)
 	if (r != 0)
 		bench_fail("profile_dump", "tt_profile_write", r);
 	rss = vm_hwm() - rss;
+	double stall = (double)max_gap / 1e6;
+
+	/* The same profile at debug=1 through the debug server. */
+	tt_debug_server *srv;
+	r = tt_debug_serve("127.0.0.1:0", NULL, &srv);
+	if (r)
+		bench_fail("profile_dump", "tt_debug_serve", r);
+	http_get(tt_debug_port(srv)); /* warm-up */
+	max_gap = 0;
+	double http_ms = http_get(tt_debug_port(srv));
+	double http_stall = (double)max_gap / 1e6;
+	tt_debug_shutdown(srv);
 	ticking = false;
 	printf("profile_dump_d0 %.2f ms\n", ms[0]);
 	printf("profile_dump_d1 %.2f ms\n", ms[1]);
 	printf("profile_dump_d2 %.2f ms\n", ms[2]);
 	printf("profile_dump_d2_rss %ld bytes\n", rss);
-	printf("profile_dump_stall %.2f ms\n", (double)max_gap / 1e6);
+	printf("profile_dump_stall %.2f ms\n", stall);
+	printf("profile_dump_http_d1 %.2f ms\n", http_ms);
+	printf("profile_dump_http_stall %.2f ms\n", http_stall);
 	(void)parked;
 	return 0;
 }

@@ -4,9 +4,16 @@
  * receiving from an unbuffered channel that nobody sends to: a million
  * leaked goroutines. Prints how long starting them took, how many are
  * alive, and the resident memory each costs, then waits for Ctrl-C (or
- * --seconds N) so the leak can be looked at.
+ * --seconds N) so the leak can be looked at, as the seed does, over HTTP
+ * on 127.0.0.1:--port (default 11181; 0 picks a free port):
  *
- *   build/examples/massive [--count N] [--seconds N]
+ *   http://127.0.0.1:11181/                 the goroutines grouped by stack,
+ *                                           with a flame graph
+ *   http://127.0.0.1:11181/debug/pprof/     the pprof tree: goroutine?debug=1
+ *                                           is the seed's grouped profile,
+ *                                           go tool pprof reads goroutine
+ *
+ *   build/examples/massive [--count N] [--seconds N] [--port N]
  */
 #include <errno.h>
 #include <signal.h>
@@ -62,7 +69,7 @@ static int parse_count(const char *flag, const char *v, long max, long *out)
 
 int main(int argc, char **argv)
 {
-	long count = 1000000, seconds = -1;
+	long count = 1000000, seconds = -1, port = 11181;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--count") == 0) {
@@ -73,8 +80,13 @@ int main(int argc, char **argv)
 			if (parse_count(a, i + 1 < argc ? argv[++i] : NULL,
 					1000000000, &seconds))
 				return 2;
+		} else if (strcmp(a, "--port") == 0) {
+			if (parse_count(a, i + 1 < argc ? argv[++i] : NULL,
+					65535, &port))
+				return 2;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			printf("usage: massive [--count N] [--seconds N]\n");
+			printf("usage: massive [--count N] [--seconds N] "
+			       "[--port N]\n");
 			return 0;
 		} else {
 			fprintf(stderr, "massive: unknown argument %s "
@@ -110,6 +122,21 @@ int main(int argc, char **argv)
 	printf("live goroutines: %lld\n", (long long)tt_num_goroutine());
 	printf("resident memory per goroutine: %.0f bytes\n",
 	       count ? (double)(rss1 - rss0) / (double)count : 0.0);
+
+	/* The seed's net/http/pprof on :11181, loopback only. */
+	char addr[32];
+	snprintf(addr, sizeof addr, "127.0.0.1:%ld", port);
+	tt_debug_server *srv;
+	r = tt_debug_serve(addr, NULL, &srv);
+	if (r) {
+		fprintf(stderr, "massive: %s\n", tt_last_error());
+		return 1;
+	}
+	port = tt_debug_port(srv);
+	printf("goroutines, grouped: http://127.0.0.1:%ld/\n", port);
+	printf("pprof:               http://127.0.0.1:%ld/debug/pprof/  "
+	       "(goroutine?debug=1 is the seed's profile)\n",
+	       port);
 	if (seconds < 0)
 		printf("waiting; press Ctrl-C to stop\n");
 	else
@@ -122,6 +149,7 @@ int main(int argc, char **argv)
 				  : tt_deadline_in(seconds * TT_SECOND);
 	while (!interrupted && (end == TT_FOREVER || tt_now() < end))
 		tt_sleep(100 * TT_MILLISECOND);
+	tt_debug_shutdown(srv);
 	printf("done\n");
 	return 0;
 }

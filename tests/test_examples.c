@@ -49,7 +49,10 @@ static void test_massive(void **state)
 {
 	(void)state;
 	char *out;
-	assert_int_equal(run_example("massive", "--count 20000 --seconds 0",
+	/* --port 0: a free port, so that tests running at once do not
+	 * collide on 11181. */
+	assert_int_equal(run_example("massive",
+				     "--count 20000 --seconds 0 --port 0",
 				     &out),
 			 0);
 	TU_ASSERT_CONTAINS(out, "started 20000 goroutines in ");
@@ -60,6 +63,9 @@ static void test_massive(void **state)
 	long bytes = strtol(rss + strlen("resident memory per goroutine: "),
 			    NULL, 10);
 	TU_ASSERT_RANGE(bytes, 1024, 3 * 4096 + 2048);
+	TU_ASSERT_CONTAINS(out, "goroutines, grouped: http://127.0.0.1:");
+	TU_ASSERT_CONTAINS(out, "/debug/pprof/");
+	TU_ASSERT_NOT_CONTAINS(out, "http://127.0.0.1:0/");
 	TU_ASSERT_CONTAINS(out, "done\n");
 	free(out);
 }
@@ -76,6 +82,9 @@ static void test_massive_bad_args(void **state)
 	free(out);
 	assert_int_equal(run_example("massive", "--seconds", &out), 2);
 	TU_ASSERT_CONTAINS(out, "--seconds needs a number");
+	free(out);
+	assert_int_equal(run_example("massive", "--port 70000", &out), 2);
+	TU_ASSERT_CONTAINS(out, "--port needs a number");
 	free(out);
 }
 

@@ -239,6 +239,22 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 	return n;
 }
 
+#ifndef TT_SRC_DIR
+#define TT_SRC_DIR ""
+#endif
+
+/* tether's own code (compiled from its src/, or a tt_ name when there is
+ * no line information) that is not one of its public calls. */
+static bool frame_internal(const tt__frame *f)
+{
+	bool ours = f->file && TT_SRC_DIR[0]
+			    ? strncmp(f->file, TT_SRC_DIR,
+				      sizeof TT_SRC_DIR - 1) == 0
+			    : strncmp(f->func, "tt_", 3) == 0;
+	bool public = strncmp(f->func, "tt_", 3) == 0 && f->func[3] != '_';
+	return ours && !public;
+}
+
 static entry *lookup(uintptr_t key)
 {
 	if (table_cap == 0)
@@ -283,6 +299,8 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 		tt__frame tmp[MAX_INLINE];
 		int n = resolve(pc, return_addr && pc ? pc - 1 : pc, tmp,
 				MAX_INLINE);
+		for (int i = 0; i < n; i++)
+			tmp[i].internal = frame_internal(&tmp[i]);
 		tt__frame *keep = malloc((size_t)n * sizeof *keep);
 		if ((table_len + 1) * 2 > table_cap && !grow())
 			keep = (free(keep), NULL);

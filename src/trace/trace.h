@@ -33,6 +33,9 @@ typedef struct tt__frame {
 	uintptr_t module_base; /* load bias of that object */
 	int line;           /* 0 when unknown */
 	bool inlined;       /* inlined into the frame that follows it */
+	bool internal;      /* tether's own code other than its public calls
+			       (tt_ names): hidden at the top of a parked
+			       goroutine's stack */
 } tt__frame;
 
 /* PCs of goroutine g, innermost first, into pcs[max]; returns how many.

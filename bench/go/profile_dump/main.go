@@ -12,6 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -57,6 +60,28 @@ func vmHWM() int64 {
 		}
 	}
 	return 0
+}
+
+// httpGet fetches url whole (Connection: close); ms taken.
+func httpGet(url string) float64 {
+	t0 := time.Now()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile_dump:", err)
+		os.Exit(1)
+	}
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		fmt.Fprintln(os.Stderr, "profile_dump: GET:", err)
+		os.Exit(1)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		fmt.Fprintln(os.Stderr, "profile_dump: GET:", err)
+		os.Exit(1)
+	}
+	resp.Body.Close()
+	return float64(time.Since(t0).Nanoseconds()) / 1e6
 }
 
 func main() {
@@ -108,10 +133,26 @@ func main() {
 		os.Exit(1)
 	}
 	rss = vmHWM() - rss
+	stall := maxGap
+
+	// The same profile at debug=1 through net/http/pprof.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile_dump:", err)
+		os.Exit(1)
+	}
+	go http.Serve(ln, nil)
+	url := "http://" + ln.Addr().String() + "/debug/pprof/goroutine?debug=1"
+	httpGet(url) // warm-up
+	maxGap = 0
+	httpMs := httpGet(url)
+	httpStall := maxGap
 	ticking = false
 	fmt.Printf("profile_dump_d0 %.2f ms\n", ms[0])
 	fmt.Printf("profile_dump_d1 %.2f ms\n", ms[1])
 	fmt.Printf("profile_dump_d2 %.2f ms\n", ms[2])
 	fmt.Printf("profile_dump_d2_rss %d bytes\n", rss)
-	fmt.Printf("profile_dump_stall %.2f ms\n", float64(maxGap.Nanoseconds())/1e6)
+	fmt.Printf("profile_dump_stall %.2f ms\n", float64(stall.Nanoseconds())/1e6)
+	fmt.Printf("profile_dump_http_d1 %.2f ms\n", httpMs)
+	fmt.Printf("profile_dump_http_stall %.2f ms\n", float64(httpStall.Nanoseconds())/1e6)
 }

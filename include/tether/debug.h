@@ -1,0 +1,107 @@
+/* tether — the debug HTTP server: Go's net/http/pprof, on goroutines.
+ *
+ *   tt_debug_server *srv;
+ *   tt_debug_serve("127.0.0.1:6060", NULL, &srv);
+ *   ...
+ *   tt_debug_shutdown(srv);
+ *
+ * serves, on goroutines of the calling thread's scheduler that park in its
+ * poller (nothing blocks the thread):
+ *
+ *   /                               every goroutine grouped by stack, with
+ *                                   counts, states, the oldest wait, each
+ *                                   group's frames and a flame graph of
+ *                                   where goroutines are parked (HTML with
+ *                                   inline SVG; no script, no fetches)
+ *   /debug/pprof/                   the index, with counts, as Go's
+ *   /debug/pprof/goroutine?debug=N  tt_profile_write("goroutine", N):
+ *                                   N=0 gzipped profile.proto (for go tool
+ *                                   pprof), 1 grouped text, 2 every stack
+ *   /debug/pprof/goroutineleak?debug=N   the same for proven leaks
+ *
+ * so `go tool pprof http://127.0.0.1:6060/debug/pprof/goroutine` and
+ * `curl .../goroutine?debug=2` work as against a Go program. Only the
+ * scheduler that started the server is shown (goroutines of other threads
+ * belong to their own schedulers; start a server there to see them).
+ *
+ * Addresses. "HOST:PORT" where HOST is an IPv4 literal, an IPv6 literal in
+ * brackets ("[::1]:6060"), "localhost" (127.0.0.1) or empty (":6060" is
+ * 127.0.0.1:6060); no name lookups. Port 0 picks a free port:
+ * tt_debug_port() says which. Stack traces tell an attacker a lot, so the
+ * server listens on loopback unless the address itself names another
+ * interface ("0.0.0.0:6060" does, and then anyone who can reach that port
+ * sees every stack: put it behind something that authenticates). A NULL
+ * or empty address is an error, not a default.
+ *
+ * HTTP. HTTP/1.1 with keep-alive and pipelining, and HTTP/1.0 (closed
+ * after each response unless the client asks for keep-alive). Only GET
+ * and HEAD (405 with Allow otherwise); no request bodies (413); unknown
+ * paths 404; a bad query (a malformed %-escape, debug= other than 0, 1 or
+ * 2) 400. Every limit below is enforced per connection, and each goroutine
+ * of the server only ever parks, so a malformed, oversized, slow or
+ * abandoned request costs one goroutine for at most the time limit and
+ * never stalls the program's other goroutines.
+ *
+ * Goroutines. The server runs one goroutine that accepts ("tether/debug
+ * accept") and one per open connection ("tether/debug conn"); they show
+ * in stack dumps and in leak checks like any other, so end the server
+ * with tt_debug_shutdown before checking for leaks. */
+#ifndef TETHER_DEBUG_H
+#define TETHER_DEBUG_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tt_debug_server tt_debug_server;
+
+/* Limits. Zero-initialise, then set what you need; 0 means the default. */
+typedef struct tt_debug_opts {
+	/* Bytes of request line and headers (default 8 KiB). A longer head
+	 * is answered 431 and the connection closed. */
+	size_t max_header_bytes;
+	/* Header lines per request (default 64); more: 431. */
+	unsigned max_headers;
+	/* Connections open at once (default 64). One more is answered 503
+	 * and closed at once, without a goroutine. */
+	unsigned max_conns;
+	/* Time a client has to send a whole request head, from its first
+	 * byte (default 10 s). A slower one gets 408 and is closed. */
+	int64_t read_timeout;
+	/* Time a connection may wait for its next request (default 60 s; a
+	 * new connection gets this long for its first byte). Then it is
+	 * closed. */
+	int64_t idle_timeout;
+	/* Time a client has to accept each piece of a response (default
+	 * 30 s): a client that stops reading is closed after this long, one
+	 * that reads slowly is not. */
+	int64_t write_timeout;
+	/* Reserved; must be 0. */
+	unsigned flags;
+} tt_debug_opts;
+
+/* Listen on addr and serve, on goroutines of the calling thread, until
+ * tt_debug_shutdown. opts may be NULL (the defaults). out may be NULL when
+ * the server is to run for the life of the program; otherwise it receives
+ * the handle. Returns 0, or -EINVAL (NULL/empty/unparsable address, a
+ * negative time limit, flags), -EADDRINUSE and other errors from
+ * socket/bind/listen, -ENOMEM; tt_last_error() says what was wrong. */
+TT_EXPORT int tt_debug_serve(const char *addr, const tt_debug_opts *opts,
+			     tt_debug_server **out);
+
+/* The port the server listens on (the chosen one for port 0). */
+TT_EXPORT int tt_debug_port(const tt_debug_server *srv);
+
+/* Stop: close the listener, cut every connection short (a response being
+ * written is abandoned), wait until every goroutine the server started
+ * has ended, and free srv. Call it from a goroutine of the thread that
+ * started the server (it parks while the others finish). Returns 0, or
+ * -EINVAL for a NULL srv. */
+TT_EXPORT int tt_debug_shutdown(tt_debug_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
