@@ -35,8 +35,11 @@ static int setup_scope(void **state)
 
 /* cmocka teardown: a goroutine the test started and left behind fails it
  * (with goleak's report on stderr). */
+static void let_go_all(void);
+
 static int teardown_scope(void **state)
 {
+	let_go_all(); /* what a failed test left parked */
 	tt_leak_opts *o;
 	if (tt_leak_opts_make(&o) || tt_leak_retry(o, 10, 50 * TT_MILLISECOND))
 		return -1;
@@ -67,6 +70,40 @@ static int to_sink(void *arg, const void *data, size_t len)
 	s->len += len;
 	s->buf[s->len] = '\0';
 	return 0;
+}
+
+/* Channels the test's leakers wait on. A test lets them go itself at its
+ * end; when it fails half-way, the teardown does, so one failure does not
+ * leave goroutines behind that fail the tests after it. */
+static tt_chan *held[8];
+
+static tt_chan *leak_chan(void)
+{
+	tt_chan *c = tu_chan(0, 0);
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+		if (held[i] == NULL) {
+			held[i] = c;
+			return c;
+		}
+	fail_msg("too many leak channels in one test");
+	return NULL;
+}
+
+/* Close and release c: its waiters end. */
+static void let_go(tt_chan *c)
+{
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+		if (held[i] == c)
+			held[i] = NULL;
+	tt_chan_close(c);
+	tt_chan_release(c);
+}
+
+static void let_go_all(void)
+{
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+		if (held[i])
+			let_go(held[i]);
 }
 
 /* Blocks receiving from the channel until it is closed. */
@@ -133,7 +170,7 @@ static void test_leak_none(void **state)
 static void test_leak_report_layout(void **state)
 {
 	(void)state;
-	tt_chan *c = tu_chan(0, 0);
+	tt_chan *c = leak_chan();
 	int64_t id = spawn_leaker(c);
 	tt_leak_opts *o = quick_opts();
 	sink s = {.len = 0};
@@ -170,8 +207,7 @@ static void test_leak_report_layout(void **state)
 		  l.g[0].stack[sl - 2] != '\n');
 	tt_leak_list_free(&l);
 
-	tt_chan_close(c);
-	tt_chan_release(c);
+	let_go(c);
 	tt_leak_opts_free(o);
 }
 
@@ -179,7 +215,7 @@ static void test_leak_report_layout(void **state)
 static void test_leak_report_two(void **state)
 {
 	(void)state;
-	tt_chan *c = tu_chan(0, 0);
+	tt_chan *c = leak_chan();
 	spawn_leaker(c);
 	spawn_leaker(c);
 	tt_leak_opts *o = quick_opts();
@@ -189,8 +225,7 @@ static void test_leak_report_two(void **state)
 	TU_ASSERT(strncmp(l.report, "found unexpected goroutines:\n[Goroutine ",
 			  40) == 0);
 	tt_leak_list_free(&l);
-	tt_chan_close(c);
-	tt_chan_release(c);
+	let_go(c);
 	tt_leak_opts_free(o);
 }
 
@@ -213,8 +248,9 @@ static void test_leak_retries(void **state)
 	sink s = {.len = 0};
 	TU_ASSERT_EQ(tt_leak_verify_none_to(o, to_sink, &s), 1);
 	TU_ASSERT_CONTAINS(s.buf, "in state sleep, with ");
-	/* A policy long enough for it: 3 retries of up to 20 ms. */
-	TU_ASSERT_OK(tt_leak_retry(o, 3, 20 * TT_MILLISECOND));
+	/* A policy long enough for it: 1 us doubling, 16 retries, about
+	 * 65 ms in all. */
+	TU_ASSERT_OK(tt_leak_retry(o, 16, 20 * TT_MILLISECOND));
 	TU_ASSERT_EQ(tt_leak_verify_none(o), 0);
 	tt_leak_opts_free(o);
 }
@@ -224,7 +260,7 @@ static void test_leak_retries(void **state)
 static void test_leak_quiescent_is_final(void **state)
 {
 	(void)state;
-	tt_chan *c = tu_chan(0, 0);
+	tt_chan *c = leak_chan();
 	spawn_leaker(c);
 	tt_leak_opts *o;
 	TU_ASSERT_OK(tt_leak_opts_make(&o));
@@ -233,15 +269,14 @@ static void test_leak_quiescent_is_final(void **state)
 	sink s = {.len = 0};
 	TU_ASSERT_EQ(tt_leak_verify_none_to(o, to_sink, &s), 1);
 	TU_ASSERT_LT(tt_now() - t0, TU_SLACK_NS);
-	tt_chan_close(c);
-	tt_chan_release(c);
+	let_go(c);
 	tt_leak_opts_free(o);
 }
 
 static void test_leak_ignore_functions(void **state)
 {
 	(void)state;
-	tt_chan *c = tu_chan(0, 0);
+	tt_chan *c = leak_chan();
 	spawn_leaker(c);
 	tt_leak_opts *o = quick_opts();
 	tt_leak_list l;
@@ -272,15 +307,14 @@ static void test_leak_ignore_functions(void **state)
 	TU_ASSERT_EQ(tt_leak_verify_none(cb), 0);
 	tt_leak_opts_free(cb);
 
-	tt_chan_close(c);
-	tt_chan_release(c);
+	let_go(c);
 	tt_leak_opts_free(o);
 }
 
 static void test_leak_ignore_current(void **state)
 {
 	(void)state;
-	tt_chan *c = tu_chan(0, 0);
+	tt_chan *c = leak_chan();
 	spawn_leaker(c);
 	tt_leak_opts *o = quick_opts();
 	TU_ASSERT_OK(tt_leak_ignore_current(o));
@@ -290,8 +324,7 @@ static void test_leak_ignore_current(void **state)
 	TU_ASSERT_EQ(tt_leak_find(o, &l), 1);
 	TU_ASSERT_EQ(l.g[0].id, later);
 	tt_leak_list_free(&l);
-	tt_chan_close(c);
-	tt_chan_release(c);
+	let_go(c);
 	tt_leak_opts_free(o);
 }
 
@@ -331,7 +364,7 @@ static void start_grandchild(void *arg)
 static void test_leak_scope_nested_creation(void **state)
 {
 	(void)state;
-	tt_chan *c = tu_chan(0, 0);
+	tt_chan *c = leak_chan();
 	tt_leak_scope sc;
 	TU_ASSERT_OK(tt_leak_scope_begin(&sc, "inner"));
 	tu_go(start_grandchild, c);
@@ -344,8 +377,7 @@ static void test_leak_scope_nested_creation(void **state)
 	/* A scope with nothing of its own is clean though the leaker lives. */
 	TU_ASSERT_OK(tt_leak_scope_begin(&sc, "clean"));
 	TU_ASSERT_EQ(tt_leak_scope_verify(&sc, o), 0);
-	tt_chan_close(c);
-	tt_chan_release(c);
+	let_go(c);
 	tt_leak_opts_free(o);
 }
 
@@ -407,7 +439,7 @@ static void test_leak_scope_concurrent(void **state)
 	(void)state;
 	static struct conc k;
 	memset(&k, 0, sizeof k);
-	k.c = tu_chan(0, 0);
+	k.c = leak_chan();
 	k.step = tu_chan(0, 1);
 	k.done = tu_chan(0, 2);
 	k.result_leaky = k.result_clean = -100;
@@ -422,8 +454,7 @@ static void test_leak_scope_concurrent(void **state)
 	sink s = {.len = 0};
 	TU_ASSERT_EQ(tt_leak_verify_none_to(o, to_sink, &s), 1);
 	TU_ASSERT_CONTAINS(s.buf, "was started in leak scope \"test_leaky\"");
-	tt_chan_close(k.c);
-	tt_chan_release(k.c);
+	let_go(k.c);
 	tt_chan_release(k.step);
 	tt_chan_release(k.done);
 	tt_leak_opts_free(o);
@@ -445,6 +476,24 @@ static void test_leak_scope_misuse(void **state)
 	tu_go(scope_other_goroutine, &inner);
 	TU_ASSERT_OK(tt_leak_scope_end(&inner));
 	TU_ASSERT_EQ(tt_leak_scope_verify(&outer, NULL), 0);
+}
+
+/* Scopes nest: what an inner scope left behind is the outer one's too. */
+static void test_leak_scope_nesting(void **state)
+{
+	(void)state;
+	tt_chan *c = leak_chan();
+	tt_leak_scope outer, inner;
+	TU_ASSERT_OK(tt_leak_scope_begin(&outer, "outer"));
+	TU_ASSERT_OK(tt_leak_scope_begin(&inner, "inner"));
+	spawn_leaker(c);
+	TU_ASSERT_OK(tt_leak_scope_end(&inner)); /* not checked */
+	tt_leak_opts *o = quick_opts();
+	sink s = {.len = 0};
+	TU_ASSERT_EQ(tt_leak_scope_verify_to(&outer, o, to_sink, &s), 1);
+	TU_ASSERT_CONTAINS(s.buf, "was started in leak scope \"inner\"");
+	let_go(c);
+	tt_leak_opts_free(o);
 }
 
 /* ---- exit-time check (children) ----------------------------------------------------- */
@@ -785,6 +834,7 @@ int main(int argc, char **argv)
 		LEAK_TEST(test_leak_scope_nested_creation),
 		LEAK_TEST(test_leak_scope_concurrent),
 		LEAK_TEST(test_leak_scope_misuse),
+		LEAK_TEST(test_leak_scope_nesting),
 		LEAK_TEST(test_leak_leakcheck_env),
 		LEAK_TEST(test_leak_proven_report),
 		LEAK_TEST(test_leak_proven_no_false_positive),

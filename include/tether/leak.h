@@ -139,8 +139,9 @@ typedef struct tt_leak_scope {
 } tt_leak_scope;
 
 /* Begin a scope on the calling goroutine; `name` (copied; may be NULL)
- * names it in reports. Scopes nest: an inner one's goroutines are checked
- * by the inner verify only. */
+ * names it in reports. Scopes nest: the goroutines of an inner scope
+ * belong to the outer one too, so the outer verify also sees what an
+ * inner one left behind. */
 TT_EXPORT int tt_leak_scope_begin(tt_leak_scope *sc, const char *name);
 /* End the scope (on the goroutine that began it) and check its goroutines
  * as tt_leak_verify_none does; same return values. */

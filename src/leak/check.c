@@ -183,22 +183,40 @@ static bool ignored_id(const tt_leak_opts *o, int64_t id)
 	return lo < o->nignore && o->ignore[lo] == id;
 }
 
-/* ---- scope names ----------------------------------------------------------- */
+/* ---- the scope registry ---------------------------------------------------- */
+
+/* Every scope ever begun, by id - 1: its name and the scope that was
+ * active on its goroutine when it began (0: none), so that scopes nest —
+ * an inner scope's goroutines belong to the outer one too. Append-only;
+ * process-wide, since ids are. */
+typedef struct scope_info {
+	char *name;
+	uint64_t parent;
+} scope_info;
 
 static pthread_mutex_t scope_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **scope_names; /* by id - 1 */
-static uint64_t nscopes;
+static scope_info *scopes;
+static uint64_t nscopes, capscopes;
 
-static uint64_t scope_register(const char *name)
+static uint64_t scope_register(const char *name, uint64_t parent)
 {
 	char *copy = name ? strdup(name) : NULL;
-	pthread_mutex_lock(&scope_lock);
-	char **v = realloc(scope_names, (nscopes + 1) * sizeof *v);
+	if (name && copy == NULL)
+		return 0;
 	uint64_t id = 0;
-	if (v) {
-		scope_names = v;
-		v[nscopes++] = copy;
-		id = nscopes;
+	pthread_mutex_lock(&scope_lock);
+	if (nscopes == capscopes) {
+		uint64_t cap = capscopes ? capscopes * 2 : 64;
+		scope_info *v = realloc(scopes, cap * sizeof *v);
+		if (v) {
+			scopes = v;
+			capscopes = cap;
+		}
+	}
+	if (nscopes < capscopes) {
+		scopes[nscopes].name = copy;
+		scopes[nscopes].parent = parent;
+		id = ++nscopes;
 	}
 	pthread_mutex_unlock(&scope_lock);
 	if (id == 0)
@@ -212,9 +230,17 @@ static const char *scope_name(uint64_t id)
 	const char *n = NULL;
 	pthread_mutex_lock(&scope_lock);
 	if (id >= 1 && id <= nscopes)
-		n = scope_names[id - 1];
+		n = scopes[id - 1].name;
 	pthread_mutex_unlock(&scope_lock);
 	return n;
+}
+
+/* Whether scope `id` is `want` or nested in it. scope_lock held. */
+static bool scope_within_locked(uint64_t id, uint64_t want)
+{
+	while (id != 0 && id != want && id <= nscopes)
+		id = scopes[id - 1].parent;
+	return id == want;
 }
 
 /* ---- reading a goroutine's text --------------------------------------------- */
@@ -371,25 +397,33 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 {
 	st->n = 0;
 	tt__g *self = s->current;
+	int r = 0;
+	if (scope)
+		pthread_mutex_lock(&scope_lock);
 	for (tt__g *g = s->all; g; g = g->all_next) {
 		if (g == self || g->state == TT_G_DEAD)
 			continue;
-		if (scope && g->leak_scope != scope)
+		if (scope && g->leak_scope != scope &&
+		    !scope_within_locked(g->leak_scope, scope))
 			continue;
 		if (o->nignore && ignored_id(o, g->id))
 			continue;
 		if (st->n == st->cap) {
 			size_t cap = st->cap ? st->cap * 2 : 16;
 			cand *v = realloc(st->c, cap * sizeof *v);
-			if (v == NULL)
-				return -ENOMEM;
+			if (v == NULL) {
+				r = -ENOMEM;
+				break;
+			}
 			st->c = v;
 			st->cap = cap;
 		}
 		memset(&st->c[st->n], 0, sizeof st->c[0]);
 		st->c[st->n++].g = g;
 	}
-	return 0;
+	if (scope)
+		pthread_mutex_unlock(&scope_lock);
+	return r;
 }
 
 /* Write and parse every candidate; with filters, drop those they match. */
@@ -479,7 +513,9 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 	 * is something to say. */
 	for (size_t i = 0; i < st->n; i++) {
 		const tt__g *g = st->c[i].g;
-		const char *name = scope ? NULL : scope_name(g->leak_scope);
+		const char *name = g->leak_scope == scope
+					   ? NULL
+					   : scope_name(g->leak_scope);
 		if (name)
 			tt__buf_printf(b, "\ngoroutine %lld was started in "
 					  "leak scope \"%s\"",
@@ -633,10 +669,10 @@ int tt_leak_scope_begin(tt_leak_scope *sc, const char *name)
 {
 	if (sc == NULL)
 		return tt__err(-EINVAL, "tt_leak_scope_begin: scope is NULL");
-	uint64_t id = scope_register(name);
+	tt__g *g = tt__current();
+	uint64_t id = scope_register(name, g->leak_scope);
 	if (id == 0)
 		return tt__err(-ENOMEM, "tt_leak_scope_begin: out of memory");
-	tt__g *g = tt__current();
 	sc->id = id;
 	sc->prev = g->leak_scope;
 	sc->goid = g->id;
