@@ -16,6 +16,20 @@ typedef struct run {
 	char *out, *err;
 } run;
 
+/* Everything slurp returned during the current test; freed by the
+ * teardown, so a failed assertion leaks nothing. */
+static char *outputs[32];
+static size_t noutputs;
+
+static int free_outputs(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < noutputs; i++)
+		free(outputs[i]);
+	noutputs = 0;
+	return 0;
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -33,6 +47,8 @@ static char *slurp(const char *path)
 	}
 	buf[len] = '\0';
 	fclose(f);
+	assert_true(noutputs < sizeof outputs / sizeof outputs[0]);
+	outputs[noutputs++] = buf;
 	return buf;
 }
 
@@ -62,10 +78,10 @@ static run run_example(const char *env, const char *name, const char *args)
 	return r;
 }
 
+/* Done with r (its text is freed by the teardown). */
 static void run_free(run *r)
 {
-	free(r->out);
-	free(r->err);
+	r->out = r->err = NULL;
 }
 
 /* A leaky run: status 1, goleak's report naming `fn` in state `state`. */
@@ -257,15 +273,15 @@ static void test_time_after_loop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_recv_no_sender),
-		cmocka_unit_test(test_send_no_receiver),
-		cmocka_unit_test(test_send_full_buffer),
-		cmocka_unit_test(test_select_all_blocked),
-		cmocka_unit_test(test_rand_stream),
-		cmocka_unit_test(test_quit_channel),
-		cmocka_unit_test(test_context_cancel),
-		cmocka_unit_test(test_bad_args),
-		cmocka_unit_test(test_time_after_loop),
+		cmocka_unit_test_teardown(test_recv_no_sender, free_outputs),
+		cmocka_unit_test_teardown(test_send_no_receiver, free_outputs),
+		cmocka_unit_test_teardown(test_send_full_buffer, free_outputs),
+		cmocka_unit_test_teardown(test_select_all_blocked, free_outputs),
+		cmocka_unit_test_teardown(test_rand_stream, free_outputs),
+		cmocka_unit_test_teardown(test_quit_channel, free_outputs),
+		cmocka_unit_test_teardown(test_context_cancel, free_outputs),
+		cmocka_unit_test_teardown(test_bad_args, free_outputs),
+		cmocka_unit_test_teardown(test_time_after_loop, free_outputs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
