@@ -521,6 +521,27 @@ static void child_failed_run_not_checked(void)
 	exit(3);
 }
 
+static void print_cleanup(int code, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "tu-cleanup=%d\n", code);
+}
+
+/* tt_leak_verify_at_exit from code, with options: the cleanup sees the
+ * final status. */
+static void child_at_exit_cleanup(void)
+{
+	tt_leak_opts *o;
+	TU_ASSERT_OK(tt_leak_opts_make(&o));
+	TU_ASSERT_OK(tt_leak_cleanup(o, print_cleanup, NULL));
+	TU_ASSERT_OK(tt_leak_verify_at_exit(o));
+	TU_ASSERT_ERR(tt_leak_verify_at_exit(o), -EALREADY);
+	tt_leak_opts_free(o); /* it was copied */
+	static tt_chan *c;
+	tt_chan_make(&c, 0, 0);
+	tt_go(leaky_recv, c);
+}
+
 static void with_env(const char *k, const char *v, const char *child,
 		     tu_child *out)
 {
@@ -554,6 +575,12 @@ static void test_leak_leakcheck_env(void **state)
 	with_env("TETHER_LEAKCHECK", "1", "failed_run_not_checked", &c);
 	TU_ASSERT_CHILD_EXIT(&c, 3);
 	TU_ASSERT_NOT_CONTAINS(c.err, "found unexpected goroutines");
+	tu_child_free(&c);
+
+	with_env("TETHER_LEAKCHECK", "0", "at_exit_cleanup", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 1);
+	TU_ASSERT_EQ(tu_child_marker(&c, "tu-cleanup"), 1);
+	TU_ASSERT_CONTAINS(c.err, "found unexpected goroutines:\n[Goroutine ");
 	tu_child_free(&c);
 
 	/* Without the variable nothing is checked. */
@@ -811,6 +838,7 @@ static const tu_child_case child_cases[] = {
 	{"leak_at_exit", child_leak_at_exit},
 	{"clean_at_exit", child_clean_at_exit},
 	{"failed_run_not_checked", child_failed_run_not_checked},
+	{"at_exit_cleanup", child_at_exit_cleanup},
 	{"proven_chan", child_proven_chan},
 	{"proven_false_positives", child_proven_false_positives},
 	{"proven_sync", child_proven_sync},

@@ -731,6 +731,7 @@ static void at_exit(int status, void *arg)
 {
 	(void)arg;
 	const tt_leak_opts *o = exit_opts ? exit_opts : &default_opts;
+	bool leaked = false;
 	if (status == 0 && tt__tls_sched != NULL) {
 		try_state st = {0};
 		int r = find(o, 0, &st);
@@ -745,13 +746,15 @@ static void at_exit(int status, void *arg)
 				tt__write_all(2, b.data, b.len);
 			tt__buf_free(&b);
 			status = 1;
+			leaked = true;
 		}
 		try_free(&st);
 	}
 	if (o->cleanup)
 		o->cleanup(status, o->cleanup_arg);
-	if (status != 0) {
-		/* exit() may not be called again from an exit handler. */
+	if (leaked) {
+		/* The status can only be changed by ending here: exit() may
+		 * not be called again from an exit handler. */
 		fflush(NULL);
 		_exit(status);
 	}
