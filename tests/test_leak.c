@@ -758,6 +758,22 @@ static void ctx_waiter(void *arg)
 	tt_chan_recv(tt_ctx_done(arg), NULL, 0, NULL);
 }
 
+static void cond_waiter(void *arg)
+{
+	tt_cond_wait(arg);
+}
+
+static void rw_reader(void *arg)
+{
+	tt_rwmutex_rlock(arg);
+}
+
+static void timer_waiter(void *arg)
+{
+	int64_t when;
+	tt_recv(tt_timer_chan(arg), &when, NULL);
+}
+
 static void child_proven_sync(void)
 {
 	uint64_t base = tt_leak_proven_count();
@@ -789,6 +805,37 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_ctx_cancel(ctx));
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 3);
+
+	/* A condition nobody can signal any more. */
+	tt_mutex *cm;
+	tt_cond *cv;
+	TU_ASSERT_OK(tt_mutex_make(&cm));
+	TU_ASSERT_OK(tt_cond_make(&cv, cm));
+	TU_ASSERT_OK(tt_mutex_lock(cm));
+	tt_go(cond_waiter, cv); /* cond_wait unlocks cm, parks */
+	TU_ASSERT_OK(tt_cond_release(cv));
+	TU_ASSERT_EQ(tt_leak_proven_count(), base + 4);
+	TU_ASSERT_OK(tt_mutex_release(cm));
+
+	/* A write-locked RWMutex with a reader waiting. */
+	tt_rwmutex *rw;
+	TU_ASSERT_OK(tt_rwmutex_make(&rw));
+	TU_ASSERT_OK(tt_rwmutex_lock(rw));
+	tt_go(rw_reader, rw);
+	TU_ASSERT_OK(tt_rwmutex_release(rw));
+	TU_ASSERT_EQ(tt_leak_proven_count(), base + 5);
+
+	/* A stopped timer will never fire; an armed one will. */
+	tt_timer *t;
+	TU_ASSERT_OK(tt_timer_make(&t, TT_MINUTE));
+	tt_timer_stop(t);
+	tt_go(timer_waiter, t);
+	TU_ASSERT_OK(tt_timer_release(t));
+	TU_ASSERT_EQ(tt_leak_proven_count(), base + 6);
+	TU_ASSERT_OK(tt_timer_make(&t, 5 * TT_MILLISECOND));
+	tt_go(timer_waiter, t);
+	TU_ASSERT_OK(tt_timer_release(t));
+	TU_ASSERT_EQ(tt_leak_proven_count(), base + 6);
 	fprintf(stderr, "tu-end\n");
 }
 
@@ -801,6 +848,8 @@ static void test_leak_proven_sync_and_ctx(void **state)
 	TU_ASSERT_CONTAINS(c.err, "tu-end");
 	TU_ASSERT_CONTAINS(c.err, "leaked: parked on sync.WaitGroup 0x");
 	TU_ASSERT_CONTAINS(c.err, "leaked: parked on sync.Mutex 0x");
+	TU_ASSERT_CONTAINS(c.err, "leaked: parked on sync.Cond 0x");
+	TU_ASSERT_CONTAINS(c.err, "leaked: parked on sync.RWMutex 0x");
 	TU_ASSERT_CONTAINS(c.err, "leaked: parked on chan 0x");
 	/* The context's done channel is freed inside tether: the site is
 	 * the program's tt_ctx_release call. */
