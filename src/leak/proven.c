@@ -92,9 +92,49 @@ void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r)
 		tt__buf_puts(b, "?");
 }
 
-static bool is_tether_func(const char *f)
+/* Where tether's own sources are ("/path/to/tether/src/"), from this
+ * file's name as the compiler saw it; NULL when that is not an absolute
+ * path. Frames are told apart by their source file first (that covers
+ * tether's static functions too), by the tt_ prefix of their name when
+ * there is no line information. */
+static const char *src_root(size_t *len)
 {
-	return f && strncmp(f, "tt_", 3) == 0;
+	static const char me[] = __FILE__;
+	static const char tail[] = "leak/proven.c";
+	size_t n = sizeof me - 1, t = sizeof tail - 1;
+	if (me[0] != '/' || n <= t || strcmp(me + n - t, tail) != 0)
+		return NULL;
+	*len = n - t;
+	return me;
+}
+
+/* 1: tether's leak layer; 2: elsewhere in tether; 0: the program. */
+static int frame_owner(const tt__frame *f)
+{
+	size_t rl = 0;
+	const char *root = src_root(&rl);
+	if (f->file && root && strncmp(f->file, root, rl) == 0)
+		return strncmp(f->file + rl, "leak/", 5) == 0 ? 1 : 2;
+	if (f->func && strncmp(f->func, "tt__leak", 8) == 0)
+		return 1;
+	if (f->func && strncmp(f->func, "tt_", 3) == 0)
+		return 2;
+	return 0;
+}
+
+/* The owner of the PC: the highest over its inlined frames. */
+static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site)
+{
+	tt__frame f[8];
+	int k = tt__symbolize(pc, return_addr, f, 8);
+	int own = 0;
+	for (int j = 0; j < k; j++) {
+		int o = frame_owner(&f[j]);
+		own = o > own ? o : own;
+	}
+	if (k > 0)
+		*site = f[0];
+	return own;
 }
 
 /* A record of the release going on now, its stack taken here. */
@@ -108,30 +148,28 @@ static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what)
 	r->released_by = s->current->id;
 	int n = tt__trace_here(r->pcs, TT__TRACE_MAX, 0);
 	r->npcs = n > 0 ? n : 0;
-	/* Drop the frames of tether itself at the top (this layer, the
-	 * release call, a context freeing its done channel): the release
-	 * site is the first frame of the program. */
-	int first = 0;
+	/* The stack is kept from the first frame outside this layer (the
+	 * release call); the release site is the first frame outside tether
+	 * (past a context that freed its done channel, say): the
+	 * program's. */
+	int keep = -1;
 	for (int i = 0; i < r->npcs; i++) {
-		tt__frame f[8];
-		int k = tt__symbolize(r->pcs[i], i > 0, f, 8);
-		bool ours = false;
-		for (int j = 0; j < k; j++)
-			ours |= is_tether_func(f[j].func);
-		if (!ours) {
-			first = i;
-			r->site_func = f[0].func;
-			r->site_file = f[0].file;
-			r->site_line = f[0].line;
+		tt__frame f;
+		memset(&f, 0, sizeof f);
+		int own = pc_owner(r->pcs[i], i > 0, &f);
+		if (own != 1 && keep < 0)
+			keep = i;
+		if (own == 0) {
+			r->site_func = f.func;
+			r->site_file = f.file;
+			r->site_line = f.line;
 			break;
 		}
 	}
-	/* Keep the stack from the public call on: a leading run of our own
-	 * frames minus the one the program called. */
-	if (first > 0) {
-		memmove(r->pcs, r->pcs + first - 1,
-			(size_t)(r->npcs - first + 1) * sizeof r->pcs[0]);
-		r->npcs -= first - 1;
+	if (keep > 0) {
+		memmove(r->pcs, r->pcs + keep,
+			(size_t)(r->npcs - keep) * sizeof r->pcs[0]);
+		r->npcs -= keep;
 	}
 	return r;
 }
@@ -153,7 +191,9 @@ static void report(const tt__g *g, const tt__leak_rec *r)
 	memset(&rs, 0, sizeof rs);
 	rs.id = r->released_by;
 	rs.state = TT_G_RUNNING;
-	rs.current = true;
+	/* Every PC kept is a return address: the innermost frames, this
+	 * layer's, were cut. */
+	rs.current = false;
 	rs.pcs = r->pcs;
 	rs.npcs = (uint32_t)r->npcs;
 	const tt__g *rg = g->sched->current;
