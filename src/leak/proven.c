@@ -137,8 +137,11 @@ static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site)
 	return own;
 }
 
-/* A record of the release going on now, its stack taken here. */
-static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what)
+/* A record of the release going on now, its stack taken here. `from` is
+ * the return address into the release call that called this layer: the
+ * stack is kept from that frame on. */
+static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what,
+			     uintptr_t from)
 {
 	tt__leak_rec *r = calloc(1, sizeof *r);
 	if (r == NULL)
@@ -153,7 +156,10 @@ static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what)
 	 * (past a context that freed its done channel, say): the
 	 * program's. */
 	int keep = -1;
-	for (int i = 0; i < r->npcs; i++) {
+	for (int i = 0; i < r->npcs && keep < 0; i++)
+		if (r->pcs[i] == from)
+			keep = i;
+	for (int i = keep < 0 ? 0 : keep; i < r->npcs; i++) {
 		tt__frame f;
 		memset(&f, 0, sizeof f);
 		int own = pc_owner(r->pcs[i], i > 0, &f);
@@ -247,10 +253,10 @@ static bool stranded(const tt__g *g)
 }
 
 static void prove(tt__sched *s, tt__g *g, const void *obj, const char *what,
-		  tt__leak_rec **recp)
+		  tt__leak_rec **recp, uintptr_t from)
 {
 	if (*recp == NULL) {
-		*recp = rec_new(s, obj, what);
+		*recp = rec_new(s, obj, what, from);
 		if (*recp == NULL)
 			return; /* out of memory: stay silent, mark nothing */
 	}
@@ -274,21 +280,25 @@ void tt__leak_release_done(void *site)
 	}
 }
 
-void tt__leak_chan_released(tt__sched *s, tt_chan *c)
+__attribute__((noinline)) void tt__leak_chan_released(tt__sched *s,
+							tt_chan *c)
 {
 	if (chan_reachable(c))
 		return;
 	tt__leak_rec *r = NULL;
+	uintptr_t from = (uintptr_t)__builtin_return_address(0);
 	const tt__waitq *qs[2] = {&c->recvq, &c->sendq};
 	for (int i = 0; i < 2; i++)
 		for (const tt__waiter *w = qs[i]->first; w; w = w->next)
 			if (stranded(w->g))
-				prove(s, w->g, c, "chan", &r);
+				prove(s, w->g, c, "chan", &r, from);
 	tt__leak_release_done(r);
 }
 
-void tt__leak_obj_released(tt__sched *s, tt__g *g, const void *obj,
-			   const char *what, void **site)
+__attribute__((noinline)) void tt__leak_obj_released(tt__sched *s, tt__g *g,
+						       const void *obj,
+						       const char *what,
+						       void **site)
 {
 	if (g->wait_obj != obj || !stranded(g))
 		return;
@@ -302,7 +312,8 @@ void tt__leak_obj_released(tt__sched *s, tt__g *g, const void *obj,
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strcmp(what, names[i][0]) == 0)
 			full = names[i][1];
-	prove(s, g, obj, full, (tt__leak_rec **)site);
+	prove(s, g, obj, full, (tt__leak_rec **)site,
+	      (uintptr_t)__builtin_return_address(0));
 }
 
 /* TETHER_LEAKCHECK=1: check at exit with no change to the program. It
