@@ -49,6 +49,7 @@ typedef struct tt__snapshot {
 	/* private */
 	uintptr_t *pool;
 	size_t pool_len, pool_cap;
+	char *names;
 } tt__snapshot;
 
 /* Every goroutine of the calling thread's scheduler, unwound. Returns 0 or
@@ -60,6 +61,9 @@ void tt__snapshot_free(tt__snapshot *s);
  * minutes]:" through "created by F in goroutine P" and the blank line
  * after it; `now` is the time the ages are measured against. */
 void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now);
+/* The same without the blank line (runtime.Stack separates goroutines
+ * with one and does not end with one). */
+void tt__write_goroutine_body(tt__buf *b, const tt__gsnap *g, int64_t now);
 
 /* The "state" word a report prints for g: Go's wait reason while waiting,
  * "running" or "runnable" otherwise. */

@@ -33,6 +33,8 @@ typedef struct tt__frame {
 	uintptr_t module_base; /* load bias of that object */
 	int line;           /* 0 when unknown */
 	bool inlined;       /* inlined into the frame that follows it */
+	bool internal;      /* tether's own code, not its public API: hidden
+			       at the top of a parked goroutine's stack */
 } tt__frame;
 
 /* PCs of goroutine g, innermost first, into pcs[max]; returns how many.
@@ -51,5 +53,28 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip);
  * the physical function last; returns how many (at least 1 when max >= 1:
  * an unknown PC gives one frame with func "?"). Thread-safe. */
 int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max);
+
+/* Everything the dumps print about one PC, computed once and cached for
+ * the life of the process (thread-safe, never freed). */
+typedef struct tt__sym {
+	uintptr_t pc;
+	bool return_addr;
+	bool all_internal;   /* every frame is tether-internal */
+	int nframes;         /* >= 1 */
+	tt__frame *frames;   /* innermost first */
+	/* debug=2 text of frame i is d2 + d2_off[i] up to d2 + d2_off[i+1]:
+	 * "func(...)\n\tfile:line +0xoff\n" */
+	const char *d2;
+	const uint32_t *d2_off;
+	/* debug=1 cell of frame i: "func+0xoff" (from the physical entry,
+	 * at the PC of the call for a return address) */
+	const char *const *d1;
+	const uint16_t *d1_len;
+	uintptr_t d1_pc;     /* the PC debug=1 prints (pc - 1 for a return
+				address) */
+} tt__sym;
+
+/* The cached record for pc; NULL only when out of memory. */
+const tt__sym *tt__sym_get(uintptr_t pc, bool return_addr);
 
 #endif
