@@ -110,7 +110,7 @@ static void let_go_all(void)
 static __attribute__((noinline)) void leaky_recv(void *arg)
 {
 	tt_chan *c = arg;
-	tt_chan_recv(c, NULL, 0, NULL);
+	tt_chan_recv(c, &(char){0}, 0, NULL);
 }
 
 /* The creator the reports name ("created by spawn_leaker"): it calls
@@ -598,7 +598,7 @@ static void test_leak_leakcheck_env(void **state)
 
 static void wait_recv(void *arg)
 {
-	tt_chan_recv(arg, NULL, 0, NULL);
+	tt_chan_recv(arg, &(char){0}, 0, NULL);
 }
 
 /* Parked on a channel, then the only reference is released. */
@@ -759,7 +759,7 @@ static void mutex_waiter(void *arg)
 
 static void ctx_waiter(void *arg)
 {
-	tt_chan_recv(tt_ctx_done(arg), NULL, 0, NULL);
+	tt_chan_recv(tt_ctx_done(arg), &(char){0}, 0, NULL);
 }
 
 static void cond_waiter(void *arg)

@@ -84,8 +84,10 @@ static void run_free(run *r)
 	r->out = r->err = NULL;
 }
 
-/* A leaky run: status 1, goleak's report naming `fn` in state `state`. */
-static void expect_leak(const run *r, const char *state, const char *fn)
+/* A leaky run: status 1, goleak's report naming `fn` in state `state`,
+ * started by `creator` in goroutine 1. */
+static void expect_leak_by(const run *r, const char *state, const char *fn,
+			   const char *creator)
 {
 	char want[256];
 	if (r->status != 1)
@@ -96,8 +98,15 @@ static void expect_leak(const run *r, const char *state, const char *fn)
 	TU_ASSERT_CONTAINS(r->err, want);
 	snprintf(want, sizeof want, "%s(", fn);
 	TU_ASSERT_CONTAINS(r->err, want);
-	TU_ASSERT_CONTAINS(r->err, "created by main in goroutine 1\n");
+	snprintf(want, sizeof want, "created by %s in goroutine 1\n",
+		 creator);
+	TU_ASSERT_CONTAINS(r->err, want);
 	TU_ASSERT_CONTAINS(r->err, "\n]\n");
+}
+
+static void expect_leak(const run *r, const char *state, const char *fn)
+{
+	expect_leak_by(r, state, fn, "main");
 }
 
 /* A fixed run: status 0, nothing on stderr. */
@@ -191,7 +200,7 @@ static void test_rand_stream(void **state)
 				   "current goroutines 2\n";
 	char re[512];
 	run r = run_example("", "rand_stream", "--wait 0.2");
-	expect_leak(&r, "select", "rand_stream_closure");
+	expect_leak_by(&r, "select", "rand_stream_closure", "new_rand_stream");
 	snprintf(re, sizeof re, "%safter 0.2s goroutines 2\n$", head);
 	if (!matches(re, r.out))
 		fail_msg("stdout does not match %s:\n%s", re, r.out);

@@ -426,21 +426,36 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 	return r;
 }
 
-/* Write and parse every candidate; with filters, drop those they match. */
+static int by_snap_id(const void *key, const void *elem)
+{
+	int64_t id = *(const int64_t *)key;
+	const tt__gsnap *g = elem;
+	return (id > g->id) - (id < g->id);
+}
+
+/* Write and parse every candidate; with filters, drop those they match.
+ * The stacks come from one snapshot of the scheduler, taken here, so they
+ * read exactly as the dumps and profiles print them. */
 static int describe(const tt_leak_opts *o, try_state *st)
 {
 	st->text.len = 0;
-	int64_t now = tt_now();
-	uintptr_t pcs[TT__TRACE_MAX];
+	tt__snapshot snap;
+	int r = tt__snapshot_take(&snap);
+	if (r)
+		return r;
 	size_t kept = 0;
 	for (size_t i = 0; i < st->n; i++) {
 		cand c = st->c[i];
-		tt__gsnap gs;
-		tt__leak_gsnap(c.g, &gs, pcs, TT__TRACE_MAX);
+		const tt__gsnap *gs = bsearch(&c.g->id, snap.g, snap.n,
+					      sizeof *snap.g, by_snap_id);
+		if (gs == NULL)
+			continue; /* cannot happen: nothing ran meanwhile */
 		size_t start = st->text.len;
-		tt__write_goroutine(&st->text, &gs, now);
-		if (st->text.err)
-			return st->text.err;
+		tt__write_goroutine(&st->text, gs, snap.taken_at);
+		if (st->text.err) {
+			r = st->text.err;
+			break;
+		}
 		parse(&st->text, start, &c);
 		if (filtered(o, &st->text, &c)) {
 			st->text.len = start;
@@ -448,8 +463,9 @@ static int describe(const tt_leak_opts *o, try_state *st)
 		}
 		st->c[kept++] = c;
 	}
+	tt__snapshot_free(&snap);
 	st->n = kept;
-	return 0;
+	return r;
 }
 
 /* Nothing can wake anything: the answer cannot change by waiting. */

@@ -18,14 +18,11 @@ typedef struct tt__leak_rec {
 	int site_line;         /* tether, or the innermost one */
 	const char *site_func;
 	uint32_t proven;       /* goroutines it proved */
+	tt__snapshot *snap;    /* while reporting the release: the stacks */
 	int npcs;
 	uintptr_t pcs[TT__TRACE_MAX]; /* the releasing stack, innermost
 					  first */
 } tt__leak_rec;
-
-/* A snapshot of one goroutine of the calling thread (not the running one
- * unless it is the caller), unwound into pcs[max]. */
-void tt__leak_gsnap(const tt__g *g, tt__gsnap *out, uintptr_t *pcs, int max);
 
 /* "released at file:line" text of a record into b. */
 void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r);

@@ -60,28 +60,6 @@ uint64_t tt_leak_proven_count(void)
 	return proven_total;
 }
 
-void tt__leak_gsnap(const tt__g *g, tt__gsnap *out, uintptr_t *pcs, int max)
-{
-	memset(out, 0, sizeof *out);
-	out->id = g->id;
-	out->parent_id = g->is_main ? 0 : g->parent_id;
-	out->wait_since = g->state == TT_G_WAITING ? g->wait_since : 0;
-	out->create_pc = (uintptr_t)g->create_pc;
-	out->wait_obj = g->wait_obj;
-	out->name = g->name;
-	out->state = g->state;
-	out->reason = g->reason;
-	out->leaked = g->leak != NULL;
-	out->current = g == g->sched->current;
-	int n = 0;
-	if (out->current)
-		n = tt__trace_here(pcs, max, 1);
-	else
-		n = tt__trace_g(g, pcs, max);
-	out->pcs = pcs;
-	out->npcs = n > 0 ? (uint32_t)n : 0;
-}
-
 void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r)
 {
 	if (r->site_file)
@@ -177,36 +155,64 @@ static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what,
 			(size_t)(r->npcs - keep) * sizeof r->pcs[0]);
 		r->npcs -= keep;
 	}
+	/* On a thread's main goroutine, what runs below main() is not the
+	 * program's (the dumps leave it out too). */
+	if (s->current->is_main)
+		for (int i = 0; i < r->npcs; i++) {
+			tt__frame f[8];
+			int k = tt__symbolize(r->pcs[i], true, f, 8);
+			if (k > 0 && f[k - 1].func &&
+			    strcmp(f[k - 1].func, "main") == 0) {
+				r->npcs = i + 1;
+				break;
+			}
+		}
 	return r;
 }
 
-static void report(const tt__g *g, const tt__leak_rec *r)
+static int by_snap_id(const void *key, const void *elem)
 {
+	int64_t id = *(const int64_t *)key;
+	const tt__gsnap *g = elem;
+	return (id > g->id) - (id < g->id);
+}
+
+/* Print the proof for g: the line, its stack, the releasing stack. The
+ * stacks come from one snapshot per release (r->snap), so a release that
+ * strands many goroutines unwinds each once. */
+static void report(const tt__g *g, tt__leak_rec *r)
+{
+	if (r->snap == NULL) {
+		r->snap = calloc(1, sizeof *r->snap);
+		if (r->snap && tt__snapshot_take(r->snap) != 0) {
+			free(r->snap);
+			r->snap = NULL;
+		}
+	}
 	tt__buf b = {0};
-	uintptr_t pcs[TT__TRACE_MAX];
-	tt__gsnap gs;
-	tt__leak_gsnap(g, &gs, pcs, TT__TRACE_MAX);
 	tt__buf_printf(&b, "goroutine %lld leaked: parked on %s %p released at ",
 		       (long long)g->id, r->what, r->obj);
 	tt__leak_write_site(&b, r);
 	tt__buf_puts(&b, "\n\n");
 	int64_t now = tt_now();
-	tt__write_goroutine(&b, &gs, now);
+	const tt__gsnap *gs =
+		r->snap ? bsearch(&g->id, r->snap->g, r->snap->n,
+				  sizeof *r->snap->g, by_snap_id)
+			: NULL;
+	if (gs)
+		tt__write_goroutine(&b, gs, now);
 	/* The releasing stack, in the same layout. */
 	tt__gsnap rs;
 	memset(&rs, 0, sizeof rs);
 	rs.id = r->released_by;
 	rs.state = TT_G_RUNNING;
-	/* Every PC kept is a return address: the innermost frames, this
-	 * layer's, were cut. */
-	rs.current = false;
+	rs.current = true;
 	rs.pcs = r->pcs;
 	rs.npcs = (uint32_t)r->npcs;
 	const tt__g *rg = g->sched->current;
-	if (rg->id == r->released_by) {
-		rs.parent_id = rg->is_main ? 0 : rg->parent_id;
+	if (rg->id == r->released_by && !rg->is_main) {
+		rs.parent_id = rg->parent_id;
 		rs.create_pc = (uintptr_t)rg->create_pc;
-		rs.name = rg->name;
 	}
 	tt__buf_printf(&b, "released by goroutine %lld:\n",
 		       (long long)r->released_by);
@@ -271,6 +277,11 @@ static void prove(tt__sched *s, tt__g *g, const void *obj, const char *what,
 void tt__leak_release_done(void *site)
 {
 	tt__leak_rec *r = site;
+	if (r && r->snap) {
+		tt__snapshot_free(r->snap);
+		free(r->snap);
+		r->snap = NULL;
+	}
 	if (r && r->proven && leak_mode() == MODE_ABORT) {
 		static const char msg[] =
 			"tether: TETHER_LEAK=abort: aborting on a proven "

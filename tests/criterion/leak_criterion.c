@@ -37,7 +37,7 @@ static void finish_soon(void *arg)
 
 static void wait_forever(void *arg)
 {
-	tt_chan_recv(arg, NULL, 0, NULL);
+	tt_chan_recv(arg, &(char){0}, 0, NULL);
 }
 
 TT_LEAK_TEST(leak, clean)
