@@ -65,6 +65,18 @@ void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now);
  * with one and does not end with one). */
 void tt__write_goroutine_body(tt__buf *b, const tt__gsnap *g, int64_t now);
 
+/* One goroutine of the calling thread's scheduler, unwound into pcs
+ * (TT__TRACE_MAX entries; o->pcs points there), with nothing allocated:
+ * for the fatal report and the SIGQUIT dump. */
+void tt__gsnap_fill(tt__gsnap *o, const tt__g *g, uintptr_t *pcs);
+
+/* Every goroutine of s (the running one first, then by id), or the
+ * calling goroutine alone, written to fd in runtime.Stack's layout from a
+ * static buffer: for the fatal reports, which must not depend on
+ * allocating. Not reentrant. */
+void tt__dump_goroutines_fd(int fd, tt__sched *s);
+void tt__dump_current_fd(int fd);
+
 /* The "state" word a report prints for g: Go's wait reason while waiting,
  * "running" or "runnable" otherwise. */
 const char *tt__gsnap_state(const tt__gsnap *g);

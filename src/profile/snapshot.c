@@ -230,18 +230,41 @@ static int by_id(const void *a, const void *b)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
+/* g's fields and trimmed stack; pcs has room for TT__TRACE_MAX and
+ * o->pcs points into it. Allocates nothing (for the fatal and signal
+ * paths). */
+__attribute__((noinline)) void tt__gsnap_fill(tt__gsnap *o, const tt__g *g,
+					      uintptr_t *pcs)
+{
+	tt__sched *sc = g->sched ? g->sched : tt__tls_sched;
+	bool cur = sc && g == sc->current;
+	int n;
+	if (cur)
+		n = tt__trace_here(pcs, TT__TRACE_MAX, 0);
+	else
+		n = tt__trace_g(g, pcs, TT__TRACE_MAX);
+	size_t m = trim(pcs, (size_t)(n > 0 ? n : 0), g->is_main);
+	memset(o, 0, sizeof *o);
+	o->id = g->id;
+	o->parent_id = g->is_main ? 0 : g->parent_id;
+	o->state = g->state;
+	o->reason = g->reason;
+	o->wait_since = g->state == TT_G_WAITING ? g->wait_since : 0;
+	o->create_pc = g->is_main ? 0 : (uintptr_t)g->create_pc;
+	o->wait_obj = g->wait_obj;
+	o->current = cur;
+	o->leaked = g->leak != NULL;
+	o->name = g->name;
+	o->pcs = pcs;
+	o->npcs = (uint32_t)m;
+}
+
 __attribute__((noinline)) int tt__snapshot_take(tt__snapshot *s)
 {
 	memset(s, 0, sizeof *s);
 	tt__sched *sc = tt__sched_get();
 	size_t count = 0;
 	for (tt__g *g = sc->all; g; g = g->all_next)
-		count++;
-	bool main_listed = false;
-	for (tt__g *g = sc->all; g; g = g->all_next)
-		if (g == &sc->main_g)
-			main_listed = true;
-	if (!main_listed)
 		count++;
 	s->taken_at = tt_now();
 	s->g = calloc(count ? count : 1, sizeof *s->g);
@@ -256,41 +279,19 @@ __attribute__((noinline)) int tt__snapshot_take(tt__snapshot *s)
 	}
 	int err = 0;
 	size_t k = 0;
-	tt__g *g = main_listed ? sc->all : &sc->main_g;
-	while (g && k < count) {
+	for (tt__g *g = sc->all; g && k < count && !err; g = g->all_next) {
 		uintptr_t pcs[TT__TRACE_MAX];
-		int n;
-		if (g == sc->current)
-			n = tt__trace_here(pcs, TT__TRACE_MAX, 0);
-		else
-			n = tt__trace_g(g, pcs, TT__TRACE_MAX);
-		size_t m = trim(pcs, (size_t)(n > 0 ? n : 0), g->is_main);
 		tt__gsnap *o = &s->g[k++];
-		o->id = g->id;
-		o->parent_id = g->is_main ? 0 : g->parent_id;
-		o->state = g->state;
-		o->reason = g->reason;
-		o->wait_since = g->state == TT_G_WAITING ? g->wait_since : 0;
-		o->create_pc = g->is_main ? 0 : (uintptr_t)g->create_pc;
-		o->wait_obj = g->wait_obj;
-		o->current = g == sc->current;
-		o->leaked = g->leak != NULL;
-		o->npcs = (uint32_t)m;
+		tt__gsnap_fill(o, g, pcs);
 		size_t off = 0;
-		if (!err)
-			err = intern_stack(s, &t, pcs, m, &off);
+		err = intern_stack(s, &t, pcs, o->npcs, &off);
 		o->pcs = (const uintptr_t *)(uintptr_t)off;
-		o->name = NULL;
-		if (g->name && !err) {
-			o->name = copy_name(s, g->name, &names, &names_len,
+		if (o->name && !err) {
+			o->name = copy_name(s, o->name, &names, &names_len,
 					    &names_cap);
 			if (!o->name)
 				err = -ENOMEM;
 		}
-		if (g == &sc->main_g && !main_listed)
-			g = sc->all;
-		else
-			g = g->all_next;
 	}
 	free(t.slot);
 	s->n = k;
@@ -323,9 +324,9 @@ void tt__snapshot_free(tt__snapshot *s)
 
 const char *tt__gsnap_state(const tt__gsnap *g)
 {
-	if (g->current || g->state == TT_G_RUNNING)
-		return "running";
 	switch (g->state) {
+	case TT_G_RUNNING:
+		return "running";
 	case TT_G_RUNNABLE:
 		return "runnable";
 	case TT_G_WAITING:
@@ -345,7 +346,7 @@ void tt__write_goroutine_body(tt__buf *b, const tt__gsnap *g, int64_t now)
 	if (k < 0 || (size_t)k >= sizeof head)
 		k = 0;
 	tt__buf_put(b, head, (size_t)k);
-	if (g->state == TT_G_WAITING && !g->current && g->wait_since > 0 &&
+	if (g->state == TT_G_WAITING && g->wait_since > 0 &&
 	    now > g->wait_since) {
 		int64_t mins = (now - g->wait_since) / TT_MINUTE;
 		if (mins >= 1)

@@ -16,7 +16,6 @@
  * Go's runtime does.
  */
 #include <errno.h>
-#include <execinfo.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "profile/profile.h"
+#include "trace/trace.h"
 
 void tt__write_all(int fd, const char *buf, size_t n)
 {
@@ -107,25 +108,28 @@ void tt__print_goroutine_header(int fd, tt__g *g)
 	dprintf(fd, "]:\n");
 }
 
-/* The calling goroutine's frames. Unwinding parked goroutines and
- * file:line symbolization belong to the trace layer; until then this
- * prints what glibc's unwinder and the dynamic symbol table know. */
+/* The calling goroutine's frames (without the header line). */
 void tt__print_traceback(int fd)
 {
-	void *pcs[64];
-	int n = backtrace(pcs, 64);
-	/* Skip this function and the report function that called it. */
-	if (n > 2)
-		backtrace_symbols_fd(pcs + 2, n - 2, fd);
+	uintptr_t pcs[TT__TRACE_MAX];
+	tt__gsnap g;
+	tt__gsnap_fill(&g, tt__current(), pcs);
+	tt__buf b = { 0 };
+	tt__write_goroutine_body(&b, &g, tt__coarse_now());
+	/* Everything after the header line. */
+	const char *nl = b.data ? memchr(b.data, '\n', b.len) : NULL;
+	if (nl)
+		tt__write_all(fd, nl + 1, b.len - (size_t)(nl + 1 - b.data));
+	tt__buf_free(&b);
 }
 
+/* The panicking (or failing) goroutine, as Go prints it after a panic. */
 static void report_current(void)
 {
 	tt__sched *s = tt__tls_sched;
 	if (s && s->current) {
 		dprintf(2, "\n");
-		tt__print_goroutine_header(2, s->current);
-		tt__print_traceback(2);
+		tt__dump_current_fd(2);
 	}
 }
 
@@ -155,12 +159,7 @@ void tt__fatal(const char *fmt, ...)
 
 void tt__fatal_report(const char *head, tt__sched *s)
 {
-	dprintf(2, "fatal error: %s\n", head);
-	for (tt__g *g = s->all; g; g = g->all_next) {
-		dprintf(2, "\n");
-		tt__print_goroutine_header(2, g);
-		if (g == s->current)
-			tt__print_traceback(2);
-	}
+	dprintf(2, "fatal error: %s\n\n", head);
+	tt__dump_goroutines_fd(2, s);
 	exit(2);
 }
