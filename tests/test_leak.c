@@ -872,7 +872,18 @@ static void child_goroutineleak_profile(void)
 	TU_ASSERT_OK(tt_chan_release(c));
 	static sink s;
 	TU_ASSERT_OK(tt_profile_write("goroutineleak", 1, to_sink, &s));
-	fprintf(stderr, "%s\ntu-end\n", s.buf);
+	fprintf(stderr, "%s\n", s.buf);
+	/* debug=2: the proven one's full stack, not the other's. */
+	s.len = 0;
+	TU_ASSERT_OK(tt_profile_write("goroutineleak", 2, to_sink, &s));
+	int headers = 0;
+	for (const char *p = s.buf; (p = strstr(p, "goroutine ")) != NULL;
+	     p++)
+		headers += p == s.buf || p[-1] == '\n';
+	TU_ASSERT_EQ(headers, 1);
+	TU_ASSERT_CONTAINS(s.buf, " [chan receive");
+	TU_ASSERT_CONTAINS(s.buf, "wait_recv(");
+	fprintf(stderr, "tu-end\n");
 }
 
 static void test_leak_goroutineleak_profile(void **state)
