@@ -638,7 +638,10 @@ static void test_leak_proven_report(void **state)
 		 "goroutine %lld leaked: parked on chan 0x", id);
 	TU_ASSERT_CONTAINS(c.err, want);
 	TU_ASSERT_CONTAINS(c.err, " released at ");
-	TU_ASSERT_CONTAINS(c.err, "test_leak.c:");
+	/* file:line, or the function where there is no line information */
+	TU_ASSERT(tu_contains(c.err, "released at ") &&
+		  (tu_contains(c.err, "test_leak.c:") ||
+		   tu_contains(c.err, "released at release_it\n")));
 	/* Both stacks: the leaked goroutine's and the releasing one's. */
 	snprintf(want, sizeof want, "goroutine %lld [chan receive", id);
 	TU_ASSERT_CONTAINS(c.err, want);

@@ -175,7 +175,11 @@ static void test_select_all_blocked(void **state)
 			"--wait 0.05");
 	TU_ASSERT_EQ(r.status, 1);
 	TU_ASSERT_CONTAINS(r.err, "leaked: parked on chan 0x");
-	TU_ASSERT_CONTAINS(r.err, "select_all_blocked.c:");
+	/* The release site: file:line, or the function without line
+	 * information. */
+	TU_ASSERT(tu_contains(r.err, "released at ") &&
+		  (tu_contains(r.err, "select_all_blocked.c:") ||
+		   tu_contains(r.err, "released at main\n")));
 	run_free(&r);
 	r = run_example("", "select_all_blocked", "--fixed --wait 0.05");
 	expect_clean(&r);
@@ -200,7 +204,12 @@ static void test_rand_stream(void **state)
 				   "current goroutines 2\n";
 	char re[512];
 	run r = run_example("", "rand_stream", "--wait 0.2");
-	expect_leak_by(&r, "select", "rand_stream_closure", "new_rand_stream");
+	/* new_rand_stream is inlined into main: without inline information
+	 * (some compilers' debug info) the creator reads as main. */
+	expect_leak_by(&r, "select", "rand_stream_closure",
+		       tu_contains(r.err, "created by main in goroutine 1\n")
+			       ? "main"
+			       : "new_rand_stream");
 	snprintf(re, sizeof re, "%safter 0.2s goroutines 2\n$", head);
 	if (!matches(re, r.out))
 		fail_msg("stdout does not match %s:\n%s", re, r.out);
@@ -266,11 +275,17 @@ static void test_bad_args(void **state)
 static void test_time_after_loop(void **state)
 {
 	(void)state;
-	run r = run_example("", "time_after_loop",
-			    TU_ASAN ? "--iterations 200000" : "");
+	/* ASan holds freed memory in quarantine (256 MB by default): turn
+	 * that off, or it is what the resident size measures. */
+	char env[1024] = "";
+	if (TU_ASAN) {
+		const char *o = getenv("ASAN_OPTIONS");
+		snprintf(env, sizeof env, "ASAN_OPTIONS='%s%squarantine_size_mb=0'",
+			 o ? o : "", o && *o ? ":" : "");
+	}
+	run r = run_example(env, "time_after_loop", "");
 	TU_ASSERT_EQ(r.status, 0);
-	TU_ASSERT_CONTAINS(r.out, TU_ASAN ? "iterations 200000\n"
-					  : "iterations 1000000\n");
+	TU_ASSERT_CONTAINS(r.out, "iterations 1000000\n");
 	const char *g = strstr(r.out, "resident growth ");
 	assert_non_null(g);
 	long kib = strtol(g + strlen("resident growth "), NULL, 10);
