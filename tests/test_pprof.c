@@ -7,6 +7,7 @@
  * -top and -traces.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,10 +398,14 @@ static void check_well_formed(const dprof *d)
 				      "string \"%s\" twice", d->strs[i]);
 	}
 	TU_ASSERT_EQ(d->nsample_types, 1);
-	assert_string_equal(str(d, d->sample_type[0]), "goroutine");
+	/* Named after the profile, as Go names them. */
+	const char *type = str(d, d->sample_type[0]);
+	TU_ASSERT_MSG(strcmp(type, "goroutine") == 0 ||
+			      strcmp(type, "goroutineleak") == 0,
+		      "sample type %s", type);
 	assert_string_equal(str(d, d->sample_type[1]), "count");
 	TU_ASSERT(d->has_period_type);
-	assert_string_equal(str(d, d->period_type[0]), "goroutine");
+	assert_string_equal(str(d, d->period_type[0]), type);
 	assert_string_equal(str(d, d->period_type[1]), "count");
 	TU_ASSERT_EQ(d->period, 1);
 
@@ -490,10 +495,8 @@ static const symdef syms[P__COUNT] = {
 	[P_STATIC_B] = {{{.func = "helper", .file = "b.c", .line = 9}}, 1},
 	[P_WORKER2] = {{{.func = "worker", .file = "tests/work.c", .line = 12}},
 		       1},
-	[P_RUNNABLE] = {{{.func = "yielder",
-			  .file = "tests/work.c",
-			  .line = 50}},
-			1},
+	[P_RUNNABLE] =
+		{{{.func = "yielder", .file = "tests/work.c", .line = 50}}, 1},
 	[P_UNKNOWN] = {{{.func = "?"}}, 1},
 };
 
@@ -637,6 +640,7 @@ static void test_tables(void **state)
 	write_decode(&fx.snap, NULL, &d, &t0, &t1);
 
 	TU_ASSERT_RANGE(d.time_nanos, t0, t1);
+	assert_string_equal(str(&d, d.sample_type[0]), "goroutine");
 
 	/* Samples: one per (stack, name), with counts. */
 	TU_ASSERT_EQ(d.nsamples, 6);
@@ -766,6 +770,29 @@ static void test_keep(void **state)
 	dprof_free(&d);
 }
 
+/* The leak profile: its own name, proven leaks only. */
+static void test_leak_profile(void **state)
+{
+	(void)state;
+	fixture fx;
+	make_fixture(&fx, true);
+	tt__buf b = {0};
+	TU_ASSERT_OK(tt__pprof_write_named(&b, &fx.snap, "goroutineleak",
+					   keep_leaked, fake_sym));
+	uint8_t *raw;
+	size_t n = gunzip(b.data, b.len, &raw);
+	tt__buf_free(&b);
+	dprof d;
+	decode(raw, n, &d);
+	free(raw);
+	check_well_formed(&d);
+	assert_string_equal(str(&d, d.sample_type[0]), "goroutineleak");
+	assert_string_equal(str(&d, d.period_type[0]), "goroutineleak");
+	TU_ASSERT_EQ(d.nsamples, 1);
+	TU_ASSERT_EQ(find_sample(&d, LEAK_TEXT, NULL)->values[0], 1);
+	dprof_free(&d);
+}
+
 static void test_empty(void **state)
 {
 	(void)state;
@@ -788,6 +815,10 @@ static void test_bad_args(void **state)
 	TU_ASSERT_ERR(tt__pprof_write(NULL, &s, NULL, fake_sym), -EINVAL);
 	TU_ASSERT_ERR(tt__pprof_write(&b, NULL, NULL, fake_sym), -EINVAL);
 	TU_ASSERT_ERR(tt__pprof_write(&b, &s, NULL, NULL), -EINVAL);
+	TU_ASSERT_ERR(tt__pprof_write_named(&b, &s, NULL, NULL, fake_sym),
+		      -EINVAL);
+	TU_ASSERT_ERR(tt__pprof_write_named(&b, &s, "", NULL, fake_sym),
+		      -EINVAL);
 	TU_ASSERT_EQ(b.len, 0);
 }
 
@@ -985,14 +1016,205 @@ static void test_go_tool_pprof(void **state)
 	TU_ASSERT_EQ(rmdir(dir), 0);
 }
 
+/* ---- (c) end to end: parked goroutines, tt_profile_write ---------------- */
+
+typedef struct e2e {
+	tt_chan *recv_on; /* receivers park here until it is closed */
+	tt_chan *send_on; /* senders park here until the test receives */
+	tt_chan *done;
+} e2e;
+
+__attribute__((noinline)) static void e2e_receiver(void *arg)
+{
+	e2e *e = arg;
+	int v;
+	bool ok = true;
+	TU_ASSERT_OK(tt_chan_recv(e->recv_on, &v, sizeof v, &ok));
+	TU_ASSERT(!ok);
+	tu_done(e->done);
+}
+
+__attribute__((noinline)) static void e2e_sender(void *arg)
+{
+	e2e *e = arg;
+	int v = 7;
+	TU_ASSERT_OK(tt_chan_send(e->send_on, &v, sizeof v));
+	tu_done(e->done);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	TU_ASSERT(f != NULL);
+	size_t cap = 4096, n = 0, got;
+	char *p = malloc(cap);
+	TU_ASSERT(p != NULL);
+	while ((got = fread(p + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			cap *= 2;
+			p = realloc(p, cap);
+			TU_ASSERT(p != NULL);
+		}
+	}
+	TU_ASSERT_EQ(fclose(f), 0);
+	*len = n;
+	return p;
+}
+
+/* The sample with `count` goroutines whose stack has `fn`, or NULL. */
+static const dsample *sample_with(const dprof *d, uint64_t count,
+				  const char *fn, char *text, size_t n)
+{
+	char want[128];
+	snprintf(want, sizeof want, ";%s:", fn);
+	for (size_t i = 0; i < d->nsamples; i++) {
+		text[0] = ';';
+		stack_text(d, &d->samples[i], text + 1, n - 1);
+		if (d->samples[i].values[0] == count && strstr(text, want))
+			return &d->samples[i];
+	}
+	return NULL;
+}
+
+/* The block go tool pprof -traces prints for sample s: the count, then
+ * one function a line, inlined ones marked. */
+static void traces_block(const dprof *d, const dsample *s, char *out, size_t n)
+{
+	size_t len = (size_t)snprintf(out, n, "%10llu   ",
+				      (unsigned long long)s->values[0]);
+	for (int i = 0; i < s->nlocs; i++) {
+		const dloc *l = loc_by_id(d, s->locs[i]);
+		for (int k = 0; k < l->nlines; k++) {
+			const dfunc *f = func_by_id(d, l->lines[k].func);
+			len += (size_t)snprintf(
+				out + len, n - len, "%s%s%s\n",
+				i || k ? "             " : "", str(d, f->name),
+				k + 1 < l->nlines ? " (inline)" : "");
+			TU_ASSERT_LT(len, n);
+		}
+	}
+}
+
+/* The location of s where `fn` is the physical frame; every frame above
+ * it must be tether's public API (tt_*): its internals are hidden. */
+static const dloc *caller_loc(const dprof *d, const dsample *s, const char *fn)
+{
+	for (int i = 0; i < s->nlocs; i++) {
+		const dloc *l = loc_by_id(d, s->locs[i]);
+		TU_ASSERT_GT(l->nlines, 0);
+		for (int k = 0; k < l->nlines; k++) {
+			const char *name =
+				str(d, func_by_id(d, l->lines[k].func)->name);
+			if (k == l->nlines - 1 && strcmp(name, fn) == 0)
+				return l;
+			TU_ASSERT_MSG(strncmp(name, "tt_", 3) == 0 &&
+					      strncmp(name, "tt__", 4) != 0,
+				      "%s above %s", name, fn);
+		}
+	}
+	tu_fail_at(__FILE__, __LINE__, "no %s in the sample", fn);
+}
+
+static void test_end_to_end(void **state)
+{
+	(void)state;
+	enum {
+		NRECV = 10,
+		NSEND = 4
+	};
+	e2e e = {tu_chan(sizeof(int), 0), tu_chan(sizeof(int), 0),
+		 tu_chan(0, NRECV + NSEND)};
+	for (int i = 0; i < NRECV; i++)
+		tu_go(e2e_receiver, &e);
+	for (int i = 0; i < NSEND; i++)
+		tu_go(e2e_sender, &e);
+	tu_pause(); /* every one of them reaches its channel */
+
+	char dir[] = "/tmp/tether-pprof-XXXXXX";
+	TU_ASSERT(mkdtemp(dir) != NULL);
+	char path[sizeof dir + 32];
+	snprintf(path, sizeof path, "%s/goroutine.pb.gz", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	TU_ASSERT_GE(fd, 0);
+	TU_ASSERT_OK(tt_profile_write_fd("goroutine", 0, fd));
+	TU_ASSERT_EQ(close(fd), 0);
+
+	/* Let them all go before anything can fail. */
+	TU_ASSERT_OK(tt_chan_close(e.recv_on));
+	for (int i = 0; i < NSEND; i++) {
+		int v;
+		bool ok;
+		TU_ASSERT_OK(tt_chan_recv(e.send_on, &v, sizeof v, &ok));
+	}
+	TU_WAIT_DONE(e.done, NRECV + NSEND, 5 * TT_SECOND);
+
+	size_t len;
+	char *gz = read_file(path, &len);
+	uint8_t *raw;
+	size_t n = gunzip(gz, len, &raw);
+	free(gz);
+	dprof d;
+	decode(raw, n, &d);
+	free(raw);
+	check_well_formed(&d);
+
+	/* The receivers: one sample of 10, parked in tether's channel
+	 * receive called from e2e_receiver (tether's own frames above it
+	 * hidden); e2e_receiver's file is this one. */
+	char text[2048];
+	const dsample *r =
+		sample_with(&d, NRECV, "e2e_receiver", text, sizeof text);
+	TU_ASSERT_MSG(r != NULL, "no sample of %d in e2e_receiver", NRECV);
+	const dloc *l = caller_loc(&d, r, "e2e_receiver");
+	const dfunc *f = func_by_id(&d, l->lines[l->nlines - 1].func);
+	TU_ASSERT_CONTAINS(str(&d, f->file), "test_pprof.c");
+	TU_ASSERT_GT(l->lines[l->nlines - 1].line, 0);
+	TU_ASSERT_NE(l->mapping, 0);
+	TU_ASSERT(d.maps[l->mapping - 1].has_functions);
+
+	const dsample *sn =
+		sample_with(&d, NSEND, "e2e_sender", text, sizeof text);
+	TU_ASSERT_MSG(sn != NULL, "no sample of %d in e2e_sender", NSEND);
+	caller_loc(&d, sn, "e2e_sender");
+	/* And the goroutine that wrote the profile. */
+	TU_ASSERT(sample_with(&d, 1, "test_end_to_end", text, sizeof text));
+	char want_r[2048], want_s[2048];
+	traces_block(&d, r, want_r, sizeof want_r);
+	traces_block(&d, sn, want_s, sizeof want_s);
+	dprof_free(&d);
+
+	if (tu_emulated() || !have_go()) {
+		print_message("go tool pprof not run (%s)\n",
+			      tu_emulated() ? "emulator" : "no go");
+	} else {
+		char *tr = pprof_run("-traces", path);
+		TU_ASSERT_CONTAINS(tr, "Type: goroutine");
+		TU_ASSERT_CONTAINS(tr, want_r);
+		TU_ASSERT_CONTAINS(tr, want_s);
+		TU_ASSERT_CONTAINS(tr, "e2e_receiver\n");
+		free(tr);
+		char *raw_out = pprof_run("-raw", path);
+		TU_ASSERT_CONTAINS(raw_out, "e2e_receiver ");
+		TU_ASSERT_CONTAINS(raw_out, "test_pprof.c:");
+		free(raw_out);
+	}
+	TU_ASSERT_EQ(unlink(path), 0);
+	TU_ASSERT_EQ(rmdir(dir), 0);
+	tt_chan_release(e.recv_on);
+	tt_chan_release(e.send_on);
+	tt_chan_release(e.done);
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, NULL, 0);
 	const struct CMUnitTest tests[] = {
-		TU_TEST(test_tables),        TU_TEST(test_symbolized_mapping),
-		TU_TEST(test_keep),          TU_TEST(test_empty),
-		TU_TEST(test_bad_args),      TU_TEST(test_many),
-		TU_TEST(test_go_tool_pprof),
+		TU_TEST(test_tables),     TU_TEST(test_symbolized_mapping),
+		TU_TEST(test_keep),       TU_TEST(test_leak_profile),
+		TU_TEST(test_empty),      TU_TEST(test_bad_args),
+		TU_TEST(test_many),       TU_TEST(test_go_tool_pprof),
+		TU_TEST(test_end_to_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -732,10 +732,10 @@ static void encode_value_type(pbuf *out, pbuf *m, unsigned field, uint32_t type,
 	pb_msg(out, field, m);
 }
 
-static int encode(builder *b, pbuf *out)
+static int encode(builder *b, pbuf *out, const char *name)
 {
 	pbuf m = {0}, sub = {0};
-	uint32_t s_goroutine = intern(b, "goroutine");
+	uint32_t s_type = intern(b, name);
 	uint32_t s_count = intern(b, "count");
 	uint32_t s_name = intern(b, "name");
 	for (size_t i = 0; i < b->ngroups; i++)
@@ -747,7 +747,7 @@ static int encode(builder *b, pbuf *out)
 	if (b->err)
 		return b->err;
 
-	encode_value_type(out, &m, PROFILE_SAMPLE_TYPE, s_goroutine, s_count);
+	encode_value_type(out, &m, PROFILE_SAMPLE_TYPE, s_type, s_count);
 
 	for (size_t i = 0; i < b->ngroups; i++) {
 		const group *g = &b->groups[i];
@@ -817,7 +817,7 @@ static int encode(builder *b, pbuf *out)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	pb_uint(out, PROFILE_TIME_NANOS,
 		(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-	encode_value_type(out, &m, PROFILE_PERIOD_TYPE, s_goroutine, s_count);
+	encode_value_type(out, &m, PROFILE_PERIOD_TYPE, s_type, s_count);
 	pb_uint(out, PROFILE_PERIOD, 1);
 
 	bool oom = m.oom || sub.oom || out->oom || b->err;
@@ -887,7 +887,15 @@ static void builder_free(builder *b)
 int tt__pprof_write(tt__buf *out, const tt__snapshot *s,
 		    bool (*keep)(const tt__gsnap *g), tt__symbolize_fn sym)
 {
-	if (out == NULL || s == NULL || sym == NULL)
+	return tt__pprof_write_named(out, s, "goroutine", keep, sym);
+}
+
+int tt__pprof_write_named(tt__buf *out, const tt__snapshot *s, const char *name,
+			  bool (*keep)(const tt__gsnap *g),
+			  tt__symbolize_fn sym)
+{
+	if (out == NULL || s == NULL || name == NULL || *name == '\0' ||
+	    sym == NULL)
 		return -EINVAL;
 	builder b = {.sym = sym};
 	pbuf pb = {0};
@@ -913,7 +921,7 @@ int tt__pprof_write(tt__buf *out, const tt__snapshot *s,
 			goto out;
 	}
 	if ((err = load_mappings(&b)) || (err = resolve(&b)) ||
-	    (err = encode(&b, &pb)))
+	    (err = encode(&b, &pb, name)))
 		goto out;
 	err = gzip_to(out, pb.p, pb.len);
 out:

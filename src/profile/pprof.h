@@ -4,15 +4,16 @@
  * formats, then
  *
  *   tt__buf b = {0};
- *   int err = tt__pprof_write(&b, &snap, keep, tt__symbolize);
+ *   int err = tt__pprof_write_named(&b, &snap, name, keep, tt__symbolize);
  *
- * with keep NULL for "goroutine" and a filter on g->leaked for
- * "goroutineleak"; b then holds the gzipped profile (hand b.data, b.len to
- * the caller's write function, then tt__buf_free). The snapshot is only
- * read, with nothing locked.
+ * with name the profile's ("goroutine" or "goroutineleak": Go names the
+ * sample and period types after the profile), keep NULL for "goroutine"
+ * and a filter on g->leaked for "goroutineleak"; b then holds the gzipped
+ * profile (hand b.data, b.len to the caller's write function, then
+ * tt__buf_free). The snapshot is only read, with nothing locked.
  *
  * What is written, as Go's runtime/pprof writes it:
- *   sample_type [goroutine/count], period_type goroutine/count, period 1,
+ *   sample_type [NAME/count], period_type NAME/count, period 1,
  *   time_nanos (wall clock);
  *   one sample per distinct (stack, goroutine name) with its count, the
  *   name as a string label "name" when the goroutines have one;
@@ -38,10 +39,16 @@
 typedef int (*tt__symbolize_fn)(uintptr_t pc, bool return_addr, tt__frame *out,
 				int max);
 
-/* Append the gzipped profile of the goroutines of s for which keep(g) is
- * true (all when keep is NULL) to out, symbolizing each distinct PC once
- * with sym. Returns 0, -ENOMEM, or -EIO if zlib fails; out->err is set
- * when out itself could not grow. */
+/* Append the gzipped profile `name` of the goroutines of s for which
+ * keep(g) is true (all when keep is NULL) to out, symbolizing each
+ * distinct PC once with sym. Returns 0, -EINVAL (a NULL argument or an
+ * empty name), -ENOMEM, or -EIO if zlib fails; out->err is set when out
+ * itself could not grow. */
+int tt__pprof_write_named(tt__buf *out, const tt__snapshot *s, const char *name,
+			  bool (*keep)(const tt__gsnap *g),
+			  tt__symbolize_fn sym);
+
+/* The same for name "goroutine". */
 int tt__pprof_write(tt__buf *out, const tt__snapshot *s,
 		    bool (*keep)(const tt__gsnap *g), tt__symbolize_fn sym);
 

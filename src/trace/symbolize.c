@@ -173,28 +173,52 @@ static int lookup(Dwfl_Module *mod, Dwarf_Addr a, rawframe *out,
 	if (ns > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
 		files = NULL;
 	int n = 0;
-	for (int i = 0; i < ns && n < MAXF; i++) {
+	/* The innermost function scope at a; the containing frames come
+	 * from the parents of each inlined instance's DIE (dwarf_getscopes
+	 * itself goes on into the abstract origin). */
+	Dwarf_Die cur;
+	bool have = false;
+	for (int i = 0; i < ns; i++) {
 		int tag = dwarf_tag(&scopes[i]);
-		if (tag != DW_TAG_inlined_subroutine &&
-		    tag != DW_TAG_subprogram)
-			continue;
-		out[n].func = die_name(&scopes[i]);
+		if (tag == DW_TAG_inlined_subroutine ||
+		    tag == DW_TAG_subprogram) {
+			cur = scopes[i];
+			have = true;
+			break;
+		}
+	}
+	while (have && n < MAXF) {
+		int tag = dwarf_tag(&cur);
+		out[n].func = die_name(&cur);
 		out[n].file = file;
 		out[n].line = line;
 		n++;
-		if (tag == DW_TAG_subprogram)
+		if (tag != DW_TAG_inlined_subroutine)
 			break;
 		/* The next frame out is at this inlined call's site. */
 		Dwarf_Attribute at;
 		Dwarf_Word w;
 		file = NULL;
 		line = 0;
-		if (dwarf_attr(&scopes[i], DW_AT_call_file, &at) &&
+		if (dwarf_attr(&cur, DW_AT_call_file, &at) &&
 		    dwarf_formudata(&at, &w) == 0 && files && w < nfiles)
 			file = dwarf_filesrc(files, w, NULL, NULL);
-		if (dwarf_attr(&scopes[i], DW_AT_call_line, &at) &&
+		if (dwarf_attr(&cur, DW_AT_call_line, &at) &&
 		    dwarf_formudata(&at, &w) == 0)
 			line = (int)w;
+		Dwarf_Die *up = NULL;
+		int nu = dwarf_getscopes_die(&cur, &up);
+		have = false;
+		for (int i = 1; i < nu; i++) {
+			int t = dwarf_tag(&up[i]);
+			if (t == DW_TAG_inlined_subroutine ||
+			    t == DW_TAG_subprogram) {
+				cur = up[i];
+				have = true;
+				break;
+			}
+		}
+		free(up);
 	}
 	free(scopes);
 	if (n == 0) {
