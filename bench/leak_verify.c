@@ -1,6 +1,9 @@
 /* leak_verify — the leak checker's cost when nothing leaked: N live
  * goroutines (default 10,000), all ignored (tt_leak_ignore_current),
- * parked on a channel; report ns per tt_leak_verify_none call.
+ * parked on a channel; report ns per tt_leak_verify_none call
+ * (leak_verify). Second metric, leak_verify_walk: ns per check of a leak
+ * scope that none of the N goroutines belongs to, which looks at every
+ * one of them (the walk the first check can skip).
  *
  * Twin: bench/go/leak_verify/main.go, which does what goleak does on each
  * try: runtime.Stack(buf, true) into a buffer that grows until it fits,
@@ -40,6 +43,17 @@ int main(int argc, char **argv)
 			bench_fail("leak_verify", "tt_leak_verify_none", r);
 	int64_t elapsed = tt_now() - t0;
 	printf("leak_verify %.0f ns/check\n", bench_per(elapsed, reps));
+
+	/* A scope of its own: nothing in it, all N outside it. */
+	t0 = tt_now();
+	for (long i = 0; i < reps; i++) {
+		tt_leak_scope sc;
+		if ((r = tt_leak_scope_begin(&sc, NULL)) != 0 ||
+		    (r = tt_leak_scope_verify(&sc, NULL)) != 0)
+			bench_fail("leak_verify", "tt_leak_scope_verify", r);
+	}
+	elapsed = tt_now() - t0;
+	printf("leak_verify_walk %.0f ns/check\n", bench_per(elapsed, reps));
 	tt_chan_close(c);
 	tt_chan_release(c);
 	tt_leak_opts_free(o);

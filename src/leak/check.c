@@ -40,6 +40,10 @@ struct tt_leak_opts {
 	size_t nnames[3];
 	int64_t *ignore;  /* sorted ids */
 	size_t nignore;
+	/* The last tt_leak_ignore_current: on which scheduler, and the
+	 * newest goroutine it saw (see collect). */
+	const tt__sched *snap_sched;
+	int64_t snap_newest;
 	int max_retries;
 	int64_t max_sleep;
 	void (*cleanup)(int, void *);
@@ -141,6 +145,8 @@ int tt_leak_ignore_current(tt_leak_opts *o)
 		v[k++] = g->id;
 	qsort(v, k, sizeof *v, cmp_id);
 	o->nignore = k;
+	o->snap_sched = s;
+	o->snap_newest = s->all ? s->all->id : 0;
 	return 0;
 }
 
@@ -391,16 +397,32 @@ static bool has_func_filters(const tt_leak_opts *o)
 	return o->nnames[F_TOP] || o->nnames[F_ANY] || o->nnames[F_CREATED];
 }
 
-/* The goroutines the cheap filters keep, into st->c (g only). */
+/* The goroutines the cheap filters keep, into st->c (g only).
+ *
+ * A scheduler's goroutine ids only grow (new_goid), and tt_go puts each
+ * new goroutine at the head of s->all, so the list runs from the newest
+ * id down. Every goroutine alive now whose id is at most the newest one
+ * tt_leak_ignore_current saw on this scheduler was alive then, so it is
+ * ignored, and so is the rest of the list after it: the walk stops there
+ * and a check with nothing new costs nothing per ignored goroutine. The
+ * order is checked as the list is walked; if it ever does not hold, the
+ * walk goes on to the end and looks every id up. */
 static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 		   try_state *st)
 {
 	st->n = 0;
 	tt__g *self = s->current;
 	int r = 0;
+	bool cut = o->nignore && o->snap_sched == s;
+	int64_t prev = INT64_MAX;
 	if (scope)
 		pthread_mutex_lock(&scope_lock);
 	for (tt__g *g = s->all; g; g = g->all_next) {
+		if (g->id >= prev)
+			cut = false;
+		prev = g->id;
+		if (cut && g->id <= o->snap_newest)
+			break;
 		if (g == self || g->state == TT_G_DEAD)
 			continue;
 		if (scope && g->leak_scope != scope &&
@@ -796,6 +818,8 @@ static tt_leak_opts *opts_copy(const tt_leak_opts *o)
 		memcpy(c->ignore, o->ignore, o->nignore * sizeof *c->ignore);
 		c->nignore = o->nignore;
 	}
+	c->snap_sched = o->snap_sched;
+	c->snap_newest = o->snap_newest;
 	c->max_retries = o->max_retries;
 	c->max_sleep = o->max_sleep;
 	c->cleanup = o->cleanup;
