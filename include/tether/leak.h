@@ -6,7 +6,9 @@
  * retries are spent, it prints goleak's report and returns how many:
  *
  *   found unexpected goroutines:
- *   [Goroutine 7 in state chan receive, with worker on top of the stack:
+ *   [Goroutine 7 in state chan receive, with tt_chan_recv_until on top of the stack:
+ *   tt_chan_recv_until(...)
+ *   	/src/tether/src/chan/chan.c:409 +0xa5
  *   worker(...)
  *   	/src/app.c:12 +0x2d
  *   created by main in goroutine 1
