@@ -13,9 +13,12 @@
  *   1. group: goroutines -> groups (stack, name) with counts;
  *   2. mappings: the loaded ELF objects (dl_iterate_phdr), program first;
  *   3. resolve: each group's PCs -> location ids; a PC seen for the first
- *      time is symbolized and its frames become Line entries whose
- *      functions are interned by (name, file), their strings in the string
- *      table;
+ *      time is symbolized once (its frames kept in a per-PC record), and a
+ *      location is made of it when a stack first uses it: its frames
+ *      become Line entries whose functions are interned by (name, file),
+ *      their strings in the string table. A PC at the top of a stack whose
+ *      first frames are tether's own inlined internals gets a second
+ *      location without them, so nothing unused is written;
  *   4. encode the Profile message into one byte buffer, each nested message
  *      through a scratch buffer so its length can be written first;
  *   5. gzip it into the caller's tt__buf.
@@ -270,7 +273,7 @@ typedef struct group {
 	const char *name;
 	int64_t count;
 	uint32_t npcs;
-	uint32_t loc0; /* first of npcs location ids in the locs list */
+	uint32_t loc0; /* its npcs location ids start at stack_locs[loc0] */
 } group;
 
 typedef struct strent {

@@ -280,6 +280,24 @@ __attribute__((noinline)) int tt__snapshot_take(tt__snapshot *s)
 	int err = 0;
 	size_t k = 0;
 	for (tt__g *g = sc->all; g && k < count && !err; g = g->all_next) {
+		/* Goroutines live on pages of their own: fetch the next
+		 * one's stack and the one after's record while this one is
+		 * unwound. */
+		tt__g *n1 = g->all_next;
+		if (n1) {
+			tt__g *n2 = n1->all_next;
+			if (n2) {
+				__builtin_prefetch(&n2->sp);
+				__builtin_prefetch(&n2->all_next);
+				__builtin_prefetch(&n2->leak);
+			}
+			const char *sp = n1->sp;
+			if (sp) {
+				__builtin_prefetch(sp + 48);
+				__builtin_prefetch(sp + 112);
+				__builtin_prefetch(sp + 176);
+			}
+		}
 		uintptr_t pcs[TT__TRACE_MAX];
 		tt__gsnap *o = &s->g[k++];
 		tt__gsnap_fill(o, g, pcs);
@@ -340,12 +358,19 @@ const char *tt__gsnap_state(const tt__gsnap *g)
 
 void tt__write_goroutine_body(tt__buf *b, const tt__gsnap *g, int64_t now)
 {
-	char head[128];
-	int k = snprintf(head, sizeof head, "goroutine %" PRId64 " [%s",
-			 g->id, tt__gsnap_state(g));
-	if (k < 0 || (size_t)k >= sizeof head)
-		k = 0;
-	tt__buf_put(b, head, (size_t)k);
+	/* Formatted by hand: a dump of a million goroutines writes this a
+	 * million times. */
+	char num[24];
+	const char *st = tt__gsnap_state(g);
+	tt__buf_put(b, "goroutine ", 10);
+	if (g->id >= 0) {
+		tt__buf_put(b, num, tt__utoa(num, (uint64_t)g->id));
+	} else {
+		tt__buf_put(b, "-", 1);
+		tt__buf_put(b, num, tt__utoa(num, (uint64_t)-g->id));
+	}
+	tt__buf_put(b, " [", 2);
+	tt__buf_puts(b, st);
 	if (g->state == TT_G_WAITING && g->wait_since > 0 &&
 	    now > g->wait_since) {
 		int64_t mins = (now - g->wait_since) / TT_MINUTE;
@@ -369,15 +394,17 @@ void tt__write_goroutine_body(tt__buf *b, const tt__gsnap *g, int64_t now)
 	}
 	if (g->create_pc) {
 		const tt__sym *y = tt__sym_get(g->create_pc, true);
-		const tt__frame *f = y ? &y->frames[0] : NULL;
-		tt__buf_printf(b, "created by %s in goroutine %" PRId64 "\n",
-			       f ? f->func : "?", g->parent_id);
-		tt__buf_printf(b, "\t%s:%d", f && f->file ? f->file : "?",
-			       f ? f->line : 0);
-		if (f && f->entry && g->create_pc > f->entry)
-			tt__buf_printf(b, " +0x%" PRIxPTR,
-				       g->create_pc - f->entry);
-		tt__buf_put(b, "\n", 1);
+		if (y) {
+			tt__buf_put(b, y->cb_head, y->cb_head_len);
+			tt__buf_put(b, num,
+				    tt__utoa(num, (uint64_t)g->parent_id));
+			tt__buf_put(b, y->cb_tail, y->cb_tail_len);
+		} else {
+			tt__buf_printf(b,
+				       "created by ? in goroutine %" PRId64
+				       "\n\t?:0\n",
+				       g->parent_id);
+		}
 	}
 }
 

@@ -348,6 +348,24 @@ static tt__sym *build(uintptr_t pc, bool ret)
 			d1[i] = "";
 	}
 	d2_off[n] = (uint32_t)d2_len;
+
+	char *cb = NULL;
+	size_t cb_len = 0, cb_cap = 0;
+	append(&cb, &cb_len, &cb_cap, "created by %s in goroutine ", fr[0].func);
+	size_t head_len = cb_len;
+	append(&cb, &cb_len, &cb_cap, "\n\t%s:%d",
+	       fr[0].file ? fr[0].file : "?", fr[0].line);
+	if (entry && pc > entry)
+		append(&cb, &cb_len, &cb_cap, " +0x%" PRIxPTR, pc - entry);
+	append(&cb, &cb_len, &cb_cap, "\n");
+	if (cb) {
+		s->cb_head = cb;
+		s->cb_head_len = (uint32_t)head_len;
+		s->cb_tail = cb + head_len;
+		s->cb_tail_len = (uint32_t)(cb_len - head_len);
+	} else {
+		s->cb_head = s->cb_tail = "";
+	}
 	s->d2 = d2 ? d2 : "";
 	if (!d2)
 		memset(d2_off, 0, ((size_t)n + 1) * sizeof *d2_off);

@@ -72,6 +72,10 @@ typedef struct tt__sym {
 	const uint16_t *d1_len;
 	uintptr_t d1_pc;     /* the PC debug=1 prints (pc - 1 for a return
 				address) */
+	/* For pc as the place a goroutine was created: "created by F in
+	 * goroutine " + parent id + "\n\tfile:line +0xoff\n". */
+	const char *cb_head, *cb_tail;
+	uint32_t cb_head_len, cb_tail_len;
 } tt__sym;
 
 /* The cached record for pc; NULL only when out of memory. */
