@@ -14,5 +14,6 @@
 #include "tether/fd.h"
 #include "tether/profile.h"
 #include "tether/debug.h"
+#include "tether/leak.h"
 
 #endif

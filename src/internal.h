@@ -208,6 +208,9 @@ struct tt__g {
 	/* The leak layer's record once this goroutine is proven leaked (it is
 	 * parked on objects no user can reach any more); NULL until then. */
 	void *leak;
+	/* The leak scope (tt_leak_scope_begin) this goroutine belongs to,
+	 * inherited from its creator at tt_go; 0 for none. */
+	uint64_t leak_scope;
 
 	/* tt_last_error() */
 	int last_err;
@@ -378,6 +381,25 @@ void tt__ctx_leak_info(uint64_t *count, void **last_pc);
 int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
 		       const char *op);
 int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r);
+
+/* ---- leak ---------------------------------------------------------------- */
+
+/* The two calls a lower layer makes up into the leak layer, only at a
+ * release that leaves goroutines parked on an object nobody can reach:
+ * the last reference to channel c is gone while c->parked > 0; or
+ * goroutine g is parked on `obj` (a sync object, `what` its type name, as
+ * "WaitGroup") whose last reference is gone. *site is the release record
+ * the calls for one object share; it starts NULL. Each goroutine that
+ * nothing can wake any more (no deadline, and in a select every channel
+ * gone) is marked proven leaked (g->leak) and reported as TETHER_LEAK
+ * says. */
+struct tt_chan;
+void tt__leak_chan_released(tt__sched *s, struct tt_chan *c);
+void tt__leak_obj_released(tt__sched *s, tt__g *g, const void *obj,
+			   const char *what, void **site);
+/* After tt__leak_obj_released calls for one object: abort if
+ * TETHER_LEAK=abort and any was proven. */
+void tt__leak_release_done(void *site);
 
 /* ---- errors and fatal reports -------------------------------------------- */
 

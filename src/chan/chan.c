@@ -196,9 +196,14 @@ int tt_chan_release(tt_chan *c)
 			       "tt_chan_release: channel %p has no references "
 			       "left",
 			       (void *)c);
-	/* Parked goroutines keep it until they resume (tt__chan_unpark). */
-	if (--c->refs == 0 && c->parked == 0)
-		chan_free(s, c);
+	/* Parked goroutines keep it until they resume (tt__chan_unpark);
+	 * those that nothing can wake now are proven leaked. */
+	if (--c->refs == 0) {
+		if (c->parked == 0)
+			chan_free(s, c);
+		else
+			tt__leak_chan_released(s, c);
+	}
 	return 0;
 }
 

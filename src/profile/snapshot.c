@@ -272,6 +272,12 @@ static bool pool_reserve(tt__snapshot *s, size_t n)
 	return true;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	const tt__gsnap *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
 int tt__snapshot_take(tt__snapshot *snap)
 {
 	*snap = (tt__snapshot){0};
@@ -328,6 +334,19 @@ int tt__snapshot_take(tt__snapshot *snap)
 	for (size_t j = 0; j < snap->n; j++)
 		snap->g[j].pcs = snap->pool + off[j];
 	free(off);
+	/* By id, as promised: the list holds the newest first, so reversing
+	 * it is enough unless ids came out of order. */
+	for (size_t a = 0, b = snap->n; a + 1 < b; a++, b--) {
+		tt__gsnap t = snap->g[a];
+		snap->g[a] = snap->g[b - 1];
+		snap->g[b - 1] = t;
+	}
+	for (size_t j = 1; j < snap->n; j++) {
+		if (snap->g[j - 1].id > snap->g[j].id) {
+			qsort(snap->g, snap->n, sizeof *snap->g, by_id);
+			break;
+		}
+	}
 	return 0;
 }
 

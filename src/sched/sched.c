@@ -316,6 +316,7 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	g->fn = fn;
 	g->arg = arg;
 	g->parent_id = parent->id;
+	g->leak_scope = parent->leak_scope;
 	g->create_pc = pc;
 	g->wait_obj = NULL;
 	g->wait_list = NULL;

@@ -225,6 +225,29 @@ static int obj_retain(void *p, enum kind k, const char *op)
 	return 0;
 }
 
+/* The last reference to o is gone but goroutines still wait on it:
+ * nothing can wake them (the leak layer proves and reports them). */
+static void obj_stranded(tt__sched *s, obj *o)
+{
+	squeue *qs[2] = {NULL, NULL};
+	if (o->kind == K_WG)
+		qs[0] = &((tt_waitgroup *)o)->waiters;
+	else if (o->kind == K_MUTEX)
+		qs[0] = &((tt_mutex *)o)->waiters;
+	else if (o->kind == K_COND)
+		qs[0] = &((tt_cond *)o)->waiters;
+	else if (o->kind == K_RWMUTEX) {
+		qs[0] = &((tt_rwmutex *)o)->rq;
+		qs[1] = &((tt_rwmutex *)o)->wq;
+	}
+	void *site = NULL;
+	for (int i = 0; i < 2; i++)
+		for (node *n = qs[i] ? qs[i]->first : NULL; n; n = n->next)
+			tt__leak_obj_released(s, n->g, o, kind_name[o->kind],
+					      &site);
+	tt__leak_release_done(site);
+}
+
 static int obj_release(void *p, enum kind k, const char *op)
 {
 	int r = obj_check(tt__sched_get(), p, k, op);
@@ -233,8 +256,12 @@ static int obj_release(void *p, enum kind k, const char *op)
 	obj *o = p;
 	if (o->refs == 0)
 		return tt__err(-EBADF, "%s: no references left", op);
-	if (--o->refs == 0 && o->parked == 0)
-		obj_free(o);
+	if (--o->refs == 0) {
+		if (o->parked == 0)
+			obj_free(o);
+		else
+			obj_stranded(tt__sched_get(), o);
+	}
 	return 0;
 }
 

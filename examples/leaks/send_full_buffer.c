@@ -1,0 +1,44 @@
+/* send_full_buffer — leak shape 3: sending on a full buffered channel that
+ * nobody drains.
+ *
+ * A producer fills a channel of capacity 2 with five results; the consumer
+ * takes the first two it needs and stops reading. The producer blocks on
+ * the third send forever. Fixed: the consumer keeps draining to the end
+ * (the producer closes the channel when done), so every send completes.
+ *
+ *   send_full_buffer [--fixed] [--wait S]
+ */
+#include "leakex.h"
+
+static void producer(void *arg)
+{
+	tt_chan *out = arg;
+	for (int i = 1; i <= 5; i++)
+		tt_send(out, &i);
+	tt_chan_close(out);
+	printf("producer: all 5 sent\n");
+	tt_chan_release(out);
+}
+
+int main(int argc, char **argv)
+{
+	leakex_args a = leakex_parse(argc, argv, 1.0);
+	tt_chan *out;
+	leakex_must(tt_chan_make(&out, sizeof(int), 2), "tt_chan_make");
+	leakex_must(tt_chan_retain(out), "tt_chan_retain");
+	leakex_must((int)tt_go(producer, out), "tt_go");
+	int v;
+	bool ok;
+	for (int i = 0; i < 2; i++) {
+		tt_recv(out, &v, &ok);
+		printf("consumer: got %d\n", v);
+	}
+	if (a.fixed) {
+		int drained = 0;
+		while (tt_recv(out, &v, &ok) == 0 && ok)
+			drained++;
+		printf("consumer: drained %d more\n", drained);
+	}
+	tt_chan_release(out);
+	return leakex_check(&a);
+}

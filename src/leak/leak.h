@@ -1,0 +1,30 @@
+/* tether — what the leak layer's files share. */
+#ifndef TT_LEAK_INTERNAL_H
+#define TT_LEAK_INTERNAL_H
+
+#include "internal.h"
+#include "profile/profile.h"
+#include "trace/trace.h"
+#include "tether/leak.h"
+
+/* The release that proved goroutines leaked: one record per release, shared
+ * by every goroutine it proved (g->leak points here). Never freed: the
+ * goroutines it describes never run again. */
+typedef struct tt__leak_rec {
+	const void *obj;
+	const char *what;      /* "chan", "sync.WaitGroup", ... */
+	int64_t released_by;   /* goroutine that dropped the last reference */
+	const char *site_file; /* the release site: first frame outside */
+	int site_line;         /* tether, or the innermost one */
+	const char *site_func;
+	uint32_t proven;       /* goroutines it proved */
+	tt__snapshot *snap;    /* while reporting the release: the stacks */
+	int npcs;
+	uintptr_t pcs[TT__TRACE_MAX]; /* the releasing stack, innermost
+					  first */
+} tt__leak_rec;
+
+/* "released at file:line" text of a record into b. */
+void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r);
+
+#endif

@@ -1,0 +1,338 @@
+/* tether — proven leaks: goroutines parked on objects nobody can reach.
+ *
+ * Design notes
+ * ------------
+ * Channels and the sync objects count user references (refs) apart from
+ * the goroutines parked on them (parked). Only a user reference lets
+ * anyone send, receive, close, unlock or signal; so when refs drops to 0
+ * while goroutines are parked, nothing can wake them unless something
+ * else still can: their own deadline timer, a timer channel's timer, or
+ * (in a select) another channel that is still referenced. The lower
+ * layers call in here at exactly that release, and only then, so the
+ * operations themselves cost nothing extra: proving is one walk of the
+ * released object's wait queues.
+ *
+ * A goroutine in a select is visited once per released channel it waits
+ * on, and proven at the release of the last one that was reachable.
+ *
+ * The record (tt__leak_rec) keeps the releasing goroutine's stack, taken
+ * once per release, and is shared by every goroutine that release proved.
+ * What is said about it is TETHER_LEAK's choice: off (the default: only
+ * the marks, for tt_leak_find and the goroutineleak profile), report, or
+ * abort.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan/chan.h"
+#include "leak/leak.h"
+
+enum leak_mode { MODE_UNSET = -1, MODE_OFF, MODE_REPORT, MODE_ABORT };
+
+static _Atomic int mode = MODE_UNSET;
+static __thread uint64_t proven_total;
+
+static int leak_mode(void)
+{
+	int m = atomic_load_explicit(&mode, memory_order_relaxed);
+	if (TT_LIKELY(m != MODE_UNSET))
+		return m;
+	const char *e = getenv("TETHER_LEAK");
+	m = MODE_OFF;
+	if (e && strcmp(e, "report") == 0)
+		m = MODE_REPORT;
+	else if (e && strcmp(e, "abort") == 0)
+		m = MODE_ABORT;
+	else if (e && *e && strcmp(e, "off") != 0) {
+		static const char msg[] =
+			"tether: TETHER_LEAK must be off, report or abort; "
+			"taking off\n";
+		tt__write_all(2, msg, sizeof msg - 1);
+	}
+	atomic_store_explicit(&mode, m, memory_order_relaxed);
+	return m;
+}
+
+uint64_t tt_leak_proven_count(void)
+{
+	return proven_total;
+}
+
+void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r)
+{
+	if (r->site_file)
+		tt__buf_printf(b, "%s:%d", r->site_file, r->site_line);
+	else if (r->site_func)
+		tt__buf_printf(b, "%s", r->site_func);
+	else
+		tt__buf_puts(b, "?");
+}
+
+/* Where tether's own sources are ("/path/to/tether/src/"), from this
+ * file's name as the compiler saw it; NULL when that is not an absolute
+ * path. Frames are told apart by their source file first (that covers
+ * tether's static functions too), by the tt_ prefix of their name when
+ * there is no line information. */
+static const char *src_root(size_t *len)
+{
+	static const char me[] = __FILE__;
+	static const char tail[] = "leak/proven.c";
+	size_t n = sizeof me - 1, t = sizeof tail - 1;
+	if (me[0] != '/' || n <= t || strcmp(me + n - t, tail) != 0)
+		return NULL;
+	*len = n - t;
+	return me;
+}
+
+/* 1: tether's leak layer; 2: elsewhere in tether; 0: the program. */
+static int frame_owner(const tt__frame *f)
+{
+	size_t rl = 0;
+	const char *root = src_root(&rl);
+	if (f->file && root && strncmp(f->file, root, rl) == 0)
+		return strncmp(f->file + rl, "leak/", 5) == 0 ? 1 : 2;
+	if (f->func && strncmp(f->func, "tt__leak", 8) == 0)
+		return 1;
+	if (f->func && strncmp(f->func, "tt_", 3) == 0)
+		return 2;
+	return 0;
+}
+
+/* The owner of the PC: the highest over its inlined frames. */
+static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site)
+{
+	tt__frame f[8];
+	int k = tt__symbolize(pc, return_addr, f, 8);
+	int own = 0;
+	for (int j = 0; j < k; j++) {
+		int o = frame_owner(&f[j]);
+		own = o > own ? o : own;
+	}
+	if (k > 0)
+		*site = f[0];
+	return own;
+}
+
+/* A record of the release going on now, its stack taken here. `from` is
+ * the return address into the release call that called this layer: the
+ * stack is kept from that frame on. */
+static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what,
+			     uintptr_t from)
+{
+	tt__leak_rec *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->obj = obj;
+	r->what = what;
+	r->released_by = s->current->id;
+	int n = tt__trace_here(r->pcs, TT__TRACE_MAX, 0);
+	r->npcs = n > 0 ? n : 0;
+	/* The stack is kept from the first frame outside this layer (the
+	 * release call); the release site is the first frame outside tether
+	 * (past a context that freed its done channel, say): the
+	 * program's. */
+	int keep = -1;
+	for (int i = 0; i < r->npcs && keep < 0; i++)
+		if (r->pcs[i] == from)
+			keep = i;
+	for (int i = keep < 0 ? 0 : keep; i < r->npcs; i++) {
+		tt__frame f;
+		memset(&f, 0, sizeof f);
+		int own = pc_owner(r->pcs[i], i > 0, &f);
+		if (own != 1 && keep < 0)
+			keep = i;
+		if (own == 0) {
+			r->site_func = f.func;
+			r->site_file = f.file;
+			r->site_line = f.line;
+			break;
+		}
+	}
+	if (keep > 0) {
+		memmove(r->pcs, r->pcs + keep,
+			(size_t)(r->npcs - keep) * sizeof r->pcs[0]);
+		r->npcs -= keep;
+	}
+	/* On a thread's main goroutine, what runs below main() is not the
+	 * program's (the dumps leave it out too). */
+	if (s->current->is_main)
+		for (int i = 0; i < r->npcs; i++) {
+			tt__frame f[8];
+			int k = tt__symbolize(r->pcs[i], true, f, 8);
+			if (k > 0 && f[k - 1].func &&
+			    strcmp(f[k - 1].func, "main") == 0) {
+				r->npcs = i + 1;
+				break;
+			}
+		}
+	return r;
+}
+
+static int by_snap_id(const void *key, const void *elem)
+{
+	int64_t id = *(const int64_t *)key;
+	const tt__gsnap *g = elem;
+	return (id > g->id) - (id < g->id);
+}
+
+/* Print the proof for g: the line, its stack, the releasing stack. The
+ * stacks come from one snapshot per release (r->snap), so a release that
+ * strands many goroutines unwinds each once. */
+static void report(const tt__g *g, tt__leak_rec *r)
+{
+	if (r->snap == NULL) {
+		r->snap = calloc(1, sizeof *r->snap);
+		if (r->snap && tt__snapshot_take(r->snap) != 0) {
+			free(r->snap);
+			r->snap = NULL;
+		}
+	}
+	tt__buf b = {0};
+	tt__buf_printf(&b, "goroutine %lld leaked: parked on %s %p released at ",
+		       (long long)g->id, r->what, r->obj);
+	tt__leak_write_site(&b, r);
+	tt__buf_puts(&b, "\n\n");
+	int64_t now = tt_now();
+	const tt__gsnap *gs =
+		r->snap ? bsearch(&g->id, r->snap->g, r->snap->n,
+				  sizeof *r->snap->g, by_snap_id)
+			: NULL;
+	if (gs)
+		tt__write_goroutine(&b, gs, now);
+	/* The releasing stack, in the same layout. */
+	tt__gsnap rs;
+	memset(&rs, 0, sizeof rs);
+	rs.id = r->released_by;
+	rs.state = TT_G_RUNNING;
+	rs.current = true;
+	rs.pcs = r->pcs;
+	rs.npcs = (uint32_t)r->npcs;
+	const tt__g *rg = g->sched->current;
+	if (rg->id == r->released_by && !rg->is_main) {
+		rs.parent_id = rg->parent_id;
+		rs.create_pc = (uintptr_t)rg->create_pc;
+	}
+	tt__buf_printf(&b, "released by goroutine %lld:\n",
+		       (long long)r->released_by);
+	tt__write_goroutine(&b, &rs, now);
+	if (b.err == 0)
+		tt__write_all(2, b.data, b.len);
+	tt__buf_free(&b);
+}
+
+/* Whether c can still make anything happen to its waiters. */
+static bool chan_reachable(const tt_chan *c)
+{
+	return c->refs > 0 || (c->timer && tt__timer_armed(&c->timer->t));
+}
+
+/* Whether g, parked, can never be woken: no deadline, and every channel
+ * it waits on gone (the caller checked the object it was found on). */
+static bool stranded(const tt__g *g)
+{
+	if (g->state != TT_G_WAITING || g->leak != NULL ||
+	    tt__timer_armed(&g->timer))
+		return false;
+	switch (g->reason) {
+	case TT_WAIT_CHAN_RECV:
+	case TT_WAIT_CHAN_SEND:
+	case TT_WAIT_SELECT: {
+		const tt__waiter *ws = tt__g_stack_addr(g, g->wait_list);
+		for (uint32_t i = 0; i < g->wait_n; i++) {
+			const tt__waiter *w = tt__g_stack_addr(g, &ws[i]);
+			if (w->c && chan_reachable(w->c))
+				return false;
+		}
+		return g->wait_n > 0;
+	}
+	case TT_WAIT_WG_WAIT:
+	case TT_WAIT_MUTEX:
+	case TT_WAIT_RWMUTEX_R:
+	case TT_WAIT_RWMUTEX_W:
+	case TT_WAIT_COND:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void prove(tt__sched *s, tt__g *g, const void *obj, const char *what,
+		  tt__leak_rec **recp, uintptr_t from)
+{
+	if (*recp == NULL) {
+		*recp = rec_new(s, obj, what, from);
+		if (*recp == NULL)
+			return; /* out of memory: stay silent, mark nothing */
+	}
+	tt__leak_rec *r = *recp;
+	g->leak = r;
+	r->proven++;
+	proven_total++;
+	if (leak_mode() != MODE_OFF)
+		report(g, r);
+}
+
+void tt__leak_release_done(void *site)
+{
+	tt__leak_rec *r = site;
+	if (r && r->snap) {
+		tt__snapshot_free(r->snap);
+		free(r->snap);
+		r->snap = NULL;
+	}
+	if (r && r->proven && leak_mode() == MODE_ABORT) {
+		static const char msg[] =
+			"tether: TETHER_LEAK=abort: aborting on a proven "
+			"goroutine leak\n";
+		tt__write_all(2, msg, sizeof msg - 1);
+		abort();
+	}
+}
+
+__attribute__((noinline)) void tt__leak_chan_released(tt__sched *s,
+							tt_chan *c)
+{
+	if (chan_reachable(c))
+		return;
+	tt__leak_rec *r = NULL;
+	uintptr_t from = (uintptr_t)__builtin_return_address(0);
+	const tt__waitq *qs[2] = {&c->recvq, &c->sendq};
+	for (int i = 0; i < 2; i++)
+		for (const tt__waiter *w = qs[i]->first; w; w = w->next)
+			if (stranded(w->g))
+				prove(s, w->g, c, "chan", &r, from);
+	tt__leak_release_done(r);
+}
+
+__attribute__((noinline)) void tt__leak_obj_released(tt__sched *s, tt__g *g,
+						       const void *obj,
+						       const char *what,
+						       void **site)
+{
+	if (g->wait_obj != obj || !stranded(g))
+		return;
+	/* Go's names: "sync.WaitGroup", "sync.Mutex", ... */
+	static const char *const names[][2] = {
+		{"WaitGroup", "sync.WaitGroup"}, {"Mutex", "sync.Mutex"},
+		{"RWMutex", "sync.RWMutex"},     {"Cond", "sync.Cond"},
+		{"Once", "sync.Once"},
+	};
+	const char *full = what;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(what, names[i][0]) == 0)
+			full = names[i][1];
+	prove(s, g, obj, full, (tt__leak_rec **)site,
+	      (uintptr_t)__builtin_return_address(0));
+}
+
+/* TETHER_LEAKCHECK=1: check at exit with no change to the program. It
+ * lives here, in the file the channel and sync layers call into, so that
+ * a program linked with the static library always has it. */
+__attribute__((constructor)) static void leakcheck_from_env(void)
+{
+	const char *e = getenv("TETHER_LEAKCHECK");
+	if (e && strcmp(e, "1") == 0)
+		tt_leak_verify_at_exit(NULL);
+}
