@@ -165,7 +165,6 @@ static void helper_main(void *arg)
 		tt__g *to = s->sh.next;
 		s->sh.next = NULL;
 		tt__shared_evict(s);
-		s->sh.owner = to;
 		asan_start(SHARED_FAKE(s), to);
 		if (to->sp == NULL) {
 			/* A new goroutine, started by a shared-stack parent:
@@ -173,6 +172,7 @@ static void helper_main(void *arg)
 			 * parent's frames are copied out), so it ends through
 			 * g_exit and never comes back here. */
 			to->direct = 0;
+			s->sh.owner = to;
 			tt__spawn_call(&s->sh.helper_sp, to->stack_hi, to);
 		} else {
 			tt__shared_take(s, to);
