@@ -506,6 +506,41 @@ static void test_goexit_and_nested_spawn(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
+/* shared -> normal -> shared, each started as a call: the innermost one
+ * takes the region from the outermost, whose frames must come back
+ * before it resumes. */
+static void inner_shared(void *p)
+{
+	volatile char big[4096];
+	memset((char *)big, 0x5a, sizeof big);
+	(void)p;
+}
+
+static void middle_normal(void *p)
+{
+	go_shared(inner_shared, p);
+}
+
+static void outer_shared(void *p)
+{
+	tt_chan *done = p;
+	char mark[256];
+	memset(mark, 0x3c, sizeof mark);
+	tu_go(middle_normal, NULL);
+	for (size_t i = 0; i < sizeof mark; i++)
+		TU_ASSERT_EQ(mark[i], 0x3c);
+	tu_done(done);
+}
+
+static void test_nested_through_normal(void **state)
+{
+	(void)state;
+	tt_chan *done = tu_chan(0, 1);
+	go_shared(outer_shared, done);
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
 static void test_bad_stack_size(void **state)
 {
 	(void)state;
@@ -545,9 +580,55 @@ static void test_panic_prints(void **state)
 	tu_child_free(&c);
 }
 
+static volatile int runaway_stop = 1 << 30; /* never reached */
+
+static __attribute__((noinline)) int runaway(int n)
+{
+	volatile char frame[1024];
+	frame[0] = (char)n;
+	if (n == runaway_stop)
+		return 0;
+	return runaway(n + 1) + frame[0];
+}
+
+static void overflow_goroutine(void *p)
+{
+	(void)p;
+	fprintf(stderr, "tu-goid=%lld\n", (long long)tt_goid());
+	runaway(0);
+}
+
+static void overflow_child(void)
+{
+	tt_go_with(&shared_attr, overflow_goroutine, NULL);
+}
+
+static const tu_child_case child_cases[] = {
+	{"overflow", overflow_child},
+};
+
+static void test_overflow_reported(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	if (TU_ASAN)
+		skip(); /* AddressSanitizer reports it its own way */
+	tu_child c;
+	/* A fresh process: a forked one has cmocka's signal handlers
+	 * reset, tether's overflow report with them. */
+	assert_int_equal(tu_spawn_self("overflow", 20 * TT_SECOND, &c), 0);
+	assert_true(c.signaled);
+	char want[96];
+	snprintf(want, sizeof want, "stack overflow in goroutine %lld",
+		 tu_child_marker(&c, "tu-goid"));
+	TU_ASSERT_CONTAINS(c.err, want);
+	tu_child_free(&c);
+}
+
 int main(int argc, char **argv)
 {
-	tu_child_dispatch(argc, argv, NULL, 0);
+	tu_child_dispatch(argc, argv, child_cases,
+			  sizeof child_cases / sizeof child_cases[0]);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_chan_handoff_both_directions),
 		TU_TEST(test_close_wakes_parked),
@@ -560,7 +641,9 @@ int main(int argc, char **argv)
 		TU_TEST(test_deep_and_large_stacks),
 		TU_TEST(test_thousands_mixed),
 		TU_TEST(test_goexit_and_nested_spawn),
+		TU_TEST(test_nested_through_normal),
 		TU_TEST(test_bad_stack_size),
+		TU_TEST(test_overflow_reported),
 		TU_TEST(test_panic_prints),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

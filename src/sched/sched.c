@@ -184,7 +184,7 @@ static void helper_main(void *arg)
 
 int tt__shared_helper_init(tt__sched *s)
 {
-	tt__g *h = tt__stack_alloc(s, 0);
+	tt__g *h = tt__stack_alloc(s, tt__stack_default());
 	if (h == NULL)
 		return s->current->last_err;
 	h->sched = s;
