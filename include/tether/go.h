@@ -4,11 +4,11 @@
  * on its scheduler's shared stack: tt_go_attr.shared_stack), run by the
  * scheduler of the OS thread that started it. Each OS thread that calls
  * into tether gets a scheduler the first time it does; the thread's own
- * flow of control becomes that scheduler's first goroutine (goroutine 1 on the
- * process's first such thread, the `main` goroutine). Goroutines of one
- * scheduler never run in parallel with each other, and runtime objects
- * (channels, timers) belong to the scheduler that made them: using one
- * from another OS thread is a panic.
+ * flow of control becomes that scheduler's first goroutine (goroutine 1
+ * on the process's first such thread, the `main` goroutine). Goroutines
+ * of one scheduler never run in parallel with each other, and runtime
+ * objects (channels, timers) belong to the scheduler that made them:
+ * using one from another OS thread is a panic.
  *
  * tt_go runs the new goroutine at once, until it first blocks, yields or
  * returns; the caller is then first in line to continue. Go makes no
