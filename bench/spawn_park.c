@@ -14,6 +14,10 @@
  * on the C side the count is already N when the loop ends; the check is
  * there to make sure.
  *
+ * With --shared-stack the goroutines run on the shared stack
+ * (tt_go_attr.shared_stack); the metric names stay the same, so bench/run
+ * compares the result with the same Go twin (its row spawn_park_shared).
+ *
  * No warm-up: a warm-up would leave parked goroutines behind (or, if
  * released, pooled stacks that the timed run would reuse), and either
  * would distort the memory figure. The program exits with the goroutines
@@ -34,7 +38,19 @@ static void parked(void *arg)
 
 int main(int argc, char **argv)
 {
-	long n = bench_count(argc, argv, "spawn_park", 1000000);
+	/* --shared-stack: the goroutines run on the scheduler's shared stack
+	 * (tt_go_attr.shared_stack), so a parked one keeps only its record
+	 * and a copy of the frames it uses. */
+	bool shared = false;
+	int ac = 0;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--shared-stack") == 0)
+			shared = true;
+		else
+			argv[ac++] = argv[i];
+	}
+	long n = bench_count(ac, argv, "spawn_park", 1000000);
+	tt_go_attr attr = {.shared_stack = shared};
 
 	tt_chan *quit;
 	int r = tt_chan_make(&quit, sizeof(int64_t), 0);
@@ -47,7 +63,8 @@ int main(int argc, char **argv)
 	long rss0 = bench_rss();
 	int64_t t0 = tt_now();
 	for (long i = 0; i < n; i++) {
-		int64_t id = tt_go(parked, quit);
+		int64_t id = shared ? tt_go_with(&attr, parked, quit)
+				  : tt_go(parked, quit);
 		if (id < 0)
 			bench_fail("spawn_park", "tt_go", id);
 	}

@@ -14,6 +14,10 @@
  *                                           go tool pprof reads goroutine
  *
  *   build/examples/massive [--count N] [--seconds N] [--port N]
+ *                          [--shared-stack]
+ *
+ * --shared-stack runs them on the shared stack (tt_go_attr.shared_stack):
+ * a parked one then keeps only its record and a copy of its few frames.
  */
 #include <errno.h>
 #include <signal.h>
@@ -70,6 +74,7 @@ static int parse_count(const char *flag, const char *v, long max, long *out)
 int main(int argc, char **argv)
 {
 	long count = 1000000, seconds = -1, port = 11181;
+	tt_go_attr attr = {0};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--count") == 0) {
@@ -84,9 +89,11 @@ int main(int argc, char **argv)
 			if (parse_count(a, i + 1 < argc ? argv[++i] : NULL,
 					65535, &port))
 				return 2;
+		} else if (strcmp(a, "--shared-stack") == 0) {
+			attr.shared_stack = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			printf("usage: massive [--count N] [--seconds N] "
-			       "[--port N]\n");
+			       "[--port N] [--shared-stack]\n");
 			return 0;
 		} else {
 			fprintf(stderr, "massive: unknown argument %s "
@@ -105,7 +112,7 @@ int main(int argc, char **argv)
 	long rss0 = resident_bytes();
 	int64_t t0 = tt_now();
 	for (long i = 0; i < count; i++) {
-		int64_t id = tt_go(f, quit);
+		int64_t id = tt_go_with(&attr, f, quit);
 		if (id < 0) {
 			fprintf(stderr,
 				"massive: goroutine %ld of %ld did not start: "

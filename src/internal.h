@@ -29,6 +29,21 @@
  *
  * Parked goroutines wait in intrusive queues of tt__waiter records that
  * live on their own stacks (Go's sudog), so parking allocates nothing.
+ *
+ * Shared-stack goroutines (tt_go_attr.shared_stack) are the exception to
+ * both pictures. Their record is a heap allocation (pooled, and cut short
+ * before errmsg: see tt__g), and they all run on one region per scheduler
+ * (s->sh). The goroutine whose frames are in the region is its owner;
+ * when another shared-stack goroutine needs the region, the owner's used
+ * stack [sp, stack_hi) is copied to a right-sized heap buffer (g->saved)
+ * and copied back when it runs again — lazily, so one that resumes while
+ * it still owns the region copies nothing. While copied out, the bytes of
+ * its stack are at tt__g_stack_addr(g, addr), and nothing may point into
+ * the region on its behalf: its waiters live in its record (g->wbuf), and
+ * whoever copies an element to or from it goes through tt__g_stack_addr.
+ * A switch from the owner to another shared-stack goroutine cannot copy
+ * on the region it is leaving, so it passes through the scheduler's
+ * helper context (a small stack of its own) that does the copies.
  */
 #ifndef TT_INTERNAL_H
 #define TT_INTERNAL_H
@@ -212,10 +227,37 @@ struct tt__g {
 	 * inherited from its creator at tt_go; 0 for none. */
 	uint64_t leak_scope;
 
+	/* Shared-stack mode (all 0 for a goroutine with a stack of its own).
+	 * stack_out: the used stack [sp, stack_hi) is in saved, not in the
+	 * region. wbuf: where its waiter records go (never on the region);
+	 * wbuf_inline until a select needs more. */
+	uint8_t shared;
+	uint8_t stack_out;
+	uint32_t saved_cap;
+	char *saved;
+	void *wbuf;
+	size_t wbuf_cap;
+	char *errbuf; /* errmsg of a shared-stack record, made on demand */
+	_Alignas(16) char wbuf_inline[64];
+
 	/* tt_last_error() */
 	int last_err;
+	/* Shared-stack records end here (TT__G_SHARED_SIZE): their message
+	 * buffer is a heap allocation, made on the first error (errbuf). */
 	char errmsg[256];
 };
+
+/* The bytes of a shared-stack goroutine's record; errmsg is not there. */
+#define TT__G_SHARED_SIZE offsetof(tt__g, errmsg)
+
+/* The message buffer of g (tt__err writes it), NULL if a shared-stack
+ * goroutine's could not be allocated. */
+char *tt__g_errbuf(tt__g *g, bool make);
+
+/* Room for `bytes` of waiter records for g, off its stack if it is a
+ * shared-stack goroutine (else NULL: the caller uses its own frame).
+ * NULL with the error recorded if it cannot be had. */
+void *tt__g_waiters(tt__g *g, size_t bytes);
 
 /* The pool of stacks of one size. Stacks come from arenas (one mmap each)
  * and come back here when their goroutine ends. */
@@ -256,6 +298,19 @@ struct tt__sched {
 	struct tt__fdslot *fds; /* per descriptor: who waits (poll layer) */
 	size_t nfds;
 	void *altstack;       /* sigaltstack for the overflow report */
+	struct tt__shared_region {
+		char *lo, *hi;   /* usable region; guard below lo */
+		tt__g *owner;    /* whose frames are in the region, or NULL */
+		tt__g *next;     /* for the helper: whom to switch to */
+		tt__g *helper;   /* the helper context (a stack-pool stack) */
+		void *helper_sp; /* its saved stack pointer */
+		void *init_sp;   /* the helper's creator, while it starts */
+		tt__g *free;     /* pooled shared-stack records */
+		size_t nfree;
+#if TT_ASAN
+		void *helper_fake;
+#endif
+	} sh;
 	tt__g main_g;         /* the thread's own flow of control */
 };
 
@@ -278,13 +333,19 @@ static inline tt__g *tt__current(void)
 }
 
 /* Where the stack byte at `addr` of the parked goroutine g can be read
- * now. A goroutine's stack stays where it is while it is parked, so this
- * is addr itself; a stack mode that moves parked stacks elsewhere (shared
- * stacks, copied out on park) answers with the copy. The unwinder reads
- * parked stacks through this. */
+ * (or written) now. A goroutine with a stack of its own keeps it where it
+ * is while parked, so this is addr itself; a shared-stack goroutine whose
+ * frames were copied out answers with the copy for any address in
+ * [g->sp, g->stack_hi), and with addr for anything else (the heap, other
+ * stacks). The unwinder reads parked stacks through this, and channels
+ * copy elements to and from parked goroutines through it. */
 static inline const void *tt__g_stack_addr(const tt__g *g, const void *addr)
 {
-	(void)g;
+	if (TT_UNLIKELY(g->stack_out)) {
+		const char *a = addr;
+		if (a >= (const char *)g->sp && a < g->stack_hi)
+			return g->saved + (a - (const char *)g->sp);
+	}
 	return addr;
 }
 
@@ -342,6 +403,20 @@ void tt__stack_free(tt__sched *s, tt__g *g);
  * returns how many. */
 size_t tt__stack_trim(tt__sched *s, size_t max);
 size_t tt__stack_default(void);
+/* Shared-stack goroutines: a record whose stack is the scheduler's shared
+ * region (made, with its guard and the helper, on first use); NULL with
+ * the error recorded on failure or if size exceeds the region. Freed by
+ * tt__stack_free like any other. */
+tt__g *tt__shared_alloc(tt__sched *s, size_t size);
+/* Copy the region's owner out (if any, and not g), then g in (if it is
+ * out); g becomes the owner. Runs on a stack other than the region. */
+void tt__shared_take(tt__sched *s, tt__g *g);
+/* Copy the owner (parked, its sp saved) out of the region. */
+void tt__shared_evict(tt__sched *s);
+/* Make the helper context; on a stack other than the region. */
+int tt__shared_helper_init(tt__sched *s);
+/* Whether TETHER_SHARED_STACK asks for shared stacks by default. */
+bool tt__shared_default(void);
 void tt__stack_info(tt__sched *s, tt_runtime_info *out);
 /* Guard the stack-overflow signal on this thread (sigaltstack). */
 void tt__stack_thread_init(tt__sched *s);

@@ -75,6 +75,27 @@ static void test_massive(void **state)
 	free(out);
 }
 
+static void test_massive_shared_stack(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(run_example("massive",
+				     "--count 20000 --seconds 0 --shared-stack",
+				     &out),
+			 0);
+	TU_ASSERT_CONTAINS(out, "started 20000 goroutines in ");
+	TU_ASSERT_CONTAINS(out, "live goroutines: 20001\n");
+	/* A record and a copy of a few frames: well under a page (the
+	 * sanitizers' larger frames and records included). */
+	const char *rss = strstr(out, "resident memory per goroutine: ");
+	assert_non_null(rss);
+	long bytes = strtol(rss + strlen("resident memory per goroutine: "),
+			    NULL, 10);
+	TU_ASSERT_RANGE(bytes, 100, TU_ASAN ? 4096 : 2048);
+	TU_ASSERT_CONTAINS(out, "done\n");
+	free(out);
+}
+
 static void test_massive_bad_args(void **state)
 {
 	(void)state;
@@ -98,6 +119,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello),
 		cmocka_unit_test(test_massive),
+		cmocka_unit_test(test_massive_shared_stack),
 		cmocka_unit_test(test_massive_bad_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -395,6 +395,64 @@ static void test_reports(void **state)
 	tu_child_free(&c);
 }
 
+/* ---- shared-stack goroutines ----------------------------------------- */
+
+static NOINLINE void deep(int k)
+{
+	if (k) {
+		deep(k - 1);
+		__asm__ volatile("");
+		return;
+	}
+	int v;
+	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	__asm__ volatile("");
+}
+
+static NOINLINE void deep_entry(void *arg)
+{
+	deep((int)(intptr_t)arg);
+	__asm__ volatile("");
+}
+
+/* Their frames are copied out of the shared region while parked; the
+ * dump must still show each one's own stack. */
+static void test_shared_stack_goroutines(void **state)
+{
+	(void)state;
+	block_ch = tu_chan(sizeof(int), 0);
+	tt_go_attr at = {.shared_stack = true};
+	for (intptr_t i = 0; i < 30; i++)
+		tu_go_with(&at, deep_entry, (void *)(i % 3));
+	tt_yield();
+	sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 1, to_sink, &s));
+	/* Three groups of 10, with 1, 2 and 3 frames of deep(). */
+	for (int depth = 1; depth <= 3; depth++) {
+		char want[256] = "10 @ 0x";
+		const char *p = s.p;
+		bool found = false;
+		while ((p = strstr(p, want)) != NULL) {
+			const char *end = strstr(p, "\n\n");
+			int frames = 0;
+			for (const char *q = p; q && q < end;
+			     q = strstr(q + 1, "\tdeep+0x"))
+				if (q != p)
+					frames++;
+			if (frames == depth) {
+				found = true;
+				break;
+			}
+			p++;
+		}
+		TU_ASSERT_MSG(found, "no group of 10 with %d deep() frames in:\n%s",
+			      depth, s.p);
+	}
+	free(s.p);
+	TU_ASSERT_OK(tt_chan_close(block_ch));
+	tt_yield();
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case children[] = {
@@ -411,6 +469,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_debug1_groups),
 		TU_TEST(test_writer_error),
 		TU_TEST(test_minutes),
+		TU_TEST(test_shared_stack_goroutines),
 		cmocka_unit_test(test_reports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

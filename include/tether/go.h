@@ -1,13 +1,14 @@
 /* tether — goroutines and the scheduler.
  *
- * A goroutine is a coroutine with its own stack, run by the scheduler of
- * the OS thread that started it. Each OS thread that calls into tether
- * gets a scheduler the first time it does; the thread's own flow of
- * control becomes that scheduler's first goroutine (goroutine 1 on the
- * process's first such thread, the `main` goroutine). Goroutines of one
- * scheduler never run in parallel with each other, and runtime objects
- * (channels, timers) belong to the scheduler that made them: using one
- * from another OS thread is a panic.
+ * A goroutine is a coroutine with its own stack (or, if it asks, a turn
+ * on its scheduler's shared stack: tt_go_attr.shared_stack), run by the
+ * scheduler of the OS thread that started it. Each OS thread that calls
+ * into tether gets a scheduler the first time it does; the thread's own
+ * flow of control becomes that scheduler's first goroutine (goroutine 1
+ * on the process's first such thread, the `main` goroutine). Goroutines
+ * of one scheduler never run in parallel with each other, and runtime
+ * objects (channels, timers) belong to the scheduler that made them:
+ * using one from another OS thread is a panic.
  *
  * tt_go runs the new goroutine at once, until it first blocks, yields or
  * returns; the caller is then first in line to continue. Go makes no
@@ -44,6 +45,39 @@ typedef struct tt_go_attr {
 	const char *name;
 	/* Reserved for flags; must be 0. */
 	unsigned flags;
+	/* Run on the scheduler's shared stack instead of a stack of its own
+	 * (libaco's "copying stack"). All shared-stack goroutines of a
+	 * scheduler run on one region (1 MiB; TETHER_SHARED_STACK_SIZE sets
+	 * it, and stack_size, if set, must not exceed it). When one parks and
+	 * another needs the region, the part of the stack the first one uses
+	 * is copied to a heap buffer of just that size, and copied back when
+	 * it runs again. A parked shared-stack goroutine costs a few hundred
+	 * bytes instead of a page or more; each switch between two of them
+	 * costs a copy of their used stacks. TETHER_SHARED_STACK=1 in the
+	 * environment makes it the default for every tt_go and tt_go_with.
+	 *
+	 * The rule: no pointer into a shared-stack goroutine's stack may be
+	 * given to another goroutine (or kept by anything that runs while it
+	 * is parked), because while it is parked the bytes are elsewhere and
+	 * the region holds another goroutine's frames. Pointers that tether's
+	 * own calls hand over are translated: a value sent from, or received
+	 * into, a local variable of a parked goroutine arrives where it
+	 * should. What goes wrong otherwise:
+	 *
+	 *   static void worker(void *arg) {   // started with shared_stack
+	 *       int64_t result = 0;
+	 *       tt_chan *reply = arg;
+	 *       int64_t *p = &result;
+	 *       tt_chan_send(reply, &p, sizeof p);  // hands out &result
+	 *       tt_sleep(TT_SECOND);                // parks: copied out
+	 *       printf("%lld\n", (long long)result); // not what was written
+	 *   }
+	 *
+	 * A goroutine that receives p and writes *p while worker sleeps
+	 * writes into whichever goroutine then owns the region — corrupting
+	 * it — and worker never sees the value. Hand over heap memory (or a
+	 * goroutine with a stack of its own) instead. */
+	bool shared_stack;
 } tt_go_attr;
 
 /* Go's `go fn(arg)`. Returns the new goroutine's id (> 0), or

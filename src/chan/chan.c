@@ -24,6 +24,9 @@
 
 #include "chan.h"
 
+_Static_assert(sizeof(tt__waiter) <= sizeof(((tt__g *)0)->wbuf_inline),
+	       "a shared-stack goroutine's record holds one waiter");
+
 #define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
 
 int tt__chan_check(tt__sched *s, const tt_chan *c, size_t elem_size,
@@ -217,7 +220,7 @@ int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 	if (w) {
 		waitq_unlink(&c->recvq, w);
 		if (w->elem)
-			elem_copy(w->elem, elem, c->elem_size);
+			elem_copy(waiter_elem(w), elem, c->elem_size);
 		tt__waiter_fire(s, w, true);
 		return 1;
 	}
@@ -240,14 +243,14 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 		waitq_unlink(&c->sendq, w);
 		if (c->cap == 0) {
 			if (elem)
-				elem_copy(elem, w->elem, es);
+				elem_copy(elem, waiter_elem(w), es);
 		} else {
 			/* Full buffer: take the head, put the sender's value
 			 * at the tail (the slot just freed). */
 			char *slot = c->buf + c->recvx * es;
 			if (elem)
 				elem_copy(elem, slot, es);
-			elem_copy(slot, w->elem, es);
+			elem_copy(slot, waiter_elem(w), es);
 			if (++c->recvx == c->cap)
 				c->recvx = 0;
 			c->sendx = c->recvx;
@@ -307,21 +310,24 @@ static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 	tt__g *g = s->current;
-	tt__waiter w;
-	w.g = g;
-	w.c = c;
-	w.q = q;
-	w.elem = elem;
-	w.case_ix = -1;
-	w.success = false;
-	waitq_push(q, &w);
+	tt__waiter local;
+	tt__waiter *w = &local;
+	if (TT_UNLIKELY(g->shared))
+		w = g->wbuf; /* off the stack; wbuf_inline always fits one */
+	w->g = g;
+	w->c = c;
+	w->q = q;
+	w->elem = elem;
+	w->case_ix = -1;
+	w->success = false;
+	waitq_push(q, w);
 	c->parked++;
-	g->wait_list = &w;
+	g->wait_list = w;
 	g->wait_n = 1;
 	bool timed_out = park_on(s, reason, c, deadline);
 	g->wait_list = NULL;
 	g->wait_n = 0;
-	*success = w.success;
+	*success = w->success;
 	tt__chan_unpark(s, c);
 	return timed_out ? -ETIMEDOUT : 0;
 }
@@ -436,7 +442,7 @@ int tt_chan_close(tt_chan *c)
 	while ((w = c->recvq.first) != NULL) {
 		waitq_unlink(&c->recvq, w);
 		if (w->elem && c->elem_size)
-			memset(w->elem, 0, c->elem_size);
+			memset(waiter_elem(w), 0, c->elem_size);
 		tt__waiter_fire(s, w, false);
 	}
 	while ((w = c->sendq.first) != NULL) {

@@ -28,13 +28,16 @@ typedef struct tt__waitq {
 } tt__waitq;
 
 /* One parked goroutine's interest in one channel (Go's sudog). Lives on
- * the parked goroutine's stack. */
+ * the parked goroutine's stack — or, for a shared-stack goroutine, in its
+ * record (tt__g_waiters), since its stack moves while it is parked. */
 struct tt__waiter {
 	tt__waiter *next, *prev; /* in c->recvq or c->sendq */
 	tt__g *g;
 	tt_chan *c;
 	tt__waitq *q;    /* the queue it is in: &c->recvq or &c->sendq */
-	void *elem;      /* value to send, or where a received one goes */
+	void *elem;      /* value to send, or where a received one goes: as
+			    the parked goroutine sees it; others reach it
+			    through waiter_elem */
 	int case_ix;     /* index in select's cases, or -1 */
 	bool queued;
 	bool success;    /* set by the waker: a value moved (false: closed) */
@@ -85,6 +88,13 @@ static inline void elem_copy(void *dst, const void *src, size_t n)
 	default:
 		memcpy(dst, src, n);
 	}
+}
+
+/* Where the parked goroutine's element is now (a shared-stack goroutine's
+ * may have been copied out with its stack). */
+static inline void *waiter_elem(const tt__waiter *w)
+{
+	return (void *)tt__g_stack_addr(w->g, w->elem);
 }
 
 static inline void waitq_push(tt__waitq *q, tt__waiter *w)

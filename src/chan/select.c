@@ -8,7 +8,8 @@
  * scheduler that takes the first ready case starves the later ones.
  *
  * Pass 2 (nothing ready, and allowed to wait) queues one waiter per case,
- * all on this goroutine's stack, and parks. Whoever wakes us takes one
+ * all on this goroutine's stack (a shared-stack goroutine's in its record:
+ * tt__g_waiters), and parks. Whoever wakes us takes one
  * waiter, and tt__waiter_fire takes the others out of their queues before
  * readying us, so no queue ever holds a stale waiter. Pass 3 is then just
  * reading which case fired (g->sel_fired).
@@ -104,7 +105,13 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	tt__g *g = s->current;
 	tt__waiter stack_ws[STACK_WAITERS];
 	tt__waiter *ws = stack_ws;
-	if (n > STACK_WAITERS) {
+	if (TT_UNLIKELY(g->shared)) {
+		/* Its stack moves while it is parked: waiters in its record
+		 * (or a buffer it keeps), never on the region. */
+		ws = tt__g_waiters(g, (n ? n : 1) * sizeof *ws);
+		if (ws == NULL)
+			return g->last_err;
+	} else if (n > STACK_WAITERS) {
 		ws = malloc(n * sizeof *ws);
 		if (ws == NULL)
 			return tt__err(-ENOMEM,
@@ -157,7 +164,7 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	for (size_t i = 0; i < n; i++)
 		if (cases[i].chan)
 			tt__chan_unpark(s, cases[i].chan);
-	if (ws != stack_ws)
+	if (ws != stack_ws && !g->shared)
 		free(ws);
 	return timed_out ? -ETIMEDOUT : fired;
 }

@@ -54,20 +54,36 @@ size_t tt__utoa(char *buf, uint64_t v)
 	return n;
 }
 
+#define ERRMSG_SIZE sizeof(((tt__g *)0)->errmsg)
+
+char *tt__g_errbuf(tt__g *g, bool make)
+{
+	if (TT_LIKELY(!g->shared))
+		return g->errmsg;
+	/* A shared-stack record stops before errmsg (TT__G_SHARED_SIZE). */
+	if (g->errbuf == NULL && make && (g->errbuf = malloc(ERRMSG_SIZE)))
+		g->errbuf[0] = '\0';
+	return g->errbuf;
+}
+
 int tt__err(int err, const char *fmt, ...)
 {
 	tt__g *g = tt__current();
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(g->errmsg, sizeof g->errmsg, fmt, ap);
-	va_end(ap);
+	char *buf = tt__g_errbuf(g, true);
+	if (buf) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(buf, ERRMSG_SIZE, fmt, ap);
+		va_end(ap);
+	}
 	g->last_err = err;
 	return err;
 }
 
 const char *tt_last_error(void)
 {
-	return tt__current()->errmsg;
+	const char *m = tt__g_errbuf(tt__current(), false);
+	return m ? m : "";
 }
 
 const char *tt_strerror(int err)

@@ -47,6 +47,12 @@
 
 #if TT_ASAN
 #include <sanitizer/common_interface_defs.h>
+#define FAKE(g) (&(g)->asan_fake_stack)
+#define SHARED_FAKE(s) (&(s)->sh.helper_fake)
+#else
+#define FAKE(g) NULL
+static void *no_fake;
+#define SHARED_FAKE(s) (&no_fake)
 #endif
 
 __thread tt__sched *tt__tls_sched __attribute__((tls_model("initial-exec")));
@@ -121,17 +127,136 @@ static inline void after_switch(tt__sched *s)
 	}
 }
 
+/* ---- shared stacks ---------------------------------------------------- */
+
+static inline void asan_start(void **fake, const tt__g *to)
+{
+#if TT_ASAN
+	__sanitizer_start_switch_fiber(fake, to->stack_lo,
+				       (size_t)(to->stack_hi - to->stack_lo));
+#else
+	(void)fake;
+	(void)to;
+#endif
+}
+
+static inline void asan_finish(void *fake)
+{
+#if TT_ASAN
+	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+	(void)fake;
+#endif
+}
+
+/* The helper context: a loop on a stack of its own that moves frames in
+ * and out of the region for a switch that leaves it (see internal.h). It
+ * is entered with s->sh.next set to the goroutine to run; the region's
+ * owner, if any, is parked (its sp saved) or dead. */
+static void helper_main(void *arg)
+{
+	tt__sched *s = arg;
+	tt__g *h = s->sh.helper;
+	/* Started by tt__shared_helper_init: hand back to its caller. */
+	asan_start(SHARED_FAKE(s), s->current);
+	tt__switch(&s->sh.helper_sp, s->sh.init_sp);
+	for (;;) {
+		asan_finish(*SHARED_FAKE(s));
+		tt__g *to = s->sh.next;
+		s->sh.next = NULL;
+		tt__shared_evict(s);
+		asan_start(SHARED_FAKE(s), to);
+		if (to->sp == NULL) {
+			/* A new goroutine, started by a shared-stack parent:
+			 * it cannot return to that parent as from a call (the
+			 * parent's frames are copied out), so it ends through
+			 * g_exit and never comes back here. */
+			to->direct = 0;
+			s->sh.owner = to;
+			tt__spawn_call(&s->sh.helper_sp, to->stack_hi, to);
+		} else {
+			tt__shared_take(s, to);
+			tt__switch(&s->sh.helper_sp, to->sp);
+		}
+	}
+	(void)h;
+}
+
+int tt__shared_helper_init(tt__sched *s)
+{
+	tt__g *h = tt__stack_alloc(s, tt__stack_default());
+	if (h == NULL)
+		return s->current->last_err;
+	h->sched = s;
+	h->fn = helper_main;
+	h->arg = s;
+	h->id = 0;
+	h->direct = 0;
+	h->state = TT_G_RUNNING;
+	s->sh.helper = h;
+#if TT_ASAN
+	tt__g *me = s->current;
+	asan_start(FAKE(me), h);
+#endif
+	tt__spawn_call(&s->sh.init_sp, h->stack_hi, h);
+#if TT_ASAN
+	asan_finish(me->asan_fake_stack);
+#endif
+	return 0;
+}
+
+/* A switch to a shared-stack goroutine that is not in the region. */
+static void __attribute__((noinline))
+switch_shared(tt__sched *s, tt__g *from, tt__g *to)
+{
+	if (!from->shared) {
+		/* Not on the region: copy here, then switch as usual. */
+		tt__shared_take(s, to);
+		asan_start(from->state == TT_G_DEAD ? NULL : FAKE(from), to);
+		tt__switch(&from->sp, to->sp);
+	} else {
+		/* On the region (its owner): the helper does the copies. */
+		s->sh.next = to;
+		asan_start(from->state == TT_G_DEAD ? NULL : FAKE(from),
+			   s->sh.helper);
+		tt__switch(&from->sp, s->sh.helper_sp);
+	}
+}
+
+void *tt__g_waiters(tt__g *g, size_t bytes)
+{
+	if (TT_LIKELY(!g->shared))
+		return NULL;
+	if (bytes <= g->wbuf_cap)
+		return g->wbuf;
+	void *b = malloc(bytes);
+	if (b == NULL) {
+		tt__err(-ENOMEM, "out of memory for %zu bytes of waiters",
+			bytes);
+		return NULL;
+	}
+	if (g->wbuf != g->wbuf_inline)
+		free(g->wbuf);
+	g->wbuf = b;
+	g->wbuf_cap = bytes;
+	return b;
+}
+
 static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 {
 	from->direct = 0;
 	s->current = to;
 	to->state = TT_G_RUNNING;
+	if (TT_UNLIKELY(to->shared && s->sh.owner != to)) {
+		switch_shared(s, from, to);
+	} else {
 #if TT_ASAN
-	__sanitizer_start_switch_fiber(
-		from->state == TT_G_DEAD ? NULL : &from->asan_fake_stack,
-		to->stack_lo, (size_t)(to->stack_hi - to->stack_lo));
+		__sanitizer_start_switch_fiber(
+			from->state == TT_G_DEAD ? NULL : &from->asan_fake_stack,
+			to->stack_lo, (size_t)(to->stack_hi - to->stack_lo));
 #endif
-	tt__switch(&from->sp, to->sp);
+		tt__switch(&from->sp, to->sp);
+	}
 #if TT_ASAN
 	__sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
 #endif
@@ -243,18 +368,25 @@ void *tt__g_direct_entry(void *p)
 #endif
 	after_switch(s);
 	g->fn(g->arg);
-	if (!g->direct)
-		g_exit(s, g);
 	/* It never left its stack, so its parent still waits inside
 	 * tt__spawn_call, first in the run queue (goroutines it started and
 	 * that ended the same way have come and gone above it). Return to
-	 * the parent as from a call; it frees this stack. */
-	tt__g *parent = runq_pop(s);
+	 * the parent as from a call; it frees this stack — unless the parent
+	 * is a shared-stack goroutine whose frames were copied out meanwhile
+	 * (by a shared-stack goroutine this one started): then it must be
+	 * copied back first, which g_exit's switch does. */
+	tt__g *parent = s->runq.head;
+	if (!g->direct ||
+	    TT_UNLIKELY(parent->shared && s->sh.owner != parent))
+		g_exit(s, g);
+	runq_pop(s);
 	TT_ASSERT(parent != NULL && parent->id == g->parent_id);
 	all_unlink(s, g);
 	g->state = TT_G_DEAD;
 	g->sp = __builtin_frame_address(0);
 	s->zombie = g;
+	if (g->shared)
+		s->sh.owner = NULL;
 	s->current = parent;
 	parent->state = TT_G_RUNNING;
 #if TT_ASAN
@@ -270,6 +402,8 @@ static void g_exit(tt__sched *s, tt__g *g)
 	all_unlink(s, g);
 	g->state = TT_G_DEAD;
 	s->zombie = g;
+	if (g->shared && s->sh.owner == g)
+		s->sh.owner = NULL; /* nothing of it to save */
 	tt__g *next = runq_pop(s);
 	if (!next)
 		next = idle_wait(s);
@@ -278,12 +412,21 @@ static void g_exit(tt__sched *s, tt__g *g)
 	 * bookkeeping. */
 	s->current = next;
 	next->state = TT_G_RUNNING;
+	g->sp = __builtin_frame_address(0);
+	if (TT_UNLIKELY(next->shared && s->sh.owner != next)) {
+		if (g->shared) {
+			/* Dying on the region: the helper copies next in. */
+			s->sh.next = next;
+			asan_start(NULL, s->sh.helper);
+			tt__jump(s->sh.helper_sp);
+		}
+		tt__shared_take(s, next);
+	}
 #if TT_ASAN
 	__sanitizer_start_switch_fiber(NULL, next->stack_lo,
 				       (size_t)(next->stack_hi -
 						next->stack_lo));
 #endif
-	g->sp = __builtin_frame_address(0);
 	tt__jump(next->sp);
 }
 
@@ -294,6 +437,7 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 		return tt__err(-EINVAL, "tt_go: fn is NULL");
 	size_t size = tt__stack_default();
 	const char *name = NULL;
+	bool shared = tt__shared_default();
 	if (attr) {
 		if (attr->flags != 0)
 			return tt__err(-EINVAL,
@@ -302,8 +446,13 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 		if (attr->stack_size)
 			size = attr->stack_size;
 		name = attr->name;
+		shared = shared || attr->shared_stack;
 	}
-	tt__g *g = tt__stack_alloc(s, size);
+	tt__g *g = TT_UNLIKELY(shared)
+			   ? tt__shared_alloc(s, attr && attr->stack_size
+							 ? size
+							 : 0)
+			   : tt__stack_alloc(s, size);
 	if (TT_UNLIKELY(g == NULL))
 		return s->current->last_err;
 
@@ -325,7 +474,8 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	g->sel_fired = -1;
 	g->timer.heap_ix = TT_TIMER_IDLE;
 	g->last_err = 0;
-	g->errmsg[0] = '\0';
+	if (TT_LIKELY(!shared))
+		g->errmsg[0] = '\0';
 #if TT_ASAN
 	g->asan_fake_stack = NULL;
 #endif
@@ -340,11 +490,25 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	runq_push_front(s, parent);
 	s->current = g;
 	g->state = TT_G_RUNNING;
+	if (TT_UNLIKELY(shared) && parent->shared) {
+		/* The parent is on the region the child needs: the helper
+		 * copies the parent out and starts the child. */
+		s->sh.next = g;
+		asan_start(FAKE(parent), s->sh.helper);
+		tt__switch(&parent->sp, s->sh.helper_sp);
+	} else {
+		if (TT_UNLIKELY(shared)) {
+			tt__shared_evict(s);
+			s->sh.owner = g;
+		}
 #if TT_ASAN
-	__sanitizer_start_switch_fiber(&parent->asan_fake_stack, g->stack_lo,
-				       (size_t)(g->stack_hi - g->stack_lo));
+		__sanitizer_start_switch_fiber(&parent->asan_fake_stack,
+					       g->stack_lo,
+					       (size_t)(g->stack_hi -
+							g->stack_lo));
 #endif
-	tt__spawn_call(&parent->sp, g->stack_hi, g);
+		tt__spawn_call(&parent->sp, g->stack_hi, g);
+	}
 #if TT_ASAN
 	__sanitizer_finish_switch_fiber(parent->asan_fake_stack, NULL, NULL);
 #endif

@@ -338,9 +338,14 @@ tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 	return g;
 }
 
+static void shared_free(tt__sched *s, tt__g *g);
+
 void tt__stack_free(tt__sched *s, tt__g *g)
 {
-	(void)s;
+	if (TT_UNLIKELY(g->shared)) {
+		shared_free(s, g);
+		return;
+	}
 	tt__stack_pool *p = g->pool;
 	if (p == NULL)
 		return;
@@ -443,7 +448,8 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
 	tt__sched *s = tt__tls_sched;
 	tt__g *g = s ? s->current : NULL;
 	char *a = si->si_addr;
-	if (g && g->pool && a < g->stack_lo && a >= g->stack_lo - guard_size) {
+	if (g && (g->pool || g->shared) && a < g->stack_lo &&
+	    a >= g->stack_lo - guard_size) {
 		char num[24];
 		size_t n = tt__utoa(num, (uint64_t)g->id);
 		static const char m1[] =
@@ -455,7 +461,8 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
 		n = tt__utoa(num, (uint64_t)(g->stack_hi - g->stack_lo));
 		tt__write_all(2, num, n);
 		static const char m3[] = " bytes; set a larger one with "
-					 "tt_go_with or TETHER_STACK_SIZE)"
+					 "tt_go_with, TETHER_STACK_SIZE or, for "
+					 "shared stacks, TETHER_SHARED_STACK_SIZE)"
 					 "\n\ngoroutine ";
 		tt__write_all(2, m3, sizeof m3 - 1);
 		n = tt__utoa(num, (uint64_t)g->id);
@@ -496,4 +503,203 @@ void tt__stack_thread_init(tt__sched *s)
 		sigaltstack(&ss, NULL);
 	}
 	pthread_once(&handler_once, install_handler);
+}
+
+/* ---- shared stacks -------------------------------------------------------- *
+ *
+ * One region per scheduler, mapped on first use (TETHER_SHARED_STACK_SIZE,
+ * default 1 MiB, 4 MiB under AddressSanitizer; address space, its pages
+ * resident only as deep as goroutines have gone), with a guard below it
+ * like any stack. Shared-stack records are TT__G_SHARED_SIZE bytes of
+ * heap, pooled per scheduler. A parked goroutine's frames are copied to a
+ * buffer of just their size (rounded to 16 bytes), kept for reuse. */
+
+#define SHARED_DEFAULT ((size_t)1 << 20)
+#define SHARED_FREE_MAX 4096
+
+static size_t shared_size;
+static int shared_env;
+
+static void shared_globals(void)
+{
+	const char *v = getenv("TETHER_SHARED_STACK_SIZE");
+	shared_size = v ? parse_size(v) : 0;
+	if (shared_size == 0) {
+#if TT_ASAN
+		shared_size = 4 * SHARED_DEFAULT;
+#else
+		shared_size = SHARED_DEFAULT;
+#endif
+	}
+	if (shared_size < MIN_STACK)
+		shared_size = MIN_STACK;
+	shared_size = round_up(shared_size, page_size);
+	v = getenv("TETHER_SHARED_STACK");
+	shared_env = v && *v && strcmp(v, "0") != 0;
+}
+
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+
+bool tt__shared_default(void)
+{
+	pthread_once(&shared_once, shared_globals);
+	return shared_env;
+}
+
+static int shared_region_init(tt__sched *s)
+{
+	pthread_once(&shared_once, shared_globals);
+	size_t bytes = guard_size + shared_size;
+	char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return tt__err(-ENOMEM,
+			       "cannot map the %zu-byte shared stack: %s",
+			       shared_size, strerror(errno));
+	int r = install_guard(m);
+	if (r) {
+		munmap(m, bytes);
+		return r;
+	}
+	(void)TT_VG_REGISTER(m + guard_size, m + bytes);
+#if TT_ASAN
+	__lsan_register_root_region(m + guard_size, shared_size);
+#endif
+	s->sh.lo = m + guard_size;
+	s->sh.hi = m + bytes;
+	r = tt__shared_helper_init(s);
+	if (r) {
+		s->sh.lo = s->sh.hi = NULL;
+		return r; /* the mapping stays: a rare failure, once */
+	}
+	return 0;
+}
+
+tt__g *tt__shared_alloc(tt__sched *s, size_t size)
+{
+	if (TT_UNLIKELY(s->sh.lo == NULL) && shared_region_init(s) != 0)
+		return NULL;
+	if (size > (size_t)(s->sh.hi - s->sh.lo)) {
+		tt__err(-EINVAL,
+			"stack size %zu exceeds the shared stack (%zu bytes; "
+			"TETHER_SHARED_STACK_SIZE sets it)",
+			size, (size_t)(s->sh.hi - s->sh.lo));
+		return NULL;
+	}
+	tt__g *g = s->sh.free;
+	if (g) {
+		s->sh.free = g->next;
+		s->sh.nfree--;
+	} else {
+		g = malloc(TT__G_SHARED_SIZE);
+		if (g == NULL) {
+			tt__err(-ENOMEM, "out of memory for a goroutine");
+			return NULL;
+		}
+		/* A record cut short on purpose: keep the compiler's bounds
+		 * checks from holding it against the full type. */
+		__asm__("" : "+r"(g));
+		memset(g, 0, TT__G_SHARED_SIZE);
+		g->shared = 1;
+		g->stack_lo = s->sh.lo;
+		g->stack_hi = s->sh.hi;
+		g->wbuf = g->wbuf_inline;
+		g->wbuf_cap = sizeof g->wbuf_inline;
+	}
+	g->sp = NULL; /* not started */
+	g->stack_out = 0;
+	g->last_err = 0;
+	return g;
+}
+
+static void shared_free(tt__sched *s, tt__g *g)
+{
+	if (s->sh.owner == g)
+		s->sh.owner = NULL;
+#if TT_ASAN
+	/* Its frames' redzones, as in tt__stack_free. */
+	char *lo = g->sp ? (char *)g->sp - 512 : s->sh.hi;
+	if (lo < s->sh.lo)
+		lo = s->sh.lo;
+	if (!g->stack_out)
+		ASAN_UNPOISON_MEMORY_REGION(lo, (size_t)(s->sh.hi - lo));
+#endif
+	g->stack_out = 0;
+	if (g->errbuf)
+		g->errbuf[0] = '\0';
+	if (g->wbuf != g->wbuf_inline) {
+		free(g->wbuf);
+		g->wbuf = g->wbuf_inline;
+		g->wbuf_cap = sizeof g->wbuf_inline;
+	}
+	if (s->sh.nfree >= SHARED_FREE_MAX) {
+		free(g->saved);
+		free(g->errbuf);
+		free(g);
+		return;
+	}
+	/* Keep a small copy buffer for the next one; drop a big one. */
+	if (g->saved_cap > 4096) {
+		free(g->saved);
+		g->saved = NULL;
+		g->saved_cap = 0;
+	}
+	g->next = s->sh.free;
+	s->sh.free = g;
+	s->sh.nfree++;
+}
+
+/* The copies. Under AddressSanitizer the frames hold poisoned redzones,
+ * which memcpy's checks would report: unpoison what is copied first (the
+ * frames lose their redzones until they return, which is all). */
+static void copy_out(tt__sched *s, tt__g *g)
+{
+	char *sp = g->sp;
+	size_t len = (size_t)(s->sh.hi - sp);
+	if (len > g->saved_cap) {
+		size_t cap = round_up(len, 16);
+		char *b = realloc(g->saved, cap);
+		if (b == NULL)
+			tt__fatal("out of memory saving the shared stack of "
+				  "goroutine %lld (%zu bytes)",
+				  (long long)g->id, len);
+		g->saved = b;
+		g->saved_cap = (uint32_t)cap;
+	}
+#if TT_ASAN
+	ASAN_UNPOISON_MEMORY_REGION(sp, len);
+#endif
+	memcpy(g->saved, sp, len);
+	g->stack_out = 1;
+}
+
+static void copy_in(tt__sched *s, tt__g *g)
+{
+	char *sp = g->sp;
+	size_t len = (size_t)(s->sh.hi - sp);
+#if TT_ASAN
+	ASAN_UNPOISON_MEMORY_REGION(sp, len);
+#endif
+	memcpy(sp, g->saved, len);
+	g->stack_out = 0;
+}
+
+void tt__shared_evict(tt__sched *s)
+{
+	tt__g *o = s->sh.owner;
+	if (o != NULL) {
+		if (o->state != TT_G_DEAD && o->sp != NULL)
+			copy_out(s, o);
+		s->sh.owner = NULL;
+	}
+}
+
+void tt__shared_take(tt__sched *s, tt__g *g)
+{
+	if (s->sh.owner == g)
+		return;
+	tt__shared_evict(s);
+	if (g->stack_out)
+		copy_in(s, g);
+	s->sh.owner = g;
 }

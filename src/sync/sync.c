@@ -41,7 +41,8 @@ typedef struct squeue {
 	node *first, *last;
 } squeue;
 
-/* A parked goroutine, on its own stack. */
+/* A parked goroutine, on its own stack (in its record for a shared-stack
+ * goroutine, whose stack moves while it is parked). */
 struct node {
 	node *next, *prev;
 	tt__g *g;
@@ -92,6 +93,9 @@ struct tt_cond {
 };
 
 /* ---- queues ------------------------------------------------------------ */
+
+_Static_assert(sizeof(node) <= sizeof(((tt__g *)0)->wbuf_inline),
+	       "a shared-stack goroutine's record holds one node");
 
 static void q_push(squeue *q, node *n)
 {
@@ -154,10 +158,14 @@ static int wait_on(tt__sched *s, obj *o, squeue *q, int reason,
 		return -ETIMEDOUT;
 	*held = true;
 	tt__g *g = s->current;
-	node n = {.g = g, .q = q};
-	q_push(q, &n);
+	node local;
+	node *n = &local;
+	if (TT_UNLIKELY(g->shared))
+		n = g->wbuf;
+	*n = (node){.g = g, .q = q};
+	q_push(q, n);
 	o->parked++;
-	g->wait_list = &n;
+	g->wait_list = n;
 	g->wait_n = 0;
 	bool timed_out;
 	if (deadline == TT_FOREVER) {

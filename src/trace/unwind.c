@@ -133,6 +133,19 @@ int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max)
 		if (i == sh->n)
 			return sh->n;
 	}
+	if (g->stack_out) {
+		/* A shared-stack goroutine whose frames are copied out:
+		 * libunwind reads memory where it is, so bring the frames
+		 * back into the region first (the region's owner, parked,
+		 * is copied out instead). Not possible from a goroutine
+		 * that runs on the region itself: then only the top frame. */
+		tt__sched *s = g->sched;
+		if (s->current && s->current->shared) {
+			pcs[0] = top;
+			return 1;
+		}
+		tt__shared_take(s, (tt__g *)g);
+	}
 	uintptr_t sps[TT__TRACE_MAX];
 	int n = walk_g(g, pcs, sps, max < TT__TRACE_MAX ? max : TT__TRACE_MAX);
 	if (sh == NULL || n <= 0)
