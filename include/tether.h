@@ -13,5 +13,6 @@
 #include "tether/ctx.h"
 #include "tether/fd.h"
 #include "tether/profile.h"
+#include "tether/threads.h"
 
 #endif
