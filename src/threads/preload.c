@@ -22,7 +22,9 @@
  * At exit. The check is an on_exit handler registered from the
  * constructor, so it sees the exit status: it runs after the program's
  * own atexit handlers and C++ static destructors registered later, from
- * whichever thread called exit() (that thread is not reported). A leak
+ * whichever thread called exit() (that thread is not reported). The
+ * report goes to a copy of stderr taken at load (close-on-exec, fd >= 100),
+ * since some programs close stderr before they exit. A leak
  * with status 0 becomes status 1 (stdio is flushed, then _exit(1)); a
  * nonzero status is kept. _exit() and fatal signals run no handler: no
  * report then.
@@ -33,6 +35,7 @@
  * (the environment is inherited), so the new program is checked too. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +337,25 @@ static void fork_child(void)
 /* --- at exit ------------------------------------------------------------- */
 
 static int64_t linger_ns;
+/* A copy of stderr taken at load: programs such as xz close stderr before
+ * exit (to check for write errors), which would lose the report. */
+static int report_fd = 2;
+
+static int write_report(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(report_fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
 
 static void check_at_exit(int status, void *arg)
 {
@@ -346,7 +368,7 @@ static void check_at_exit(int status, void *arg)
 	/* At exit nothing is going to join a straggler: a short retry
 	 * policy, unless the user asked to linger. */
 	tt_threads_retry(o, 5, 10 * 1000 * 1000);
-	int n = tt_threads_verify_none(o);
+	int n = tt_threads_verify_none_to(o, write_report, NULL);
 	tt_threads_opts_free(o);
 	if (n > 0 && status == 0) {
 		fflush(NULL);
@@ -371,5 +393,8 @@ __attribute__((constructor)) static void preload_init(void)
 		else
 			linger_ns = ms * 1000000LL;
 	}
+	int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+	if (fd >= 0)
+		report_fd = fd;
 	on_exit(check_at_exit, NULL);
 }
