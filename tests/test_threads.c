@@ -172,12 +172,17 @@ static void test_unjoined(void **state)
 	assert_int_equal(tt_threads_find(o, &l), 1);
 	assert_true(l.t[0].finished);
 	assert_string_equal(l.t[0].state, "finished, not joined");
-	assert_string_equal(l.t[0].top, "quick_fn");
+	/* Under ASan the entry function the preload sees is the
+	 * sanitizer's wrapper, whose interceptor runs first. */
+	if (!TU_ASAN)
+		assert_string_equal(l.t[0].top, "quick_fn");
 	assert_string_equal(l.t[0].created_by, "test_unjoined");
+	char top[256];
+	snprintf(top, sizeof top, "%s", l.t[0].top);
 	tt_threads_list_free(&l);
 	/* Top-function filter on the entry function. */
 	tt_threads_opts *f = once_opts();
-	assert_int_equal(tt_threads_ignore_top_function(f, "quick_fn"), 0);
+	assert_int_equal(tt_threads_ignore_top_function(f, top), 0);
 	assert_int_equal(tt_threads_verify_none(f), 0);
 	tt_threads_opts_free(f);
 
