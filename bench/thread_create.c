@@ -10,6 +10,10 @@
  *   thread_create_preload   <ns per create+join> ns
  *   thread_create_overhead  <percent> %
  *
+ * and the same three for the CPU time of the process (all threads) per
+ * create+join (thread_create_cpu_*), which a busy machine disturbs less
+ * than the wall clock.
+ *
  * Target: overhead under 10%. There is no Go twin (Go has no thread
  * creation a program controls), so bench/run does not run it; run
  *
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +42,15 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* CPU time of the process (every thread), ns. */
+static int64_t cpu_ns(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
 static int child(long n)
 {
 	for (long i = 0; i < n / 10 + 1; i++) { /* warm up */
@@ -45,7 +59,7 @@ static int child(long n)
 			return 1;
 		pthread_join(t, NULL);
 	}
-	int64_t t0 = now_ns();
+	int64_t t0 = now_ns(), c0 = cpu_ns();
 	for (long i = 0; i < n; i++) {
 		pthread_t t;
 		if (pthread_create(&t, NULL, nothing, NULL) != 0) {
@@ -54,13 +68,15 @@ static int child(long n)
 		}
 		pthread_join(t, NULL);
 	}
-	printf("%.1f\n", (double)(now_ns() - t0) / (double)n);
+	printf("%.1f %.1f\n", (double)(now_ns() - t0) / (double)n,
+	       (double)(cpu_ns() - c0) / (double)n);
 	return 0;
 }
 
 /* Runs this program as a child (under the preload when `preload`), and
- * returns its ns per create+join, or -1. */
-static double run(const char *self, const char *preload, long n)
+ * returns its ns per create+join (wall clock; *cpu: CPU time of all its
+ * threads), or -1. */
+static double run(const char *self, const char *preload, long n, double *cpu)
 {
 	char cmd[4096];
 	snprintf(cmd, sizeof cmd, "%s%s %s --child %ld",
@@ -70,7 +86,7 @@ static double run(const char *self, const char *preload, long n)
 	if (!p)
 		return -1;
 	double v = -1;
-	if (fscanf(p, "%lf", &v) != 1)
+	if (fscanf(p, "%lf %lf", &v, cpu) != 2)
 		v = -1;
 	if (pclose(p) != 0)
 		return -1;
@@ -122,14 +138,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "thread_create: %s not built\n", preload);
 		return 1;
 	}
-	double plain[99], pre[99];
+	double plain[99], pre[99], cplain[99], cpre[99];
 	for (long r = 0; r < rounds; r++) {
 		if (r % 2 == 0) {
-			plain[r] = run(self, NULL, n);
-			pre[r] = run(self, preload, n);
+			plain[r] = run(self, NULL, n, &cplain[r]);
+			pre[r] = run(self, preload, n, &cpre[r]);
 		} else {
-			pre[r] = run(self, preload, n);
-			plain[r] = run(self, NULL, n);
+			pre[r] = run(self, preload, n, &cpre[r]);
+			plain[r] = run(self, NULL, n, &cplain[r]);
 		}
 		if (plain[r] < 0 || pre[r] < 0) {
 			fprintf(stderr, "thread_create: a child failed\n");
@@ -142,5 +158,12 @@ int main(int argc, char **argv)
 	printf("thread_create_plain %.1f ns\n", a);
 	printf("thread_create_preload %.1f ns\n", b);
 	printf("thread_create_overhead %.1f %%\n", (b - a) / a * 100.0);
+	qsort(cplain, (size_t)rounds, sizeof *cplain, cmp);
+	qsort(cpre, (size_t)rounds, sizeof *cpre, cmp);
+	a = cplain[rounds / 2];
+	b = cpre[rounds / 2];
+	printf("thread_create_cpu_plain %.1f ns\n", a);
+	printf("thread_create_cpu_preload %.1f ns\n", b);
+	printf("thread_create_cpu_overhead %.1f %%\n", (b - a) / a * 100.0);
 	return 0;
 }

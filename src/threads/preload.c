@@ -116,6 +116,7 @@ static tt__thr *slot_take_locked(void)
 		t->gen++;
 		t->detached = false;
 		t->name[0] = 0;
+		memset(&t->handle, 0, sizeof t->handle);
 		atomic_store(&t->tid, 0);
 		if (i >= R->hw)
 			R->hw = i + 1;
@@ -140,13 +141,13 @@ static tt__thr *slot_find_locked(pthread_t th)
 static void on_thread_exit(void *p)
 {
 	tt__thr *t = p;
-	char name[16] = "";
-	prctl(PR_GET_NAME, name, 0, 0, 0);
 	pthread_mutex_lock(&R->lock);
 	if (t->detached) {
 		slot_free_locked(t);
 	} else {
-		memcpy(t->name, name, sizeof name);
+		/* The name, while /proc still has it (one system call). */
+		prctl(PR_GET_NAME, t->name, 0, 0, 0);
+		t->name[sizeof t->name - 1] = 0;
 		t->state = TT__THR_EXITED;
 	}
 	pthread_mutex_unlock(&R->lock);
@@ -198,14 +199,19 @@ EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr,
 	s->t = t;
 	s->fn = fn;
 	s->arg = arg;
-	/* Lock held across the real create, so the new thread's exit (and
-	 * a detached one's slot reuse) waits until the handle is known. */
-	pthread_mutex_lock(&R->lock);
+	uint32_t gen = t->gen;
 	int rc = real(th, attr, entry, s);
-	if (rc == 0)
-		t->handle = *th;
-	else
-		slot_free_locked(t);
+	/* The lock is not held across the real create: the new thread may
+	 * run, end and (detached) free its slot first, which the gen check
+	 * sees. Holding it would make every short thread wait for its
+	 * creator at exit. */
+	pthread_mutex_lock(&R->lock);
+	if (t->gen == gen && t->state != TT__THR_FREE) {
+		if (rc == 0)
+			t->handle = *th;
+		else
+			slot_free_locked(t);
+	}
 	pthread_mutex_unlock(&R->lock);
 	if (rc != 0)
 		free(s);
