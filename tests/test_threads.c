@@ -51,7 +51,21 @@ __attribute__((noinline)) static pthread_t start_blocked(blocked *b)
 	assert_int_equal(pthread_create(&t, NULL, blocked_reader, b), 0);
 	while (!atomic_load(&b->tid))
 		nap_ms(1);
-	nap_ms(20); /* into read() */
+	/* Into read(): asleep, however busy the machine (at most 10 s). */
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat",
+		 atomic_load(&b->tid));
+	for (int i = 0; i < 10000; i++) {
+		FILE *f = fopen(path, "r");
+		assert_non_null(f);
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		char *p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'S')
+			break;
+		nap_ms(1);
+	}
 	return t;
 }
 

@@ -26,6 +26,31 @@
 
 static int pipefd[2];
 static volatile int stop;
+static volatile int reader_tid;
+
+/* Waits (at most 10 s) until the reader is asleep in read(), so the
+ * report's state does not depend on how busy the machine is. */
+static void wait_reader_asleep(void)
+{
+	for (int i = 0; i < 10000; i++) {
+		char path[64], buf[512];
+		if (reader_tid) {
+			snprintf(path, sizeof path, "/proc/self/task/%d/stat",
+				 reader_tid);
+			FILE *f = fopen(path, "r");
+			if (f) {
+				size_t n = fread(buf, 1, sizeof buf - 1, f);
+				fclose(f);
+				buf[n] = 0;
+				char *p = strrchr(buf, ')');
+				if (p && p[1] == ' ' && p[2] == 'S')
+					return;
+			}
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
 
 static void nap(long ms)
 {
@@ -52,6 +77,7 @@ __attribute__((noinline)) static void *reader_worker(void *p)
 {
 	(void)p;
 	char c;
+	reader_tid = (int)gettid();
 	while (read(pipefd[0], &c, 1) < 0)
 		;
 	return NULL;
@@ -139,12 +165,13 @@ int main(int argc, char **argv)
 		start_leaky(spin_worker, 0);
 	} else if (!strcmp(m, "blocked")) {
 		start_leaky(reader_worker, 0);
-		nap(50);
+		wait_reader_asleep();
 	} else if (!strcmp(m, "named")) {
 		start_leaky(named_worker, 0);
-		nap(50);
+		wait_reader_asleep();
 	} else if (!strcmp(m, "exit_thread")) {
 		start_leaky(reader_worker, 0);
+		wait_reader_asleep();
 		start(exiter_worker, 0);
 		for (;;)
 			pause();
