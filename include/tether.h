@@ -15,5 +15,6 @@
 #include "tether/profile.h"
 #include "tether/debug.h"
 #include "tether/leak.h"
+#include "tether/threads.h"
 
 #endif

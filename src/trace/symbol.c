@@ -127,6 +127,33 @@ static Dwarf_Die *cu_by_ranges(Dwfl_Module *mod, uintptr_t addr,
 	return NULL;
 }
 
+/* The name of the subprogram of cu whose code holds a, looking through
+ * namespaces and classes. */
+static const char *defining_name(Dwarf_Die *cu, Dwarf_Addr a)
+{
+	Dwarf_Die stack[8];
+	int depth = 0;
+	if (dwarf_child(cu, &stack[0]) != 0)
+		return NULL;
+	for (;;) {
+		Dwarf_Die *d = &stack[depth];
+		int tag = dwarf_tag(d);
+		if (tag == DW_TAG_subprogram && dwarf_haspc(d, a) > 0)
+			return die_name(d);
+		if ((tag == DW_TAG_namespace || tag == DW_TAG_class_type ||
+		     tag == DW_TAG_structure_type) &&
+		    depth + 1 < 8 && dwarf_child(d, &stack[depth + 1]) == 0) {
+			depth++;
+			continue;
+		}
+		while (dwarf_siblingof(&stack[depth], &stack[depth]) != 0) {
+			if (depth == 0)
+				return NULL;
+			depth--;
+		}
+	}
+}
+
 /* Resolve addr (already pc - 1 for a return address) into out[]. */
 static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 {
@@ -152,9 +179,10 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 						 NULL, NULL);
 	if (fname) {
 		/* GCC's clones (f.constprop.0, f.isra.0, f.part.0, f.cold)
-		 * print as the function they were made from; '.' cannot
-		 * appear in a C name, nor in a mangled C++ one. */
-		const char *dot = strchr(fname, '.');
+		 * print as the function they were made from, and versioned
+		 * symbols (f@@GLIBC_2.34) as f: neither '.' nor '@' can
+		 * appear in a C name or a mangled C++ one. */
+		const char *dot = strpbrk(fname, ".@");
 		if (dot && dot != fname) {
 			char tmp[512];
 			size_t k = (size_t)(dot - fname);
@@ -233,6 +261,13 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 	}
 	free(scopes);
 	tt__frame f = base;
+	if (cu && strncmp(f.func, "_Z", 2) == 0) {
+		/* A mangled C++ name: the source name of the function that
+		 * holds addr, from its out-of-line definition. */
+		const char *nm = defining_name(cu, addr - bias);
+		if (nm)
+			f.func = intern(nm);
+	}
 	f.file = intern(file);
 	f.line = line;
 	out[n++] = f;
