@@ -159,11 +159,23 @@ typedef struct start {
 	void *arg;
 } start;
 
+/* This thread's id, asked of the kernel once per thread (a system call
+ * costs microseconds on some virtual machines; a program creating
+ * threads from one thread asks once). fork_child forgets it. */
+static __thread int self_tid;
+
+static int my_tid(void)
+{
+	if (self_tid == 0)
+		self_tid = (int)gettid();
+	return self_tid;
+}
+
 static void *entry(void *p)
 {
 	start s = *(start *)p;
 	free(p);
-	atomic_store(&s.t->tid, (int)gettid());
+	atomic_store(&s.t->tid, my_tid());
 	if (exit_key != (pthread_key_t)-1)
 		pthread_setspecific(exit_key, s.t);
 	return s.fn(s.arg);
@@ -193,7 +205,7 @@ EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr,
 	/* The slot is LIVE with tid 0: readers skip it until the handle
 	 * is stored below, so these fields are written unlocked. */
 	t->npcs = unw_backtrace((void **)t->pcs, TT__THR_PCS);
-	t->parent_tid = (int)gettid();
+	t->parent_tid = my_tid();
 	t->fn = fn;
 	t->detached = detached == PTHREAD_CREATE_DETACHED;
 	s->t = t;
@@ -322,6 +334,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	self_tid = 0; /* the child is another thread */
 	int me = (int)gettid();
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
 	/* The child's only thread is the one that forked: keep its slot
