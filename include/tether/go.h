@@ -35,8 +35,9 @@ typedef void (*tt_func)(void *arg);
 typedef struct tt_go_attr {
 	/* Stack bytes, the runtime's record of the goroutine (a few hundred
 	 * bytes at the top) included; 0 means the default (tt_runtime_info's
-	 * stack_size: 64 KiB, 256 KiB in AddressSanitizer builds, whose
-	 * frames are larger; TETHER_STACK_SIZE overrides it).
+	 * stack_size: 64 KiB; 128 KiB on aarch64, where a stack dump from
+	 * inside a goroutine needs more; 256 KiB in AddressSanitizer builds,
+	 * whose frames are larger; TETHER_STACK_SIZE overrides it).
 	 * Rounded up to whole pages; at least 16 KiB. A guard region below
 	 * the stack turns an overflow into a clear fatal report. */
 	size_t stack_size;

@@ -143,6 +143,12 @@ static void globals_init(void)
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 #if TT_ASAN
 	default_size = 256 * 1024;
+#elif defined(__aarch64__)
+	/* A stack dump from inside a goroutine (tt_stack_dump, a panic)
+	 * unwinds with a context that carries 4 KiB of FP/SVE state and
+	 * symbolizes with libdw; 64 KiB is not enough for that here. Only
+	 * touched pages cost memory. */
+	default_size = 128 * 1024;
 #else
 	default_size = 64 * 1024;
 #endif

@@ -46,6 +46,13 @@ static int walk(unw_cursor_t *c, uintptr_t lo, uintptr_t hi, uintptr_t *pcs,
 		} else {
 			break;
 		}
+		/* Nothing of the goroutine is below its start-up function;
+		 * stepping out of it would follow the start-up call's frame
+		 * onto another stack. */
+		unw_proc_info_t pi;
+		if (unw_get_proc_info(c, &pi) == 0 &&
+		    pi.start_ip == (unw_word_t)(uintptr_t)tt__g_direct_entry)
+			break;
 		if (unw_step(c) <= 0)
 			break;
 	}
@@ -219,6 +226,16 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip)
 	unw_cursor_t c;
 	if (unw_getcontext(&uc) < 0 || unw_init_local(&c, &uc) < 0)
 		return 0;
+	/* Inside a goroutine, the walk stays on its stack: below the
+	 * function given to tt_go is the start-up call, whose caller's frame
+	 * is on another stack. */
+	uintptr_t lo = 0, hi = 0;
+	tt__sched *s = tt__tls_sched;
+	if (s && s->current && s->current->stack_lo &&
+	    !s->current->stack_out) {
+		lo = (uintptr_t)s->current->stack_lo;
+		hi = (uintptr_t)s->current->stack_hi;
+	}
 	/* Frame 0 is this function itself. */
-	return walk(&c, 0, 0, pcs, NULL, max, skip + 1);
+	return walk(&c, lo, hi, pcs, NULL, max, skip + 1);
 }
