@@ -16,6 +16,7 @@
  *   _exit        a leak, then _exit(0): no check runs
  *   tryjoin      joined by pthread_tryjoin_np / timedjoin: clean */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,10 @@
 
 static int pipefd[2];
 static volatile int stop;
+/* Set by spin_worker once it runs: until then a new thread still has every
+ * signal blocked (glibc's start-up), and a check at exit would catch it
+ * half-made. */
+static volatile int spinning;
 static volatile int reader_tid;
 
 /* Waits (at most 10 s) until the reader is asleep in read(), so the
@@ -68,6 +73,7 @@ __attribute__((noinline)) static void *quick_worker(void *p)
 __attribute__((noinline)) static void *spin_worker(void *p)
 {
 	(void)p;
+	spinning = 1;
 	while (!stop)
 		__asm__ volatile("" ::: "memory");
 	return NULL;
@@ -130,6 +136,12 @@ __attribute__((noinline)) static pthread_t start_leaky(void *(*fn)(void *),
 	return t;
 }
 
+static void wait_spinning(void)
+{
+	while (!spinning)
+		sched_yield();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -158,11 +170,13 @@ int main(int argc, char **argv)
 			return 2;
 	} else if (!strcmp(m, "detached")) {
 		start_leaky(spin_worker, 1);
+		wait_spinning();
 	} else if (!strcmp(m, "unjoined")) {
 		start_leaky(quick_worker, 0);
 		nap(50);
 	} else if (!strcmp(m, "running")) {
 		start_leaky(spin_worker, 0);
+		wait_spinning();
 	} else if (!strcmp(m, "blocked")) {
 		start_leaky(reader_worker, 0);
 		wait_reader_asleep();
