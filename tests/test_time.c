@@ -129,8 +129,11 @@ static void test_sleep_yields(void **state)
 	TU_ASSERT_OK(tt_sleep(-1));
 	TU_ASSERT_GT(a.turns, t);
 	t = a.turns;
+	/* A sleeping goroutine lets the others run meanwhile (how many
+	 * turns fit in 5 ms depends on the machine: under an emulator on
+	 * a busy host, one yield can take that long). */
 	TU_ASSERT_OK(tt_sleep(5 * MS));
-	TU_ASSERT_GT(a.turns, t + 1);
+	TU_ASSERT_GT(a.turns, t);
 	a.stop = 1;
 	TU_WAIT_FOR(a.exited == 1, 5 * TT_SECOND);
 }
