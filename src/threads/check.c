@@ -640,6 +640,15 @@ static void look_filter(look *l, const tt_threads_opts *o, bool stacks)
 	size_t k = 0;
 	for (size_t i = 0; i < l->n; i++) {
 		thr *t = &l->t[i];
+		/* A thread that was just joined can still be listed under
+		 * /proc while the kernel finishes its exit; signal 0 asks
+		 * whether it is really there, without disturbing it. */
+		if (!t->finished && t->tid > 0 &&
+		    syscall(SYS_tgkill, getpid(), t->tid, 0) != 0 &&
+		    errno == ESRCH) {
+			free(t->pcs);
+			continue;
+		}
 		if (stacks && !t->finished && !t->pcs && !t->why)
 			capture(t);
 		bool drop = false;
