@@ -499,7 +499,7 @@ void tt__fatal_report(const char *head, tt__sched *s)
 	__attribute__((noreturn));
 
 /* Async-signal-safe output helpers. */
-void tt__write_all(int fd, const char *buf, size_t n);
+int tt__write_all(int fd, const char *buf, size_t n); /* 0 or -errno */
 /* Decimal digits of v into buf (at least 21 bytes); returns the length. */
 size_t tt__utoa(char *buf, uint64_t v);
 

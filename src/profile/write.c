@@ -345,19 +345,7 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 
 static int write_fd(void *arg, const void *data, size_t len)
 {
-	int fd = *(int *)arg;
-	const char *p = data;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
+	return tt__write_all(*(int *)arg, data, len);
 }
 
 int tt_profile_write_fd(const char *name, int debug, int fd)

@@ -26,18 +26,19 @@
 #include "internal.h"
 #include "profile/profile.h"
 
-void tt__write_all(int fd, const char *buf, size_t n)
+int tt__write_all(int fd, const char *buf, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, buf, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return;
+			return -errno;
 		}
 		buf += w;
 		n -= (size_t)w;
 	}
+	return 0;
 }
 
 size_t tt__utoa(char *buf, uint64_t v)

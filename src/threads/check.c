@@ -825,17 +825,7 @@ int tt_threads_find(const tt_threads_opts *opts, tt_threads_list *out)
 static int write_stderr(void *arg, const void *data, size_t len)
 {
 	(void)arg;
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(2, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return tt__write_all(2, data, len) ? -EIO : 0;
 }
 
 int tt_threads_verify_none_to(const tt_threads_opts *opts, tt_write_fn fn,
