@@ -397,7 +397,8 @@ static void test_timer_stop(void **state)
 	 * stale tick is read after it. */
 	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
 	TU_ASSERT_OK(tt_sleep(30 * MS));
-	(void)tt_timer_stop(t); /* see the report: true in Go 1.23 */
+	/* Not delivered, so Stop reports it stopped the timer (Go 1.23). */
+	assert_true(tt_timer_stop(t));
 	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
 					 NULL, TT_TRY),
 		      -EAGAIN);
@@ -448,7 +449,7 @@ static void test_timer_reset(void **state)
 	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
 	TU_ASSERT_OK(tt_sleep(30 * MS));
 	t0 = tt_now();
-	(void)tt_timer_reset(t, 40 * MS);
+	assert_true(tt_timer_reset(t, 40 * MS)); /* not delivered: active */
 	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
 					 NULL, TT_TRY),
 		      -EAGAIN);
@@ -456,6 +457,138 @@ static void test_timer_reset(void **state)
 					NULL, tt_deadline_in(5 * TT_SECOND)));
 	TU_ASSERT_GE(when, t0 + 40 * MS);
 	TU_ASSERT_RANGE(tt_now() - t0, 40 * MS, 40 * MS + TU_SLACK_NS);
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+/* Go 1.23's time.Timer.Stop and Reset for a NewTimer timer: a value that
+ * fired but was not received counts as not delivered, so the call reports
+ * the timer as active (true) and discards the value. One case per state of
+ * the timer: armed, fired and unreceived, fired and received, stopped. */
+
+/* A timer of 5 ms that has fired and whose value sits unreceived. */
+static tt_timer *fired_unreceived(void)
+{
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
+	TU_WAIT_FOR(tt_chan_len(tt_timer_chan(t)) == 1, 5 * TT_SECOND);
+	return t;
+}
+
+static void assert_empty_for(tt_timer *t, int64_t ns)
+{
+	int64_t when = 0;
+	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					 NULL, tt_deadline_in(ns)),
+		      -ETIMEDOUT);
+}
+
+static void test_timer_stop_states(void **state)
+{
+	(void)state;
+	int64_t when = 0;
+
+	/* Armed: true, and it never fires. */
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 20 * MS));
+	assert_true(tt_timer_stop(t));
+	assert_empty_for(t, 50 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired, not received: true, and the channel is empty after. */
+	t = fired_unreceived();
+	assert_true(tt_timer_stop(t));
+	assert_int_equal(tt_chan_len(tt_timer_chan(t)), 0);
+	assert_empty_for(t, 20 * MS);
+	assert_false(tt_timer_stop(t)); /* now stopped */
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired and received: false. */
+	t = fired_unreceived();
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, TT_TRY));
+	assert_false(tt_timer_stop(t));
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+static void test_timer_reset_states(void **state)
+{
+	(void)state;
+	int64_t when = 0, t0;
+
+	/* Armed: true; fires on the new schedule. */
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 10 * TT_SECOND));
+	t0 = tt_now();
+	assert_true(tt_timer_reset(t, 10 * MS));
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 10 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired, not received: true, the stale value is gone, and the next
+	 * one is from the new schedule. */
+	t = fired_unreceived();
+	t0 = tt_now();
+	assert_true(tt_timer_reset(t, 10 * MS));
+	assert_int_equal(tt_chan_len(tt_timer_chan(t)), 0);
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 10 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired and received: false. */
+	t = fired_unreceived();
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, TT_TRY));
+	assert_false(tt_timer_reset(t, TT_SECOND));
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Stopped: false. */
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	assert_true(tt_timer_stop(t));
+	assert_false(tt_timer_reset(t, TT_SECOND));
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+/* The pre-1.23 idiom `if (!Stop()) <-C` must never block: when Stop
+ * reports false the value was delivered already, when the value waits
+ * unreceived Stop reports true. The receive has a deadline, so a wrong
+ * answer shows as -ETIMEDOUT rather than a hung test. */
+static int old_stop_idiom(tt_timer *t)
+{
+	if (tt_timer_stop(t))
+		return 0;
+	int64_t when = 0;
+	return tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when, NULL,
+				  tt_deadline_in(200 * MS));
+}
+
+static int old_reset_idiom(tt_timer *t, int64_t ns)
+{
+	int r = old_stop_idiom(t);
+	if (r == 0)
+		(void)tt_timer_reset(t, ns);
+	return r;
+}
+
+static void test_timer_old_stop_idiom(void **state)
+{
+	(void)state;
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	TU_ASSERT_OK(old_stop_idiom(t)); /* armed */
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	t = fired_unreceived();
+	TU_ASSERT_OK(old_stop_idiom(t));
+	assert_empty_for(t, 20 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	t = fired_unreceived();
+	TU_ASSERT_OK(old_reset_idiom(t, 10 * MS));
+	int64_t when = 0;
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
 	TU_ASSERT_OK(tt_timer_release(t));
 }
 
@@ -632,6 +765,9 @@ int main(void)
 		TU_TEST(test_timer_fires),
 		TU_TEST(test_timer_stop),
 		TU_TEST(test_timer_reset),
+		TU_TEST(test_timer_stop_states),
+		TU_TEST(test_timer_reset_states),
+		TU_TEST(test_timer_old_stop_idiom),
 		TU_TEST(test_timer_release_unfired),
 		TU_TEST(test_ticker_ticks),
 		TU_TEST(test_ticker_slow_receiver_drops),

@@ -35,12 +35,15 @@ typedef struct tt_timer tt_timer;
 TT_EXPORT int tt_timer_make(tt_timer **out, int64_t ns);
 /* The timer's channel, borrowed: valid while the timer is. */
 TT_EXPORT tt_chan *tt_timer_chan(tt_timer *t);
-/* Stop: true if the call stopped the timer before it fired, false if it
- * had already fired or been stopped. A value that fired but was not
- * received is discarded either way (so, unlike Go 1.23, which reports
- * that case as stopped, false here means "it fired"). */
+/* Stop (Go 1.23's Timer.Stop): true if the timer had not delivered its
+ * value, that is it had not fired yet, or it fired and the value still
+ * waits unreceived in the channel; that value is discarded, so no receive
+ * after Stop sees it. False if the value was received already or the
+ * timer was stopped. So `if (!tt_timer_stop(t)) tt_recv(tt_timer_chan(t),
+ * ...)` never blocks. */
 TT_EXPORT bool tt_timer_stop(tt_timer *t);
-/* Reset to fire ns from now; returns whether the timer had been active. */
+/* Reset to fire ns from now (ns <= 0: now). Returns what Stop would
+ * have, by the same rule, and discards an unreceived value likewise. */
 TT_EXPORT bool tt_timer_reset(tt_timer *t, int64_t ns);
 TT_EXPORT int tt_timer_release(tt_timer *t);
 
