@@ -592,6 +592,46 @@ static void test_timer_old_stop_idiom(void **state)
 	TU_ASSERT_OK(tt_timer_release(t));
 }
 
+/* NULL handles: as documented in time.h. */
+static void test_timer_null(void **state)
+{
+	(void)state;
+	assert_false(tt_timer_stop(NULL));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_stop: NULL handle");
+	assert_false(tt_timer_reset(NULL, MS));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_reset: NULL handle");
+	assert_null(tt_timer_chan(NULL));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_chan: NULL handle");
+	TU_ASSERT_ERR(tt_timer_release(NULL), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_release: NULL handle");
+
+	assert_null(tt_ticker_chan(NULL));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_chan: NULL handle");
+	tt_ticker_stop(NULL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_stop: NULL handle");
+	TU_ASSERT_ERR(tt_ticker_reset(NULL, MS), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_reset: NULL handle");
+	TU_ASSERT_ERR(tt_ticker_release(NULL), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_release: NULL handle");
+
+	/* A handle of the other kind is refused the same way, and the
+	 * timer is left as it was. */
+	tt_ticker *tk = NULL;
+	TU_ASSERT_OK(tt_ticker_make(&tk, TT_SECOND));
+	assert_false(tt_timer_stop((tt_timer *)tk));
+	TU_ASSERT_CONTAINS(tt_last_error(), "is not a timer");
+	assert_null(tt_timer_chan((tt_timer *)tk));
+	TU_ASSERT_ERR(tt_timer_release((tt_timer *)tk), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "is not a timer");
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	TU_ASSERT_ERR(tt_ticker_release((tt_ticker *)t), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "is not a ticker");
+	assert_true(tt_timer_stop(t)); /* still armed */
+	TU_ASSERT_OK(tt_timer_release(t));
+	TU_ASSERT_OK(tt_ticker_release(tk));
+}
+
 /* Releasing a timer that has not fired stops it. */
 static void test_timer_release_unfired(void **state)
 {
@@ -768,6 +808,7 @@ int main(void)
 		TU_TEST(test_timer_stop_states),
 		TU_TEST(test_timer_reset_states),
 		TU_TEST(test_timer_old_stop_idiom),
+		TU_TEST(test_timer_null),
 		TU_TEST(test_timer_release_unfired),
 		TU_TEST(test_ticker_ticks),
 		TU_TEST(test_ticker_slow_receiver_drops),

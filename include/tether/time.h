@@ -31,6 +31,17 @@ TT_EXPORT int tt_after(tt_chan **out, int64_t ns);
 
 typedef struct tt_timer tt_timer;
 
+/* NULL handles. Every tt_timer_ and tt_ticker_ call given a NULL handle
+ * (or a handle of the other kind: a ticker to a tt_timer_ call, a timer
+ * to a tt_ticker_ call) does nothing and records -EINVAL with the message
+ * "<function>: NULL handle" (or "... is not a timer"/"ticker") for
+ * tt_last_error(). What each returns then:
+ *   tt_timer_stop, tt_timer_reset    false
+ *   tt_timer_chan, tt_ticker_chan    NULL
+ *   tt_timer_release, tt_ticker_reset, tt_ticker_release    -EINVAL
+ *   tt_ticker_stop                   (nothing)
+ * Unlike free(NULL), tt_timer_release(NULL) is an error, not a no-op. */
+
 /* time.NewTimer(ns). */
 TT_EXPORT int tt_timer_make(tt_timer **out, int64_t ns);
 /* The timer's channel, borrowed: valid while the timer is. */
