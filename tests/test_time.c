@@ -790,6 +790,75 @@ static void test_sleep_in_many_goroutines(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
+/* ---- timers under a run-queue flood ---------------------------------------- */
+
+/* A relay of goroutines that exit without ever parking or yielding again:
+ * each is woken with the token, works a while, hands the token to the
+ * next (readying it, without parking: a receiver waits) and exits. The
+ * run queue holds one of them at a time, so a sleeper whose timer fires
+ * gets its turn right after the next hand-off, if the timer is checked
+ * at all. */
+typedef struct relay {
+	tt_chan *tok;  /* cap 1: a send never parks */
+	tt_chan *done; /* the last runner's signal */
+	int n;         /* runners */
+	int ran;       /* runners that have had the token */
+	int64_t work;  /* each one's busy time */
+	volatile int sleeper_woke;
+	int64_t slept, woke_after;
+} relay;
+
+static void relay_runner(void *p)
+{
+	relay *r = p;
+	int v = 0;
+	TU_ASSERT_OK(tt_recv(r->tok, &v, NULL));
+	int64_t until = tt_now() + r->work;
+	while (!r->sleeper_woke && tt_now() < until)
+		;
+	if (++r->ran == r->n)
+		tu_done(r->done);
+	else
+		TU_ASSERT_OK(tt_send(r->tok, &v));
+}
+
+static void relay_sleeper(void *p)
+{
+	relay *r = p;
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_sleep(r->slept));
+	r->woke_after = tt_now() - t0;
+	r->sleeper_woke = 1;
+	tu_done(r->done);
+}
+
+/* A 10 ms sleeper wakes on time however many goroutines come and go
+ * meanwhile without parking (the scheduler checks timers on goroutine
+ * exit, not only on park and yield). */
+static void test_sleep_under_exit_flood(void **state)
+{
+	(void)state;
+	relay r = {.n = TU_SCALE(20000, 5000),
+		   .work = TU_SCALE(100, 400) * TT_MICROSECOND,
+		   .slept = 10 * MS};
+	r.tok = tu_chan(sizeof(int), 1);
+	r.done = tu_chan(0, 2);
+	for (int i = 0; i < r.n; i++)
+		tu_go(relay_runner, &r);
+	tu_go(relay_sleeper, &r);
+	int v = 1;
+	TU_ASSERT_OK(tt_send(r.tok, &v));
+	TU_WAIT_DONE(r.done, 2, 60 * TT_SECOND);
+	print_message("sleeper asked for %lld ms, woke after %lld ms; %d of "
+		      "%d runners had run (%lld us of work each)\n",
+		      (long long)(r.slept / MS), (long long)(r.woke_after / MS),
+		      r.ran, r.n, (long long)(r.work / TT_MICROSECOND));
+	TU_ASSERT_GE(r.woke_after, r.slept);
+	TU_ASSERT_LT(r.woke_after, TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(r.tok));
+	TU_ASSERT_OK(tt_chan_release(r.done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -813,6 +882,7 @@ int main(void)
 		TU_TEST(test_ticker_ticks),
 		TU_TEST(test_ticker_slow_receiver_drops),
 		TU_TEST(test_ticker_bad_period),
+		TU_TEST(test_sleep_under_exit_flood),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
