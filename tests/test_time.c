@@ -397,7 +397,8 @@ static void test_timer_stop(void **state)
 	 * stale tick is read after it. */
 	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
 	TU_ASSERT_OK(tt_sleep(30 * MS));
-	(void)tt_timer_stop(t); /* see the report: true in Go 1.23 */
+	/* Not delivered, so Stop reports it stopped the timer (Go 1.23). */
+	assert_true(tt_timer_stop(t));
 	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
 					 NULL, TT_TRY),
 		      -EAGAIN);
@@ -448,7 +449,7 @@ static void test_timer_reset(void **state)
 	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
 	TU_ASSERT_OK(tt_sleep(30 * MS));
 	t0 = tt_now();
-	(void)tt_timer_reset(t, 40 * MS);
+	assert_true(tt_timer_reset(t, 40 * MS)); /* not delivered: active */
 	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
 					 NULL, TT_TRY),
 		      -EAGAIN);
@@ -457,6 +458,178 @@ static void test_timer_reset(void **state)
 	TU_ASSERT_GE(when, t0 + 40 * MS);
 	TU_ASSERT_RANGE(tt_now() - t0, 40 * MS, 40 * MS + TU_SLACK_NS);
 	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+/* Go 1.23's time.Timer.Stop and Reset for a NewTimer timer: a value that
+ * fired but was not received counts as not delivered, so the call reports
+ * the timer as active (true) and discards the value. One case per state of
+ * the timer: armed, fired and unreceived, fired and received, stopped. */
+
+/* A timer of 5 ms that has fired and whose value sits unreceived. */
+static tt_timer *fired_unreceived(void)
+{
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 5 * MS));
+	TU_WAIT_FOR(tt_chan_len(tt_timer_chan(t)) == 1, 5 * TT_SECOND);
+	return t;
+}
+
+static void assert_empty_for(tt_timer *t, int64_t ns)
+{
+	int64_t when = 0;
+	TU_ASSERT_ERR(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					 NULL, tt_deadline_in(ns)),
+		      -ETIMEDOUT);
+}
+
+static void test_timer_stop_states(void **state)
+{
+	(void)state;
+	int64_t when = 0;
+
+	/* Armed: true, and it never fires. */
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 20 * MS));
+	assert_true(tt_timer_stop(t));
+	assert_empty_for(t, 50 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired, not received: true, and the channel is empty after. */
+	t = fired_unreceived();
+	assert_true(tt_timer_stop(t));
+	assert_int_equal(tt_chan_len(tt_timer_chan(t)), 0);
+	assert_empty_for(t, 20 * MS);
+	assert_false(tt_timer_stop(t)); /* now stopped */
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired and received: false. */
+	t = fired_unreceived();
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, TT_TRY));
+	assert_false(tt_timer_stop(t));
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+static void test_timer_reset_states(void **state)
+{
+	(void)state;
+	int64_t when = 0, t0;
+
+	/* Armed: true; fires on the new schedule. */
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, 10 * TT_SECOND));
+	t0 = tt_now();
+	assert_true(tt_timer_reset(t, 10 * MS));
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 10 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired, not received: true, the stale value is gone, and the next
+	 * one is from the new schedule. */
+	t = fired_unreceived();
+	t0 = tt_now();
+	assert_true(tt_timer_reset(t, 10 * MS));
+	assert_int_equal(tt_chan_len(tt_timer_chan(t)), 0);
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_GE(when, t0 + 10 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Fired and received: false. */
+	t = fired_unreceived();
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, TT_TRY));
+	assert_false(tt_timer_reset(t, TT_SECOND));
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	/* Stopped: false. */
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	assert_true(tt_timer_stop(t));
+	assert_false(tt_timer_reset(t, TT_SECOND));
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+/* The pre-1.23 idiom `if (!Stop()) <-C` must never block: when Stop
+ * reports false the value was delivered already, when the value waits
+ * unreceived Stop reports true. The receive has a deadline, so a wrong
+ * answer shows as -ETIMEDOUT rather than a hung test. */
+static int old_stop_idiom(tt_timer *t)
+{
+	if (tt_timer_stop(t))
+		return 0;
+	int64_t when = 0;
+	return tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when, NULL,
+				  tt_deadline_in(200 * MS));
+}
+
+static int old_reset_idiom(tt_timer *t, int64_t ns)
+{
+	int r = old_stop_idiom(t);
+	if (r == 0)
+		(void)tt_timer_reset(t, ns);
+	return r;
+}
+
+static void test_timer_old_stop_idiom(void **state)
+{
+	(void)state;
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	TU_ASSERT_OK(old_stop_idiom(t)); /* armed */
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	t = fired_unreceived();
+	TU_ASSERT_OK(old_stop_idiom(t));
+	assert_empty_for(t, 20 * MS);
+	TU_ASSERT_OK(tt_timer_release(t));
+
+	t = fired_unreceived();
+	TU_ASSERT_OK(old_reset_idiom(t, 10 * MS));
+	int64_t when = 0;
+	TU_ASSERT_OK(tt_chan_recv_until(tt_timer_chan(t), &when, sizeof when,
+					NULL, tt_deadline_in(5 * TT_SECOND)));
+	TU_ASSERT_OK(tt_timer_release(t));
+}
+
+/* NULL handles: as documented in time.h. */
+static void test_timer_null(void **state)
+{
+	(void)state;
+	assert_false(tt_timer_stop(NULL));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_stop: NULL handle");
+	assert_false(tt_timer_reset(NULL, MS));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_reset: NULL handle");
+	assert_null(tt_timer_chan(NULL));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_chan: NULL handle");
+	TU_ASSERT_ERR(tt_timer_release(NULL), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_timer_release: NULL handle");
+
+	assert_null(tt_ticker_chan(NULL));
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_chan: NULL handle");
+	tt_ticker_stop(NULL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_stop: NULL handle");
+	TU_ASSERT_ERR(tt_ticker_reset(NULL, MS), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_reset: NULL handle");
+	TU_ASSERT_ERR(tt_ticker_release(NULL), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ticker_release: NULL handle");
+
+	/* A handle of the other kind is refused the same way, and the
+	 * timer is left as it was. */
+	tt_ticker *tk = NULL;
+	TU_ASSERT_OK(tt_ticker_make(&tk, TT_SECOND));
+	assert_false(tt_timer_stop((tt_timer *)tk));
+	TU_ASSERT_CONTAINS(tt_last_error(), "is not a timer");
+	assert_null(tt_timer_chan((tt_timer *)tk));
+	TU_ASSERT_ERR(tt_timer_release((tt_timer *)tk), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "is not a timer");
+	tt_timer *t = NULL;
+	TU_ASSERT_OK(tt_timer_make(&t, TT_SECOND));
+	TU_ASSERT_ERR(tt_ticker_release((tt_ticker *)t), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "is not a ticker");
+	assert_true(tt_timer_stop(t)); /* still armed */
+	TU_ASSERT_OK(tt_timer_release(t));
+	TU_ASSERT_OK(tt_ticker_release(tk));
 }
 
 /* Releasing a timer that has not fired stops it. */
@@ -617,6 +790,75 @@ static void test_sleep_in_many_goroutines(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
+/* ---- timers under a run-queue flood ---------------------------------------- */
+
+/* A relay of goroutines that exit without ever parking or yielding again:
+ * each is woken with the token, works a while, hands the token to the
+ * next (readying it, without parking: a receiver waits) and exits. The
+ * run queue holds one of them at a time, so a sleeper whose timer fires
+ * gets its turn right after the next hand-off, if the timer is checked
+ * at all. */
+typedef struct relay {
+	tt_chan *tok;  /* cap 1: a send never parks */
+	tt_chan *done; /* the last runner's signal */
+	int n;         /* runners */
+	int ran;       /* runners that have had the token */
+	int64_t work;  /* each one's busy time */
+	volatile int sleeper_woke;
+	int64_t slept, woke_after;
+} relay;
+
+static void relay_runner(void *p)
+{
+	relay *r = p;
+	int v = 0;
+	TU_ASSERT_OK(tt_recv(r->tok, &v, NULL));
+	int64_t until = tt_now() + r->work;
+	while (!r->sleeper_woke && tt_now() < until)
+		;
+	if (++r->ran == r->n)
+		tu_done(r->done);
+	else
+		TU_ASSERT_OK(tt_send(r->tok, &v));
+}
+
+static void relay_sleeper(void *p)
+{
+	relay *r = p;
+	int64_t t0 = tt_now();
+	TU_ASSERT_OK(tt_sleep(r->slept));
+	r->woke_after = tt_now() - t0;
+	r->sleeper_woke = 1;
+	tu_done(r->done);
+}
+
+/* A 10 ms sleeper wakes on time however many goroutines come and go
+ * meanwhile without parking (the scheduler checks timers on goroutine
+ * exit, not only on park and yield). */
+static void test_sleep_under_exit_flood(void **state)
+{
+	(void)state;
+	relay r = {.n = TU_SCALE(20000, 5000),
+		   .work = TU_SCALE(100, 400) * TT_MICROSECOND,
+		   .slept = 10 * MS};
+	r.tok = tu_chan(sizeof(int), 1);
+	r.done = tu_chan(0, 2);
+	for (int i = 0; i < r.n; i++)
+		tu_go(relay_runner, &r);
+	tu_go(relay_sleeper, &r);
+	int v = 1;
+	TU_ASSERT_OK(tt_send(r.tok, &v));
+	TU_WAIT_DONE(r.done, 2, 60 * TT_SECOND);
+	print_message("sleeper asked for %lld ms, woke after %lld ms; %d of "
+		      "%d runners had run (%lld us of work each)\n",
+		      (long long)(r.slept / MS), (long long)(r.woke_after / MS),
+		      r.ran, r.n, (long long)(r.work / TT_MICROSECOND));
+	TU_ASSERT_GE(r.woke_after, r.slept);
+	TU_ASSERT_LT(r.woke_after, TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(r.tok));
+	TU_ASSERT_OK(tt_chan_release(r.done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,10 +874,15 @@ int main(void)
 		TU_TEST(test_timer_fires),
 		TU_TEST(test_timer_stop),
 		TU_TEST(test_timer_reset),
+		TU_TEST(test_timer_stop_states),
+		TU_TEST(test_timer_reset_states),
+		TU_TEST(test_timer_old_stop_idiom),
+		TU_TEST(test_timer_null),
 		TU_TEST(test_timer_release_unfired),
 		TU_TEST(test_ticker_ticks),
 		TU_TEST(test_ticker_slow_receiver_drops),
 		TU_TEST(test_ticker_bad_period),
+		TU_TEST(test_sleep_under_exit_flood),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

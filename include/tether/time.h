@@ -31,16 +31,30 @@ TT_EXPORT int tt_after(tt_chan **out, int64_t ns);
 
 typedef struct tt_timer tt_timer;
 
+/* NULL handles. Every tt_timer_ and tt_ticker_ call given a NULL handle
+ * (or a handle of the other kind: a ticker to a tt_timer_ call, a timer
+ * to a tt_ticker_ call) does nothing and records -EINVAL with the message
+ * "<function>: NULL handle" (or "... is not a timer"/"ticker") for
+ * tt_last_error(). What each returns then:
+ *   tt_timer_stop, tt_timer_reset    false
+ *   tt_timer_chan, tt_ticker_chan    NULL
+ *   tt_timer_release, tt_ticker_reset, tt_ticker_release    -EINVAL
+ *   tt_ticker_stop                   (nothing)
+ * Unlike free(NULL), tt_timer_release(NULL) is an error, not a no-op. */
+
 /* time.NewTimer(ns). */
 TT_EXPORT int tt_timer_make(tt_timer **out, int64_t ns);
 /* The timer's channel, borrowed: valid while the timer is. */
 TT_EXPORT tt_chan *tt_timer_chan(tt_timer *t);
-/* Stop: true if the call stopped the timer before it fired, false if it
- * had already fired or been stopped. A value that fired but was not
- * received is discarded either way (so, unlike Go 1.23, which reports
- * that case as stopped, false here means "it fired"). */
+/* Stop (Go 1.23's Timer.Stop): true if the timer had not delivered its
+ * value, that is it had not fired yet, or it fired and the value still
+ * waits unreceived in the channel; that value is discarded, so no receive
+ * after Stop sees it. False if the value was received already or the
+ * timer was stopped. So `if (!tt_timer_stop(t)) tt_recv(tt_timer_chan(t),
+ * ...)` never blocks. */
 TT_EXPORT bool tt_timer_stop(tt_timer *t);
-/* Reset to fire ns from now; returns whether the timer had been active. */
+/* Reset to fire ns from now (ns <= 0: now). Returns what Stop would
+ * have, by the same rule, and discards an unreceived value likewise. */
 TT_EXPORT bool tt_timer_reset(tt_timer *t, int64_t ns);
 TT_EXPORT int tt_timer_release(tt_timer *t);
 

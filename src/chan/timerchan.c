@@ -14,8 +14,19 @@
  * A goroutine parked on a timer channel keeps it (and its timer) alive
  * even if every reference is gone, since the timer will still wake it.
  *
- * Stop and Reset discard a value that has fired but not been received,
- * as Go 1.23 does, so no stale tick is ever read after them.
+ * Stop and Reset follow Go 1.23's time.Timer, not the Go installed here
+ * (1.19, older semantics). In Go 1.23 a NewTimer channel is synchronous:
+ * a value the program has not received was never delivered, Stop and
+ * Reset discard it, and Stop "is guaranteed to return true" if the
+ * program has not received from the channel. Here the channel has a
+ * buffer of one, so "not delivered" is qcount == 1: the value was sent
+ * into the buffer (no receiver was parked), nobody has taken it. A value
+ * handed straight to a parked receiver leaves the buffer empty and counts
+ * as delivered. So Stop and Reset report true when the heap still held
+ * the timer or the buffer still held its value, and both empty the
+ * buffer; the old idiom `if (!tt_timer_stop(t)) tt_recv(...)` therefore
+ * never blocks. Go 1.23's Ticker.Stop and Ticker.Reset report nothing;
+ * tt_ticker_stop/tt_ticker_reset discard a waiting tick the same way.
  */
 #include <errno.h>
 
@@ -64,10 +75,14 @@ static tt_chan *timer_of(void *h, bool ticker, const char *op)
 	return c;
 }
 
-static void drain(tt_chan *c)
+/* Empty c's buffer; reports whether it held a value (fired, not yet
+ * received: not delivered). */
+static bool drain(tt_chan *c)
 {
+	bool held = c->qcount > 0;
 	c->qcount = 0;
 	c->sendx = c->recvx = 0;
+	return held;
 }
 
 int tt_after(tt_chan **out, int64_t ns)
@@ -94,9 +109,9 @@ bool tt_timer_stop(tt_timer *t)
 	tt_chan *c = timer_of(t, false, "tt_timer_stop");
 	if (c == NULL)
 		return false;
-	bool was = tt__timer_del(c->sched, &c->timer->t);
-	drain(c);
-	return was;
+	bool armed = tt__timer_del(c->sched, &c->timer->t);
+	bool unreceived = drain(c);
+	return armed || unreceived;
 }
 
 bool tt_timer_reset(tt_timer *t, int64_t ns)
@@ -104,11 +119,11 @@ bool tt_timer_reset(tt_timer *t, int64_t ns)
 	tt_chan *c = timer_of(t, false, "tt_timer_reset");
 	if (c == NULL)
 		return false;
-	bool was = tt__timer_del(c->sched, &c->timer->t);
-	drain(c);
+	bool armed = tt__timer_del(c->sched, &c->timer->t);
+	bool unreceived = drain(c);
 	c->timer->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
 	tt__timer_add(c->sched, &c->timer->t);
-	return was;
+	return armed || unreceived;
 }
 
 int tt_timer_release(tt_timer *t)

@@ -399,6 +399,13 @@ void *tt__g_direct_entry(void *p)
 
 static void g_exit(tt__sched *s, tt__g *g)
 {
+	/* Exits count like parks towards the timer and poll check: a relay
+	 * of goroutines that each ready the next and end, never parking,
+	 * would otherwise keep a due sleeper waiting until it is over. (A
+	 * goroutine that returns straight to its parent, in
+	 * tt__g_direct_entry, does not: its parent runs on, and a readied
+	 * sleeper could not run sooner.) */
+	maybe_run_timers(s);
 	all_unlink(s, g);
 	g->state = TT_G_DEAD;
 	s->zombie = g;
