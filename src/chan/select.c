@@ -76,6 +76,9 @@ static void perform(tt__sched *s, const tt_case *k)
 		tt__chan_try_send(s, k->chan, k->elem);
 }
 
+static int select_park(tt__sched *s, const tt_case *cases, size_t n,
+		       int64_t deadline);
+
 int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
@@ -104,6 +107,15 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 
+	return select_park(s, cases, n, deadline);
+}
+
+/* Passes 2 and 3, out of line: tt_select's path for a ready case stays
+ * small. Preconditions: the cases passed validate and none is ready;
+ * deadline is not TT_TRY and has not passed. */
+__attribute__((noinline)) static int
+select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
+{
 	/* Pass 2: queue on every channel and park. The waiters are queued
 	 * in a random order (order[], a uniform permutation of the case
 	 * indices), so that of several cases on one channel each is equally
@@ -153,8 +165,12 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 		w->queued = false;
 		w->success = false;
 		if (c) {
-			w->q = cases[i].kind == TT_CASE_RECV ? &c->recvq
-							     : &c->sendq;
+			if (cases[i].kind == TT_CASE_RECV) {
+				w->q = &c->recvq;
+			} else {
+				w->q = &c->sendq;
+				waiter_park_send(w, c, cases[i].elem);
+			}
 			waitq_push(w->q, w);
 			c->parked++;
 		}
