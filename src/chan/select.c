@@ -149,8 +149,9 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	}
 	/* Inside-out Fisher-Yates: after step i, order[0..i] is a uniform
 	 * permutation of 0..i. n <= MAX_CASES, so indices fit 16 bits. */
-	for (size_t i = 0; i < n; i++) {
-		uint32_t j = i ? tt__rand_n(s, (uint32_t)i + 1) : 0;
+	order[0] = 0;
+	for (size_t i = 1; i < n; i++) {
+		uint32_t j = tt__rand_n(s, (uint32_t)i + 1);
 		order[i] = order[j];
 		order[j] = (uint16_t)i;
 	}
