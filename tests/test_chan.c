@@ -312,6 +312,67 @@ static void test_chan_values_copied(void **state)
 	TU_ASSERT_OK(tt_chan_release(b.done));
 }
 
+/* ---- a send's value is the one at the start of the send -------------------- */
+
+typedef struct early_arg {
+	tt_chan *c, *other;
+	int64_t *src;   /* the variable sent; the test changes it */
+	bool select;    /* send from a select case, not tt_send */
+	tt_chan *done;
+} early_arg;
+
+static void send_early(void *p)
+{
+	early_arg *a = p;
+	if (a->select) {
+		int64_t unused;
+		tt_case cases[2] = {TT_CASE_RECV_INTO(a->other, &unused, NULL),
+				    TT_CASE_SEND_FROM(a->c, a->src)};
+		TU_ASSERT_EQ(tt_select(cases, 2, TT_FOREVER), 1);
+	} else {
+		TU_ASSERT_OK(tt_send(a->c, a->src));
+	}
+	tu_done(a->done);
+}
+
+/* As in Go, a parked sender delivers the value its variable held when the
+ * send started, however it changes before a receiver comes (for elements
+ * up to TT_CHAN_SEND_COPY bytes; see include/tether/chan.h). Unbuffered
+ * and buffered-full, from tt_send and from a select, on a goroutine of its
+ * own stack and on a shared-stack one. */
+static void test_chan_send_value_fixed_at_start(void **state)
+{
+	(void)state;
+	static const tt_go_attr shared = {.shared_stack = true};
+	for (int mode = 0; mode < 8; mode++) {
+		bool sel = mode & 1, on_shared = mode & 2, buffered = mode & 4;
+		int64_t x = 1;
+		early_arg a = {.c = tu_chan(sizeof x, buffered),
+			       .other = tu_chan(sizeof x, 0), .src = &x,
+			       .select = sel, .done = tu_chan(0, 1)};
+		int64_t got = 0;
+		if (buffered) {
+			int64_t first = 7;
+			TU_ASSERT_OK(tt_send(a.c, &first));
+		}
+		tu_go_with(on_shared ? &shared : NULL, send_early, &a);
+		tt_yield(); /* it parks */
+		x = 2;
+		if (buffered) {
+			TU_ASSERT_OK(tt_recv(a.c, &got, NULL));
+			TU_ASSERT_EQ(got, 7);
+			x = 3; /* its value is in the buffer now */
+		}
+		TU_ASSERT_OK(tt_recv(a.c, &got, NULL));
+		print_message("mode %d: got %lld\n", mode, (long long)got);
+		TU_ASSERT_EQ(got, 1);
+		TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
+		TU_ASSERT_OK(tt_chan_release(a.c));
+		TU_ASSERT_OK(tt_chan_release(a.other));
+		TU_ASSERT_OK(tt_chan_release(a.done));
+	}
+}
+
 /* ---- len and cap ------------------------------------------------------------------ */
 
 static void test_chan_len_cap(void **state)
@@ -880,6 +941,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_chan_unbuffered_blocks),
 		TU_TEST(test_chan_buffered_blocks_when_full),
 		TU_TEST(test_chan_values_copied),
+		TU_TEST(test_chan_send_value_fixed_at_start),
 		TU_TEST(test_chan_len_cap),
 		TU_TEST(test_chan_close_drains_then_zero),
 		TU_TEST(test_chan_close_wakes_receivers),

@@ -657,6 +657,111 @@ static void test_select_many_cases(void **state)
 	TU_ASSERT_OK(tt_chan_release(p.done));
 }
 
+/* ---- which of a parked select's cases on one channel is woken -------------- */
+
+typedef struct rand_send_arg {
+	tt_chan *c;
+	int n;
+	tt_chan *done;
+} rand_send_arg;
+
+/* n selects, each with two send cases on the same channel, sending 1 and
+ * 0. */
+static void rand_sender(void *p)
+{
+	rand_send_arg *a = p;
+	int one = 1, zero = 0;
+	for (int i = 0; i < a->n; i++) {
+		tt_case cases[2] = {TT_CASE_SEND_FROM(a->c, &one),
+				    TT_CASE_SEND_FROM(a->c, &zero)};
+		int r = tt_select(cases, 2, TT_FOREVER);
+		TU_ASSERT_RANGE(r, 0, 1);
+	}
+	tu_done(a->done);
+}
+
+/* After Go's TestPseudoRandomSend. Unbuffered, the sender is parked on
+ * both cases each time the receiver comes (it yields first): the case
+ * woken must be a random one, not the first queued. Buffered, both cases
+ * are ready at once. Either way both values must turn up. */
+static void test_select_pseudo_random_send(void **state)
+{
+	(void)state;
+	enum { N = 1000 };
+	for (int cap = 0; cap <= N; cap += N) {
+		rand_send_arg a = {.c = tu_chan(sizeof(int), cap), .n = N,
+				   .done = tu_chan(0, 1)};
+		tu_go(rand_sender, &a);
+		int n0 = 0, n1 = 0;
+		for (int i = 0; i < N; i++) {
+			tt_yield();
+			int v = -1;
+			TU_ASSERT_OK(tt_recv(a.c, &v, NULL));
+			TU_ASSERT_RANGE(v, 0, 1);
+			n0 += v == 0;
+			n1 += v == 1;
+		}
+		TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
+		print_message("pseudo-random send (cap %d): %d zeros, %d ones\n",
+			      cap, n0, n1);
+		TU_ASSERT_GT(n0, N / 10);
+		TU_ASSERT_GT(n1, N / 10);
+		TU_ASSERT_OK(tt_chan_release(a.c));
+		TU_ASSERT_OK(tt_chan_release(a.done));
+	}
+}
+
+typedef struct rand_recv_arg {
+	tt_chan *c, *other;
+	int n;
+	long counts[3];
+	tt_chan *done;
+} rand_recv_arg;
+
+/* n selects over five cases, three of them receives on c at uneven
+ * places (0, 1 and 3: a rotated queueing order would favour case 0). */
+static void rand_receiver(void *p)
+{
+	rand_recv_arg *a = p;
+	int v[5];
+	for (int i = 0; i < a->n; i++) {
+		tt_case cases[5] = {TT_CASE_RECV_INTO(a->c, &v[0], NULL),
+				    TT_CASE_RECV_INTO(a->c, &v[1], NULL),
+				    TT_CASE_RECV_INTO(a->other, &v[2], NULL),
+				    TT_CASE_RECV_INTO(a->c, &v[3], NULL),
+				    TT_CASE_RECV_INTO(a->other, &v[4], NULL)};
+		int r = tt_select(cases, 5, TT_FOREVER);
+		TU_ASSERT(r == 0 || r == 1 || r == 3);
+		TU_ASSERT_EQ(v[r], i);
+		a->counts[r == 3 ? 2 : r]++;
+	}
+	tu_done(a->done);
+}
+
+/* A parked select with three receive cases on one channel is woken on
+ * each of them equally often. */
+static void test_select_parked_same_channel_uniform(void **state)
+{
+	(void)state;
+	enum { N = 30000 };
+	rand_recv_arg a = {.c = tu_chan(sizeof(int), 0),
+			   .other = tu_chan(sizeof(int), 0), .n = N,
+			   .done = tu_chan(0, 1)};
+	tu_go(rand_receiver, &a);
+	for (int i = 0; i < N; i++) {
+		tt_yield(); /* the receiver parks */
+		TU_ASSERT_OK(tt_send(a.c, &i));
+	}
+	TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
+	double chi = chi_square(a.counts, 3, N);
+	print_message("parked same channel: %ld %ld %ld, chi-square %.2f\n",
+		      a.counts[0], a.counts[1], a.counts[2], chi);
+	assert_true(chi < CHI2_BOUND_2DF);
+	TU_ASSERT_OK(tt_chan_release(a.c));
+	TU_ASSERT_OK(tt_chan_release(a.other));
+	TU_ASSERT_OK(tt_chan_release(a.done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +779,8 @@ int main(void)
 		TU_TEST(test_select_waiter_removed_from_other_queues),
 		TU_TEST(test_select_fan_in),
 		TU_TEST(test_select_many_cases),
+		TU_TEST(test_select_pseudo_random_send),
+		TU_TEST(test_select_parked_same_channel_uniform),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

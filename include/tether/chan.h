@@ -38,7 +38,15 @@ TT_EXPORT int tt_chan_retain(tt_chan *c);
 TT_EXPORT int tt_chan_release(tt_chan *c);
 
 /* c <- *elem. Blocks until a receiver takes it or the buffer has room.
- * -EINVAL if elem_size differs from the channel's. */
+ * -EINVAL if elem_size differs from the channel's.
+ *
+ * The value sent is *elem as it is when the send starts, as in Go: a
+ * sender that parks copies an element of up to TT_CHAN_SEND_COPY bytes
+ * aside, and changes to *elem while it waits do not reach the receiver.
+ * A larger element is read from *elem when a receiver takes it (or when
+ * it moves into the buffer), so *elem must not change until the send
+ * returns. The same holds for a select's send cases. */
+#define TT_CHAN_SEND_COPY 8
 TT_EXPORT int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size);
 
 /* *elem, *ok = <-c. On a closed, drained channel stores the zero value and

@@ -317,7 +317,10 @@ static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
 	w->g = g;
 	w->c = c;
 	w->q = q;
-	w->elem = elem;
+	if (q == &c->sendq)
+		waiter_park_send(w, c, elem);
+	else
+		w->elem = elem;
 	w->case_ix = -1;
 	w->success = false;
 	waitq_push(q, w);

@@ -37,7 +37,11 @@ struct tt__waiter {
 	tt__waitq *q;    /* the queue it is in: &c->recvq or &c->sendq */
 	void *elem;      /* value to send, or where a received one goes: as
 			    the parked goroutine sees it; others reach it
-			    through waiter_elem */
+			    through waiter_elem. A sender's element of up to
+			    TT_CHAN_SEND_COPY bytes points to val. */
+	/* A parked sender's value, copied at park time (waiter_park_send),
+	 * so that it is the value at the start of the send, as in Go. */
+	_Alignas(8) unsigned char val[TT_CHAN_SEND_COPY];
 	int case_ix;     /* index in select's cases, or -1 */
 	bool queued;
 	bool success;    /* set by the waker: a value moved (false: closed) */
@@ -95,6 +99,19 @@ static inline void elem_copy(void *dst, const void *src, size_t n)
 static inline void *waiter_elem(const tt__waiter *w)
 {
 	return (void *)tt__g_stack_addr(w->g, w->elem);
+}
+
+/* w is about to queue on c->sendq, sending the value at elem (as the
+ * running goroutine sees it). Small values are copied into w now. */
+static inline void waiter_park_send(tt__waiter *w, const tt_chan *c,
+				    const void *elem)
+{
+	if (c->elem_size <= TT_CHAN_SEND_COPY) {
+		elem_copy(w->val, elem, c->elem_size);
+		w->elem = w->val;
+	} else {
+		w->elem = (void *)elem;
+	}
 }
 
 static inline void waitq_push(tt__waitq *q, tt__waiter *w)

@@ -9,7 +9,10 @@
  *
  * Pass 2 (nothing ready, and allowed to wait) queues one waiter per case,
  * all on this goroutine's stack (a shared-stack goroutine's in its record:
- * tt__g_waiters), and parks. Whoever wakes us takes one
+ * tt__g_waiters), and parks. They are queued in a random order: a waker
+ * takes the first waiter of a queue, so of several cases on one channel
+ * the one queued first would always win (Go enqueues in a shuffled
+ * order too). Whoever wakes us takes one
  * waiter, and tt__waiter_fire takes the others out of their queues before
  * readying us, so no queue ever holds a stale waiter. Pass 3 is then just
  * reading which case fired (g->sel_fired).
@@ -20,7 +23,7 @@
 #include "chan.h"
 
 #define STACK_WAITERS 8
-#define MAX_CASES 65536
+#define MAX_CASES 65536 /* case indices fit pass 2's uint16_t order[] */
 
 static inline bool case_ready(const tt_case *k)
 {
@@ -73,6 +76,9 @@ static void perform(tt__sched *s, const tt_case *k)
 		tt__chan_try_send(s, k->chan, k->elem);
 }
 
+static int select_park(tt__sched *s, const tt_case *cases, size_t n,
+		       int64_t deadline);
+
 int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
@@ -101,25 +107,56 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 
-	/* Pass 2: queue on every channel and park. */
+	return select_park(s, cases, n, deadline);
+}
+
+/* Passes 2 and 3, out of line: tt_select's path for a ready case stays
+ * small. Preconditions: the cases passed validate and none is ready;
+ * deadline is not TT_TRY and has not passed. */
+__attribute__((noinline)) static int
+select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
+{
+	/* Pass 2: queue on every channel and park. The waiters are queued
+	 * in a random order (order[], a uniform permutation of the case
+	 * indices), so that of several cases on one channel each is equally
+	 * likely to be first in its queue and so to be the one woken; ws[]
+	 * itself stays indexed by case. order[] is needed only until we park,
+	 * so it may live on the stack even for a shared-stack goroutine. */
 	tt__g *g = s->current;
 	tt__waiter stack_ws[STACK_WAITERS];
+	uint16_t stack_order[STACK_WAITERS];
 	tt__waiter *ws = stack_ws;
+	uint16_t *order = stack_order;
+	/* ws then order, in one block, when they do not fit on the stack. */
+	size_t heap_bytes = n * (sizeof *ws + sizeof *order);
 	if (TT_UNLIKELY(g->shared)) {
 		/* Its stack moves while it is parked: waiters in its record
 		 * (or a buffer it keeps), never on the region. */
-		ws = tt__g_waiters(g, (n ? n : 1) * sizeof *ws);
+		ws = tt__g_waiters(g, n > STACK_WAITERS ? heap_bytes
+					: (n ? n : 1) * sizeof *ws);
 		if (ws == NULL)
 			return g->last_err;
+		if (n > STACK_WAITERS)
+			order = (uint16_t *)(ws + n);
 	} else if (n > STACK_WAITERS) {
-		ws = malloc(n * sizeof *ws);
+		ws = malloc(heap_bytes);
 		if (ws == NULL)
 			return tt__err(-ENOMEM,
 				       "tt_select: out of memory for %zu "
 				       "cases",
 				       n);
+		order = (uint16_t *)(ws + n);
 	}
-	for (size_t i = 0; i < n; i++) {
+	/* Inside-out Fisher-Yates: after step i, order[0..i] is a uniform
+	 * permutation of 0..i. n <= MAX_CASES, so indices fit 16 bits. */
+	order[0] = 0;
+	for (size_t i = 1; i < n; i++) {
+		uint32_t j = tt__rand_n(s, (uint32_t)i + 1);
+		order[i] = order[j];
+		order[j] = (uint16_t)i;
+	}
+	for (size_t j = 0; j < n; j++) {
+		size_t i = order[j];
 		tt__waiter *w = &ws[i];
 		tt_chan *c = cases[i].chan;
 		w->g = g;
@@ -129,8 +166,12 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 		w->queued = false;
 		w->success = false;
 		if (c) {
-			w->q = cases[i].kind == TT_CASE_RECV ? &c->recvq
-							     : &c->sendq;
+			if (cases[i].kind == TT_CASE_RECV) {
+				w->q = &c->recvq;
+			} else {
+				w->q = &c->sendq;
+				waiter_park_send(w, c, cases[i].elem);
+			}
 			waitq_push(w->q, w);
 			c->parked++;
 		}
