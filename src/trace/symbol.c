@@ -225,10 +225,29 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 
 	/* Inlined calls: the scopes at addr, innermost first, up to the
 	 * physical function. Each inlined_subroutine is a frame of its own
-	 * at (file, line); its call site is the next frame's position. */
+	 * at (file, line); its call site is the next frame's position.
+	 * dwarf_getscopes goes from the innermost inlined instance to its
+	 * abstract origin's scopes, which skips the instances it is nested
+	 * in; the chain of DIEs that physically contain the innermost
+	 * instance (dwarf_getscopes_die) has every level. */
 	int n = 0;
 	Dwarf_Die *scopes = NULL;
 	int ns = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
+	for (int i = 0; i < ns; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag == DW_TAG_subprogram)
+			break;
+		if (tag != DW_TAG_inlined_subroutine)
+			continue;
+		Dwarf_Die *chain = NULL;
+		int nc = dwarf_getscopes_die(&scopes[i], &chain);
+		if (nc > 0) {
+			free(scopes);
+			scopes = chain;
+			ns = nc;
+		}
+		break;
+	}
 	Dwarf_Files *files = NULL;
 	size_t nfiles = 0;
 	if (ns > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
