@@ -154,6 +154,34 @@ static const char *defining_name(Dwarf_Die *cu, Dwarf_Addr a)
 	}
 }
 
+/* The DIE a concrete instance (inlined or out of line) was made from, or
+ * the DIE itself: what identifies the source function. */
+static Dwarf_Off origin_of(Dwarf_Die *d)
+{
+	Dwarf_Attribute a;
+	Dwarf_Die o;
+	if (dwarf_attr(d, DW_AT_abstract_origin, &a) &&
+	    dwarf_formref_die(&a, &o))
+		return dwarf_dieoffset(&o);
+	return dwarf_dieoffset(d);
+}
+
+/* Whether inlined instance scopes[i] is of the same function as the
+ * frame that contains it (the next inlined instance or the subprogram
+ * outward). GCC emits these when it splits a function and inlines the
+ * split part back into its own out-of-line copy: one source frame, not
+ * two. */
+static bool self_inlined(Dwarf_Die *scopes, int ns, int i)
+{
+	for (int j = i + 1; j < ns; j++) {
+		int tag = dwarf_tag(&scopes[j]);
+		if (tag == DW_TAG_inlined_subroutine ||
+		    tag == DW_TAG_subprogram)
+			return origin_of(&scopes[j]) == origin_of(&scopes[i]);
+	}
+	return false;
+}
+
 /* Resolve addr (already pc - 1 for a return address) into out[]. */
 static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 {
@@ -258,6 +286,8 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 			break;
 		if (tag != DW_TAG_inlined_subroutine)
 			continue;
+		if (self_inlined(scopes, ns, i))
+			continue; /* one frame: the position stays the inner one */
 		tt__frame f = base;
 		const char *nm = die_name(&scopes[i]);
 		f.func = nm ? intern(nm) : "?";
