@@ -146,8 +146,9 @@ static void assert_positions(const char *text)
 		} else if (strncmp(l, "goroutine ", 10) == 0) {
 			in_block = true;
 		} else if (in_block) {
-			TU_ASSERT_MSG((n >= 2 && l[n - 1] == ')') ||
-					      strncmp(l, "created by ", 11) == 0,
+			bool call = n >= 2 && l[n - 1] == ')';
+			bool created = strncmp(l, "created by ", 11) == 0;
+			TU_ASSERT_MSG(call || created,
 				      "line %d: not a function line: \"%.*s\"",
 				      lineno, (int)n, l);
 			want_pos = true;
@@ -255,9 +256,10 @@ static void test_panicparse_reads_dumps(void **state)
 
 	char pp[4096];
 	if (!find_panicparse(pp, sizeof pp)) {
-		print_message("*** panicparse NOT INSTALLED (Debian: panicparse; "
-			      "run scripts/install-deps): the dumps were NOT "
-			      "checked with Go's stack parser ***\n");
+		print_message("*** panicparse NOT INSTALLED (Debian: "
+			      "panicparse; run scripts/install-deps): the "
+			      "dumps were NOT checked with Go's stack "
+			      "parser ***\n");
 		free(dump);
 		tu_child_free(&c);
 		skip();

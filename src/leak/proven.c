@@ -112,8 +112,8 @@ static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site,
 		int o = frame_owner(&f[j]);
 		own = o > own ? o : own;
 	}
-	*public = k > 0 && f[k - 1].func && strncmp(f[k - 1].func, "tt_", 3) == 0 &&
-		  f[k - 1].func[3] != '_';
+	const char *fn = k > 0 ? f[k - 1].func : NULL;
+	*public = fn && strncmp(fn, "tt_", 3) == 0 && fn[3] != '_';
 	if (k > 0)
 		*site = f[0];
 	return own;

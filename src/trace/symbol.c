@@ -286,8 +286,9 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 			break;
 		if (tag != DW_TAG_inlined_subroutine)
 			continue;
+		/* One frame: the position stays the inner one. */
 		if (self_inlined(scopes, ns, i))
-			continue; /* one frame: the position stays the inner one */
+			continue;
 		tt__frame f = base;
 		const char *nm = die_name(&scopes[i]);
 		f.func = nm ? intern(nm) : "?";
