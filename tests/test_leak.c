@@ -864,6 +864,101 @@ static void test_leak_proven_sync_and_ctx(void **state)
 	tu_child_free(&c);
 }
 
+/* Each sync kind released from a frame of the program's own, its last
+ * reference dropped while a goroutine waits on it. */
+static __attribute__((noinline)) void drop_wg(tt_waitgroup *wg)
+{
+	TU_ASSERT_OK(tt_wg_release(wg)); /* not a tail call: a frame */
+}
+
+static __attribute__((noinline)) void drop_mutex(tt_mutex *m)
+{
+	TU_ASSERT_OK(tt_mutex_release(m));
+}
+
+static __attribute__((noinline)) void drop_rwmutex(tt_rwmutex *m)
+{
+	TU_ASSERT_OK(tt_rwmutex_release(m));
+}
+
+static __attribute__((noinline)) void drop_cond(tt_cond *c)
+{
+	TU_ASSERT_OK(tt_cond_release(c));
+}
+
+static void child_proven_released_by(void)
+{
+	tt_waitgroup *wg;
+	TU_ASSERT_OK(tt_wg_make(&wg));
+	TU_ASSERT_OK(tt_wg_add(wg, 1));
+	tt_go(wg_waiter, wg);
+	drop_wg(wg);
+
+	tt_mutex *m;
+	TU_ASSERT_OK(tt_mutex_make(&m));
+	TU_ASSERT_OK(tt_mutex_lock(m));
+	tt_go(mutex_waiter, m);
+	drop_mutex(m);
+
+	tt_rwmutex *rw;
+	TU_ASSERT_OK(tt_rwmutex_make(&rw));
+	TU_ASSERT_OK(tt_rwmutex_lock(rw));
+	tt_go(rw_reader, rw);
+	drop_rwmutex(rw);
+
+	tt_mutex *cm;
+	tt_cond *cv;
+	TU_ASSERT_OK(tt_mutex_make(&cm));
+	TU_ASSERT_OK(tt_cond_make(&cv, cm));
+	TU_ASSERT_OK(tt_mutex_lock(cm));
+	tt_go(cond_waiter, cv);
+	drop_cond(cv);
+	TU_ASSERT_OK(tt_mutex_release(cm));
+	fprintf(stderr, "tu-end\n");
+}
+
+/* The releasing stack of a proven leak on each sync kind starts at the
+ * public release call, then the program's frame that made it (as a
+ * channel's starts at tt_chan_release). */
+static void test_leak_proven_released_by_public_call(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *what, *call, *caller;
+	} kinds[] = {
+		{"sync.WaitGroup", "tt_wg_release", "drop_wg"},
+		{"sync.Mutex", "tt_mutex_release", "drop_mutex"},
+		{"sync.RWMutex", "tt_rwmutex_release", "drop_rwmutex"},
+		{"sync.Cond", "tt_cond_release", "drop_cond"},
+	};
+	tu_child c;
+	with_env("TETHER_LEAK", "report", "proven_released_by", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-end");
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		char want[128];
+		snprintf(want, sizeof want, "leaked: parked on %s 0x",
+			 kinds[i].what);
+		const char *rep = strstr(c.err, want);
+		TU_ASSERT_MSG(rep, "no report of a leak on %s in:\n%s",
+			      kinds[i].what, c.err);
+		const char *by = strstr(rep, "released by goroutine 1:\n"
+					     "goroutine 1 [running]:\n");
+		TU_ASSERT_MSG(by, "no releasing stack after:\n%s", rep);
+		const char *top = strchr(strchr(by, '\n') + 1, '\n') + 1;
+		snprintf(want, sizeof want, "%s(...)\n\t", kinds[i].call);
+		TU_ASSERT_MSG(strncmp(top, want, strlen(want)) == 0,
+			      "%s: the releasing stack starts with:\n%.200s",
+			      kinds[i].what, top);
+		const char *next = strchr(strchr(top, '\n') + 1, '\n') + 1;
+		snprintf(want, sizeof want, "%s(...)\n", kinds[i].caller);
+		TU_ASSERT_MSG(strncmp(next, want, strlen(want)) == 0,
+			      "%s: the public call is followed by:\n%.200s",
+			      kinds[i].what, next);
+	}
+	tu_child_free(&c);
+}
+
 /* The goroutineleak profile lists proven leaks only. */
 static void child_goroutineleak_profile(void)
 {
@@ -909,6 +1004,7 @@ static const tu_child_case child_cases[] = {
 	{"proven_chan", child_proven_chan},
 	{"proven_false_positives", child_proven_false_positives},
 	{"proven_sync", child_proven_sync},
+	{"proven_released_by", child_proven_released_by},
 	{"goroutineleak_profile", child_goroutineleak_profile},
 };
 
@@ -934,6 +1030,7 @@ int main(int argc, char **argv)
 		LEAK_TEST(test_leak_proven_report),
 		LEAK_TEST(test_leak_proven_no_false_positive),
 		LEAK_TEST(test_leak_proven_sync_and_ctx),
+		LEAK_TEST(test_leak_proven_released_by_public_call),
 		LEAK_TEST(test_leak_goroutineleak_profile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -382,6 +382,78 @@ static void test_trace_omitfp_inlined(void **state)
 	TU_ASSERT_OK(tt_chan_release(ch));
 }
 
+static void via_nest(void *arg)
+{
+	omitfp_nest_outer(arg);
+	sink++;
+}
+
+/* Two nested inlined calls: inner, middle and outer each a frame at its
+ * own position, the middle one included; the goroutine leak checker's
+ * "any function" filter matches the middle one. */
+static void test_trace_nested_inlined(void **state)
+{
+	(void)state;
+	ch = tu_chan(sizeof(int), 0);
+	int64_t id = tu_go(via_nest, ch);
+	tt__snapshot s;
+	TU_ASSERT_OK(tt__snapshot_take(&s));
+	tt__frame fr[64];
+	int n = frames_of(find_g(&s, id), fr, 64);
+	int in = index_of(fr, n, "omitfp_nest_inner");
+	int mid = index_of(fr, n, "omitfp_nest_mid");
+	int out = index_of(fr, n, "omitfp_nest_outer");
+	TU_ASSERT_MSG(in >= 0 && mid == in + 1 && out == mid + 1,
+		      "inner at %d, mid at %d, outer at %d", in, mid, out);
+	TU_ASSERT(fr[in].inlined && fr[mid].inlined && !fr[out].inlined);
+	TU_ASSERT(ends_with(fr[in].file, "trace_omitfp.c"));
+	TU_ASSERT(ends_with(fr[mid].file, "trace_omitfp.c"));
+	TU_ASSERT(ends_with(fr[out].file, "trace_omitfp.c"));
+	TU_ASSERT_EQ(fr[in].line, omitfp_nest_recv_line);
+	TU_ASSERT_EQ(fr[mid].line, omitfp_nest_mid_line);
+	TU_ASSERT_EQ(fr[out].line, omitfp_nest_outer_line);
+	TU_ASSERT(out + 1 < n && strcmp(fr[out + 1].func, "via_nest") == 0);
+
+	tt__buf b = { 0 };
+	tt__write_goroutine(&b, find_g(&s, id), s.taken_at);
+	tt__buf_put(&b, "", 1);
+	TU_ASSERT_OK(b.err);
+	char want[512];
+	snprintf(want, sizeof want,
+		 "omitfp_nest_inner(...)\n\t%s:%d\n"
+		 "omitfp_nest_mid(...)\n\t%s:%d\n"
+		 "omitfp_nest_outer(...)\n\t%s:%d +0x",
+		 fr[in].file, omitfp_nest_recv_line, fr[mid].file,
+		 omitfp_nest_mid_line, fr[out].file, omitfp_nest_outer_line);
+	TU_ASSERT_CONTAINS(b.data, want);
+	tt__buf_free(&b);
+	tt__snapshot_free(&s);
+
+	/* Ignoring the middle function hides the goroutine from the
+	 * checker; ignoring a function on no stack does not. */
+	tt_leak_opts *o, *other;
+	TU_ASSERT_OK(tt_leak_opts_make(&o));
+	TU_ASSERT_OK(tt_leak_opts_make(&other));
+	TU_ASSERT_OK(tt_leak_retry(o, 0, TT_MICROSECOND));
+	TU_ASSERT_OK(tt_leak_retry(other, 0, TT_MICROSECOND));
+	TU_ASSERT_OK(tt_leak_ignore_any_function(o, "omitfp_nest_mid"));
+	TU_ASSERT_OK(tt_leak_ignore_any_function(other, "omitfp_nest_none"));
+	tt_leak_list l;
+	TU_ASSERT_EQ(tt_leak_find(o, &l), 0);
+	TU_ASSERT_EQ(l.n, 0);
+	tt_leak_list_free(&l);
+	TU_ASSERT_EQ(tt_leak_find(other, &l), 1);
+	TU_ASSERT_EQ(l.n, 1);
+	TU_ASSERT_EQ(l.g[0].id, id);
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(o);
+	tt_leak_opts_free(other);
+
+	int v = 0;
+	TU_ASSERT_OK(tt_chan_send(ch, &v, sizeof v));
+	TU_ASSERT_OK(tt_chan_release(ch));
+}
+
 /* ---- the running context, symbols -------------------------------------------------- */
 
 __attribute__((noinline)) static int trace_here_probe(uintptr_t *pcs, int *line)
@@ -473,6 +545,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_trace_wait_states),
 		TU_TEST(test_trace_shared_lib),
 		TU_TEST(test_trace_omitfp_inlined),
+		TU_TEST(test_trace_nested_inlined),
 		TU_TEST(test_trace_here),
 		TU_TEST(test_trace_symbolize_threads),
 	};

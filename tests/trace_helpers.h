@@ -16,4 +16,13 @@ int omitfp_outer(tt_chan *c);
 extern const int omitfp_recv_line;
 extern const int omitfp_call_line;
 
+/* trace_omitfp.c: receives from c through two nested always_inline
+ * functions, omitfp_nest_mid and omitfp_nest_inner. The lines of the
+ * tt_chan_recv call in the inner one, of the inner call in the middle one
+ * and of the middle call in omitfp_nest_outer. */
+int omitfp_nest_outer(tt_chan *c);
+extern const int omitfp_nest_recv_line;
+extern const int omitfp_nest_mid_line;
+extern const int omitfp_nest_outer_line;
+
 #endif

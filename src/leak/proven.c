@@ -100,8 +100,10 @@ static int frame_owner(const tt__frame *f)
 	return 0;
 }
 
-/* The owner of the PC: the highest over its inlined frames. */
-static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site)
+/* The owner of the PC: the highest over its inlined frames. *public:
+ * whether its physical function is one of tether's public calls. */
+static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site,
+		    bool *public)
 {
 	tt__frame f[8];
 	int k = tt__symbolize(pc, return_addr, f, 8);
@@ -110,6 +112,8 @@ static int pc_owner(uintptr_t pc, bool return_addr, tt__frame *site)
 		int o = frame_owner(&f[j]);
 		own = o > own ? o : own;
 	}
+	const char *fn = k > 0 ? f[k - 1].func : NULL;
+	*public = fn && strncmp(fn, "tt_", 3) == 0 && fn[3] != '_';
 	if (k > 0)
 		*site = f[0];
 	return own;
@@ -129,19 +133,23 @@ static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what,
 	r->released_by = s->current->id;
 	int n = tt__trace_here(r->pcs, TT__TRACE_MAX, 0);
 	r->npcs = n > 0 ? n : 0;
-	/* The stack is kept from the first frame outside this layer (the
-	 * release call); the release site is the first frame outside tether
-	 * (past a context that freed its done channel, say): the
-	 * program's. */
-	int keep = -1;
-	for (int i = 0; i < r->npcs && keep < 0; i++)
+	/* The stack is kept from the release call: past this layer and
+	 * tether's internal helpers (a sync object's release function),
+	 * from the first public call or, failing one, the program's frame.
+	 * The release site is the first frame outside tether (past a
+	 * context that freed its done channel, say): the program's. */
+	int from_at = -1, keep = -1, outside = -1;
+	for (int i = 0; i < r->npcs && from_at < 0; i++)
 		if (r->pcs[i] == from)
-			keep = i;
-	for (int i = keep < 0 ? 0 : keep; i < r->npcs; i++) {
+			from_at = i;
+	for (int i = from_at < 0 ? 0 : from_at; i < r->npcs; i++) {
 		tt__frame f;
 		memset(&f, 0, sizeof f);
-		int own = pc_owner(r->pcs[i], i > 0, &f);
-		if (own != 1 && keep < 0)
+		bool public = false;
+		int own = pc_owner(r->pcs[i], i > 0, &f, &public);
+		if (outside < 0 && own != 1)
+			outside = i;
+		if (keep < 0 && (own == 0 || (own == 2 && public)))
 			keep = i;
 		if (own == 0) {
 			r->site_func = f.func;
@@ -150,6 +158,8 @@ static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what,
 			break;
 		}
 	}
+	if (keep < 0)
+		keep = outside;
 	if (keep > 0) {
 		memmove(r->pcs, r->pcs + keep,
 			(size_t)(r->npcs - keep) * sizeof r->pcs[0]);

@@ -375,14 +375,30 @@ const char *tt__gsnap_state(const tt__gsnap *g)
 	}
 }
 
-/* "\tfile:line +0xoff" (offset only for a physical frame). */
+/* A frame's function: its name, or for a PC without a symbol (a signal
+ * trampoline, a stripped object) "OBJECT+0xOFF", OBJECT the base name of
+ * the ELF object holding it and OFF the PC's offset from where that object
+ * is loaded (what addr2line -e OBJECT takes); "?" if no object holds it. */
+static void put_func(tt__buf *b, const tt__frame *f)
+{
+	if (strcmp(f->func, "?") != 0 || f->module == NULL) {
+		tt__buf_puts(b, f->func);
+		return;
+	}
+	const char *slash = strrchr(f->module, '/');
+	tt__buf_puts(b, slash ? slash + 1 : f->module);
+	tt__buf_put(b, "+", 1);
+	tt__buf_hex(b, f->pc - f->module_base);
+}
+
+/* "\tfile:line +0xoff" (offset only for a physical frame). A frame with
+ * no source position prints as "\t??:0", the form Go's tools (panicparse)
+ * take for a foreign frame they cannot place; the object is in the
+ * function's name when the symbol is missing too. */
 static void put_pos(tt__buf *b, const tt__frame *f, bool with_off)
 {
 	tt__buf_put(b, "\t", 1);
-	if (f->file)
-		tt__buf_puts(b, f->file);
-	else
-		tt__buf_puts(b, f->module ? f->module : "?");
+	tt__buf_puts(b, f->file ? f->file : "??");
 	tt__buf_put(b, ":", 1);
 	tt__buf_dec(b, f->line);
 	if (with_off && f->entry) {
@@ -412,7 +428,7 @@ void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now)
 	for (uint32_t i = 0; i < g->npcs; i++) {
 		int n = tt__frames_at(g, i, fr, 16);
 		for (int k = 0; k < n; k++) {
-			tt__buf_puts(b, fr[k].func);
+			put_func(b, &fr[k]);
 			tt__buf_puts(b, "(...)\n");
 			put_pos(b, &fr[k], !fr[k].inlined);
 		}
@@ -422,7 +438,7 @@ void tt__write_goroutine(tt__buf *b, const tt__gsnap *g, int64_t now)
 		 * one when that call was inlined). */
 		tt__symbolize(g->create_pc, true, fr, 16);
 		tt__buf_puts(b, "created by ");
-		tt__buf_puts(b, fr[0].func);
+		put_func(b, &fr[0]);
 		tt__buf_puts(b, " in goroutine ");
 		tt__buf_dec(b, g->parent_id);
 		tt__buf_put(b, "\n", 1);

@@ -154,6 +154,34 @@ static const char *defining_name(Dwarf_Die *cu, Dwarf_Addr a)
 	}
 }
 
+/* The DIE a concrete instance (inlined or out of line) was made from, or
+ * the DIE itself: what identifies the source function. */
+static Dwarf_Off origin_of(Dwarf_Die *d)
+{
+	Dwarf_Attribute a;
+	Dwarf_Die o;
+	if (dwarf_attr(d, DW_AT_abstract_origin, &a) &&
+	    dwarf_formref_die(&a, &o))
+		return dwarf_dieoffset(&o);
+	return dwarf_dieoffset(d);
+}
+
+/* Whether inlined instance scopes[i] is of the same function as the
+ * frame that contains it (the next inlined instance or the subprogram
+ * outward). GCC emits these when it splits a function and inlines the
+ * split part back into its own out-of-line copy: one source frame, not
+ * two. */
+static bool self_inlined(Dwarf_Die *scopes, int ns, int i)
+{
+	for (int j = i + 1; j < ns; j++) {
+		int tag = dwarf_tag(&scopes[j]);
+		if (tag == DW_TAG_inlined_subroutine ||
+		    tag == DW_TAG_subprogram)
+			return origin_of(&scopes[j]) == origin_of(&scopes[i]);
+	}
+	return false;
+}
+
 /* Resolve addr (already pc - 1 for a return address) into out[]. */
 static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 {
@@ -225,10 +253,29 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 
 	/* Inlined calls: the scopes at addr, innermost first, up to the
 	 * physical function. Each inlined_subroutine is a frame of its own
-	 * at (file, line); its call site is the next frame's position. */
+	 * at (file, line); its call site is the next frame's position.
+	 * dwarf_getscopes goes from the innermost inlined instance to its
+	 * abstract origin's scopes, which skips the instances it is nested
+	 * in; the chain of DIEs that physically contain the innermost
+	 * instance (dwarf_getscopes_die) has every level. */
 	int n = 0;
 	Dwarf_Die *scopes = NULL;
 	int ns = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
+	for (int i = 0; i < ns; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag == DW_TAG_subprogram)
+			break;
+		if (tag != DW_TAG_inlined_subroutine)
+			continue;
+		Dwarf_Die *chain = NULL;
+		int nc = dwarf_getscopes_die(&scopes[i], &chain);
+		if (nc > 0) {
+			free(scopes);
+			scopes = chain;
+			ns = nc;
+		}
+		break;
+	}
 	Dwarf_Files *files = NULL;
 	size_t nfiles = 0;
 	if (ns > 0 && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
@@ -238,6 +285,9 @@ static int resolve(uintptr_t pc, uintptr_t addr, tt__frame *out, int max)
 		if (tag == DW_TAG_subprogram)
 			break;
 		if (tag != DW_TAG_inlined_subroutine)
+			continue;
+		/* One frame: the position stays the inner one. */
+		if (self_inlined(scopes, ns, i))
 			continue;
 		tt__frame f = base;
 		const char *nm = die_name(&scopes[i]);
