@@ -400,11 +400,12 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
  *
  * It cannot starve the others: timers fire only in tt_yield, at every
  * 64th park or exit (maybe_run_timers) and in the idle wait, so a woken
- * goroutine goes ahead once per firing. One that keeps re-arming a
- * zero-delay sleep parks, and its park takes the run queue's head — some
+ * goroutine goes ahead once per firing. One that keeps re-arming a short
+ * timer parks each time, and its park takes the run queue's head — some
  * other goroutine — except at one park in 64, when the timers run there
  * and it may come straight back; it is readied again only at the next
- * yield, park or exit of someone else. K such goroutines at once run a
+ * yield, park or exit of someone else. (A sleep already due is a plain
+ * tt_yield, to the back.) K such goroutines at once run a
  * round each between two of the others' turns: the rest move on, K times
  * slower, never stop.
  *

@@ -919,6 +919,56 @@ static void test_sleep_wake_runs_next(void **state)
 	TU_ASSERT_OK(tt_chan_release(f.done));
 }
 
+typedef struct {
+	tt_chan *done;
+	int rearms;              /* sleeps the rearmer makes */
+	volatile int rearmer_done;
+	long flood_yields;
+	int64_t stop_by;
+} rearm;
+
+static void rearm_yielder(void *p)
+{
+	rearm *r = p;
+	while (!r->rearmer_done && tt_now() < r->stop_by) {
+		r->flood_yields++;
+		tt_yield();
+	}
+	tu_done(r->done);
+}
+
+static void rearm_sleeper(void *p)
+{
+	rearm *r = p;
+	for (int i = 0; i < r->rearms && tt_now() < r->stop_by; i++)
+		TU_ASSERT_OK(tt_sleep(TT_MICROSECOND));
+	r->rearmer_done = 1;
+	tu_done(r->done);
+}
+
+/* Running timer-woken goroutines first does not let one that keeps
+ * re-arming a short timer monopolise the thread: each of its parks hands
+ * the thread to a flood goroutine (but for one in 64, where the timers
+ * are run at the park itself), and it is readied again only at such a
+ * goroutine's yield. So the flood yields at least about once per sleep.
+ * (A sleep whose deadline has passed already is a plain yield, to the
+ * back of the run queue.) */
+static void test_rearmed_timer_does_not_starve(void **state)
+{
+	(void)state;
+	rearm r = {.rearms = 20000, .stop_by = tt_now() + 30 * TT_SECOND};
+	int n = 100;
+	r.done = tu_chan(0, n + 1);
+	for (int i = 0; i < n; i++)
+		tu_go(rearm_yielder, &r);
+	tu_go(rearm_sleeper, &r);
+	TU_WAIT_DONE(r.done, n + 1, 60 * TT_SECOND);
+	print_message("%ld flood yields during %d re-armed sleeps\n",
+		      r.flood_yields, r.rearms);
+	TU_ASSERT_GE(r.flood_yields, r.rearms / 2);
+	TU_ASSERT_OK(tt_chan_release(r.done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -944,6 +994,7 @@ int main(void)
 		TU_TEST(test_ticker_bad_period),
 		TU_TEST(test_sleep_under_exit_flood),
 		TU_TEST(test_sleep_wake_runs_next),
+		TU_TEST(test_rearmed_timer_does_not_starve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
