@@ -392,6 +392,36 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
 	runq_push_back(s, g);
 }
 
+/* Make a parked goroutine runnable ahead of the rest: at the front of the
+ * run queue, so the next switch runs it (Go's runnext). For a goroutine
+ * whose own timer woke it (a sleep, a deadline): without this, a 1 ms
+ * sleeper under N yielding goroutines would wait for all N to run once
+ * more before it.
+ *
+ * It cannot starve the others: timers fire only in tt_yield, at every
+ * 64th park or exit (maybe_run_timers) and in the idle wait, so a woken
+ * goroutine goes ahead once per firing. One that keeps re-arming a short
+ * timer parks each time, and its park takes the run queue's head — some
+ * other goroutine — except at one park in 64, when the timers run there
+ * and it may come straight back; it is readied again only at the next
+ * yield, park or exit of someone else. (A sleep already due is a plain
+ * tt_yield, to the back.) K such goroutines at once run a
+ * round each between two of the others' turns: the rest move on, K times
+ * slower, never stop.
+ *
+ * Precondition: g is WAITING. While s->current is a direct child (its
+ * parent waiting at the head of the run queue, where tt__g_direct_entry
+ * looks for it) the front is the parent's, and g goes to the back. */
+static inline void tt__ready_next(tt__sched *s, tt__g *g)
+{
+	TT_ASSERT(g->state == TT_G_WAITING);
+	g->state = TT_G_RUNNABLE;
+	if (TT_UNLIKELY(s->current->direct))
+		runq_push_back(s, g);
+	else
+		runq_push_front(s, g);
+}
+
 
 /* ---- stack -------------------------------------------------------------- */
 

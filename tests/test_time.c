@@ -859,6 +859,116 @@ static void test_sleep_under_exit_flood(void **state)
 	TU_ASSERT_OK(tt_chan_release(r.done));
 }
 
+/* A yield flood: n goroutines that yield in a loop, and one sleeper. Each
+ * flood yield taken after the sleeper's deadline has passed and before it
+ * has run is counted in `late`: tt_yield fires due timers first thing, so
+ * the count is how many flood goroutines ran between the timer firing
+ * (at the first such yield) and the sleeper running. */
+typedef struct {
+	tt_chan *done;
+	int n;
+	volatile int64_t deadline; /* 0 until the sleeper has set it */
+	volatile int woke;
+	long late;       /* flood yields after the deadline, before the wake */
+	long late_at_wake;
+	int64_t stop_by; /* bound on the flood's run, in case of a bug */
+} flood;
+
+static void flood_yielder(void *p)
+{
+	flood *f = p;
+	while (!f->woke && tt_now() < f->stop_by) {
+		if (f->deadline && tt_now() >= f->deadline)
+			f->late++;
+		tt_yield();
+	}
+	tu_done(f->done);
+}
+
+static void flood_sleeper(void *p)
+{
+	flood *f = p;
+	int64_t deadline = tt_now() + 1 * MS;
+	f->deadline = deadline;
+	TU_ASSERT_OK(tt_sleep_until(deadline));
+	f->late_at_wake = f->late;
+	f->woke = 1;
+	tu_done(f->done);
+}
+
+/* A goroutine woken by its own timer runs next, ahead of the run queue
+ * (Go's runnext): under 1,000 yielding goroutines a 1 ms sleeper runs
+ * right after its timer fires, not after every one of them has yielded
+ * once more. The flood still makes progress meanwhile. */
+static void test_sleep_wake_runs_next(void **state)
+{
+	(void)state;
+	flood f = {.n = 1000, .stop_by = tt_now() + 30 * TT_SECOND};
+	f.done = tu_chan(0, f.n + 1);
+	for (int i = 0; i < f.n; i++)
+		tu_go(flood_yielder, &f);
+	tu_go(flood_sleeper, &f);
+	TU_WAIT_DONE(f.done, f.n + 1, 60 * TT_SECOND);
+	print_message("%ld flood yields between the sleeper's timer firing "
+		      "and the sleeper running (of %d flood goroutines)\n",
+		      f.late_at_wake, f.n);
+	TU_ASSERT_EQ(f.woke, 1);
+	/* The firing yield itself, at most, and one or two that saw the
+	 * deadline pass just before their yield's own clock read. */
+	TU_ASSERT_LT(f.late_at_wake, 10);
+	TU_ASSERT_OK(tt_chan_release(f.done));
+}
+
+typedef struct {
+	tt_chan *done;
+	int rearms;              /* sleeps the rearmer makes */
+	volatile int rearmer_done;
+	long flood_yields;
+	int64_t stop_by;
+} rearm;
+
+static void rearm_yielder(void *p)
+{
+	rearm *r = p;
+	while (!r->rearmer_done && tt_now() < r->stop_by) {
+		r->flood_yields++;
+		tt_yield();
+	}
+	tu_done(r->done);
+}
+
+static void rearm_sleeper(void *p)
+{
+	rearm *r = p;
+	for (int i = 0; i < r->rearms && tt_now() < r->stop_by; i++)
+		TU_ASSERT_OK(tt_sleep(TT_MICROSECOND));
+	r->rearmer_done = 1;
+	tu_done(r->done);
+}
+
+/* Running timer-woken goroutines first does not let one that keeps
+ * re-arming a short timer monopolise the thread: each of its parks hands
+ * the thread to a flood goroutine (but for one in 64, where the timers
+ * are run at the park itself), and it is readied again only at such a
+ * goroutine's yield. So the flood yields at least about once per sleep.
+ * (A sleep whose deadline has passed already is a plain yield, to the
+ * back of the run queue.) */
+static void test_rearmed_timer_does_not_starve(void **state)
+{
+	(void)state;
+	rearm r = {.rearms = 20000, .stop_by = tt_now() + 30 * TT_SECOND};
+	int n = 100;
+	r.done = tu_chan(0, n + 1);
+	for (int i = 0; i < n; i++)
+		tu_go(rearm_yielder, &r);
+	tu_go(rearm_sleeper, &r);
+	TU_WAIT_DONE(r.done, n + 1, 60 * TT_SECOND);
+	print_message("%ld flood yields during %d re-armed sleeps\n",
+		      r.flood_yields, r.rearms);
+	TU_ASSERT_GE(r.flood_yields, r.rearms / 2);
+	TU_ASSERT_OK(tt_chan_release(r.done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -883,6 +993,8 @@ int main(void)
 		TU_TEST(test_ticker_slow_receiver_drops),
 		TU_TEST(test_ticker_bad_period),
 		TU_TEST(test_sleep_under_exit_flood),
+		TU_TEST(test_sleep_wake_runs_next),
+		TU_TEST(test_rearmed_timer_does_not_starve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,7 +143,7 @@ static void wake_sleeper(tt__timer *t, int64_t now)
 	(void)now;
 	tt__g *g = t->ctx;
 	g->timed_out = 1;
-	tt__ready(g->sched, g);
+	tt__ready_next(g->sched, g);
 }
 
 bool tt__park_until(tt__sched *s, int reason, const void *obj,
