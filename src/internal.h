@@ -281,6 +281,10 @@ typedef struct tt__runq {
 struct tt__sched {
 	tt__g *current;      /* the running goroutine */
 	tt__runq runq;       /* runnable goroutines, FIFO */
+	tt__g *runnext_tail; /* during tt__timers_run: the last goroutine its
+				timers put at the front (tt__ready_next), so
+				the next goes after it and a batch keeps its
+				deadline order; NULL outside a run */
 	tt__g *zombie;       /* ended; its stack is freed after the switch */
 	tt__timer_heap timers;
 	uint32_t timer_check; /* switches since the timers were last checked */
@@ -409,6 +413,9 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
  * round each between two of the others' turns: the rest move on, K times
  * slower, never stop.
  *
+ * Goroutines woken by one tt__timers_run keep their deadline order at
+ * the front (s->runnext_tail).
+ *
  * Precondition: g is WAITING. While s->current is a direct child (its
  * parent waiting at the head of the run queue, where tt__g_direct_entry
  * looks for it) the front is the parent's, and g goes to the back. */
@@ -416,10 +423,19 @@ static inline void tt__ready_next(tt__sched *s, tt__g *g)
 {
 	TT_ASSERT(g->state == TT_G_WAITING);
 	g->state = TT_G_RUNNABLE;
-	if (TT_UNLIKELY(s->current->direct))
+	if (TT_UNLIKELY(s->current->direct)) {
 		runq_push_back(s, g);
-	else
+	} else if (s->runnext_tail) {
+		tt__g *prev = s->runnext_tail;
+		g->next = prev->next;
+		prev->next = g;
+		if (s->runq.tail == prev)
+			s->runq.tail = g;
+		s->runnext_tail = g;
+	} else {
 		runq_push_front(s, g);
+		s->runnext_tail = g;
+	}
 }
 
 

@@ -169,6 +169,33 @@ static void sleeper_rel(void *p)
 	tu_done(a->st->done);
 }
 
+/* Sleepers whose deadlines all pass before the timers are next looked at
+ * are woken by one run of the timers: they still run in deadline order,
+ * ahead of the run queue. */
+static void test_sleepers_due_together_keep_order(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	order_state st;
+	memset(&st, 0, sizeof st);
+	st.done = tu_chan(0, N);
+	sleeper_arg a[N];
+	int64_t base = tt_now() + 5 * MS;
+	for (int k = 0; k < N; k++) {
+		int id = (k * 3) % N; /* 3 is coprime with 8 */
+		a[k] = (sleeper_arg){&st, id, base + id * 100 * 1000, 0};
+		tu_go(sleeper, &a[k]);
+	}
+	tt_yield(); /* every sleeper parks */
+	/* Spin, without a switch, past every deadline. */
+	while (tt_now() < base + N * MS)
+		;
+	assert_int_equal(st.n, 0);
+	TU_WAIT_DONE(st.done, N, 10 * TT_SECOND);
+	for (int i = 0; i < N; i++)
+		TU_ASSERT_EQ(st.log[i], i);
+}
+
 static void test_sleepers_wake_in_order(void **state)
 {
 	(void)state;
@@ -977,6 +1004,7 @@ int main(void)
 		TU_TEST(test_sleep_durations),
 		TU_TEST(test_sleep_yields),
 		TU_TEST(test_sleepers_wake_in_order),
+		TU_TEST(test_sleepers_due_together_keep_order),
 		TU_TEST(test_sleep_in_many_goroutines),
 		TU_TEST(test_after_fires_once),
 		TU_TEST(test_after_released_before_firing),

@@ -121,6 +121,7 @@ int tt__timers_run(tt__sched *s, int64_t now)
 {
 	tt__timer_heap *h = &s->timers;
 	int fired = 0;
+	s->runnext_tail = NULL;
 	while (h->n && h->v[0]->when <= now) {
 		tt__timer *t = h->v[0];
 		tt__timer_del(s, t);
@@ -133,6 +134,7 @@ int tt__timers_run(tt__sched *s, int64_t now)
 		t->fn(t, now);
 		fired++;
 	}
+	s->runnext_tail = NULL;
 	return fired;
 }
 
