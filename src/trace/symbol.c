@@ -321,6 +321,20 @@ static bool grow(void)
 	return true;
 }
 
+typedef struct resolve_call {
+	uintptr_t pc, addr;
+	tt__frame *out; /* MAX_INLINE frames */
+	int n;
+} resolve_call;
+
+static void resolve_on_stack(void *p)
+{
+	resolve_call *c = p;
+	if (dwfl == NULL && !dwfl_failed)
+		session_open();
+	c->n = resolve(c->pc, c->addr, c->out, MAX_INLINE);
+}
+
 int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 {
 	if (max <= 0)
@@ -329,11 +343,14 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 	pthread_mutex_lock(&mu);
 	entry *e = lookup(key);
 	if (e == NULL || e->frames == NULL) {
-		if (dwfl == NULL && !dwfl_failed)
-			session_open();
 		tt__frame tmp[MAX_INLINE];
-		int n = resolve(pc, return_addr && pc ? pc - 1 : pc, tmp,
-				MAX_INLINE);
+		resolve_call rc = {.pc = pc,
+				   .addr = return_addr && pc ? pc - 1 : pc,
+				   .out = tmp};
+		/* libdw's line tables take frames far larger than a
+		 * goroutine's stack. */
+		tt__on_runtime_stack(resolve_on_stack, &rc);
+		int n = rc.n;
 		for (int i = 0; i < n; i++)
 			tmp[i].internal = frame_internal(&tmp[i]);
 		tt__frame *keep = malloc((size_t)n * sizeof *keep);
