@@ -166,6 +166,52 @@ static void dump_small(void *arg)
 	(void)!write(2, done, sizeof done - 1);
 }
 
+/* SIGQUIT (TETHER_TRACEBACK) taken in a goroutine on a 16 KiB stack:
+ * the handler runs there, and the dump must still print. */
+static int sigquit_used_kib;
+
+/* Uses about 1 KiB of stack a level, then raises SIGQUIT. */
+static __attribute__((noinline)) int quit_deep(int kib)
+{
+	volatile char pad[1024];
+	pad[0] = (char)kib;
+	if (kib > 1)
+		return quit_deep(kib - 1) + pad[0];
+	AT_LINE(raise(SIGQUIT));
+	return pad[0];
+}
+
+static void sigquit_small(void *arg)
+{
+	(void)arg;
+	mark_goid_small();
+	quit_deep(sigquit_used_kib);
+	survived();
+}
+
+static void child_sigquit_small_stack(void)
+{
+	if (tt_traceback_on_sigquit(true) != 0)
+		return;
+	/* Leave the goroutine about 3 KiB once the kernel's signal frame
+	 * (at least _SC_MINSIGSTKSZ) is on it: enough for the handler to
+	 * move to the runtime stack, less than the dump needs (5 KiB and
+	 * more on x86-64). */
+	long sig = 0;
+#ifdef _SC_MINSIGSTKSZ
+	sig = sysconf(_SC_MINSIGSTKSZ);
+#endif
+	if (sig < 2048)
+		sig = 2048;
+	sigquit_used_kib = (int)((16 * 1024 - 1024 - sig) / 1024) - 3;
+	burn_ids(2);
+	tt_go_attr attr;
+	memset(&attr, 0, sizeof attr);
+	attr.stack_size = 16 * 1024;
+	tt_go_with(&attr, sigquit_small, NULL);
+	survived();
+}
+
 static void child_stack_dump_small_stack(void)
 {
 	burn_ids(2);
@@ -489,6 +535,24 @@ static void test_death_panic_small_stack(void **state)
 			"send_closed_small", "child_send_closed_small_stack");
 }
 
+static void test_death_sigquit_small_stack(void **state)
+{
+	(void)state;
+	tu_child c;
+	spawn("sigquit_small_stack", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 2);
+	TU_ASSERT_NOT_CONTAINS(c.err, "stack overflow");
+	TU_ASSERT_CONTAINS(c.err, "SIGQUIT: quit\n\ngoroutine ");
+	assert_names_goroutine(&c, "running");
+	assert_frame_at_line(&c, "quit_deep");
+	TU_ASSERT_CONTAINS(c.err, "\nsigquit_small(");
+	TU_ASSERT_CONTAINS(c.err,
+			   "created by child_sigquit_small_stack in goroutine ");
+	/* Every goroutine: the main one too. */
+	TU_ASSERT_CONTAINS(c.err, "\ngoroutine 1 [");
+	tu_child_free(&c);
+}
+
 static void test_death_stack_dump_small_stack(void **state)
 {
 	(void)state;
@@ -708,6 +772,7 @@ static const tu_child_case child_cases[] = {
 	{"send_closed_goroutine", child_send_closed_goroutine},
 	{"send_closed_small_stack", child_send_closed_small_stack},
 	{"stack_dump_small_stack", child_stack_dump_small_stack},
+	{"sigquit_small_stack", child_sigquit_small_stack},
 	{"parked_sender_closed", child_parked_sender_closed},
 	{"select_send_closed", child_select_send_closed},
 	{"select_send_closed_ready", child_select_send_closed_ready},
@@ -735,6 +800,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_death_send_closed_goroutine),
 		TU_TEST(test_death_panic_small_stack),
 		TU_TEST(test_death_stack_dump_small_stack),
+		TU_TEST(test_death_sigquit_small_stack),
 		TU_TEST(test_death_parked_sender_closed),
 		TU_TEST(test_death_select_send_closed),
 		TU_TEST(test_death_deadlock),

@@ -116,3 +116,9 @@ bool tt__runtime_stack_guard_hit(const void *addr)
 	const char *a = addr;
 	return rs_lo && a < rs_lo && a >= rs_lo - rs_guard;
 }
+
+bool tt__on_runtime_stack_at(const void *addr)
+{
+	const char *a = addr;
+	return rs_lo && a >= rs_lo && a <= rs_lo + RUNSTACK_BYTES;
+}

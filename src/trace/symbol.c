@@ -15,6 +15,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -321,6 +322,10 @@ static bool grow(void)
 	return true;
 }
 
+/* Set by the thread holding mu while it holds it. Written only by that
+ * thread, read by its signal handlers. */
+static _Thread_local volatile sig_atomic_t mu_held;
+
 typedef struct resolve_call {
 	uintptr_t pc, addr;
 	tt__frame *out; /* MAX_INLINE frames */
@@ -339,8 +344,16 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 {
 	if (max <= 0)
 		return 0;
+	if (mu_held) {
+		/* A signal handler interrupted this thread inside the
+		 * symbolizer: the lock is ours and the table may be half
+		 * updated. A frame without a name rather than a deadlock. */
+		out[0] = (tt__frame){.func = "?", .pc = pc};
+		return 1;
+	}
 	uintptr_t key = (pc << 1) | (return_addr ? 1 : 0);
 	pthread_mutex_lock(&mu);
+	mu_held = true;
 	entry *e = lookup(key);
 	if (e == NULL || e->frames == NULL) {
 		tt__frame tmp[MAX_INLINE];
@@ -357,6 +370,7 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 		if ((table_len + 1) * 2 > table_cap && !grow())
 			keep = (free(keep), NULL);
 		if (keep == NULL) {
+			mu_held = false;
 			pthread_mutex_unlock(&mu);
 			int m = n < max ? n : max;
 			memcpy(out, tmp, (size_t)m * sizeof *out);
@@ -371,6 +385,12 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 	}
 	int m = e->n < max ? e->n : max;
 	memcpy(out, e->frames, (size_t)m * sizeof *out);
+	mu_held = false;
 	pthread_mutex_unlock(&mu);
 	return m;
+}
+
+bool tt__symbolizer_held(void)
+{
+	return mu_held;
 }
