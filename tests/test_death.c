@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -35,6 +36,28 @@ static void survived(void)
 static void mark_goid(void)
 {
 	fprintf(stderr, "tu-goid=%lld\n", (long long)tt_goid());
+}
+
+/* Print the line the next call is on, as "tu-line=N", then make it: the
+ * parent checks the stack names that line of this file. Both halves
+ * expand on the caller's line, so __LINE__ is the call's. Written with
+ * write(2) from a static buffer: stdio takes kilobytes of stack, and some
+ * callers run on 16 KiB. */
+static char line_buf[32];
+#define AT_LINE(call)                                                        \
+	do {                                                                 \
+		int len_ = snprintf(line_buf, sizeof line_buf,               \
+				    "tu-line=%d\n", __LINE__);               \
+		(void)!write(2, line_buf, (size_t)len_);                     \
+		call;                                                        \
+	} while (0)
+
+/* As mark_goid, without stdio (for small stacks). */
+static void mark_goid_small(void)
+{
+	int n = snprintf(line_buf, sizeof line_buf, "tu-goid=%lld\n",
+			 (long long)tt_goid());
+	(void)!write(2, line_buf, (size_t)n);
 }
 
 /* A few goroutines that come and go, so the ids in the reports are not
@@ -89,7 +112,7 @@ static void send_closed_in_goroutine(void *arg)
 	tt_chan *c = arg;
 	mark_goid();
 	int v = 1;
-	tt_send(c, &v);
+	AT_LINE(tt_send(c, &v));
 	survived();
 }
 
@@ -104,12 +127,106 @@ static void child_send_closed_goroutine(void)
 	survived();
 }
 
+/* The same in a goroutine with the smallest stack tt_go_with allows:
+ * printing the panic's stack must not need more. */
+static void send_closed_small(void *arg)
+{
+	tt_chan *c = arg;
+	mark_goid_small();
+	int v = 1;
+	AT_LINE(tt_send(c, &v));
+	survived();
+}
+
+static void child_send_closed_small_stack(void)
+{
+	tt_chan *c = NULL;
+	if (tt_chan_make(&c, sizeof(int), 0) != 0)
+		return;
+	tt_chan_close(c);
+	burn_ids(2);
+	tt_go_attr attr;
+	memset(&attr, 0, sizeof attr);
+	attr.stack_size = 16 * 1024;
+	tt_go_with(&attr, send_closed_small, c);
+	survived();
+}
+
+/* A goroutine on a 16 KiB stack dumps its own stack. */
+static char dump_buf[64 * 1024];
+
+static void dump_small(void *arg)
+{
+	(void)arg;
+	mark_goid_small();
+	size_t n;
+	AT_LINE(n = tt_stack_dump(dump_buf, sizeof dump_buf, false));
+	(void)!write(2, dump_buf, n < sizeof dump_buf ? n : sizeof dump_buf);
+	static const char done[] = "\ntu-dumped\n";
+	(void)!write(2, done, sizeof done - 1);
+}
+
+/* SIGQUIT (TETHER_TRACEBACK) taken in a goroutine on a 16 KiB stack:
+ * the handler runs there, and the dump must still print. */
+static int sigquit_used_kib;
+
+/* Uses about 1 KiB of stack a level, then raises SIGQUIT. */
+static __attribute__((noinline)) int quit_deep(int kib)
+{
+	volatile char pad[1024];
+	pad[0] = (char)kib;
+	if (kib > 1)
+		return quit_deep(kib - 1) + pad[0];
+	AT_LINE(raise(SIGQUIT));
+	return pad[0];
+}
+
+static void sigquit_small(void *arg)
+{
+	(void)arg;
+	mark_goid_small();
+	quit_deep(sigquit_used_kib);
+	survived();
+}
+
+static void child_sigquit_small_stack(void)
+{
+	if (tt_traceback_on_sigquit(true) != 0)
+		return;
+	/* Leave the goroutine about 3 KiB once the kernel's signal frame
+	 * (at least _SC_MINSIGSTKSZ) is on it: enough for the handler to
+	 * move to the runtime stack, less than the dump needs (5 KiB and
+	 * more on x86-64). */
+	long sig = 0;
+#ifdef _SC_MINSIGSTKSZ
+	sig = sysconf(_SC_MINSIGSTKSZ);
+#endif
+	if (sig < 2048)
+		sig = 2048;
+	sigquit_used_kib = (int)((16 * 1024 - 1024 - sig) / 1024) - 3;
+	burn_ids(2);
+	tt_go_attr attr;
+	memset(&attr, 0, sizeof attr);
+	attr.stack_size = 16 * 1024;
+	tt_go_with(&attr, sigquit_small, NULL);
+	survived();
+}
+
+static void child_stack_dump_small_stack(void)
+{
+	burn_ids(2);
+	tt_go_attr attr;
+	memset(&attr, 0, sizeof attr);
+	attr.stack_size = 16 * 1024;
+	tt_go_with(&attr, dump_small, NULL);
+}
+
 static void parked_sender(void *arg)
 {
 	tt_chan *c = arg;
 	mark_goid();
 	int v = 1;
-	tt_send(c, &v); /* parks: nobody receives; then the close */
+	AT_LINE(tt_send(c, &v)); /* parks: nobody receives; then the close */
 	survived();
 }
 
@@ -135,7 +252,7 @@ static void parked_select_sender(void *arg)
 	int v = 1, w = 0;
 	tt_case cases[2] = {TT_CASE_RECV_INTO(cs[0], &w, NULL),
 			    TT_CASE_SEND_FROM(cs[1], &v)};
-	tt_select(cases, 2, TT_FOREVER);
+	AT_LINE(tt_select(cases, 2, TT_FOREVER));
 	survived();
 }
 
@@ -322,8 +439,44 @@ static void assert_names_goroutine(const tu_child *c, const char *state)
 	TU_ASSERT_CONTAINS(c->err, want);
 }
 
+/* The stack in c names `func` and, in the frame below it, this file at
+ * the line the child marked with AT_LINE. */
+static void assert_frame_at_line(const tu_child *c, const char *func)
+{
+	long long line = tu_child_marker(c, "tu-line");
+	assert_true(line > 0);
+	char want[160];
+	snprintf(want, sizeof want, "\n%s(", func);
+	const char *f = strstr(c->err, want);
+	if (f == NULL)
+		fail_msg("no frame %s in:\n%s", func, c->err);
+	snprintf(want, sizeof want, "\t%s:%lld +0x", __FILE__, line);
+	const char *at = strstr(f, want);
+	const char *next = strchr(strchr(f + 1, '\n') + 1, '\n');
+	if (at == NULL || next == NULL || at > next)
+		fail_msg("frame %s is not at %s:%lld in:\n%s", func, __FILE__,
+			 line, c->err);
+}
+
 /* The child `name` panicked with `what`, naming the marked goroutine,
  * and (if `also` is not NULL) printed `also` on the way. */
+static void assert_panic_in(const char *name, const char *what,
+			    const char *func, const char *created_by)
+{
+	tu_child c;
+	spawn(name, &c);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	char want[160];
+	snprintf(want, sizeof want, "tether: panic: %s\n", what);
+	TU_ASSERT_CONTAINS(c.err, want);
+	TU_ASSERT_NOT_CONTAINS(c.err, "stack overflow");
+	assert_names_goroutine(&c, "running");
+	assert_frame_at_line(&c, func);
+	snprintf(want, sizeof want, "created by %s in goroutine ", created_by);
+	TU_ASSERT_CONTAINS(c.err, want);
+	tu_child_free(&c);
+}
+
 static void assert_panic(const char *name, const char *what,
 			 bool check_goid, const char *also)
 {
@@ -370,6 +523,49 @@ static void test_death_send_closed_goroutine(void **state)
 	(void)state;
 	assert_panic("send_closed_goroutine", "send on closed channel", true,
 		     NULL);
+	assert_panic_in("send_closed_goroutine", "send on closed channel",
+			"send_closed_in_goroutine",
+			"child_send_closed_goroutine");
+}
+
+static void test_death_panic_small_stack(void **state)
+{
+	(void)state;
+	assert_panic_in("send_closed_small_stack", "send on closed channel",
+			"send_closed_small", "child_send_closed_small_stack");
+}
+
+static void test_death_sigquit_small_stack(void **state)
+{
+	(void)state;
+	tu_child c;
+	spawn("sigquit_small_stack", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 2);
+	TU_ASSERT_NOT_CONTAINS(c.err, "stack overflow");
+	TU_ASSERT_CONTAINS(c.err, "SIGQUIT: quit\n\ngoroutine ");
+	assert_names_goroutine(&c, "running");
+	assert_frame_at_line(&c, "quit_deep");
+	TU_ASSERT_CONTAINS(c.err, "\nsigquit_small(");
+	TU_ASSERT_CONTAINS(c.err,
+			   "created by child_sigquit_small_stack in goroutine ");
+	/* Every goroutine: the main one too. */
+	TU_ASSERT_CONTAINS(c.err, "\ngoroutine 1 [");
+	tu_child_free(&c);
+}
+
+static void test_death_stack_dump_small_stack(void **state)
+{
+	(void)state;
+	tu_child c;
+	spawn("stack_dump_small_stack", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_NOT_CONTAINS(c.err, "stack overflow");
+	TU_ASSERT_CONTAINS(c.err, "tu-dumped");
+	assert_names_goroutine(&c, "running");
+	assert_frame_at_line(&c, "dump_small");
+	TU_ASSERT_CONTAINS(c.err,
+			   "created by child_stack_dump_small_stack in goroutine ");
+	tu_child_free(&c);
 }
 
 static void test_death_parked_sender_closed(void **state)
@@ -378,6 +574,8 @@ static void test_death_parked_sender_closed(void **state)
 	/* The close itself succeeds; the sender panics when it runs. */
 	assert_panic("parked_sender_closed", "send on closed channel", true,
 		     "tu-closed");
+	assert_panic_in("parked_sender_closed", "send on closed channel",
+			"parked_sender", "child_parked_sender_closed");
 }
 
 static void test_death_select_send_closed(void **state)
@@ -385,6 +583,8 @@ static void test_death_select_send_closed(void **state)
 	(void)state;
 	assert_panic("select_send_closed", "send on closed channel", true,
 		     NULL);
+	assert_panic_in("select_send_closed", "send on closed channel",
+			"parked_select_sender", "child_select_send_closed");
 	assert_panic("select_send_closed_ready", "send on closed channel",
 		     true, NULL);
 }
@@ -570,6 +770,9 @@ static const tu_child_case child_cases[] = {
 	{"close_nil", child_close_nil},
 	{"send_closed", child_send_closed},
 	{"send_closed_goroutine", child_send_closed_goroutine},
+	{"send_closed_small_stack", child_send_closed_small_stack},
+	{"stack_dump_small_stack", child_stack_dump_small_stack},
+	{"sigquit_small_stack", child_sigquit_small_stack},
 	{"parked_sender_closed", child_parked_sender_closed},
 	{"select_send_closed", child_select_send_closed},
 	{"select_send_closed_ready", child_select_send_closed_ready},
@@ -595,6 +798,9 @@ int main(int argc, char **argv)
 		TU_TEST(test_death_close_nil),
 		TU_TEST(test_death_send_closed),
 		TU_TEST(test_death_send_closed_goroutine),
+		TU_TEST(test_death_panic_small_stack),
+		TU_TEST(test_death_stack_dump_small_stack),
+		TU_TEST(test_death_sigquit_small_stack),
 		TU_TEST(test_death_parked_sender_closed),
 		TU_TEST(test_death_select_send_closed),
 		TU_TEST(test_death_deadlock),

@@ -426,20 +426,38 @@ void tt__print_stacks(int fd, bool all)
 static struct sigaction old_quit;
 static bool quit_on;
 
+static void print_all_stacks(void *arg)
+{
+	(void)arg;
+	tt__print_stacks(2, true);
+}
+
 static void on_sigquit(int sig)
 {
 	(void)sig;
 	/* Go's behaviour: every goroutine's stack, then exit status 2. This
 	 * runs in the handler, on the thread that took the signal, and
-	 * allocates: if the signal interrupted the allocator or the
-	 * symbolizer itself, the dump can stop part way. It is a last-resort
-	 * tool for a stuck program, as in Go. */
+	 * allocates: if the signal interrupted the allocator, the dump can
+	 * stop part way. It is a last-resort tool for a stuck program, as in
+	 * Go. The handler runs on the interrupted stack, which may be a
+	 * small goroutine's nearly used up, so the dump moves to the
+	 * thread's runtime stack. */
 	static const char head[] = "SIGQUIT: quit\n\n";
 	if (write(2, head, sizeof head - 1) < 0) {
 		/* nothing to do */
 	}
+	if (tt__symbolizer_held()) {
+		/* The symbolizer's lock is this thread's: frames print
+		 * without names (tt__symbolize does not wait for itself). */
+		static const char busy[] =
+			"tether: SIGQUIT interrupted the symbolizer: frames "
+			"are printed as \"?\", without function or line\n\n";
+		if (write(2, busy, sizeof busy - 1) < 0) {
+			/* nothing to do */
+		}
+	}
 	if (tt__tls_sched)
-		tt__print_stacks(2, true);
+		tt__on_runtime_stack(print_all_stacks, NULL);
 	_exit(2);
 }
 

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace/trace.h"
 
 #if defined(TT_HAVE_VALGRIND) && TT_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
@@ -454,6 +455,14 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
 	tt__sched *s = tt__tls_sched;
 	tt__g *g = s ? s->current : NULL;
 	char *a = si->si_addr;
+	if (tt__runtime_stack_guard_hit(a)) {
+		static const char m[] =
+			"tether: fatal error: stack overflow on the runtime "
+			"stack (tether's own deep work, such as symbolizing, "
+			"ran out of its 1 MiB)\n";
+		tt__write_all(2, m, sizeof m - 1);
+		abort();
+	}
 	if (g && (g->pool || g->shared) && a < g->stack_lo &&
 	    a >= g->stack_lo - guard_size) {
 		char num[24];

@@ -15,6 +15,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -371,25 +372,55 @@ static bool grow(void)
 	return true;
 }
 
+/* Set by the thread holding mu while it holds it. Written only by that
+ * thread, read by its signal handlers. */
+static _Thread_local volatile sig_atomic_t mu_held;
+
+typedef struct resolve_call {
+	uintptr_t pc, addr;
+	tt__frame *out; /* MAX_INLINE frames */
+	int n;
+} resolve_call;
+
+static void resolve_on_stack(void *p)
+{
+	resolve_call *c = p;
+	if (dwfl == NULL && !dwfl_failed)
+		session_open();
+	c->n = resolve(c->pc, c->addr, c->out, MAX_INLINE);
+}
+
 int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 {
 	if (max <= 0)
 		return 0;
+	if (mu_held) {
+		/* A signal handler interrupted this thread inside the
+		 * symbolizer: the lock is ours and the table may be half
+		 * updated. A frame without a name rather than a deadlock. */
+		out[0] = (tt__frame){.func = "?", .pc = pc};
+		return 1;
+	}
 	uintptr_t key = (pc << 1) | (return_addr ? 1 : 0);
 	pthread_mutex_lock(&mu);
+	mu_held = true;
 	entry *e = lookup(key);
 	if (e == NULL || e->frames == NULL) {
-		if (dwfl == NULL && !dwfl_failed)
-			session_open();
 		tt__frame tmp[MAX_INLINE];
-		int n = resolve(pc, return_addr && pc ? pc - 1 : pc, tmp,
-				MAX_INLINE);
+		resolve_call rc = {.pc = pc,
+				   .addr = return_addr && pc ? pc - 1 : pc,
+				   .out = tmp};
+		/* libdw's line tables take frames far larger than a
+		 * goroutine's stack. */
+		tt__on_runtime_stack(resolve_on_stack, &rc);
+		int n = rc.n;
 		for (int i = 0; i < n; i++)
 			tmp[i].internal = frame_internal(&tmp[i]);
 		tt__frame *keep = malloc((size_t)n * sizeof *keep);
 		if ((table_len + 1) * 2 > table_cap && !grow())
 			keep = (free(keep), NULL);
 		if (keep == NULL) {
+			mu_held = false;
 			pthread_mutex_unlock(&mu);
 			int m = n < max ? n : max;
 			memcpy(out, tmp, (size_t)m * sizeof *out);
@@ -404,6 +435,12 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 	}
 	int m = e->n < max ? e->n : max;
 	memcpy(out, e->frames, (size_t)m * sizeof *out);
+	mu_held = false;
 	pthread_mutex_unlock(&mu);
 	return m;
+}
+
+bool tt__symbolizer_held(void)
+{
+	return mu_held;
 }

@@ -55,4 +55,25 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip);
  * an unknown PC gives one frame with func "?"). Thread-safe. */
 int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max);
 
+/* Does the calling thread hold the symbolizer's lock? True only in a
+ * signal handler that interrupted tt__symbolize on this thread; there,
+ * tt__symbolize returns a frame named "?" instead of waiting for itself.
+ * Async-signal-safe. */
+bool tt__symbolizer_held(void);
+
+/* Runs fn(arg) on the calling thread's runtime stack (1 MiB, mapped on
+ * first use, with a guard page below), so that deep runtime work does not
+ * depend on the size of the stack it is called from. A call made while
+ * already on it (nested, or from a signal handler interrupting one) runs
+ * fn in place; so does one on a thread whose runtime stack cannot be
+ * mapped. */
+void tt__on_runtime_stack(void (*fn)(void *), void *arg);
+
+/* Is addr in the calling thread's runtime stack (its top included)? */
+bool tt__on_runtime_stack_at(const void *addr);
+
+/* Is addr in the guard page below the calling thread's runtime stack?
+ * Async-signal-safe. */
+bool tt__runtime_stack_guard_hit(const void *addr);
+
 #endif

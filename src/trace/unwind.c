@@ -35,7 +35,10 @@ static int walk(unw_cursor_t *c, uintptr_t lo, uintptr_t hi, uintptr_t *pcs,
 		if (unw_get_reg(c, UNW_REG_IP, &ip) < 0 || ip == 0)
 			break;
 		unw_get_reg(c, UNW_REG_SP, &sp);
-		if (hi && (sp < lo || sp > hi))
+		/* The runtime stack's frames (tt__on_runtime_stack) lie
+		 * outside the goroutine's stack and lead back into it. */
+		if (hi && (sp < lo || sp > hi) &&
+		    !tt__on_runtime_stack_at((const void *)(uintptr_t)sp))
 			break;
 		if (skip > 0) {
 			skip--;
