@@ -478,6 +478,30 @@ static void test_limits(void **state)
 				     "LocalHost:1\r\nConnection: close\r\n\r\n",
 				true),
 		     200);
+	/* Bracketed: an IPv6 literal (v4-mapped loopback included), with or
+	 * without a port, is an address; anything else in brackets is not. */
+	static const struct {
+		const char *host;
+		int status;
+	} hosts[] = {
+		{"[::ffff:127.0.0.1]", 200}, {"[::ffff:127.0.0.1]:8080", 200},
+		{"[::1]", 200},              {"[::1]:1", 200},
+		{"127.0.0.1:", 200},         {"[evil.com]", 403},
+		{"[evil.com]:80", 403},      {"[::1", 403},
+		{"[]", 403},                 {"[]:80", 403},
+		{"[::1]evil", 403},          {"[::1]:8x", 403},
+		{"127.0.0.1:evil", 403},     {"[127.0.0.1]", 403},
+	};
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		char req[160];
+		snprintf(req, sizeof req,
+			 "GET /debug/pprof/ HTTP/1.1\r\nHost: %s\r\n"
+			 "Connection: close\r\n\r\n",
+			 hosts[i].host);
+		int st = raw_status(srv, req, true);
+		TU_ASSERT_MSG(st == hosts[i].status, "Host: %s: %d, want %d",
+			      hosts[i].host, st, hosts[i].status);
+	}
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 }
 
@@ -535,6 +559,33 @@ static void test_slow_clients(void **state)
 	t0 = tt_now();
 	TU_ASSERT(!fill(c, tt_deadline_in(5 * TT_SECOND)));
 	TU_ASSERT_RANGE(tt_now() - t0, 250 * MS, 250 * MS + TU_SLACK_NS);
+	hang_up(c);
+	TU_ASSERT_OK(tt_debug_shutdown(srv));
+}
+
+/* Time limits too large to add to the clock are no limits: a head sent
+ * in two pieces is answered, not cut short by a deadline that wrapped. */
+static void test_huge_time_limits(void **state)
+{
+	(void)state;
+	tt_debug_opts o = {.read_timeout = INT64_MAX,
+			   .idle_timeout = INT64_MAX,
+			   .write_timeout = INT64_MAX};
+	tt_debug_server *srv = start(&o);
+	client *c = dial(srv);
+	send_str(c, "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+	tt_sleep(50 * MS);
+	send_str(c, "\r\n");
+	resp r = read_resp(c, false);
+	TU_ASSERT_EQ(r.status, 200);
+	TU_ASSERT(!r.closed);
+	resp_free(&r);
+	/* Still open and served after an idle pause. */
+	tt_sleep(50 * MS);
+	send_str(c, "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+	r = read_resp(c, false);
+	TU_ASSERT_EQ(r.status, 200);
+	resp_free(&r);
 	hang_up(c);
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 }
@@ -811,6 +862,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_keepalive_and_pipelining),
 		TU_TEST(test_limits),
 		TU_TEST(test_slow_clients),
+		TU_TEST(test_huge_time_limits),
 		TU_TEST(test_max_conns),
 		TU_TEST(test_concurrent_clients),
 		TU_TEST(test_shutdown_ends_everything),

@@ -57,7 +57,9 @@ extern "C" {
 
 typedef struct tt_debug_server tt_debug_server;
 
-/* Limits. Zero-initialise, then set what you need; 0 means the default. */
+/* Limits. Zero-initialise, then set what you need; 0 means the default.
+ * The three time limits are in nanoseconds; one too large to add to the
+ * clock (INT64_MAX, say) means no limit at all. */
 typedef struct tt_debug_opts {
 	/* Bytes of request line and headers (default 8 KiB). A longer head
 	 * is answered 431 and the connection closed. */

@@ -148,16 +148,43 @@ static bool host_ok(const tt_debug_server *srv, const tt__http_req *req)
 		return true; /* HTTP/1.0 may omit it */
 	const char *h = req->host;
 	size_t n = req->host_len;
-	if (n > 0 && h[0] == '[') /* [IPv6]:port */
-		return memchr(h, ']', n) != NULL;
-	const char *c = memchr(h, ':', n);
-	if (c)
-		n = (size_t)(c - h);
-	if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+	size_t hn = n;     /* the host part's length */
+	const char *port = memchr(h, ':', n);
+	if (n > 0 && h[0] == '[') {
+		/* [IPv6] or [IPv6]:port, the inside an address inet_pton
+		 * takes (::ffff:127.0.0.1 included). */
+		const char *e = memchr(h, ']', n);
+		if (e == NULL)
+			return false;
+		char a[INET6_ADDRSTRLEN];
+		size_t an = (size_t)(e - h) - 1;
+		if (an == 0 || an >= sizeof a)
+			return false;
+		memcpy(a, h + 1, an);
+		a[an] = '\0';
+		struct in6_addr six;
+		if (inet_pton(AF_INET6, a, &six) != 1)
+			return false;
+		hn = (size_t)(e - h) + 1;
+		if (hn < n && h[hn] != ':')
+			return false;
+		port = hn < n ? h + hn : NULL;
+	} else if (port) {
+		hn = (size_t)(port - h);
+	}
+	if (port) {
+		/* ":digits", the digits possibly none (RFC 3986). */
+		for (const char *p = port + 1; p < h + n; p++)
+			if (*p < '0' || *p > '9')
+				return false;
+	}
+	if (h[0] == '[')
 		return true;
-	if (n == 0)
+	if (hn == 9 && strncasecmp(h, "localhost", 9) == 0)
+		return true;
+	if (hn == 0)
 		return false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < hn; i++)
 		if (!((h[i] >= '0' && h[i] <= '9') || h[i] == '.'))
 			return false;
 	return true;
@@ -496,8 +523,12 @@ static void conn_main(void *arg)
 		tt__http_req req;
 		int r = have ? tt__http_parse(buf, have, &srv->lim, &req) : 0;
 		if (r == 0) {
-			int64_t dl = have ? first_byte + srv->o.read_timeout
-					  : tt_deadline_in(srv->o.idle_timeout);
+			/* Saturating: a huge read_timeout is no limit. */
+			int64_t dl =
+				!have ? tt_deadline_in(srv->o.idle_timeout)
+				: srv->o.read_timeout > INT64_MAX - first_byte
+					? INT64_MAX
+					: first_byte + srv->o.read_timeout;
 			ssize_t n = tt_read(c->fd, buf + have, cap - have, dl);
 			if (n == -ETIMEDOUT && have > 0) {
 				respond_error(c, 11, false, 408,
