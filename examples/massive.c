@@ -8,7 +8,9 @@
  * --seconds N) so the leak can be looked at, as the article does, over HTTP
  * on 127.0.0.1:--port (default 11181; 0 picks a free port):
  *
- *   http://127.0.0.1:11181/                 the goroutines grouped by stack,
+ *   http://127.0.0.1:11181/                 the goroutines grouped by stack:
+ *                                           to curl the article's text
+ *                                           profile, to a browser a page
  *                                           with a flame graph
  *   http://127.0.0.1:11181/debug/pprof/     the pprof tree: goroutine?debug=1
  *                                           is the article's grouped profile,

@@ -224,6 +224,22 @@ static resp get(tt_debug_server *srv, const char *target)
 	return r;
 }
 
+/* GET as a browser asks: Accept names text/html. */
+static resp get_html(tt_debug_server *srv, const char *target)
+{
+	client *c = dial(srv);
+	char req[512];
+	snprintf(req, sizeof req,
+		 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: "
+		 "text/html,application/xhtml+xml,*/*;q=0.8\r\n"
+		 "Connection: close\r\n\r\n",
+		 target);
+	send_str(c, req);
+	resp r = read_resp(c, false);
+	hang_up(c);
+	return r;
+}
+
 /* The status of a raw request on a new connection, and that the server
  * closed it afterwards when `closes`. */
 static int raw_status(tt_debug_server *srv, const char *raw, bool closes)
@@ -290,7 +306,16 @@ static void test_routes(void **state)
 	TU_ASSERT_CONTAINS(r.body, "goroutineleak profile: total 0");
 	resp_free(&r);
 
+	/* "/" for curl (no Accept): the grouped text profile, as the
+	 * article's program answers; for a browser, the page. */
 	r = get(srv, "/");
+	TU_ASSERT_EQ(r.status, 200);
+	TU_ASSERT(strcmp(header(&r, "Content-Type"),
+			 "text/plain; charset=utf-8") == 0);
+	TU_ASSERT(strncmp(r.body, "goroutine profile: total ", 25) == 0);
+	TU_ASSERT_NOT_CONTAINS(r.body, "<html");
+	resp_free(&r);
+	r = get_html(srv, "/");
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_CONTAINS(header(&r, "Content-Type"), "text/html");
 	TU_ASSERT_CONTAINS(r.body, "<svg");
@@ -330,7 +355,8 @@ static void test_routes(void **state)
 
 	/* HEAD: the head of the GET, no body. */
 	client *c = dial(srv);
-	send_str(c, "HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	send_str(c, "HEAD / HTTP/1.1\r\nHost: localhost\r\n"
+		    "Accept: TEXT/HTML\r\n\r\n");
 	r = read_resp(c, true);
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_GT(strtol(header(&r, "Content-Length"), NULL, 10), 100);
@@ -778,7 +804,7 @@ static void test_grouped_page(void **state)
 			      "page's file:line is not checked\n");
 	resp_free(&r);
 
-	r = get(srv, "/");
+	r = get_html(srv, "/");
 	TU_ASSERT_EQ(r.status, 200);
 	char *g = group_of(r.body, "known_parking_place");
 	TU_ASSERT_CONTAINS(g, "data-count=\"7\"");

@@ -358,11 +358,10 @@ static int then(int r, bool keep)
 /* A request whose head parsed; returns 0 to go on with the connection,
  * 1 to close it (after a response), or -errno when writing failed. */
 static int serve_profile(conn *c, const tt__http_req *req, const char *name,
-			 bool keep)
+			 int debug, bool keep)
 {
 	bool head_only = req->method == TT__HTTP_HEAD;
-	int debug = 0;
-	if (req->query) {
+	if (debug < 0 && req->query) {
 		char v[16];
 		int n = tt__http_query_get(req->query, req->query_len,
 					   "debug", v, sizeof v);
@@ -374,6 +373,8 @@ static int serve_profile(conn *c, const tt__http_req *req, const char *name,
 		if (n == 1)
 			debug = v[0] - '0';
 	}
+	if (debug < 0)
+		debug = 0;
 	const char *type = debug ? "text/plain; charset=utf-8"
 				 : "application/octet-stream";
 	char disp[128];
@@ -474,17 +475,22 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 				     "bad %-escape in the query", NULL,
 				     keep), keep);
 
+	/* "/": the page for a browser; for anything else (curl), the
+	 * grouped text goroutine profile, as massiveGoroutine.go's "/"
+	 * writes it (goroutine, debug=1). */
 	if (strcmp(path, "/") == 0)
-		return serve_page(c, req, keep, tt__debug_page);
+		return req->wants_html
+			       ? serve_page(c, req, keep, tt__debug_page)
+			       : serve_profile(c, req, "goroutine", 1, keep);
 	if (strcmp(path, "/debug/pprof/") == 0)
 		return serve_page(c, req, keep, tt__debug_index);
 	if (strcmp(path, "/debug/pprof") == 0)
 		return then(respond_error(c, v, head_only, 301, NULL,
 				     "Location: /debug/pprof/\r\n", keep), keep);
 	if (strcmp(path, "/debug/pprof/goroutine") == 0)
-		return serve_profile(c, req, "goroutine", keep);
+		return serve_profile(c, req, "goroutine", -1, keep);
 	if (strcmp(path, "/debug/pprof/goroutineleak") == 0)
-		return serve_profile(c, req, "goroutineleak", keep);
+		return serve_profile(c, req, "goroutineleak", -1, keep);
 	return then(respond_error(c, v, head_only, 404,
 			     "see / and /debug/pprof/", NULL, keep), keep);
 }
