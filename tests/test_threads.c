@@ -332,6 +332,7 @@ typedef struct pcase {
 static const pcase pcases[] = {
 	{"clean", 0, 0, {NULL}},
 	{"tryjoin", 0, 0, {NULL}},
+	{"self_detach", 0, 0, {NULL}},
 	{"detached", 1, 1, {"in state running, with spin_worker on top",
 			    "created by start in thread", "start_leaky(...)"}},
 	{"running", 1, 1, {"with spin_worker on top", "spin_worker(...)",
