@@ -763,6 +763,13 @@ __attribute__((noinline)) static void known_parking_place(void *p)
 	__asm__ volatile(""); /* not a tail call: keep this frame */
 }
 
+__attribute__((noinline)) static void named_parking_place(void *p)
+{
+	tt_chan *c = p;
+	TU_ASSERT_OK(tt_chan_recv(c, NULL, 0, NULL));
+	__asm__ volatile(""); /* not a tail call: keep this frame */
+}
+
 /* The <details> element of the group whose frames include `func`. */
 static char *group_of(const char *page, const char *func)
 {
@@ -789,6 +796,10 @@ static void test_grouped_page(void **state)
 		tu_go(known_parking_place, block);
 	tt_go_attr attr = {.name = "<script>alert(1)</script>&"};
 	tu_go_with(&attr, stuck, block);
+	/* A group of three, all with one name. */
+	tt_go_attr pool = {.name = "pool-worker"};
+	for (int i = 0; i < 3; i++)
+		tu_go_with(&pool, named_parking_place, block);
 	tt_debug_server *srv = start(NULL);
 	tt_sleep(20 * MS); /* an age to show */
 
@@ -825,6 +836,12 @@ static void test_grouped_page(void **state)
 	TU_ASSERT_CONTAINS(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;"
 				   "&amp;");
 	TU_ASSERT_NOT_CONTAINS(r.body, "<script");
+	/* A named group of more than one shows its name too. */
+	char *pg = group_of(r.body, "named_parking_place");
+	TU_ASSERT_CONTAINS(pg, "data-count=\"3\"");
+	TU_ASSERT_CONTAINS(pg, "named <code>pool-worker</code>");
+	TU_ASSERT_NOT_CONTAINS(pg, "named differently");
+	free(pg);
 	/* The whole page counts every goroutine. */
 	char total[64];
 	snprintf(total, sizeof total, "<span id=\"total\">%lld</span>",
