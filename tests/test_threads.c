@@ -141,7 +141,9 @@ static void test_self_detach(void **state)
 		/* Each has detached; let the last ones finish exiting. */
 		tt_sleep(20 * TT_MILLISECOND);
 		tt_threads_list l;
-		int found = tt_threads_find(once_opts(), &l);
+		tt_threads_opts *o = once_opts();
+		int found = tt_threads_find(o, &l);
+		tt_threads_opts_free(o);
 		TU_ASSERT_MSG(found == 0, "round %d: %d reported:\n%s", round,
 			      found, l.report ? l.report : "");
 		tt_threads_list_free(&l);
