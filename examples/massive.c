@@ -1,16 +1,19 @@
-/* massive — the seed's massiveGoroutine.go in C.
+/* massive — massiveGoroutine.go, the demo of the article tether started
+ * from (docs/ORIGIN.md), in C.
  *
  * Starts --count goroutines (default 1,000,000), each blocked forever
  * receiving from an unbuffered channel that nobody sends to: a million
  * leaked goroutines. Prints how long starting them took, how many are
  * alive, and the resident memory each costs, then waits for Ctrl-C (or
- * --seconds N) so the leak can be looked at, as the seed does, over HTTP
+ * --seconds N) so the leak can be looked at, as the article does, over HTTP
  * on 127.0.0.1:--port (default 11181; 0 picks a free port):
  *
- *   http://127.0.0.1:11181/                 the goroutines grouped by stack,
+ *   http://127.0.0.1:11181/                 the goroutines grouped by stack:
+ *                                           to curl the article's text
+ *                                           profile, to a browser a page
  *                                           with a flame graph
  *   http://127.0.0.1:11181/debug/pprof/     the pprof tree: goroutine?debug=1
- *                                           is the seed's grouped profile,
+ *                                           is the article's grouped profile,
  *                                           go tool pprof reads goroutine
  *
  *   build/examples/massive [--count N] [--seconds N] [--port N]
@@ -130,7 +133,7 @@ int main(int argc, char **argv)
 	printf("resident memory per goroutine: %.0f bytes\n",
 	       count ? (double)(rss1 - rss0) / (double)count : 0.0);
 
-	/* The seed's net/http/pprof on :11181, loopback only. */
+	/* The article's net/http/pprof on :11181, loopback only. */
 	char addr[32];
 	snprintf(addr, sizeof addr, "127.0.0.1:%ld", port);
 	tt_debug_server *srv;
@@ -142,7 +145,7 @@ int main(int argc, char **argv)
 	port = tt_debug_port(srv);
 	printf("goroutines, grouped: http://127.0.0.1:%ld/\n", port);
 	printf("pprof:               http://127.0.0.1:%ld/debug/pprof/  "
-	       "(goroutine?debug=1 is the seed's profile)\n",
+	       "(goroutine?debug=1 is the article's profile)\n",
 	       port);
 	if (seconds < 0)
 		printf("waiting; press Ctrl-C to stop\n");

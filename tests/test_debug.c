@@ -224,6 +224,22 @@ static resp get(tt_debug_server *srv, const char *target)
 	return r;
 }
 
+/* GET as a browser asks: Accept names text/html. */
+static resp get_html(tt_debug_server *srv, const char *target)
+{
+	client *c = dial(srv);
+	char req[512];
+	snprintf(req, sizeof req,
+		 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: "
+		 "text/html,application/xhtml+xml,*/*;q=0.8\r\n"
+		 "Connection: close\r\n\r\n",
+		 target);
+	send_str(c, req);
+	resp r = read_resp(c, false);
+	hang_up(c);
+	return r;
+}
+
 /* The status of a raw request on a new connection, and that the server
  * closed it afterwards when `closes`. */
 static int raw_status(tt_debug_server *srv, const char *raw, bool closes)
@@ -290,7 +306,16 @@ static void test_routes(void **state)
 	TU_ASSERT_CONTAINS(r.body, "goroutineleak profile: total 0");
 	resp_free(&r);
 
+	/* "/" for curl (no Accept): the grouped text profile, as the
+	 * article's program answers; for a browser, the page. */
 	r = get(srv, "/");
+	TU_ASSERT_EQ(r.status, 200);
+	TU_ASSERT(strcmp(header(&r, "Content-Type"),
+			 "text/plain; charset=utf-8") == 0);
+	TU_ASSERT(strncmp(r.body, "goroutine profile: total ", 25) == 0);
+	TU_ASSERT_NOT_CONTAINS(r.body, "<html");
+	resp_free(&r);
+	r = get_html(srv, "/");
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_CONTAINS(header(&r, "Content-Type"), "text/html");
 	TU_ASSERT_CONTAINS(r.body, "<svg");
@@ -330,7 +355,8 @@ static void test_routes(void **state)
 
 	/* HEAD: the head of the GET, no body. */
 	client *c = dial(srv);
-	send_str(c, "HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	send_str(c, "HEAD / HTTP/1.1\r\nHost: localhost\r\n"
+		    "Accept: TEXT/HTML\r\n\r\n");
 	r = read_resp(c, true);
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_GT(strtol(header(&r, "Content-Length"), NULL, 10), 100);
@@ -478,6 +504,30 @@ static void test_limits(void **state)
 				     "LocalHost:1\r\nConnection: close\r\n\r\n",
 				true),
 		     200);
+	/* Bracketed: an IPv6 literal (v4-mapped loopback included), with or
+	 * without a port, is an address; anything else in brackets is not. */
+	static const struct {
+		const char *host;
+		int status;
+	} hosts[] = {
+		{"[::ffff:127.0.0.1]", 200}, {"[::ffff:127.0.0.1]:8080", 200},
+		{"[::1]", 200},              {"[::1]:1", 200},
+		{"127.0.0.1:", 200},         {"[evil.com]", 403},
+		{"[evil.com]:80", 403},      {"[::1", 403},
+		{"[]", 403},                 {"[]:80", 403},
+		{"[::1]evil", 403},          {"[::1]:8x", 403},
+		{"127.0.0.1:evil", 403},     {"[127.0.0.1]", 403},
+	};
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		char req[160];
+		snprintf(req, sizeof req,
+			 "GET /debug/pprof/ HTTP/1.1\r\nHost: %s\r\n"
+			 "Connection: close\r\n\r\n",
+			 hosts[i].host);
+		int st = raw_status(srv, req, true);
+		TU_ASSERT_MSG(st == hosts[i].status, "Host: %s: %d, want %d",
+			      hosts[i].host, st, hosts[i].status);
+	}
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 }
 
@@ -535,6 +585,33 @@ static void test_slow_clients(void **state)
 	t0 = tt_now();
 	TU_ASSERT(!fill(c, tt_deadline_in(5 * TT_SECOND)));
 	TU_ASSERT_RANGE(tt_now() - t0, 250 * MS, 250 * MS + TU_SLACK_NS);
+	hang_up(c);
+	TU_ASSERT_OK(tt_debug_shutdown(srv));
+}
+
+/* Time limits too large to add to the clock are no limits: a head sent
+ * in two pieces is answered, not cut short by a deadline that wrapped. */
+static void test_huge_time_limits(void **state)
+{
+	(void)state;
+	tt_debug_opts o = {.read_timeout = INT64_MAX,
+			   .idle_timeout = INT64_MAX,
+			   .write_timeout = INT64_MAX};
+	tt_debug_server *srv = start(&o);
+	client *c = dial(srv);
+	send_str(c, "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+	tt_sleep(50 * MS);
+	send_str(c, "\r\n");
+	resp r = read_resp(c, false);
+	TU_ASSERT_EQ(r.status, 200);
+	TU_ASSERT(!r.closed);
+	resp_free(&r);
+	/* Still open and served after an idle pause. */
+	tt_sleep(50 * MS);
+	send_str(c, "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+	r = read_resp(c, false);
+	TU_ASSERT_EQ(r.status, 200);
+	resp_free(&r);
 	hang_up(c);
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 }
@@ -686,6 +763,13 @@ __attribute__((noinline)) static void known_parking_place(void *p)
 	__asm__ volatile(""); /* not a tail call: keep this frame */
 }
 
+__attribute__((noinline)) static void named_parking_place(void *p)
+{
+	tt_chan *c = p;
+	TU_ASSERT_OK(tt_chan_recv(c, NULL, 0, NULL));
+	__asm__ volatile(""); /* not a tail call: keep this frame */
+}
+
 /* The <details> element of the group whose frames include `func`. */
 static char *group_of(const char *page, const char *func)
 {
@@ -712,6 +796,10 @@ static void test_grouped_page(void **state)
 		tu_go(known_parking_place, block);
 	tt_go_attr attr = {.name = "<script>alert(1)</script>&"};
 	tu_go_with(&attr, stuck, block);
+	/* A group of three, all with one name. */
+	tt_go_attr pool = {.name = "pool-worker"};
+	for (int i = 0; i < 3; i++)
+		tu_go_with(&pool, named_parking_place, block);
 	tt_debug_server *srv = start(NULL);
 	tt_sleep(20 * MS); /* an age to show */
 
@@ -727,7 +815,7 @@ static void test_grouped_page(void **state)
 			      "page's file:line is not checked\n");
 	resp_free(&r);
 
-	r = get(srv, "/");
+	r = get_html(srv, "/");
 	TU_ASSERT_EQ(r.status, 200);
 	char *g = group_of(r.body, "known_parking_place");
 	TU_ASSERT_CONTAINS(g, "data-count=\"7\"");
@@ -748,6 +836,12 @@ static void test_grouped_page(void **state)
 	TU_ASSERT_CONTAINS(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;"
 				   "&amp;");
 	TU_ASSERT_NOT_CONTAINS(r.body, "<script");
+	/* A named group of more than one shows its name too. */
+	char *pg = group_of(r.body, "named_parking_place");
+	TU_ASSERT_CONTAINS(pg, "data-count=\"3\"");
+	TU_ASSERT_CONTAINS(pg, "named <code>pool-worker</code>");
+	TU_ASSERT_NOT_CONTAINS(pg, "named differently");
+	free(pg);
 	/* The whole page counts every goroutine. */
 	char total[64];
 	snprintf(total, sizeof total, "<span id=\"total\">%lld</span>",
@@ -811,6 +905,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_keepalive_and_pipelining),
 		TU_TEST(test_limits),
 		TU_TEST(test_slow_clients),
+		TU_TEST(test_huge_time_limits),
 		TU_TEST(test_max_conns),
 		TU_TEST(test_concurrent_clients),
 		TU_TEST(test_shutdown_ends_everything),

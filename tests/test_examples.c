@@ -1,8 +1,13 @@
 /* Every example, run as a program and its output checked. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -34,6 +39,45 @@ static int run_example(const char *name, const char *args, char **out)
 	int st = pclose(p);
 	*out = buf;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The port massive printed in its "goroutines, grouped:" line, or -1. */
+static long printed_port(const char *out)
+{
+	const char *k = "goroutines, grouped: http://127.0.0.1:";
+	const char *p = strstr(out, k);
+	return p ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+/* The whole suite runs with 127.0.0.1:11181 (massive's default port)
+ * taken, as on a machine where the demo is running: an example test that
+ * does not ask for port 0 fails. */
+static int busy_fd = -1;
+
+static int occupy_default_port(void **state)
+{
+	(void)state;
+	busy_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (busy_fd < 0)
+		return -1;
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(11181)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(busy_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+	    listen(busy_fd, 1) != 0) {
+		/* Someone else holds it already: just as busy. */
+		if (errno != EADDRINUSE)
+			return -1;
+	}
+	return 0;
+}
+
+static int free_default_port(void **state)
+{
+	(void)state;
+	if (busy_fd >= 0)
+		close(busy_fd);
+	return 0;
 }
 
 static void test_hello(void **state)
@@ -71,6 +115,9 @@ static void test_massive(void **state)
 	TU_ASSERT_CONTAINS(out, "goroutines, grouped: http://127.0.0.1:");
 	TU_ASSERT_CONTAINS(out, "/debug/pprof/");
 	TU_ASSERT_NOT_CONTAINS(out, "http://127.0.0.1:0/");
+	long port = printed_port(out);
+	TU_ASSERT_MSG(port > 0 && port < 65536 && port != 11181,
+		      "printed port %ld", port);
 	TU_ASSERT_CONTAINS(out, "done\n");
 	free(out);
 }
@@ -80,9 +127,12 @@ static void test_massive_shared_stack(void **state)
 	(void)state;
 	char *out;
 	assert_int_equal(run_example("massive",
-				     "--count 20000 --seconds 0 --shared-stack",
+				     "--count 20000 --seconds 0 --port 0 "
+				     "--shared-stack",
 				     &out),
 			 0);
+	long port = printed_port(out);
+	TU_ASSERT_MSG(port > 0 && port != 11181, "printed port %ld", port);
 	TU_ASSERT_CONTAINS(out, "started 20000 goroutines in ");
 	TU_ASSERT_CONTAINS(out, "live goroutines: 20001\n");
 	/* A record and a copy of a few frames: well under a page (the
@@ -122,5 +172,6 @@ int main(void)
 		cmocka_unit_test(test_massive_shared_stack),
 		cmocka_unit_test(test_massive_bad_args),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, occupy_default_port,
+				      free_default_port);
 }

@@ -112,6 +112,44 @@ static void test_clean(void **state)
 	assert_int_equal(tt_threads_verify_none(NULL), 0);
 }
 
+static atomic_int self_detached;
+
+static void *self_detach_worker(void *arg)
+{
+	(void)arg;
+	pthread_detach(pthread_self());
+	atomic_fetch_add(&self_detached, 1);
+	return NULL;
+}
+
+/* Threads that detach themselves at once, often before pthread_create has
+ * returned in their creator: none is reported, in 5 rounds of 40. */
+static void test_self_detach(void **state)
+{
+	(void)state;
+	skip_emulated();
+	for (int round = 0; round < 5; round++) {
+		atomic_store(&self_detached, 0);
+		int n = 0;
+		for (int i = 0; i < 40; i++) {
+			pthread_t t;
+			if (pthread_create(&t, NULL, self_detach_worker, NULL) ==
+			    0)
+				n++;
+		}
+		TU_WAIT_FOR(atomic_load(&self_detached) == n, 10 * TT_SECOND);
+		/* Each has detached; let the last ones finish exiting. */
+		tt_sleep(20 * TT_MILLISECOND);
+		tt_threads_list l;
+		tt_threads_opts *o = once_opts();
+		int found = tt_threads_find(o, &l);
+		tt_threads_opts_free(o);
+		TU_ASSERT_MSG(found == 0, "round %d: %d reported:\n%s", round,
+			      found, l.report ? l.report : "");
+		tt_threads_list_free(&l);
+	}
+}
+
 static void test_blocked_named(void **state)
 {
 	(void)state;
@@ -332,6 +370,7 @@ typedef struct pcase {
 static const pcase pcases[] = {
 	{"clean", 0, 0, {NULL}},
 	{"tryjoin", 0, 0, {NULL}},
+	{"self_detach", 0, 0, {NULL}},
 	{"detached", 1, 1, {"in state running, with spin_worker on top",
 			    "created by start in thread", "start_leaky(...)"}},
 	{"running", 1, 1, {"with spin_worker on top", "spin_worker(...)",
@@ -429,6 +468,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tracking),
 		cmocka_unit_test(test_clean),
+		cmocka_unit_test(test_self_detach),
 		cmocka_unit_test(test_blocked_named),
 		cmocka_unit_test(test_unjoined),
 		cmocka_unit_test(test_linger),

@@ -12,7 +12,12 @@
  *                                   counts, states, the oldest wait, each
  *                                   group's frames and a flame graph of
  *                                   where goroutines are parked (HTML with
- *                                   inline SVG; no script, no fetches)
+ *                                   inline SVG; no script, no fetches),
+ *                                   to a request whose Accept names
+ *                                   text/html (a browser); to any other
+ *                                   (curl) the grouped text profile,
+ *                                   goroutine?debug=1, as Go programs
+ *                                   serving pprof.Lookup on "/" do
  *   /debug/pprof/                   the index, with counts, as Go's
  *   /debug/pprof/goroutine?debug=N  tt_profile_write("goroutine", N):
  *                                   N=0 gzipped profile.proto (for go tool
@@ -57,7 +62,9 @@ extern "C" {
 
 typedef struct tt_debug_server tt_debug_server;
 
-/* Limits. Zero-initialise, then set what you need; 0 means the default. */
+/* Limits. Zero-initialise, then set what you need; 0 means the default.
+ * The three time limits are in nanoseconds; one too large to add to the
+ * clock (INT64_MAX, say) means no limit at all. */
 typedef struct tt_debug_opts {
 	/* Bytes of request line and headers (default 8 KiB). A longer head
 	 * is answered 431 and the connection closed. */

@@ -32,8 +32,8 @@ typedef struct tt_cond tt_cond;
 
 /* sync.WaitGroup. */
 TT_EXPORT int tt_wg_make(tt_waitgroup **out);
-/* wg.Add(delta): panics if the counter goes negative. When it reaches 0
- * every waiter is released. */
+/* wg.Add(delta): panics if the counter goes negative or past INT64_MAX.
+ * When it reaches 0 every waiter is released. */
 TT_EXPORT int tt_wg_add(tt_waitgroup *wg, int64_t delta);
 TT_EXPORT int tt_wg_done(tt_waitgroup *wg); /* tt_wg_add(wg, -1) */
 /* wg.Wait(): returns at once if the counter is 0. */

@@ -44,6 +44,7 @@ typedef struct tt__http_req {
 	size_t host_len;
 	int version;            /* 10 or 11 (HTTP/1.0, HTTP/1.1) */
 	unsigned nheaders;
+	bool wants_html;        /* an Accept header names text/html */
 	bool keep_alive;        /* the connection may carry another request */
 } tt__http_req;
 

@@ -202,6 +202,11 @@ int tt__http_parse(const char *buf, size_t len, const tt__http_limits *lim,
 				return -400;
 			req->host = v;
 			req->host_len = vlen;
+		} else if (eq_nocase(line, nlen, "accept")) {
+			/* A browser's; curl and pprof send none or * / *. */
+			for (size_t i = 0; i + 9 <= vlen; i++)
+				if (eq_nocase(v + i, 9, "text/html"))
+					req->wants_html = true;
 		} else if (eq_nocase(line, nlen, "connection")) {
 			parse_connection(v, vlen, &close, &keep);
 		} else if (eq_nocase(line, nlen, "content-length")) {

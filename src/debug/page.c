@@ -205,6 +205,7 @@ typedef struct group {
 	int64_t oldest;     /* earliest wait_since, 0 if none waits */
 	const tt__gsnap *first; /* lowest id */
 	bool mixed_create;  /* members created at different places */
+	bool mixed_name;    /* members named differently (or some not) */
 	bool any_current;   /* holds the goroutine writing this page */
 	state_count states[8];
 	uint32_t nstates;   /* distinct states; beyond 8 folded into the last */
@@ -285,6 +286,10 @@ static void group_add(group *x, const tt__gsnap *g)
 		x->oldest = g->wait_since;
 	if (g->create_pc != x->first->create_pc)
 		x->mixed_create = true;
+	if (g != x->first &&
+	    (!g->name != !x->first->name ||
+	     (g->name && strcmp(g->name, x->first->name) != 0)))
+		x->mixed_name = true;
 	x->any_current |= g->current;
 	const char *st = tt__gsnap_state(g);
 	for (uint32_t i = 0; i < x->nstates; i++) {
@@ -519,10 +524,18 @@ static void put_group(tt__buf *b, const group *x, size_t ix, int64_t now,
 			tt__buf_puts(b, " (and elsewhere, for some)");
 		tt__buf_puts(b, "</p>\n");
 	}
-	if (g->name && x->count == 1) {
+	/* The name, for a group of any size: the first member's, and a
+	 * note when the others' differ. */
+	if (g->name) {
 		tt__buf_puts(b, "<p class=\"created\">named <code>");
 		esc(b, g->name);
-		tt__buf_puts(b, "</code></p>\n");
+		tt__buf_puts(b, "</code>");
+		if (x->mixed_name)
+			tt__buf_puts(b, " (others in this group are named "
+					"differently, or not at all)");
+		tt__buf_puts(b, "</p>\n");
+	} else if (x->mixed_name) {
+		tt__buf_puts(b, "<p class=\"created\">some are named</p>\n");
 	}
 	tt__buf_puts(b, "</details>\n");
 }

@@ -148,16 +148,43 @@ static bool host_ok(const tt_debug_server *srv, const tt__http_req *req)
 		return true; /* HTTP/1.0 may omit it */
 	const char *h = req->host;
 	size_t n = req->host_len;
-	if (n > 0 && h[0] == '[') /* [IPv6]:port */
-		return memchr(h, ']', n) != NULL;
-	const char *c = memchr(h, ':', n);
-	if (c)
-		n = (size_t)(c - h);
-	if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+	size_t hn = n;     /* the host part's length */
+	const char *port = memchr(h, ':', n);
+	if (n > 0 && h[0] == '[') {
+		/* [IPv6] or [IPv6]:port, the inside an address inet_pton
+		 * takes (::ffff:127.0.0.1 included). */
+		const char *e = memchr(h, ']', n);
+		if (e == NULL)
+			return false;
+		char a[INET6_ADDRSTRLEN];
+		size_t an = (size_t)(e - h) - 1;
+		if (an == 0 || an >= sizeof a)
+			return false;
+		memcpy(a, h + 1, an);
+		a[an] = '\0';
+		struct in6_addr six;
+		if (inet_pton(AF_INET6, a, &six) != 1)
+			return false;
+		hn = (size_t)(e - h) + 1;
+		if (hn < n && h[hn] != ':')
+			return false;
+		port = hn < n ? h + hn : NULL;
+	} else if (port) {
+		hn = (size_t)(port - h);
+	}
+	if (port) {
+		/* ":digits", the digits possibly none (RFC 3986). */
+		for (const char *p = port + 1; p < h + n; p++)
+			if (*p < '0' || *p > '9')
+				return false;
+	}
+	if (h[0] == '[')
 		return true;
-	if (n == 0)
+	if (hn == 9 && strncasecmp(h, "localhost", 9) == 0)
+		return true;
+	if (hn == 0)
 		return false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < hn; i++)
 		if (!((h[i] >= '0' && h[i] <= '9') || h[i] == '.'))
 			return false;
 	return true;
@@ -331,11 +358,10 @@ static int then(int r, bool keep)
 /* A request whose head parsed; returns 0 to go on with the connection,
  * 1 to close it (after a response), or -errno when writing failed. */
 static int serve_profile(conn *c, const tt__http_req *req, const char *name,
-			 bool keep)
+			 int debug, bool keep)
 {
 	bool head_only = req->method == TT__HTTP_HEAD;
-	int debug = 0;
-	if (req->query) {
+	if (debug < 0 && req->query) {
 		char v[16];
 		int n = tt__http_query_get(req->query, req->query_len,
 					   "debug", v, sizeof v);
@@ -347,6 +373,8 @@ static int serve_profile(conn *c, const tt__http_req *req, const char *name,
 		if (n == 1)
 			debug = v[0] - '0';
 	}
+	if (debug < 0)
+		debug = 0;
 	const char *type = debug ? "text/plain; charset=utf-8"
 				 : "application/octet-stream";
 	char disp[128];
@@ -447,17 +475,22 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 				     "bad %-escape in the query", NULL,
 				     keep), keep);
 
+	/* "/": the page for a browser; for anything else (curl), the
+	 * grouped text goroutine profile, as massiveGoroutine.go's "/"
+	 * writes it (goroutine, debug=1). */
 	if (strcmp(path, "/") == 0)
-		return serve_page(c, req, keep, tt__debug_page);
+		return req->wants_html
+			       ? serve_page(c, req, keep, tt__debug_page)
+			       : serve_profile(c, req, "goroutine", 1, keep);
 	if (strcmp(path, "/debug/pprof/") == 0)
 		return serve_page(c, req, keep, tt__debug_index);
 	if (strcmp(path, "/debug/pprof") == 0)
 		return then(respond_error(c, v, head_only, 301, NULL,
 				     "Location: /debug/pprof/\r\n", keep), keep);
 	if (strcmp(path, "/debug/pprof/goroutine") == 0)
-		return serve_profile(c, req, "goroutine", keep);
+		return serve_profile(c, req, "goroutine", -1, keep);
 	if (strcmp(path, "/debug/pprof/goroutineleak") == 0)
-		return serve_profile(c, req, "goroutineleak", keep);
+		return serve_profile(c, req, "goroutineleak", -1, keep);
 	return then(respond_error(c, v, head_only, 404,
 			     "see / and /debug/pprof/", NULL, keep), keep);
 }
@@ -496,8 +529,12 @@ static void conn_main(void *arg)
 		tt__http_req req;
 		int r = have ? tt__http_parse(buf, have, &srv->lim, &req) : 0;
 		if (r == 0) {
-			int64_t dl = have ? first_byte + srv->o.read_timeout
-					  : tt_deadline_in(srv->o.idle_timeout);
+			/* Saturating: a huge read_timeout is no limit. */
+			int64_t dl =
+				!have ? tt_deadline_in(srv->o.idle_timeout)
+				: srv->o.read_timeout > INT64_MAX - first_byte
+					? INT64_MAX
+					: first_byte + srv->o.read_timeout;
 			ssize_t n = tt_read(c->fd, buf + have, cap - have, dl);
 			if (n == -ETIMEDOUT && have > 0) {
 				respond_error(c, 11, false, 408,

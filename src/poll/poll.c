@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -225,6 +226,12 @@ static int check_registrations(tt__sched *s, int64_t now)
 	return woke;
 }
 
+/* Set once epoll_pwait2 has failed with ENOSYS (a kernel before 5.11, or
+ * valgrind, which does not know the call): every later timed wait goes
+ * straight to epoll_wait, so the failing call is made once per process,
+ * not once per wait. Shared by every thread's scheduler. */
+static bool no_pwait2;
+
 int tt__poll(tt__sched *s, int64_t timeout_ns)
 {
 	if (s->epfd < 0 || s->io_waiters == 0)
@@ -249,11 +256,21 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 	} else {
 		struct timespec ts = {.tv_sec = timeout_ns / TT_SECOND,
 				      .tv_nsec = timeout_ns % TT_SECOND};
-		n = epoll_pwait2(s->epfd, evs, 64, &ts, NULL);
-		if (n < 0 && errno == ENOSYS) /* before Linux 5.11 */
+		n = -1;
+		errno = ENOSYS;
+		if (!__atomic_load_n(&no_pwait2, __ATOMIC_RELAXED)) {
+			n = epoll_pwait2(s->epfd, evs, 64, &ts, NULL);
+			if (n < 0 && errno == ENOSYS)
+				__atomic_store_n(&no_pwait2, true,
+						 __ATOMIC_RELAXED);
+		}
+		if (n < 0 && errno == ENOSYS) {
+			/* Milliseconds, rounded up, at most INT_MAX. */
+			int64_t ms = timeout_ns / TT_MILLISECOND +
+				     (timeout_ns % TT_MILLISECOND != 0);
 			n = epoll_wait(s->epfd, evs, 64,
-				       (int)((timeout_ns + TT_MILLISECOND - 1) /
-					     TT_MILLISECOND));
+				       ms > INT_MAX ? INT_MAX : (int)ms);
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;

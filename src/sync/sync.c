@@ -305,6 +305,9 @@ int tt_wg_add(tt_waitgroup *wg, int64_t delta)
 	int r = obj_check(s, wg, K_WG, "tt_wg_add");
 	if (r)
 		return r;
+	/* wg->count >= 0 here, so only a positive delta can overflow. */
+	if (delta > 0 && wg->count > INT64_MAX - delta)
+		tt__panic("sync: WaitGroup counter overflow");
 	wg->count += delta;
 	if (wg->count < 0)
 		tt__panic("sync: negative WaitGroup counter");

@@ -175,6 +175,13 @@ static void *entry(void *p)
 {
 	start s = *(start *)p;
 	free(p);
+	/* The handle, before fn runs: a thread that detaches itself at once
+	 * (pthread_detach(pthread_self())) may do so before its creator's
+	 * pthread_create has returned and stored it, and pthread_detach
+	 * finds the slot by handle. The creator stores the same value. */
+	pthread_mutex_lock(&R->lock);
+	s.t->handle = pthread_self();
+	pthread_mutex_unlock(&R->lock);
 	atomic_store(&s.t->tid, my_tid());
 	if (exit_key != (pthread_key_t)-1)
 		pthread_setspecific(exit_key, s.t);

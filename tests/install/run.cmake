@@ -4,7 +4,8 @@
 # checks the installed files, then builds main.c in this folder against
 # that prefix four ways and runs each program:
 #   find_package(tether): tether::tether (shared), tether::tether_static
-#   pkg-config:           shared, and static (pkg-config --static)
+#   pkg-config:           shared (run without LD_LIBRARY_PATH), and
+#                         static (pkg-config --static; also -static)
 #
 # Arguments (-DNAME=VALUE): BUILD_DIR, WORK_DIR, CONSUMER_DIR, LIBDIR,
 # C_COMPILER, and optionally TOOLCHAIN_FILE, EMULATOR (a ;-list),
@@ -108,10 +109,13 @@ run("pkg-config --cflags --libs tether"
 	"${PKG_CONFIG}" --cflags --libs tether)
 string(STRIP "${run_output}" _flags)
 separate_arguments(_flags UNIX_COMMAND "${_flags}")
+# Only what pkg-config says (its Libs carry an RPATH to a prefix outside
+# the linker's directories), and run with no LD_LIBRARY_PATH: a program
+# built so runs from the installed prefix as it is.
 run("compile with pkg-config flags" "${C_COMPILER}" ${_extra}
-	"${CONSUMER_DIR}/main.c" ${_flags} "-Wl,-rpath,${_libdir}"
-	-o "${WORK_DIR}/pc_shared")
-run("pc_shared" ${EMULATOR} "${WORK_DIR}/pc_shared")
+	"${CONSUMER_DIR}/main.c" ${_flags} -o "${WORK_DIR}/pc_shared")
+unset(ENV{LD_LIBRARY_PATH})
+run("pc_shared (no LD_LIBRARY_PATH)" ${EMULATOR} "${WORK_DIR}/pc_shared")
 message(STATUS "  pc_shared: ${run_output}")
 
 step("pkg-config consumer (static)")
@@ -129,5 +133,18 @@ run("compile with pkg-config --static flags" "${C_COMPILER}" ${_extra}
 	"${CONSUMER_DIR}/main.c" ${_flags} -o "${WORK_DIR}/pc_static")
 run("pc_static" ${EMULATOR} "${WORK_DIR}/pc_static")
 message(STATUS "  pc_static: ${run_output}")
+
+# Every library from archives (-static): pkg-config --static must name
+# all of libdw's own dependencies (-lelf -lz -llzma -lbz2 ...), which it
+# does through Requires.private. Not with sanitizers (no static runtime)
+# nor when cross-building.
+if(NOT EXTRA_FLAGS AND NOT EMULATOR AND NOT TOOLCHAIN_FILE)
+	step("pkg-config consumer (fully static, -static)")
+	run("link -static with pkg-config --static flags" "${C_COMPILER}"
+		"${CONSUMER_DIR}/main.c" ${_flags} -static
+		-o "${WORK_DIR}/pc_all_static")
+	run("pc_all_static" "${WORK_DIR}/pc_all_static")
+	message(STATUS "  pc_all_static: ${run_output}")
+endif()
 
 message(STATUS "install test: passed")

@@ -14,7 +14,9 @@
  *                leaks, the child has no thread of its own
  *   exec         exec of itself in mode "blocked" (the check follows)
  *   _exit        a leak, then _exit(0): no check runs
- *   tryjoin      joined by pthread_tryjoin_np / timedjoin: clean */
+ *   tryjoin      joined by pthread_tryjoin_np / timedjoin: clean
+ *   self_detach  many threads that detach themselves at once (before
+ *                their creator's pthread_create returns): clean */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -112,6 +114,16 @@ __attribute__((noinline)) static void *last_worker(void *p)
 	return NULL;
 }
 
+static volatile int self_detached; /* self_detach_worker calls done */
+
+static void *self_detach_worker(void *arg)
+{
+	(void)arg;
+	pthread_detach(pthread_self());
+	__atomic_add_fetch(&self_detached, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
 static pthread_t start(void *(*fn)(void *), int detached)
 {
 	pthread_t t;
@@ -157,6 +169,23 @@ int main(int argc, char **argv)
 		pthread_detach(t);
 		start(quick_worker, 1);
 		nap(50);
+	} else if (!strcmp(m, "self_detach")) {
+		/* 8 rounds of 25; each thread detaches itself first thing. */
+		int n = 0;
+		for (int round = 0; round < 8; round++) {
+			for (int i = 0; i < 25; i++) {
+				pthread_t t;
+				if (pthread_create(&t, NULL, self_detach_worker,
+						   NULL) == 0)
+					n++;
+			}
+			nap(5);
+		}
+		for (int i = 0; i < 1000 && __atomic_load_n(&self_detached,
+						     __ATOMIC_SEQ_CST) < n;
+		     i++)
+			nap(5);
+		nap(50); /* the last ones finish exiting */
 	} else if (!strcmp(m, "tryjoin")) {
 		pthread_t t = start(quick_worker, 0);
 		nap(50);
