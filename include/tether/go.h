@@ -31,6 +31,11 @@ extern "C" {
 
 typedef void (*tt_func)(void *arg);
 
+/* The largest stack a goroutine may ask for (tt_go_attr.stack_size):
+ * 1 GiB, Go's limit on 64-bit systems. Only the pages a goroutine
+ * touches cost memory; the rest is address space. */
+#define TT_STACK_SIZE_MAX ((size_t)1 << 30)
+
 /* Options for tt_go_with. Zero-initialise it, then set what you need. */
 typedef struct tt_go_attr {
 	/* Stack bytes, the runtime's record of the goroutine (a few hundred
@@ -38,8 +43,9 @@ typedef struct tt_go_attr {
 	 * stack_size: 64 KiB; 128 KiB on aarch64, where a stack dump from
 	 * inside a goroutine needs more; 256 KiB in AddressSanitizer builds,
 	 * whose frames are larger; TETHER_STACK_SIZE overrides it).
-	 * Rounded up to whole pages; at least 16 KiB. A guard region below
-	 * the stack turns an overflow into a clear fatal report. */
+	 * Rounded up to whole pages; at least 16 KiB, at most
+	 * TT_STACK_SIZE_MAX (a larger size is -EINVAL). A guard region
+	 * below the stack turns an overflow into a clear fatal report. */
 	size_t stack_size;
 	/* An optional name shown in stack dumps and profiles. The string is
 	 * not copied: it must outlive the goroutine (a literal is typical). */
@@ -82,7 +88,9 @@ typedef struct tt_go_attr {
 } tt_go_attr;
 
 /* Go's `go fn(arg)`. Returns the new goroutine's id (> 0), or
- * -ENOMEM / -EAGAIN when no stack can be had, -EINVAL for a NULL fn.
+ * -ENOMEM / -EAGAIN when no stack can be had, -EINVAL for a NULL fn, or
+ * for tt_go_with, for unknown flags or a stack_size over
+ * TT_STACK_SIZE_MAX (or, with shared_stack, over the shared stack).
  * The caller's return address is recorded as the creation site. */
 TT_EXPORT int64_t tt_go(tt_func fn, void *arg);
 TT_EXPORT int64_t tt_go_with(const tt_go_attr *attr, tt_func fn, void *arg);

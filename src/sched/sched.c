@@ -443,6 +443,11 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 			return tt__err(-EINVAL,
 				       "tt_go_with: unknown flags 0x%x",
 				       attr->flags);
+		if (TT_UNLIKELY(attr->stack_size > TT_STACK_SIZE_MAX))
+			return tt__err(-EINVAL,
+				       "tt_go_with: stack size %zu is over the "
+				       "limit of %zu bytes (TT_STACK_SIZE_MAX)",
+				       attr->stack_size, TT_STACK_SIZE_MAX);
 		if (attr->stack_size)
 			size = attr->stack_size;
 		name = attr->name;

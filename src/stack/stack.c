@@ -72,6 +72,7 @@
 #define HOT_MAX 1024
 #define ARENA_FIRST 16
 #define ARENA_MAX 4096
+#define ARENA_BYTES_MAX ((size_t)1 << 30)
 #define ALTSTACK_BYTES (64 * 1024)
 
 /* Process-wide settings, fixed at the first stack. */
@@ -95,11 +96,14 @@ static size_t parse_size(const char *v)
 	unsigned long long n = strtoull(v, &end, 10);
 	if (end == v)
 		return 0;
+	unsigned long long unit = 1;
 	if (*end == 'k' || *end == 'K')
-		n *= 1024;
+		unit = 1024;
 	else if (*end == 'm' || *end == 'M')
-		n *= 1024 * 1024;
-	return (size_t)n;
+		unit = 1024 * 1024;
+	if (n > SIZE_MAX / unit)
+		return SIZE_MAX; /* saturate: the callers clamp it */
+	return (size_t)(n * unit);
 }
 
 static long read_long_file(const char *path, long dflt)
@@ -157,6 +161,8 @@ static void globals_init(void)
 		default_size = parse_size(v);
 	if (default_size < MIN_STACK)
 		default_size = MIN_STACK;
+	if (default_size > TT_STACK_SIZE_MAX)
+		default_size = TT_STACK_SIZE_MAX;
 	default_size = round_up(default_size, page_size);
 	guard_size = round_up(GUARD_BYTES, page_size);
 	v = getenv("TETHER_GUARD");
@@ -277,6 +283,13 @@ static char *carve(tt__stack_pool *p)
 {
 	if (p->arena_next == p->arena_end) {
 		size_t n = p->arena_stacks;
+		/* Big stacks: keep an arena to ARENA_BYTES_MAX of address
+		 * space (but at least one stack). */
+		if (n * p->stride > ARENA_BYTES_MAX) {
+			n = ARENA_BYTES_MAX / p->stride;
+			if (n == 0)
+				n = 1;
+		}
 		size_t bytes = n * p->stride;
 		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
@@ -304,13 +317,17 @@ static char *carve(tt__stack_pool *p)
 
 tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 {
+	/* Checked before rounding, which would wrap near SIZE_MAX. */
+	if (TT_UNLIKELY(size > TT_STACK_SIZE_MAX)) {
+		tt__err(-EINVAL,
+			"stack size %zu is over the limit of %zu bytes "
+			"(TT_STACK_SIZE_MAX)",
+			size, TT_STACK_SIZE_MAX);
+		return NULL;
+	}
 	if (TT_UNLIKELY(size != default_size))
 		size = round_up(size < MIN_STACK ? MIN_STACK : size,
 				page_size);
-	if (TT_UNLIKELY(size > ((size_t)1 << 40))) {
-		tt__err(-EINVAL, "stack size %zu is too large", size);
-		return NULL;
-	}
 	tt__stack_pool *p = pool_for(s, size);
 	if (TT_UNLIKELY(p == NULL)) {
 		tt__err(-ENOMEM, "out of memory for a stack pool");
@@ -539,6 +556,8 @@ static void shared_globals(void)
 	}
 	if (shared_size < MIN_STACK)
 		shared_size = MIN_STACK;
+	if (shared_size > TT_STACK_SIZE_MAX)
+		shared_size = TT_STACK_SIZE_MAX;
 	shared_size = round_up(shared_size, page_size);
 	v = getenv("TETHER_SHARED_STACK");
 	shared_env = v && *v && strcmp(v, "0") != 0;
