@@ -271,6 +271,17 @@ struct tt__stack_pool {
 	char *arena_next;     /* next unused stack in the current arena */
 	char *arena_end;
 	size_t arena_stacks;  /* size of the next arena, in stacks */
+	/* Every arena mapped, to unmap them when the thread ends. */
+	struct tt__arena {
+		char *base;
+		size_t bytes;
+	} *arenas;
+	size_t narenas, cap_arenas;
+	size_t ncarved;       /* stacks carved from them (stacks_mapped) */
+	size_t nmprotect;     /* of those, guarded with mprotect (budget) */
+	/* Under Valgrind: the id of each stack carved, to deregister. */
+	unsigned *vg_ids;
+	size_t nvg, cap_vg;
 	tt__stack_pool *next_pool;
 };
 
@@ -307,6 +318,8 @@ struct tt__sched {
 		void *init_sp;   /* the helper's creator, while it starts */
 		tt__g *free;     /* pooled shared-stack records */
 		size_t nfree;
+		unsigned vg_id;  /* the region's Valgrind stack id */
+		bool mprotected; /* its guard came from the mprotect budget */
 #if TT_ASAN
 		void *helper_fake;
 #endif
@@ -420,6 +433,12 @@ bool tt__shared_default(void);
 void tt__stack_info(tt__sched *s, tt_runtime_info *out);
 /* Guard the stack-overflow signal on this thread (sigaltstack). */
 void tt__stack_thread_init(tt__sched *s);
+/* The thread of s is ending: unmap every arena of its pools, the shared
+ * region, and free the shared-stack records and the signal stack.
+ * Preconditions: called on s's thread, from its main goroutine, with no
+ * other goroutine of s ever to run again, and after whatever had to be
+ * read from their stacks (tt__leak_thread_exit) was read. */
+void tt__stack_thread_exit(tt__sched *s);
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -475,6 +494,10 @@ void tt__leak_obj_released(tt__sched *s, tt__g *g, const void *obj,
 /* After tt__leak_obj_released calls for one object: abort if
  * TETHER_LEAK=abort and any was proven. */
 void tt__leak_release_done(void *site);
+/* The thread of s is ending, from its main goroutine; every other
+ * goroutine on s->all can never run again. Record what the leak tools
+ * report of each (their stacks are about to be unmapped). */
+void tt__leak_thread_exit(tt__sched *s);
 
 /* ---- errors and fatal reports -------------------------------------------- */
 

@@ -16,6 +16,12 @@
  * because it bounds memory: a loop that starts goroutines which finish
  * without blocking never holds more than one stack.
  *
+ * When a thread ends, its scheduler ends with it: its stacks go back to
+ * the system. Goroutines it leaves parked can never run again; they stay
+ * counted by tt_num_goroutine and are reported by the leak tools
+ * (tether/leak.h). Objects it made (channels, timers, contexts) can no
+ * longer be used.
+ *
  * When every goroutine of a scheduler is blocked and nothing (a timer, a
  * file descriptor) can wake any of them, the program prints Go's
  * "fatal error: all goroutines are asleep - deadlock!" and exits with
@@ -122,7 +128,8 @@ typedef struct tt_runtime_info {
 	size_t guard_size;       /* bytes of guard below each stack */
 	size_t page_size;
 	int64_t goroutines;      /* as tt_num_goroutine() */
-	int64_t stacks_mapped;   /* stacks carved from arenas so far */
+	int64_t stacks_mapped;   /* stacks mapped now, in all threads (a
+				    thread that ends unmaps its own) */
 	int64_t stacks_pooled;   /* of those, free and ready for reuse */
 	int64_t guard_budget;    /* mprotect mode: stacks still allowed; else -1 */
 } tt_runtime_info;

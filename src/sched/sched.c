@@ -67,6 +67,9 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static tt__sched *registry; /* linked by s->next_sched */
 static pthread_key_t thread_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+/* Goroutines of schedulers whose threads have ended (tt_num_goroutine
+ * counts them: they are leaked, not gone). */
+static _Atomic int64_t orphaned_goroutines;
 
 static int64_t new_goid(tt__sched *s)
 {
@@ -575,6 +578,7 @@ int64_t tt_num_goroutine(void)
 	for (tt__sched *s = registry; s; s = s->next_sched)
 		n += atomic_load_explicit(&s->ngoroutines,
 					  memory_order_relaxed);
+	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	return n;
 }
@@ -605,14 +609,48 @@ static void main_stack_bounds(tt__g *g)
 	g->stack_hi = (char *)addr + size;
 }
 
-/* A thread that ends takes its first goroutine with it. Its other
- * goroutines can never run again; they stay counted (they are leaked) and
- * keep the scheduler registered. */
+/* A thread that ends takes its first goroutine, and its scheduler, with
+ * it (the key's destructor, on the thread, at its end).
+ *
+ * Its other goroutines can never run again. The leak layer records them
+ * for the leak tools (their stacks, creators, wait reasons), then every
+ * stack, arena and the shared region go back to the kernel, the poller's
+ * descriptor is closed and the scheduler is freed. Objects of the
+ * scheduler that outlive it (a channel nobody released) are dead with it:
+ * any use from another thread was already a panic.
+ *
+ * Precondition for the teardown: the thread's own flow of control is the
+ * one running. A thread that ends from inside another goroutine
+ * (pthread_exit there) has a stack in use that is not the thread's: then
+ * nothing is freed, and its goroutines stay counted and registered. */
 static void thread_gone(void *p)
 {
 	tt__sched *s = p;
 	all_unlink(s, &s->main_g);
 	s->main_g.state = TT_G_DEAD;
+	if (s->current != &s->main_g || s->zombie != NULL)
+		return;
+	tt__leak_thread_exit(s);
+
+	pthread_mutex_lock(&registry_lock);
+	tt__sched **pp = &registry;
+	while (*pp != s)
+		pp = &(*pp)->next_sched;
+	*pp = s->next_sched;
+	atomic_fetch_add_explicit(
+		&orphaned_goroutines,
+		atomic_load_explicit(&s->ngoroutines, memory_order_relaxed),
+		memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
+
+	tt__stack_thread_exit(s);
+	free(s->timers.v);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	free(s->fds);
+	if (tt__tls_sched == s)
+		tt__tls_sched = NULL;
+	free(s);
 }
 
 static void make_key(void)

@@ -50,8 +50,12 @@
 #if defined(TT_HAVE_VALGRIND) && TT_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
 #define TT_VG_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
+#define TT_VG_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#define TT_VG_RUNNING() (RUNNING_ON_VALGRIND != 0)
 #else
 #define TT_VG_REGISTER(lo, hi) 0u
+#define TT_VG_DEREGISTER(id) ((void)(id))
+#define TT_VG_RUNNING() false
 #endif
 
 #if TT_ASAN
@@ -301,6 +305,20 @@ static char *carve(tt__stack_pool *p)
 				bytes, n, strerror(errno));
 			return NULL;
 		}
+		if (p->narenas == p->cap_arenas) {
+			size_t cap = p->cap_arenas ? p->cap_arenas * 2 : 8;
+			struct tt__arena *v =
+				realloc(p->arenas, cap * sizeof *v);
+			if (v == NULL) {
+				munmap(m, bytes);
+				tt__err(-ENOMEM, "out of memory for a stack "
+						 "arena's record");
+				return NULL;
+			}
+			p->arenas = v;
+			p->cap_arenas = cap;
+		}
+		p->arenas[p->narenas++] = (struct tt__arena){m, bytes};
 		p->arena_next = m;
 		p->arena_end = (char *)m + bytes;
 		if (p->arena_stacks < ARENA_MAX)
@@ -309,8 +327,26 @@ static char *carve(tt__stack_pool *p)
 	char *base = p->arena_next;
 	if (install_guard(base) != 0)
 		return NULL;
+	if (TT_VG_RUNNING()) {
+		if (p->nvg == p->cap_vg) {
+			size_t cap = p->cap_vg ? p->cap_vg * 2 : 64;
+			unsigned *v = realloc(p->vg_ids, cap * sizeof *v);
+			if (v == NULL) {
+				tt__err(-ENOMEM, "out of memory for a stack's "
+						 "record");
+				return NULL;
+			}
+			p->vg_ids = v;
+			p->cap_vg = cap;
+		}
+		p->vg_ids[p->nvg++] =
+			TT_VG_REGISTER(base + guard_size, base + p->stride);
+	}
 	p->arena_next += p->stride;
-	(void)TT_VG_REGISTER(base + guard_size, base + p->stride);
+	p->ncarved++;
+	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+	    TT_GUARD_MPROTECT)
+		p->nmprotect++;
 	atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
 	return base;
 }
@@ -586,7 +622,8 @@ static int shared_region_init(tt__sched *s)
 		munmap(m, bytes);
 		return r;
 	}
-	(void)TT_VG_REGISTER(m + guard_size, m + bytes);
+	s->sh.mprotected = atomic_load(&guard_mode) == TT_GUARD_MPROTECT;
+	s->sh.vg_id = TT_VG_REGISTER(m + guard_size, m + bytes);
 #if TT_ASAN
 	__lsan_register_root_region(m + guard_size, shared_size);
 #endif
@@ -727,4 +764,102 @@ void tt__shared_take(tt__sched *s, tt__g *g)
 	if (g->stack_out)
 		copy_in(s, g);
 	s->sh.owner = g;
+}
+
+/* ---- the end of a thread ------------------------------------------------ *
+ *
+ * A scheduler lives as long as its thread. When the thread ends, every
+ * goroutine of it that is still parked or runnable can never run again
+ * (goroutines do not move between threads), so nothing will read their
+ * stacks any more — except what points into them from objects of the same
+ * scheduler (a channel's wait queue, the timer heap), which are dead with
+ * it: using them from another thread is already a panic. The leak layer
+ * has captured what its reports need (tt__leak_thread_exit) before this
+ * runs, so every arena goes back to the kernel whole. */
+
+static void shared_record_free(tt__g *g)
+{
+	free(g->saved);
+	free(g->errbuf);
+	if (g->wbuf != g->wbuf_inline)
+		free(g->wbuf);
+	free(g);
+}
+
+static void unmap(char *base, size_t bytes)
+{
+#if TT_ASAN
+	/* Frames left on these stacks keep their redzones poisoned; a
+	 * mapping made later at the same address must start clean. */
+	ASAN_UNPOISON_MEMORY_REGION(base, bytes);
+#endif
+	munmap(base, bytes);
+}
+
+void tt__stack_thread_exit(tt__sched *s)
+{
+	/* Goroutines still alive: their records (on their stacks, or on the
+	 * heap for shared-stack ones) go now. */
+	tt__g *next;
+	for (tt__g *g = s->all; g; g = next) {
+		next = g->all_next;
+		if (g->is_main)
+			continue;
+		if (g->shared) {
+			shared_record_free(g);
+			continue;
+		}
+#if TT_ASAN
+		__lsan_unregister_root_region(
+			g->stack_lo, (size_t)((char *)(g + 1) - g->stack_lo));
+#endif
+	}
+	s->all = NULL; /* main_g is unlinked already (thread_gone) */
+	for (tt__g *g = s->sh.free; g; g = next) {
+		next = g->next;
+		shared_record_free(g);
+	}
+	s->sh.free = NULL;
+	s->sh.nfree = 0;
+	if (s->sh.lo) {
+#if TT_ASAN
+		__lsan_unregister_root_region(s->sh.lo, shared_size);
+		tt__g *h = s->sh.helper;
+		__lsan_unregister_root_region(
+			h->stack_lo, (size_t)((char *)(h + 1) - h->stack_lo));
+#endif
+		if (TT_VG_RUNNING())
+			TT_VG_DEREGISTER(s->sh.vg_id);
+		unmap(s->sh.lo - guard_size,
+		      (size_t)(s->sh.hi - s->sh.lo) + guard_size);
+		if (s->sh.mprotected)
+			atomic_fetch_add(&guard_budget, 1);
+		s->sh.lo = s->sh.hi = NULL;
+		s->sh.helper = NULL; /* its stack is in a pool's arena */
+		s->sh.owner = NULL;
+	}
+	tt__stack_pool *pn;
+	for (tt__stack_pool *p = s->pools; p; p = pn) {
+		pn = p->next_pool;
+		for (size_t i = 0; i < p->nvg; i++)
+			TT_VG_DEREGISTER(p->vg_ids[i]);
+		for (size_t i = 0; i < p->narenas; i++)
+			unmap(p->arenas[i].base, p->arenas[i].bytes);
+		atomic_fetch_add(&guard_budget, (int64_t)p->nmprotect);
+		atomic_fetch_sub_explicit(&stacks_mapped,
+					  (int64_t)p->ncarved,
+					  memory_order_relaxed);
+		free(p->arenas);
+		free(p->vg_ids);
+		free(p->free_cold);
+		free(p);
+	}
+	s->pools = NULL;
+	if (s->altstack) {
+		/* Off the signal stack before it is freed. */
+		stack_t ss = {.ss_flags = SS_DISABLE};
+		sigaltstack(&ss, NULL);
+		free(s->altstack);
+		s->altstack = NULL;
+	}
 }
