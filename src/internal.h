@@ -426,6 +426,18 @@ tt__g *tt__shared_alloc(tt__sched *s, size_t size);
 void tt__shared_take(tt__sched *s, tt__g *g);
 /* Copy the owner (parked, its sp saved) out of the region. */
 void tt__shared_evict(tt__sched *s);
+/* Make the save buffer of shared-stack goroutine g hold len bytes; 0, or
+ * -ENOMEM with the error recorded. tt__shared_fail_reserve, when set,
+ * makes every call that would check fail (a test hook). */
+int tt__shared_reserve(tt__g *g, size_t len);
+extern int tt__shared_fail_reserve;
+/* Bytes the frames of a switch add below the caller of
+ * tt__shared_reserve_here (the stack the switch saves goes that deep). */
+#if TT_ASAN
+#define TT__SWITCH_SLACK 2048
+#else
+#define TT__SWITCH_SLACK 512
+#endif
 /* Make the helper context; on a stack other than the region. */
 int tt__shared_helper_init(tt__sched *s);
 /* Whether TETHER_SHARED_STACK asks for shared stacks by default. */

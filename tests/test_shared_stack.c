@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -604,8 +605,195 @@ static void overflow_child(void)
 	tt_go_with(&shared_attr, overflow_goroutine, NULL);
 }
 
+/* ---- out of memory saving a stack ------------------------------------------ *
+ *
+ * A child process, with the shared stack made large (64 MiB) so that a
+ * goroutine's save buffer is 16 MiB: under an address-space limit a few
+ * MiB above what the process uses, that one allocation fails and little
+ * else does. */
+
+#define DEEP_BYTES (16u << 20)
+
+static long long vm_size(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmSize:", 7) == 0)
+			kib = strtoll(line + 7, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib * 1024;
+}
+
+static struct rlimit saved_as;
+
+static void limit_address_space(void)
+{
+	TU_ASSERT_OK(getrlimit(RLIMIT_AS, &saved_as));
+	struct rlimit r = saved_as;
+	r.rlim_cur = (rlim_t)(vm_size() + (4 << 20));
+	TU_ASSERT_OK(setrlimit(RLIMIT_AS, &r));
+}
+
+static void unlimit_address_space(void)
+{
+	TU_ASSERT_OK(setrlimit(RLIMIT_AS, &saved_as));
+}
+
+static void nop(void *p)
+{
+	(void)p;
+}
+
+/* Not on a shared stack: see go.h's rule. */
+static int small_ran;
+
+static void small_shared(void *p)
+{
+	(void)p;
+	volatile char frame[256];
+	frame[0] = 1;
+	small_ran += frame[0];
+}
+
+static unsigned sum_bytes(const unsigned char *b, size_t n)
+{
+	unsigned sum = 0;
+	for (size_t i = 0; i < n; i += 4096)
+		sum += b[i];
+	return sum + b[n - 1];
+}
+
+/* A shared-stack goroutine 16 MiB deep starts another: that copies it
+ * out, and the copy cannot be had. tt_go says so (-ENOMEM) and nothing
+ * else changes; with memory back, the same call works and the deep
+ * goroutine's stack comes back intact. */
+static void deep_starter(void *p)
+{
+	(void)p;
+	unsigned char *buf = __builtin_alloca(DEEP_BYTES);
+	memset(buf, 0x5a, DEEP_BYTES);
+	unsigned want = sum_bytes(buf, DEEP_BYTES);
+	int64_t n0 = tt_num_goroutine();
+	tt_go_attr attr = {.shared_stack = true};
+
+	limit_address_space();
+	int64_t r = tt_go_with(&attr, small_shared, NULL);
+	char err[512];
+	snprintf(err, sizeof err, "%s", tt_last_error());
+	/* A goroutine with a stack of its own: the parent still waits
+	 * runnable and may be copied out. */
+	int64_t r2 = tt_go(nop, NULL);
+	unlimit_address_space();
+
+	TU_ASSERT_ERR(r, -ENOMEM);
+	TU_ASSERT_ERR(r2, -ENOMEM);
+	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "tt_go: out of memory saving the shared stack of goroutine "
+		 "%lld (",
+		 (long long)tt_goid());
+	TU_ASSERT_CONTAINS(err, msg);
+	TU_ASSERT_EQ(small_ran, 0);
+	TU_ASSERT_EQ(tt_num_goroutine(), n0);
+
+	TU_ASSERT_GT(tt_go_with(&attr, small_shared, NULL), 0);
+	TU_ASSERT_EQ(small_ran, 1);
+	TU_ASSERT_EQ(sum_bytes(buf, DEEP_BYTES), want);
+	fprintf(stderr, "tu-ok\n");
+}
+
+static void save_oom_go_child(void)
+{
+	setenv("TETHER_SHARED_STACK_SIZE", "64M", 1);
+	tu_go_with(&shared_attr, deep_starter, NULL);
+}
+
+static void test_save_oom_tt_go(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	if (TU_ASAN)
+		skip(); /* its shadow memory makes an address-space limit
+			   meaningless */
+	tu_child c;
+	assert_int_equal(tu_spawn_self("save_oom_go", 60 * TT_SECOND, &c), 0);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-ok");
+	tu_child_free(&c);
+}
+
+/* A shared-stack goroutine 16 MiB deep parks with another one runnable.
+ * A blocking call has no error for this, so it is fatal — said as it
+ * parks, on its own stack, naming it and the size. */
+static tt_chan *oom_wake, *oom_never;
+
+static void oom_other(void *p)
+{
+	(void)p;
+	char b;
+	tt_chan_recv(oom_wake, &b, 1, NULL);
+}
+
+static __attribute__((noinline)) void deep_parker(void *p)
+{
+	(void)p;
+	unsigned char *buf = __builtin_alloca(DEEP_BYTES);
+	memset(buf, 0x5a, DEEP_BYTES);
+	unsigned want = sum_bytes(buf, DEEP_BYTES);
+	fprintf(stderr, "tu-goid=%lld\n", (long long)tt_goid());
+	/* The symbolizer's tables, loaded while there is memory. */
+	char dump[4096];
+	tt_stack_dump(dump, sizeof dump, true);
+	char b = 1;
+	tt_chan_send(oom_wake, &b, 1); /* oom_other is now runnable */
+	limit_address_space();
+	tt_chan_recv(oom_never, &b, 1, NULL);
+	fprintf(stderr, "tu-not-reached %d\n", sum_bytes(buf, DEEP_BYTES) == want);
+}
+
+static void save_oom_park_child(void)
+{
+	setenv("TETHER_SHARED_STACK_SIZE", "64M", 1);
+	TU_ASSERT_OK(tt_chan_make(&oom_wake, 1, 0));
+	TU_ASSERT_OK(tt_chan_make(&oom_never, 1, 0));
+	tu_go_with(&shared_attr, oom_other, NULL);
+	tu_go_with(&shared_attr, deep_parker, NULL);
+}
+
+static void test_save_oom_park(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	if (TU_ASAN)
+		skip();
+	tu_child c;
+	assert_int_equal(tu_spawn_self("save_oom_park", 60 * TT_SECOND, &c),
+			 0);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	char want[200];
+	snprintf(want, sizeof want,
+		 "tether: fatal error: out of memory saving the shared stack "
+		 "of goroutine %lld (",
+		 tu_child_marker(&c, "tu-goid"));
+	TU_ASSERT_CONTAINS(c.err, want);
+	TU_ASSERT_CONTAINS(c.err, " bytes) as it parks (chan receive)");
+	/* The parking goroutine's stack, down to the test's function. */
+	snprintf(want, sizeof want, "goroutine %lld [running]:",
+		 tu_child_marker(&c, "tu-goid"));
+	TU_ASSERT_CONTAINS(c.err, want);
+	TU_ASSERT_CONTAINS(c.err, "deep_parker(...)");
+	TU_ASSERT_CONTAINS(c.err, "test_shared_stack.c:");
+	TU_ASSERT_NOT_CONTAINS(c.err, "tu-not-reached");
+	tu_child_free(&c);
+}
+
 static const tu_child_case child_cases[] = {
 	{"overflow", overflow_child},
+	{"save_oom_go", save_oom_go_child},
+	{"save_oom_park", save_oom_park_child},
 };
 
 static void test_overflow_reported(void **state)
@@ -646,6 +834,8 @@ int main(int argc, char **argv)
 		TU_TEST(test_bad_stack_size),
 		TU_TEST(test_overflow_reported),
 		TU_TEST(test_panic_prints),
+		TU_TEST(test_save_oom_tt_go),
+		TU_TEST(test_save_oom_park),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

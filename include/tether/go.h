@@ -69,6 +69,14 @@ typedef struct tt_go_attr {
 	 * costs a copy of their used stacks. TETHER_SHARED_STACK=1 in the
 	 * environment makes it the default for every tt_go and tt_go_with.
 	 *
+	 * The copy's buffer is reserved before it can be needed: when the
+	 * goroutine parks or yields, and by tt_go for the stacks starting a
+	 * goroutine may copy out. tt_go returns -ENOMEM when it cannot have
+	 * it. A blocking call has no error for it, so a goroutine that cannot
+	 * have it as it parks ends the program with "tether: fatal error:
+	 * out of memory saving the shared stack of goroutine N (B bytes) as
+	 * it parks (chan receive)" and its stack.
+	 *
 	 * The rule: no pointer into a shared-stack goroutine's stack may be
 	 * given to another goroutine (or kept by anything that runs while it
 	 * is parked), because while it is parked the bytes are elsewhere and

@@ -333,9 +333,41 @@ static inline void maybe_run_timers(tt__sched *s)
 
 /* ---- park and ready ----------------------------------------------------------- */
 
+/* Reserve the save buffer of g, the running shared-stack goroutine, for
+ * its stack as deep as here plus the frames of a switch: whatever switch
+ * follows can then copy it out without allocating (see stack.c). 0 or
+ * -ENOMEM. */
+static __attribute__((noinline)) int reserve_here(tt__g *g)
+{
+	char *here = __builtin_frame_address(0);
+	return tt__shared_reserve(g, (size_t)(g->stack_hi - here) +
+					     TT__SWITCH_SLACK);
+}
+
+/* A shared-stack goroutine about to park or yield cannot have its stack
+ * saved. The blocking calls have no way to fail there, so this is fatal;
+ * it is said here, on the goroutine's own stack, so the report shows
+ * what it was doing. */
+static void __attribute__((noinline, noreturn))
+save_oom(tt__g *g, const char *doing)
+{
+	size_t need = (size_t)(g->stack_hi - (char *)__builtin_frame_address(0));
+	tt__fatal("out of memory saving the shared stack of goroutine %lld "
+		  "(%zu bytes) as it %s",
+		  (long long)g->id, need, doing);
+}
+
 void tt__park(tt__sched *s, int reason, const void *obj)
 {
 	tt__g *g = s->current;
+	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0) {
+		char doing[64];
+		snprintf(doing, sizeof doing, "parks (%s)",
+			 reason > TT_WAIT_NONE && reason < TT_WAIT__COUNT
+				 ? tt__wait_reason_str[reason]
+				 : "waiting");
+		save_oom(g, doing);
+	}
 	g->state = TT_G_WAITING;
 	g->reason = (uint8_t)reason;
 	g->wait_obj = obj;
@@ -464,8 +496,41 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	if (TT_UNLIKELY(g == NULL))
 		return s->current->last_err;
 
-	int64_t id = new_goid(s);
 	tt__g *parent = s->current;
+	if (TT_UNLIKELY(shared || parent->shared)) {
+		/* Starting g may copy a stack out of the region: the
+		 * parent's (a shared-stack parent waits runnable, and any
+		 * shared-stack goroutine that runs before it resumes evicts
+		 * it) or the parked owner's (a shared-stack child takes the
+		 * region now). Reserve those copies here, where failing is
+		 * still possible. */
+		tt__g *o = s->sh.owner;
+		int64_t who = 0;
+		size_t need = 0;
+		if (parent->shared && reserve_here(parent) != 0) {
+			who = parent->id;
+			need = (size_t)(parent->stack_hi -
+					(char *)__builtin_frame_address(0)) +
+			       TT__SWITCH_SLACK;
+		} else if (shared && !parent->shared && o != NULL &&
+			   o->state != TT_G_DEAD && o->sp != NULL &&
+			   tt__shared_reserve(o, (size_t)(o->stack_hi -
+							  (char *)o->sp)) !=
+				   0) {
+			who = o->id;
+			need = (size_t)(o->stack_hi - (char *)o->sp);
+		}
+		if (TT_UNLIKELY(who != 0)) {
+			tt__stack_free(s, g);
+			return tt__err(-ENOMEM,
+				       "tt_go: out of memory saving the shared "
+				       "stack of goroutine %lld (%zu bytes) "
+				       "to start a new goroutine",
+				       (long long)who, need);
+		}
+	}
+
+	int64_t id = new_goid(s);
 	g->sched = s;
 	g->id = id;
 	g->is_main = 0;
@@ -548,6 +613,8 @@ void tt_yield(void)
 	if (!next)
 		return;
 	tt__g *g = s->current;
+	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
+		save_oom(g, "yields");
 	g->state = TT_G_RUNNABLE;
 	runq_push_back(s, g);
 	switch_to(s, g, next);

@@ -571,7 +571,8 @@ void tt__stack_thread_init(tt__sched *s)
  * resident only as deep as goroutines have gone), with a guard below it
  * like any stack. Shared-stack records are TT__G_SHARED_SIZE bytes of
  * heap, pooled per scheduler. A parked goroutine's frames are copied to a
- * buffer of just their size (rounded to 16 bytes), kept for reuse. */
+ * buffer of about their size (reserved as it parks: its depth then plus
+ * TT__SWITCH_SLACK, rounded to 16 bytes), kept for reuse. */
 
 #define SHARED_DEFAULT ((size_t)1 << 20)
 #define SHARED_FREE_MAX 4096
@@ -711,6 +712,33 @@ static void shared_free(tt__sched *s, tt__g *g)
 	s->sh.nfree++;
 }
 
+/* The save buffer. A copy-out happens in the middle of a switch, where
+ * nothing can fail any more; so each goroutine reserves its buffer before
+ * it can be copied out: when it parks or yields (for the depth it has
+ * then, plus the few frames of the switch below: tt__shared_reserve_here),
+ * and whoever evicts a goroutine at a point that can still fail (tt_go)
+ * reserves for it there. A copy-out then finds the buffer big enough. */
+
+int tt__shared_fail_reserve;
+
+int tt__shared_reserve(tt__g *g, size_t len)
+{
+	if (TT_LIKELY(len <= g->saved_cap && !tt__shared_fail_reserve))
+		return 0;
+	size_t cap = round_up(len, 16);
+	char *b = tt__shared_fail_reserve || cap > UINT32_MAX
+			  ? NULL
+			  : realloc(g->saved, cap);
+	if (b == NULL)
+		return tt__err(-ENOMEM,
+			       "out of memory saving the shared stack of "
+			       "goroutine %lld (%zu bytes)",
+			       (long long)g->id, len);
+	g->saved = b;
+	g->saved_cap = (uint32_t)cap;
+	return 0;
+}
+
 /* The copies. Under AddressSanitizer the frames hold poisoned redzones,
  * which memcpy's checks would report: unpoison what is copied first (the
  * frames lose their redzones until they return, which is all). */
@@ -718,16 +746,13 @@ static void copy_out(tt__sched *s, tt__g *g)
 {
 	char *sp = g->sp;
 	size_t len = (size_t)(s->sh.hi - sp);
-	if (len > g->saved_cap) {
-		size_t cap = round_up(len, 16);
-		char *b = realloc(g->saved, cap);
-		if (b == NULL)
-			tt__fatal("out of memory saving the shared stack of "
-				  "goroutine %lld (%zu bytes)",
-				  (long long)g->id, len);
-		g->saved = b;
-		g->saved_cap = (uint32_t)cap;
-	}
+	if (TT_UNLIKELY(len > g->saved_cap) && tt__shared_reserve(g, len))
+		/* Reserved too little beforehand (see above): cannot be
+		 * undone from inside the switch. */
+		tt__fatal("out of memory saving the shared stack of "
+			  "goroutine %lld (%zu bytes) while switching away "
+			  "from it",
+			  (long long)g->id, len);
 #if TT_ASAN
 	ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
