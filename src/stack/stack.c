@@ -52,7 +52,12 @@
 #define TT_VG_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
 #define TT_VG_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
 #define TT_VG_RUNNING() (RUNNING_ON_VALGRIND != 0)
+#include <valgrind/memcheck.h>
+#define TT_VG_UNDEFINED(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
+#define TT_VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
 #else
+#define TT_VG_UNDEFINED(p, n) ((void)(p), (void)(n))
+#define TT_VG_NOACCESS(p, n) ((void)(p), (void)(n))
 #define TT_VG_REGISTER(lo, hi) 0u
 #define TT_VG_DEREGISTER(id) ((void)(id))
 #define TT_VG_RUNNING() false
@@ -767,6 +772,10 @@ static void copy_in(tt__sched *s, tt__g *g)
 #if TT_ASAN
 	ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
+	/* Memcheck keeps a stack's bytes below the lowest stack pointer it
+	 * saw there last as not addressable; these are frames again. The
+	 * copy brings their definedness along. */
+	TT_VG_UNDEFINED(sp, len);
 	memcpy(sp, g->saved, len);
 	g->stack_out = 0;
 }
