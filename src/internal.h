@@ -271,6 +271,17 @@ struct tt__stack_pool {
 	char *arena_next;     /* next unused stack in the current arena */
 	char *arena_end;
 	size_t arena_stacks;  /* size of the next arena, in stacks */
+	/* Every arena mapped, to unmap them when the thread ends. */
+	struct tt__arena {
+		char *base;
+		size_t bytes;
+	} *arenas;
+	size_t narenas, cap_arenas;
+	size_t ncarved;       /* stacks carved from them (stacks_mapped) */
+	size_t nmprotect;     /* of those, guarded with mprotect (budget) */
+	/* Under Valgrind: the id of each stack carved, to deregister. */
+	unsigned *vg_ids;
+	size_t nvg, cap_vg;
 	tt__stack_pool *next_pool;
 };
 
@@ -311,6 +322,8 @@ struct tt__sched {
 		void *init_sp;   /* the helper's creator, while it starts */
 		tt__g *free;     /* pooled shared-stack records */
 		size_t nfree;
+		unsigned vg_id;  /* the region's Valgrind stack id */
+		bool mprotected; /* its guard came from the mprotect budget */
 #if TT_ASAN
 		void *helper_fake;
 #endif
@@ -459,6 +472,18 @@ tt__g *tt__shared_alloc(tt__sched *s, size_t size);
 void tt__shared_take(tt__sched *s, tt__g *g);
 /* Copy the owner (parked, its sp saved) out of the region. */
 void tt__shared_evict(tt__sched *s);
+/* Make the save buffer of shared-stack goroutine g hold len bytes; 0, or
+ * -ENOMEM with the error recorded. tt__shared_fail_reserve, when set,
+ * makes every call that would check fail (a test hook). */
+int tt__shared_reserve(tt__g *g, size_t len);
+extern int tt__shared_fail_reserve;
+/* Bytes the frames of a switch add below the caller of
+ * tt__shared_reserve_here (the stack the switch saves goes that deep). */
+#if TT_ASAN
+#define TT__SWITCH_SLACK 2048
+#else
+#define TT__SWITCH_SLACK 512
+#endif
 /* Make the helper context; on a stack other than the region. */
 int tt__shared_helper_init(tt__sched *s);
 /* Whether TETHER_SHARED_STACK asks for shared stacks by default. */
@@ -466,6 +491,12 @@ bool tt__shared_default(void);
 void tt__stack_info(tt__sched *s, tt_runtime_info *out);
 /* Guard the stack-overflow signal on this thread (sigaltstack). */
 void tt__stack_thread_init(tt__sched *s);
+/* The thread of s is ending: unmap every arena of its pools, the shared
+ * region, and free the shared-stack records and the signal stack.
+ * Preconditions: called on s's thread, from its main goroutine, with no
+ * other goroutine of s ever to run again, and after whatever had to be
+ * read from their stacks (tt__leak_thread_exit) was read. */
+void tt__stack_thread_exit(tt__sched *s);
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -521,6 +552,10 @@ void tt__leak_obj_released(tt__sched *s, tt__g *g, const void *obj,
 /* After tt__leak_obj_released calls for one object: abort if
  * TETHER_LEAK=abort and any was proven. */
 void tt__leak_release_done(void *site);
+/* The thread of s is ending, from its main goroutine; every other
+ * goroutine on s->all can never run again. Record what the leak tools
+ * report of each (their stacks are about to be unmapped). */
+void tt__leak_thread_exit(tt__sched *s);
 
 /* ---- errors and fatal reports -------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 #ifndef MADV_GUARD_INSTALL
@@ -519,6 +520,56 @@ static void test_stack_size_attr(void **state)
 	assert_int_equal(d.sum, (d.bytes + 4095) / 4096 * 0x5a + 0x5a);
 }
 
+/* The usable bytes of the stack the calling goroutine runs on. */
+static void record_stack_bytes(void *p)
+{
+	size_t *out = p;
+	const tt__g *g = tt__current();
+	*out = (size_t)(g->stack_hi - g->stack_lo);
+}
+
+/* go.h: stack_size over TT_STACK_SIZE_MAX is -EINVAL with a message (it
+ * once wrapped while being rounded up to pages, and SIZE_MAX crashed);
+ * 0 is the default; TT_STACK_SIZE_MAX itself is allowed. */
+static void test_stack_size_limit(void **state)
+{
+	(void)state;
+	int64_t before = tt_num_goroutine();
+	tt_go_attr attr;
+	memset(&attr, 0, sizeof attr);
+	const size_t bad[] = {SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2,
+			      TT_STACK_SIZE_MAX + 1};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		for (int shared = 0; shared < 2; shared++) {
+			attr.stack_size = bad[i];
+			attr.shared_stack = shared;
+			TU_ASSERT_ERR(tt_go_with(&attr, nothing, NULL),
+				      -EINVAL);
+			TU_ASSERT_CONTAINS(tt_last_error(),
+					   "TT_STACK_SIZE_MAX");
+			char num[32];
+			snprintf(num, sizeof num, "%zu", bad[i]);
+			TU_ASSERT_CONTAINS(tt_last_error(), num);
+		}
+	}
+	assert_int_equal(tt_num_goroutine(), before);
+
+	tt_runtime_info info;
+	TU_ASSERT_OK(tt_runtime_info_get(&info));
+	size_t got = 0;
+	attr.shared_stack = false;
+	attr.stack_size = 0;
+	tu_go_with(&attr, record_stack_bytes, &got);
+	/* "Stack bytes, the runtime's record included": less than a KiB
+	 * of it is the record. */
+	TU_ASSERT_RANGE(got, info.stack_size - 1024, info.stack_size);
+
+	attr.stack_size = TT_STACK_SIZE_MAX;
+	got = 0;
+	tu_go_with(&attr, record_stack_bytes, &got);
+	TU_ASSERT_RANGE(got, TT_STACK_SIZE_MAX - 1024, TT_STACK_SIZE_MAX);
+}
+
 /* go.h: "a loop that starts goroutines which finish without blocking
  * never holds more than one stack". */
 static void test_stack_reuse(void **state)
@@ -712,6 +763,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_goexit),
 		TU_TEST(test_stack_deep_recursion),
 		TU_TEST(test_stack_size_attr),
+		TU_TEST(test_stack_size_limit),
 		TU_TEST(test_stack_reuse),
 		TU_TEST(test_runtime_info),
 		TU_TEST(test_many_goroutines),

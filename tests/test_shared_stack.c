@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -544,7 +546,8 @@ static void test_nested_through_normal(void **state)
 static void test_bad_stack_size(void **state)
 {
 	(void)state;
-	tt_go_attr attr = {.shared_stack = true, .stack_size = (size_t)1 << 34};
+	/* Over the shared stack, under TT_STACK_SIZE_MAX. */
+	tt_go_attr attr = {.shared_stack = true, .stack_size = (size_t)1 << 28};
 	int64_t r = tt_go_with(&attr, scribble, NULL);
 	assert_int_equal(r, -EINVAL);
 	TU_ASSERT_CONTAINS(tt_last_error(), "shared stack");
@@ -603,8 +606,353 @@ static void overflow_child(void)
 	tt_go_with(&shared_attr, overflow_goroutine, NULL);
 }
 
+/* ---- out of memory saving a stack ------------------------------------------ *
+ *
+ * A child process, with the shared stack made large (64 MiB) so that a
+ * goroutine's save buffer is 16 MiB: under an address-space limit a few
+ * MiB above what the process uses, that one allocation fails and little
+ * else does. */
+
+#define DEEP_BYTES (16u << 20)
+
+static long long vm_size(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmSize:", 7) == 0)
+			kib = strtoll(line + 7, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib * 1024;
+}
+
+static struct rlimit saved_as;
+
+static void limit_address_space(void)
+{
+	TU_ASSERT_OK(getrlimit(RLIMIT_AS, &saved_as));
+	struct rlimit r = saved_as;
+	r.rlim_cur = (rlim_t)(vm_size() + (4 << 20));
+	TU_ASSERT_OK(setrlimit(RLIMIT_AS, &r));
+}
+
+static void unlimit_address_space(void)
+{
+	TU_ASSERT_OK(setrlimit(RLIMIT_AS, &saved_as));
+}
+
+static void nop(void *p)
+{
+	(void)p;
+}
+
+/* Not on a shared stack: see go.h's rule. */
+static int small_ran;
+
+static void small_shared(void *p)
+{
+	(void)p;
+	volatile char frame[256];
+	frame[0] = 1;
+	small_ran += frame[0];
+}
+
+static unsigned sum_bytes(const unsigned char *b, size_t n)
+{
+	unsigned sum = 0;
+	for (size_t i = 0; i < n; i += 4096)
+		sum += b[i];
+	return sum + b[n - 1];
+}
+
+/* A shared-stack goroutine 16 MiB deep starts another: that copies it
+ * out, and the copy cannot be had. tt_go says so (-ENOMEM) and nothing
+ * else changes; with memory back, the same call works and the deep
+ * goroutine's stack comes back intact. */
+static void deep_starter(void *p)
+{
+	(void)p;
+	unsigned char *buf = __builtin_alloca(DEEP_BYTES);
+	memset(buf, 0x5a, DEEP_BYTES);
+	unsigned want = sum_bytes(buf, DEEP_BYTES);
+	int64_t n0 = tt_num_goroutine();
+	tt_go_attr attr = {.shared_stack = true};
+
+	limit_address_space();
+	int64_t r = tt_go_with(&attr, small_shared, NULL);
+	char err[512];
+	snprintf(err, sizeof err, "%s", tt_last_error());
+	/* A goroutine with a stack of its own: the parent still waits
+	 * runnable and may be copied out. */
+	int64_t r2 = tt_go(nop, NULL);
+	unlimit_address_space();
+
+	TU_ASSERT_ERR(r, -ENOMEM);
+	TU_ASSERT_ERR(r2, -ENOMEM);
+	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "tt_go: out of memory saving the shared stack of goroutine "
+		 "%lld (",
+		 (long long)tt_goid());
+	TU_ASSERT_CONTAINS(err, msg);
+	TU_ASSERT_EQ(small_ran, 0);
+	TU_ASSERT_EQ(tt_num_goroutine(), n0);
+
+	TU_ASSERT_GT(tt_go_with(&attr, small_shared, NULL), 0);
+	TU_ASSERT_EQ(small_ran, 1);
+	TU_ASSERT_EQ(sum_bytes(buf, DEEP_BYTES), want);
+	fprintf(stderr, "tu-ok\n");
+}
+
+static void save_oom_go_child(void)
+{
+	setenv("TETHER_SHARED_STACK_SIZE", "64M", 1);
+	tu_go_with(&shared_attr, deep_starter, NULL);
+}
+
+static void test_save_oom_tt_go(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	if (TU_ASAN)
+		skip(); /* its shadow memory makes an address-space limit
+			   meaningless */
+	tu_child c;
+	assert_int_equal(tu_spawn_self("save_oom_go", 60 * TT_SECOND, &c), 0);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-ok");
+	tu_child_free(&c);
+}
+
+/* A shared-stack goroutine 16 MiB deep parks with another one runnable.
+ * A blocking call has no error for this, so it is fatal — said as it
+ * parks, on its own stack, naming it and the size. */
+static tt_chan *oom_wake, *oom_never;
+
+static void oom_other(void *p)
+{
+	(void)p;
+	char b;
+	tt_chan_recv(oom_wake, &b, 1, NULL);
+}
+
+static __attribute__((noinline)) void deep_parker(void *p)
+{
+	(void)p;
+	unsigned char *buf = __builtin_alloca(DEEP_BYTES);
+	memset(buf, 0x5a, DEEP_BYTES);
+	unsigned want = sum_bytes(buf, DEEP_BYTES);
+	fprintf(stderr, "tu-goid=%lld\n", (long long)tt_goid());
+	/* The symbolizer's tables, loaded while there is memory. */
+	char dump[4096];
+	tt_stack_dump(dump, sizeof dump, true);
+	char b = 1;
+	tt_chan_send(oom_wake, &b, 1); /* oom_other is now runnable */
+	limit_address_space();
+	tt_chan_recv(oom_never, &b, 1, NULL);
+	fprintf(stderr, "tu-not-reached %d\n", sum_bytes(buf, DEEP_BYTES) == want);
+}
+
+static void save_oom_park_child(void)
+{
+	setenv("TETHER_SHARED_STACK_SIZE", "64M", 1);
+	TU_ASSERT_OK(tt_chan_make(&oom_wake, 1, 0));
+	TU_ASSERT_OK(tt_chan_make(&oom_never, 1, 0));
+	tu_go_with(&shared_attr, oom_other, NULL);
+	tu_go_with(&shared_attr, deep_parker, NULL);
+}
+
+static void test_save_oom_park(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	if (TU_ASAN)
+		skip();
+	tu_child c;
+	assert_int_equal(tu_spawn_self("save_oom_park", 60 * TT_SECOND, &c),
+			 0);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	char want[200];
+	snprintf(want, sizeof want,
+		 "tether: fatal error: out of memory saving the shared stack "
+		 "of goroutine %lld (",
+		 tu_child_marker(&c, "tu-goid"));
+	TU_ASSERT_CONTAINS(c.err, want);
+	TU_ASSERT_CONTAINS(c.err, " bytes) as it parks (chan receive)");
+	/* The parking goroutine's stack, down to the test's function. */
+	snprintf(want, sizeof want, "goroutine %lld [running]:",
+		 tu_child_marker(&c, "tu-goid"));
+	TU_ASSERT_CONTAINS(c.err, want);
+	TU_ASSERT_CONTAINS(c.err, "deep_parker(...)");
+	TU_ASSERT_CONTAINS(c.err, "test_shared_stack.c:");
+	TU_ASSERT_NOT_CONTAINS(c.err, "tu-not-reached");
+	tu_child_free(&c);
+}
+
+/* ---- under Valgrind ------------------------------------------------------------ *
+ *
+ * Memcheck follows the stack pointer: bytes of a stack below the lowest
+ * point it saw are not addressable. Copying a goroutine's frames back into
+ * the region writes there; without telling Memcheck, every switch back
+ * into a copied-out goroutine was a burst of invalid writes and reads. */
+
+typedef struct vg_pair {
+	tt_chan *ping, *pong;
+	tt_waitgroup *wg;
+	tt_mutex *mu;
+	int rounds;
+} vg_pair;
+
+static int vg_shared_total; /* under mu; not on a shared stack */
+
+static void vg_pinger(void *p)
+{
+	vg_pair *a = p;
+	for (int i = 0; i < a->rounds; i++) {
+		char frame[512]; /* frames worth copying */
+		snprintf(frame, sizeof frame, "ping %d", i);
+		int64_t v = i;
+		TU_ASSERT_OK(tt_chan_send(a->ping, &v, sizeof v));
+		int64_t back = -1;
+		TU_ASSERT_OK(tt_chan_recv(a->pong, &back, sizeof back, NULL));
+		TU_ASSERT_EQ(back, v + 1);
+		/* The frame came back with the goroutine. */
+		char want[32];
+		snprintf(want, sizeof want, "ping %d", i);
+		TU_ASSERT(strcmp(frame, want) == 0);
+	}
+	tt_wg_done(a->wg);
+}
+
+static void vg_ponger(void *p)
+{
+	vg_pair *a = p;
+	for (int i = 0; i < a->rounds; i++) {
+		int64_t v = -1;
+		tt_case cs[1] = {TT_CASE_RECV_INTO(a->ping, &v, NULL)};
+		TU_ASSERT_EQ(tt_select(cs, 1, TT_FOREVER), 0);
+		v++;
+		if (i % 16 == 0)
+			tt_sleep(TT_MICROSECOND);
+		else
+			tt_yield();
+		TU_ASSERT_OK(tt_mutex_lock(a->mu));
+		vg_shared_total++;
+		tt_mutex_unlock(a->mu);
+		TU_ASSERT_OK(tt_chan_send(a->pong, &v, sizeof v));
+	}
+	tt_wg_done(a->wg);
+}
+
+static void vg_spawner(void *p)
+{
+	vg_pair *a = p;
+	/* Shared-stack goroutines started by a shared-stack one. */
+	go_shared(vg_pinger, a);
+	go_shared(vg_ponger, a);
+	tt_wg_done(a->wg);
+}
+
+static void valgrind_child(void)
+{
+	enum { PAIRS = 4, ROUNDS = 100 };
+	vg_pair pairs[PAIRS];
+	tt_waitgroup *wg;
+	tt_mutex *mu;
+	TU_ASSERT_OK(tt_wg_make(&wg));
+	TU_ASSERT_OK(tt_mutex_make(&mu));
+	TU_ASSERT_OK(tt_wg_add(wg, 3 * PAIRS));
+	for (int i = 0; i < PAIRS; i++) {
+		pairs[i] = (vg_pair){.ping = tu_chan(sizeof(int64_t), 0),
+				     .pong = tu_chan(sizeof(int64_t), 0),
+				     .wg = wg,
+				     .mu = mu,
+				     .rounds = ROUNDS};
+		go_shared(vg_spawner, &pairs[i]);
+	}
+	TU_ASSERT_OK(tt_wg_wait(wg));
+	TU_ASSERT_EQ(vg_shared_total, PAIRS * ROUNDS);
+	for (int i = 0; i < PAIRS; i++) {
+		tt_chan_release(pairs[i].ping);
+		tt_chan_release(pairs[i].pong);
+	}
+	tt_wg_release(wg);
+	tt_mutex_release(mu);
+	fprintf(stderr, "tu-ok\n");
+}
+
+/* Runs `cmd` (stderr and stdout together) and returns its exit status,
+ * the output in *out. */
+static int run_capture(const char *cmd, char **out)
+{
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t cap = 8192, len = 0, n;
+	char *buf = malloc(cap);
+	assert_non_null(buf);
+	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+		len += n;
+		if (cap - len < 2) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+	}
+	buf[len] = '\0';
+	int st = pclose(p);
+	*out = buf;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_valgrind_clean(void **state)
+{
+	(void)state;
+	if (TU_ASAN || tu_emulated())
+		skip(); /* Valgrind runs neither sanitized nor emulated code */
+	if (system("command -v valgrind > /dev/null 2>&1") != 0) {
+		print_message("skipped: valgrind is not installed "
+			      "(scripts/install-deps installs it)\n");
+		skip();
+	}
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	const char *vg = "valgrind -q --error-exitcode=99 --child-silent-after-fork=yes";
+	char cmd[8192];
+	char *out;
+	snprintf(cmd, sizeof cmd, "%s '%s' --tu-child valgrind 2>&1", vg,
+		 self);
+	int st = run_capture(cmd, &out);
+	if (st != 0 || tu_contains(out, "== "))
+		print_message("%s\n", out);
+	assert_int_equal(st, 0);
+	TU_ASSERT_CONTAINS(out, "tu-ok");
+	TU_ASSERT_NOT_CONTAINS(out, "Invalid");
+	TU_ASSERT_NOT_CONTAINS(out, "uninitialised");
+	free(out);
+
+	/* The example the README points at, in shared-stack mode. */
+	const char *dir = getenv("TETHER_BUILD_DIR");
+	snprintf(cmd, sizeof cmd,
+		 "%s '%s/examples/massive' --shared-stack --count 300 "
+		 "--seconds 0 --port 0 2>&1",
+		 vg, dir ? dir : "build");
+	st = run_capture(cmd, &out);
+	if (st != 0)
+		print_message("%s\n", out);
+	assert_int_equal(st, 0);
+	TU_ASSERT_NOT_CONTAINS(out, "Invalid");
+	free(out);
+}
+
 static const tu_child_case child_cases[] = {
+	{"valgrind", valgrind_child},
 	{"overflow", overflow_child},
+	{"save_oom_go", save_oom_go_child},
+	{"save_oom_park", save_oom_park_child},
 };
 
 static void test_overflow_reported(void **state)
@@ -645,6 +993,9 @@ int main(int argc, char **argv)
 		TU_TEST(test_bad_stack_size),
 		TU_TEST(test_overflow_reported),
 		TU_TEST(test_panic_prints),
+		TU_TEST(test_save_oom_tt_go),
+		TU_TEST(test_save_oom_park),
+		TU_TEST(test_valgrind_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

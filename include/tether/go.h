@@ -16,6 +16,12 @@
  * because it bounds memory: a loop that starts goroutines which finish
  * without blocking never holds more than one stack.
  *
+ * When a thread ends, its scheduler ends with it: its stacks go back to
+ * the system. Goroutines it leaves parked can never run again; they stay
+ * counted by tt_num_goroutine and are reported by the leak tools
+ * (tether/leak.h). Objects it made (channels, timers, contexts) can no
+ * longer be used.
+ *
  * When every goroutine of a scheduler is blocked and nothing (a timer, a
  * file descriptor) can wake any of them, the program prints Go's
  * "fatal error: all goroutines are asleep - deadlock!" and exits with
@@ -31,6 +37,11 @@ extern "C" {
 
 typedef void (*tt_func)(void *arg);
 
+/* The largest stack a goroutine may ask for (tt_go_attr.stack_size):
+ * 1 GiB, Go's limit on 64-bit systems. Only the pages a goroutine
+ * touches cost memory; the rest is address space. */
+#define TT_STACK_SIZE_MAX ((size_t)1 << 30)
+
 /* Options for tt_go_with. Zero-initialise it, then set what you need. */
 typedef struct tt_go_attr {
 	/* Stack bytes, the runtime's record of the goroutine (a few hundred
@@ -38,8 +49,9 @@ typedef struct tt_go_attr {
 	 * stack_size: 64 KiB; 128 KiB on aarch64, where a stack dump from
 	 * inside a goroutine needs more; 256 KiB in AddressSanitizer builds,
 	 * whose frames are larger; TETHER_STACK_SIZE overrides it).
-	 * Rounded up to whole pages; at least 16 KiB. A guard region below
-	 * the stack turns an overflow into a clear fatal report. */
+	 * Rounded up to whole pages; at least 16 KiB, at most
+	 * TT_STACK_SIZE_MAX (a larger size is -EINVAL). A guard region
+	 * below the stack turns an overflow into a clear fatal report. */
 	size_t stack_size;
 	/* An optional name shown in stack dumps and profiles. The string is
 	 * not copied: it must outlive the goroutine (a literal is typical). */
@@ -56,6 +68,14 @@ typedef struct tt_go_attr {
 	 * bytes instead of a page or more; each switch between two of them
 	 * costs a copy of their used stacks. TETHER_SHARED_STACK=1 in the
 	 * environment makes it the default for every tt_go and tt_go_with.
+	 *
+	 * The copy's buffer is reserved before it can be needed: when the
+	 * goroutine parks or yields, and by tt_go for the stacks starting a
+	 * goroutine may copy out. tt_go returns -ENOMEM when it cannot have
+	 * it. A blocking call has no error for it, so a goroutine that cannot
+	 * have it as it parks ends the program with "tether: fatal error:
+	 * out of memory saving the shared stack of goroutine N (B bytes) as
+	 * it parks (chan receive)" and its stack.
 	 *
 	 * The rule: no pointer into a shared-stack goroutine's stack may be
 	 * given to another goroutine (or kept by anything that runs while it
@@ -82,7 +102,9 @@ typedef struct tt_go_attr {
 } tt_go_attr;
 
 /* Go's `go fn(arg)`. Returns the new goroutine's id (> 0), or
- * -ENOMEM / -EAGAIN when no stack can be had, -EINVAL for a NULL fn.
+ * -ENOMEM / -EAGAIN when no stack can be had, -EINVAL for a NULL fn, or
+ * for tt_go_with, for unknown flags or a stack_size over
+ * TT_STACK_SIZE_MAX (or, with shared_stack, over the shared stack).
  * The caller's return address is recorded as the creation site. */
 TT_EXPORT int64_t tt_go(tt_func fn, void *arg);
 TT_EXPORT int64_t tt_go_with(const tt_go_attr *attr, tt_func fn, void *arg);
@@ -114,7 +136,8 @@ typedef struct tt_runtime_info {
 	size_t guard_size;       /* bytes of guard below each stack */
 	size_t page_size;
 	int64_t goroutines;      /* as tt_num_goroutine() */
-	int64_t stacks_mapped;   /* stacks carved from arenas so far */
+	int64_t stacks_mapped;   /* stacks mapped now, in all threads (a
+				    thread that ends unmaps its own) */
 	int64_t stacks_pooled;   /* of those, free and ready for reuse */
 	int64_t guard_budget;    /* mprotect mode: stacks still allowed; else -1 */
 } tt_runtime_info;

@@ -44,7 +44,19 @@
  *           file:line", the goroutine's stack and the releasing stack
  *   abort   the same, then abort()
  *
- * Only the calling thread's goroutines are checked. */
+ * Which goroutines are checked: the calling thread's, and those that
+ * threads left behind when they ended. A goroutine still parked (or
+ * runnable) when its thread exits can never run again; the thread's
+ * stacks are given back then, but what the report needs — the stack as it
+ * was, the creator, the wait reason — is recorded first, so these are
+ * reported like any other, with a line after the report:
+ *
+ *   goroutine 9 was left parked when its thread (tid 4242) exited: it can
+ *   never run again; its stack is as it was then
+ *
+ * They never change, so the retries do not wait for them, and they stay
+ * reported (tt_leak_ignore_current covers them). Goroutines of threads
+ * still running are not checked. */
 #ifndef TETHER_LEAK_H
 #define TETHER_LEAK_H
 

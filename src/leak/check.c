@@ -132,8 +132,11 @@ int tt_leak_ignore_current(tt_leak_opts *o)
 		return tt__err(-EINVAL, "tt_leak_ignore_current: options are "
 					"NULL");
 	tt__sched *s = tt__sched_get();
+	size_t norph = 0;
+	const tt__orphan *orph = tt__orphans_head(&norph);
 	size_t n = (size_t)atomic_load_explicit(&s->ngoroutines,
-						memory_order_relaxed);
+						memory_order_relaxed) +
+		   norph;
 	int64_t *v = realloc(o->ignore, (o->nignore + n) * sizeof *v);
 	if (v == NULL)
 		return tt__err(-ENOMEM, "tt_leak_ignore_current: out of "
@@ -143,6 +146,8 @@ int tt_leak_ignore_current(tt_leak_opts *o)
 	size_t k = o->nignore;
 	for (tt__g *g = s->all; g && k < o->nignore + n; g = g->all_next)
 		v[k++] = g->id;
+	for (; orph && k < o->nignore + n; orph = orph->next)
+		v[k++] = orph->snap.id;
 	qsort(v, k, sizeof *v, cmp_id);
 	o->nignore = k;
 	o->snap_sched = s;
@@ -254,7 +259,11 @@ static bool scope_within_locked(uint64_t id, uint64_t want)
 /* One candidate, written and parsed. Offsets into the try's text buffer,
  * which may move while it grows. */
 typedef struct cand {
-	tt__g *g;
+	tt__g *g;                  /* a goroutine of the calling thread, */
+	const tt__orphan *orphan;  /* or one left by a thread that ended */
+	int64_t id, parent_id;
+	uint64_t leak_scope;
+	const tt__leak_rec *leak;
 	size_t state, state_len; /* in the header's [...] */
 	size_t body, body_len;   /* after the header line */
 	size_t top, top_len;
@@ -390,6 +399,7 @@ typedef struct try_state {
 	tt__buf text;
 	cand *c;
 	size_t n, cap;
+	size_t live; /* of the n, goroutines of the calling thread */
 } try_state;
 
 static bool has_func_filters(const tt_leak_opts *o)
@@ -407,6 +417,21 @@ static bool has_func_filters(const tt_leak_opts *o)
  * and a check with nothing new costs nothing per ignored goroutine. The
  * order is checked as the list is walked; if it ever does not hold, the
  * walk goes on to the end and looks every id up. */
+static cand *cand_add(try_state *st)
+{
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 16;
+		cand *v = realloc(st->c, cap * sizeof *v);
+		if (v == NULL)
+			return NULL;
+		st->c = v;
+		st->cap = cap;
+	}
+	cand *c = &st->c[st->n++];
+	memset(c, 0, sizeof *c);
+	return c;
+}
+
 static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 		   try_state *st)
 {
@@ -430,18 +455,37 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 			continue;
 		if (o->nignore && ignored_id(o, g->id))
 			continue;
-		if (st->n == st->cap) {
-			size_t cap = st->cap ? st->cap * 2 : 16;
-			cand *v = realloc(st->c, cap * sizeof *v);
-			if (v == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			st->c = v;
-			st->cap = cap;
+		cand *c = cand_add(st);
+		if (c == NULL) {
+			r = -ENOMEM;
+			break;
 		}
-		memset(&st->c[st->n], 0, sizeof st->c[0]);
-		st->c[st->n++].g = g;
+		c->g = g;
+		c->id = g->id;
+		c->parent_id = g->is_main ? 0 : g->parent_id;
+		c->leak_scope = g->leak_scope;
+		c->leak = g->leak;
+	}
+	st->live = st->n;
+	/* Then the goroutines threads left behind when they ended: as
+	 * leaked as any, and never to change. */
+	for (const tt__orphan *og = tt__orphans_head(NULL); og && r == 0;
+	     og = og->next) {
+		if (scope && og->leak_scope != scope &&
+		    !scope_within_locked(og->leak_scope, scope))
+			continue;
+		if (o->nignore && ignored_id(o, og->snap.id))
+			continue;
+		cand *c = cand_add(st);
+		if (c == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		c->orphan = og;
+		c->id = og->snap.id;
+		c->parent_id = og->snap.parent_id;
+		c->leak_scope = og->leak_scope;
+		c->leak = og->leak;
 	}
 	if (scope)
 		pthread_mutex_unlock(&scope_lock);
@@ -466,10 +510,13 @@ static int describe(const tt_leak_opts *o, try_state *st)
 	if (r)
 		return r;
 	size_t kept = 0;
+	size_t live = 0;
 	for (size_t i = 0; i < st->n; i++) {
 		cand c = st->c[i];
-		const tt__gsnap *gs = bsearch(&c.g->id, snap.g, snap.n,
-					      sizeof *snap.g, by_snap_id);
+		const tt__gsnap *gs =
+			c.orphan ? &c.orphan->snap
+				 : bsearch(&c.id, snap.g, snap.n,
+					   sizeof *snap.g, by_snap_id);
 		if (gs == NULL)
 			continue; /* cannot happen: nothing ran meanwhile */
 		size_t start = st->text.len;
@@ -483,10 +530,13 @@ static int describe(const tt_leak_opts *o, try_state *st)
 			st->text.len = start;
 			continue;
 		}
+		if (c.orphan == NULL)
+			live++;
 		st->c[kept++] = c;
 	}
 	tt__snapshot_free(&snap);
 	st->n = kept;
+	st->live = live;
 	return r;
 }
 
@@ -517,7 +567,9 @@ static int find(const tt_leak_opts *o, uint64_t scope, try_state *st)
 		}
 		if (st->n == 0)
 			return 0;
-		if (i >= o->max_retries || quiescent(s))
+		/* Orphans never change: only live goroutines are waited
+		 * for. */
+		if (i >= o->max_retries || quiescent(s) || st->live == 0)
 			break;
 		int64_t d = i < 40 ? TT_MICROSECOND << i : o->max_sleep;
 		if (d > o->max_sleep)
@@ -540,7 +592,7 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 			tt__buf_puts(b, " ");
 		tt__buf_printf(b, "Goroutine %lld in state %.*s, with %.*s on "
 				  "top of the stack:\n%.*s",
-			       (long long)c->g->id, (int)c->state_len,
+			       (long long)c->id, (int)c->state_len,
 			       t->data + c->state, (int)c->top_len,
 			       t->data + c->top, (int)c->body_len,
 			       t->data + c->body);
@@ -550,21 +602,32 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 	 * which are proven leaked. Lines after the report, only when there
 	 * is something to say. */
 	for (size_t i = 0; i < st->n; i++) {
-		const tt__g *g = st->c[i].g;
-		const char *name = g->leak_scope == scope
+		const cand *c = &st->c[i];
+		const char *name = c->leak_scope == scope
 					   ? NULL
-					   : scope_name(g->leak_scope);
+					   : scope_name(c->leak_scope);
 		if (name)
 			tt__buf_printf(b, "\ngoroutine %lld was started in "
 					  "leak scope \"%s\"",
-				       (long long)g->id, name);
-		const tt__leak_rec *r = g->leak;
+				       (long long)c->id, name);
+		const tt__leak_rec *r = c->leak;
 		if (r) {
 			tt__buf_printf(b, "\ngoroutine %lld is proven leaked: "
 					  "parked on %s %p released at ",
-				       (long long)g->id, r->what, r->obj);
+				       (long long)c->id, r->what, r->obj);
 			tt__leak_write_site(b, r);
 		}
+		const tt__orphan *og = c->orphan;
+		if (og)
+			tt__buf_printf(b, "\ngoroutine %lld was left %s when its "
+					  "thread (tid %d) exited: it can never "
+					  "run again; its stack is as it was "
+					  "then",
+				       (long long)c->id,
+				       og->snap.state == TT_G_WAITING
+					       ? "parked"
+					       : "runnable",
+				       og->tid);
 	}
 }
 
@@ -581,7 +644,7 @@ static int fill_list(const try_state *st, tt_leak_list *out)
 	size_t strs = 0;
 	for (size_t i = 0; i < st->n; i++) {
 		const cand *c = &st->c[i];
-		const char *name = scope_name(c->g->leak_scope);
+		const char *name = scope_name(c->leak_scope);
 		strs += c->state_len + c->top_len + c->created_len +
 			c->body_len + 4 + (name ? strlen(name) + 1 : 0);
 	}
@@ -602,14 +665,14 @@ static int fill_list(const try_state *st, tt_leak_list *out)
 	} while (0)
 	for (size_t i = 0; i < st->n; i++) {
 		const cand *c = &st->c[i];
-		v[i].id = c->g->id;
-		v[i].parent_id = c->g->is_main ? 0 : c->g->parent_id;
-		v[i].proven = c->g->leak != NULL;
+		v[i].id = c->id;
+		v[i].parent_id = c->parent_id;
+		v[i].proven = c->leak != NULL;
 		DUP(v[i].state, c->state, c->state_len);
 		DUP(v[i].top, c->top, c->top_len);
 		DUP(v[i].created_by, c->created, c->created_len);
 		DUP(v[i].stack, c->body, c->body_len);
-		const char *name = scope_name(c->g->leak_scope);
+		const char *name = scope_name(c->leak_scope);
 		v[i].scope = NULL;
 		if (name) {
 			size_t n = strlen(name);
@@ -770,7 +833,8 @@ static void at_exit(int status, void *arg)
 	(void)arg;
 	const tt_leak_opts *o = exit_opts ? exit_opts : &default_opts;
 	bool leaked = false;
-	if (status == 0 && tt__tls_sched != NULL) {
+	if (status == 0 &&
+	    (tt__tls_sched != NULL || tt__orphans_head(NULL) != NULL)) {
 		try_state st = {0};
 		int r = find(o, 0, &st);
 		if (r == 0 && st.n) {

@@ -24,6 +24,23 @@ typedef struct tt__leak_rec {
 					  first */
 } tt__leak_rec;
 
+/* A goroutine left parked (or runnable) by a thread that ended
+ * (exited.c). Immutable once listed; never freed. */
+typedef struct tt__orphan {
+	tt__gsnap snap;            /* as seen when its thread ended; pcs and
+				      name point into this record */
+	uint64_t leak_scope;       /* g->leak_scope */
+	const tt__leak_rec *leak;  /* g->leak */
+	int tid;                   /* the thread that ended */
+	int64_t exited_at;         /* tt_now() then */
+	struct tt__orphan *next;   /* the next older one */
+	uintptr_t pcs[];
+} tt__orphan;
+
+/* The newest orphan (each links to the next older one), and how many
+ * there are (if n). */
+const tt__orphan *tt__orphans_head(size_t *n);
+
 /* "released at file:line" text of a record into b. */
 void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r);
 

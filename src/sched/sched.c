@@ -67,6 +67,9 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static tt__sched *registry; /* linked by s->next_sched */
 static pthread_key_t thread_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+/* Goroutines of schedulers whose threads have ended (tt_num_goroutine
+ * counts them: they are leaked, not gone). */
+static _Atomic int64_t orphaned_goroutines;
 
 static int64_t new_goid(tt__sched *s)
 {
@@ -330,9 +333,41 @@ static inline void maybe_run_timers(tt__sched *s)
 
 /* ---- park and ready ----------------------------------------------------------- */
 
+/* Reserve the save buffer of g, the running shared-stack goroutine, for
+ * its stack as deep as here plus the frames of a switch: whatever switch
+ * follows can then copy it out without allocating (see stack.c). 0 or
+ * -ENOMEM. */
+static __attribute__((noinline)) int reserve_here(tt__g *g)
+{
+	char *here = __builtin_frame_address(0);
+	return tt__shared_reserve(g, (size_t)(g->stack_hi - here) +
+					     TT__SWITCH_SLACK);
+}
+
+/* A shared-stack goroutine about to park or yield cannot have its stack
+ * saved. The blocking calls have no way to fail there, so this is fatal;
+ * it is said here, on the goroutine's own stack, so the report shows
+ * what it was doing. */
+static void __attribute__((noinline, noreturn))
+save_oom(tt__g *g, const char *doing)
+{
+	size_t need = (size_t)(g->stack_hi - (char *)__builtin_frame_address(0));
+	tt__fatal("out of memory saving the shared stack of goroutine %lld "
+		  "(%zu bytes) as it %s",
+		  (long long)g->id, need, doing);
+}
+
 void tt__park(tt__sched *s, int reason, const void *obj)
 {
 	tt__g *g = s->current;
+	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0) {
+		char doing[64];
+		snprintf(doing, sizeof doing, "parks (%s)",
+			 reason > TT_WAIT_NONE && reason < TT_WAIT__COUNT
+				 ? tt__wait_reason_str[reason]
+				 : "waiting");
+		save_oom(g, doing);
+	}
 	g->state = TT_G_WAITING;
 	g->reason = (uint8_t)reason;
 	g->wait_obj = obj;
@@ -450,6 +485,11 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 			return tt__err(-EINVAL,
 				       "tt_go_with: unknown flags 0x%x",
 				       attr->flags);
+		if (TT_UNLIKELY(attr->stack_size > TT_STACK_SIZE_MAX))
+			return tt__err(-EINVAL,
+				       "tt_go_with: stack size %zu is over the "
+				       "limit of %zu bytes (TT_STACK_SIZE_MAX)",
+				       attr->stack_size, TT_STACK_SIZE_MAX);
 		if (attr->stack_size)
 			size = attr->stack_size;
 		name = attr->name;
@@ -463,8 +503,41 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	if (TT_UNLIKELY(g == NULL))
 		return s->current->last_err;
 
-	int64_t id = new_goid(s);
 	tt__g *parent = s->current;
+	if (TT_UNLIKELY(shared || parent->shared)) {
+		/* Starting g may copy a stack out of the region: the
+		 * parent's (a shared-stack parent waits runnable, and any
+		 * shared-stack goroutine that runs before it resumes evicts
+		 * it) or the parked owner's (a shared-stack child takes the
+		 * region now). Reserve those copies here, where failing is
+		 * still possible. */
+		tt__g *o = s->sh.owner;
+		int64_t who = 0;
+		size_t need = 0;
+		if (parent->shared && reserve_here(parent) != 0) {
+			who = parent->id;
+			need = (size_t)(parent->stack_hi -
+					(char *)__builtin_frame_address(0)) +
+			       TT__SWITCH_SLACK;
+		} else if (shared && !parent->shared && o != NULL &&
+			   o->state != TT_G_DEAD && o->sp != NULL &&
+			   tt__shared_reserve(o, (size_t)(o->stack_hi -
+							  (char *)o->sp)) !=
+				   0) {
+			who = o->id;
+			need = (size_t)(o->stack_hi - (char *)o->sp);
+		}
+		if (TT_UNLIKELY(who != 0)) {
+			tt__stack_free(s, g);
+			return tt__err(-ENOMEM,
+				       "tt_go: out of memory saving the shared "
+				       "stack of goroutine %lld (%zu bytes) "
+				       "to start a new goroutine",
+				       (long long)who, need);
+		}
+	}
+
+	int64_t id = new_goid(s);
 	g->sched = s;
 	g->id = id;
 	g->is_main = 0;
@@ -547,6 +620,8 @@ void tt_yield(void)
 	if (!next)
 		return;
 	tt__g *g = s->current;
+	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
+		save_oom(g, "yields");
 	g->state = TT_G_RUNNABLE;
 	runq_push_back(s, g);
 	switch_to(s, g, next);
@@ -577,6 +652,7 @@ int64_t tt_num_goroutine(void)
 	for (tt__sched *s = registry; s; s = s->next_sched)
 		n += atomic_load_explicit(&s->ngoroutines,
 					  memory_order_relaxed);
+	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	return n;
 }
@@ -607,14 +683,48 @@ static void main_stack_bounds(tt__g *g)
 	g->stack_hi = (char *)addr + size;
 }
 
-/* A thread that ends takes its first goroutine with it. Its other
- * goroutines can never run again; they stay counted (they are leaked) and
- * keep the scheduler registered. */
+/* A thread that ends takes its first goroutine, and its scheduler, with
+ * it (the key's destructor, on the thread, at its end).
+ *
+ * Its other goroutines can never run again. The leak layer records them
+ * for the leak tools (their stacks, creators, wait reasons), then every
+ * stack, arena and the shared region go back to the kernel, the poller's
+ * descriptor is closed and the scheduler is freed. Objects of the
+ * scheduler that outlive it (a channel nobody released) are dead with it:
+ * any use from another thread was already a panic.
+ *
+ * Precondition for the teardown: the thread's own flow of control is the
+ * one running. A thread that ends from inside another goroutine
+ * (pthread_exit there) has a stack in use that is not the thread's: then
+ * nothing is freed, and its goroutines stay counted and registered. */
 static void thread_gone(void *p)
 {
 	tt__sched *s = p;
 	all_unlink(s, &s->main_g);
 	s->main_g.state = TT_G_DEAD;
+	if (s->current != &s->main_g || s->zombie != NULL)
+		return;
+	tt__leak_thread_exit(s);
+
+	pthread_mutex_lock(&registry_lock);
+	tt__sched **pp = &registry;
+	while (*pp != s)
+		pp = &(*pp)->next_sched;
+	*pp = s->next_sched;
+	atomic_fetch_add_explicit(
+		&orphaned_goroutines,
+		atomic_load_explicit(&s->ngoroutines, memory_order_relaxed),
+		memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
+
+	tt__stack_thread_exit(s);
+	free(s->timers.v);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	free(s->fds);
+	if (tt__tls_sched == s)
+		tt__tls_sched = NULL;
+	free(s);
 }
 
 static void make_key(void)

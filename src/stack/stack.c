@@ -51,8 +51,17 @@
 #if defined(TT_HAVE_VALGRIND) && TT_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
 #define TT_VG_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
+#define TT_VG_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#define TT_VG_RUNNING() (RUNNING_ON_VALGRIND != 0)
+#include <valgrind/memcheck.h>
+#define TT_VG_UNDEFINED(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
+#define TT_VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
 #else
+#define TT_VG_UNDEFINED(p, n) ((void)(p), (void)(n))
+#define TT_VG_NOACCESS(p, n) ((void)(p), (void)(n))
 #define TT_VG_REGISTER(lo, hi) 0u
+#define TT_VG_DEREGISTER(id) ((void)(id))
+#define TT_VG_RUNNING() false
 #endif
 
 #if TT_ASAN
@@ -73,6 +82,7 @@
 #define HOT_MAX 1024
 #define ARENA_FIRST 16
 #define ARENA_MAX 4096
+#define ARENA_BYTES_MAX ((size_t)1 << 30)
 #define ALTSTACK_BYTES (64 * 1024)
 
 /* Process-wide settings, fixed at the first stack. */
@@ -96,11 +106,14 @@ static size_t parse_size(const char *v)
 	unsigned long long n = strtoull(v, &end, 10);
 	if (end == v)
 		return 0;
+	unsigned long long unit = 1;
 	if (*end == 'k' || *end == 'K')
-		n *= 1024;
+		unit = 1024;
 	else if (*end == 'm' || *end == 'M')
-		n *= 1024 * 1024;
-	return (size_t)n;
+		unit = 1024 * 1024;
+	if (n > SIZE_MAX / unit)
+		return SIZE_MAX; /* saturate: the callers clamp it */
+	return (size_t)(n * unit);
 }
 
 static long read_long_file(const char *path, long dflt)
@@ -158,6 +171,8 @@ static void globals_init(void)
 		default_size = parse_size(v);
 	if (default_size < MIN_STACK)
 		default_size = MIN_STACK;
+	if (default_size > TT_STACK_SIZE_MAX)
+		default_size = TT_STACK_SIZE_MAX;
 	default_size = round_up(default_size, page_size);
 	guard_size = round_up(GUARD_BYTES, page_size);
 	v = getenv("TETHER_GUARD");
@@ -278,6 +293,13 @@ static char *carve(tt__stack_pool *p)
 {
 	if (p->arena_next == p->arena_end) {
 		size_t n = p->arena_stacks;
+		/* Big stacks: keep an arena to ARENA_BYTES_MAX of address
+		 * space (but at least one stack). */
+		if (n * p->stride > ARENA_BYTES_MAX) {
+			n = ARENA_BYTES_MAX / p->stride;
+			if (n == 0)
+				n = 1;
+		}
 		size_t bytes = n * p->stride;
 		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
@@ -289,6 +311,20 @@ static char *carve(tt__stack_pool *p)
 				bytes, n, strerror(errno));
 			return NULL;
 		}
+		if (p->narenas == p->cap_arenas) {
+			size_t cap = p->cap_arenas ? p->cap_arenas * 2 : 8;
+			struct tt__arena *v =
+				realloc(p->arenas, cap * sizeof *v);
+			if (v == NULL) {
+				munmap(m, bytes);
+				tt__err(-ENOMEM, "out of memory for a stack "
+						 "arena's record");
+				return NULL;
+			}
+			p->arenas = v;
+			p->cap_arenas = cap;
+		}
+		p->arenas[p->narenas++] = (struct tt__arena){m, bytes};
 		p->arena_next = m;
 		p->arena_end = (char *)m + bytes;
 		if (p->arena_stacks < ARENA_MAX)
@@ -297,21 +333,43 @@ static char *carve(tt__stack_pool *p)
 	char *base = p->arena_next;
 	if (install_guard(base) != 0)
 		return NULL;
+	if (TT_VG_RUNNING()) {
+		if (p->nvg == p->cap_vg) {
+			size_t cap = p->cap_vg ? p->cap_vg * 2 : 64;
+			unsigned *v = realloc(p->vg_ids, cap * sizeof *v);
+			if (v == NULL) {
+				tt__err(-ENOMEM, "out of memory for a stack's "
+						 "record");
+				return NULL;
+			}
+			p->vg_ids = v;
+			p->cap_vg = cap;
+		}
+		p->vg_ids[p->nvg++] =
+			TT_VG_REGISTER(base + guard_size, base + p->stride);
+	}
 	p->arena_next += p->stride;
-	(void)TT_VG_REGISTER(base + guard_size, base + p->stride);
+	p->ncarved++;
+	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+	    TT_GUARD_MPROTECT)
+		p->nmprotect++;
 	atomic_fetch_add_explicit(&stacks_mapped, 1, memory_order_relaxed);
 	return base;
 }
 
 tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 {
+	/* Checked before rounding, which would wrap near SIZE_MAX. */
+	if (TT_UNLIKELY(size > TT_STACK_SIZE_MAX)) {
+		tt__err(-EINVAL,
+			"stack size %zu is over the limit of %zu bytes "
+			"(TT_STACK_SIZE_MAX)",
+			size, TT_STACK_SIZE_MAX);
+		return NULL;
+	}
 	if (TT_UNLIKELY(size != default_size))
 		size = round_up(size < MIN_STACK ? MIN_STACK : size,
 				page_size);
-	if (TT_UNLIKELY(size > ((size_t)1 << 40))) {
-		tt__err(-EINVAL, "stack size %zu is too large", size);
-		return NULL;
-	}
 	tt__stack_pool *p = pool_for(s, size);
 	if (TT_UNLIKELY(p == NULL)) {
 		tt__err(-ENOMEM, "out of memory for a stack pool");
@@ -527,7 +585,8 @@ void tt__stack_thread_init(tt__sched *s)
  * resident only as deep as goroutines have gone), with a guard below it
  * like any stack. Shared-stack records are TT__G_SHARED_SIZE bytes of
  * heap, pooled per scheduler. A parked goroutine's frames are copied to a
- * buffer of just their size (rounded to 16 bytes), kept for reuse. */
+ * buffer of about their size (reserved as it parks: its depth then plus
+ * TT__SWITCH_SLACK, rounded to 16 bytes), kept for reuse. */
 
 #define SHARED_DEFAULT ((size_t)1 << 20)
 #define SHARED_FREE_MAX 4096
@@ -548,6 +607,8 @@ static void shared_globals(void)
 	}
 	if (shared_size < MIN_STACK)
 		shared_size = MIN_STACK;
+	if (shared_size > TT_STACK_SIZE_MAX)
+		shared_size = TT_STACK_SIZE_MAX;
 	shared_size = round_up(shared_size, page_size);
 	v = getenv("TETHER_SHARED_STACK");
 	shared_env = v && *v && strcmp(v, "0") != 0;
@@ -576,7 +637,8 @@ static int shared_region_init(tt__sched *s)
 		munmap(m, bytes);
 		return r;
 	}
-	(void)TT_VG_REGISTER(m + guard_size, m + bytes);
+	s->sh.mprotected = atomic_load(&guard_mode) == TT_GUARD_MPROTECT;
+	s->sh.vg_id = TT_VG_REGISTER(m + guard_size, m + bytes);
 #if TT_ASAN
 	__lsan_register_root_region(m + guard_size, shared_size);
 #endif
@@ -664,6 +726,33 @@ static void shared_free(tt__sched *s, tt__g *g)
 	s->sh.nfree++;
 }
 
+/* The save buffer. A copy-out happens in the middle of a switch, where
+ * nothing can fail any more; so each goroutine reserves its buffer before
+ * it can be copied out: when it parks or yields (for the depth it has
+ * then, plus the few frames of the switch below: tt__shared_reserve_here),
+ * and whoever evicts a goroutine at a point that can still fail (tt_go)
+ * reserves for it there. A copy-out then finds the buffer big enough. */
+
+int tt__shared_fail_reserve;
+
+int tt__shared_reserve(tt__g *g, size_t len)
+{
+	if (TT_LIKELY(len <= g->saved_cap && !tt__shared_fail_reserve))
+		return 0;
+	size_t cap = round_up(len, 16);
+	char *b = tt__shared_fail_reserve || cap > UINT32_MAX
+			  ? NULL
+			  : realloc(g->saved, cap);
+	if (b == NULL)
+		return tt__err(-ENOMEM,
+			       "out of memory saving the shared stack of "
+			       "goroutine %lld (%zu bytes)",
+			       (long long)g->id, len);
+	g->saved = b;
+	g->saved_cap = (uint32_t)cap;
+	return 0;
+}
+
 /* The copies. Under AddressSanitizer the frames hold poisoned redzones,
  * which memcpy's checks would report: unpoison what is copied first (the
  * frames lose their redzones until they return, which is all). */
@@ -671,16 +760,13 @@ static void copy_out(tt__sched *s, tt__g *g)
 {
 	char *sp = g->sp;
 	size_t len = (size_t)(s->sh.hi - sp);
-	if (len > g->saved_cap) {
-		size_t cap = round_up(len, 16);
-		char *b = realloc(g->saved, cap);
-		if (b == NULL)
-			tt__fatal("out of memory saving the shared stack of "
-				  "goroutine %lld (%zu bytes)",
-				  (long long)g->id, len);
-		g->saved = b;
-		g->saved_cap = (uint32_t)cap;
-	}
+	if (TT_UNLIKELY(len > g->saved_cap) && tt__shared_reserve(g, len))
+		/* Reserved too little beforehand (see above): cannot be
+		 * undone from inside the switch. */
+		tt__fatal("out of memory saving the shared stack of "
+			  "goroutine %lld (%zu bytes) while switching away "
+			  "from it",
+			  (long long)g->id, len);
 #if TT_ASAN
 	ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
@@ -695,6 +781,10 @@ static void copy_in(tt__sched *s, tt__g *g)
 #if TT_ASAN
 	ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
+	/* Memcheck keeps a stack's bytes below the lowest stack pointer it
+	 * saw there last as not addressable; these are frames again. The
+	 * copy brings their definedness along. */
+	TT_VG_UNDEFINED(sp, len);
 	memcpy(sp, g->saved, len);
 	g->stack_out = 0;
 }
@@ -717,4 +807,102 @@ void tt__shared_take(tt__sched *s, tt__g *g)
 	if (g->stack_out)
 		copy_in(s, g);
 	s->sh.owner = g;
+}
+
+/* ---- the end of a thread ------------------------------------------------ *
+ *
+ * A scheduler lives as long as its thread. When the thread ends, every
+ * goroutine of it that is still parked or runnable can never run again
+ * (goroutines do not move between threads), so nothing will read their
+ * stacks any more — except what points into them from objects of the same
+ * scheduler (a channel's wait queue, the timer heap), which are dead with
+ * it: using them from another thread is already a panic. The leak layer
+ * has captured what its reports need (tt__leak_thread_exit) before this
+ * runs, so every arena goes back to the kernel whole. */
+
+static void shared_record_free(tt__g *g)
+{
+	free(g->saved);
+	free(g->errbuf);
+	if (g->wbuf != g->wbuf_inline)
+		free(g->wbuf);
+	free(g);
+}
+
+static void unmap(char *base, size_t bytes)
+{
+#if TT_ASAN
+	/* Frames left on these stacks keep their redzones poisoned; a
+	 * mapping made later at the same address must start clean. */
+	ASAN_UNPOISON_MEMORY_REGION(base, bytes);
+#endif
+	munmap(base, bytes);
+}
+
+void tt__stack_thread_exit(tt__sched *s)
+{
+	/* Goroutines still alive: their records (on their stacks, or on the
+	 * heap for shared-stack ones) go now. */
+	tt__g *next;
+	for (tt__g *g = s->all; g; g = next) {
+		next = g->all_next;
+		if (g->is_main)
+			continue;
+		if (g->shared) {
+			shared_record_free(g);
+			continue;
+		}
+#if TT_ASAN
+		__lsan_unregister_root_region(
+			g->stack_lo, (size_t)((char *)(g + 1) - g->stack_lo));
+#endif
+	}
+	s->all = NULL; /* main_g is unlinked already (thread_gone) */
+	for (tt__g *g = s->sh.free; g; g = next) {
+		next = g->next;
+		shared_record_free(g);
+	}
+	s->sh.free = NULL;
+	s->sh.nfree = 0;
+	if (s->sh.lo) {
+#if TT_ASAN
+		__lsan_unregister_root_region(s->sh.lo, shared_size);
+		tt__g *h = s->sh.helper;
+		__lsan_unregister_root_region(
+			h->stack_lo, (size_t)((char *)(h + 1) - h->stack_lo));
+#endif
+		if (TT_VG_RUNNING())
+			TT_VG_DEREGISTER(s->sh.vg_id);
+		unmap(s->sh.lo - guard_size,
+		      (size_t)(s->sh.hi - s->sh.lo) + guard_size);
+		if (s->sh.mprotected)
+			atomic_fetch_add(&guard_budget, 1);
+		s->sh.lo = s->sh.hi = NULL;
+		s->sh.helper = NULL; /* its stack is in a pool's arena */
+		s->sh.owner = NULL;
+	}
+	tt__stack_pool *pn;
+	for (tt__stack_pool *p = s->pools; p; p = pn) {
+		pn = p->next_pool;
+		for (size_t i = 0; i < p->nvg; i++)
+			TT_VG_DEREGISTER(p->vg_ids[i]);
+		for (size_t i = 0; i < p->narenas; i++)
+			unmap(p->arenas[i].base, p->arenas[i].bytes);
+		atomic_fetch_add(&guard_budget, (int64_t)p->nmprotect);
+		atomic_fetch_sub_explicit(&stacks_mapped,
+					  (int64_t)p->ncarved,
+					  memory_order_relaxed);
+		free(p->arenas);
+		free(p->vg_ids);
+		free(p->free_cold);
+		free(p);
+	}
+	s->pools = NULL;
+	if (s->altstack) {
+		/* Off the signal stack before it is freed. */
+		stack_t ss = {.ss_flags = SS_DISABLE};
+		sigaltstack(&ss, NULL);
+		free(s->altstack);
+		s->altstack = NULL;
+	}
 }
