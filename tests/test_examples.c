@@ -135,13 +135,15 @@ static void test_massive_shared_stack(void **state)
 	TU_ASSERT_MSG(port > 0 && port != 11181, "printed port %ld", port);
 	TU_ASSERT_CONTAINS(out, "started 20000 goroutines in ");
 	TU_ASSERT_CONTAINS(out, "live goroutines: 20001\n");
-	/* A record and a copy of a few frames: well under a page (the
-	 * sanitizers' larger frames and records included). */
+	/* A record and a copy of a few frames: well under a page. Under
+	 * ASan, its quarantine and larger frames make the resident figure
+	 * vary by a page or so between runs; the memory target itself is
+	 * bench/spawn_park_shared's. */
 	const char *rss = strstr(out, "resident memory per goroutine: ");
 	assert_non_null(rss);
 	long bytes = strtol(rss + strlen("resident memory per goroutine: "),
 			    NULL, 10);
-	TU_ASSERT_RANGE(bytes, 100, TU_ASAN ? 4096 : 2048);
+	TU_ASSERT_RANGE(bytes, 100, TU_ASAN ? 8192 : 2048);
 	TU_ASSERT_CONTAINS(out, "done\n");
 	free(out);
 }

@@ -194,6 +194,7 @@ static void test_sleepers_due_together_keep_order(void **state)
 	TU_WAIT_DONE(st.done, N, 10 * TT_SECOND);
 	for (int i = 0; i < N; i++)
 		TU_ASSERT_EQ(st.log[i], i);
+	TU_ASSERT_OK(tt_chan_release(st.done));
 }
 
 static void test_sleepers_wake_in_order(void **state)
