@@ -716,6 +716,11 @@ static void test_save_oom_tt_go(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
+	if (tu_emulated()) {
+		print_message("skipped under an emulator: "
+			      "an address-space limit applies to the emulator itself, not to the emulated program\n");
+		skip();
+	}
 	if (TU_ASAN)
 		skip(); /* its shadow memory makes an address-space limit
 			   meaningless */
@@ -768,6 +773,11 @@ static void test_save_oom_park(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
+	if (tu_emulated()) {
+		print_message("skipped under an emulator: "
+			      "an address-space limit applies to the emulator itself, not to the emulated program\n");
+		skip();
+	}
 	if (TU_ASAN)
 		skip();
 	tu_child c;

@@ -84,6 +84,11 @@ static void test_thread_stacks_returned(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
+	if (tu_emulated()) {
+		print_message("skipped under an emulator: "
+			      "the emulator's own memory use hides the program's resident and mapped sizes\n");
+		skip();
+	}
 	tt_runtime_info info;
 	TU_ASSERT_OK(tt_runtime_info_get(&info));
 	const int threads = TU_SCALE(100, 20), per = 1000;
@@ -165,6 +170,11 @@ static void test_thread_shared_stack_returned(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
+	if (tu_emulated()) {
+		print_message("skipped under an emulator: "
+			      "the emulator's own memory use hides the program's resident and mapped sizes\n");
+		skip();
+	}
 	crowd c = {.n = 100};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, shared_crowd_thread, &c), 0);

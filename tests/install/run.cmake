@@ -9,7 +9,8 @@
 #
 # Arguments (-DNAME=VALUE): BUILD_DIR, WORK_DIR, CONSUMER_DIR, LIBDIR,
 # C_COMPILER, and optionally TOOLCHAIN_FILE, EMULATOR (a ;-list),
-# EXTRA_FLAGS (compile and link flags, e.g. sanitizers), PKG_CONFIG.
+# EXTRA_FLAGS (compile and link flags, e.g. sanitizers), PKG_CONFIG,
+# PKG_CONFIG_LIBDIR (where a cross build's .pc files are).
 cmake_minimum_required(VERSION 3.16)
 
 foreach(_v BUILD_DIR WORK_DIR CONSUMER_DIR LIBDIR C_COMPILER)
@@ -103,6 +104,11 @@ if(NOT PKG_CONFIG)
 	message(FATAL_ERROR "install test: pkg-config not found")
 endif()
 set(ENV{PKG_CONFIG_PATH} "${_libdir}/pkgconfig")
+# A cross build's own .pc files for what tether.pc requires (the
+# toolchain file sets PKG_CONFIG_LIBDIR at configure time).
+if(PKG_CONFIG_LIBDIR)
+	set(ENV{PKG_CONFIG_LIBDIR} "${PKG_CONFIG_LIBDIR}")
+endif()
 
 step("pkg-config consumer (shared)")
 run("pkg-config --cflags --libs tether"
