@@ -349,25 +349,26 @@ static __attribute__((noinline)) int reserve_here(tt__g *g)
  * it is said here, on the goroutine's own stack, so the report shows
  * what it was doing. */
 static void __attribute__((noinline, noreturn))
-save_oom(tt__g *g, const char *doing)
+save_oom(tt__g *g, int reason, bool yield)
 {
 	size_t need = (size_t)(g->stack_hi - (char *)__builtin_frame_address(0));
+	const char *r = reason > TT_WAIT_NONE && reason < TT_WAIT__COUNT
+				? tt__wait_reason_str[reason]
+				: "waiting";
+	if (yield)
+		tt__fatal("out of memory saving the shared stack of goroutine "
+			  "%lld (%zu bytes) as it yields",
+			  (long long)g->id, need);
 	tt__fatal("out of memory saving the shared stack of goroutine %lld "
-		  "(%zu bytes) as it %s",
-		  (long long)g->id, need, doing);
+		  "(%zu bytes) as it parks (%s)",
+		  (long long)g->id, need, r);
 }
 
 void tt__park(tt__sched *s, int reason, const void *obj)
 {
 	tt__g *g = s->current;
-	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0) {
-		char doing[64];
-		snprintf(doing, sizeof doing, "parks (%s)",
-			 reason > TT_WAIT_NONE && reason < TT_WAIT__COUNT
-				 ? tt__wait_reason_str[reason]
-				 : "waiting");
-		save_oom(g, doing);
-	}
+	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
+		save_oom(g, reason, false);
 	g->state = TT_G_WAITING;
 	g->reason = (uint8_t)reason;
 	g->wait_obj = obj;
@@ -621,7 +622,7 @@ void tt_yield(void)
 		return;
 	tt__g *g = s->current;
 	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
-		save_oom(g, "yields");
+		save_oom(g, TT_WAIT_NONE, true);
 	g->state = TT_G_RUNNABLE;
 	runq_push_back(s, g);
 	switch_to(s, g, next);

@@ -729,7 +729,7 @@ static void shared_free(tt__sched *s, tt__g *g)
 /* The save buffer. A copy-out happens in the middle of a switch, where
  * nothing can fail any more; so each goroutine reserves its buffer before
  * it can be copied out: when it parks or yields (for the depth it has
- * then, plus the few frames of the switch below: tt__shared_reserve_here),
+ * then, plus the few frames of the switch below: TT__SWITCH_SLACK),
  * and whoever evicts a goroutine at a point that can still fail (tt_go)
  * reserves for it there. A copy-out then finds the buffer big enough. */
 
