@@ -138,10 +138,12 @@ static void test_self_detach(void **state)
 				n++;
 		}
 		TU_WAIT_FOR(atomic_load(&self_detached) == n, 10 * TT_SECOND);
-		/* Each has detached; let the last ones finish exiting. */
-		tt_sleep(20 * TT_MILLISECOND);
+		/* Each has detached; the last ones may still be exiting, which
+		 * the default retries wait out. A false "finished, not
+		 * joined" record would stay however long they retry. */
 		tt_threads_list l;
-		tt_threads_opts *o = once_opts();
+		tt_threads_opts *o;
+		assert_int_equal(tt_threads_opts_make(&o), 0);
 		int found = tt_threads_find(o, &l);
 		tt_threads_opts_free(o);
 		TU_ASSERT_MSG(found == 0, "round %d: %d reported:\n%s", round,
