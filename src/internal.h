@@ -289,6 +289,41 @@ typedef struct tt__runq {
 	tt__g *head, *tail;
 } tt__runq;
 
+/* ---- handles (sched/obj.c) ------------------------------------------ */
+
+/* A handle is an object's address with its slot's generation in the top
+ * 16 bits; the object starts with a tt__obj whose self is the handle
+ * while the object is live. See obj.c. */
+#define TT__OBJ_TAG_SHIFT 48
+#define TT__OBJ_ADDR_MASK ((UINT64_C(1) << TT__OBJ_TAG_SHIFT) - 1)
+#define TT__OBJ_GEN_MAX 0xffffu
+#define TT__OBJ_CLASSES 19
+#define TT__OBJ_MAX_SIZE 2048
+
+typedef struct tt__obj {
+	const void *self; /* live: the handle that names this object */
+} tt__obj;
+
+/* The object a handle names, live or not. h must not be NULL. */
+static inline void *tt__obj_ptr(const void *h)
+{
+	return (void *)((uintptr_t)h & TT__OBJ_ADDR_MASK);
+}
+
+/* Whether h names a live object (every stale handle fails this). */
+static inline bool tt__obj_live(const void *h)
+{
+	return ((const tt__obj *)tt__obj_ptr(h))->self == h;
+}
+
+/* A zeroed slot of at least size (<= TT__OBJ_MAX_SIZE) bytes whose self
+ * is set, or NULL when out of memory (nothing recorded). */
+void *tt__obj_alloc(tt__sched *s, size_t size);
+/* Free p, allocated with the same size; its handle goes stale. */
+void tt__obj_free(tt__sched *s, void *p, size_t size);
+/* The ending thread's free slots go to the global lists. */
+void tt__obj_thread_exit(tt__sched *s);
+
 struct tt__sched {
 	tt__g *current;      /* the running goroutine */
 	tt__runq runq;       /* runnable goroutines, FIFO */
@@ -328,6 +363,9 @@ struct tt__sched {
 		void *helper_fake;
 #endif
 	} sh;
+	void *obj_free[TT__OBJ_CLASSES]; /* free object slots per size
+					    class (obj.c) */
+	char *obj_carve, *obj_carve_end; /* unused rest of its chunk */
 	tt__g main_g;         /* the thread's own flow of control */
 };
 

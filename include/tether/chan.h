@@ -13,9 +13,20 @@
  * keep yours until they are done).
  *
  * A NULL channel is Go's nil channel: send and receive block forever (and
- * a select case on it is never ready); close panics. A released channel
- * is bad input: its operations return -EBADF while the memory has not
- * been reused.
+ * a select case on it is never ready); close panics.
+ *
+ * Handles cannot alias. A tt_chan * (and every other tether handle:
+ * contexts, timers, tickers, sync objects) is a generation-checked
+ * handle, not a plain address: the runtime keeps each object in a slot it
+ * never gives back to malloc, and the handle carries the slot's
+ * generation. Once the last reference is released, every use of the old
+ * handle returns -EBADF with tt_last_error() saying "... is not a live
+ * channel", for as long as the process runs, even after the slot holds
+ * a new object (which the stale handle never reaches: a slot that has
+ * used up its 65,535 generations is retired, not wrapped). Checking reads
+ * only the runtime's own memory, so it is clean under ASan and Valgrind.
+ * Compare handles with ==; do not do arithmetic on them or dereference
+ * them.
  *
  * Go's panics are panics here: close of a nil or closed channel, send on
  * a closed channel. They print "tether: panic: ..." with the goroutine's

@@ -33,8 +33,8 @@
  * A context belongs to the scheduler of the thread that made it, like a
  * channel; using it from another thread panics. tt_ctx_background() is
  * the exception: it is shared by every thread. A released context is bad
- * input: its functions return -EBADF (or the documented fallback) while
- * the memory has not been reused.
+ * input: its functions return -EBADF (or the documented fallback), every
+ * time: handles cannot alias (see chan.h).
  *
  * Errors follow common.h: 0 or a negative errno, with tt_last_error()
  * saying what was wrong. A context's own err is -ECANCELED (Go's

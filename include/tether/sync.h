@@ -7,7 +7,9 @@
  *
  * Like channels they are reference counted (make gives one reference,
  * retain/release) and belong to the scheduler of the thread that made
- * them. Each blocking call has an _until form with a deadline (see
+ * them; a released object's handle gives -EBADF on every use, as a
+ * channel's does (handles cannot alias, see chan.h). Each blocking call
+ * has an _until form with a deadline (see
  * common.h: TT_TRY gives -EAGAIN, a passed deadline -ETIMEDOUT).
  *
  * Go's panics are panics here: a negative WaitGroup counter, unlock of an

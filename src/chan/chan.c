@@ -29,19 +29,21 @@ _Static_assert(sizeof(tt__waiter) <= sizeof(((tt__g *)0)->wbuf_inline),
 
 #define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
 
-int tt__chan_check(tt__sched *s, const tt_chan *c, size_t elem_size,
+int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 		   bool discard_ok, const char *op)
 {
-	if (c->magic != TT_CHAN_MAGIC)
+	const tt_chan *c = chan_of(h);
+	if (!tt__obj_live(h) || c->magic != TT_CHAN_MAGIC)
 		return tt__err(-EBADF,
 			       "%s: %p is not a live channel (released, or "
 			       "never made)",
-			       op, (const void *)c);
+			       op, (const void *)h);
 	if (c->sched != s)
 		tt__panic("%s: channel %p belongs to another thread's "
 			  "scheduler",
-			  op, (const void *)c);
-	if (elem_size != c->elem_size && !(discard_ok && elem_size == 0))
+			  op, (const void *)h);
+	if (elem_size != c->elem_size && elem_size != TT__ANY_SIZE &&
+	    !(discard_ok && elem_size == 0))
 		return tt__err(-EINVAL,
 			       "%s: element size %zu does not match the "
 			       "channel's %zu",
@@ -49,10 +51,13 @@ int tt__chan_check(tt__sched *s, const tt_chan *c, size_t elem_size,
 	return 0;
 }
 
-static inline bool chan_ok(tt__sched *s, const tt_chan *c, size_t elem_size)
+/* The fast paths' check of a non-NULL handle (tt__chan_check says what
+ * is wrong when this fails). */
+static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
 {
-	return TT_LIKELY(c->magic == TT_CHAN_MAGIC && c->sched == s &&
-			 c->elem_size == elem_size);
+	const tt_chan *c = chan_of(h);
+	return TT_LIKELY(c->hdr.self == h && c->magic == TT_CHAN_MAGIC &&
+			 c->sched == s && c->elem_size == elem_size);
 }
 
 /* ---- waking and timing out ------------------------------------------- */
@@ -122,14 +127,24 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 	size_t head = sizeof(tt_chan) +
 		      (with_timer ? sizeof(tt__chan_timer) : 0);
 	head = (head + 15) & ~(size_t)15;
-	tt_chan *c = malloc(head + ucap * elem_size);
-	if (c == NULL)
+	size_t bytes = ucap * elem_size;
+	bool inline_buf = bytes <= TT__OBJ_MAX_SIZE - head;
+	size_t slot = inline_buf ? head + bytes : head;
+	tt__sched *s = tt__sched_get();
+	tt_chan *c = tt__obj_alloc(s, slot);
+	char *buf = NULL;
+	if (c)
+		buf = inline_buf ? (char *)c + head : malloc(bytes);
+	if (buf == NULL) {
+		if (c)
+			tt__obj_free(s, c, slot);
 		return tt__err(-ENOMEM,
 			       "tt_chan_make: out of memory for a channel of "
 			       "%td elements of %zu bytes",
 			       cap, elem_size);
-	tt__sched *s = tt__sched_get();
+	}
 	c->sched = s;
+	c->slot_size = (uint32_t)slot;
 	c->timer = with_timer ? (tt__chan_timer *)(c + 1) : NULL;
 	c->magic = TT_CHAN_MAGIC;
 	c->refs = 1;
@@ -141,7 +156,8 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 	c->recvq.first = c->recvq.last = NULL;
 	c->sendq.first = c->sendq.last = NULL;
 	c->closed = false;
-	c->buf = (char *)c + head;
+	c->buf = buf;
+	c->buf_heap = !inline_buf;
 	if (c->timer) {
 		c->timer->t.heap_ix = TT_TIMER_IDLE;
 		c->timer->t.ctx = c;
@@ -153,16 +169,19 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 
 int tt_chan_make(tt_chan **out, size_t elem_size, ptrdiff_t cap)
 {
-	return tt__chan_new(out, elem_size, cap, false);
+	int r = tt__chan_new(out, elem_size, cap, false);
+	if (r == 0)
+		*out = chan_handle(*out);
+	return r;
 }
 
 static void chan_free(tt__sched *s, tt_chan *c)
 {
 	if (c->timer)
 		tt__timer_del(s, &c->timer->t);
-	/* volatile: a plain store before free() is dead to the compiler. */
-	*(volatile uint32_t *)&c->magic = TT_CHAN_DEAD;
-	free(c);
+	if (c->buf_heap)
+		free(c->buf);
+	tt__obj_free(s, c, c->slot_size);
 }
 
 void tt__chan_unpark(tt__sched *s, tt_chan *c)
@@ -171,14 +190,15 @@ void tt__chan_unpark(tt__sched *s, tt_chan *c)
 		chan_free(s, c);
 }
 
-int tt_chan_retain(tt_chan *c)
+int tt_chan_retain(tt_chan *h)
 {
-	if (c == NULL)
+	if (h == NULL)
 		return tt__err(-EINVAL, "tt_chan_retain: channel is NULL");
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_retain");
+	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_retain");
 	if (r)
 		return r;
+	tt_chan *c = chan_of(h);
 	if (c->refs == UINT32_MAX)
 		return tt__err(-EOVERFLOW, "tt_chan_retain: too many "
 					   "references");
@@ -186,19 +206,20 @@ int tt_chan_retain(tt_chan *c)
 	return 0;
 }
 
-int tt_chan_release(tt_chan *c)
+int tt_chan_release(tt_chan *h)
 {
-	if (c == NULL)
+	if (h == NULL)
 		return tt__err(-EINVAL, "tt_chan_release: channel is NULL");
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_release");
+	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_release");
 	if (r)
 		return r;
+	tt_chan *c = chan_of(h);
 	if (c->refs == 0)
 		return tt__err(-EBADF,
 			       "tt_chan_release: channel %p has no references "
 			       "left",
-			       (void *)c);
+			       (void *)h);
 	/* Parked goroutines keep it until they resume (tt__chan_unpark);
 	 * those that nothing can wake now are proven leaked. */
 	if (--c->refs == 0) {
@@ -347,14 +368,15 @@ static int send_block(tt__sched *s, tt_chan *c, const void *elem,
 }
 
 /* Everything the fast path does not handle: nil channels, bad input. */
-static int send_slow(tt__sched *s, tt_chan *c, const void *elem,
+static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		     size_t elem_size, int64_t deadline)
 {
-	if (c == NULL)
+	if (h == NULL)
 		return nil_wait(s, TT_WAIT_CHAN_SEND_NIL, deadline);
-	int r = tt__chan_check(s, c, elem_size, false, "tt_chan_send");
+	int r = tt__chan_check(s, h, elem_size, false, "tt_chan_send");
 	if (r)
 		return r;
+	tt_chan *c = chan_of(h);
 	if (elem == NULL && elem_size)
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (tt__chan_try_send(s, c, elem))
@@ -362,17 +384,18 @@ static int send_slow(tt__sched *s, tt_chan *c, const void *elem,
 	return send_block(s, c, elem, deadline);
 }
 
-int tt_chan_send_until(tt_chan *c, const void *elem, size_t elem_size,
+int tt_chan_send_until(tt_chan *h, const void *elem, size_t elem_size,
 		       int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
+	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
+		tt_chan *c = chan_of(h);
 		if (tt__chan_try_send(s, c, elem))
 			return 0;
 		return send_block(s, c, elem, deadline);
 	}
-	return send_slow(s, c, elem, elem_size, deadline);
+	return send_slow(s, h, elem, elem_size, deadline);
 }
 
 int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size)
@@ -391,31 +414,33 @@ static int recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok,
 	return r;
 }
 
-static int recv_slow(tt__sched *s, tt_chan *c, void *elem, size_t elem_size,
+static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 		     bool *ok, int64_t deadline)
 {
-	if (c == NULL)
+	if (h == NULL)
 		return nil_wait(s, TT_WAIT_CHAN_RECV_NIL, deadline);
-	int r = tt__chan_check(s, c, elem_size, elem == NULL,
+	int r = tt__chan_check(s, h, elem_size, elem == NULL,
 			       "tt_chan_recv");
 	if (r)
 		return r;
+	tt_chan *c = chan_of(h);
 	if (tt__chan_try_recv(s, c, elem, ok))
 		return 0;
 	return recv_block(s, c, elem, ok, deadline);
 }
 
-int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size, bool *ok,
+int tt_chan_recv_until(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 		       int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
+	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
+		tt_chan *c = chan_of(h);
 		if (tt__chan_try_recv(s, c, elem, ok))
 			return 0;
 		return recv_block(s, c, elem, ok, deadline);
 	}
-	return recv_slow(s, c, elem, elem_size, ok, deadline);
+	return recv_slow(s, h, elem, elem_size, ok, deadline);
 }
 
 int tt_chan_recv(tt_chan *c, void *elem, size_t elem_size, bool *ok)
@@ -425,14 +450,15 @@ int tt_chan_recv(tt_chan *c, void *elem, size_t elem_size, bool *ok)
 
 /* ---- close, len, cap ---------------------------------------------------------- */
 
-int tt_chan_close(tt_chan *c)
+int tt_chan_close(tt_chan *h)
 {
-	if (c == NULL)
+	if (h == NULL)
 		tt__panic("close of nil channel");
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_close");
+	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_close");
 	if (r)
 		return r;
+	tt_chan *c = chan_of(h);
 	if (c->timer)
 		return tt__err(-EPERM, "tt_chan_close: timer channels are "
 				       "receive-only");
@@ -455,20 +481,20 @@ int tt_chan_close(tt_chan *c)
 	return 0;
 }
 
-ptrdiff_t tt_chan_len(const tt_chan *c)
+ptrdiff_t tt_chan_len(const tt_chan *h)
 {
-	if (c == NULL)
+	if (h == NULL)
 		return 0;
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_len");
-	return r ? r : (ptrdiff_t)c->qcount;
+	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_len");
+	return r ? r : (ptrdiff_t)chan_of(h)->qcount;
 }
 
-ptrdiff_t tt_chan_cap(const tt_chan *c)
+ptrdiff_t tt_chan_cap(const tt_chan *h)
 {
-	if (c == NULL)
+	if (h == NULL)
 		return 0;
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, c, c->elem_size, false, "tt_chan_cap");
-	return r ? r : (ptrdiff_t)c->cap;
+	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_cap");
+	return r ? r : (ptrdiff_t)chan_of(h)->cap;
 }

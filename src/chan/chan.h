@@ -19,7 +19,6 @@
 #include "internal.h"
 
 #define TT_CHAN_MAGIC 0x6368616eu /* "chan" */
-#define TT_CHAN_DEAD 0x64656164u  /* "dead" */
 
 typedef struct tt__waiter tt__waiter;
 
@@ -50,9 +49,8 @@ struct tt__waiter {
 typedef struct tt__chan_timer tt__chan_timer;
 
 struct tt_chan {
-	/* The first 16 bytes are reused by malloc once the channel is freed;
-	 * keep the magic out of them so a released handle is still told
-	 * apart until the memory is reused. */
+	tt__obj hdr;           /* the handle (obj.c); the program's tt_chan *
+				  is hdr.self, never this address */
 	tt__sched *sched;      /* owner: the only scheduler that may use it */
 	tt__chan_timer *timer; /* set for timer and ticker channels */
 	uint32_t magic;
@@ -60,14 +58,28 @@ struct tt_chan {
 	uint32_t parked;       /* goroutines that parked on it and have not
 				  yet resumed (woken or not): they keep it
 				  alive with no reference of their own */
+	uint32_t slot_size;    /* bytes of its object slot */
 	size_t elem_size;
 	size_t cap;
 	size_t qcount;         /* values in buf */
 	size_t sendx, recvx;   /* ring indices into buf */
 	tt__waitq recvq, sendq;
 	bool closed;
-	char *buf;             /* cap * elem_size bytes, after the struct */
+	bool buf_heap;         /* buf was malloc'd (too big for the slot) */
+	char *buf;             /* cap * elem_size bytes: in the slot after
+				  the struct when they fit, else malloc'd */
 };
+
+/* The channel a handle names, live or not (h != NULL), and back. */
+static inline tt_chan *chan_of(const tt_chan *h)
+{
+	return (tt_chan *)tt__obj_ptr(h);
+}
+
+static inline tt_chan *chan_handle(const tt_chan *c)
+{
+	return (tt_chan *)c->hdr.self;
+}
 
 /* Timer and ticker channels carry their heap node with them. */
 struct tt__chan_timer {
@@ -139,9 +151,11 @@ static inline void waitq_unlink(tt__waitq *q, tt__waiter *w)
 	w->queued = false;
 }
 
-/* Validate c for an operation with elements of elem_size: 0 if usable,
- * else the error recorded. Panics if c belongs to another thread. */
-int tt__chan_check(tt__sched *s, const tt_chan *c, size_t elem_size,
+/* Validate the handle h for an operation with elements of elem_size
+ * (TT__ANY_SIZE: any): 0 if it names a live channel of this thread, else
+ * the error recorded. Panics if the channel belongs to another thread. */
+#define TT__ANY_SIZE SIZE_MAX
+int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 		   bool discard_ok, const char *op);
 
 /* Fire a dequeued waiter: record success, take the goroutine's other
@@ -162,7 +176,8 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok);
 void tt__chan_unpark(tt__sched *s, tt_chan *c);
 
 
-/* Allocate a channel (with room for a timer node if with_timer). */
+/* Allocate a channel (with room for a timer node if with_timer); *out is
+ * the channel itself, not its handle. */
 int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 		 bool with_timer);
 

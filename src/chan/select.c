@@ -29,8 +29,9 @@ static inline bool case_ready(const tt_case *k)
 {
 	if (k->chan == NULL)
 		return false;
-	return k->kind == TT_CASE_RECV ? chan_recv_ready(k->chan)
-				       : chan_send_ready(k->chan);
+	const tt_chan *c = chan_of(k->chan);
+	return k->kind == TT_CASE_RECV ? chan_recv_ready(c)
+				       : chan_send_ready(c);
 }
 
 static int validate(tt__sched *s, const tt_case *cases, size_t n,
@@ -45,13 +46,15 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 				       "tt_select: case %zu has unknown kind "
 				       "%d",
 				       i, k->kind);
-		tt_chan *c = k->chan;
-		if (c == NULL)
+		tt_chan *h = k->chan;
+		if (h == NULL)
 			continue;
-		if (TT_UNLIKELY(c->magic != TT_CHAN_MAGIC || c->sched != s ||
+		const tt_chan *c = chan_of(h);
+		if (TT_UNLIKELY(c->hdr.self != h || c->magic != TT_CHAN_MAGIC ||
+				c->sched != s ||
 				c->elem_size != k->elem_size)) {
 			bool discard = k->kind == TT_CASE_RECV && !k->elem;
-			int r = tt__chan_check(s, c, k->elem_size, discard,
+			int r = tt__chan_check(s, h, k->elem_size, discard,
 					       "tt_select");
 			if (r)
 				return r;
@@ -71,9 +74,9 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 static void perform(tt__sched *s, const tt_case *k)
 {
 	if (k->kind == TT_CASE_RECV)
-		tt__chan_try_recv(s, k->chan, k->elem, k->ok);
+		tt__chan_try_recv(s, chan_of(k->chan), k->elem, k->ok);
 	else
-		tt__chan_try_send(s, k->chan, k->elem);
+		tt__chan_try_send(s, chan_of(k->chan), k->elem);
 }
 
 static int select_park(tt__sched *s, const tt_case *cases, size_t n,
@@ -158,7 +161,7 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	for (size_t j = 0; j < n; j++) {
 		size_t i = order[j];
 		tt__waiter *w = &ws[i];
-		tt_chan *c = cases[i].chan;
+		tt_chan *c = cases[i].chan ? chan_of(cases[i].chan) : NULL;
 		w->g = g;
 		w->c = c;
 		w->elem = cases[i].elem;
@@ -204,7 +207,7 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	}
 	for (size_t i = 0; i < n; i++)
 		if (cases[i].chan)
-			tt__chan_unpark(s, cases[i].chan);
+			tt__chan_unpark(s, chan_of(cases[i].chan));
 	if (ws != stack_ws && !g->shared)
 		free(ws);
 	return timed_out ? -ETIMEDOUT : fired;

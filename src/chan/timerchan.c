@@ -51,7 +51,7 @@ static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
 	ct->t.period = period;
 	ct->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
 	tt__timer_add(c->sched, &ct->t);
-	*out = c;
+	*out = chan_handle(c);
 	return 0;
 }
 
@@ -59,14 +59,14 @@ static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
  * error recorded. */
 static tt_chan *timer_of(void *h, bool ticker, const char *op)
 {
-	tt_chan *c = h;
-	if (c == NULL) {
+	if (h == NULL) {
 		tt__err(-EINVAL, "%s: NULL handle", op);
 		return NULL;
 	}
 	tt__sched *s = tt__sched_get();
-	if (tt__chan_check(s, c, sizeof(int64_t), false, op) != 0)
+	if (tt__chan_check(s, h, sizeof(int64_t), false, op) != 0)
 		return NULL;
+	tt_chan *c = chan_of(h);
 	if (c->timer == NULL || c->timer->is_ticker != ticker) {
 		tt__err(-EINVAL, "%s: %p is not a %s", op, h,
 			ticker ? "ticker" : "timer");
@@ -101,7 +101,8 @@ int tt_timer_make(tt_timer **out, int64_t ns)
 
 tt_chan *tt_timer_chan(tt_timer *t)
 {
-	return timer_of(t, false, "tt_timer_chan");
+	tt_chan *c = timer_of(t, false, "tt_timer_chan");
+	return c ? chan_handle(c) : NULL;
 }
 
 bool tt_timer_stop(tt_timer *t)
@@ -146,7 +147,8 @@ int tt_ticker_make(tt_ticker **out, int64_t period)
 
 tt_chan *tt_ticker_chan(tt_ticker *t)
 {
-	return timer_of(t, true, "tt_ticker_chan");
+	tt_chan *c = timer_of(t, true, "tt_ticker_chan");
+	return c ? chan_handle(c) : NULL;
 }
 
 void tt_ticker_stop(tt_ticker *t)

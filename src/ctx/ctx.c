@@ -34,7 +34,6 @@
 #include "tether/ctx.h"
 
 #define TT_CTX_MAGIC 0x63747874u /* "ctxt" */
-#define TT_CTX_DEAD 0x64656164u  /* "dead" */
 
 enum ctx_kind {
 	CTX_BACKGROUND = 1,
@@ -42,10 +41,11 @@ enum ctx_kind {
 	CTX_VALUE
 };
 
+/* Contexts point at each other (parent, canc, the children lists) by
+ * address; only the program holds handles (hdr.self, see obj.c), and
+ * every public call turns its handle into the address with ctx_check. */
 struct tt_ctx {
-	/* The first 16 bytes are reused by malloc once the context is
-	 * freed; the magic stays out of them (as in tt_chan) so a released
-	 * handle is still told apart until the memory is reused. */
+	tt__obj hdr;
 	tt__sched *sched; /* owner; NULL for background */
 	tt_ctx *parent;   /* holds one reference; NULL for background */
 	uint32_t magic;
@@ -63,7 +63,8 @@ struct tt_ctx {
 	tt_ctx *canc;     /* nearest cancelable context, self included */
 
 	/* Cancelable contexts. */
-	tt_chan *done;    /* closed on cancel */
+	tt_chan *done;    /* closed on cancel (a handle: it is used
+			     through the public calls) */
 	tt_ctx *children; /* live cancelable descendants linked here */
 	tt_ctx *sib_prev, *sib_next; /* in the canc-parent's list */
 	tt_ctx *work_next;           /* the cancel walk's work list */
@@ -76,6 +77,7 @@ struct tt_ctx {
 };
 
 static tt_ctx background = {
+	.hdr = {.self = &background}, /* generation 0: never freed */
 	.sched = NULL,
 	.parent = NULL,
 	.magic = TT_CTX_MAGIC,
@@ -105,23 +107,34 @@ tt_ctx *tt_ctx_background(void)
 	return &background;
 }
 
-/* 0 if c is a live context usable from this thread, else the error
- * recorded. Panics on another thread's context. */
-static int ctx_check(const tt_ctx *c, const char *op)
+/* 0 with *out the context if the handle h names a live context usable
+ * from this thread, else the error recorded (and *out NULL). Panics on
+ * another thread's context. */
+static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 {
-	if (c == NULL)
+	*out = NULL;
+	if (h == NULL)
 		return tt__err(-EINVAL, "%s: context is NULL", op);
-	if (c->magic != TT_CTX_MAGIC)
+	tt_ctx *c = tt__obj_ptr(h);
+	if (!tt__obj_live(h) || c->magic != TT_CTX_MAGIC)
 		return tt__err(-EBADF,
 			       "%s: %p is not a live context (released, or "
 			       "never made)",
-			       op, (const void *)c);
+			       op, (const void *)h);
 	if (c->kind != CTX_BACKGROUND && c->sched != tt__sched_get())
 		tt__panic("%s: context %p belongs to another thread's "
 			  "scheduler",
-			  op, (const void *)c);
+			  op, (const void *)h);
+	*out = c;
 	return 0;
 }
+
+static inline tt_ctx *ctx_handle(const tt_ctx *c)
+{
+	return (tt_ctx *)c->hdr.self;
+}
+
+static int ctx_release(tt_ctx *c, void *pc);
 
 /* ---- the cancellation tree ---------------------------------------------- */
 
@@ -184,12 +197,13 @@ static void interrupt_waiters(tt__sched *s, tt_ctx *c)
 	}
 }
 
-int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
+int tt__ctx_wait_begin(tt_ctx *h, int64_t *deadline, tt_ctx **armed,
 		       const char *op)
 {
 	*armed = NULL;
 	*deadline = TT_FOREVER;
-	int r = ctx_check(c, op);
+	tt_ctx *c;
+	int r = ctx_check(h, &c, op);
 	if (r)
 		return r;
 	tt_ctx *k = c->canc;
@@ -225,7 +239,7 @@ int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r)
 	int err = armed->err;
 	if (r == -ETIMEDOUT && err)
 		r = err;
-	tt_ctx_release(armed);
+	ctx_release(armed, NULL);
 	return r;
 }
 
@@ -271,33 +285,37 @@ static void deadline_fired(tt__timer *t, int64_t now)
 
 /* ---- making ------------------------------------------------------------------ */
 
-static int ctx_new(tt_ctx **out, tt_ctx *parent, int kind, const char *op)
+/* A new context under the parent handle parent_h, in *out (the address,
+ * not the handle: the public call hands out ctx_handle at the end). */
+static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 {
 	if (out == NULL)
 		return tt__err(-EINVAL, "%s: out is NULL", op);
 	*out = NULL;
-	if (parent == NULL)
+	if (parent_h == NULL)
 		return tt__err(-EINVAL, "%s: parent is NULL", op);
-	int r = ctx_check(parent, op);
+	tt_ctx *parent;
+	int r = ctx_check(parent_h, &parent, op);
 	if (r)
 		return r;
 	if (parent->kind != CTX_BACKGROUND && parent->refs == UINT32_MAX)
 		return tt__err(-EOVERFLOW,
 			       "%s: parent has too many references", op);
-	tt_ctx *c = calloc(1, sizeof *c);
+	tt__sched *s = tt__sched_get();
+	tt_ctx *c = tt__obj_alloc(s, sizeof *c);
 	if (c == NULL)
 		return tt__err(-ENOMEM, "%s: out of memory for a context", op);
 	c->kind = (uint8_t)kind;
 	if (kind == CTX_CANCEL) {
 		r = tt_chan_make(&c->done, 0, 0);
 		if (r) {
-			free(c);
+			tt__obj_free(s, c, sizeof *c);
 			return tt__err(r, "%s: out of memory for a done "
 					  "channel",
 				       op);
 		}
 	}
-	c->sched = tt__sched_get();
+	c->sched = s;
 	c->parent = parent;
 	if (parent->kind != CTX_BACKGROUND)
 		parent->refs++;
@@ -338,7 +356,10 @@ static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op)
 
 int tt_ctx_with_cancel(tt_ctx **out, tt_ctx *parent)
 {
-	return new_cancel(out, parent, "tt_ctx_with_cancel");
+	int r = new_cancel(out, parent, "tt_ctx_with_cancel");
+	if (r == 0)
+		*out = ctx_handle(*out);
+	return r;
 }
 
 /* Give the new context c its own deadline, unless it is already done or
@@ -373,6 +394,7 @@ int tt_ctx_with_deadline(tt_ctx **out, tt_ctx *parent, int64_t deadline)
 		return r;
 	if (deadline != TT_FOREVER)
 		set_deadline((*out)->sched, *out, deadline);
+	*out = ctx_handle(*out);
 	return 0;
 }
 
@@ -385,6 +407,7 @@ int tt_ctx_with_timeout(tt_ctx **out, tt_ctx *parent, int64_t ns)
 	if (r)
 		return r;
 	set_deadline((*out)->sched, *out, deadline);
+	*out = ctx_handle(*out);
 	return 0;
 }
 
@@ -402,14 +425,16 @@ int tt_ctx_with_value(tt_ctx **out, tt_ctx *parent, const void *key,
 	tt_ctx *c = *out;
 	c->key = key;
 	c->value = value;
+	*out = ctx_handle(c);
 	return 0;
 }
 
 /* ---- queries ------------------------------------------------------------------ */
 
-void *tt_ctx_value(tt_ctx *c, const void *key)
+void *tt_ctx_value(tt_ctx *h, const void *key)
 {
-	if (ctx_check(c, "tt_ctx_value"))
+	tt_ctx *c;
+	if (ctx_check(h, &c, "tt_ctx_value"))
 		return NULL;
 	for (; c; c = c->parent)
 		if (c->kind == CTX_VALUE && c->key == key)
@@ -417,9 +442,10 @@ void *tt_ctx_value(tt_ctx *c, const void *key)
 	return NULL;
 }
 
-int tt_ctx_cancel(tt_ctx *c)
+int tt_ctx_cancel(tt_ctx *h)
 {
-	int r = ctx_check(c, "tt_ctx_cancel");
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_cancel");
 	if (r)
 		return r;
 	if (c->kind != CTX_CANCEL)
@@ -432,33 +458,37 @@ int tt_ctx_cancel(tt_ctx *c)
 	return 0;
 }
 
-tt_chan *tt_ctx_done(tt_ctx *c)
+tt_chan *tt_ctx_done(tt_ctx *h)
 {
-	if (ctx_check(c, "tt_ctx_done"))
+	tt_ctx *c;
+	if (ctx_check(h, &c, "tt_ctx_done"))
 		return NULL;
 	return c->canc ? c->canc->done : NULL;
 }
 
-int tt_ctx_err(tt_ctx *c)
+int tt_ctx_err(tt_ctx *h)
 {
-	int r = ctx_check(c, "tt_ctx_err");
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_err");
 	if (r)
 		return r;
 	return c->canc ? c->canc->err : 0;
 }
 
-int64_t tt_ctx_deadline(tt_ctx *c)
+int64_t tt_ctx_deadline(tt_ctx *h)
 {
-	if (ctx_check(c, "tt_ctx_deadline"))
+	tt_ctx *c;
+	if (ctx_check(h, &c, "tt_ctx_deadline"))
 		return TT_FOREVER;
 	return c->deadline;
 }
 
 /* ---- references ----------------------------------------------------------------- */
 
-int tt_ctx_retain(tt_ctx *c)
+int tt_ctx_retain(tt_ctx *h)
 {
-	int r = ctx_check(c, "tt_ctx_retain");
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_retain");
 	if (r)
 		return r;
 	if (c->kind == CTX_BACKGROUND)
@@ -488,37 +518,42 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 			 * through the runtime; this drops only our hold. */
 			tt_chan_release(c->done);
 		}
-		/* volatile: a plain store before free() is dead to the
-		 * compiler. */
-		*(volatile uint32_t *)&c->magic = TT_CTX_DEAD;
-		free(c);
+		tt__obj_free(s, c, sizeof *c);
 		if (parent->kind == CTX_BACKGROUND || --parent->refs)
 			break;
 		c = parent;
 	}
 }
 
-int tt_ctx_release(tt_ctx *c)
+/* Drop a reference of c; pc is where the program released it, or NULL
+ * for the runtime's own hold (a wait's), which records no lost cancel. */
+static int ctx_release(tt_ctx *c, void *pc)
 {
-	int r = ctx_check(c, "tt_ctx_release");
-	if (r)
-		return r;
 	if (c->kind == CTX_BACKGROUND)
 		return 0;
 	if (c->refs == 0)
 		return tt__err(-EBADF, "tt_ctx_release: context %p has no "
 				       "references left",
-			       (void *)c);
+			       (void *)ctx_handle(c));
 	bool uncancelled = c->kind == CTX_CANCEL && c->err == 0;
-	if (uncancelled) {
+	if (uncancelled && pc) {
 		/* Not an error (Go allows dropping a CancelFunc too), but a
 		 * leak of the kind go vet reports: record where it happened
 		 * for the leak tools. */
 		c->released_uncancelled = 1;
-		c->release_pc = __builtin_return_address(0);
+		c->release_pc = pc;
 	}
 	if (--c->refs)
 		return 0;
 	ctx_free_chain(c->sched, c);
 	return 0;
+}
+
+int tt_ctx_release(tt_ctx *h)
+{
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_release");
+	if (r)
+		return r;
+	return ctx_release(c, __builtin_return_address(0));
 }

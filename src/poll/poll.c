@@ -378,12 +378,13 @@ static int fd_ready_now(const char *fn, int fd, int events)
  * poll(2) before parking (for callers that did not just see EAGAIN).
  * Returns the ready events, -ETIMEDOUT, -ECANCELED when done was closed
  * (the caller turns that into its context's error), or another -errno.
- * done must not be closed yet: a waiter queued on a closed channel would
- * never fire. */
+ * done (a handle, from tt_ctx_done) must not be closed yet: a waiter
+ * queued on a closed channel would never fire. */
 static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
-		   tt_chan *done, bool look_first)
+		   tt_chan *done_h, bool look_first)
 {
 	tt__sched *s = tt__sched_get();
+	tt_chan *done = done_h ? chan_of(done_h) : NULL;
 	if (fd < 0)
 		return tt__err(-EBADF, "%s: bad descriptor %d", fn, fd);
 	if (events == 0 || (events & ~(TT_FD_READ | TT_FD_WRITE)))

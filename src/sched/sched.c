@@ -719,6 +719,7 @@ static void thread_gone(void *p)
 	pthread_mutex_unlock(&registry_lock);
 
 	tt__stack_thread_exit(s);
+	tt__obj_thread_exit(s);
 	free(s->timers.v);
 	if (s->epfd >= 0)
 		close(s->epfd);

@@ -27,7 +27,6 @@
 #include "tether/sync.h"
 
 #define SYNC_MAGIC 0x73796e63u /* "sync" */
-#define SYNC_DEAD 0x64656164u
 
 enum kind { K_WG = 1, K_MUTEX, K_RWMUTEX, K_ONCE, K_COND };
 
@@ -50,10 +49,13 @@ struct node {
 	bool queued;
 };
 
-/* The header every object starts with. */
+/* The header every object starts with. The program holds handles
+ * (hdr.self, see obj.c); every public call turns its handle into the
+ * object's address with obj_get, and the objects point at each other
+ * (a Cond at its Mutex) by address. */
 typedef struct obj {
+	tt__obj hdr;
 	tt__sched *sched; /* owner */
-	void *spare;      /* with sched: the 16 bytes malloc reuses */
 	uint32_t magic;
 	uint8_t kind;
 	uint32_t refs;
@@ -88,7 +90,8 @@ struct tt_once {
 
 struct tt_cond {
 	obj h;
-	tt_mutex *m; /* referenced */
+	tt_mutex *m;  /* referenced */
+	tt_mutex *mh; /* m's handle, for the public calls on it */
 	squeue waiters;
 };
 
@@ -190,43 +193,64 @@ static void obj_unpark(obj *o)
 		obj_free(o);
 }
 
-static int obj_check(tt__sched *s, const void *p, enum kind k,
-		     const char *op)
+static const size_t kind_size[] = {
+	[K_WG] = sizeof(tt_waitgroup), [K_MUTEX] = sizeof(tt_mutex),
+	[K_RWMUTEX] = sizeof(tt_rwmutex), [K_ONCE] = sizeof(tt_once),
+	[K_COND] = sizeof(tt_cond),
+};
+
+/* The object of kind k the handle h names, if it is live and this
+ * thread's; else NULL, with the error recorded and returned in *err.
+ * Panics on another thread's object. */
+static void *obj_get(tt__sched *s, const void *h, enum kind k,
+		     const char *op, int *err)
 {
-	const obj *o = p;
-	if (o == NULL)
-		return tt__err(-EINVAL, "%s: NULL %s", op, kind_name[k]);
-	if (o->magic != SYNC_MAGIC || o->kind != k)
-		return tt__err(-EBADF,
+	if (h == NULL) {
+		*err = tt__err(-EINVAL, "%s: NULL %s", op, kind_name[k]);
+		return NULL;
+	}
+	obj *o = tt__obj_ptr(h);
+	if (!tt__obj_live(h) || o->magic != SYNC_MAGIC || o->kind != k) {
+		*err = tt__err(-EBADF,
 			       "%s: %p is not a live %s (released, or never "
 			       "made)",
-			       op, p, kind_name[k]);
+			       op, h, kind_name[k]);
+		return NULL;
+	}
 	if (o->sched != s)
 		tt__panic("%s: %s %p belongs to another thread's scheduler",
-			  op, kind_name[k], p);
-	return 0;
+			  op, kind_name[k], h);
+	return o;
 }
 
-static void *obj_new(size_t size, enum kind k, const char *op)
+static inline void *obj_handle(const void *o)
 {
-	obj *o = calloc(1, size);
+	return o ? (void *)((const obj *)o)->hdr.self : NULL;
+}
+
+/* A new object (its address, not its handle), or NULL with -ENOMEM
+ * recorded. */
+static void *obj_new(enum kind k, const char *op)
+{
+	tt__sched *s = tt__sched_get();
+	obj *o = tt__obj_alloc(s, kind_size[k]);
 	if (o == NULL) {
 		tt__err(-ENOMEM, "%s: out of memory", op);
 		return NULL;
 	}
-	o->sched = tt__sched_get();
+	o->sched = s;
 	o->magic = SYNC_MAGIC;
 	o->kind = (uint8_t)k;
 	o->refs = 1;
 	return o;
 }
 
-static int obj_retain(void *p, enum kind k, const char *op)
+static int obj_retain(void *h, enum kind k, const char *op)
 {
-	int r = obj_check(tt__sched_get(), p, k, op);
-	if (r)
+	int r;
+	obj *o = obj_get(tt__sched_get(), h, k, op, &r);
+	if (o == NULL)
 		return r;
-	obj *o = p;
 	if (o->refs == UINT32_MAX)
 		return tt__err(-EOVERFLOW, "%s: too many references", op);
 	o->refs++;
@@ -258,14 +282,14 @@ static void obj_stranded(tt__sched *s, obj *o)
 
 /* Inlined into each public release call: a tail call to it would leave
  * the public call off the releasing stack a proven leak reports. */
-static inline __attribute__((always_inline)) int obj_release(void *p,
+static inline __attribute__((always_inline)) int obj_release(void *h,
 							     enum kind k,
 							     const char *op)
 {
-	int r = obj_check(tt__sched_get(), p, k, op);
-	if (r)
+	int r;
+	obj *o = obj_get(tt__sched_get(), h, k, op, &r);
+	if (o == NULL)
 		return r;
-	obj *o = p;
 	if (o->refs == 0)
 		return tt__err(-EBADF, "%s: no references left", op);
 	if (--o->refs == 0) {
@@ -284,9 +308,7 @@ static void obj_free(obj *o)
 		if (--m->h.refs == 0 && m->h.parked == 0)
 			obj_free(&m->h);
 	}
-	/* volatile: a plain store before free() is dead to the compiler. */
-	*(volatile uint32_t *)&o->magic = SYNC_DEAD;
-	free(o);
+	tt__obj_free(o->sched, o, kind_size[o->kind]);
 }
 
 /* ---- WaitGroup ------------------------------------------------------------ */
@@ -295,15 +317,16 @@ int tt_wg_make(tt_waitgroup **out)
 {
 	if (out == NULL)
 		return tt__err(-EINVAL, "tt_wg_make: out is NULL");
-	*out = obj_new(sizeof **out, K_WG, "tt_wg_make");
+	*out = obj_handle(obj_new(K_WG, "tt_wg_make"));
 	return *out ? 0 : -ENOMEM;
 }
 
 int tt_wg_add(tt_waitgroup *wg, int64_t delta)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, wg, K_WG, "tt_wg_add");
-	if (r)
+	int r;
+	wg = obj_get(s, wg, K_WG, "tt_wg_add", &r);
+	if (wg == NULL)
 		return r;
 	/* wg->count >= 0 here, so only a positive delta can overflow. */
 	if (delta > 0 && wg->count > INT64_MAX - delta)
@@ -325,8 +348,9 @@ int tt_wg_done(tt_waitgroup *wg)
 int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, wg, K_WG, "tt_wg_wait");
-	if (r)
+	int r;
+	wg = obj_get(s, wg, K_WG, "tt_wg_wait", &r);
+	if (wg == NULL)
 		return r;
 	if (wg->count == 0)
 		return 0;
@@ -344,8 +368,9 @@ int tt_wg_wait(tt_waitgroup *wg)
 
 int64_t tt_wg_count(tt_waitgroup *wg)
 {
-	int r = obj_check(tt__sched_get(), wg, K_WG, "tt_wg_count");
-	return r ? r : wg->count;
+	int r;
+	wg = obj_get(tt__sched_get(), wg, K_WG, "tt_wg_count", &r);
+	return wg ? wg->count : r;
 }
 
 int tt_wg_retain(tt_waitgroup *wg)
@@ -364,15 +389,16 @@ int tt_mutex_make(tt_mutex **out)
 {
 	if (out == NULL)
 		return tt__err(-EINVAL, "tt_mutex_make: out is NULL");
-	*out = obj_new(sizeof **out, K_MUTEX, "tt_mutex_make");
+	*out = obj_handle(obj_new(K_MUTEX, "tt_mutex_make"));
 	return *out ? 0 : -ENOMEM;
 }
 
 int tt_mutex_lock_until(tt_mutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, m, K_MUTEX, "tt_mutex_lock");
-	if (r)
+	int r;
+	m = obj_get(s, m, K_MUTEX, "tt_mutex_lock", &r);
+	if (m == NULL)
 		return r;
 	if (!m->locked) {
 		m->locked = true;
@@ -399,8 +425,9 @@ int tt_mutex_trylock(tt_mutex *m)
 int tt_mutex_unlock(tt_mutex *m)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, m, K_MUTEX, "tt_mutex_unlock");
-	if (r)
+	int r;
+	m = obj_get(s, m, K_MUTEX, "tt_mutex_unlock", &r);
+	if (m == NULL)
 		return r;
 	if (!m->locked)
 		tt__panic("sync: unlock of unlocked mutex");
@@ -425,7 +452,7 @@ int tt_rwmutex_make(tt_rwmutex **out)
 {
 	if (out == NULL)
 		return tt__err(-EINVAL, "tt_rwmutex_make: out is NULL");
-	*out = obj_new(sizeof **out, K_RWMUTEX, "tt_rwmutex_make");
+	*out = obj_handle(obj_new(K_RWMUTEX, "tt_rwmutex_make"));
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -439,8 +466,9 @@ static void admit_readers(tt__sched *s, tt_rwmutex *m)
 int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_rlock");
-	if (r)
+	int r;
+	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_rlock", &r);
+	if (m == NULL)
 		return r;
 	if (!m->writer && m->wq.first == NULL) {
 		m->readers++;
@@ -461,8 +489,9 @@ int tt_rwmutex_rlock(tt_rwmutex *m)
 int tt_rwmutex_runlock(tt_rwmutex *m)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_runlock");
-	if (r)
+	int r;
+	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_runlock", &r);
+	if (m == NULL)
 		return r;
 	if (m->readers <= 0)
 		tt__panic("sync: RUnlock of unlocked RWMutex");
@@ -476,8 +505,9 @@ int tt_rwmutex_runlock(tt_rwmutex *m)
 int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_lock");
-	if (r)
+	int r;
+	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_lock", &r);
+	if (m == NULL)
 		return r;
 	if (!m->writer && m->readers == 0) {
 		m->writer = true;
@@ -500,8 +530,9 @@ int tt_rwmutex_lock(tt_rwmutex *m)
 int tt_rwmutex_unlock(tt_rwmutex *m)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, m, K_RWMUTEX, "tt_rwmutex_unlock");
-	if (r)
+	int r;
+	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_unlock", &r);
+	if (m == NULL)
 		return r;
 	if (!m->writer)
 		tt__panic("sync: Unlock of unlocked RWMutex");
@@ -531,15 +562,16 @@ int tt_once_make(tt_once **out)
 {
 	if (out == NULL)
 		return tt__err(-EINVAL, "tt_once_make: out is NULL");
-	*out = obj_new(sizeof **out, K_ONCE, "tt_once_make");
+	*out = obj_handle(obj_new(K_ONCE, "tt_once_make"));
 	return *out ? 0 : -ENOMEM;
 }
 
 int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, o, K_ONCE, "tt_once_do");
-	if (r)
+	int r;
+	o = obj_get(s, o, K_ONCE, "tt_once_do", &r);
+	if (o == NULL)
 		return r;
 	if (fn == NULL)
 		return tt__err(-EINVAL, "tt_once_do: fn is NULL");
@@ -562,7 +594,7 @@ int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
 	o->done = true;
 	while (wake_one(s, &o->waiters))
 		;
-	return obj_release(o, K_ONCE, "tt_once_do");
+	return obj_release(obj_handle(o), K_ONCE, "tt_once_do");
 }
 
 int tt_once_retain(tt_once *o)
@@ -585,24 +617,26 @@ int tt_cond_make(tt_cond **out, tt_mutex *m)
 	int r = tt_mutex_retain(m);
 	if (r)
 		return r;
-	tt_cond *c = obj_new(sizeof *c, K_COND, "tt_cond_make");
+	tt_cond *c = obj_new(K_COND, "tt_cond_make");
 	if (c == NULL) {
 		tt_mutex_release(m);
 		return -ENOMEM;
 	}
-	c->m = m;
-	*out = c;
+	c->m = tt__obj_ptr(m);
+	c->mh = m;
+	*out = obj_handle(c);
 	return 0;
 }
 
 int tt_cond_wait_until(tt_cond *c, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, c, K_COND, "tt_cond_wait");
-	if (r)
+	int r;
+	c = obj_get(s, c, K_COND, "tt_cond_wait", &r);
+	if (c == NULL)
 		return r;
-	tt_mutex *m = c->m;
-	m->h.refs++; /* relocked below even if c goes away meanwhile */
+	tt_mutex *m = c->mh;
+	c->m->h.refs++; /* relocked below even if c goes away meanwhile */
 	tt_mutex_unlock(m); /* panics if not locked, as Go's */
 	bool held;
 	r = wait_on(s, &c->h, &c->waiters, TT_WAIT_COND, deadline, &held);
@@ -621,8 +655,9 @@ int tt_cond_wait(tt_cond *c)
 int tt_cond_signal(tt_cond *c)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, c, K_COND, "tt_cond_signal");
-	if (r)
+	int r;
+	c = obj_get(s, c, K_COND, "tt_cond_signal", &r);
+	if (c == NULL)
 		return r;
 	wake_one(s, &c->waiters);
 	return 0;
@@ -631,8 +666,9 @@ int tt_cond_signal(tt_cond *c)
 int tt_cond_broadcast(tt_cond *c)
 {
 	tt__sched *s = tt__sched_get();
-	int r = obj_check(s, c, K_COND, "tt_cond_broadcast");
-	if (r)
+	int r;
+	c = obj_get(s, c, K_COND, "tt_cond_broadcast", &r);
+	if (c == NULL)
 		return r;
 	while (wake_one(s, &c->waiters))
 		;
