@@ -292,16 +292,25 @@ typedef struct tt__runq {
 /* ---- handles (sched/obj.c) ------------------------------------------ */
 
 /* A handle is an object's address with its slot's generation in the top
- * 16 bits; the object starts with a tt__obj whose self is the handle
- * while the object is live. See obj.c. */
+ * 16 bits. The object starts with a tt__obj whose self is, while the
+ * object is live, the handle plus the object's kind in the low bits
+ * (handles are 16-byte aligned): so one compare tells that a handle is
+ * live and of the expected kind. See obj.c. */
 #define TT__OBJ_TAG_SHIFT 48
 #define TT__OBJ_ADDR_MASK ((UINT64_C(1) << TT__OBJ_TAG_SHIFT) - 1)
 #define TT__OBJ_GEN_MAX 0xffffu
-#define TT__OBJ_CLASSES 19
+#define TT__OBJ_CLASSES 21
 #define TT__OBJ_MAX_SIZE 2048
 
+enum tt__obj_kind {
+	TT__OBJ_CHAN = 0, /* channels, timers, tickers */
+	TT__OBJ_SYNC = 2, /* WaitGroup, Mutex, RWMutex, Once, Cond */
+	TT__OBJ_CTX = 4,  /* contexts */
+	TT__OBJ_FREE = 1  /* or'ed in when the slot is freed */
+};
+
 typedef struct tt__obj {
-	const void *self; /* live: the handle that names this object */
+	const void *self; /* live: handle + kind; free: that, | FREE */
 } tt__obj;
 
 /* The object a handle names, live or not. h must not be NULL. */
@@ -310,15 +319,25 @@ static inline void *tt__obj_ptr(const void *h)
 	return (void *)((uintptr_t)h & TT__OBJ_ADDR_MASK);
 }
 
-/* Whether h names a live object (every stale handle fails this). */
-static inline bool tt__obj_live(const void *h)
+/* Whether h names a live object of the given kind (every stale handle,
+ * and every handle of another kind, fails this). h must not be NULL. */
+static inline bool tt__obj_is(const void *h, enum tt__obj_kind kind)
 {
-	return ((const tt__obj *)tt__obj_ptr(h))->self == h;
+	const tt__obj *o = tt__obj_ptr(h);
+	return (uintptr_t)o->self == (uintptr_t)h + (uintptr_t)kind;
 }
 
-/* A zeroed slot of at least size (<= TT__OBJ_MAX_SIZE) bytes whose self
- * is set, or NULL when out of memory (nothing recorded). */
-void *tt__obj_alloc(tt__sched *s, size_t size);
+/* The handle of the live object o. */
+static inline void *tt__obj_handle(const void *o)
+{
+	return (void *)((uintptr_t)((const tt__obj *)o)->self &
+			~(uintptr_t)15);
+}
+
+/* A slot of at least size (<= TT__OBJ_MAX_SIZE) bytes, not zeroed, with
+ * self set for an object of kind; NULL when out of memory (nothing
+ * recorded). */
+void *tt__obj_alloc(tt__sched *s, size_t size, enum tt__obj_kind kind);
 /* Free p, allocated with the same size; its handle goes stale. */
 void tt__obj_free(tt__sched *s, void *p, size_t size);
 /* The ending thread's free slots go to the global lists. */

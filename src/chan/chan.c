@@ -33,7 +33,7 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 		   bool discard_ok, const char *op)
 {
 	const tt_chan *c = chan_of(h);
-	if (!tt__obj_live(h) || c->magic != TT_CHAN_MAGIC)
+	if (!tt__obj_is(h, TT__OBJ_CHAN))
 		return tt__err(-EBADF,
 			       "%s: %p is not a live channel (released, or "
 			       "never made)",
@@ -56,8 +56,8 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
 {
 	const tt_chan *c = chan_of(h);
-	return TT_LIKELY(c->hdr.self == h && c->magic == TT_CHAN_MAGIC &&
-			 c->sched == s && c->elem_size == elem_size);
+	return TT_LIKELY(tt__obj_is(h, TT__OBJ_CHAN) && c->sched == s &&
+			 c->elem_size == elem_size);
 }
 
 /* ---- waking and timing out ------------------------------------------- */
@@ -131,7 +131,7 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 	bool inline_buf = bytes <= TT__OBJ_MAX_SIZE - head;
 	size_t slot = inline_buf ? head + bytes : head;
 	tt__sched *s = tt__sched_get();
-	tt_chan *c = tt__obj_alloc(s, slot);
+	tt_chan *c = tt__obj_alloc(s, slot, TT__OBJ_CHAN);
 	char *buf = NULL;
 	if (c)
 		buf = inline_buf ? (char *)c + head : malloc(bytes);
@@ -146,7 +146,6 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 	c->sched = s;
 	c->slot_size = (uint32_t)slot;
 	c->timer = with_timer ? (tt__chan_timer *)(c + 1) : NULL;
-	c->magic = TT_CHAN_MAGIC;
 	c->refs = 1;
 	c->parked = 0;
 	c->elem_size = elem_size;

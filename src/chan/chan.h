@@ -18,7 +18,6 @@
 
 #include "internal.h"
 
-#define TT_CHAN_MAGIC 0x6368616eu /* "chan" */
 
 typedef struct tt__waiter tt__waiter;
 
@@ -49,11 +48,10 @@ struct tt__waiter {
 typedef struct tt__chan_timer tt__chan_timer;
 
 struct tt_chan {
-	tt__obj hdr;           /* the handle (obj.c); the program's tt_chan *
-				  is hdr.self, never this address */
+	tt__obj hdr;           /* the program's tt_chan * is its handle
+				  (obj.c), never this address */
 	tt__sched *sched;      /* owner: the only scheduler that may use it */
 	tt__chan_timer *timer; /* set for timer and ticker channels */
-	uint32_t magic;
 	uint32_t refs;         /* user references */
 	uint32_t parked;       /* goroutines that parked on it and have not
 				  yet resumed (woken or not): they keep it
@@ -78,7 +76,7 @@ static inline tt_chan *chan_of(const tt_chan *h)
 
 static inline tt_chan *chan_handle(const tt_chan *c)
 {
-	return (tt_chan *)c->hdr.self;
+	return tt__obj_handle(c);
 }
 
 /* Timer and ticker channels carry their heap node with them. */

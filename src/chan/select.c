@@ -34,8 +34,10 @@ static inline bool case_ready(const tt_case *k)
 				       : chan_send_ready(c);
 }
 
+/* Check every case; count the ready ones in *nready, and leave the index
+ * of the last ready one in *last. */
 static int validate(tt__sched *s, const tt_case *cases, size_t n,
-		    uint32_t *nready)
+		    uint32_t *nready, size_t *last)
 {
 	uint32_t ready = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -50,8 +52,7 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 		if (h == NULL)
 			continue;
 		const tt_chan *c = chan_of(h);
-		if (TT_UNLIKELY(c->hdr.self != h || c->magic != TT_CHAN_MAGIC ||
-				c->sched != s ||
+		if (TT_UNLIKELY(!tt__obj_is(h, TT__OBJ_CHAN) || c->sched != s ||
 				c->elem_size != k->elem_size)) {
 			bool discard = k->kind == TT_CASE_RECV && !k->elem;
 			int r = tt__chan_check(s, h, k->elem_size, discard,
@@ -65,7 +66,11 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 				       "tt_select: send case %zu has a NULL "
 				       "elem",
 				       i);
-		ready += case_ready(k);
+		if (k->kind == TT_CASE_RECV ? chan_recv_ready(c)
+					    : chan_send_ready(c)) {
+			ready++;
+			*last = i;
+		}
 	}
 	*nready = ready;
 	return 0;
@@ -93,11 +98,16 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 
 	/* Pass 1: validate, and take a ready case if there is one. */
 	uint32_t nready = 0;
-	int r = validate(s, cases, n, &nready);
+	size_t last = 0;
+	int r = validate(s, cases, n, &nready, &last);
 	if (r)
 		return r;
+	if (nready == 1) {
+		perform(s, &cases[last]);
+		return (int)last;
+	}
 	if (nready) {
-		uint32_t pick = nready == 1 ? 0 : tt__rand_n(s, nready);
+		uint32_t pick = tt__rand_n(s, nready);
 		for (size_t i = 0;; i++) {
 			if (case_ready(&cases[i]) && pick-- == 0) {
 				perform(s, &cases[i]);

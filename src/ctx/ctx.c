@@ -29,11 +29,11 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "tether/ctx.h"
 
-#define TT_CTX_MAGIC 0x63747874u /* "ctxt" */
 
 enum ctx_kind {
 	CTX_BACKGROUND = 1,
@@ -48,7 +48,6 @@ struct tt_ctx {
 	tt__obj hdr;
 	tt__sched *sched; /* owner; NULL for background */
 	tt_ctx *parent;   /* holds one reference; NULL for background */
-	uint32_t magic;
 	uint32_t refs;
 	uint8_t kind;     /* enum ctx_kind */
 	uint8_t linked;   /* in canc-parent's children list */
@@ -77,10 +76,10 @@ struct tt_ctx {
 };
 
 static tt_ctx background = {
-	.hdr = {.self = &background}, /* generation 0: never freed */
+	/* Generation 0: a handle no slot ever has. */
+	.hdr = {.self = (const char *)&background + TT__OBJ_CTX},
 	.sched = NULL,
 	.parent = NULL,
-	.magic = TT_CTX_MAGIC,
 	.refs = 1,
 	.kind = CTX_BACKGROUND,
 	.deadline = TT_FOREVER,
@@ -116,7 +115,7 @@ static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 	if (h == NULL)
 		return tt__err(-EINVAL, "%s: context is NULL", op);
 	tt_ctx *c = tt__obj_ptr(h);
-	if (!tt__obj_live(h) || c->magic != TT_CTX_MAGIC)
+	if (!tt__obj_is(h, TT__OBJ_CTX))
 		return tt__err(-EBADF,
 			       "%s: %p is not a live context (released, or "
 			       "never made)",
@@ -131,7 +130,7 @@ static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 
 static inline tt_ctx *ctx_handle(const tt_ctx *c)
 {
-	return (tt_ctx *)c->hdr.self;
+	return tt__obj_handle(c);
 }
 
 static int ctx_release(tt_ctx *c, void *pc);
@@ -302,9 +301,10 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 		return tt__err(-EOVERFLOW,
 			       "%s: parent has too many references", op);
 	tt__sched *s = tt__sched_get();
-	tt_ctx *c = tt__obj_alloc(s, sizeof *c);
+	tt_ctx *c = tt__obj_alloc(s, sizeof *c, TT__OBJ_CTX);
 	if (c == NULL)
 		return tt__err(-ENOMEM, "%s: out of memory for a context", op);
+	memset((char *)c + sizeof c->hdr, 0, sizeof *c - sizeof c->hdr);
 	c->kind = (uint8_t)kind;
 	if (kind == CTX_CANCEL) {
 		r = tt_chan_make(&c->done, 0, 0);
@@ -319,7 +319,6 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	c->parent = parent;
 	if (parent->kind != CTX_BACKGROUND)
 		parent->refs++;
-	c->magic = TT_CTX_MAGIC;
 	c->refs = 1;
 	c->deadline = parent->deadline;
 	c->canc = kind == CTX_CANCEL ? c : parent->canc;

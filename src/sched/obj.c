@@ -6,12 +6,12 @@
  * this allocator, and the pointer the program holds is a handle: the
  * slot's address with the slot's generation in bits 48..63 (addresses
  * here are below 2^48 on x86-64 and aarch64; see TT__OBJ_TAG_SHIFT). The
- * object's first word (tt__obj.self) holds the handle that names it while
- * it is live. Freeing stores the handle with its low bit set, so the
- * generation survives and no handle (they are 16-byte aligned) matches a
- * free slot; the next allocation of the slot takes the next generation.
- * A stale handle therefore fails the self check every time, for as long
- * as the process runs:
+ * object's first word (tt__obj.self) holds, while it is live, the handle
+ * plus the object's kind in its low bits (enum tt__obj_kind; handles are
+ * 16-byte aligned). Freeing sets bit 0 too, so the generation survives
+ * and no handle of any kind matches a free slot; the next allocation of
+ * the slot takes the next generation. A stale handle therefore fails the
+ * self check every time, for as long as the process runs:
  *  - slot memory is never unmapped or handed to malloc, so reading
  *    tt__obj.self through a stale handle is always a read of our own
  *    memory (ASan sees no use after free: only the bytes past the first
@@ -19,6 +19,8 @@
  *  - a slot whose generation reaches TT__OBJ_GEN_MAX is retired for good
  *    instead of wrapping, so no two allocations of a slot ever share a
  *    handle. Retiring costs one slot per 65,535 reuses of it.
+ * The same compare rejects a handle of another kind (a mutex given to a
+ * channel call), with no magic number to check.
  *
  * Slots come in size classes (multiples of 16 bytes up to 2 KiB). Each
  * scheduler keeps a free list per class and carves fresh slots from its
@@ -48,9 +50,10 @@
 
 _Static_assert(sizeof(void *) == 8, "handles need 64-bit pointers");
 
+/* Every 16 bytes up to 256 (class (size + 15) / 16 - 2), then coarser. */
 static const uint16_t class_size[TT__OBJ_CLASSES] = {
-	32,  48,  64,  80,  96,  112, 128,  160,  192,  224,
-	256, 320, 384, 448, 512, 768, 1024, 1536, 2048,
+	32,  48,  64,  80,  96,  112, 128,  144,  160,  176, 192,
+	208, 224, 240, 256, 384, 512, 768, 1024, 1536, 2048,
 };
 
 #define CHUNK_BYTES ((size_t)1 << 20)
@@ -65,9 +68,11 @@ typedef struct free_slot {
 static pthread_mutex_t obj_lock = PTHREAD_MUTEX_INITIALIZER;
 static free_slot *global_free[TT__OBJ_CLASSES]; /* guarded by obj_lock */
 
-static int class_of(size_t size)
+static inline int class_of(size_t size)
 {
-	for (int i = 0; i < TT__OBJ_CLASSES; i++)
+	if (size <= 256)
+		return size <= 32 ? 0 : (int)((size + 15) >> 4) - 2;
+	for (int i = 15; i < TT__OBJ_CLASSES; i++)
 		if (size <= class_size[i])
 			return i;
 	return -1;
@@ -112,7 +117,7 @@ static free_slot *take_free(tt__sched *s, int cls)
 	return f;
 }
 
-void *tt__obj_alloc(tt__sched *s, size_t size)
+void *tt__obj_alloc(tt__sched *s, size_t size, enum tt__obj_kind kind)
 {
 	int cls = class_of(size);
 	TT_ASSERT(cls >= 0);
@@ -131,9 +136,9 @@ void *tt__obj_alloc(tt__sched *s, size_t size)
 		s->obj_carve += n;
 	}
 	UNPOISON(p, n);
-	memset(p, 0, n);
-	((tt__obj *)p)->self =
-		(const void *)((uintptr_t)p | gen << TT__OBJ_TAG_SHIFT);
+	((tt__obj *)p)->self = (const void *)((uintptr_t)p |
+					      gen << TT__OBJ_TAG_SHIFT |
+					      (uintptr_t)kind);
 	return p;
 }
 
@@ -146,7 +151,8 @@ void tt__obj_free(tt__sched *s, void *p, size_t size)
 	/* volatile: stores before a slot goes idle look dead to the
 	 * compiler, and this one is what stale handles are checked
 	 * against. */
-	*(const void *volatile *)&f->self = (const void *)(h | 1);
+	*(const void *volatile *)&f->self =
+		(const void *)(h | TT__OBJ_FREE);
 	POISON((char *)p + sizeof *f, class_size[cls] - sizeof *f);
 	if ((h >> TT__OBJ_TAG_SHIFT) == TT__OBJ_GEN_MAX)
 		return; /* retired: its handles are all used up */

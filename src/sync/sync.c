@@ -3,7 +3,7 @@
  *
  * Design notes
  * ------------
- * Every object here is a small header (owner, magic, kind, references,
+ * Every object here is a small header (handle, owner, kind, references,
  * parked count) and one or two FIFO queues of goroutines. A waiting
  * goroutine puts a node on its own stack into the queue and parks; whoever
  * wakes it takes the node out first, stops its deadline timer, and only
@@ -22,11 +22,11 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "tether/sync.h"
 
-#define SYNC_MAGIC 0x73796e63u /* "sync" */
 
 enum kind { K_WG = 1, K_MUTEX, K_RWMUTEX, K_ONCE, K_COND };
 
@@ -56,7 +56,6 @@ struct node {
 typedef struct obj {
 	tt__obj hdr;
 	tt__sched *sched; /* owner */
-	uint32_t magic;
 	uint8_t kind;
 	uint32_t refs;
 	uint32_t parked;
@@ -199,18 +198,16 @@ static const size_t kind_size[] = {
 	[K_COND] = sizeof(tt_cond),
 };
 
-/* The object of kind k the handle h names, if it is live and this
- * thread's; else NULL, with the error recorded and returned in *err.
- * Panics on another thread's object. */
-static void *obj_get(tt__sched *s, const void *h, enum kind k,
-		     const char *op, int *err)
+/* obj_get's slow path: record what is wrong with h, or panic. */
+__attribute__((noinline, cold)) static void *
+obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err)
 {
 	if (h == NULL) {
 		*err = tt__err(-EINVAL, "%s: NULL %s", op, kind_name[k]);
 		return NULL;
 	}
-	obj *o = tt__obj_ptr(h);
-	if (!tt__obj_live(h) || o->magic != SYNC_MAGIC || o->kind != k) {
+	const obj *o = tt__obj_ptr(h);
+	if (!tt__obj_is(h, TT__OBJ_SYNC) || o->kind != k) {
 		*err = tt__err(-EBADF,
 			       "%s: %p is not a live %s (released, or never "
 			       "made)",
@@ -220,12 +217,26 @@ static void *obj_get(tt__sched *s, const void *h, enum kind k,
 	if (o->sched != s)
 		tt__panic("%s: %s %p belongs to another thread's scheduler",
 			  op, kind_name[k], h);
-	return o;
+	*err = tt__err(-EINVAL, "%s: bad %s %p", op, kind_name[k], h);
+	return NULL;
+}
+
+/* The object of kind k the handle h names, if it is live and this
+ * thread's; else NULL, with the error recorded and returned in *err.
+ * Panics on another thread's object. */
+static inline void *obj_get(tt__sched *s, const void *h, enum kind k,
+			    const char *op, int *err)
+{
+	obj *o = tt__obj_ptr(h);
+	if (TT_LIKELY(h != NULL && tt__obj_is(h, TT__OBJ_SYNC) &&
+		      o->kind == k && o->sched == s))
+		return o;
+	return obj_bad(s, h, k, op, err);
 }
 
 static inline void *obj_handle(const void *o)
 {
-	return o ? (void *)((const obj *)o)->hdr.self : NULL;
+	return o ? tt__obj_handle(o) : NULL;
 }
 
 /* A new object (its address, not its handle), or NULL with -ENOMEM
@@ -233,13 +244,13 @@ static inline void *obj_handle(const void *o)
 static void *obj_new(enum kind k, const char *op)
 {
 	tt__sched *s = tt__sched_get();
-	obj *o = tt__obj_alloc(s, kind_size[k]);
+	obj *o = tt__obj_alloc(s, kind_size[k], TT__OBJ_SYNC);
 	if (o == NULL) {
 		tt__err(-ENOMEM, "%s: out of memory", op);
 		return NULL;
 	}
+	memset((char *)o + sizeof o->hdr, 0, kind_size[k] - sizeof o->hdr);
 	o->sched = s;
-	o->magic = SYNC_MAGIC;
 	o->kind = (uint8_t)k;
 	o->refs = 1;
 	return o;
