@@ -614,7 +614,7 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 		if (r) {
 			tt__buf_printf(b, "\ngoroutine %lld is proven leaked: "
 					  "parked on %s %p released at ",
-				       (long long)c->id, r->what, r->obj);
+				       (long long)c->id, r->what, r->handle);
 			tt__leak_write_site(b, r);
 		}
 		const tt__orphan *og = c->orphan;

@@ -11,7 +11,8 @@
  * by every goroutine it proved (g->leak points here). Never freed: the
  * goroutines it describes never run again. */
 typedef struct tt__leak_rec {
-	const void *obj;
+	const void *obj;       /* the released object (its address) */
+	const void *handle;    /* its handle, as the program printed it */
 	const char *what;      /* "chan", "sync.WaitGroup", ... */
 	int64_t released_by;   /* goroutine that dropped the last reference */
 	const char *site_file; /* the release site: first frame outside */

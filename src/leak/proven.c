@@ -129,6 +129,7 @@ static tt__leak_rec *rec_new(tt__sched *s, const void *obj, const char *what,
 	if (r == NULL)
 		return NULL;
 	r->obj = obj;
+	r->handle = tt__obj_handle(obj); /* still live: parked on */
 	r->what = what;
 	r->released_by = s->current->id;
 	int n = tt__trace_here(r->pcs, TT__TRACE_MAX, 0);
@@ -201,7 +202,7 @@ static void report(const tt__g *g, tt__leak_rec *r)
 	}
 	tt__buf b = {0};
 	tt__buf_printf(&b, "goroutine %lld leaked: parked on %s %p released at ",
-		       (long long)g->id, r->what, r->obj);
+		       (long long)g->id, r->what, r->handle);
 	tt__leak_write_site(&b, r);
 	tt__buf_puts(&b, "\n\n");
 	int64_t now = tt_now();
