@@ -941,6 +941,86 @@ static void test_reader_bad_args(void **state)
 	tt_reader_release(r);
 }
 
+/* ---- the guide's line server (docs/GUIDE.md, "Networking"), verbatim -- */
+
+static void guide_serve(void *arg)              /* go serve(conn) */
+{
+	int fd = (int)(intptr_t)arg;
+	tt_reader *r;                           /* bufio.NewReader(conn) */
+	char line[1024];
+	ssize_t n;
+	if (tt_reader_make(&r, fd, 0) == 0) {
+		while ((n = tt_reader_read_line(r, line, sizeof line,
+				tt_deadline_in(10 * TT_SECOND))) > 0)
+			if (tt_write(fd, line, (size_t)n, TT_FOREVER) != n)
+				break;
+		tt_reader_release(r);
+	}
+	tt_close(fd);
+}
+
+typedef struct guide_client {
+	char addr[TT_ADDR_MAX];
+	int id;
+	tt_chan *done;
+} guide_client;
+
+/* A short line, a line three times the server's buffer, and a last line
+ * cut by the end of the stream: every byte comes back. */
+static void guide_client_run(void *arg)
+{
+	guide_client *c = arg;
+	int fd = tt_dial("tcp", c->addr, tt_deadline_in(10 * SEC));
+	TU_ASSERT_MSG(fd >= 0, "%s", tt_last_error());
+	enum { LONG = 3000 };
+	char msg[LONG + 100];
+	int k = snprintf(msg, sizeof msg, "client %d\n", c->id);
+	for (int i = 0; i < LONG; i++)
+		msg[k + i] = (char)('A' + (i + c->id) % 26);
+	msg[k + LONG] = '\n';
+	size_t len = (size_t)k + LONG + 1;
+	memcpy(msg + len, "unended", 7);
+	len += 7;
+	TU_ASSERT_EQ(tt_write(fd, msg, len, TT_FOREVER), (long)len);
+	TU_ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+	tt_reader *r;
+	TU_ASSERT_OK(tt_reader_make(&r, fd, 0));
+	char got[sizeof msg];
+	TU_ASSERT_EQ(tt_reader_read_full(r, got, len, tt_deadline_in(10 * SEC)),
+		     (long)len);
+	TU_ASSERT_MEM_EQ(got, msg, len);
+	/* Then the server closes. */
+	TU_ASSERT_EQ(tt_reader_read(r, got, 1, tt_deadline_in(10 * SEC)), 0);
+	tt_reader_release(r);
+	tt_close(fd);
+	tu_done(c->done);
+}
+
+static void test_guide_line_server(void **state)
+{
+	(void)state;
+	enum { CLIENTS = 20 };
+	int ln = tt_listen("tcp", "127.0.0.1:0");
+	char addr[TT_ADDR_MAX];
+	TU_ASSERT(ln >= 0 && tt_local_addr(ln, addr, sizeof addr) > 0);
+	tt_chan *done = tu_chan(0, CLIENTS);
+	static guide_client cs[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++) {
+		cs[i] = (guide_client){.id = i, .done = done};
+		memcpy(cs[i].addr, addr, sizeof addr);
+		tu_go(guide_client_run, &cs[i]);
+	}
+	/* The guide's accept loop, for as many clients as there are. */
+	for (int i = 0; i < CLIENTS; i++) {
+		int fd = tt_accept(ln, NULL, NULL, tt_deadline_in(10 * SEC));
+		TU_ASSERT_MSG(fd >= 0, "%s", tt_last_error());
+		tu_go(guide_serve, (void *)(intptr_t)fd);
+	}
+	TU_WAIT_DONE(done, CLIENTS, 30 * SEC);
+	TU_ASSERT_OK(tt_close(ln));
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, NULL, 0);
@@ -964,6 +1044,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_reader_read),
 		TU_TEST(test_reader_ctx_cancel_on_socket),
 		TU_TEST(test_reader_bad_args),
+		TU_TEST(test_guide_line_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
