@@ -443,10 +443,10 @@ static int dial(const char *fn, tt_ctx *ctx, const char *network,
 	int first = 0; /* the first address's error */
 	char msg[256] = "";
 	for (int i = 0; i < t.n; i++) {
+		/* A socket() that fails (no IPv6 here) is one more address
+		 * that did not answer. */
 		int fd = new_socket(&t, i);
-		if (fd < 0)
-			return fd;
-		r = connect_one(&t, i, fd, ctx, deadline);
+		r = fd < 0 ? fd : connect_one(&t, i, fd, ctx, deadline);
 		if (r == 0) {
 			int one = 1;
 			if (t.kind != K_UNIX)
@@ -454,7 +454,8 @@ static int dial(const char *fn, tt_ctx *ctx, const char *network,
 						 &one, sizeof one);
 			return fd;
 		}
-		tt_close(fd);
+		if (fd >= 0)
+			tt_close(fd);
 		if (ctx && (r == -ETIMEDOUT || r == -ECANCELED))
 			r = tt_ctx_err(ctx) ? tt_ctx_err(ctx) : r;
 		if (first == 0) {
