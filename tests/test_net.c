@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "net/net.h"
 #include "testutil.h"
 
 #define MS TT_MILLISECOND
@@ -958,6 +959,60 @@ static void test_reader_bad_args(void **state)
 	tt_reader_release(r);
 }
 
+/* The parser on random strings made of the characters addresses are made
+ * of (and a few that must be refused): every result is a count of
+ * addresses or -EINVAL with a message, never a crash (the ASan build
+ * checks every byte it touches). Listening addresses only, which are
+ * never looked up, so no string becomes a DNS query. */
+static void test_parse_random_addresses(void **state)
+{
+	(void)state;
+	static const char *const pieces[] = {
+		"0", "1", "9", "127", ".", ":", "::", "[", "]", "%", "@", "/",
+		"65535", "65536", "localhost", "::1", "255", "300", " ", "x",
+		"\xff", "-", "0.0.0.0", "ffff"};
+	static const char *const nets[] = {"tcp", "tcp4", "tcp6", "unix",
+					   "udp"};
+	uint64_t rng = tu_seed("address parser");
+	int ok = 0, bad = 0;
+	for (int i = 0; i < 20000; i++) {
+		char a[300] = "";
+		size_t len = 0;
+		int parts = (int)tu_rand_n(&rng, 12);
+		for (int k = 0; k < parts; k++) {
+			const char *p = pieces[tu_rand_n(
+				&rng, sizeof pieces / sizeof pieces[0])];
+			size_t pl = strlen(p);
+			if (len + pl >= sizeof a)
+				break;
+			memcpy(a + len, p, pl + 1);
+			len += pl;
+		}
+		const char *net = nets[tu_rand_n(&rng, 5)];
+		int r = tt__net_parse_listen(net, a);
+		if (r > 0) {
+			TU_ASSERT_LE(r, 2);
+			ok++;
+		} else {
+			TU_ASSERT_MSG(r == -EINVAL, "%s \"%s\": %d (%s)", net,
+				      a, r, tt_last_error());
+			TU_ASSERT_MSG(strncmp(tt_last_error(), "tt_listen: ",
+					      11) == 0,
+				      "%s \"%s\": message \"%s\"", net, a,
+				      tt_last_error());
+			bad++;
+		}
+	}
+	/* Both outcomes were reached: the strings were not all garbage. */
+	TU_ASSERT_GT(ok, 100);
+	TU_ASSERT_GT(bad, 100);
+	/* And some that must parse. */
+	TU_ASSERT_EQ(tt__net_parse_listen("tcp", "[::]:0"), 1);
+	TU_ASSERT_EQ(tt__net_parse_listen("tcp", ":"), 1);
+	TU_ASSERT_EQ(tt__net_parse_listen("tcp6", "localhost:1"), 1);
+	TU_ASSERT_EQ(tt__net_parse_listen("unix", "@"), 1);
+}
+
 /* ---- the guide's line server (docs/GUIDE.md, "Networking"), verbatim -- */
 
 static void guide_serve(void *arg)              /* go serve(conn) */
@@ -1061,6 +1116,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_reader_read),
 		TU_TEST(test_reader_ctx_cancel_on_socket),
 		TU_TEST(test_reader_bad_args),
+		TU_TEST(test_parse_random_addresses),
 		TU_TEST(test_guide_line_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

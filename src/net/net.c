@@ -342,6 +342,13 @@ static int parse(target *t, const char *fn, const char *network,
 	return resolve(t, host, port, listening);
 }
 
+int tt__net_parse_listen(const char *network, const char *address)
+{
+	target t;
+	int r = parse(&t, "tt_listen", network, address, true);
+	return r ? r : t.n;
+}
+
 /* A new non-blocking, close-on-exec stream socket for address i of t. */
 static int new_socket(const target *t, int i)
 {
