@@ -1,4 +1,4 @@
-/* tt_listen, tt_dial and tt_reader: TCP on 127.0.0.1 and ::1 (port 0),
+/* tt_listen, tt_dial, tt_reader and tt_writer: TCP on 127.0.0.1 and ::1 (port 0),
  * Unix sockets in a temporary directory and the abstract namespace, the
  * bound address, every kind of bad address, refused and timed-out dials,
  * contexts cancelled while dialing, accepting and reading, and the
@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1013,6 +1014,149 @@ static void test_parse_random_addresses(void **state)
 	TU_ASSERT_EQ(tt__net_parse_listen("unix", "@"), 1);
 }
 
+/* ---- the writer ------------------------------------------------------------ */
+
+/* Everything the pipe has now (without waiting), appended to out. */
+static size_t drain(int fd, char *out, size_t cap)
+{
+	size_t have = 0;
+	ssize_t k;
+	while (have < cap &&
+	       (k = tt_read(fd, out + have, cap - have, TT_TRY)) > 0)
+		have += (size_t)k;
+	return have;
+}
+
+static void test_writer_buffers_until_flush(void **state)
+{
+	(void)state;
+	int p[2];
+	make_pipe(p);
+	tt_writer *w;
+	TU_ASSERT_OK(tt_writer_make(&w, p[1], 16));
+	char got[512];
+	TU_ASSERT_EQ(tt_writer_write(w, "abc", 3, TT_FOREVER), 3);
+	TU_ASSERT_EQ(tt_writer_printf(w, "%d-%s\n", 42, "x"), 5);
+	TU_ASSERT_EQ(tt_writer_buffered(w), 8);
+	TU_ASSERT_ERR(tt_read(p[0], got, sizeof got, TT_TRY), -EAGAIN);
+	/* A text larger than the room left: the buffer grows. */
+	char big[200];
+	memset(big, 'z', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	TU_ASSERT_EQ(tt_writer_printf(w, "[%s]", big), 201);
+	TU_ASSERT_EQ(tt_writer_buffered(w), 209);
+	TU_ASSERT_ERR(tt_read(p[0], got, sizeof got, TT_TRY), -EAGAIN);
+	TU_ASSERT_OK(tt_writer_flush(w, tt_deadline_in(5 * SEC)));
+	TU_ASSERT_EQ(tt_writer_buffered(w), 0);
+	TU_ASSERT_EQ(drain(p[0], got, sizeof got), 209);
+	TU_ASSERT_MEM_EQ(got, "abc42-x\n[zzz", 12);
+	TU_ASSERT_EQ(got[208], ']');
+	TU_ASSERT_OK(tt_writer_flush(w, TT_TRY)); /* nothing to do */
+	tt_writer_release(w);
+
+	/* A write that does not fit sends the buffer, then buffers; one of
+	 * at least a bufferful goes straight out. */
+	TU_ASSERT_OK(tt_writer_make(&w, p[1], 8));
+	TU_ASSERT_EQ(tt_writer_write(w, "12345", 5, TT_FOREVER), 5);
+	TU_ASSERT_EQ(tt_writer_write(w, "6789", 4, TT_FOREVER), 4);
+	TU_ASSERT_EQ(tt_writer_buffered(w), 4);
+	TU_ASSERT_EQ(drain(p[0], got, sizeof got), 5);
+	TU_ASSERT_EQ(tt_writer_write(w, "abcdefghij", 10, TT_FOREVER), 10);
+	TU_ASSERT_EQ(tt_writer_buffered(w), 0);
+	TU_ASSERT_EQ(drain(p[0], got, sizeof got), 14);
+	TU_ASSERT_MEM_EQ(got, "6789abcdefghij", 14);
+	tt_writer_release(w);
+	tt_close(p[0]);
+	tt_close(p[1]);
+}
+
+/* A flush into a full pipe stops at its deadline, or when its context is
+ * cancelled, and keeps exactly the bytes that did not go out. */
+static void test_writer_flush_keeps_bytes(void **state)
+{
+	(void)state;
+	int p[2];
+	make_pipe(p);
+	int cap = fcntl(p[1], F_SETPIPE_SZ, 4096);
+	TU_ASSERT_GT(cap, 0);
+	enum { LEN = 3 * 65536 };
+	char *msg = malloc(LEN + 1), *got = malloc(LEN);
+	for (int i = 0; i < LEN; i++)
+		msg[i] = (char)('a' + i % 23);
+	msg[LEN] = '\0';
+	tt_writer *w;
+	TU_ASSERT_OK(tt_writer_make(&w, p[1], 0));
+	TU_ASSERT_EQ(tt_writer_printf(w, "%s", msg), LEN);
+	TU_ASSERT_ERR(tt_writer_flush(w, tt_deadline_in(30 * MS)), -ETIMEDOUT);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_writer_flush: fd ");
+	TU_ASSERT_CONTAINS(tt_last_error(), "i/o timeout");
+	size_t left = tt_writer_buffered(w);
+	TU_ASSERT(left > 0 && left < LEN);
+	size_t have = drain(p[0], got, LEN);
+	TU_ASSERT_EQ(have + left, LEN);
+	/* Again, cancelled: what the pipe took is gone from the buffer. */
+	canceller *c = malloc(sizeof *c);
+	*c = (canceller){.after = 30 * MS, .done = tu_chan(0, 1)};
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c->ctx, tt_ctx_background()));
+	tu_go(cancel_later, c);
+	TU_ASSERT_ERR(tt_writer_flush_ctx(c->ctx, w), -ECANCELED);
+	TU_ASSERT_CONTAINS(tt_last_error(), "context canceled");
+	size_t taken = drain(p[0], got + have, LEN - have);
+	have += taken;
+	TU_ASSERT_GT(taken, 0);
+	TU_ASSERT_EQ(have + tt_writer_buffered(w), LEN);
+	/* Done already: no write at all. */
+	TU_ASSERT_ERR(tt_writer_write_ctx(c->ctx, w, "x", 1), -ECANCELED);
+	TU_ASSERT_ERR(tt_writer_flush_ctx(c->ctx, w), -ECANCELED);
+	cancel_done(c);
+	free(c);
+	/* A reader empties the pipe as the flush parks: all of it arrives,
+	 * once, in order. */
+	for (int i = 0; i < 10000 && tt_writer_buffered(w) > 0; i++) {
+		int r = tt_writer_flush(w, tt_deadline_in(20 * MS));
+		TU_ASSERT(r == 0 || r == -ETIMEDOUT);
+		have += drain(p[0], got + have, LEN - have);
+	}
+	TU_ASSERT_EQ(have, LEN);
+	TU_ASSERT_MEM_EQ(got, msg, LEN);
+	tt_writer_release(w);
+	tt_close(p[0]);
+	tt_close(p[1]);
+	free(msg);
+	free(got);
+}
+
+static void test_writer_errors(void **state)
+{
+	(void)state;
+	tt_writer *w = (tt_writer *)1;
+	TU_ASSERT_ERR(tt_writer_make(&w, -1, 0), -EBADF);
+	TU_ASSERT(w == NULL);
+	TU_ASSERT_ERR(tt_writer_make(NULL, 1, 0), -EINVAL);
+	TU_ASSERT_ERR(tt_writer_make(&w, 1, (size_t)1 << 31), -EINVAL);
+	TU_ASSERT_ERR(tt_writer_write(NULL, "x", 1, TT_FOREVER), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_writer_write: writer is NULL");
+	TU_ASSERT_ERR(tt_writer_flush(NULL, TT_FOREVER), -EINVAL);
+	TU_ASSERT_ERR(tt_writer_printf(NULL, "x"), -EINVAL);
+	TU_ASSERT_ERR(tt_writer_flush_ctx(NULL, NULL), -EINVAL);
+	TU_ASSERT_EQ(tt_writer_buffered(NULL), 0);
+	TU_ASSERT_OK(tt_writer_release(NULL));
+	/* The reader went away: -EPIPE at the flush (SIGPIPE is ignored
+	 * here), and the bytes stay. */
+	int p[2];
+	make_pipe(p);
+	TU_ASSERT_OK(tt_writer_make(&w, p[1], 0));
+	TU_ASSERT_ERR(tt_writer_write(w, NULL, 1, TT_FOREVER), -EINVAL);
+	TU_ASSERT_EQ(tt_writer_write(w, "hello", 5, TT_FOREVER), 5);
+	tt_close(p[0]);
+	TU_ASSERT_ERR(tt_writer_flush(w, TT_FOREVER), -EPIPE);
+	TU_ASSERT_CONTAINS(tt_last_error(), "broken pipe (0 of 5 bytes "
+					    "written)");
+	TU_ASSERT_EQ(tt_writer_buffered(w), 5);
+	tt_writer_release(w);
+	tt_close(p[1]);
+}
+
 /* ---- the guide's line server (docs/GUIDE.md, "Networking"), verbatim -- */
 
 static void guide_serve(void *arg)              /* go serve(conn) */
@@ -1096,6 +1240,7 @@ static void test_guide_line_server(void **state)
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, NULL, 0);
+	signal(SIGPIPE, SIG_IGN); /* writes to a closed pipe say EPIPE */
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_tcp4_listen_dial),
 		TU_TEST(test_tcp_localhost_and_empty_host),
@@ -1116,6 +1261,9 @@ int main(int argc, char **argv)
 		TU_TEST(test_reader_read),
 		TU_TEST(test_reader_ctx_cancel_on_socket),
 		TU_TEST(test_reader_bad_args),
+		TU_TEST(test_writer_buffers_until_flush),
+		TU_TEST(test_writer_flush_keeps_bytes),
+		TU_TEST(test_writer_errors),
 		TU_TEST(test_parse_random_addresses),
 		TU_TEST(test_guide_line_server),
 	};

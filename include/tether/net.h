@@ -1,5 +1,6 @@
 /* tether — networking that parks: Go's net.Listen and net.Dial, and a
- * buffered reader (Go's bufio.Reader) over any descriptor.
+ * buffered reader and writer (Go's bufio.Reader and bufio.Writer) over
+ * any descriptor.
  *
  * Connections are plain descriptors, non-blocking and close-on-exec, for
  * the calls of fd.h: tt_accept (or tt_accept_ctx) on a listener,
@@ -148,6 +149,52 @@ TT_EXPORT ssize_t tt_reader_read_line(tt_reader *r, char *buf, size_t n,
 				      int64_t deadline);
 TT_EXPORT ssize_t tt_reader_read_line_ctx(tt_ctx *ctx, tt_reader *r,
 					  char *buf, size_t n);
+
+/* ---- a buffered writer ------------------------------------------------
+ *
+ * bufio.Writer over a descriptor, for many small writes (a line
+ * protocol's answers): bytes collect in the buffer and go out in one
+ * write(2) when it fills or at tt_writer_flush. tt_write already writes
+ * everything it is given; use a writer only to save system calls. One
+ * goroutine uses a writer at a time; it does not own the descriptor.
+ *
+ * Nothing is lost when a write fails: a flush that stops part way (a
+ * deadline, a cancelled context) keeps the bytes not yet written, and the
+ * next write or flush sends them first. Unlike Go's, errors do not stick:
+ * after -ETIMEDOUT a later flush with a later deadline may succeed. */
+typedef struct tt_writer tt_writer;
+
+/* bufio.NewWriterSize(fd, size): size 0 means 4096. 0, -EBADF for a
+ * negative fd, -EINVAL (size over 1 GiB) or -ENOMEM. */
+TT_EXPORT int tt_writer_make(tt_writer **out, int fd, size_t size);
+/* Free the writer. Bytes not flushed are dropped: flush first. NULL is a
+ * no-op. Returns 0. */
+TT_EXPORT int tt_writer_release(tt_writer *w);
+/* Bytes buffered, not yet written to the descriptor. */
+TT_EXPORT size_t tt_writer_buffered(const tt_writer *w);
+
+/* bufio.Writer.Write: buffers buf, writing the buffer out first when buf
+ * does not fit (and buf itself straight to the descriptor when it is at
+ * least the buffer's size). Returns n, or, as tt_write, the count taken
+ * if it stops early, else -errno. */
+TT_EXPORT ssize_t tt_writer_write(tt_writer *w, const void *buf, size_t n,
+				  int64_t deadline);
+TT_EXPORT ssize_t tt_writer_write_ctx(tt_ctx *ctx, tt_writer *w,
+				      const void *buf, size_t n);
+
+/* fmt.Fprintf(w, ...), into the buffer only: never writes, never parks;
+ * the buffer grows when the text does not fit in its free room. Returns
+ * the text's length, or -ENOMEM / -EINVAL. */
+TT_EXPORT int tt_writer_printf(tt_writer *w, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* bufio.Writer.Flush: write out everything buffered, parking as needed.
+ * 0, or -errno with the bytes not written still buffered. */
+TT_EXPORT int tt_writer_flush(tt_writer *w, int64_t deadline);
+TT_EXPORT int tt_writer_flush_ctx(tt_ctx *ctx, tt_writer *w);
 
 #ifdef __cplusplus
 }
