@@ -1,9 +1,10 @@
-/* tt_listen, tt_dial, tt_reader and tt_writer: TCP on 127.0.0.1 and ::1 (port 0),
- * Unix sockets in a temporary directory and the abstract namespace, the
- * bound address, every kind of bad address, refused and timed-out dials,
- * contexts cancelled while dialing, accepting and reading, and the
- * reader's lines, exact reads and plain reads, including lines longer
- * than every buffer and streams that end in the middle. */
+/* tt_listen, tt_dial, tt_reader and tt_writer: TCP on 127.0.0.1 and ::1
+ * (port 0), Unix sockets in a temporary directory and the abstract
+ * namespace, the bound address, every kind of bad address, refused and
+ * timed-out dials, contexts cancelled while dialing, accepting, reading
+ * and flushing, the reader's lines, exact reads and plain reads
+ * (including lines longer than every buffer and streams that end in the
+ * middle), and the writer's buffering and partial flushes. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
