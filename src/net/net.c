@@ -80,9 +80,9 @@ void tt__net_err_text(int err, bool ctx, char *buf, size_t n)
 
 /* Record err with "<fn>: <network> <address>: <what>" (what printf-style)
  * and return it. */
-__attribute__((format(printf, 3, 4))) static int fail(const target *t,
-						       int err,
-						       const char *fmt, ...)
+static int fail(const target *t, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(const target *t, int err, const char *fmt, ...)
 {
 	char what[160];
 	va_list ap;
