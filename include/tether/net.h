@@ -15,10 +15,13 @@
  *   "unix"  "/path"      a Unix stream socket; "@name" is Linux's
  *                        abstract namespace (no file)
  *
- * The host is an IP literal (IPv6 in brackets, no zone), "localhost"
- * (127.0.0.1 and, for "tcp" and "tcp6", ::1) or empty: ":8080" listens
- * on every interface (0.0.0.0 for "tcp" and "tcp4", [::] for "tcp6"), and
- * dials this machine (127.0.0.1, or ::1 for "tcp6"). The port is a
+ * The host is an IP literal (IPv6 in brackets, no zone), "localhost" or
+ * empty. "localhost" is 127.0.0.1 for "tcp4" and ::1 for "tcp6"; "tcp"
+ * dials 127.0.0.1, then ::1, and listens on 127.0.0.1. An empty host
+ * (":8080") listens on every interface (0.0.0.0 for "tcp" and "tcp4",
+ * [::] for "tcp6") and dials this machine (127.0.0.1, or ::1 for
+ * "tcp6"). "tcp" on "[::]" listens for IPv4 too (dual stack), "tcp6"
+ * does not. The port is a
  * decimal number; port 0 when listening picks a free port, which
  * tt_local_addr or tt_local_port then tell. tt_dial also takes host
  * names, looked up with getaddrinfo(3), which BLOCKS THE THREAD (every
@@ -30,7 +33,8 @@
  * do ("tt_dial: tcp 127.0.0.1:1: connection refused"). An address or
  * network that cannot be parsed is -EINVAL, with a message saying what is
  * wrong with it; a name that does not resolve is -ENOENT ("no such
- * host"). */
+ * host"), and -EAGAIN when the resolver fails for now (Go's temporary
+ * DNS error). */
 #ifndef TETHER_NET_H
 #define TETHER_NET_H
 
