@@ -241,7 +241,7 @@ static int lookup(target *t, const char *host, int port)
 		int err = e == EAI_NONAME || e == EAI_NODATA ||
 					  e == EAI_ADDRFAMILY
 				  ? -ENOENT
-			  : e == EAI_AGAIN  ? -EAGAIN
+			  : e == EAI_AGAIN || e == EAI_FAIL ? -EAGAIN
 			  : e == EAI_MEMORY ? -ENOMEM
 			  : e == EAI_SYSTEM ? -errno
 					    : -EINVAL;
