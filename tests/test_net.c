@@ -417,7 +417,8 @@ static void test_bad_addresses(void **state)
 		{0, "tcp", "[::1]", -EINVAL, "missing port in address"},
 		{0, "tcp", "[::1]x:80", -EINVAL, "unexpected text after ']'"},
 		{0, "tcp", "a]b:80", -EINVAL, "unexpected '[' or ']'"},
-		{0, "tcp", "127.0.0.1:65536", -EINVAL, "invalid port \"65536\""},
+		{0, "tcp", "127.0.0.1:65536", -EINVAL,
+		 "invalid port \"65536\""},
 		{0, "tcp", "127.0.0.1:http", -EINVAL, "invalid port \"http\""},
 		{0, "tcp", "127.0.0.1:-1", -EINVAL, "invalid port"},
 		{0, "tcp", "127.0.0.1:123456", -EINVAL, "invalid port"},
@@ -430,7 +431,8 @@ static void test_bad_addresses(void **state)
 		{1, "tcp", "300.1.2.3:0", -EINVAL, "is not an IP address"},
 		{0, "tcp", "not a host:80", -EINVAL,
 		 "host \"not a host\" is not an IP address or a host name"},
-		{0, "tcp", "[fe80::1%eth0]:80", -EINVAL, "is not an IP address"},
+		{0, "tcp", "[fe80::1%eth0]:80", -EINVAL,
+		 "is not an IP address"},
 		{1, "unix", "", -EINVAL, "tt_listen: unix : empty path"},
 		{0, "unix",
 		 "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -456,8 +458,7 @@ static void test_bad_addresses(void **state)
 	/* The context form checks its arguments too. */
 	TU_ASSERT_ERR(tt_dial_ctx(NULL, "tcp", "127.0.0.1:1"), -EINVAL);
 	TU_ASSERT_CONTAINS(tt_last_error(), "tt_dial_ctx: ctx is NULL");
-	TU_ASSERT_ERR(tt_dial_ctx(tt_ctx_background(), "tcp", "nope"),
-		      -EINVAL);
+	TU_ASSERT_ERR(tt_dial_ctx(tt_ctx_background(), "tcp", "nope"), -EINVAL);
 	TU_ASSERT_CONTAINS(tt_last_error(), "tt_dial_ctx: tcp nope: missing "
 					    "port");
 	/* And the address calls. */
@@ -622,9 +623,9 @@ static void test_accept_deadline_and_ctx(void **state)
 /* ---- the reader -------------------------------------------------------------- */
 
 typedef struct feeder {
-	int fd;                /* write end of a pipe */
+	int fd;                   /* write end of a pipe */
 	const char *const *parts; /* written one by one, NULL-terminated */
-	int64_t gap;           /* sleep between parts */
+	int64_t gap;              /* sleep between parts */
 	bool close_at_end;
 	tt_chan *done;
 } feeder;
@@ -657,8 +658,12 @@ static void test_reader_lines(void **state)
 	/* Lines cut anywhere, one of them longer than the reader's 16-byte
 	 * buffer, and a last one without '\n'. */
 	static const char *const parts[] = {
-		"first\nsec", "ond\n", "\n", "a line longer than sixteen bytes",
-		" by far\nthird\nno newline at the end", NULL};
+		"first\nsec",
+		"ond\n",
+		"\n",
+		"a line longer than sixteen bytes",
+		" by far\nthird\nno newline at the end",
+		NULL};
 	tt_chan *done = tu_chan(0, 1);
 	feeder f = {p[1], parts, 5 * MS, true, done};
 	tt_reader *r;
@@ -666,9 +671,9 @@ static void test_reader_lines(void **state)
 	TU_ASSERT_EQ(tt_reader_fd(r), p[0]);
 	tu_go(feed, &f);
 	static const char *const want[] = {
-		"first\n", "second\n", "\n",
-		"a line longer than sixteen bytes by far\n", "third\n",
-		"no newline at the end"};
+		"first\n", "second\n",
+		"\n",      "a line longer than sixteen bytes by far\n",
+		"third\n", "no newline at the end"};
 	char line[100];
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		ssize_t n = tt_reader_read_line(r, line, sizeof line,
@@ -695,7 +700,10 @@ static void test_reader_long_line(void **state)
 	(void)state;
 	int p[2];
 	make_pipe(p);
-	enum { LEN = 64 * 1024, N = 1000 };
+	enum {
+		LEN = 64 * 1024,
+		N = 1000
+	};
 	char *big = malloc(LEN + 1);
 	for (int i = 0; i < LEN - 1; i++)
 		big[i] = (char)('a' + i % 26);
@@ -713,7 +721,8 @@ static void test_reader_long_line(void **state)
 	while (at < LEN) {
 		ssize_t n = tt_reader_read_line(r, line, sizeof line,
 						tt_deadline_in(5 * SEC));
-		TU_ASSERT_MSG(n > 0, "at %zu: %zd (%s)", at, n, tt_last_error());
+		TU_ASSERT_MSG(n > 0, "at %zu: %zd (%s)", at, n,
+			      tt_last_error());
 		TU_ASSERT_EQ(strlen(line), n);
 		TU_ASSERT_MEM_EQ(line, big + at, (size_t)n);
 		at += (size_t)n;
@@ -973,9 +982,10 @@ static void test_parse_random_addresses(void **state)
 {
 	(void)state;
 	static const char *const pieces[] = {
-		"0", "1", "9", "127", ".", ":", "::", "[", "]", "%", "@", "/",
-		"65535", "65536", "localhost", "::1", "255", "300", " ", "x",
-		"\xff", "-", "0.0.0.0", "ffff"};
+		"0",     "1",     "9",         "127", ".",       ":",
+		"::",    "[",     "]",         "%",   "@",       "/",
+		"65535", "65536", "localhost", "::1", "255",     "300",
+		" ",     "x",     "\xff",      "-",   "0.0.0.0", "ffff"};
 	static const char *const nets[] = {"tcp", "tcp4", "tcp6", "unix",
 					   "udp"};
 	uint64_t rng = tu_seed("address parser");
@@ -1001,8 +1011,8 @@ static void test_parse_random_addresses(void **state)
 		} else {
 			TU_ASSERT_MSG(r == -EINVAL, "%s \"%s\": %d (%s)", net,
 				      a, r, tt_last_error());
-			TU_ASSERT_MSG(strncmp(tt_last_error(), "tt_listen: ",
-					      11) == 0,
+			TU_ASSERT_MSG(strncmp(tt_last_error(),
+					      "tt_listen: ", 11) == 0,
 				      "%s \"%s\": message \"%s\"", net, a,
 				      tt_last_error());
 			bad++;
@@ -1083,7 +1093,9 @@ static void test_writer_flush_keeps_bytes(void **state)
 	make_pipe(p);
 	int cap = fcntl(p[1], F_SETPIPE_SZ, 4096);
 	TU_ASSERT_GT(cap, 0);
-	enum { LEN = 3 * 65536 };
+	enum {
+		LEN = 3 * 65536
+	};
 	char *msg = malloc(LEN + 1), *got = malloc(LEN);
 	for (int i = 0; i < LEN; i++)
 		msg[i] = (char)('a' + i % 23);
@@ -1163,14 +1175,15 @@ static void test_writer_errors(void **state)
 
 /* ---- the guide's line server (docs/GUIDE.md, "Networking"), verbatim -- */
 
-static void guide_serve(void *arg)              /* go serve(conn) */
+static void guide_serve(void *arg) /* go serve(conn) */
 {
 	int fd = (int)(intptr_t)arg;
-	tt_reader *r;                           /* bufio.NewReader(conn) */
+	tt_reader *r; /* bufio.NewReader(conn) */
 	char line[1024];
 	ssize_t n;
 	if (tt_reader_make(&r, fd, 0) == 0) {
-		while ((n = tt_reader_read_line(r, line, sizeof line,
+		while ((n = tt_reader_read_line(
+				r, line, sizeof line,
 				tt_deadline_in(10 * TT_SECOND))) > 0)
 			if (tt_write(fd, line, (size_t)n, TT_FOREVER) != n)
 				break;
@@ -1192,7 +1205,9 @@ static void guide_client_run(void *arg)
 	guide_client *c = arg;
 	int fd = tt_dial("tcp", c->addr, tt_deadline_in(10 * SEC));
 	TU_ASSERT_MSG(fd >= 0, "%s", tt_last_error());
-	enum { LONG = 3000 };
+	enum {
+		LONG = 3000
+	};
 	char msg[LONG + 100];
 	int k = snprintf(msg, sizeof msg, "client %d\n", c->id);
 	for (int i = 0; i < LONG; i++)
@@ -1219,7 +1234,9 @@ static void guide_client_run(void *arg)
 static void test_guide_line_server(void **state)
 {
 	(void)state;
-	enum { CLIENTS = 20 };
+	enum {
+		CLIENTS = 20
+	};
 	int ln = tt_listen("tcp", "127.0.0.1:0");
 	char addr[TT_ADDR_MAX];
 	TU_ASSERT(ln >= 0 && tt_local_addr(ln, addr, sizeof addr) > 0);

@@ -137,8 +137,8 @@ TT_EXPORT ssize_t tt_reader_read_ctx(tt_ctx *ctx, tt_reader *r, void *buf,
  * nothing is lost: the bytes read so far go back into the reader. */
 TT_EXPORT ssize_t tt_reader_read_full(tt_reader *r, void *buf, size_t n,
 				      int64_t deadline);
-TT_EXPORT ssize_t tt_reader_read_full_ctx(tt_ctx *ctx, tt_reader *r,
-					  void *buf, size_t n);
+TT_EXPORT ssize_t tt_reader_read_full_ctx(tt_ctx *ctx, tt_reader *r, void *buf,
+					  size_t n);
 
 /* bufio.Reader.ReadString('\n') into a buffer of the caller's: copies
  * one line, with its '\n', to buf and NUL-terminates it; returns its
@@ -151,8 +151,8 @@ TT_EXPORT ssize_t tt_reader_read_full_ctx(tt_ctx *ctx, tt_reader *r,
  * the middle of a line loses nothing. n must be at least 2 (-EINVAL). */
 TT_EXPORT ssize_t tt_reader_read_line(tt_reader *r, char *buf, size_t n,
 				      int64_t deadline);
-TT_EXPORT ssize_t tt_reader_read_line_ctx(tt_ctx *ctx, tt_reader *r,
-					  char *buf, size_t n);
+TT_EXPORT ssize_t tt_reader_read_line_ctx(tt_ctx *ctx, tt_reader *r, char *buf,
+					  size_t n);
 
 /* ---- a buffered writer ------------------------------------------------
  *

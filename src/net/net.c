@@ -43,7 +43,12 @@
 #include "tether/net.h"
 #include "tether/time.h"
 
-enum kind { K_TCP, K_TCP4, K_TCP6, K_UNIX };
+enum kind {
+	K_TCP,
+	K_TCP4,
+	K_TCP6,
+	K_UNIX
+};
 
 /* The most addresses a name may give: enough for any real host's A and
  * AAAA records to be tried. */
@@ -89,13 +94,12 @@ static int fail(const target *t, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	return tt__err(err, "%s: %s %.120s: %s", t->fn, t->network,
-		       t->address, what);
+	return tt__err(err, "%s: %s %.120s: %s", t->fn, t->network, t->address,
+		       what);
 }
 
 /* fail() with the text of err after an optional "syscall: " prefix. */
-static int fail_errno(const target *t, int err, const char *syscall,
-		      bool ctx)
+static int fail_errno(const target *t, int err, const char *syscall, bool ctx)
 {
 	char text[96];
 	tt__net_err_text(err, ctx, text, sizeof text);
@@ -110,7 +114,9 @@ static int parse_network(target *t)
 	static const struct {
 		const char *name;
 		enum kind kind;
-	} nets[] = {{"tcp", K_TCP}, {"tcp4", K_TCP4}, {"tcp6", K_TCP6},
+	} nets[] = {{"tcp", K_TCP},
+		    {"tcp4", K_TCP4},
+		    {"tcp6", K_TCP6},
 		    {"unix", K_UNIX}};
 	for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
 		if (strcmp(t->network, nets[i].name) == 0) {
@@ -154,8 +160,8 @@ static int parse_unix(target *t)
 			    sizeof s->sun_path - 1);
 	*s = (struct sockaddr_un){.sun_family = AF_UNIX};
 	memcpy(s->sun_path, p, len);
-	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-				   len);
+	socklen_t sl =
+		(socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if (p[0] == '@')
 		s->sun_path[0] = '\0';
 	else
@@ -224,27 +230,42 @@ static bool plausible_name(const char *h)
 			 "0123456789-_.") == n;
 }
 
+/* getaddrinfo's error e as a negative errno. */
+static int gai_errno(int e)
+{
+	switch (e) {
+	case EAI_NONAME:
+	case EAI_NODATA:
+	case EAI_ADDRFAMILY:
+		return -ENOENT; /* no such host */
+	case EAI_AGAIN:
+	case EAI_FAIL:
+		return -EAGAIN; /* the resolver failed, for now */
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_SYSTEM:
+		return -errno;
+	default:
+		return -EINVAL;
+	}
+}
+
 /* Look host up with getaddrinfo (blocking the thread: see net.h). */
 static int lookup(target *t, const char *host, int port)
 {
 	if (!plausible_name(host))
-		return fail(t, -EINVAL, "host \"%.64s\" is not an IP address "
-					"or a host name",
+		return fail(t, -EINVAL,
+			    "host \"%.64s\" is not an IP address "
+			    "or a host name",
 			    host);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_family = t->kind == K_TCP4	  ? AF_INET
+				 .ai_family = t->kind == K_TCP4   ? AF_INET
 					      : t->kind == K_TCP6 ? AF_INET6
 								  : AF_UNSPEC};
 	struct addrinfo *res = NULL;
 	int e = getaddrinfo(host, NULL, &hints, &res);
 	if (e != 0) {
-		int err = e == EAI_NONAME || e == EAI_NODATA ||
-					  e == EAI_ADDRFAMILY
-				  ? -ENOENT
-			  : e == EAI_AGAIN || e == EAI_FAIL ? -EAGAIN
-			  : e == EAI_MEMORY ? -ENOMEM
-			  : e == EAI_SYSTEM ? -errno
-					    : -EINVAL;
+		int err = gai_errno(e);
 		return fail(t, err, "lookup %.64s: %s", host,
 			    err == -ENOENT ? "no such host" : gai_strerror(e));
 	}
@@ -252,7 +273,8 @@ static int lookup(target *t, const char *host, int port)
 	     ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET)
 			add_v4(t,
-			       ((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr,
+			       ((struct sockaddr_in *)ai->ai_addr)
+				       ->sin_addr.s_addr,
 			       port);
 		else if (ai->ai_family == AF_INET6)
 			add_v6(t,
@@ -274,8 +296,8 @@ static int resolve(target *t, const char *host, int port, bool listening)
 	struct in6_addr a6;
 	if (host[0] == '\0') {
 		if (v4)
-			add_v4(t, htonl(listening ? INADDR_ANY
-						  : INADDR_LOOPBACK),
+			add_v4(t,
+			       htonl(listening ? INADDR_ANY : INADDR_LOOPBACK),
 			       port);
 		else
 			add_v6(t, listening ? &in6addr_any : &in6addr_loopback,
@@ -386,8 +408,8 @@ int tt_listen(const char *network, const char *address)
 	/* "tcp" on an IPv6 address also takes IPv4 (a dual-stack socket,
 	 * as Go makes for "[::]"); "tcp6" does not. */
 	if (t.sa[0].ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
-		       sizeof v6only) != 0)
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) !=
+		    0)
 		goto fail;
 	step = "bind";
 	if (bind(fd, (struct sockaddr *)&t.sa[0], t.len[0]) != 0)
@@ -431,7 +453,7 @@ static int connect_one(const target *t, int i, int fd, tt_ctx *ctx,
 			if (now >= deadline)
 				return -ETIMEDOUT;
 			s = tt_sleep_until(deadline - now > nap ? now + nap
-								 : deadline);
+								: deadline);
 		}
 		if (s)
 			return s;
@@ -501,8 +523,7 @@ int tt_dial_ctx(tt_ctx *ctx, const char *network, const char *address)
 
 /* ---- addresses ------------------------------------------------------------ */
 
-static int format_addr(const char *fn, int fd, bool peer, char *buf,
-		       size_t n)
+static int format_addr(const char *fn, int fd, bool peer, char *buf, size_t n)
 {
 	if (buf == NULL || n == 0)
 		return tt__err(-EINVAL, "%s: buf is NULL or empty", fn);
@@ -533,7 +554,8 @@ static int format_addr(const char *fn, int fd, bool peer, char *buf,
 				     s->sun_path + 1);
 		else
 			w = snprintf(buf, n, "%.*s",
-				     (int)strnlen(s->sun_path, pl), s->sun_path);
+				     (int)strnlen(s->sun_path, pl),
+				     s->sun_path);
 	} else {
 		return tt__err(-EAFNOSUPPORT,
 			       "%s: fd %d: address family %d is not TCP/IP "
@@ -571,7 +593,8 @@ int tt_local_port(int fd)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	if (ss.ss_family == AF_INET6)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return tt__err(-EAFNOSUPPORT, "tt_local_port: fd %d is not a TCP/IP "
-				      "socket",
+	return tt__err(-EAFNOSUPPORT,
+		       "tt_local_port: fd %d is not a TCP/IP "
+		       "socket",
 		       fd);
 }

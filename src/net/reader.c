@@ -100,8 +100,7 @@ size_t tt_reader_buffered(const tt_reader *r)
 
 /* The checks every read starts with: arguments, and a context that is
  * done already (its error, before anything is handed out). */
-static int begin(const waitspec *ws, tt_reader *r, const void *buf,
-		 size_t n)
+static int begin(const waitspec *ws, tt_reader *r, const void *buf, size_t n)
 {
 	if (r == NULL)
 		return tt__err(-EINVAL, "%s: reader is NULL", ws->fn);
@@ -254,15 +253,13 @@ static ssize_t do_read_full(const waitspec *ws, tt_reader *r, void *buf,
 	return (ssize_t)n;
 }
 
-ssize_t tt_reader_read_full(tt_reader *r, void *buf, size_t n,
-			    int64_t deadline)
+ssize_t tt_reader_read_full(tt_reader *r, void *buf, size_t n, int64_t deadline)
 {
 	waitspec ws = {"tt_reader_read_full", deadline, NULL};
 	return do_read_full(&ws, r, buf, n);
 }
 
-ssize_t tt_reader_read_full_ctx(tt_ctx *ctx, tt_reader *r, void *buf,
-				size_t n)
+ssize_t tt_reader_read_full_ctx(tt_ctx *ctx, tt_reader *r, void *buf, size_t n)
 {
 	if (ctx == NULL)
 		return tt__err(-EINVAL, "tt_reader_read_full_ctx: ctx is NULL");
@@ -317,21 +314,19 @@ static ssize_t do_read_line(const waitspec *ws, tt_reader *r, char *buf,
 		ssize_t k = os_read(ws, r->fd, r->buf + r->w, r->cap - r->w);
 		if (k < 0)
 			return k; /* the line so far stays buffered */
-		if (k == 0) /* end of stream: the last line, unended */
+		if (k == 0)       /* end of stream: the last line, unended */
 			return have ? hand_line(r, buf, have) : 0;
 		r->w += (size_t)k;
 	}
 }
 
-ssize_t tt_reader_read_line(tt_reader *r, char *buf, size_t n,
-			    int64_t deadline)
+ssize_t tt_reader_read_line(tt_reader *r, char *buf, size_t n, int64_t deadline)
 {
 	waitspec ws = {"tt_reader_read_line", deadline, NULL};
 	return do_read_line(&ws, r, buf, n);
 }
 
-ssize_t tt_reader_read_line_ctx(tt_ctx *ctx, tt_reader *r, char *buf,
-				size_t n)
+ssize_t tt_reader_read_line_ctx(tt_ctx *ctx, tt_reader *r, char *buf, size_t n)
 {
 	if (ctx == NULL)
 		return tt__err(-EINVAL, "tt_reader_read_line_ctx: ctx is NULL");

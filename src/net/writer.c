@@ -79,8 +79,7 @@ size_t tt_writer_buffered(const tt_writer *w)
 }
 
 /* Arguments, and a context that is done already. */
-static int begin(const waitspec *ws, tt_writer *w, const void *buf,
-		 size_t n)
+static int begin(const waitspec *ws, tt_writer *w, const void *buf, size_t n)
 {
 	if (w == NULL)
 		return tt__err(-EINVAL, "%s: writer is NULL", ws->fn);
@@ -99,21 +98,21 @@ static int begin(const waitspec *ws, tt_writer *w, const void *buf,
 
 /* Write p[0, n) to fd: returns the bytes written; when that is less than
  * n, *err says why (and the message is set). */
-static size_t put(const waitspec *ws, int fd, const char *p, size_t n,
-		  int *err)
+static size_t put(const waitspec *ws, int fd, const char *p, size_t n, int *err)
 {
 	size_t done = 0;
 	while (done < n) {
-		ssize_t k = ws->ctx ? tt_write_ctx(ws->ctx, fd, p + done,
-						   n - done)
-				    : tt_write(fd, p + done, n - done,
-					       ws->deadline);
+		ssize_t k =
+			ws->ctx ? tt_write_ctx(ws->ctx, fd, p + done, n - done)
+				: tt_write(fd, p + done, n - done,
+					   ws->deadline);
 		if (k <= 0) {
 			*err = k < 0 ? (int)k : -EIO;
 			char text[96];
 			tt__net_err_text(*err, ws->ctx != NULL, text,
 					 sizeof text);
-			tt__err(*err, "%s: fd %d: %s (%zu of %zu bytes written)",
+			tt__err(*err,
+				"%s: fd %d: %s (%zu of %zu bytes written)",
 				ws->fn, fd, text, done, n);
 			return done;
 		}
@@ -183,8 +182,8 @@ int tt_writer_printf(tt_writer *w, const char *fmt, ...)
 	int k = vsnprintf(w->buf + w->n, w->cap - w->n, fmt, ap);
 	va_end(ap);
 	if (k < 0)
-		return tt__err(-EINVAL, "tt_writer_printf: bad format \"%.64s\"",
-			       fmt);
+		return tt__err(-EINVAL,
+			       "tt_writer_printf: bad format \"%.64s\"", fmt);
 	if ((size_t)k >= w->cap - w->n) { /* with its NUL, it did not fit */
 		size_t need = w->n + (size_t)k + 1;
 		char *b = realloc(w->buf, need);
