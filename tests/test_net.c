@@ -126,6 +126,13 @@ static void test_tcp4_listen_dial(void **state)
 	TU_ASSERT_CONTAINS(tt_last_error(), "needs");
 	TU_ASSERT_ERR(tt_remote_addr(lfd, addr, sizeof addr), -ENOTCONN);
 
+	/* The port is taken now. */
+	TU_ASSERT_ERR(tt_listen("tcp4", want), -EADDRINUSE);
+	char msg[128];
+	snprintf(msg, sizeof msg,
+		 "tt_listen: tcp4 %s: bind: address already in use", want);
+	TU_ASSERT_EQ(strcmp(tt_last_error(), msg), 0);
+
 	server s;
 	start_server(&s, lfd);
 	for (int i = 0; i < 3; i++) {
