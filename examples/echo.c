@@ -1,10 +1,11 @@
 /* echo — a TCP echo server on one thread: descriptor I/O that parks
  * goroutines, and a Go-style graceful shutdown.
  *
- * One goroutine accepts; each connection gets a goroutine of its own that
- * reads and writes back what it read, as Go's io.Copy(conn, conn) does.
- * Every blocking call parks the goroutine, never the thread, so thousands
- * of connections are served by one OS thread.
+ * tt_listen opens the listener, as Go's net.Listen does. One goroutine
+ * accepts; each connection gets a goroutine of its own that reads and
+ * writes back what it read, as Go's io.Copy(conn, conn) does. Every
+ * blocking call parks the goroutine, never the thread, so thousands of
+ * connections are served by one OS thread.
  *
  * Shutdown is a context. SIGINT or SIGTERM (through a self-pipe that a
  * goroutine reads) or the end of --seconds cancels it; the listener and
@@ -18,22 +19,20 @@
  * says where it listens ("echo: listening on 127.0.0.1:PORT"). At most
  * --max-conns connections (default 10000) are served at once; further
  * clients wait in the listen queue, as with Go's netutil.LimitListener. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <tether.h>
 
 /* Shared by all the server's goroutines. They run on one thread and
  * switch only where they block, so the counters need no lock. */
-struct server {
+static struct server {
 	tt_ctx *ctx;       /* cancelled to shut everything down */
 	tt_waitgroup *wg;  /* the listener, the signal watcher, connections */
 	tt_chan *slots;    /* chan struct{}, cap --max-conns: a semaphore */
@@ -41,12 +40,7 @@ struct server {
 	int sigfd;         /* read end of the self-pipe */
 	long conns;        /* connections served */
 	long long bytes;   /* bytes echoed */
-};
-
-struct conn {
-	struct server *srv;
-	int fd;
-};
+} srv;
 
 /* ---- signals: a self-pipe, read by a goroutine --------------------------- */
 
@@ -66,82 +60,63 @@ static void on_signal(int sig)
  * either way make sure the context is cancelled. */
 static void watch_signals(void *arg)
 {
-	struct server *srv = arg;
+	(void)arg;
 	unsigned char sig;
-	if (tt_read_ctx(srv->ctx, srv->sigfd, &sig, 1) == 1)
+	if (tt_read_ctx(srv.ctx, srv.sigfd, &sig, 1) == 1)
 		fprintf(stderr, "echo: %s, shutting down\n", strsignal(sig));
-	tt_ctx_cancel(srv->ctx);
-	tt_wg_done(srv->wg);
+	tt_ctx_cancel(srv.ctx);
+	tt_wg_done(srv.wg);
 }
 
 /* ---- connections --------------------------------------------------------- */
 
+/* go serve(conn): a goroutine per connection, its descriptor as arg. */
 static void serve(void *arg)
 {
-	struct conn *c = arg;
-	struct server *srv = c->srv;
+	int fd = (int)(intptr_t)arg;
 	char buf[16384];
 	for (;;) {
 		/* Returns what one read(2) gave, 0 at end of stream, or the
 		 * context's error once the server shuts down. */
-		ssize_t n = tt_read_ctx(srv->ctx, c->fd, buf, sizeof buf);
+		ssize_t n = tt_read_ctx(srv.ctx, fd, buf, sizeof buf);
 		if (n <= 0)
 			break;
-		ssize_t w = tt_write_ctx(srv->ctx, c->fd, buf, (size_t)n);
+		ssize_t w = tt_write_ctx(srv.ctx, fd, buf, (size_t)n);
 		if (w > 0)
-			srv->bytes += w;
+			srv.bytes += w;
 		if (w != n)
 			break; /* the peer went away, or shutdown */
 	}
-	tt_close(c->fd);
-	free(c);
-	tt_chan_recv(srv->slots, NULL, 0, NULL); /* free our slot */
-	tt_wg_done(srv->wg);
-}
-
-/* go serve(conn): 0, or -1 (having said why) if it cannot start. */
-static int start_conn(struct server *srv, int fd)
-{
-	struct conn *c = malloc(sizeof *c);
-	if (c == NULL) {
-		fprintf(stderr, "echo: out of memory\n");
-		return -1;
-	}
-	*c = (struct conn){srv, fd};
-	tt_wg_add(srv->wg, 1);
-	if (tt_go(serve, c) < 0) {
-		fprintf(stderr, "echo: %s\n", tt_last_error());
-		tt_wg_done(srv->wg);
-		free(c);
-		return -1;
-	}
-	return 0;
+	tt_close(fd);
+	tt_chan_recv(srv.slots, NULL, 0, NULL); /* free our slot */
+	tt_wg_done(srv.wg);
 }
 
 static void listen_loop(void *arg)
 {
-	struct server *srv = arg;
+	(void)arg;
 	/* Take a slot before each accept: at --max-conns this parks until a
 	 * connection ends. Both calls give up when the context is done. */
-	while (tt_chan_send_ctx(srv->ctx, srv->slots, NULL, 0) == 0) {
-		int fd = tt_accept_ctx(srv->ctx, srv->lfd, NULL, NULL);
-		if (fd >= 0 && start_conn(srv, fd) == 0) {
-			srv->conns++;
+	while (tt_chan_send_ctx(srv.ctx, srv.slots, NULL, 0) == 0) {
+		int fd = tt_accept_ctx(srv.ctx, srv.lfd, NULL, NULL);
+		tt_wg_add(srv.wg, 1);
+		if (fd >= 0 && tt_go(serve, (void *)(intptr_t)fd) >= 0) {
+			srv.conns++;
 			continue;
 		}
-		tt_chan_recv(srv->slots, NULL, 0, NULL); /* give it back */
+		tt_wg_done(srv.wg);
+		tt_chan_recv(srv.slots, NULL, 0, NULL); /* give it back */
+		if (fd < 0 && tt_ctx_err(srv.ctx))
+			break; /* shutting down */
+		fprintf(stderr, "echo: %s\n", tt_last_error());
 		if (fd >= 0)
 			tt_close(fd);
-		else if (tt_ctx_err(srv->ctx))
-			break; /* shutting down */
-		else
-			fprintf(stderr, "echo: %s\n", tt_last_error());
 		/* Out of descriptors or memory: back off a little, and keep
 		 * serving the connections we have. */
-		tt_sleep_ctx(srv->ctx, 10 * TT_MILLISECOND);
+		tt_sleep_ctx(srv.ctx, 10 * TT_MILLISECOND);
 	}
-	tt_close(srv->lfd);
-	tt_wg_done(srv->wg);
+	tt_close(srv.lfd);
+	tt_wg_done(srv.wg);
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -165,34 +140,6 @@ static int parse_long(const char *v, long min, long max, long *out)
 		return -1;
 	*out = n;
 	return 0;
-}
-
-/* A non-blocking socket listening on addr:port; prints a message and
- * returns -1 on failure. */
-static int listen_on(const char *addr, long port, struct sockaddr_in *sa)
-{
-	*sa = (struct sockaddr_in){.sin_family = AF_INET,
-				   .sin_port = htons((uint16_t)port)};
-	if (inet_pton(AF_INET, addr, &sa->sin_addr) != 1) {
-		fprintf(stderr, "echo: --addr %s is not an IPv4 address\n",
-			addr);
-		return -1;
-	}
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
-	int one = 1;
-	socklen_t len = sizeof *sa;
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-	    bind(fd, (struct sockaddr *)sa, len) || listen(fd, 4096) ||
-	    getsockname(fd, (struct sockaddr *)sa, &len)) {
-		fprintf(stderr, "echo: cannot listen on %s:%ld: %s\n", addr,
-			port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static int self_pipe(void)
@@ -247,10 +194,17 @@ int main(int argc, char **argv)
 		}
 	}
 
-	struct server srv = {0};
-	struct sockaddr_in sa;
-	if ((srv.lfd = listen_on(addr, port, &sa)) < 0 ||
-	    (srv.sigfd = self_pipe()) < 0)
+	/* ln, err := net.Listen("tcp4", net.JoinHostPort(addr, port)) */
+	char where[TT_ADDR_MAX];
+	snprintf(where, sizeof where, strchr(addr, ':') ? "[%.64s]:%ld"
+							: "%.64s:%ld",
+		 addr, port);
+	if ((srv.lfd = tt_listen("tcp4", where)) < 0 ||
+	    tt_local_addr(srv.lfd, where, sizeof where) < 0) {
+		fprintf(stderr, "echo: %s\n", tt_last_error());
+		return 1;
+	}
+	if ((srv.sigfd = self_pipe()) < 0)
 		return 1;
 	/* ctx, cancel := context.WithCancel (or WithTimeout for --seconds) */
 	int r = seconds < 0 ? tt_ctx_with_cancel(&srv.ctx, tt_ctx_background())
@@ -261,13 +215,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}
-	char ip[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-	printf("echo: listening on %s:%d\n", ip, ntohs(sa.sin_port));
+	printf("echo: listening on %s\n", where);
 	fflush(stdout);
 
 	tt_wg_add(srv.wg, 2);
-	if (tt_go(listen_loop, &srv) < 0 || tt_go(watch_signals, &srv) < 0) {
+	if (tt_go(listen_loop, NULL) < 0 || tt_go(watch_signals, NULL) < 0) {
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}

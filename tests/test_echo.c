@@ -418,10 +418,27 @@ static void test_echo_bad_flags(void **state)
 		TU_ASSERT_CONTAINS(out, cases[i].says);
 		TU_ASSERT_CONTAINS(out, "usage: echo");
 	}
-	/* An address that is not one is an error too, not a crash. */
+	/* An address that is not one is an error too, not a crash, and the
+	 * message names it. */
 	char *out;
 	TU_ASSERT_EQ(run_echo("--addr not-an-ip", &out), 1);
-	TU_ASSERT_CONTAINS(out, "is not an IPv4 address");
+	TU_ASSERT_CONTAINS(out, "echo: tt_listen: tcp4 not-an-ip:0: host "
+				"\"not-an-ip\" is not an IP address");
+	/* A port in use. */
+	int busy = tt_listen("tcp4", "127.0.0.1:0");
+	TU_ASSERT(busy >= 0);
+	char args[64], want[128];
+	snprintf(args, sizeof args, "--port %d", tt_local_port(busy));
+	snprintf(want, sizeof want,
+		 "echo: tt_listen: tcp4 127.0.0.1:%d: bind: address already "
+		 "in use\n",
+		 tt_local_port(busy));
+	TU_ASSERT_EQ(run_echo(args, &out), 1);
+	TU_ASSERT_CONTAINS(out, want);
+	TU_ASSERT_OK(tt_close(busy));
+	TU_ASSERT_EQ(run_echo("--addr ::1", &out), 1);
+	TU_ASSERT_CONTAINS(out, "echo: tt_listen: tcp4 [::1]:0: ::1 is an IPv6 "
+				"address");
 }
 
 #define ECHO_TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, teardown)
