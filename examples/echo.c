@@ -95,7 +95,7 @@ static void serve(void *arg)
 	}
 	tt_close(c->fd);
 	free(c);
-	tt_chan_recv(srv->slots, NULL, 0, NULL); /* free our slot */
+	(void)!tt_recv_discard(srv->slots, NULL); /* free our slot */
 	tt_wg_done(srv->wg);
 }
 
@@ -129,7 +129,7 @@ static void listen_loop(void *arg)
 			srv->conns++;
 			continue;
 		}
-		tt_chan_recv(srv->slots, NULL, 0, NULL); /* give it back */
+		(void)!tt_recv_discard(srv->slots, NULL); /* give it back */
 		if (fd >= 0)
 			tt_close(fd);
 		else if (tt_ctx_err(srv->ctx))
@@ -271,7 +271,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}
-	tt_wg_wait(srv.wg); /* everything has shut down */
+	if (tt_wg_wait(srv.wg) != 0) { /* everything has shut down */
+		fprintf(stderr, "echo: %s\n", tt_last_error());
+		return 1;
+	}
 
 	printf("echo: served %ld connections, echoed %lld bytes\n", srv.conns,
 	       srv.bytes);

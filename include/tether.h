@@ -16,5 +16,6 @@
 #include "tether/debug.h"
 #include "tether/leak.h"
 #include "tether/threads.h"
+#include "tether/defer.h"
 
 #endif
