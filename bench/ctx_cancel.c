@@ -16,7 +16,8 @@ static void waiter(void *arg)
 	(void)arg;
 	tt_case c[1] = {TT_CASE_RECV_DISCARD(done_ch, NULL)};
 	parked++;
-	tt_select(c, 1, TT_FOREVER);
+	if (tt_select(c, 1, TT_FOREVER) != 0)
+		bench_fail("ctx_cancel", "tt_select", -1);
 	tt_wg_done(wg);
 }
 

@@ -32,7 +32,9 @@ static __attribute__((noinline)) void leaf(void)
 {
 	int v;
 	parked++;
-	tt_chan_recv(block, &v, sizeof v, NULL);
+	int r = tt_chan_recv(block, &v, sizeof v, NULL); /* parked for good */
+	if (r != 0)
+		bench_fail("profile_dump", "tt_chan_recv", r);
 	__asm__ volatile("");
 }
 

@@ -33,7 +33,9 @@ static void parked(void *arg)
 	tt_chan *quit = arg;
 	int64_t v;
 	reached++;
-	tt_recv(quit, &v, NULL);
+	int r = tt_recv(quit, &v, NULL); /* parked for good */
+	if (r != 0)
+		bench_fail("spawn_park", "tt_recv", r);
 }
 
 int main(int argc, char **argv)

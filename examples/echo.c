@@ -88,7 +88,7 @@ static void serve(void *arg)
 			break; /* the peer went away, or shutdown */
 	}
 	tt_close(fd);
-	tt_chan_recv(srv.slots, NULL, 0, NULL); /* free our slot */
+	(void)!tt_recv_discard(srv.slots, NULL); /* free our slot */
 	tt_wg_done(srv.wg);
 }
 
@@ -105,7 +105,7 @@ static void listen_loop(void *arg)
 			continue;
 		}
 		tt_wg_done(srv.wg);
-		tt_chan_recv(srv.slots, NULL, 0, NULL); /* give it back */
+		(void)!tt_recv_discard(srv.slots, NULL); /* give it back */
 		if (fd < 0 && tt_ctx_err(srv.ctx))
 			break; /* shutting down */
 		fprintf(stderr, "echo: %s\n", tt_last_error());
@@ -223,7 +223,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}
-	tt_wg_wait(srv.wg); /* everything has shut down */
+	if (tt_wg_wait(srv.wg) != 0) { /* everything has shut down */
+		fprintf(stderr, "echo: %s\n", tt_last_error());
+		return 1;
+	}
 
 	printf("echo: served %ld connections, echoed %lld bytes\n", srv.conns,
 	       srv.bytes);

@@ -29,9 +29,11 @@ int main(void)
 	}
 	tt_go(worker, &w);                  /* go worker(jobs, done) */
 	for (int i = 1; i <= 3; i++)
-		tt_send(w.jobs, &i);            /* jobs <- i */
+		if (tt_send(w.jobs, &i) != 0)   /* jobs <- i */
+			return 1;
 	tt_chan_close(w.jobs);              /* close(jobs) */
-	tt_chan_recv(w.done, NULL, 0, NULL); /* <-done */
+	if (tt_recv_discard(w.done, NULL) != 0) /* <-done */
+		return 1;
 	printf("worker done\n");
 	tt_chan_release(w.jobs);
 	tt_chan_release(w.done);

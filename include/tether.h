@@ -17,5 +17,6 @@
 #include "tether/debug.h"
 #include "tether/leak.h"
 #include "tether/threads.h"
+#include "tether/defer.h"
 
 #endif

@@ -128,6 +128,10 @@ void tt__spawn_call(void **save_sp, void *stack_top, void *g);
 /* Runs a new goroutine; returns the parent's stack pointer only when the
  * goroutine ended without ever switching away. */
 void *tt__g_direct_entry(void *g);
+/* The entry of a goroutine handed objects (tt_go_attr.own, .wg): runs the
+ * goroutine's function, then gives them back. Its frame ends the stacks
+ * that dumps show, as tt__g_direct_entry's does. */
+void tt__go_owned_entry(void *owned);
 
 /* Restores the context saved at new_sp, abandoning the current one. */
 void tt__jump(void *new_sp) __attribute__((noreturn));
@@ -342,6 +346,9 @@ void *tt__obj_alloc(tt__sched *s, size_t size, enum tt__obj_kind kind);
 void tt__obj_free(tt__sched *s, void *p, size_t size);
 /* The ending thread's free slots go to the global lists. */
 void tt__obj_thread_exit(tt__sched *s);
+/* tt_obj_retain/release of a sync object (sync.c), any of its kinds. */
+int tt__sync_retain(void *h);
+int tt__sync_release(void *h);
 
 struct tt__sched {
 	tt__g *current;      /* the running goroutine */
@@ -622,6 +629,12 @@ void tt__leak_thread_exit(tt__sched *s);
 /* Record err and a printf-style message as the current goroutine's last
  * error; returns err, so `return tt__err(-EINVAL, "...")` reads well. */
 int tt__err(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The same for a misuse that loses data or synchronisation when the
+ * program ignores it (an element size that does not match, a handle that
+ * is not live): in strict mode (tt_set_strict, TETHER_STRICT=1) it is a
+ * panic with this message instead. */
+int tt__misuse(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Go's panics and fatal errors: print and abort (panic) or exit(2)

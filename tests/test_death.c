@@ -49,7 +49,7 @@ static char line_buf[32];
 		int len_ = snprintf(line_buf, sizeof line_buf,               \
 				    "tu-line=%d\n", __LINE__);               \
 		(void)!write(2, line_buf, (size_t)len_);                     \
-		call;                                                        \
+		TU_UNCHECKED(call);                                          \
 	} while (0)
 
 /* As mark_goid, without stdio (for small stacks). */
@@ -103,7 +103,7 @@ static void child_send_closed(void)
 	int v = 1;
 	/* Even with TT_TRY and room in the buffer: Go's select with a
 	 * default case panics too. */
-	tt_chan_send_until(c, &v, sizeof v, TT_TRY);
+	TU_UNCHECKED(tt_chan_send_until(c, &v, sizeof v, TT_TRY));
 	survived();
 }
 
@@ -278,7 +278,7 @@ static void child_select_send_closed_ready(void)
 	mark_goid();
 	int v = 1;
 	tt_case cases[1] = {TT_CASE_SEND_FROM(c, &v)};
-	tt_select(cases, 1, TT_TRY);
+	TU_UNCHECKED(tt_select(cases, 1, TT_TRY));
 	survived();
 }
 
@@ -288,7 +288,7 @@ static void child_deadlock_recv(void)
 	if (tt_chan_make(&c, sizeof(int), 0) != 0)
 		return;
 	int v;
-	tt_recv(c, &v, NULL); /* nobody will ever send */
+	TU_UNCHECKED(tt_recv(c, &v, NULL)); /* nobody will ever send */
 	survived();
 }
 
@@ -297,7 +297,7 @@ static void blocked_sender(void *arg)
 	tt_chan *c = arg;
 	mark_goid();
 	int v = 1;
-	tt_send(c, &v);
+	TU_UNCHECKED(tt_send(c, &v));
 }
 
 static void child_deadlock_many(void)
@@ -309,20 +309,20 @@ static void child_deadlock_many(void)
 	burn_ids(4);
 	tt_go(blocked_sender, a);
 	int v;
-	tt_recv(b, &v, NULL);
+	TU_UNCHECKED(tt_recv(b, &v, NULL));
 	survived();
 }
 
 static void child_deadlock_nil(void)
 {
 	int v;
-	tt_chan_recv(NULL, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(NULL, &v, sizeof v, NULL));
 	survived();
 }
 
 static void child_deadlock_select_empty(void)
 {
-	tt_select(NULL, 0, TT_FOREVER);
+	TU_UNCHECKED(tt_select(NULL, 0, TT_FOREVER));
 	survived();
 }
 
@@ -335,7 +335,7 @@ static void child_deadlock_after_timers(void)
 		return;
 	tt_sleep(20 * TT_MILLISECOND);
 	int v;
-	tt_recv(c, &v, NULL);
+	TU_UNCHECKED(tt_recv(c, &v, NULL));
 	survived();
 }
 
@@ -401,7 +401,7 @@ static void *use_from_thread(void *arg)
 {
 	tt_chan *c = arg;
 	int v = 1;
-	tt_chan_send_until(c, &v, sizeof v, TT_TRY);
+	TU_UNCHECKED(tt_chan_send_until(c, &v, sizeof v, TT_TRY));
 	return NULL;
 }
 

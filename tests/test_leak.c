@@ -110,7 +110,7 @@ static void let_go_all(void)
 static __attribute__((noinline)) void leaky_recv(void *arg)
 {
 	tt_chan *c = arg;
-	tt_chan_recv(c, &(char){0}, 0, NULL);
+	TU_UNCHECKED(tt_chan_recv(c, &(char){0}, 0, NULL));
 }
 
 /* The creator the reports name ("created by spawn_leaker"): it calls
@@ -430,7 +430,7 @@ static void test_leaky(void *arg)
 static void test_clean(void *arg)
 {
 	struct conc *k = arg;
-	tt_recv(k->step, &(char){0}, NULL);
+	TU_UNCHECKED(tt_recv(k->step, &(char){0}, NULL));
 	tt_leak_scope sc;
 	TU_ASSERT_OK(tt_leak_scope_begin(&sc, "test_clean"));
 	tu_go(worker_ok, NULL);
@@ -598,7 +598,7 @@ static void test_leak_leakcheck_env(void **state)
 
 static void wait_recv(void *arg)
 {
-	tt_chan_recv(arg, &(char){0}, 0, NULL);
+	TU_UNCHECKED(tt_chan_recv(arg, &(char){0}, 0, NULL));
 }
 
 /* Parked on a channel, then the only reference is released. */
@@ -673,8 +673,8 @@ static void test_leak_proven_report(void **state)
 /* No false positives: reachable channels, deadlines, live timers. */
 static void wait_recv_deadline(void *arg)
 {
-	tt_chan_recv_until(arg, NULL, 0, NULL,
-			   tt_deadline_in(20 * TT_MILLISECOND));
+	TU_UNCHECKED(tt_chan_recv_until(arg, NULL, 0, NULL,
+					tt_deadline_in(20 * TT_MILLISECOND)));
 }
 
 struct two {
@@ -689,7 +689,7 @@ static void wait_select(void *arg)
 		TT_CASE_RECV_DISCARD(t->b, NULL),
 		TT_CASE_RECV_DISCARD(NULL, NULL), /* nil: never ready */
 	};
-	tt_select(cases, 3, TT_FOREVER);
+	TU_UNCHECKED(tt_select(cases, 3, TT_FOREVER));
 }
 
 static void child_proven_false_positives(void)
@@ -756,7 +756,7 @@ static void test_leak_proven_no_false_positive(void **state)
 
 static void wg_waiter(void *arg)
 {
-	tt_wg_wait(arg);
+	TU_UNCHECKED(tt_wg_wait(arg));
 }
 
 static void mutex_waiter(void *arg)
@@ -766,7 +766,7 @@ static void mutex_waiter(void *arg)
 
 static void ctx_waiter(void *arg)
 {
-	tt_chan_recv(tt_ctx_done(arg), &(char){0}, 0, NULL);
+	TU_UNCHECKED(tt_chan_recv(tt_ctx_done(arg), &(char){0}, 0, NULL));
 }
 
 static void cond_waiter(void *arg)
@@ -782,7 +782,7 @@ static void rw_reader(void *arg)
 static void timer_waiter(void *arg)
 {
 	int64_t when;
-	tt_recv(tt_timer_chan(arg), &when, NULL);
+	TU_UNCHECKED(tt_recv(tt_timer_chan(arg), &when, NULL));
 }
 
 static void child_proven_sync(void)

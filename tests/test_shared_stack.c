@@ -740,7 +740,7 @@ static void oom_other(void *p)
 {
 	(void)p;
 	char b;
-	tt_chan_recv(oom_wake, &b, 1, NULL);
+	TU_UNCHECKED(tt_chan_recv(oom_wake, &b, 1, NULL));
 }
 
 static __attribute__((noinline)) void deep_parker(void *p)
@@ -754,9 +754,9 @@ static __attribute__((noinline)) void deep_parker(void *p)
 	char dump[4096];
 	tt_stack_dump(dump, sizeof dump, true);
 	char b = 1;
-	tt_chan_send(oom_wake, &b, 1); /* oom_other is now runnable */
+	TU_UNCHECKED(tt_chan_send(oom_wake, &b, 1)); /* oom_other is now runnable */
 	limit_address_space();
-	tt_chan_recv(oom_never, &b, 1, NULL);
+	TU_UNCHECKED(tt_chan_recv(oom_never, &b, 1, NULL));
 	fprintf(stderr, "tu-not-reached %d\n", sum_bytes(buf, DEEP_BYTES) == want);
 }
 

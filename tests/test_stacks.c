@@ -26,7 +26,7 @@ static NOINLINE void park_recv(void *arg)
 	(void)arg;
 	int v;
 	recv_line = __LINE__ + 1;
-	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(block_ch, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
 
@@ -34,7 +34,7 @@ static inline __attribute__((always_inline)) void inlined_wait(void)
 {
 	int v;
 	inline_line = __LINE__ + 1;
-	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(block_ch, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
 
@@ -55,7 +55,7 @@ static NOINLINE void park_sleep(void *arg)
 static NOINLINE void park_select_none(void *arg)
 {
 	(void)arg;
-	tt_select(NULL, 0, TT_FOREVER);
+	TU_UNCHECKED(tt_select(NULL, 0, TT_FOREVER));
 	__asm__ volatile("");
 }
 
@@ -63,7 +63,7 @@ static NOINLINE void park_nil(void *arg)
 {
 	(void)arg;
 	int v;
-	tt_chan_recv(NULL, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(NULL, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
 
@@ -344,7 +344,7 @@ static void child_deadlock(void)
 	block_ch = tu_chan(sizeof(int), 0);
 	tt_go(park_recv, NULL);
 	int v;
-	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(block_ch, &v, sizeof v, NULL));
 	_exit(0);
 }
 
@@ -405,7 +405,7 @@ static NOINLINE void deep(int k)
 		return;
 	}
 	int v;
-	tt_chan_recv(block_ch, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(block_ch, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
 

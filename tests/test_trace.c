@@ -114,7 +114,7 @@ static void park_recv(void *arg)
 {
 	(void)arg;
 	int v;
-	tt_chan_recv(ch, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(ch, &v, sizeof v, NULL));
 	sink++;
 }
 
@@ -122,7 +122,7 @@ static void park_send(void *arg)
 {
 	(void)arg;
 	int v = 1;
-	tt_chan_send(ch, &v, sizeof v);
+	TU_UNCHECKED(tt_chan_send(ch, &v, sizeof v));
 	sink++;
 }
 
@@ -132,14 +132,14 @@ static void park_select(void *arg)
 	int v;
 	tt_case cs[2] = { TT_CASE_RECV_INTO(ch, &v, NULL),
 			  TT_CASE_RECV_INTO(ch, &v, NULL) };
-	tt_select(cs, 2, TT_FOREVER);
+	TU_UNCHECKED(tt_select(cs, 2, TT_FOREVER));
 	sink++;
 }
 
 static void park_select_none(void *arg)
 {
 	(void)arg;
-	tt_select(NULL, 0, tt_deadline_in(SHORT));
+	TU_UNCHECKED(tt_select(NULL, 0, tt_deadline_in(SHORT)));
 	sink++;
 }
 
@@ -147,7 +147,7 @@ static void park_recv_nil(void *arg)
 {
 	(void)arg;
 	int v;
-	tt_chan_recv_until(NULL, &v, sizeof v, NULL, tt_deadline_in(SHORT));
+	TU_UNCHECKED(tt_chan_recv_until(NULL, &v, sizeof v, NULL, tt_deadline_in(SHORT)));
 	sink++;
 }
 
@@ -155,7 +155,7 @@ static void park_send_nil(void *arg)
 {
 	(void)arg;
 	int v = 0;
-	tt_chan_send_until(NULL, &v, sizeof v, tt_deadline_in(SHORT));
+	TU_UNCHECKED(tt_chan_send_until(NULL, &v, sizeof v, tt_deadline_in(SHORT)));
 	sink++;
 }
 
@@ -175,7 +175,7 @@ static int pipefd[2];
 static void park_wg(void *arg)
 {
 	(void)arg;
-	tt_wg_wait(wg);
+	TU_UNCHECKED(tt_wg_wait(wg));
 	sink++;
 }
 

@@ -53,6 +53,13 @@
 #define TU_ASAN 0
 #endif
 
+/* A call whose result a test ignores on purpose: it never returns (a
+ * goroutine parked for good), or what the test checks is elsewhere (a
+ * panic, a stack). The calls that lose synchronisation when they fail are
+ * declared warn_unused_result, and gcc does not take a (void) cast as
+ * using a result. */
+#define TU_UNCHECKED(expr) ((void)!(expr))
+
 /* A count for the normal build, and a smaller one under ASan. */
 #define TU_SCALE(normal, asan) (TU_ASAN ? (asan) : (normal))
 

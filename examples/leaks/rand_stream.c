@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 	printf("3 random ints:\n");
 	for (int i = 1; i <= 3; i++) {
 		int64_t v;
-		tt_recv(rs, &v, NULL);
+		leakex_must(tt_recv(rs, &v, NULL), "tt_recv");
 		printf("%d: %lld\n", i, (long long)v);
 	}
 	printf("current goroutines %lld\n", (long long)tt_num_goroutine());

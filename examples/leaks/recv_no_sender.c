@@ -28,7 +28,7 @@ int main(int argc, char **argv)
 	leakex_must(tt_chan_retain(jobs), "tt_chan_retain"); /* the worker's */
 	leakex_must((int)tt_go(worker, jobs), "tt_go");
 	for (int i = 1; i <= 2; i++)
-		tt_send(jobs, &i);
+		leakex_must(tt_send(jobs, &i), "tt_send");
 	if (a.fixed)
 		tt_chan_close(jobs); /* close(jobs): no more work */
 	tt_chan_release(jobs);

@@ -14,7 +14,7 @@ static void producer(void *arg)
 {
 	tt_chan *out = arg;
 	for (int i = 1; i <= 5; i++)
-		tt_send(out, &i);
+		leakex_must(tt_send(out, &i), "tt_send");
 	tt_chan_close(out);
 	printf("producer: all 5 sent\n");
 	tt_chan_release(out);
@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 	int v;
 	bool ok;
 	for (int i = 0; i < 2; i++) {
-		tt_recv(out, &v, &ok);
+		leakex_must(tt_recv(out, &v, &ok), "tt_recv");
 		printf("consumer: got %d\n", v);
 	}
 	if (a.fixed) {

@@ -17,7 +17,7 @@ static void lookup(void *arg)
 	tt_chan *result = arg;
 	tt_sleep(50 * TT_MILLISECOND); /* the slow part */
 	int answer = 42;
-	tt_send(result, &answer);
+	leakex_must(tt_send(result, &answer), "tt_send");
 	printf("lookup: answer delivered\n");
 	tt_chan_release(result);
 }

@@ -59,7 +59,11 @@ int main(int argc, char **argv)
 	for (long i = 0; i < n; i++) {
 		if (i == warm)
 			before = resident_kib();
-		tt_send(work, &i); /* the work is always there first */
+		if (tt_send(work, &i) != 0) { /* the work is always first */
+			fprintf(stderr, "time_after_loop: %s\n",
+				tt_last_error());
+			return 2;
+		}
 		tt_chan *timeout;
 		if (tt_after(&timeout, TT_MINUTE)) {
 			fprintf(stderr, "time_after_loop: %s\n",

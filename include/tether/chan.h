@@ -58,19 +58,23 @@ TT_EXPORT int tt_chan_release(tt_chan *c);
  * it moves into the buffer), so *elem must not change until the send
  * returns. The same holds for a select's send cases. */
 #define TT_CHAN_SEND_COPY 8
-TT_EXPORT int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size);
+TT_EXPORT TT_WARN_UNUSED int tt_chan_send(tt_chan *c, const void *elem,
+					  size_t elem_size);
 
 /* *elem, *ok = <-c. On a closed, drained channel stores the zero value and
  * *ok = false. ok may be NULL; elem may be NULL with elem_size 0 to
  * discard the value (Go's `<-c`). */
-TT_EXPORT int tt_chan_recv(tt_chan *c, void *elem, size_t elem_size, bool *ok);
+TT_EXPORT TT_WARN_UNUSED int tt_chan_recv(tt_chan *c, void *elem,
+					  size_t elem_size, bool *ok);
 
 /* The same with a deadline (see common.h): -EAGAIN for TT_TRY when the
  * operation would block, -ETIMEDOUT when the deadline passes. */
-TT_EXPORT int tt_chan_send_until(tt_chan *c, const void *elem,
-				 size_t elem_size, int64_t deadline);
-TT_EXPORT int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size,
-				 bool *ok, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_chan_send_until(tt_chan *c, const void *elem,
+						size_t elem_size,
+						int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_chan_recv_until(tt_chan *c, void *elem,
+						size_t elem_size, bool *ok,
+						int64_t deadline);
 
 /* close(c). Wakes every parked receiver (they get ok = false) and panics
  * every parked sender, as Go does. */
@@ -80,9 +84,20 @@ TT_EXPORT int tt_chan_close(tt_chan *c);
 TT_EXPORT ptrdiff_t tt_chan_len(const tt_chan *c);
 TT_EXPORT ptrdiff_t tt_chan_cap(const tt_chan *c);
 
-/* Shorthands that take the element size from the pointer's type. */
+/* Shorthands that take the element size from the pointer's type, so the
+ * compiler gets it right: use them rather than spelling sizes out. The
+ * _ctx forms are in ctx.h. */
 #define tt_send(c, p) tt_chan_send((c), (p), sizeof *(p))
 #define tt_recv(c, p, ok) tt_chan_recv((c), (p), sizeof *(p), (ok))
+#define tt_send_until(c, p, deadline)                                       \
+	tt_chan_send_until((c), (p), sizeof *(p), (deadline))
+#define tt_recv_until(c, p, ok, deadline)                                   \
+	tt_chan_recv_until((c), (p), sizeof *(p), (ok), (deadline))
+/* Channels of zero-size elements (Go's chan struct{}): `c <- struct{}{}`
+ * and `<-c` (or `_, ok := <-c`). tt_recv_discard also takes any value
+ * from a channel of any element size and drops it. */
+#define tt_send_empty(c) tt_chan_send((c), NULL, 0)
+#define tt_recv_discard(c, ok) tt_chan_recv((c), NULL, 0, (ok))
 
 /* select. */
 typedef enum tt_case_kind {
@@ -105,6 +120,8 @@ typedef struct tt_case {
 	((tt_case){TT_CASE_RECV, (c), NULL, 0, (okp)})
 #define TT_CASE_SEND_FROM(c, p) \
 	((tt_case){TT_CASE_SEND, (c), (void *)(p), sizeof *(p), NULL})
+/* A send on a channel of zero-size elements (`case c <- struct{}{}:`). */
+#define TT_CASE_SEND_EMPTY(c) ((tt_case){TT_CASE_SEND, (c), NULL, 0, NULL})
 
 /* Go's select over cases[0..n). Blocks until one case can proceed,
  * chooses uniformly at random among the cases that are ready, performs it
@@ -115,7 +132,24 @@ typedef struct tt_case {
  * `select {}`. A send case on a closed channel panics when chosen, as
  * in Go. The cases array is only read; values move through the elem and
  * ok pointers it holds. */
-TT_EXPORT int tt_select(const tt_case *cases, size_t n, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_select(const tt_case *cases, size_t n,
+				       int64_t deadline);
+
+/* Go's select with a `default:` clause: performs a ready case (chosen
+ * uniformly at random) and returns its index, or returns TT_DEFAULT at
+ * once when none is ready. TT_DEFAULT is not an error (it is >= 0, so an
+ * `if (r < 0)` check lets it through) and no case index can equal it:
+ *
+ *     switch (tt_select_default(cases, 2)) {
+ *     case 0: ...; break;
+ *     case 1: ...; break;
+ *     case TT_DEFAULT: ...; break;     // Go's default:
+ *     default: ...                      // an error: -EINVAL, -EBADF
+ *     }
+ */
+#define TT_DEFAULT 0x7fffffff
+TT_EXPORT TT_WARN_UNUSED int tt_select_default(const tt_case *cases,
+					       size_t n);
 
 #ifdef __cplusplus
 }

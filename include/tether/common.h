@@ -64,6 +64,23 @@ TT_EXPORT const char *tt_strerror(int err);
  * failing call. */
 TT_EXPORT const char *tt_last_error(void);
 
+/* Retain or release any tether object by its handle, whatever its kind:
+ * a channel, timer, ticker, context, WaitGroup, Mutex, RWMutex, Once or
+ * Cond (what tt_chan_retain, tt_ctx_release, ... do for their own
+ * kind), so that one list can hold objects of every kind (TT_GO does).
+ * -EINVAL for NULL, -EBADF for a handle that names no live object. */
+TT_EXPORT int tt_obj_retain(void *obj);
+TT_EXPORT int tt_obj_release(void *obj);
+
+/* Strict mode, for debug builds and tests: the misuses that lose data or
+ * synchronisation when a program ignores their error — an element size
+ * that does not match the channel's (-EINVAL), a handle that names no
+ * live object (-EBADF) — panic with the same message and the goroutine's
+ * stack instead of returning. Off by default; TETHER_STRICT=1 in the
+ * environment turns it on from the start. Returns the previous setting.
+ * Costs nothing on the paths that succeed. */
+TT_EXPORT bool tt_set_strict(bool on);
+
 #ifdef __cplusplus
 }
 #endif

@@ -138,13 +138,20 @@ TT_EXPORT int tt_ctx_release(tt_ctx *c);
  * (-ECANCELED, or -ETIMEDOUT past the context's deadline) when ctx is done
  * first. If both are possible at once, one is chosen at random, as Go's
  * select does. -EINVAL / -EBADF for a bad ctx. */
-TT_EXPORT int tt_chan_send_ctx(tt_ctx *ctx, tt_chan *c, const void *elem,
-			       size_t elem_size);
-TT_EXPORT int tt_chan_recv_ctx(tt_ctx *ctx, tt_chan *c, void *elem,
-			       size_t elem_size, bool *ok);
+TT_EXPORT TT_WARN_UNUSED int tt_chan_send_ctx(tt_ctx *ctx, tt_chan *c,
+					      const void *elem,
+					      size_t elem_size);
+TT_EXPORT TT_WARN_UNUSED int tt_chan_recv_ctx(tt_ctx *ctx, tt_chan *c,
+					      void *elem, size_t elem_size,
+					      bool *ok);
+/* The same with the element size from the pointer's type. */
+#define tt_send_ctx(ctx, c, p) tt_chan_send_ctx((ctx), (c), (p), sizeof *(p))
+#define tt_recv_ctx(ctx, c, p, ok)                                          \
+	tt_chan_recv_ctx((ctx), (c), (p), sizeof *(p), (ok))
 /* tt_select with the context's done channel as one more case: the index
  * of the case performed, or the context's error. */
-TT_EXPORT int tt_select_ctx(tt_ctx *ctx, const tt_case *cases, size_t n);
+TT_EXPORT TT_WARN_UNUSED int tt_select_ctx(tt_ctx *ctx, const tt_case *cases,
+					   size_t n);
 /* time.Sleep that wakes early when ctx is done: 0 after sleeping ns. */
 TT_EXPORT int tt_sleep_ctx(tt_ctx *ctx, int64_t ns);
 
@@ -155,11 +162,11 @@ TT_EXPORT int tt_sleep_ctx(tt_ctx *ctx, int64_t ns);
  * holds its own reference on the context, so another goroutine may
  * release the caller's meanwhile. tt_cond_wait_ctx holds the lock again
  * when it returns, whatever it returns, as tt_cond_wait does. */
-TT_EXPORT int tt_wg_wait_ctx(tt_ctx *ctx, tt_waitgroup *wg);
-TT_EXPORT int tt_mutex_lock_ctx(tt_ctx *ctx, tt_mutex *m);
-TT_EXPORT int tt_rwmutex_rlock_ctx(tt_ctx *ctx, tt_rwmutex *m);
-TT_EXPORT int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m);
-TT_EXPORT int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c);
+TT_EXPORT TT_WARN_UNUSED int tt_wg_wait_ctx(tt_ctx *ctx, tt_waitgroup *wg);
+TT_EXPORT TT_WARN_UNUSED int tt_mutex_lock_ctx(tt_ctx *ctx, tt_mutex *m);
+TT_EXPORT TT_WARN_UNUSED int tt_rwmutex_rlock_ctx(tt_ctx *ctx, tt_rwmutex *m);
+TT_EXPORT TT_WARN_UNUSED int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m);
+TT_EXPORT TT_WARN_UNUSED int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@ extern "C" {
 #endif
 
 typedef void (*tt_func)(void *arg);
+typedef struct tt_waitgroup tt_waitgroup;
 
 /* The largest stack a goroutine may ask for (tt_go_attr.stack_size):
  * 1 GiB, Go's limit on 64-bit systems. Only the pages a goroutine
@@ -99,6 +100,21 @@ typedef struct tt_go_attr {
 	 * it — and worker never sees the value. Hand over heap memory (or a
 	 * goroutine with a stack of its own) instead. */
 	bool shared_stack;
+	/* Objects handed to the goroutine (Go's closures capture them; here
+	 * the goroutine owns them): tt_go_with takes a reference to each of
+	 * own[0..own_n) before the goroutine starts (tt_obj_retain) and
+	 * releases it when the goroutine ends, however it ends (return or
+	 * tt_goexit). Any mix of channels, timers, contexts and sync objects;
+	 * NULL entries are skipped. The array is read by tt_go_with only. A
+	 * handle that is not live fails the call with -EBADF, nothing
+	 * started and nothing retained. */
+	void *const *own;
+	size_t own_n;
+	/* Go 1.25's WaitGroup.Go: with wg set, tt_go_with does Add(1) (and
+	 * takes a reference to wg), and the goroutine's end does Done, after
+	 * the objects in own are released (so a Wait that returns sees them
+	 * released), then drops the reference. */
+	tt_waitgroup *wg;
 } tt_go_attr;
 
 /* Go's `go fn(arg)`. Returns the new goroutine's id (> 0), or
@@ -108,6 +124,29 @@ typedef struct tt_go_attr {
  * The caller's return address is recorded as the creation site. */
 TT_EXPORT int64_t tt_go(tt_func fn, void *arg);
 TT_EXPORT int64_t tt_go_with(const tt_go_attr *attr, tt_func fn, void *arg);
+
+/* Go 1.25's wg.Go(f): tt_wg_add(wg, 1), start fn(arg), and tt_wg_done(wg)
+ * when it ends, however it ends. Returns what tt_go does. */
+TT_EXPORT int64_t tt_wg_go(tt_waitgroup *wg, tt_func fn, void *arg);
+
+/* `go fn(arg)` handing the goroutine the objects after arg, which it
+ * owns (tt_go_attr.own):
+ *
+ *     TT_GO(worker, NULL, jobs, results, ctx);
+ *
+ * is tt_go_with with own = {jobs, results, ctx}: each retained now,
+ * released when worker ends. TT_WG_GO(wg, fn, arg, objs...) does the
+ * same as wg.Go. arg and the objects are evaluated once; the result is
+ * tt_go's. */
+#define TT_GO(fn, ...)                                                      \
+	tt__go_list(NULL, (fn), (void *const[]){__VA_ARGS__},               \
+		    sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+#define TT_WG_GO(wg, fn, ...)                                               \
+	tt__go_list((wg), (fn), (void *const[]){__VA_ARGS__},               \
+		    sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+/* For the macros: list[0] is the argument, list[1..n) the objects. */
+TT_EXPORT int64_t tt__go_list(tt_waitgroup *wg, tt_func fn,
+			      void *const *list, size_t n);
 
 /* Let the other runnable goroutines run (Go's runtime.Gosched). */
 TT_EXPORT void tt_yield(void);

@@ -39,8 +39,8 @@ TT_EXPORT int tt_wg_make(tt_waitgroup **out);
 TT_EXPORT int tt_wg_add(tt_waitgroup *wg, int64_t delta);
 TT_EXPORT int tt_wg_done(tt_waitgroup *wg); /* tt_wg_add(wg, -1) */
 /* wg.Wait(): returns at once if the counter is 0. */
-TT_EXPORT int tt_wg_wait(tt_waitgroup *wg);
-TT_EXPORT int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_wg_wait(tt_waitgroup *wg);
+TT_EXPORT TT_WARN_UNUSED int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline);
 TT_EXPORT int64_t tt_wg_count(tt_waitgroup *wg); /* the counter */
 TT_EXPORT int tt_wg_retain(tt_waitgroup *wg);
 TT_EXPORT int tt_wg_release(tt_waitgroup *wg);
@@ -49,9 +49,9 @@ TT_EXPORT int tt_wg_release(tt_waitgroup *wg);
  * Go. */
 TT_EXPORT int tt_mutex_make(tt_mutex **out);
 TT_EXPORT int tt_mutex_lock(tt_mutex *m);
-TT_EXPORT int tt_mutex_lock_until(tt_mutex *m, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_mutex_lock_until(tt_mutex *m, int64_t deadline);
 /* m.TryLock(): 0 if locked now, -EAGAIN if it is held. */
-TT_EXPORT int tt_mutex_trylock(tt_mutex *m);
+TT_EXPORT TT_WARN_UNUSED int tt_mutex_trylock(tt_mutex *m);
 /* Panics ("sync: unlock of unlocked mutex") if m is not locked. */
 TT_EXPORT int tt_mutex_unlock(tt_mutex *m);
 TT_EXPORT int tt_mutex_retain(tt_mutex *m);
@@ -61,10 +61,10 @@ TT_EXPORT int tt_mutex_release(tt_mutex *m);
  * writers do not starve. */
 TT_EXPORT int tt_rwmutex_make(tt_rwmutex **out);
 TT_EXPORT int tt_rwmutex_rlock(tt_rwmutex *m);
-TT_EXPORT int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline);
 TT_EXPORT int tt_rwmutex_runlock(tt_rwmutex *m);
 TT_EXPORT int tt_rwmutex_lock(tt_rwmutex *m);
-TT_EXPORT int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline);
 TT_EXPORT int tt_rwmutex_unlock(tt_rwmutex *m);
 TT_EXPORT int tt_rwmutex_retain(tt_rwmutex *m);
 TT_EXPORT int tt_rwmutex_release(tt_rwmutex *m);
@@ -83,7 +83,7 @@ TT_EXPORT int tt_cond_make(tt_cond **out, tt_mutex *m);
  * again. With a deadline: -ETIMEDOUT (the mutex is locked again on
  * return either way). */
 TT_EXPORT int tt_cond_wait(tt_cond *c);
-TT_EXPORT int tt_cond_wait_until(tt_cond *c, int64_t deadline);
+TT_EXPORT TT_WARN_UNUSED int tt_cond_wait_until(tt_cond *c, int64_t deadline);
 TT_EXPORT int tt_cond_signal(tt_cond *c);
 TT_EXPORT int tt_cond_broadcast(tt_cond *c);
 TT_EXPORT int tt_cond_retain(tt_cond *c);

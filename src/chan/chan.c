@@ -34,7 +34,7 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 {
 	const tt_chan *c = chan_of(h);
 	if (!tt__obj_is(h, TT__OBJ_CHAN))
-		return tt__err(-EBADF,
+		return tt__misuse(-EBADF,
 			       "%s: %p is not a live channel (released, or "
 			       "never made)",
 			       op, (const void *)h);
@@ -44,7 +44,7 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 			  op, (const void *)h);
 	if (elem_size != c->elem_size && elem_size != TT__ANY_SIZE &&
 	    !(discard_ok && elem_size == 0))
-		return tt__err(-EINVAL,
+		return tt__misuse(-EINVAL,
 			       "%s: element size %zu does not match the "
 			       "channel's %zu",
 			       op, elem_size, c->elem_size);

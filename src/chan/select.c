@@ -222,3 +222,9 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 		free(ws);
 	return timed_out ? -ETIMEDOUT : fired;
 }
+
+int tt_select_default(const tt_case *cases, size_t n)
+{
+	int r = tt_select(cases, n, TT_TRY);
+	return r == -EAGAIN ? TT_DEFAULT : r;
+}

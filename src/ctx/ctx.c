@@ -116,7 +116,7 @@ static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 		return tt__err(-EINVAL, "%s: context is NULL", op);
 	tt_ctx *c = tt__obj_ptr(h);
 	if (!tt__obj_is(h, TT__OBJ_CTX))
-		return tt__err(-EBADF,
+		return tt__misuse(-EBADF,
 			       "%s: %p is not a live context (released, or "
 			       "never made)",
 			       op, (const void *)h);

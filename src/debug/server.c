@@ -780,7 +780,8 @@ int tt_debug_shutdown(tt_debug_server *srv)
 	shutdown(srv->lfd, SHUT_RDWR);
 	for (conn *c = srv->conns; c; c = c->next)
 		shutdown(c->fd, SHUT_RDWR);
-	tt_wg_wait(srv->wg);
+	int r = tt_wg_wait(srv->wg); /* fails only for a bad handle */
+	TT_ASSERT(r == 0);
 	close(srv->lfd);
 	tt_wg_release(srv->wg);
 	free(srv);

@@ -32,6 +32,7 @@
  * kernel. A program that once held a million channels keeps their slots
  * (about 128 MB) mapped for later objects.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -178,4 +179,53 @@ void tt__obj_thread_exit(tt__sched *s)
 	/* The rest of the carving chunk stays mapped: objects of this
 	 * thread that nobody freed may still live in it. */
 	s->obj_carve = s->obj_carve_end = NULL;
+}
+
+/* ---- any object by its handle ------------------------------------------ */
+
+/* The kind of the live object h names, or -1 with the error recorded. */
+static int live_kind(const void *h, const char *op)
+{
+	if (h == NULL) {
+		tt__err(-EINVAL, "%s: object is NULL", op);
+		return -1;
+	}
+	uintptr_t self = (uintptr_t)((const tt__obj *)tt__obj_ptr(h))->self;
+	if ((self & ~(uintptr_t)15) != (uintptr_t)h ||
+	    (self & TT__OBJ_FREE)) {
+		tt__misuse(-EBADF,
+			"%s: %p is not a live tether object (released, or "
+			"never made)",
+			op, h);
+		return -1;
+	}
+	return (int)(self & 14);
+}
+
+int tt_obj_retain(void *h)
+{
+	switch (live_kind(h, "tt_obj_retain")) {
+	case TT__OBJ_CHAN:
+		return tt_chan_retain(h);
+	case TT__OBJ_CTX:
+		return tt_ctx_retain(h);
+	case TT__OBJ_SYNC:
+		return tt__sync_retain(h);
+	default:
+		return tt__current()->last_err;
+	}
+}
+
+int tt_obj_release(void *h)
+{
+	switch (live_kind(h, "tt_obj_release")) {
+	case TT__OBJ_CHAN:
+		return tt_chan_release(h);
+	case TT__OBJ_CTX:
+		return tt_ctx_release(h);
+	case TT__OBJ_SYNC:
+		return tt__sync_release(h);
+	default:
+		return tt__current()->last_err;
+	}
 }

@@ -81,6 +81,41 @@ int tt__err(int err, const char *fmt, ...)
 	return err;
 }
 
+/* -1 until read from TETHER_STRICT; then 0 or 1 (tt_set_strict). */
+static _Atomic int strict = -1;
+
+static bool strict_on(void)
+{
+	int v = atomic_load_explicit(&strict, memory_order_relaxed);
+	if (TT_UNLIKELY(v < 0)) {
+		const char *e = getenv("TETHER_STRICT");
+		v = e && *e && strcmp(e, "0") != 0;
+		int expect = -1;
+		atomic_compare_exchange_strong(&strict, &expect, v);
+		v = atomic_load_explicit(&strict, memory_order_relaxed);
+	}
+	return v;
+}
+
+bool tt_set_strict(bool on)
+{
+	bool was = strict_on();
+	atomic_store_explicit(&strict, on, memory_order_relaxed);
+	return was;
+}
+
+int tt__misuse(int err, const char *fmt, ...)
+{
+	char msg[ERRMSG_SIZE];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (strict_on())
+		tt__panic("%s", msg);
+	return tt__err(err, "%s", msg);
+}
+
 const char *tt_last_error(void)
 {
 	const char *m = tt__g_errbuf(tt__current(), false);

@@ -473,8 +473,100 @@ static void g_exit(tt__sched *s, tt__g *g)
 	tt__jump(next->sp);
 }
 
-static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
-			 void *arg, void *pc)
+/* ---- what a goroutine is handed (tt_go_attr.own, .wg) ---------------- */
+
+/* A goroutine handed objects runs tt__go_owned_entry(owned) in place of
+ * fn(arg), so the path of every other goroutine has no check for them;
+ * tt_goexit recognises it by g->fn. */
+struct tt__owned {
+	tt_func fn;       /* the goroutine's own function and argument */
+	void *arg;
+	tt_waitgroup *wg; /* referenced, and Add(1) done for us; or NULL */
+	size_t n;
+	void *objs[];     /* each referenced */
+};
+
+/* Give back what owned_take took: release the objects, then the wait
+ * group's Done (end: the goroutine's own, at its end) or the Add undone
+ * (a tt_go that failed), then its reference. */
+static void owned_give_back(struct tt__owned *o)
+{
+	for (size_t i = o->n; i-- > 0;)
+		(void)tt_obj_release(o->objs[i]);
+	if (o->wg) {
+		(void)tt_wg_done(o->wg);
+		(void)tt_wg_release(o->wg);
+	}
+	free(o);
+}
+
+/* Take what attr hands a new goroutine: references to attr->own's
+ * objects and to attr->wg, with Add(1) on it. 0 with *out NULL when it
+ * hands nothing. On an error nothing is kept. */
+static int owned_take(const tt_go_attr *attr, struct tt__owned **out)
+{
+	*out = NULL;
+	if (attr->own_n == 0 && attr->wg == NULL)
+		return 0;
+	if (attr->own_n && attr->own == NULL)
+		return tt__err(-EINVAL, "tt_go_with: own is NULL with own_n %zu",
+			       attr->own_n);
+	if (attr->own_n > (SIZE_MAX - sizeof(struct tt__owned)) /
+				  sizeof(void *))
+		return tt__err(-EINVAL, "tt_go_with: own_n %zu is too large",
+			       attr->own_n);
+	struct tt__owned *o =
+		malloc(sizeof *o + attr->own_n * sizeof(void *));
+	if (o == NULL)
+		return tt__err(-ENOMEM, "tt_go_with: out of memory for %zu "
+					"objects to hand over",
+			       attr->own_n);
+	o->wg = NULL;
+	o->n = 0;
+	for (size_t i = 0; i < attr->own_n; i++) {
+		void *h = attr->own[i];
+		if (h == NULL)
+			continue;
+		int r = tt_obj_retain(h);
+		if (r) {
+			owned_give_back(o);
+			return tt__err(r, "tt_go_with: object %zu (%p) of own: "
+					  "%s",
+				       i, h, tt_strerror(r));
+		}
+		o->objs[o->n++] = h;
+	}
+	if (attr->wg) {
+		int r = tt_wg_retain(attr->wg);
+		if (r == 0) {
+			r = tt_wg_add(attr->wg, 1);
+			if (r)
+				(void)tt_wg_release(attr->wg);
+		}
+		if (r) {
+			owned_give_back(o);
+			return tt__err(r, "tt_go_with: wg %p: %s",
+				       (void *)attr->wg, tt_strerror(r));
+		}
+		o->wg = attr->wg;
+	}
+	*out = o;
+	return 0;
+}
+
+void tt__go_owned_entry(void *p)
+{
+	struct tt__owned *o = p;
+	o->fn(o->arg);
+	owned_give_back(o);
+	__asm__ volatile(""); /* keep this frame: dumps end at it */
+}
+
+/* Inlined into each caller, so that tt_go's copy (attr NULL) has none
+ * of the attribute handling. */
+static inline __attribute__((always_inline)) int64_t
+go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
+	  void *pc)
 {
 	if (TT_UNLIKELY(fn == NULL))
 		return tt__err(-EINVAL, "tt_go: fn is NULL");
@@ -496,13 +588,25 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 		name = attr->name;
 		shared = shared || attr->shared_stack;
 	}
+	struct tt__owned *owned = NULL;
+	if (attr) {
+		int r = owned_take(attr, &owned);
+		if (r)
+			return r;
+	}
 	tt__g *g = TT_UNLIKELY(shared)
 			   ? tt__shared_alloc(s, attr && attr->stack_size
 							 ? size
 							 : 0)
 			   : tt__stack_alloc(s, size);
-	if (TT_UNLIKELY(g == NULL))
-		return s->current->last_err;
+	if (TT_UNLIKELY(g == NULL)) {
+		int r = s->current->last_err;
+		if (owned) {
+			owned_give_back(owned);
+			s->current->last_err = r; /* the error that counts */
+		}
+		return r;
+	}
 
 	tt__g *parent = s->current;
 	if (TT_UNLIKELY(shared || parent->shared)) {
@@ -530,6 +634,8 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 		}
 		if (TT_UNLIKELY(who != 0)) {
 			tt__stack_free(s, g);
+			if (owned)
+				owned_give_back(owned);
 			return tt__err(-ENOMEM,
 				       "tt_go: out of memory saving the shared "
 				       "stack of goroutine %lld (%zu bytes) "
@@ -543,8 +649,15 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	g->id = id;
 	g->is_main = 0;
 	g->timed_out = 0;
-	g->fn = fn;
-	g->arg = arg;
+	if (TT_UNLIKELY(owned)) {
+		owned->fn = fn;
+		owned->arg = arg;
+		g->fn = tt__go_owned_entry;
+		g->arg = owned;
+	} else {
+		g->fn = fn;
+		g->arg = arg;
+	}
 	g->parent_id = parent->id;
 	g->leak_scope = parent->leak_scope;
 	g->create_pc = pc;
@@ -610,6 +723,26 @@ __attribute__((noinline)) int64_t tt_go_with(const tt_go_attr *attr,
 			 __builtin_return_address(0));
 }
 
+__attribute__((noinline)) int64_t tt_wg_go(tt_waitgroup *wg, tt_func fn,
+					   void *arg)
+{
+	if (wg == NULL)
+		return tt__err(-EINVAL, "tt_wg_go: wg is NULL");
+	tt_go_attr a = {.wg = wg};
+	return go_common(tt__sched_get(), &a, fn, arg,
+			 __builtin_return_address(0));
+}
+
+__attribute__((noinline)) int64_t tt__go_list(tt_waitgroup *wg, tt_func fn,
+					      void *const *list, size_t n)
+{
+	if (list == NULL || n == 0)
+		return tt__err(-EINVAL, "TT_GO: no argument");
+	tt_go_attr a = {.own = list + 1, .own_n = n - 1, .wg = wg};
+	return go_common(tt__sched_get(), &a, fn, list[0],
+			 __builtin_return_address(0));
+}
+
 void tt_yield(void)
 {
 	tt__sched *s = tt__sched_get();
@@ -636,6 +769,11 @@ void tt_goexit(void)
 		/* Go lets the others run on, then reports the deadlock. */
 		for (;;)
 			tt__park(s, TT_WAIT_NONE, NULL);
+	}
+	if (g->fn == tt__go_owned_entry) {
+		/* Ending inside its function: give back what it was
+		 * handed, which tt__go_owned_entry will not now. */
+		owned_give_back(g->arg);
 	}
 	g_exit(s, g);
 }

@@ -208,7 +208,7 @@ obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err)
 	}
 	const obj *o = tt__obj_ptr(h);
 	if (!tt__obj_is(h, TT__OBJ_SYNC) || o->kind != k) {
-		*err = tt__err(-EBADF,
+		*err = tt__misuse(-EBADF,
 			       "%s: %p is not a live %s (released, or never "
 			       "made)",
 			       op, h, kind_name[k]);
@@ -694,4 +694,49 @@ int tt_cond_retain(tt_cond *c)
 int tt_cond_release(tt_cond *c)
 {
 	return obj_release(c, K_COND, "tt_cond_release");
+}
+
+/* ---- any kind (tt_obj_retain, tt_obj_release) ---------------------------- */
+
+static int sync_kind(void *h)
+{
+	const obj *o = tt__obj_ptr(h);
+	return tt__obj_is(h, TT__OBJ_SYNC) ? o->kind : 0;
+}
+
+int tt__sync_retain(void *h)
+{
+	switch (sync_kind(h)) {
+	case K_WG:
+		return tt_wg_retain(h);
+	case K_MUTEX:
+		return tt_mutex_retain(h);
+	case K_RWMUTEX:
+		return tt_rwmutex_retain(h);
+	case K_ONCE:
+		return tt_once_retain(h);
+	case K_COND:
+		return tt_cond_retain(h);
+	}
+	return tt__err(-EBADF, "tt_obj_retain: %p is not a live tether object",
+		       h);
+}
+
+int tt__sync_release(void *h)
+{
+	switch (sync_kind(h)) {
+	case K_WG:
+		return tt_wg_release(h);
+	case K_MUTEX:
+		return tt_mutex_release(h);
+	case K_RWMUTEX:
+		return tt_rwmutex_release(h);
+	case K_ONCE:
+		return tt_once_release(h);
+	case K_COND:
+		return tt_cond_release(h);
+	}
+	return tt__err(-EBADF, "tt_obj_release: %p is not a live tether "
+			       "object",
+		       h);
 }
