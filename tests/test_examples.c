@@ -89,6 +89,27 @@ static void test_hello(void **state)
 	free(out);
 }
 
+/* The worker pool: every fourth job times out; nothing is left running
+ * (the goroutines released what they were handed, the debug server shut
+ * down). The same lines as its Go twin, examples/go/workers. */
+static void test_workers(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(run_example("workers", "", &out), 0);
+	TU_ASSERT_CONTAINS(out, "debug server on 127.0.0.1:");
+	TU_ASSERT_CONTAINS(out, "\n12 jobs, 9 done, 3 timed out\n"
+				"goroutines left: 1\n");
+	free(out);
+	assert_int_equal(run_example("workers", "--jobs 40 --workers 7", &out),
+			 0);
+	TU_ASSERT_CONTAINS(out, "\n40 jobs, 30 done, 10 timed out\n");
+	free(out);
+	assert_int_equal(run_example("workers", "--workers 0", &out), 1);
+	TU_ASSERT_CONTAINS(out, "workers: bad flags");
+	free(out);
+}
+
 static void test_massive(void **state)
 {
 	(void)state;
@@ -170,6 +191,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_massive),
 		cmocka_unit_test(test_massive_shared_stack),
 		cmocka_unit_test(test_massive_bad_args),

@@ -1,0 +1,3 @@
+module tether.example/examples
+
+go 1.19
