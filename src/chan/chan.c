@@ -383,8 +383,11 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 	return send_block(s, c, elem, deadline);
 }
 
-int tt_chan_send_until(tt_chan *h, const void *elem, size_t elem_size,
-		       int64_t deadline)
+/* The body of tt_chan_send and tt_chan_send_until, inlined into both so
+ * that a goroutine parked in tt_chan_send shows tt_chan_send on its stack
+ * (the name the program used), with no extra call on the fast path. */
+static inline __attribute__((always_inline)) int
+chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
@@ -397,9 +400,15 @@ int tt_chan_send_until(tt_chan *h, const void *elem, size_t elem_size,
 	return send_slow(s, h, elem, elem_size, deadline);
 }
 
-int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size)
+int tt_chan_send_until(tt_chan *h, const void *elem, size_t elem_size,
+		       int64_t deadline)
 {
-	return tt_chan_send_until(c, elem, elem_size, TT_FOREVER);
+	return chan_send(h, elem, elem_size, deadline);
+}
+
+int tt_chan_send(tt_chan *h, const void *elem, size_t elem_size)
+{
+	return chan_send(h, elem, elem_size, TT_FOREVER);
 }
 
 static int recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok,
@@ -428,8 +437,10 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 	return recv_block(s, c, elem, ok, deadline);
 }
 
-int tt_chan_recv_until(tt_chan *h, void *elem, size_t elem_size, bool *ok,
-		       int64_t deadline)
+/* The body of tt_chan_recv and tt_chan_recv_until (see chan_send). */
+static inline __attribute__((always_inline)) int
+chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
+	  int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
@@ -442,9 +453,15 @@ int tt_chan_recv_until(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 	return recv_slow(s, h, elem, elem_size, ok, deadline);
 }
 
-int tt_chan_recv(tt_chan *c, void *elem, size_t elem_size, bool *ok)
+int tt_chan_recv_until(tt_chan *h, void *elem, size_t elem_size, bool *ok,
+		       int64_t deadline)
 {
-	return tt_chan_recv_until(c, elem, elem_size, ok, TT_FOREVER);
+	return chan_recv(h, elem, elem_size, ok, deadline);
+}
+
+int tt_chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok)
+{
+	return chan_recv(h, elem, elem_size, ok, TT_FOREVER);
 }
 
 /* ---- close, len, cap ---------------------------------------------------------- */

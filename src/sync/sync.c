@@ -356,7 +356,9 @@ int tt_wg_done(tt_waitgroup *wg)
 	return tt_wg_add(wg, -1);
 }
 
-int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline)
+/* The body of tt_wg_wait and tt_wg_wait_until, inlined into both so that
+ * a goroutine parked in tt_wg_wait shows that name on its stack. */
+static inline __attribute__((always_inline)) int wg_wait_body(tt_waitgroup *wg, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	int r;
@@ -372,9 +374,14 @@ int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline)
 	return r;
 }
 
+int tt_wg_wait_until(tt_waitgroup *wg, int64_t deadline)
+{
+	return wg_wait_body(wg, deadline);
+}
+
 int tt_wg_wait(tt_waitgroup *wg)
 {
-	return tt_wg_wait_until(wg, TT_FOREVER);
+	return wg_wait_body(wg, TT_FOREVER);
 }
 
 int64_t tt_wg_count(tt_waitgroup *wg)
@@ -404,7 +411,9 @@ int tt_mutex_make(tt_mutex **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-int tt_mutex_lock_until(tt_mutex *m, int64_t deadline)
+/* The body of tt_mutex_lock and tt_mutex_lock_until, inlined into both so that
+ * a goroutine parked in tt_mutex_lock shows that name on its stack. */
+static inline __attribute__((always_inline)) int mutex_lock_body(tt_mutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	int r;
@@ -423,9 +432,14 @@ int tt_mutex_lock_until(tt_mutex *m, int64_t deadline)
 	return r;
 }
 
+int tt_mutex_lock_until(tt_mutex *m, int64_t deadline)
+{
+	return mutex_lock_body(m, deadline);
+}
+
 int tt_mutex_lock(tt_mutex *m)
 {
-	return tt_mutex_lock_until(m, TT_FOREVER);
+	return mutex_lock_body(m, TT_FOREVER);
 }
 
 int tt_mutex_trylock(tt_mutex *m)
@@ -474,7 +488,9 @@ static void admit_readers(tt__sched *s, tt_rwmutex *m)
 		m->readers++;
 }
 
-int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline)
+/* The body of tt_rwmutex_rlock and tt_rwmutex_rlock_until, inlined into both so that
+ * a goroutine parked in tt_rwmutex_rlock shows that name on its stack. */
+static inline __attribute__((always_inline)) int rwmutex_rlock_body(tt_rwmutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	int r;
@@ -492,9 +508,14 @@ int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline)
 	return r;
 }
 
+int tt_rwmutex_rlock_until(tt_rwmutex *m, int64_t deadline)
+{
+	return rwmutex_rlock_body(m, deadline);
+}
+
 int tt_rwmutex_rlock(tt_rwmutex *m)
 {
-	return tt_rwmutex_rlock_until(m, TT_FOREVER);
+	return rwmutex_rlock_body(m, TT_FOREVER);
 }
 
 int tt_rwmutex_runlock(tt_rwmutex *m)
@@ -513,7 +534,9 @@ int tt_rwmutex_runlock(tt_rwmutex *m)
 	return 0;
 }
 
-int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline)
+/* The body of tt_rwmutex_lock and tt_rwmutex_lock_until, inlined into both so that
+ * a goroutine parked in tt_rwmutex_lock shows that name on its stack. */
+static inline __attribute__((always_inline)) int rwmutex_lock_body(tt_rwmutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	int r;
@@ -533,9 +556,14 @@ int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline)
 	return r;
 }
 
+int tt_rwmutex_lock_until(tt_rwmutex *m, int64_t deadline)
+{
+	return rwmutex_lock_body(m, deadline);
+}
+
 int tt_rwmutex_lock(tt_rwmutex *m)
 {
-	return tt_rwmutex_lock_until(m, TT_FOREVER);
+	return rwmutex_lock_body(m, TT_FOREVER);
 }
 
 int tt_rwmutex_unlock(tt_rwmutex *m)
@@ -639,7 +667,9 @@ int tt_cond_make(tt_cond **out, tt_mutex *m)
 	return 0;
 }
 
-int tt_cond_wait_until(tt_cond *c, int64_t deadline)
+/* The body of tt_cond_wait and tt_cond_wait_until, inlined into both so that
+ * a goroutine parked in tt_cond_wait shows that name on its stack. */
+static inline __attribute__((always_inline)) int cond_wait_body(tt_cond *c, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	int r;
@@ -658,9 +688,14 @@ int tt_cond_wait_until(tt_cond *c, int64_t deadline)
 	return r;
 }
 
+int tt_cond_wait_until(tt_cond *c, int64_t deadline)
+{
+	return cond_wait_body(c, deadline);
+}
+
 int tt_cond_wait(tt_cond *c)
 {
-	return tt_cond_wait_until(c, TT_FOREVER);
+	return cond_wait_body(c, TT_FOREVER);
 }
 
 int tt_cond_signal(tt_cond *c)

@@ -167,7 +167,9 @@ bool tt__park_until(tt__sched *s, int reason, const void *obj,
 	return g->timed_out;
 }
 
-int tt_sleep_until(int64_t deadline)
+/* The body of tt_sleep_until and tt_sleep, inlined into both so that a
+ * sleeping goroutine shows the call the program made. */
+static inline __attribute__((always_inline)) int sleep_until(int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	if (deadline == TT_FOREVER) {
@@ -190,5 +192,10 @@ int tt_sleep(int64_t ns)
 		tt_yield();
 		return 0;
 	}
-	return tt_sleep_until(tt_deadline_in(ns));
+	return sleep_until(tt_deadline_in(ns));
+}
+
+int tt_sleep_until(int64_t deadline)
+{
+	return sleep_until(deadline);
 }
