@@ -591,6 +591,12 @@ int tt__poll(tt__sched *s, int64_t timeout_ns);
 /* Cancelable contexts this thread freed without cancelling them, and the
  * release site of the last one (for the leak tools). */
 void tt__ctx_leak_info(uint64_t *count, void **last_pc);
+/* A cancelable context made by `made_by` (a public call) at create_pc was
+ * freed by a release at release_pc without ever being cancelled: Go's
+ * lost cancel. Recorded for the checker (leak/check.c), printed at once
+ * under TETHER_LEAK=report or abort. */
+void tt__leak_lost_cancel(const char *made_by, const void *create_pc,
+			  const void *release_pc);
 /* Context-aware waits (ctx layer): begin checks ctx (its error if it is
  * done) and, for a cancelable context, puts the calling goroutine on its
  * list so that cancellation fires the goroutine's timer at once, and sets

@@ -19,7 +19,12 @@
  * lives at least as long as its children. Releasing a cancelable context
  * that was never cancelled is allowed (it simply stops listening to its
  * parent) but, as in Go where a dropped CancelFunc is a leak that go vet
- * reports, the runtime records it for the leak tools. Go's idiom is
+ * reports ("lostcancel"), the runtime records it, with where the context
+ * was made and where it was released: the leak checker lists it
+ * (tt_leak_list.lost_cancels) and a verify reports it once and counts it
+ * (tether/leak.h), and TETHER_LEAK=report prints it at the release. A
+ * release by the runtime's own hold (a context-aware wait) never counts.
+ * Go's idiom (TT_DEFER_CANCEL in tether/defer.h does the last two) is
  *
  *     tt_ctx *c;
  *     tt_ctx_with_cancel(&c, parent);

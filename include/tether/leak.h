@@ -43,6 +43,12 @@
  *   report  print "goroutine N leaked: parked on chan 0x... released at
  *           file:line", the goroutine's stack and the releasing stack
  *   abort   the same, then abort()
+ * Under report and abort a lost cancel (a cancelable context released
+ * without a cancel, see tether/ctx.h) is printed at the release too:
+ *   tether: lost cancel: context from tt_ctx_with_timeout at
+ *   file:line (func) released without a cancel at file:line (func) by
+ *   goroutine N
+ * (one line), without aborting.
  *
  * Which goroutines are checked: the calling thread's, and those that
  * threads left behind when they ended. A goroutine still parked (or
@@ -117,7 +123,14 @@ typedef struct tt_leaked {
 typedef struct tt_leak_list {
 	tt_leaked *g;
 	size_t n;
-	char *report; /* goleak's text, or NULL when n == 0 */
+	/* Cancelable contexts released without a cancel (Go's vet
+	 * "lostcancel", at run time) that no verify has reported yet: each
+	 * is a line of the report, "lost cancel: context from
+	 * tt_ctx_with_timeout at file:line (func) released without a cancel
+	 * at file:line (func) by goroutine N". */
+	size_t lost_cancels;
+	char *report; /* goleak's text, then the lost cancels; NULL when
+			 n == 0 and lost_cancels == 0 */
 	/* private */
 	void *mem;
 } tt_leak_list;
@@ -130,8 +143,10 @@ TT_EXPORT int tt_leak_find(const tt_leak_opts *opts, tt_leak_list *out);
 TT_EXPORT void tt_leak_list_free(tt_leak_list *l);
 
 /* goleak's VerifyNone: 0 when nothing leaked; else the report goes to
- * stderr and the number of leaked goroutines (> 0) is returned. Negative
- * errno values on errors. */
+ * stderr and the number of leaked goroutines (> 0) is returned. A lost
+ * cancel (see tt_leak_list) of this thread that no verify reported
+ * before counts too, and is reported once. Negative errno values on
+ * errors. */
 TT_EXPORT int tt_leak_verify_none(const tt_leak_opts *opts);
 /* The same, the report written through fn (see tether/profile.h). */
 TT_EXPORT int tt_leak_verify_none_to(const tt_leak_opts *opts,

@@ -58,6 +58,8 @@ struct tt_ctx {
 	uint8_t released_uncancelled;
 	int err;          /* 0, -ECANCELED or -ETIMEDOUT (cancelable) */
 	void *release_pc; /* where the last uncancelled release came from */
+	void *create_pc;  /* cancelable: where the program made it, */
+	const char *made_by; /* with which public call */
 	int64_t deadline; /* effective deadline, or TT_FOREVER */
 	tt_ctx *canc;     /* nearest cancelable context, self included */
 
@@ -329,6 +331,13 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	return 0;
 }
 
+/* Where the program made the cancelable c, for a lost-cancel report. */
+static void made_at(tt_ctx *c, const char *made_by, void *pc)
+{
+	c->made_by = made_by;
+	c->create_pc = pc;
+}
+
 /* Hook a new cancelable c into the tree under its parent, or cancel it
  * at once if the parent already is (Go's propagateCancel). */
 static void propagate_cancel(tt__sched *s, tt_ctx *c)
@@ -356,8 +365,10 @@ static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op)
 int tt_ctx_with_cancel(tt_ctx **out, tt_ctx *parent)
 {
 	int r = new_cancel(out, parent, "tt_ctx_with_cancel");
-	if (r == 0)
+	if (r == 0) {
+		made_at(*out, "tt_ctx_with_cancel", __builtin_return_address(0));
 		*out = ctx_handle(*out);
+	}
 	return r;
 }
 
@@ -393,6 +404,7 @@ int tt_ctx_with_deadline(tt_ctx **out, tt_ctx *parent, int64_t deadline)
 		return r;
 	if (deadline != TT_FOREVER)
 		set_deadline((*out)->sched, *out, deadline);
+	made_at(*out, "tt_ctx_with_deadline", __builtin_return_address(0));
 	*out = ctx_handle(*out);
 	return 0;
 }
@@ -406,6 +418,7 @@ int tt_ctx_with_timeout(tt_ctx **out, tt_ctx *parent, int64_t ns)
 	if (r)
 		return r;
 	set_deadline((*out)->sched, *out, deadline);
+	made_at(*out, "tt_ctx_with_timeout", __builtin_return_address(0));
 	*out = ctx_handle(*out);
 	return 0;
 }
@@ -508,6 +521,8 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 		if (c->released_uncancelled && c->err == 0) {
 			released_uncancelled_total++;
 			released_uncancelled_last_pc = c->release_pc;
+			tt__leak_lost_cancel(c->made_by, c->create_pc,
+					     c->release_pc);
 		}
 		if (c->kind == CTX_CANCEL) {
 			if (c->linked)

@@ -254,6 +254,105 @@ static bool scope_within_locked(uint64_t id, uint64_t want)
 	return id == want;
 }
 
+/* ---- lost cancels ------------------------------------------------------------
+ *
+ * A cancelable context released without a cancel (Go's vet "lostcancel",
+ * at run time). The records are per thread, like the goroutines the
+ * checker looks at; a verify reports those it has not reported before,
+ * of its scope, and counts them with the leaked goroutines. Bounded:
+ * past LOST_MAX the oldest are dropped and counted. */
+#define LOST_MAX 1024
+
+typedef struct lost {
+	const char *made_by;
+	const void *create_pc, *release_pc;
+	int64_t goid;    /* the goroutine that released it */
+	uint64_t scope;  /* that goroutine's leak scope */
+	bool reported;   /* by a verify */
+} lost;
+
+static __thread lost *lost_v;
+static __thread size_t lost_n, lost_start; /* ring of lost_n from start */
+static __thread uint64_t lost_dropped;
+
+/* "file:line (func)" for the return address pc. */
+static void write_pc(tt__buf *b, const void *pc)
+{
+	tt__frame fr[8];
+	int n = pc ? tt__symbolize((uintptr_t)pc, true, fr, 8) : 0;
+	if (n <= 0) {
+		tt__buf_puts(b, "?");
+		return;
+	}
+	if (fr[0].file)
+		tt__buf_printf(b, "%s:%d (%s)", fr[0].file, fr[0].line,
+			       fr[0].func);
+	else
+		tt__buf_printf(b, "%s", fr[0].func);
+}
+
+static void write_lost(tt__buf *b, const lost *l)
+{
+	tt__buf_printf(b, "lost cancel: context from %s at ", l->made_by);
+	write_pc(b, l->create_pc);
+	tt__buf_puts(b, " released without a cancel at ");
+	write_pc(b, l->release_pc);
+	tt__buf_printf(b, " by goroutine %lld", (long long)l->goid);
+}
+
+void tt__leak_lost_cancel(const char *made_by, const void *create_pc,
+			  const void *release_pc)
+{
+	tt__g *g = tt__current();
+	lost l = {made_by, create_pc, release_pc, g->id, g->leak_scope,
+		  false};
+	if (tt__leak_reporting()) {
+		tt__buf b = {0};
+		tt__buf_puts(&b, "tether: ");
+		write_lost(&b, &l);
+		tt__buf_puts(&b, "\n");
+		if (b.err == 0)
+			tt__write_all(2, b.data, b.len);
+		tt__buf_free(&b);
+	}
+	if (lost_v == NULL && (lost_v = calloc(LOST_MAX, sizeof *lost_v)) ==
+				      NULL) {
+		lost_dropped++;
+		return;
+	}
+	if (lost_n == LOST_MAX) {
+		lost_start = (lost_start + 1) % LOST_MAX;
+		lost_n--;
+		lost_dropped++;
+	}
+	lost_v[(lost_start + lost_n++) % LOST_MAX] = l;
+}
+
+/* Write the lost cancels of the scope (0: all) not yet reported, one per
+ * line after a newline each; mark them reported if mark. Returns how
+ * many. */
+static size_t write_lost_cancels(tt__buf *b, uint64_t scope, bool mark)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < lost_n; i++) {
+		lost *l = &lost_v[(lost_start + i) % LOST_MAX];
+		if (l->reported)
+			continue;
+		if (scope) {
+			pthread_mutex_lock(&scope_lock);
+			bool in = scope_within_locked(l->scope, scope);
+			pthread_mutex_unlock(&scope_lock);
+			if (!in)
+				continue;
+		}
+		tt__buf_puts(b, "\n");
+		write_lost(b, l);
+		l->reported |= mark;
+		n++;
+	}
+	return n;
+}
+
 /* ---- reading a goroutine's text --------------------------------------------- */
 
 /* One candidate, written and parsed. Offsets into the try's text buffer,
@@ -634,7 +733,9 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 static int fill_list(const try_state *st, tt_leak_list *out)
 {
 	tt__buf b = {0};
-	write_report(&b, st, 0);
+	if (st->n)
+		write_report(&b, st, 0);
+	out->lost_cancels = write_lost_cancels(&b, 0, false);
 	tt__buf_put(&b, "", 1);
 	if (b.err) {
 		tt__buf_free(&b);
@@ -685,7 +786,7 @@ static int fill_list(const try_state *st, tt_leak_list *out)
 	memcpy(p, b.data, b.len);
 	out->g = v;
 	out->n = st->n;
-	out->report = st->n ? p : NULL;
+	out->report = st->n || out->lost_cancels ? p : NULL;
 	out->mem = mem;
 	tt__buf_free(&b);
 	return 0;
@@ -730,16 +831,21 @@ static int verify(const tt_leak_opts *opts, uint64_t scope, tt_write_fn fn,
 	const tt_leak_opts *o = opts ? opts : &default_opts;
 	try_state st = {0};
 	int r = find(o, scope, &st);
-	if (r == 0 && st.n) {
+	if (r == 0) {
 		tt__buf b = {0};
-		write_report(&b, &st, scope);
-		tt__buf_puts(&b, "\n");
-		r = b.err;
-		if (r == 0) {
-			int w = fn ? fn(arg, b.data, b.len)
-				   : fd_write((void *)(intptr_t)2, b.data,
-					      b.len);
-			r = w < 0 ? w : (int)st.n;
+		if (st.n)
+			write_report(&b, &st, scope);
+		size_t nlost = write_lost_cancels(&b, scope, true);
+		if (st.n || nlost) {
+			tt__buf_puts(&b, "\n");
+			r = b.err;
+		}
+		if (r == 0 && b.len) {
+			const char *d = b.data + (st.n ? 0 : 1);
+			size_t len = b.len - (st.n ? 0 : 1);
+			int w = fn ? fn(arg, d, len)
+				   : fd_write((void *)(intptr_t)2, d, len);
+			r = w < 0 ? w : (int)(st.n + nlost);
 		}
 		tt__buf_free(&b);
 	}

@@ -7,6 +7,9 @@
 #include "trace/trace.h"
 #include "tether/leak.h"
 
+/* Whether TETHER_LEAK asks for reports as things happen (report, abort). */
+bool tt__leak_reporting(void);
+
 /* The release that proved goroutines leaked: one record per release, shared
  * by every goroutine it proved (g->leak points here). Never freed: the
  * goroutines it describes never run again. */

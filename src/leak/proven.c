@@ -55,6 +55,11 @@ static int leak_mode(void)
 	return m;
 }
 
+bool tt__leak_reporting(void)
+{
+	return leak_mode() != MODE_OFF;
+}
+
 uint64_t tt_leak_proven_count(void)
 {
 	return proven_total;
