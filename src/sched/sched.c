@@ -120,13 +120,17 @@ static void all_unlink(tt__sched *s, tt__g *g)
 /* ---- switching ------------------------------------------------------------- */
 
 /* Runs on the goroutine that was just switched to, before it does anything
- * else: finishes what the previous one could not do on its own stack. */
+ * else: finishes what the previous one could not do on its own stack.
+ * While a profile snapshot is being taken, zombie is never NULL here (it
+ * holds TT__SNAP_MARK(s) when nobody ended) and zombie_fn records the
+ * goroutine that resumes (see internal.h): no test of its own on this
+ * path. */
 static inline void after_switch(tt__sched *s)
 {
 	if (TT_UNLIKELY(s->zombie != NULL)) {
 		tt__g *z = s->zombie;
 		s->zombie = NULL;
-		tt__stack_free(s, z);
+		s->zombie_fn(s, z);
 	}
 }
 
@@ -703,7 +707,8 @@ static void thread_gone(void *p)
 	tt__sched *s = p;
 	all_unlink(s, &s->main_g);
 	s->main_g.state = TT_G_DEAD;
-	if (s->current != &s->main_g || s->zombie != NULL)
+	if (s->current != &s->main_g ||
+	    (s->zombie != NULL && s->zombie != TT__SNAP_MARK(s)))
 		return;
 	tt__leak_thread_exit(s);
 
@@ -752,6 +757,7 @@ tt__sched *tt__sched_init(void)
 	m->timer.heap_ix = TT_TIMER_IDLE;
 	main_stack_bounds(m);
 	s->current = m;
+	s->zombie_fn = tt__stack_free;
 	s->epfd = -1;
 	s->stamp = tt_now();
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
