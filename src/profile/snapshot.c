@@ -614,6 +614,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	qsort(L->early, L->nearly, sizeof *L->early, by_id_desc);
 	size_t n = L->nwalk + L->nearly;
 	size_t w = L->cap - L->nwalk, e = L->nearly;
+	bool sorted = true;
 	for (size_t i = 0; i < n; i++) {
 		/* early is descending: its smallest id is at the end. */
 		if (w < L->cap &&
@@ -622,14 +623,12 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 		else
 			L->g[i] = L->early[--e];
 		L->g[i].pcs = L->pool + (uintptr_t)L->g[i].pcs;
+		if (i && L->g[i - 1].id > L->g[i].id)
+			sorted = false;
 		tt__slice_tick(&sl);
 	}
-	for (size_t j = 1; j < n; j++) {
-		if (L->g[j - 1].id > L->g[j].id) {
-			qsort(L->g, n, sizeof *L->g, by_id);
-			break;
-		}
-	}
+	if (!sorted) /* s->all out of id order: not expected */
+		qsort(L->g, n, sizeof *L->g, by_id);
 	snap->g = L->g;
 	snap->n = n;
 	snap->g_bytes = g_bytes;

@@ -66,11 +66,14 @@ static size_t current_first(const tt__snapshot *s, size_t cur, size_t k)
 	return k == 0 ? cur : k <= cur ? k - 1 : k;
 }
 
-static size_t find_current(const tt__snapshot *s)
+static size_t find_current(const tt__snapshot *s, tt__slice *sl)
 {
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		if (s->g[i].current)
 			return i;
+		if (sl)
+			tt__slice_tick(sl);
+	}
 	return s->n;
 }
 
@@ -78,7 +81,7 @@ static void write_all(out *o, tt__snapshot *s, bool leaked_only)
 {
 	tt__slice sl;
 	tt__slice_start(&sl);
-	size_t cur = find_current(s);
+	size_t cur = find_current(s, &sl);
 	for (size_t k = 0; k < s->n && !o->err; k++) {
 		const tt__gsnap *g = &s->g[current_first(s, cur, k)];
 		if (leaked_only && !g->leaked)
@@ -421,7 +424,7 @@ void tt__print_stacks(int fd, bool all)
 	if (tt__snapshot_take(&s) != 0)
 		return;
 	out o = {.fn = write_fd, .arg = &fd};
-	size_t cur = find_current(&s);
+	size_t cur = find_current(&s, NULL);
 	for (size_t k = 0; k < s.n && !o.err; k++) {
 		const tt__gsnap *g = &s.g[current_first(&s, cur, k)];
 		if (!all && !g->current)
