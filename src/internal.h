@@ -441,10 +441,11 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
  * more before it.
  *
  * It cannot starve the others: timers fire only in tt_yield, at every
- * 64th park or exit (maybe_run_timers) and in the idle wait, so a woken
- * goroutine goes ahead once per firing. One that keeps re-arming a short
- * timer parks each time, and its park takes the run queue's head — some
- * other goroutine — except at one park in 64, when the timers run there
+ * 64th park or exit (and at every 8th once a timer is due:
+ * maybe_run_timers) and in the idle wait, so a woken goroutine goes ahead
+ * once per firing. One that keeps re-arming a short timer parks each
+ * time, and its park takes the run queue's head — some other goroutine —
+ * except at most at one park in 8, when the timers run there
  * and it may come straight back; it is readied again only at the next
  * yield, park or exit of someone else. (A sleep already due is a plain
  * tt_yield, to the back.) K such goroutines at once run a

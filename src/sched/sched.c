@@ -322,12 +322,29 @@ static tt__g *idle_wait(tt__sched *s)
 	}
 }
 
+/* Whether the clock says a check of the timers and the poller is due:
+ * the earliest timer's deadline has passed, or goroutines wait in the
+ * poller and s->stamp is a millisecond old. (s->stamp is set at every
+ * check, and at every 64th park too, so it is never older than the last
+ * check.) */
+static bool __attribute__((noinline)) check_due(tt__sched *s)
+{
+	int64_t now = tt_now();
+	return (s->timers.n && s->timers.v[0]->when <= now) ||
+	       (s->io_waiters && now - s->stamp >= TT_MILLISECOND);
+}
+
 /* Fire due timers now and then while the run queue is busy, so a set of
- * goroutines that never idle cannot starve them. */
+ * goroutines that never idle cannot starve them: at every 64th park or
+ * exit, and at every 8th when the clock says a timer is due — so that
+ * goroutines whose turns between parks are long (a millisecond of work
+ * each) still let a timer fire within 8 turns of its deadline, not 64.
+ * The clock is read only while timers or descriptors are pending. */
 static inline void maybe_run_timers(tt__sched *s)
 {
 	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
-	    ++s->timer_check >= 64) {
+	    (++s->timer_check >= 64 ||
+	     ((s->timer_check & 7) == 0 && check_due(s)))) {
 		s->timer_check = 0;
 		s->stamp = tt_now();
 		tt__timers_run(s, s->stamp);
