@@ -505,13 +505,28 @@ static NOINLINE void slow_main(void *arg)
 	__asm__ volatile("" ::"r"(pad));
 }
 
+/* Each waiter's name is a heap copy of "waiter" that is spoiled and
+ * freed right after the waiter ends (by the waker, on its next turn): a
+ * profile must not read a name after its goroutine has ended. */
+static char *dead_names[WOKEN];
+static int ndead;
+
+static void free_dead_names(void)
+{
+	for (int i = 0; i < ndead; i++) {
+		memset(dead_names[i], 'X', strlen(dead_names[i]));
+		free(dead_names[i]);
+	}
+	ndead = 0;
+}
+
 static NOINLINE void waiter_main(void *arg)
 {
-	(void)arg;
 	int v;
 	waiter_line = __LINE__ + 1;
 	tt_chan_recv(wake_ch, &v, sizeof v, NULL);
 	woken_ended++;
+	dead_names[ndead++] = arg;
 	__asm__ volatile("");
 }
 
@@ -539,6 +554,7 @@ static void waker(void *arg)
 {
 	(void)arg;
 	while (!slice_stop) {
+		free_dead_names();
 		for (int k = 0; k < 4; k++) {
 			int v = 1;
 			tt_case c = TT_CASE_SEND_FROM(wake_ch, &v);
@@ -557,8 +573,12 @@ static void test_profile_slices(void **state)
 	woken_ended = 0;
 	/* Waiters first: the walk (newest first) reaches them last, after
 	 * the waker has had many turns. */
-	for (int i = 0; i < WOKEN; i++)
-		tu_go(waiter_main, NULL);
+	ndead = 0;
+	for (int i = 0; i < WOKEN; i++) {
+		char *nm = strdup("waiter");
+		tt_go_attr named = {.name = nm};
+		tu_go_with(&named, waiter_main, nm);
+	}
 	tt_go_attr small = {.stack_size = 32 * 1024};
 	for (uintptr_t i = 0; i < SLOW; i++)
 		tu_go_with(&small, slow_main, (void *)i);
@@ -641,9 +661,12 @@ static void test_profile_slices(void **state)
 			TU_ASSERT_EQ(waiting_recv, WOKEN - woken0);
 		}
 		if (level == 1) {
-			/* The waiters, recorded either way, are one group. */
+			/* The waiters, recorded either way, are one group,
+			 * under their name as it was. */
 			int groups = 0;
 			long long count = 0;
+			static const char label[] =
+				"\n# labels: {\"name\":\"waiter\"}\n";
 			for (const char *p = s.p; (p = strstr(p, "\n\n")); p++) {
 				const char *e = strstr(p + 2, "\n\n");
 				if (!e)
@@ -652,6 +675,10 @@ static void test_profile_slices(void **state)
 					   "\twaiter_main+", 13)) {
 					groups++;
 					count += atoll(p + 2);
+					TU_ASSERT_MSG(
+						memmem(p + 1, (size_t)(e - p - 1),
+						       label, sizeof label - 1),
+						"%.*s", (int)(e - p), p);
 				}
 			}
 			TU_ASSERT_EQ(groups, 1);
@@ -663,6 +690,7 @@ static void test_profile_slices(void **state)
 	TU_ASSERT_OK(tt_chan_close(slice_block));
 	TU_ASSERT_OK(tt_chan_close(wake_ch));
 	TU_WAIT_FOR(tt_num_goroutine() <= 1, 10 * TT_SECOND);
+	free_dead_names();
 }
 
 int main(int argc, char **argv)

@@ -38,9 +38,10 @@ typedef int (*tt_write_fn)(void *arg, const void *data, size_t len);
  * has run, parked elsewhere or ended since (one that resumes before the
  * snapshot has reached it is recorded first, on its way out of the
  * switch, before it changes anything). Goroutines started during the
- * call are not in it. A goroutine's name is read after it may have
- * ended: a name must outlive every profile taken while it lives (a
- * literal does). tt_stack_dump(..., true) is written the same way. The
+ * call are not in it. Names are copied as each goroutine is recorded,
+ * so a name may go once its goroutine has ended (go.h), even while a
+ * profile that lists it is being written. tt_stack_dump(..., true) is
+ * written the same way. The
  * stacks printed with a panic, the deadlock report and SIGQUIT stop the
  * thread's goroutines instead. */
 TT_EXPORT int tt_profile_write(const char *name, int debug, tt_write_fn fn,

@@ -52,6 +52,7 @@ typedef struct tt__snapshot {
 	uintptr_t *pool;
 	size_t pool_len, pool_cap;
 	size_t g_bytes; /* allocated size of g */
+	struct tt__names *names; /* copies of the names (incremental only) */
 } tt__snapshot;
 
 /* Every goroutine of the calling thread's scheduler, unwound. Returns 0 or

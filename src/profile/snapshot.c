@@ -381,6 +381,65 @@ int tt__snapshot_take(tt__snapshot *snap)
  * sorted apart and merged in. One snapshot is taken at a time per
  * scheduler; a second waits (yielding) for the first. */
 
+/* Goroutine names, copied: the writers read them after a goroutine may
+ * have ended (and its name been freed). Chunks of NAMES_CHUNK bytes (or
+ * one name's worth), and a small cache by address so that a million
+ * goroutines named by one literal make one copy. */
+#define NAMES_CHUNK 4096
+#define NAMES_CACHE 64
+
+typedef struct tt__names {
+	struct name_chunk {
+		struct name_chunk *next;
+		size_t used, cap;
+		char data[];
+	} *chunks;
+	struct {
+		const char *src, *copy;
+	} cache[NAMES_CACHE];
+} tt__names;
+
+/* A copy of name (NULL for NULL), or NULL with *err = -ENOMEM. */
+static const char *name_copy(tt__names *ns, const char *name, int *err)
+{
+	if (name == NULL)
+		return NULL;
+	size_t h = (size_t)(((uintptr_t)name * 0x9e3779b97f4a7c15ull) >> 58);
+	if (ns->cache[h].src == name && strcmp(ns->cache[h].copy, name) == 0)
+		return ns->cache[h].copy;
+	size_t len = strlen(name) + 1;
+	struct name_chunk *c = ns->chunks;
+	if (c == NULL || c->cap - c->used < len) {
+		size_t cap = len > NAMES_CHUNK ? len : NAMES_CHUNK;
+		c = malloc(sizeof *c + cap);
+		if (c == NULL) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		c->next = ns->chunks;
+		c->used = 0;
+		c->cap = cap;
+		ns->chunks = c;
+	}
+	char *copy = c->data + c->used;
+	memcpy(copy, name, len);
+	c->used += len;
+	ns->cache[h].src = name;
+	ns->cache[h].copy = copy;
+	return copy;
+}
+
+static void names_free(tt__names *ns)
+{
+	if (ns == NULL)
+		return;
+	for (struct name_chunk *c = ns->chunks, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(ns);
+}
+
 typedef struct live {
 	tt__sched *s;
 	tt__g *me;         /* the goroutine taking the snapshot */
@@ -394,6 +453,7 @@ typedef struct live {
 	size_t nearly, early_cap;
 	uintptr_t *pool;   /* records' pcs are offsets into it until done */
 	size_t pool_len, pool_cap;
+	tt__names *names;
 } live;
 
 static bool live_pool(live *L, size_t n)
@@ -422,7 +482,7 @@ static void live_record(live *L, tt__gsnap *o, const tt__g *g,
 	o->id = g->id;
 	o->parent_id = g->parent_id;
 	o->create_pc = (uintptr_t)g->create_pc;
-	o->name = g->name;
+	o->name = name_copy(L->names, g->name, &L->err);
 	o->leaked = g->leak != NULL;
 	o->current = g == L->me;
 	if (o->current) {
@@ -539,8 +599,13 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 		tt_yield(); /* one at a time; the other one yields too */
 
 	live *L = calloc(1, sizeof *L);
-	if (L == NULL)
+	tt__names *names = calloc(1, sizeof *names);
+	if (L == NULL || names == NULL) {
+		free(L);
+		free(names);
 		return -ENOMEM;
+	}
+	L->names = names;
 	L->s = s;
 	L->me = s->current;
 	L->cap = (size_t)atomic_load_explicit(&s->ngoroutines,
@@ -552,6 +617,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	L->pool_cap = L->pool ? p_bytes / sizeof *L->pool : 0;
 	if (L->g == NULL) {
 		free(L->pool);
+		names_free(L->names);
 		free(L);
 		return -ENOMEM;
 	}
@@ -603,6 +669,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 		int err = L->err;
 		put_stash(&stash_g, L->g, g_bytes);
 		put_stash(&stash_pool, L->pool, L->pool_cap * sizeof *L->pool);
+		names_free(L->names);
 		free(L->early);
 		free(L);
 		return err;
@@ -635,6 +702,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	snap->pool = L->pool;
 	snap->pool_len = L->pool_len;
 	snap->pool_cap = L->pool_cap;
+	snap->names = L->names;
 	free(L->early);
 	free(L);
 	return 0;
@@ -669,6 +737,7 @@ void tt__snapshot_free(tt__snapshot *s)
 {
 	put_stash(&stash_g, s->g, s->g_bytes);
 	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
+	names_free(s->names);
 	*s = (tt__snapshot){0};
 }
 
