@@ -804,7 +804,11 @@ static void test_big_profile_does_not_stall(void **state)
 		TU_ASSERT_EQ(r.status, 200);
 		TU_ASSERT_GT(r.body_len, 0);
 		resp_free(&r);
-		TU_ASSERT_MSG(spin_turns >= 5 && spin_gap < 40 * MS,
+		/* (From a shared-stack goroutine, TETHER_SHARED_STACK=1, the
+		 * stacks are cut to their top frame and the request is
+		 * cheap: then only the gap is checked.) */
+		TU_ASSERT_MSG((spin_turns >= 5 || cpu < 20 * MS) &&
+				      spin_gap < 40 * MS,
 			      "GET %s: the spinner ran %lld times, kept out "
 			      "for up to %lld ms of CPU (the request took "
 			      "%lld ms)",
