@@ -231,6 +231,11 @@ struct tt__g {
 	 * inherited from its creator at tt_go; 0 for none. */
 	uint64_t leak_scope;
 
+	/* The incremental profile snapshot's mark (src/profile/snapshot.c):
+	 * (epoch << 2) | TT__SNAP_RUNNABLE | TT__SNAP_TAKEN for the
+	 * snapshot of that epoch; a mark of another epoch means neither. */
+	uint32_t snap_mark;
+
 	/* Shared-stack mode (all 0 for a goroutine with a stack of its own).
 	 * stack_out: the used stack [sp, stack_hi) is in saved, not in the
 	 * region. wbuf: where its waiter records go (never on the region);
@@ -357,7 +362,16 @@ struct tt__sched {
 				timers put at the front (tt__ready_next), so
 				the next goes after it and a batch keeps its
 				deadline order; NULL outside a run */
-	tt__g *zombie;       /* ended; its stack is freed after the switch */
+	tt__g *zombie;       /* ended; its stack is freed after the switch
+				(by zombie_fn); TT__SNAP_MARK(s) instead
+				while a profile snapshot is being taken */
+	void (*zombie_fn)(tt__sched *s, tt__g *z); /* after a switch when
+				zombie is set: tt__stack_free, or
+				tt__snap_after_switch while a snapshot is
+				being taken */
+	void *snap_live;      /* the incremental snapshot being taken, or
+				NULL (src/profile/snapshot.c) */
+	uint32_t snap_epoch;  /* epoch of the last incremental snapshot */
 	tt__timer_heap timers;
 	uint32_t timer_check; /* switches since the timers were last checked */
 	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
@@ -394,6 +408,17 @@ struct tt__sched {
 	char *obj_carve, *obj_carve_end; /* unused rest of its chunk */
 	tt__g main_g;         /* the thread's own flow of control */
 };
+
+/* While an incremental snapshot is being taken (s->snap_live set),
+ * s->zombie holds this mark whenever no goroutine has just ended, so that
+ * every goroutine that resumes passes through s->zombie_fn
+ * (tt__snap_after_switch) before it returns from its switch: its stack is
+ * recorded there, as it was when the snapshot began, before it changes.
+ * The mark is never dereferenced. */
+#define TT__SNAP_MARK(s) ((tt__g *)(void *)&(s)->snap_live)
+#define TT__SNAP_RUNNABLE 1u
+#define TT__SNAP_TAKEN 2u
+void tt__snap_after_switch(tt__sched *s, tt__g *z);
 
 /* The calling thread's scheduler, made on first use. */
 extern __thread tt__sched *tt__tls_sched
@@ -480,10 +505,11 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
  * more before it.
  *
  * It cannot starve the others: timers fire only in tt_yield, at every
- * 64th park or exit (maybe_run_timers) and in the idle wait, so a woken
- * goroutine goes ahead once per firing. One that keeps re-arming a short
- * timer parks each time, and its park takes the run queue's head — some
- * other goroutine — except at one park in 64, when the timers run there
+ * 64th park or exit (and at every 8th once a timer is due:
+ * maybe_run_timers) and in the idle wait, so a woken goroutine goes ahead
+ * once per firing. One that keeps re-arming a short timer parks each
+ * time, and its park takes the run queue's head — some other goroutine —
+ * except at most at one park in 8, when the timers run there
  * and it may come straight back; it is readied again only at the next
  * yield, park or exit of someone else. (A sleep already due is a plain
  * tt_yield, to the back.) K such goroutines at once run a

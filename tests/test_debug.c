@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -709,6 +710,120 @@ static void test_concurrent_clients(void **state)
 	TU_ASSERT_OK(tt_debug_shutdown(l.srv));
 }
 
+/* ---- a big profile does not stall the program -------------------------
+ *
+ * BIG goroutines park at depths that all differ (a recursion and an
+ * alloca), so the unwinder's shape cache misses on nearly every one and
+ * each costs a full CFI walk: profiling them takes far longer than one of
+ * the writer's slices. A spinner yields in a loop and keeps the longest
+ * it was kept from running, in this thread's CPU time (the thread did
+ * nothing but the server's work in between, so the machine's load does
+ * not count). Every kind of request is fetched; none may keep the
+ * spinner out for more than a few slices. */
+#define BIG 3000
+
+static tt_chan *big_block;
+static volatile bool spin_stop, spin_reset;
+static int64_t spin_gap, spin_turns;
+
+static int64_t thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * TT_SECOND + ts.tv_nsec;
+}
+
+static __attribute__((noinline)) void big_park(int depth)
+{
+	if (depth > 0) {
+		big_park(depth - 1);
+		__asm__ volatile("");
+		return;
+	}
+	TU_ASSERT_OK(tt_chan_recv(big_block, NULL, 0, NULL));
+	__asm__ volatile("");
+}
+
+static __attribute__((noinline)) void big_main(void *arg)
+{
+	uintptr_t i = (uintptr_t)arg;
+	volatile char *pad = __builtin_alloca(16 + (i % 400) * 16);
+	pad[0] = 1;
+	big_park((int)(i / 400) % 8);
+	__asm__ volatile("" ::"r"(pad));
+}
+
+static void spinner(void *p)
+{
+	tt_chan *done = p;
+	int64_t last = thread_cpu();
+	while (!spin_stop) {
+		tt_yield();
+		int64_t now = thread_cpu();
+		if (spin_reset) {
+			spin_reset = false;
+			last = now;
+			continue;
+		}
+		if (now - last > spin_gap)
+			spin_gap = now - last;
+		last = now;
+		spin_turns++;
+	}
+	tu_done(done);
+}
+
+static void test_big_profile_does_not_stall(void **state)
+{
+	(void)state;
+	tt_debug_server *srv = start(NULL);
+	big_block = tu_chan(0, 0);
+	tt_chan *done = tu_chan(0, 1);
+	tt_go_attr small = {.stack_size = 32 * 1024};
+	for (uintptr_t i = 0; i < BIG; i++)
+		tu_go_with(&small, big_main, (void *)i);
+	spin_stop = false;
+	tu_go(spinner, done);
+	static const char *const targets[] = {
+		"/debug/pprof/goroutine?debug=2", "/debug/pprof/goroutine?debug=1",
+		"/debug/pprof/goroutine?debug=0", "/"};
+	client *c = dial(srv);
+	for (int i = 0; i < 4; i++) {
+		char req[256];
+		snprintf(req, sizeof req,
+			 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n",
+			 targets[i], i == 3 ? "Accept: text/html\r\n" : "");
+		spin_reset = true;
+		tt_yield();
+		spin_gap = 0;
+		spin_turns = 0;
+		int64_t cpu0 = thread_cpu();
+		send_str(c, req);
+		resp r = read_resp(c, false);
+		int64_t cpu = thread_cpu() - cpu0;
+		TU_ASSERT_EQ(r.status, 200);
+		TU_ASSERT_GT(r.body_len, 0);
+		resp_free(&r);
+		/* (From a shared-stack goroutine, TETHER_SHARED_STACK=1, the
+		 * stacks are cut to their top frame and the request is
+		 * cheap: then only the gap is checked.) */
+		TU_ASSERT_MSG((spin_turns >= 5 || cpu < 20 * MS) &&
+				      spin_gap < 40 * MS,
+			      "GET %s: the spinner ran %lld times, kept out "
+			      "for up to %lld ms of CPU (the request took "
+			      "%lld ms)",
+			      targets[i], (long long)spin_turns,
+			      (long long)(spin_gap / MS), (long long)(cpu / MS));
+	}
+	hang_up(c);
+	spin_stop = true;
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_OK(tt_chan_close(big_block));
+	TU_WAIT_FOR(tt_num_goroutine() <= 3, 10 * TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(done));
+	TU_ASSERT_OK(tt_debug_shutdown(srv));
+}
+
 /* ---- shutdown ------------------------------------------------------------ */
 
 static void stuck(void *p)
@@ -908,6 +1023,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_huge_time_limits),
 		TU_TEST(test_max_conns),
 		TU_TEST(test_concurrent_clients),
+		TU_TEST(test_big_profile_does_not_stall),
 		TU_TEST(test_shutdown_ends_everything),
 		TU_TEST(test_grouped_page),
 		TU_TEST(test_bad_arguments),

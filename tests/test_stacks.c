@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "debug/debug.h"
 #include "profile/profile.h"
 #include "testutil.h"
 
@@ -453,6 +455,244 @@ static void test_shared_stack_goroutines(void **state)
 	tt_yield();
 }
 
+/* ---- a big profile does not stop the others ----------------------------
+ *
+ * SLOW goroutines park at depths that are all different (a recursion and
+ * an alloca), so that the unwinder's shape cache misses on nearly every
+ * one and each costs a full CFI walk: the snapshot of them takes far
+ * longer than a slice. Meanwhile:
+ *  - a spinner yields in a loop and keeps the longest time, in this
+ *    thread's CPU time (immune to the machine's load: the thread did
+ *    nothing else in between), that it was kept from running;
+ *  - a waker wakes WOKEN waiters, a few per turn, and each woken one
+ *    ends at once: during the snapshot, some are recorded when they
+ *    resume (before they change), the rest by the walk — all must be in
+ *    the profile, once each, in one group, as they were when it began. */
+#define SLOW 3000
+#define WOKEN 400
+
+static tt_chan *slice_block, *wake_ch;
+static volatile bool slice_stop, spin_reset;
+static int64_t spin_max_gap, spin_turns;
+static int64_t woken_ended;
+static int waiter_line;
+
+static int64_t thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * TT_SECOND + ts.tv_nsec;
+}
+
+static NOINLINE void slow_park(int depth)
+{
+	if (depth > 0) {
+		slow_park(depth - 1);
+		__asm__ volatile("");
+		return;
+	}
+	int v;
+	tt_chan_recv(slice_block, &v, sizeof v, NULL);
+	__asm__ volatile("");
+}
+
+static NOINLINE void slow_main(void *arg)
+{
+	uintptr_t i = (uintptr_t)arg;
+	volatile char *pad = __builtin_alloca(16 + (i % 400) * 16);
+	pad[0] = 1;
+	slow_park((int)(i / 400) % 8);
+	__asm__ volatile("" ::"r"(pad));
+}
+
+/* Each waiter's name is a heap copy of "waiter" that is spoiled and
+ * freed right after the waiter ends (by the waker, on its next turn): a
+ * profile must not read a name after its goroutine has ended. */
+static char *dead_names[WOKEN];
+static int ndead;
+
+static void free_dead_names(void)
+{
+	for (int i = 0; i < ndead; i++) {
+		memset(dead_names[i], 'X', strlen(dead_names[i]));
+		free(dead_names[i]);
+	}
+	ndead = 0;
+}
+
+static NOINLINE void waiter_main(void *arg)
+{
+	int v;
+	waiter_line = __LINE__ + 1;
+	tt_chan_recv(wake_ch, &v, sizeof v, NULL);
+	woken_ended++;
+	dead_names[ndead++] = arg;
+	__asm__ volatile("");
+}
+
+static void spinner(void *arg)
+{
+	(void)arg;
+	int64_t last = thread_cpu();
+	while (!slice_stop) {
+		tt_yield();
+		int64_t now = thread_cpu();
+		if (spin_reset) {
+			/* Main worked on its own since: not a gap. */
+			spin_reset = false;
+			last = now;
+			continue;
+		}
+		if (now - last > spin_max_gap)
+			spin_max_gap = now - last;
+		last = now;
+		spin_turns++;
+	}
+}
+
+static void waker(void *arg)
+{
+	(void)arg;
+	while (!slice_stop) {
+		free_dead_names();
+		for (int k = 0; k < 4; k++) {
+			int v = 1;
+			tt_case c = TT_CASE_SEND_FROM(wake_ch, &v);
+			tt_select(&c, 1, TT_TRY); /* only to a waiting one */
+		}
+		tt_yield();
+	}
+}
+
+static void test_profile_slices(void **state)
+{
+	(void)state;
+	slice_block = tu_chan(sizeof(int), 0);
+	wake_ch = tu_chan(sizeof(int), 0);
+	slice_stop = false;
+	woken_ended = 0;
+	/* Waiters first: the walk (newest first) reaches them last, after
+	 * the waker has had many turns. */
+	ndead = 0;
+	for (int i = 0; i < WOKEN; i++) {
+		char *nm = strdup("waiter");
+		tt_go_attr named = {.name = nm};
+		tu_go_with(&named, waiter_main, nm);
+	}
+	tt_go_attr small = {.stack_size = 32 * 1024};
+	for (uintptr_t i = 0; i < SLOW; i++)
+		tu_go_with(&small, slow_main, (void *)i);
+	tu_go(waker, NULL);
+	tu_go(spinner, NULL);
+	/* The symbolizer reads the DWARF on first use: not part of this. */
+	char warm[4096];
+	tt_stack_dump(warm, sizeof warm, false);
+	tt_yield();
+
+	const char *what[] = {"debug=2", "debug=1", "debug=0", "page"};
+	for (int level = 2; level >= -1; level--) {
+		spin_reset = true;
+		tt_yield();
+		spin_max_gap = 0;
+		spin_turns = 0;
+		int64_t woken0 = woken_ended;
+		int64_t alive = tt_num_goroutine();
+		int64_t cpu0 = thread_cpu();
+		sink s = {0};
+		if (level >= 0) {
+			TU_ASSERT_OK(tt_profile_write("goroutine", level,
+						      to_sink, &s));
+		} else {
+			tt__buf b = {0};
+			TU_ASSERT_OK(tt__debug_page(&b));
+			s.p = b.data;
+			s.len = b.len;
+		}
+		int64_t cpu = thread_cpu() - cpu0;
+		const char *w = what[2 - level];
+		/* It took many slices; the others ran between them, never
+		 * kept out for more than a few. (Stopped, the snapshot alone
+		 * is one gap of the whole time.) */
+		TU_ASSERT_MSG(spin_turns >= 5,
+			      "%s: the spinner ran %lld times in %lld ms of "
+			      "CPU", w, (long long)spin_turns,
+			      (long long)(cpu / TT_MILLISECOND));
+		TU_ASSERT_MSG(spin_max_gap < 40 * TT_MILLISECOND,
+			      "%s: the spinner was kept out for %lld ms of "
+			      "CPU (the whole write took %lld ms)",
+			      w, (long long)(spin_max_gap / TT_MILLISECOND),
+			      (long long)(cpu / TT_MILLISECOND));
+		if (level == 2) {
+			/* Every goroutine alive when it began, once, in id
+			 * order after the writer's own; the woken waiters
+			 * that ended meanwhile as they were. */
+			TU_ASSERT_GT(woken_ended, woken0);
+			int64_t n = 0, prev = 0, waiting_recv = 0;
+			char want[300];
+			snprintf(want, sizeof want, "waiter_main(...)\n\t%s:%d ",
+				 __FILE__, waiter_line);
+			for (const char *p = s.p; (p = strstr(p, "goroutine "));
+			     p++) {
+				if (p != s.p && p[-1] != '\n')
+					continue;
+				long long id = atoll(p + 10);
+				if (n > 1)
+					TU_ASSERT_GT(id, prev);
+				prev = id;
+				n++;
+				const char *e = strstr(p, "\n\n");
+				TU_ASSERT(e != NULL);
+				if (memmem(p, (size_t)(e - p), want,
+					   strlen(want))) {
+					/* Parked at T, or woken and not
+					 * yet run. */
+					const char *st = strchr(p, '[');
+					TU_ASSERT_MSG(
+						strncmp(st, "[chan receive]:",
+							15) == 0 ||
+							strncmp(st,
+								"[runnable]:",
+								11) == 0,
+						"%.*s", (int)(e - p), p);
+					waiting_recv++;
+				}
+			}
+			TU_ASSERT_EQ(n, alive);
+			TU_ASSERT_EQ(waiting_recv, WOKEN - woken0);
+		}
+		if (level == 1) {
+			/* The waiters, recorded either way, are one group,
+			 * under their name as it was. */
+			int groups = 0;
+			long long count = 0;
+			static const char label[] =
+				"\n# labels: {\"name\":\"waiter\"}\n";
+			for (const char *p = s.p; (p = strstr(p, "\n\n")); p++) {
+				const char *e = strstr(p + 2, "\n\n");
+				if (!e)
+					e = p + strlen(p);
+				if (memmem(p + 2, (size_t)(e - p - 2),
+					   "\twaiter_main+", 13)) {
+					groups++;
+					count += atoll(p + 2);
+					TU_ASSERT_MSG(
+						memmem(p + 1, (size_t)(e - p - 1),
+						       label, sizeof label - 1),
+						"%.*s", (int)(e - p), p);
+				}
+			}
+			TU_ASSERT_EQ(groups, 1);
+			TU_ASSERT_EQ(count, WOKEN - woken0);
+		}
+		free(s.p);
+	}
+	slice_stop = true;
+	TU_ASSERT_OK(tt_chan_close(slice_block));
+	TU_ASSERT_OK(tt_chan_close(wake_ch));
+	TU_WAIT_FOR(tt_num_goroutine() <= 1, 10 * TT_SECOND);
+	free_dead_names();
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case children[] = {
@@ -470,6 +710,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_writer_error),
 		TU_TEST(test_minutes),
 		TU_TEST(test_shared_stack_goroutines),
+		TU_TEST(test_profile_slices),
 		cmocka_unit_test(test_reports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

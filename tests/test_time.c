@@ -997,6 +997,93 @@ static void test_rearmed_timer_does_not_starve(void **state)
 	TU_ASSERT_OK(tt_chan_release(r.done));
 }
 
+/* Long turns: two goroutines pass a token back and forth over unbuffered
+ * channels, each busy for TURN before it passes it on, so each turn ends
+ * in one park and 64 parks take 64 turns. A sleeper of 10 ms in between
+ * must not wait for the 64th park's timer check: the parks check the
+ * clock too, and a timer whose deadline has passed fires within 8 turns
+ * of it. (Timed by the clock, busy turns stay TURN long however loaded
+ * the machine is, so the bound holds on it.) */
+#define TURN (3 * MS)
+#define LONG_SLEEPS 5
+
+typedef struct longturn {
+	tt_chan *ping, *pong, *done;
+	volatile int stop;
+	int64_t late[LONG_SLEEPS];
+	int64_t stop_by;
+} longturn;
+
+static void turn_busy(const longturn *l)
+{
+	int64_t until = tt_now() + TURN;
+	while (!l->stop && tt_now() < until)
+		;
+}
+
+static void turn_ping(void *p)
+{
+	longturn *l = p;
+	int v = 0;
+	while (!l->stop && tt_now() < l->stop_by) {
+		turn_busy(l);
+		TU_ASSERT_OK(tt_send(l->ping, &v));
+		TU_ASSERT_OK(tt_recv(l->pong, &v, NULL));
+	}
+	TU_ASSERT_OK(tt_chan_close(l->ping));
+	tu_done(l->done);
+}
+
+static void turn_pong(void *p)
+{
+	longturn *l = p;
+	int v = 0;
+	bool ok = true;
+	for (;;) {
+		TU_ASSERT_OK(tt_recv(l->ping, &v, &ok));
+		if (!ok)
+			break;
+		turn_busy(l);
+		TU_ASSERT_OK(tt_send(l->pong, &v));
+	}
+	tu_done(l->done);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void test_sleep_under_long_turns(void **state)
+{
+	(void)state;
+	longturn l = {.stop_by = tt_now() + 20 * TT_SECOND};
+	l.ping = tu_chan(sizeof(int), 0);
+	l.pong = tu_chan(sizeof(int), 0);
+	l.done = tu_chan(0, 2);
+	tu_go(turn_pong, &l);
+	tu_go(turn_ping, &l);
+	for (int i = 0; i < LONG_SLEEPS; i++) {
+		int64_t t0 = tt_now();
+		TU_ASSERT_OK(tt_sleep(10 * MS));
+		l.late[i] = tt_now() - t0 - 10 * MS;
+	}
+	l.stop = 1;
+	TU_WAIT_DONE(l.done, 2, 30 * TT_SECOND);
+	qsort(l.late, LONG_SLEEPS, sizeof l.late[0], cmp_i64);
+	print_message("10 ms sleeps among %lld ms turns: late by %lld ms "
+		      "(median), %lld ms (worst)\n",
+		      (long long)(TURN / MS),
+		      (long long)(l.late[LONG_SLEEPS / 2] / MS),
+		      (long long)(l.late[LONG_SLEEPS - 1] / MS));
+	/* 8 turns are 24 ms; the 64 of the count alone, 192. */
+	TU_ASSERT_LT(l.late[LONG_SLEEPS / 2], 60 * MS);
+	TU_ASSERT_OK(tt_chan_release(l.ping));
+	TU_ASSERT_OK(tt_chan_release(l.pong));
+	TU_ASSERT_OK(tt_chan_release(l.done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1024,6 +1111,7 @@ int main(void)
 		TU_TEST(test_sleep_under_exit_flood),
 		TU_TEST(test_sleep_wake_runs_next),
 		TU_TEST(test_rearmed_timer_does_not_starve),
+		TU_TEST(test_sleep_under_long_turns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

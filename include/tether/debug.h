@@ -47,6 +47,14 @@
  * abandoned request costs one goroutine for at most the time limit and
  * never stalls the program's other goroutines.
  *
+ * Profiles and the page, however large, do not stall them either: they
+ * are taken and written in slices of about 2 ms of work, and the other
+ * goroutines of the thread run between slices (tt_profile_write in
+ * profile.h says what the snapshot then guarantees). A million
+ * goroutines take seconds to profile; the rest of the program goes on
+ * meanwhile, slowed, not stopped. (The /debug/pprof/ index still counts
+ * the goroutines in one pass, without yielding.)
+ *
  * Goroutines. The server runs one goroutine that accepts ("tether/debug
  * accept") and one per open connection ("tether/debug conn"); they show
  * in stack dumps and in leak checks like any other, so end the server

@@ -27,7 +27,23 @@ typedef int (*tt_write_fn)(void *arg, const void *data, size_t len);
 
 /* Write the profile `name` ("goroutine" or "goroutineleak") at `debug`
  * level 0, 1 or 2. Returns 0 or a negative errno value (-EINVAL for an
- * unknown name or level). */
+ * unknown name or level).
+ *
+ * The other goroutines of the calling thread run while it works: it
+ * yields to them (tt_yield) after every 2 ms or so of work, while it
+ * takes its snapshot and while it writes, and fn may park (the debug
+ * server's does). The profile is still one snapshot, as in Go 1.19+: it
+ * lists exactly the goroutines alive when the call began, each once,
+ * each with the state and the stack it had then — also a goroutine that
+ * has run, parked elsewhere or ended since (one that resumes before the
+ * snapshot has reached it is recorded first, on its way out of the
+ * switch, before it changes anything). Goroutines started during the
+ * call are not in it. Names are copied as each goroutine is recorded,
+ * so a name may go once its goroutine has ended (go.h), even while a
+ * profile that lists it is being written. tt_stack_dump(..., true) is
+ * written the same way. The
+ * stacks printed with a panic, the deadlock report and SIGQUIT stop the
+ * thread's goroutines instead. */
 TT_EXPORT int tt_profile_write(const char *name, int debug, tt_write_fn fn,
 			       void *arg);
 

@@ -3,8 +3,9 @@
  *
  * Design notes
  * ------------
- * The page is built from one snapshot (tt__snapshot_take), so it is
- * consistent, and the goroutines run again while it is formatted. Equal
+ * The page is built from one snapshot (tt__snapshot_take_yielding), so it
+ * is consistent, and the goroutines run between its slices of work and
+ * while it is formatted. Equal
  * stacks (equal PC lists) are grouped with a hash table, so a million
  * goroutines parked at one place cost one symbolization, not a million.
  * Groups are sorted by size; the first MAX_GROUPS are shown (the rest are
@@ -543,7 +544,7 @@ static void put_group(tt__buf *b, const group *x, size_t ix, int64_t now,
 int tt__debug_page(tt__buf *b)
 {
 	tt__snapshot snap;
-	int r = tt__snapshot_take(&snap);
+	int r = tt__snapshot_take_yielding(&snap);
 	if (r)
 		return r;
 	grouping gr = {0};
@@ -556,7 +557,10 @@ int tt__debug_page(tt__buf *b)
 		r = -ENOMEM;
 		goto out;
 	}
+	tt__slice sl;
+	tt__slice_start(&sl);
 	for (size_t i = 0; i < snap.n; i++) {
+		tt__slice_tick(&sl);
 		group *x = group_for(&gr, &snap.g[i]);
 		if (!x) {
 			r = -ENOMEM;

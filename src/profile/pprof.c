@@ -301,8 +301,11 @@ static bool same_stack(const tt__gsnap *a, const tt__gsnap *b)
 static int group(builder *b, bool leaked_only)
 {
 	const tt__snapshot *s = b->snap;
+	tt__slice sl;
+	tt__slice_start(&sl);
 	for (size_t gi = 0; gi < s->n; gi++) {
 		const tt__gsnap *g = &s->g[gi];
+		tt__slice_tick(&sl);
 		if (leaked_only && !g->leaked)
 			continue;
 		if (g->npcs && !g->pcs)
@@ -578,9 +581,12 @@ static int64_t loc_id(builder *b, uintptr_t pc)
 static int resolve(builder *b)
 {
 	const tt__snapshot *s = b->snap;
+	tt__slice sl;
+	tt__slice_start(&sl);
 	for (size_t k = 0; k < b->nstacks; k++) {
 		stack *st = &b->stacks[k];
 		const tt__gsnap *g = &s->g[st->g];
+		tt__slice_tick(&sl);
 		st->loc_off = b->nstack_locs;
 		if (!reserve(&b->stack_locs, &b->stack_locs_cap,
 			     b->nstack_locs + g->npcs, sizeof *b->stack_locs))

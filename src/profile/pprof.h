@@ -3,7 +3,8 @@
  *
  * The encoder takes a snapshot (profile.h) and a symbolizer, so that it can
  * be tested with made-up stacks and symbols, and so that it depends on
- * nothing but zlib and the C library. */
+ * nothing but zlib, the C library and the profile layer's slices of work
+ * (tt__slice: it yields to other goroutines while it works). */
 #ifndef TT_PPROF_H
 #define TT_PPROF_H
 

@@ -52,12 +52,40 @@ typedef struct tt__snapshot {
 	uintptr_t *pool;
 	size_t pool_len, pool_cap;
 	size_t g_bytes; /* allocated size of g */
+	struct tt__names *names; /* copies of the names (incremental only) */
 } tt__snapshot;
 
 /* Every goroutine of the calling thread's scheduler, unwound. Returns 0 or
  * -ENOMEM. */
 int tt__snapshot_take(tt__snapshot *s);
 void tt__snapshot_free(tt__snapshot *s);
+
+/* The same snapshot — every goroutine as it was when the call began —
+ * taken in slices of at most about TT__SLICE, yielding to the other
+ * goroutines between them (snapshot.c says how it stays one instant).
+ * The caller must be able to yield: not a signal handler, not a fatal
+ * report. Returns 0 or -ENOMEM. */
+int tt__snapshot_take_yielding(tt__snapshot *s);
+
+/* Work in slices: tt__slice_tick after each item yields (tt_yield) once
+ * TT__SLICE has passed since the slice began, so that the work never
+ * keeps the other goroutines waiting much longer than that. The clock is
+ * read every 8th item. Off (never yields) on a thread without a
+ * scheduler. tt__slice_yields counts the yields, for tests. */
+#define TT__SLICE (2 * TT_MILLISECOND)
+typedef struct tt__slice {
+	int64_t until;
+	uint32_t k;
+	bool on;
+} tt__slice;
+void tt__slice_start(tt__slice *sl);
+void tt__slice_check(tt__slice *sl);
+static inline void tt__slice_tick(tt__slice *sl)
+{
+	if (TT_UNLIKELY((++sl->k & 7) == 0))
+		tt__slice_check(sl);
+}
+extern _Atomic uint64_t tt__slice_yields;
 
 /* One goroutine in runtime.Stack's layout, "goroutine N [reason, M
  * minutes]:" through "created by F in goroutine P" and the blank line

@@ -351,10 +351,394 @@ int tt__snapshot_take(tt__snapshot *snap)
 	return 0;
 }
 
+/* ---- the incremental snapshot --------------------------------------------
+ *
+ * tt__snapshot_take stops every other goroutine for as long as it unwinds
+ * them all: a second or more for a million. The incremental snapshot
+ * gives the same result — every goroutine as it was at one instant T, the
+ * moment it starts — while the others run between its slices of work
+ * (Go 1.19's goroutine profile works the same way):
+ *
+ *  - At T it notes the newest goroutine id (goroutines started later are
+ *    not in it), marks the goroutines in the run queue (RUNNABLE at T;
+ *    every other one but the caller was WAITING) and records the caller.
+ *  - Then it walks s->all, recording each goroutine not yet recorded from
+ *    its saved registers, and yields (tt__slice) every TT__SLICE of work.
+ *  - Meanwhile a goroutine that resumes has not changed since T: it last
+ *    ran before T. s->zombie_fn runs on it before it returns from its
+ *    switch (internal.h), and records it there — its stack unwound from
+ *    where it stands, on the runtime stack — unless it was already.
+ *
+ * So every goroutine alive at T is recorded exactly once, with its stack
+ * and state at T, whether it stays parked, runs, or ends meanwhile.
+ *
+ * The walk's cursor (the next goroutine of s->all to visit) stays valid:
+ * a goroutine leaves s->all only by ending, ends only by running, and
+ * resumes through zombie_fn first, which moves the cursor past it.
+ * Goroutines started after T are linked at the head, before the cursor.
+ *
+ * The walk visits s->all newest first, so its records, put at the end of
+ * g[] and working down, are in id order; the few taken on resume are
+ * sorted apart and merged in. One snapshot is taken at a time per
+ * scheduler; a second waits (yielding) for the first. */
+
+/* Goroutine names, copied: the writers read them after a goroutine may
+ * have ended (and its name been freed). Chunks of NAMES_CHUNK bytes (or
+ * one name's worth), and a small cache by address so that a million
+ * goroutines named by one literal make one copy. */
+#define NAMES_CHUNK 4096
+#define NAMES_CACHE 64
+
+typedef struct tt__names {
+	struct name_chunk {
+		struct name_chunk *next;
+		size_t used, cap;
+		char data[];
+	} *chunks;
+	struct {
+		const char *src, *copy;
+	} cache[NAMES_CACHE];
+} tt__names;
+
+/* A copy of name (NULL for NULL), or NULL with *err = -ENOMEM. */
+static const char *name_copy(tt__names *ns, const char *name, int *err)
+{
+	if (name == NULL)
+		return NULL;
+	size_t h = (size_t)(((uintptr_t)name * 0x9e3779b97f4a7c15ull) >> 58);
+	if (ns->cache[h].src == name && strcmp(ns->cache[h].copy, name) == 0)
+		return ns->cache[h].copy;
+	size_t len = strlen(name) + 1;
+	struct name_chunk *c = ns->chunks;
+	if (c == NULL || c->cap - c->used < len) {
+		size_t cap = len > NAMES_CHUNK ? len : NAMES_CHUNK;
+		c = malloc(sizeof *c + cap);
+		if (c == NULL) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		c->next = ns->chunks;
+		c->used = 0;
+		c->cap = cap;
+		ns->chunks = c;
+	}
+	char *copy = c->data + c->used;
+	memcpy(copy, name, len);
+	c->used += len;
+	ns->cache[h].src = name;
+	ns->cache[h].copy = copy;
+	return copy;
+}
+
+static void names_free(tt__names *ns)
+{
+	if (ns == NULL)
+		return;
+	for (struct name_chunk *c = ns->chunks, *n; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(ns);
+}
+
+typedef struct live {
+	tt__sched *s;
+	tt__g *me;         /* the goroutine taking the snapshot */
+	tt__g *cursor;     /* the next goroutine of s->all to visit */
+	int64_t max_id;    /* the newest goroutine at T */
+	uint32_t epoch;
+	int err;           /* -ENOMEM: stop */
+	tt__gsnap *g;      /* cap records; the walk's fill it from the end */
+	size_t cap, nwalk;
+	tt__gsnap *early;  /* recorded on resume (and the caller): any order */
+	size_t nearly, early_cap;
+	uintptr_t *pool;   /* records' pcs are offsets into it until done */
+	size_t pool_len, pool_cap;
+	tt__names *names;
+} live;
+
+static bool live_pool(live *L, size_t n)
+{
+	if (L->pool_len + n <= L->pool_cap)
+		return true;
+	size_t ncap = L->pool_cap ? L->pool_cap * 2 : 1024;
+	while (ncap < L->pool_len + n)
+		ncap *= 2;
+	uintptr_t *p = realloc(L->pool, ncap * sizeof *p);
+	if (p == NULL)
+		return false;
+	L->pool = p;
+	L->pool_cap = ncap;
+	return true;
+}
+
+/* Record g, whose PCs (unwound now, but as at T: it has not run since)
+ * are pcs[n], into o. The state is the one at T. */
+static void live_record(live *L, tt__gsnap *o, const tt__g *g,
+			const uintptr_t *pcs, int n)
+{
+	uint32_t m = g->snap_mark;
+	bool runnable = (m >> 2) == L->epoch && (m & TT__SNAP_RUNNABLE);
+	*o = (tt__gsnap){0};
+	o->id = g->id;
+	o->parent_id = g->parent_id;
+	o->create_pc = (uintptr_t)g->create_pc;
+	o->name = name_copy(L->names, g->name, &L->err);
+	o->leaked = g->leak != NULL;
+	o->current = g == L->me;
+	if (o->current) {
+		o->state = TT_G_RUNNING;
+	} else if (runnable) {
+		o->state = TT_G_RUNNABLE;
+	} else {
+		/* Not in the run queue at T, so parked then; what its park
+		 * set is still there (only a park writes it). */
+		o->state = TT_G_WAITING;
+		o->reason = g->reason;
+		o->wait_obj = g->wait_obj;
+		o->wait_since = g->wait_since;
+	}
+	int first = 0;
+	int k = tt__stack_visible(pcs, n, g->is_main, &first);
+	if (!live_pool(L, (size_t)k)) {
+		L->err = -ENOMEM;
+		return;
+	}
+	memcpy(L->pool + L->pool_len, pcs + first, (size_t)k * sizeof *pcs);
+	o->pcs = (const uintptr_t *)(uintptr_t)L->pool_len;
+	o->npcs = (uint32_t)k;
+	L->pool_len += (size_t)k;
+}
+
+static bool taken(const live *L, const tt__g *g)
+{
+	return (g->snap_mark >> 2) == L->epoch &&
+	       (g->snap_mark & TT__SNAP_TAKEN);
+}
+
+static void mark_taken(const live *L, tt__g *g)
+{
+	uint32_t m = (g->snap_mark >> 2) == L->epoch ? g->snap_mark
+						      : L->epoch << 2;
+	g->snap_mark = m | TT__SNAP_TAKEN;
+}
+
+/* A record in L->early, or NULL. */
+static tt__gsnap *early_slot(live *L)
+{
+	if (L->nearly == L->early_cap) {
+		size_t nc = L->early_cap ? L->early_cap * 2 : 64;
+		tt__gsnap *v = realloc(L->early, nc * sizeof *v);
+		if (v == NULL) {
+			L->err = -ENOMEM;
+			return NULL;
+		}
+		L->early = v;
+		L->early_cap = nc;
+	}
+	return &L->early[L->nearly++];
+}
+
+typedef struct resumed {
+	live *L;
+	tt__g *g;
+} resumed;
+
+/* On the runtime stack, for the goroutine that just resumed (the
+ * current one): its stack from here, where the runtime's frames on top
+ * (this call, the switch, the park) are hidden as a parked one's are. */
+static void take_resumed(void *p)
+{
+	resumed *r = p;
+	uintptr_t pcs[TT__TRACE_MAX];
+	int n = tt__trace_here(pcs, TT__TRACE_MAX, 0);
+	tt__gsnap *o = early_slot(r->L);
+	if (o)
+		live_record(r->L, o, r->g, pcs, n);
+}
+
+void tt__snap_after_switch(tt__sched *s, tt__g *z)
+{
+	if (z != TT__SNAP_MARK(s))
+		tt__stack_free(s, z);
+	live *L = s->snap_live;
+	if (L == NULL)
+		return;
+	s->zombie = TT__SNAP_MARK(s);
+	tt__g *g = s->current;
+	if (g == L->cursor)
+		L->cursor = g->all_next;
+	if (g->id > L->max_id || L->err || taken(L, g))
+		return;
+	resumed r = {L, g};
+	tt__on_runtime_stack(take_resumed, &r);
+	mark_taken(L, g);
+}
+
+static int by_id_desc(const void *a, const void *b)
+{
+	return by_id(b, a);
+}
+
+/* Stop recording on resume. */
+static void live_stop(live *L)
+{
+	tt__sched *s = L->s;
+	s->snap_live = NULL;
+	if (s->zombie == TT__SNAP_MARK(s))
+		s->zombie = NULL;
+	s->zombie_fn = tt__stack_free;
+}
+
+int tt__snapshot_take_yielding(tt__snapshot *snap)
+{
+	tt__sched *s = tt__sched_get();
+	*snap = (tt__snapshot){0};
+	tt__slice sl;
+	tt__slice_start(&sl);
+	while (s->snap_live != NULL)
+		tt_yield(); /* one at a time; the other one yields too */
+
+	live *L = calloc(1, sizeof *L);
+	tt__names *names = calloc(1, sizeof *names);
+	if (L == NULL || names == NULL) {
+		free(L);
+		free(names);
+		return -ENOMEM;
+	}
+	L->names = names;
+	L->s = s;
+	L->me = s->current;
+	L->cap = (size_t)atomic_load_explicit(&s->ngoroutines,
+					      memory_order_relaxed);
+	size_t g_bytes, p_bytes;
+	L->g = take_stash(&stash_g, (L->cap ? L->cap : 1) * sizeof *L->g,
+			  &g_bytes);
+	L->pool = take_stash(&stash_pool, 0, &p_bytes);
+	L->pool_cap = L->pool ? p_bytes / sizeof *L->pool : 0;
+	if (L->g == NULL) {
+		free(L->pool);
+		names_free(L->names);
+		free(L);
+		return -ENOMEM;
+	}
+
+	/* T. */
+	if (++s->snap_epoch >= (1u << 30)) {
+		/* Marks of an epoch this old could be taken for current. */
+		for (tt__g *g = s->all; g; g = g->all_next)
+			g->snap_mark = 0;
+		s->snap_epoch = 1;
+	}
+	L->epoch = s->snap_epoch;
+	L->max_id = s->goid_next - 1;
+	snap->taken_at = tt_now();
+	for (tt__g *g = s->runq.head; g; g = g->next)
+		g->snap_mark = (L->epoch << 2) | TT__SNAP_RUNNABLE;
+	{
+		uintptr_t pcs[TT__TRACE_MAX];
+		int n = tt__trace_here(pcs, TT__TRACE_MAX, 0);
+		tt__gsnap *o = early_slot(L);
+		if (o)
+			live_record(L, o, L->me, pcs, n);
+		mark_taken(L, L->me);
+	}
+	L->cursor = s->all;
+	s->snap_live = L;
+	s->zombie_fn = tt__snap_after_switch;
+	if (s->zombie == NULL)
+		s->zombie = TT__SNAP_MARK(s);
+
+	while (L->cursor && !L->err) {
+		tt__g *g = L->cursor;
+		L->cursor = g->all_next;
+		if (g->id <= L->max_id && !taken(L, g)) {
+			uintptr_t pcs[TT__TRACE_MAX];
+			int n = tt__trace_g(g, pcs, TT__TRACE_MAX);
+			/* Each goroutine of the cap alive at T is recorded
+			 * once, here or early. */
+			TT_ASSERT(L->nwalk + L->nearly < L->cap);
+			tt__gsnap *o = &L->g[L->cap - 1 - L->nwalk];
+			live_record(L, o, g, pcs, n);
+			L->nwalk++;
+			mark_taken(L, g);
+		}
+		tt__slice_tick(&sl);
+	}
+	live_stop(L);
+	if (L->err) {
+		int err = L->err;
+		put_stash(&stash_g, L->g, g_bytes);
+		put_stash(&stash_pool, L->pool, L->pool_cap * sizeof *L->pool);
+		names_free(L->names);
+		free(L->early);
+		free(L);
+		return err;
+	}
+
+	/* Merge: the walk's records, g[cap - nwalk, cap), ascending, and the
+	 * early ones, sorted, into g[0, n). Writing from the front never
+	 * overtakes the walk's reading: nearly <= cap - nwalk. */
+	qsort(L->early, L->nearly, sizeof *L->early, by_id_desc);
+	size_t n = L->nwalk + L->nearly;
+	size_t w = L->cap - L->nwalk, e = L->nearly;
+	bool sorted = true;
+	for (size_t i = 0; i < n; i++) {
+		/* early is descending: its smallest id is at the end. */
+		if (w < L->cap &&
+		    (e == 0 || L->g[w].id < L->early[e - 1].id))
+			L->g[i] = L->g[w++];
+		else
+			L->g[i] = L->early[--e];
+		L->g[i].pcs = L->pool + (uintptr_t)L->g[i].pcs;
+		if (i && L->g[i - 1].id > L->g[i].id)
+			sorted = false;
+		tt__slice_tick(&sl);
+	}
+	if (!sorted) /* s->all out of id order: not expected */
+		qsort(L->g, n, sizeof *L->g, by_id);
+	snap->g = L->g;
+	snap->n = n;
+	snap->g_bytes = g_bytes;
+	snap->pool = L->pool;
+	snap->pool_len = L->pool_len;
+	snap->pool_cap = L->pool_cap;
+	snap->names = L->names;
+	free(L->early);
+	free(L);
+	return 0;
+}
+
+/* ---- slices of work ---------------------------------------------------- */
+
+_Atomic uint64_t tt__slice_yields;
+
+void tt__slice_start(tt__slice *sl)
+{
+	/* A thread with no scheduler (a signal handler on a thread that
+	 * never used tether) has nobody to yield to. */
+	sl->on = tt__tls_sched != NULL;
+	sl->k = 0;
+	sl->until = sl->on ? tt_now() + TT__SLICE : 0;
+}
+
+void tt__slice_check(tt__slice *sl)
+{
+	if (!sl->on)
+		return;
+	int64_t now = tt_now();
+	if (now < sl->until)
+		return;
+	tt_yield();
+	atomic_fetch_add_explicit(&tt__slice_yields, 1, memory_order_relaxed);
+	sl->until = tt_now() + TT__SLICE;
+}
+
 void tt__snapshot_free(tt__snapshot *s)
 {
 	put_stash(&stash_g, s->g, s->g_bytes);
 	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
+	names_free(s->names);
 	*s = (tt__snapshot){0};
 }
 

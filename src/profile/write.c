@@ -12,9 +12,14 @@
  *   debug=0  profile.proto, gzipped (src/profile/pprof.c)
  * The "goroutineleak" profile is the same, over proven leaks only.
  *
- * Writing works from a snapshot, so the goroutines it lists go on running
- * while the text is produced: the writer yields every few thousand
- * goroutines and hands the output over in pieces of 64 KiB. */
+ * tt_profile_write takes its snapshot in slices (tt__snapshot_take_yielding:
+ * still every goroutine as it was at one instant) and writes from it in
+ * slices too, yielding to the other goroutines every TT__SLICE of work
+ * (profile.h), and hands the output over in pieces of 64 KiB: a profile
+ * of a million goroutines keeps the others waiting for milliseconds at a
+ * time, not for the seconds it takes. The stacks printed with a panic,
+ * the deadlock report and SIGQUIT stop everything instead (nothing may
+ * run on while the program is being reported). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,7 +31,6 @@
 #include "trace/trace.h"
 
 #define FLUSH_AT (64 * 1024)
-#define YIELD_EVERY 4096
 
 typedef struct out {
 	tt__buf b;
@@ -51,36 +55,40 @@ static void flush(out *o, bool force)
 	o->b.len = 0;
 }
 
-static bool in_goroutine(void)
-{
-	return tt__tls_sched != NULL;
-}
-
-static void maybe_yield(size_t i)
-{
-	if (i && i % YIELD_EVERY == 0 && in_goroutine())
-		tt_yield();
-}
-
 /* ---- debug=2 ------------------------------------------------------------ */
 
-static int cmp_current_first(const void *a, const void *b)
+/* The index of the k-th goroutine to print, the current one first, then
+ * the rest by id (the snapshot is in id order). */
+static size_t current_first(const tt__snapshot *s, size_t cur, size_t k)
 {
-	const tt__gsnap *x = a, *y = b;
-	if (x->current != y->current)
-		return x->current ? -1 : 1;
-	return (x->id > y->id) - (x->id < y->id);
+	if (cur == s->n)
+		return k;
+	return k == 0 ? cur : k <= cur ? k - 1 : k;
+}
+
+static size_t find_current(const tt__snapshot *s, tt__slice *sl)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->g[i].current)
+			return i;
+		if (sl)
+			tt__slice_tick(sl);
+	}
+	return s->n;
 }
 
 static void write_all(out *o, tt__snapshot *s, bool leaked_only)
 {
-	qsort(s->g, s->n, sizeof *s->g, cmp_current_first);
-	for (size_t i = 0; i < s->n && !o->err; i++) {
-		if (leaked_only && !s->g[i].leaked)
+	tt__slice sl;
+	tt__slice_start(&sl);
+	size_t cur = find_current(s, &sl);
+	for (size_t k = 0; k < s->n && !o->err; k++) {
+		const tt__gsnap *g = &s->g[current_first(s, cur, k)];
+		if (leaked_only && !g->leaked)
 			continue;
-		tt__write_goroutine(&o->b, &s->g[i], s->taken_at);
+		tt__write_goroutine(&o->b, g, s->taken_at);
 		flush(o, false);
-		maybe_yield(i);
+		tt__slice_tick(&sl);
 	}
 }
 
@@ -154,8 +162,11 @@ int tt__profile_group(const tt__snapshot *s, bool leaked_only,
 	group *tab = calloc(cap, sizeof *tab);
 	if (tab == NULL)
 		return -ENOMEM;
+	tt__slice sl;
+	tt__slice_start(&sl);
 	for (size_t i = 0; i < s->n; i++) {
 		const tt__gsnap *g = &s->g[i];
+		tt__slice_tick(&sl);
 		if (leaked_only && !g->leaked)
 			continue;
 		uint64_t h = stack_hash(g);
@@ -290,10 +301,12 @@ static void write_grouped(out *o, const tt__snapshot *s, const char *name,
 	tt__buf_puts(&o->b, " profile: total ");
 	tt__buf_dec(&o->b, (int64_t)total);
 	tt__buf_put(&o->b, "\n", 1);
+	tt__slice sl;
+	tt__slice_start(&sl);
 	for (size_t i = 0; i < ng && !o->err; i++) {
 		write_record(&o->b, &gs[i]);
 		flush(o, false);
-		maybe_yield(i);
+		tt__slice_tick(&sl);
 	}
 	free(gs);
 }
@@ -322,7 +335,7 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 	if (fn == NULL)
 		return tt__err(-EINVAL, "tt_profile_write: fn is NULL");
 	tt__snapshot s;
-	int r = tt__snapshot_take(&s);
+	int r = tt__snapshot_take_yielding(&s);
 	if (r)
 		return tt__err(r, "tt_profile_write: out of memory taking the "
 				  "snapshot");
@@ -411,11 +424,12 @@ void tt__print_stacks(int fd, bool all)
 	if (tt__snapshot_take(&s) != 0)
 		return;
 	out o = {.fn = write_fd, .arg = &fd};
-	qsort(s.g, s.n, sizeof *s.g, cmp_current_first);
-	for (size_t i = 0; i < s.n && !o.err; i++) {
-		if (!all && !s.g[i].current)
+	size_t cur = find_current(&s, NULL);
+	for (size_t k = 0; k < s.n && !o.err; k++) {
+		const tt__gsnap *g = &s.g[current_first(&s, cur, k)];
+		if (!all && !g->current)
 			continue;
-		tt__write_goroutine(&o.b, &s.g[i], s.taken_at);
+		tt__write_goroutine(&o.b, g, s.taken_at);
 		flush(&o, false);
 	}
 	flush(&o, true);

@@ -120,13 +120,17 @@ static void all_unlink(tt__sched *s, tt__g *g)
 /* ---- switching ------------------------------------------------------------- */
 
 /* Runs on the goroutine that was just switched to, before it does anything
- * else: finishes what the previous one could not do on its own stack. */
+ * else: finishes what the previous one could not do on its own stack.
+ * While a profile snapshot is being taken, zombie is never NULL here (it
+ * holds TT__SNAP_MARK(s) when nobody ended) and zombie_fn records the
+ * goroutine that resumes (see internal.h): no test of its own on this
+ * path. */
 static inline void after_switch(tt__sched *s)
 {
 	if (TT_UNLIKELY(s->zombie != NULL)) {
 		tt__g *z = s->zombie;
 		s->zombie = NULL;
-		tt__stack_free(s, z);
+		s->zombie_fn(s, z);
 	}
 }
 
@@ -318,12 +322,29 @@ static tt__g *idle_wait(tt__sched *s)
 	}
 }
 
+/* Whether the clock says a check of the timers and the poller is due:
+ * the earliest timer's deadline has passed, or goroutines wait in the
+ * poller and s->stamp is a millisecond old. (s->stamp is set at every
+ * check, and at every 64th park too, so it is never older than the last
+ * check.) */
+static bool __attribute__((noinline)) check_due(tt__sched *s)
+{
+	int64_t now = tt_now();
+	return (s->timers.n && s->timers.v[0]->when <= now) ||
+	       (s->io_waiters && now - s->stamp >= TT_MILLISECOND);
+}
+
 /* Fire due timers now and then while the run queue is busy, so a set of
- * goroutines that never idle cannot starve them. */
+ * goroutines that never idle cannot starve them: at every 64th park or
+ * exit, and at every 8th when the clock says a timer is due — so that
+ * goroutines whose turns between parks are long (a millisecond of work
+ * each) still let a timer fire within 8 turns of its deadline, not 64.
+ * The clock is read only while timers or descriptors are pending. */
 static inline void maybe_run_timers(tt__sched *s)
 {
 	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
-	    ++s->timer_check >= 64) {
+	    (++s->timer_check >= 64 ||
+	     ((s->timer_check & 7) == 0 && check_due(s)))) {
 		s->timer_check = 0;
 		s->stamp = tt_now();
 		tt__timers_run(s, s->stamp);
@@ -841,7 +862,8 @@ static void thread_gone(void *p)
 	tt__sched *s = p;
 	all_unlink(s, &s->main_g);
 	s->main_g.state = TT_G_DEAD;
-	if (s->current != &s->main_g || s->zombie != NULL)
+	if (s->current != &s->main_g ||
+	    (s->zombie != NULL && s->zombie != TT__SNAP_MARK(s)))
 		return;
 	tt__leak_thread_exit(s);
 
@@ -891,6 +913,7 @@ tt__sched *tt__sched_init(void)
 	m->timer.heap_ix = TT_TIMER_IDLE;
 	main_stack_bounds(m);
 	s->current = m;
+	s->zombie_fn = tt__stack_free;
 	s->epfd = -1;
 	s->stamp = tt_now();
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^

@@ -3,7 +3,8 @@
 // profile at debug=0, 1 and 2 into a bytes.Buffer, the peak resident
 // growth of one more debug=2 write into io.Discard (VmHWM after resetting
 // it through /proc/self/clear_refs) and the longest a ticking goroutine waited while
-// the dumps ran.
+// the dumps ran; then GETs of debug=1 (its time and stall), 2 and 0 through
+// net/http/pprof, and the worst stall of the three.
 package main
 
 import (
@@ -147,6 +148,15 @@ func main() {
 	maxGap = 0
 	httpMs := httpGet(url)
 	httpStall := maxGap
+	// debug=2 and debug=0 as well: the worst stall of the three.
+	stallAll := httpStall
+	for _, q := range []string{"2", "0"} {
+		maxGap = 0
+		httpGet("http://" + ln.Addr().String() + "/debug/pprof/goroutine?debug=" + q)
+		if maxGap > stallAll {
+			stallAll = maxGap
+		}
+	}
 	ticking = false
 	fmt.Printf("profile_dump_d0 %.2f ms\n", ms[0])
 	fmt.Printf("profile_dump_d1 %.2f ms\n", ms[1])
@@ -155,4 +165,5 @@ func main() {
 	fmt.Printf("profile_dump_stall %.2f ms\n", float64(stall.Nanoseconds())/1e6)
 	fmt.Printf("profile_dump_http_d1 %.2f ms\n", httpMs)
 	fmt.Printf("profile_dump_http_stall %.2f ms\n", float64(httpStall.Nanoseconds())/1e6)
+	fmt.Printf("profile_dump_http_stall_all %.2f ms\n", float64(stallAll.Nanoseconds())/1e6)
 }
