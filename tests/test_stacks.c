@@ -492,7 +492,7 @@ static NOINLINE void slow_park(int depth)
 		return;
 	}
 	int v;
-	tt_chan_recv(slice_block, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(slice_block, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
 
@@ -524,7 +524,7 @@ static NOINLINE void waiter_main(void *arg)
 {
 	int v;
 	waiter_line = __LINE__ + 1;
-	tt_chan_recv(wake_ch, &v, sizeof v, NULL);
+	TU_UNCHECKED(tt_chan_recv(wake_ch, &v, sizeof v, NULL));
 	woken_ended++;
 	dead_names[ndead++] = arg;
 	__asm__ volatile("");
@@ -558,7 +558,7 @@ static void waker(void *arg)
 		for (int k = 0; k < 4; k++) {
 			int v = 1;
 			tt_case c = TT_CASE_SEND_FROM(wake_ch, &v);
-			tt_select(&c, 1, TT_TRY); /* only to a waiting one */
+			TU_UNCHECKED(tt_select(&c, 1, TT_TRY)); /* to a waiter only */
 		}
 		tt_yield();
 	}
