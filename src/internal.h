@@ -65,6 +65,16 @@
 #define TT_ASAN 1
 #endif
 
+/* The value of the call x, which must not be a tail call: a public call
+ * that parks in a helper keeps its frame, so stacks show the name the
+ * program used (tt_chan_send, not the helper). */
+#define TT_KEEP_FRAME(x)                                                    \
+	__extension__({                                                     \
+		__typeof__(x) keep_ = (x);                                  \
+		__asm__ volatile("");                                       \
+		keep_;                                                      \
+	})
+
 #define TT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define TT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TT_HIDDEN __attribute__((visibility("hidden")))

@@ -65,6 +65,27 @@ static void in_cond(void *arg)
 	TU_UNCHECKED(tt_cond_wait(cv));
 }
 
+static void in_select(void *arg)
+{
+	(void)arg;
+	tt_case k[2] = {TT_CASE_RECV_DISCARD(ch2, NULL),
+			TT_CASE_RECV_DISCARD(NULL, NULL)};
+	TU_UNCHECKED(tt_select(k, 2, TT_FOREVER));
+}
+
+static void in_recv_ctx(void *arg)
+{
+	(void)arg;
+	int v;
+	TU_UNCHECKED(tt_recv_ctx(tt_ctx_background(), ch2, &v, NULL));
+}
+
+static void in_lock_ctx(void *arg)
+{
+	(void)arg;
+	TU_UNCHECKED(tt_mutex_lock_ctx(tt_ctx_background(), mu));
+}
+
 static void in_sleep(void *arg)
 {
 	(void)arg;
@@ -129,6 +150,9 @@ static void test_top_function_is_the_public_call(void **state)
 		{in_wait, "tt_wg_wait"},
 		{in_cond, "tt_cond_wait"},
 		{in_sleep, "tt_sleep"},
+		{in_select, "tt_select"},
+		{in_recv_ctx, "tt_chan_recv_ctx"},
+		{in_lock_ctx, "tt_mutex_lock_ctx"},
 	};
 	for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
 		check_top(&ps[i]);

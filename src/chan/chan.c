@@ -380,7 +380,7 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (tt__chan_try_send(s, c, elem))
 		return 0;
-	return send_block(s, c, elem, deadline);
+	return TT_KEEP_FRAME(send_block(s, c, elem, deadline));
 }
 
 /* The body of tt_chan_send and tt_chan_send_until, inlined into both so
@@ -395,9 +395,9 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 		tt_chan *c = chan_of(h);
 		if (tt__chan_try_send(s, c, elem))
 			return 0;
-		return send_block(s, c, elem, deadline);
+		return TT_KEEP_FRAME(send_block(s, c, elem, deadline));
 	}
-	return send_slow(s, h, elem, elem_size, deadline);
+	return TT_KEEP_FRAME(send_slow(s, h, elem, elem_size, deadline));
 }
 
 int tt_chan_send_until(tt_chan *h, const void *elem, size_t elem_size,
@@ -448,9 +448,9 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 		tt_chan *c = chan_of(h);
 		if (tt__chan_try_recv(s, c, elem, ok))
 			return 0;
-		return recv_block(s, c, elem, ok, deadline);
+		return TT_KEEP_FRAME(recv_block(s, c, elem, ok, deadline));
 	}
-	return recv_slow(s, h, elem, elem_size, ok, deadline);
+	return TT_KEEP_FRAME(recv_slow(s, h, elem, elem_size, ok, deadline));
 }
 
 int tt_chan_recv_until(tt_chan *h, void *elem, size_t elem_size, bool *ok,

@@ -120,7 +120,7 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 
-	return select_park(s, cases, n, deadline);
+	return TT_KEEP_FRAME(select_park(s, cases, n, deadline));
 }
 
 /* Passes 2 and 3, out of line: tt_select's path for a ready case stays
