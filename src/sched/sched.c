@@ -245,8 +245,17 @@ void *tt__g_waiters(tt__g *g, size_t bytes)
 	return b;
 }
 
+static inline void count_switch(tt__sched *s)
+{
+	atomic_store_explicit(&s->nswitches,
+			      atomic_load_explicit(&s->nswitches,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 {
+	count_switch(s);
 	from->direct = 0;
 	s->current = to;
 	to->state = TT_G_RUNNING;
@@ -378,6 +387,7 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	if (TT_UNLIKELY((++s->nparks & 63) == 0))
 		s->stamp = tt__coarse_now();
 	g->wait_since = s->stamp;
+	tt__waits_park(&s->waits, g->wait_since, (unsigned)reason);
 	maybe_run_timers(s);
 	tt__g *next = runq_pop(s);
 	if (TT_UNLIKELY(next == NULL))
@@ -425,6 +435,7 @@ void *tt__g_direct_entry(void *p)
 		s->sh.owner = NULL;
 	s->current = parent;
 	parent->state = TT_G_RUNNING;
+	count_switch(s);
 #if TT_ASAN
 	__sanitizer_start_switch_fiber(NULL, parent->stack_lo,
 				       (size_t)(parent->stack_hi -
@@ -455,6 +466,7 @@ static void g_exit(tt__sched *s, tt__g *g)
 	 * bookkeeping. */
 	s->current = next;
 	next->state = TT_G_RUNNING;
+	count_switch(s);
 	g->sp = __builtin_frame_address(0);
 	if (TT_UNLIKELY(next->shared && s->sh.owner != next)) {
 		if (g->shared) {
@@ -571,6 +583,7 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	runq_push_front(s, parent);
 	s->current = g;
 	g->state = TT_G_RUNNING;
+	count_switch(s);
 	if (TT_UNLIKELY(shared) && parent->shared) {
 		/* The parent is on the region the child needs: the helper
 		 * copies the parent out and starts the child. */
@@ -656,6 +669,17 @@ int64_t tt_num_goroutine(void)
 	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	return n;
+}
+
+void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
+		    int64_t *orphaned)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (tt__sched *s = registry; s; s = s->next_sched)
+		fn(s, arg);
+	*orphaned = atomic_load_explicit(&orphaned_goroutines,
+					 memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
 }
 
 int tt_runtime_info_get(tt_runtime_info *out)

@@ -1,0 +1,119 @@
+/* tether — parked goroutines by wait reason and age (tt__waits in
+ * internal.h): the slow paths of the accounting and the sums the metrics
+ * read.
+ *
+ * Design notes
+ * ------------
+ * The park and the wake each touch one cell (internal.h, inline). What
+ * is here runs when time moves into a new fine epoch (about once a
+ * second, at a park), when a wake finds its goroutine's epoch already
+ * folded out of the fine ring (it waited more than a minute), and when
+ * the metrics are read. None of it visits a goroutine.
+ *
+ * Folding. When fine_end moves from `end` to `e`, the fine epochs
+ * (end - 64, e - 64] leave the fine ring; each goes into the coarse cell
+ * of its coarse epoch (fine epoch >> 4) if that epoch is still in the
+ * coarse ring's window for the new cend, else into `old`. Before that,
+ * the coarse epochs leaving the coarse window go into `old`. The order
+ * matters: a coarse cell is emptied before fine epochs of a newer coarse
+ * epoch with the same index land in it. Each step folds at most the
+ * whole of a ring, so a jump of hours costs the same as one of minutes. */
+#include "internal.h"
+
+#define FINE TT__WAITS_FINE
+#define COARSE TT__WAITS_COARSE
+#define RATIO_SHIFT (TT__WAITS_COARSE_SHIFT - TT__WAITS_FINE_SHIFT)
+
+static void row_move(tt__waits_row to, tt__waits_row from)
+{
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++) {
+		uint32_t v = atomic_load_explicit(&from[r],
+						  memory_order_relaxed);
+		if (v) {
+			tt__waits_add(&to[r], v);
+			atomic_store_explicit(&from[r], 0,
+					      memory_order_relaxed);
+		}
+	}
+}
+
+/* The cell index of epoch k (negative before the first fold). */
+static inline unsigned ix(int64_t k, unsigned n)
+{
+	return (unsigned)((uint64_t)k & (n - 1));
+}
+
+/* Where epoch k of width 2^shift ends, in ns. */
+static inline int64_t epoch_end(int64_t k, int shift)
+{
+	return (k + 1) * ((int64_t)1 << shift);
+}
+
+static inline int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+void tt__waits_advance(tt__waits *w, int64_t e)
+{
+	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
+	TT_ASSERT(e > end);
+	int64_t cend = end >> RATIO_SHIFT, ncend = e >> RATIO_SHIFT;
+
+	/* Coarse epochs (cend - COARSE, ncend - COARSE] leave the window. */
+	for (int64_t c = cend - COARSE + 1; c <= min64(ncend - COARSE, cend);
+	     c++)
+		row_move(w->old, w->coarse[ix(c, COARSE)]);
+
+	/* Fine epochs (end - FINE, e - FINE] leave the fine ring. */
+	for (int64_t f = end - FINE + 1; f <= min64(e - FINE, end); f++) {
+		int64_t c = f >> RATIO_SHIFT;
+		row_move(c > ncend - COARSE ? w->coarse[ix(c, COARSE)] : w->old,
+			 w->fine[ix(f, FINE)]);
+	}
+	atomic_store_explicit(&w->fine_end, e, memory_order_relaxed);
+}
+
+_Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since)
+{
+	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
+	int64_t c = since >> TT__WAITS_COARSE_SHIFT;
+	if (c > (end >> RATIO_SHIFT) - COARSE)
+		return w->coarse[ix(c, COARSE)];
+	return w->old;
+}
+
+static uint64_t row_sum(const tt__waits_row row, unsigned reason)
+{
+	if (reason < TT_WAIT__COUNT)
+		return atomic_load_explicit(&row[reason], memory_order_relaxed);
+	uint64_t n = 0;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		n += atomic_load_explicit(&row[r], memory_order_relaxed);
+	return n;
+}
+
+/* Epochs are counted whole: epoch k of width 2^shift holds the parks in
+ * [k << shift, (k + 1) << shift), all before cutoff iff its end is. */
+uint64_t tt__waits_before(const tt__waits *w, unsigned reason, int64_t cutoff)
+{
+	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
+	int64_t cend = end >> RATIO_SHIFT;
+	uint64_t n = 0;
+	for (int64_t f = end - FINE + 1; f <= end; f++)
+		if (epoch_end(f, TT__WAITS_FINE_SHIFT) <= cutoff)
+			n += row_sum(w->fine[ix(f, FINE)], reason);
+	/* A coarse cell holds only fine epochs that left the fine ring, so
+	 * nothing newer than the end of fine epoch end - FINE: a coarse
+	 * epoch that straddles the cutoff is whole before it if that is. */
+	int64_t folded = epoch_end(end - FINE, TT__WAITS_FINE_SHIFT);
+	for (int64_t c = cend - COARSE + 1; c <= cend; c++) {
+		int64_t last = epoch_end(c, TT__WAITS_COARSE_SHIFT);
+		if ((last < folded ? last : folded) <= cutoff)
+			n += row_sum(w->coarse[ix(c, COARSE)], reason);
+	}
+	/* `old` holds coarse epochs up to cend - COARSE. */
+	if (epoch_end(cend - COARSE, TT__WAITS_COARSE_SHIFT) <= cutoff)
+		n += row_sum(w->old, reason);
+	return n;
+}
