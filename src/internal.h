@@ -291,18 +291,22 @@ struct tt__stack_pool {
  * visiting a single goroutine record.
  *
  * A goroutine is counted, from its park to its wake, in exactly one cell
- * of row `reason` (g->reason): the cell of the period its g->wait_since
- * falls in. Periods ("epochs") are 2^30 ns (about 1.07 s) in the fine
- * ring, which holds the fine epochs (fine_end - TT__WAITS_FINE,
- * fine_end]; older ones are folded, 16 at a time, into the coarse ring's
- * 2^34 ns (about 17.2 s) epochs, which hold (cend - TT__WAITS_COARSE,
- * cend] with cend = fine_end >> 4 (73 minutes); older still, into `old`
- * (all of them more than an hour ago). fine_end only grows, at a park
- * whose stamp is in a newer epoch (tt__waits_advance folds what falls
- * out); a stamp a little older than fine_end (the coarse clock lags the
- * fine one) is counted where it falls. So the cell of a waiting goroutine
- * is found again from its wait_since alone (tt__waits_cell), and waiting
- * longer than T is, to an epoch's width, a sum of cells.
+ * of column `reason` (g->reason): the cell of the period its
+ * g->wait_since falls in. Periods ("epochs") are 2^30 ns (about 1.07 s)
+ * in the fine ring, which holds the fine epochs (fine_end -
+ * TT__WAITS_FINE, fine_end]; older ones are folded, 16 at a time, into
+ * the coarse ring's 2^34 ns (about 17.2 s) epochs, which hold (cend -
+ * TT__WAITS_COARSE, cend] with cend = fine_end >> 4 (73 minutes); older
+ * still, into `old` (all of them more than an hour ago). So the cell of
+ * a waiting goroutine is found again from its wait_since alone, and
+ * waiting longer than T is, to an epoch's width, a sum of cells.
+ *
+ * The park path does one increment: the scheduler's stamp (s->stamp, the
+ * wait_since of every park) only grows, and each time it moves into a
+ * new fine epoch tt__waits_stamp makes that epoch fine_end (folding what
+ * falls out), so a park always counts in row `cur` = fine[fine_end % 64].
+ * A wake from the same epoch is as cheap; an older one finds its cell in
+ * tt__waits_cell_slow.
  *
  * Written only by the scheduler's thread; the cells are relaxed atomics
  * so that other threads may read them (a reader racing a fold may see a
@@ -311,29 +315,26 @@ struct tt__stack_pool {
 #define TT__WAITS_FINE 64
 #define TT__WAITS_COARSE_SHIFT 34
 #define TT__WAITS_COARSE 256
-typedef _Atomic uint32_t tt__waits_row[TT_WAIT__COUNT];
+/* A row per epoch, one cell per reason, 16 wide. */
+#define TT__WAITS_ROW 16
+_Static_assert(TT_WAIT__COUNT <= TT__WAITS_ROW, "a row holds every reason");
+typedef _Atomic uint32_t tt__waits_row[TT__WAITS_ROW];
 typedef struct tt__waits {
 	_Atomic int64_t fine_end;                /* newest fine epoch */
+	tt__waits_row *cur;                      /* &fine[fine_end % 64] */
 	tt__waits_row fine[TT__WAITS_FINE];      /* by fine epoch % 64 */
 	tt__waits_row coarse[TT__WAITS_COARSE];  /* by coarse epoch % 256 */
 	tt__waits_row old;                       /* older than both rings */
 } tt__waits;
 
-/* Make fine_end `e` (> fine_end), folding the epochs that fall out. */
+/* Make fine_end `e` (> fine_end, or the first call), folding the epochs
+ * that fall out. */
 void tt__waits_advance(tt__waits *w, int64_t e);
 
-/* The cell that counts a goroutine parked at `since` (see tt__waits);
- * precondition: since >> TT__WAITS_FINE_SHIFT <= fine_end. */
-_Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since);
-static inline _Atomic uint32_t *tt__waits_cell(tt__waits *w, int64_t since,
-					       unsigned reason)
-{
-	int64_t e = since >> TT__WAITS_FINE_SHIFT;
-	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
-	if (TT_LIKELY(e > end - TT__WAITS_FINE))
-		return &w->fine[e & (TT__WAITS_FINE - 1)][reason];
-	return tt__waits_cell_slow(w, since) + reason;
-}
+/* The cell of column `reason` that counts a goroutine parked at `since`
+ * (any epoch up to fine_end). */
+_Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since,
+				      unsigned reason);
 
 static inline void tt__waits_add(_Atomic uint32_t *c, uint32_t d)
 {
@@ -341,17 +342,29 @@ static inline void tt__waits_add(_Atomic uint32_t *c, uint32_t d)
 			      memory_order_relaxed);
 }
 
-/* A goroutine parks at `since` on `reason`, or wakes from that park. */
-static inline void tt__waits_park(tt__waits *w, int64_t since, unsigned reason)
+/* The scheduler's stamp is now `stamp` (it never goes back). */
+static inline void tt__waits_stamp(tt__waits *w, int64_t stamp)
 {
-	if (TT_UNLIKELY((since >> TT__WAITS_FINE_SHIFT) >
-			atomic_load_explicit(&w->fine_end, memory_order_relaxed)))
-		tt__waits_advance(w, since >> TT__WAITS_FINE_SHIFT);
-	tt__waits_add(tt__waits_cell(w, since, reason), 1);
+	if (TT_UNLIKELY((stamp >> TT__WAITS_FINE_SHIFT) >
+			atomic_load_explicit(&w->fine_end, memory_order_relaxed) ||
+			w->cur == NULL))
+		tt__waits_advance(w, stamp >> TT__WAITS_FINE_SHIFT);
+}
+
+/* A goroutine parks on `reason`, its wait_since the scheduler's stamp
+ * (so in epoch fine_end); or wakes from a park at `since`. */
+static inline void tt__waits_park(tt__waits *w, unsigned reason)
+{
+	tt__waits_add(&(*w->cur)[reason], 1);
 }
 static inline void tt__waits_wake(tt__waits *w, int64_t since, unsigned reason)
 {
-	tt__waits_add(tt__waits_cell(w, since, reason), (uint32_t)-1);
+	_Atomic uint32_t *c =
+		TT_LIKELY((since >> TT__WAITS_FINE_SHIFT) ==
+			  atomic_load_explicit(&w->fine_end, memory_order_relaxed))
+			? &(*w->cur)[reason]
+			: tt__waits_cell_slow(w, since, reason);
+	tt__waits_add(c, (uint32_t)-1);
 }
 
 /* Of row `reason`, the goroutines parked before `cutoff`: every one

@@ -641,6 +641,30 @@ static void test_waiting_longer_than(void **state)
 	waits_end(&w);
 }
 
+static void yielder(void *p)
+{
+	for (int i = 0; i < 100; i++)
+		tt_yield();
+	tu_done(p);
+}
+
+/* Two goroutines yielding to each other 100 times each: about 200
+ * switches (and one more for the end of the yielder). */
+static void test_switch_count(void **state)
+{
+	(void)state;
+	tt_chan *done = tu_chan(0, 1);
+	tt__metrics m0, m;
+	tt__metrics_gather(&m0, tt_now());
+	tu_go(yielder, done);
+	for (int i = 0; i < 100; i++)
+		tt_yield();
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	tt__metrics_gather(&m, tt_now());
+	TU_ASSERT_RANGE(m.switches - m0.switches, 199, 203);
+	tt_chan_release(done);
+}
+
 /* ---- the accounting against a model ---------------------------------------- */
 
 typedef struct parked {
@@ -648,11 +672,11 @@ typedef struct parked {
 	unsigned reason;
 } parked;
 
-/* Random parks with stamps that mostly grow (now and then a little
- * backwards, as the coarse clock is, and now and then by minutes or
- * hours), random wakes; after every step the cells must add up to the
- * model, and every "parked before" sum must lie between the exact count
- * and the exact count an epoch earlier. */
+/* Random parks at a stamp that grows by milliseconds, and now and then
+ * by minutes or hours (the scheduler's stamp never goes back), random
+ * wakes; after every step the cells must add up to the model, and every
+ * "parked before" sum must lie between the exact count and the exact
+ * count an epoch earlier. */
 static void test_waits_model(void **state)
 {
 	(void)state;
@@ -673,12 +697,11 @@ static void test_waits_model(void **state)
 		else
 			t += (int64_t)tu_rand_n(&rng, 100) * MS;
 		bool park = n == 0 || (n < MAX && tu_rand_n(&rng, 100) < 55);
+		tt__waits_stamp(w, t);
 		if (park) {
-			/* Up to 8 ms behind the newest stamp. */
-			int64_t since = t - (int64_t)tu_rand_n(&rng, 8) * MS;
 			unsigned r = tu_rand_n(&rng, TT_WAIT__COUNT);
-			tt__waits_park(w, since, r);
-			p[n++] = (parked){since, r};
+			tt__waits_park(w, r);
+			p[n++] = (parked){t, r};
 		} else {
 			size_t i = tu_rand_n(&rng, (uint32_t)n);
 			tt__waits_wake(w, p[i].since, p[i].reason);
@@ -1039,6 +1062,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_counts_by_reason),
 		TU_TEST(test_waiting_longer_than),
 		TU_TEST(test_waits_model),
+		TU_TEST(test_switch_count),
 		TU_TEST(test_exposition),
 		TU_TEST(test_exposition_optional),
 		TU_TEST(test_escaping),

@@ -369,8 +369,8 @@ int tt__metrics_write(tt__buf *b, const tt__metrics *m)
 	       "Threads with a tether scheduler.");
 	put_int(b, "tether_schedulers", m->schedulers);
 	family(b, "tether_sched_switches_total", "counter",
-	       "Times a scheduler handed its thread from one goroutine to "
-	       "another, in threads that are running.");
+	       "Times a goroutine parked, yielded or ended and its thread "
+	       "went on with another goroutine (threads that are running).");
 	tt__buf_printf(b, "tether_sched_switches_total %llu\n",
 		       (unsigned long long)m->switches);
 

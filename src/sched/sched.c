@@ -245,6 +245,9 @@ void *tt__g_waiters(tt__g *g, size_t bytes)
 	return b;
 }
 
+/* For tether_sched_switches_total: a park, yield or exit that hands the
+ * thread to another goroutine. tt_go's start of its child as a call, and
+ * the child's plain return, are calls, not counted. */
 static inline void count_switch(tt__sched *s)
 {
 	atomic_store_explicit(&s->nswitches,
@@ -277,6 +280,17 @@ static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 
 /* ---- the idle path --------------------------------------------------------- */
 
+/* A new reading for s->stamp, which never goes back (the coarse clock may
+ * be behind the fine one): the wait accounting needs every park's stamp
+ * to be in its newest epoch. */
+static inline void stamp_set(tt__sched *s, int64_t now)
+{
+	if (now > s->stamp) {
+		s->stamp = now;
+		tt__waits_stamp(&s->waits, now);
+	}
+}
+
 static void deadlock(tt__sched *s) __attribute__((noreturn));
 
 static void deadlock(tt__sched *s)
@@ -299,7 +313,7 @@ static tt__g *idle_wait(tt__sched *s)
 {
 	for (;;) {
 		int64_t now = tt_now();
-		s->stamp = now;
+		stamp_set(s, now);
 		if (s->timers.n)
 			tt__timers_run(s, now);
 		tt__g *g = runq_pop(s);
@@ -334,8 +348,9 @@ static inline void maybe_run_timers(tt__sched *s)
 	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
 	    ++s->timer_check >= 64) {
 		s->timer_check = 0;
-		s->stamp = tt_now();
-		tt__timers_run(s, s->stamp);
+		int64_t now = tt_now();
+		stamp_set(s, now);
+		tt__timers_run(s, now);
 		tt__poll(s, 0);
 	}
 }
@@ -385,9 +400,9 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	 * at every idle wait): a clock read per park would cost more than
 	 * the rest of the park, and the stamp only matters in minutes. */
 	if (TT_UNLIKELY((++s->nparks & 63) == 0))
-		s->stamp = tt__coarse_now();
+		stamp_set(s, tt__coarse_now());
 	g->wait_since = s->stamp;
-	tt__waits_park(&s->waits, g->wait_since, (unsigned)reason);
+	tt__waits_park(&s->waits, (unsigned)reason);
 	maybe_run_timers(s);
 	tt__g *next = runq_pop(s);
 	if (TT_UNLIKELY(next == NULL))
@@ -435,7 +450,6 @@ void *tt__g_direct_entry(void *p)
 		s->sh.owner = NULL;
 	s->current = parent;
 	parent->state = TT_G_RUNNING;
-	count_switch(s);
 #if TT_ASAN
 	__sanitizer_start_switch_fiber(NULL, parent->stack_lo,
 				       (size_t)(parent->stack_hi -
@@ -583,7 +597,6 @@ static int64_t go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn,
 	runq_push_front(s, parent);
 	s->current = g;
 	g->state = TT_G_RUNNING;
-	count_switch(s);
 	if (TT_UNLIKELY(shared) && parent->shared) {
 		/* The parent is on the region the child needs: the helper
 		 * copies the parent out and starts the child. */
@@ -778,6 +791,7 @@ tt__sched *tt__sched_init(void)
 	s->current = m;
 	s->epfd = -1;
 	s->stamp = tt_now();
+	tt__waits_stamp(&s->waits, s->stamp);
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
 		 (uint64_t)m->id;
 	tt__tls_sched = s;

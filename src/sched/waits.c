@@ -5,10 +5,10 @@
  * Design notes
  * ------------
  * The park and the wake each touch one cell (internal.h, inline). What
- * is here runs when time moves into a new fine epoch (about once a
- * second, at a park), when a wake finds its goroutine's epoch already
- * folded out of the fine ring (it waited more than a minute), and when
- * the metrics are read. None of it visits a goroutine.
+ * is here runs when the scheduler's stamp moves into a new fine epoch
+ * (about once a second at most), when a wake is from an older epoch than
+ * the current one, and when the metrics are read. None of it visits a
+ * goroutine.
  *
  * Folding. When fine_end moves from `end` to `e`, the fine epochs
  * (end - 64, e - 64] leave the fine ring; each goes into the coarse cell
@@ -57,6 +57,11 @@ static inline int64_t min64(int64_t a, int64_t b)
 void tt__waits_advance(tt__waits *w, int64_t e)
 {
 	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
+	if (w->cur == NULL && e <= end) {
+		/* The first stamp, in the zeroed rings' epoch or before. */
+		w->cur = &w->fine[ix(end, FINE)];
+		return;
+	}
 	TT_ASSERT(e > end);
 	int64_t cend = end >> RATIO_SHIFT, ncend = e >> RATIO_SHIFT;
 
@@ -72,15 +77,21 @@ void tt__waits_advance(tt__waits *w, int64_t e)
 			 w->fine[ix(f, FINE)]);
 	}
 	atomic_store_explicit(&w->fine_end, e, memory_order_relaxed);
+	w->cur = &w->fine[ix(e, FINE)];
 }
 
-_Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since)
+_Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since,
+				      unsigned reason)
 {
 	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
+	int64_t f = since >> TT__WAITS_FINE_SHIFT;
+	TT_ASSERT(f <= end);
+	if (f > end - FINE)
+		return &w->fine[ix(f, FINE)][reason];
 	int64_t c = since >> TT__WAITS_COARSE_SHIFT;
 	if (c > (end >> RATIO_SHIFT) - COARSE)
-		return w->coarse[ix(c, COARSE)];
-	return w->old;
+		return &w->coarse[ix(c, COARSE)][reason];
+	return &w->old[reason];
 }
 
 static uint64_t row_sum(const tt__waits_row row, unsigned reason)
