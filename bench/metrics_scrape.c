@@ -17,6 +17,13 @@
  *                              instruction of a scrape runs there, so
  *                              this bounds the stall from above without
  *                              the machine's noise
+ *   metrics_handler_p50, _max  ms the serving thread spends, without
+ *                              parking, gathering and formatting one
+ *                              response (tt__debug_metrics, called
+ *                              directly -k times): the longest any other
+ *                              goroutine of the thread can be held up by
+ *                              a scrape (the rest of a scrape parks in
+ *                              the poller between system calls)
  *   metrics_bytes              bytes of one response
  *
  * The goroutines park four ways (channel receive, select, sync.Mutex,
@@ -171,6 +178,15 @@ static void *client_main(void *p)
 	return NULL;
 }
 
+/* The library's internal body writer (src/debug/debug.h); its buffer
+ * is laid out as tt__buf there. */
+typedef struct body_buf {
+	char *data;
+	size_t len, cap;
+	int err;
+} body_buf;
+int tt__debug_metrics(body_buf *b);
+
 static int cmp64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -244,6 +260,17 @@ int main(int argc, char **argv)
 			c.goroutines, n);
 		return 1;
 	}
+	int64_t *hn = calloc((size_t)k, sizeof *hn);
+	for (long i = 0; i < k; i++) {
+		body_buf b = {0};
+		int64_t h0 = now_ns();
+		int e = tt__debug_metrics(&b);
+		hn[i] = now_ns() - h0;
+		free(b.data);
+		if (e)
+			bench_fail("metrics_scrape", "tt__debug_metrics", e);
+	}
+	qsort(hn, (size_t)k, sizeof *hn, cmp64);
 	qsort(c.ns, (size_t)k, sizeof *c.ns, cmp64);
 	printf("metrics_scrape_p50 %.3f ms\n", (double)c.ns[k / 2] / 1e6);
 	printf("metrics_scrape_max %.3f ms\n", (double)c.ns[k - 1] / 1e6);
@@ -253,6 +280,8 @@ int main(int argc, char **argv)
 					    (double)base_wall) /
 		     (double)k;
 	printf("metrics_thread_cpu %.1f us\n", per / 1e3);
+	printf("metrics_handler_p50 %.3f ms\n", (double)hn[k / 2] / 1e6);
+	printf("metrics_handler_max %.3f ms\n", (double)hn[k - 1] / 1e6);
 	printf("metrics_bytes %zu bytes\n", c.bytes);
 	fprintf(stderr, "metrics_scrape: %ld goroutines, go_goroutines %lld, "
 			"%ld scrapes, %ld base ticks\n",

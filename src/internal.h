@@ -374,6 +374,10 @@ static inline void tt__waits_wake(tt__waits *w, int64_t since, unsigned reason)
  * (older ones are told apart no further: `old` is counted only for a
  * cutoff after all of it). With reason TT_WAIT__COUNT, of every row. */
 uint64_t tt__waits_before(const tt__waits *w, unsigned reason, int64_t cutoff);
+/* All of it in one pass: total[r] += the goroutines waiting on r, and
+ * before[k][r] += those parked before cutoffs[k] (as above), k < n. */
+void tt__waits_sums(const tt__waits *w, int n, const int64_t *cutoffs,
+		    uint64_t (*before)[TT_WAIT__COUNT], uint64_t *total);
 
 typedef struct tt__runq {
 	tt__g *head, *tail;

@@ -716,6 +716,22 @@ static void test_waits_model(void **state)
 				want += r == TT_WAIT__COUNT || p[i].reason == r;
 			TU_ASSERT_EQ(tt__waits_before(w, r, INT64_MAX), want);
 		}
+		/* The one-pass sums agree with the model's totals and with
+		 * the per-reason counts below. */
+		int64_t cuts[3] = {t - TT_MINUTE, t - 10 * TT_MINUTE,
+				   t - 60 * TT_MINUTE};
+		uint64_t before[3][TT_WAIT__COUNT] = {{0}};
+		uint64_t total[TT_WAIT__COUNT] = {0};
+		tt__waits_sums(w, 3, cuts, before, total);
+		for (unsigned r = 0; r < TT_WAIT__COUNT; r++) {
+			uint64_t want = 0;
+			for (size_t i = 0; i < n; i++)
+				want += p[i].reason == r;
+			TU_ASSERT_EQ(total[r], want);
+			for (int k = 0; k < 3; k++)
+				TU_ASSERT_EQ(before[k][r],
+					     tt__waits_before(w, r, cuts[k]));
+		}
 		/* Before a cutoff: exact within an epoch. */
 		for (int k = 0; k < 4; k++) {
 			int64_t age = k == 0 ? TT_MINUTE
@@ -993,6 +1009,104 @@ static void test_pthread_counts(void **state)
 	TU_ASSERT_EQ(m.pthreads_unjoined, m0.pthreads_unjoined);
 }
 
+/* ---- other threads ------------------------------------------------------------ */
+
+typedef struct other {
+	int fds[2];       /* the thread's main blocks reading fds[0] */
+	tt_chan *c;       /* its goroutines wait on this */
+	volatile int ready;
+	bool leave;       /* end without waking them (they are orphaned) */
+} other;
+
+static void other_recv(void *p)
+{
+	tt_chan_recv(p, NULL, 0, NULL);
+}
+
+static void *other_main(void *p)
+{
+	other *o = p;
+	if (tt_chan_make(&o->c, 0, 0))
+		return NULL;
+	for (int i = 0; i < 4; i++)
+		tt_go(other_recv, o->c);
+	o->ready = 1;
+	char ch;
+	(void)!read(o->fds[0], &ch, 1); /* a blocking read: stays running */
+	if (!o->leave) {
+		tt_chan_close(o->c);
+		tt_yield();
+		tt_chan_release(o->c);
+	}
+	return NULL;
+}
+
+/* Goroutines of another thread are counted too: its waiting ones under
+ * their reason, its main (in a blocking read) as running. */
+static void test_other_threads(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt__metrics m0, m;
+	tt__metrics_gather(&m0, tt_now());
+	other o = {0};
+	TU_ASSERT_OK(pipe(o.fds) ? -errno : 0);
+	pthread_t t;
+	TU_ASSERT_OK(-pthread_create(&t, NULL, other_main, &o));
+	TU_WAIT_FOR(o.ready, 5 * TT_SECOND);
+	tt__metrics_gather(&m, tt_now());
+	TU_ASSERT_EQ(m.schedulers, m0.schedulers + 1);
+	TU_ASSERT_EQ(m.waiting[TT_WAIT_CHAN_RECV] - m0.waiting[TT_WAIT_CHAN_RECV],
+		     4);
+	TU_ASSERT_EQ(m.running, m0.running + 1);
+	TU_ASSERT_EQ(m.goroutines, m0.goroutines + 5);
+	int64_t sum = m.running + m.runnable + m.orphaned;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		sum += m.waiting[r];
+	TU_ASSERT_EQ(sum, m.goroutines);
+	TU_ASSERT_EQ(write(o.fds[1], "x", 1), 1);
+	TU_ASSERT_OK(-pthread_join(t, NULL));
+	close(o.fds[0]);
+	close(o.fds[1]);
+	tt__metrics_gather(&m, tt_now());
+	TU_ASSERT_EQ(m.schedulers, m0.schedulers);
+	TU_ASSERT_EQ(m.waiting[TT_WAIT_CHAN_RECV], m0.waiting[TT_WAIT_CHAN_RECV]);
+}
+
+/* A thread that ends with goroutines parked leaves them orphaned: in
+ * go_goroutines and tether_goroutines_orphaned, in no state (a child
+ * process: they stay for good). */
+static void child_orphans(void)
+{
+	other o = {.leave = true};
+	TU_ASSERT_OK(pipe(o.fds) ? -errno : 0);
+	pthread_t t;
+	TU_ASSERT_OK(-pthread_create(&t, NULL, other_main, &o));
+	while (!o.ready)
+		usleep(1000);
+	TU_ASSERT_EQ(write(o.fds[1], "x", 1), 1);
+	TU_ASSERT_OK(-pthread_join(t, NULL));
+	tt__metrics m;
+	tt__metrics_gather(&m, tt_now());
+	TU_ASSERT_EQ(m.orphaned, 4);
+	TU_ASSERT_EQ(m.schedulers, 1);
+	int64_t sum = m.running + m.runnable + m.orphaned;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		sum += m.waiting[r];
+	TU_ASSERT_EQ(sum, m.goroutines);
+	TU_ASSERT_EQ(m.goroutines, tt_num_goroutine());
+}
+
+static void test_orphans(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	TU_ASSERT_OK(tu_spawn_self("orphans", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.exited && c.exit_code == 0, "child: %s", c.err);
+	tu_child_free(&c);
+}
+
 /* ---- cmdline and the index -------------------------------------------------- */
 
 /* The arguments joined by NUL bytes, as Go's handler writes os.Args. */
@@ -1056,8 +1170,9 @@ int main(int argc, char **argv)
 {
 	g_argc = argc;
 	g_argv = argv;
-	static const tu_child_case cases[] = {{"cmdline", child_cmdline}};
-	tu_child_dispatch(argc, argv, cases, 1);
+	static const tu_child_case cases[] = {{"cmdline", child_cmdline},
+					      {"orphans", child_orphans}};
+	tu_child_dispatch(argc, argv, cases, 2);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_counts_by_reason),
 		TU_TEST(test_waiting_longer_than),
@@ -1067,6 +1182,8 @@ int main(int argc, char **argv)
 		TU_TEST(test_exposition_optional),
 		TU_TEST(test_escaping),
 		TU_TEST(test_pthread_counts),
+		TU_TEST(test_other_threads),
+		TU_TEST(test_orphans),
 		TU_TEST(test_cmdline),
 		TU_TEST(test_index_lists_them),
 	};

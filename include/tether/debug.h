@@ -36,7 +36,8 @@
  * so `go tool pprof http://127.0.0.1:6060/debug/pprof/goroutine` and
  * `curl .../goroutine?debug=2` work as against a Go program. Only the
  * scheduler that started the server is shown (goroutines of other threads
- * belong to their own schedulers; start a server there to see them).
+ * belong to their own schedulers; start a server there to see them),
+ * except on /metrics, whose counts cover every thread.
  *
  * Addresses. "HOST:PORT" where HOST is an IPv4 literal, an IPv6 literal in
  * brackets ("[::1]:6060"), "localhost" (127.0.0.1) or empty (":6060" is

@@ -108,15 +108,18 @@ static void gather_sched(const tt__sched *s, void *arg)
 {
 	gather_ctx *x = arg;
 	tt__metrics *m = x->m;
-	const tt__waits *w = &s->waits;
+	int64_t cut[TT__METRICS_NTHRESH];
+	for (int k = 0; k < TT__METRICS_NTHRESH; k++)
+		cut[k] = x->now - tt__metrics_thresholds[k];
+	uint64_t before[TT__METRICS_NTHRESH][TT_WAIT__COUNT] = {{0}};
+	uint64_t total[TT_WAIT__COUNT] = {0};
+	tt__waits_sums(&s->waits, TT__METRICS_NTHRESH, cut, before, total);
 	int64_t waiting = 0;
 	for (unsigned r = 0; r < TT_WAIT__COUNT; r++) {
-		int64_t n = (int64_t)tt__waits_before(w, r, INT64_MAX);
-		m->waiting[r] += n;
-		waiting += n;
+		m->waiting[r] += (int64_t)total[r];
+		waiting += (int64_t)total[r];
 		for (int k = 0; k < TT__METRICS_NTHRESH; k++)
-			m->waiting_longer[k][r] += (int64_t)tt__waits_before(
-				w, r, x->now - tt__metrics_thresholds[k]);
+			m->waiting_longer[k][r] += (int64_t)before[k][r];
 	}
 	int64_t live = atomic_load_explicit(
 		&((tt__sched *)s)->ngoroutines, memory_order_relaxed);

@@ -94,37 +94,53 @@ _Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since,
 	return &w->old[reason];
 }
 
-static uint64_t row_sum(const tt__waits_row row, unsigned reason)
+/* Epochs are counted whole: epoch k of width 2^shift holds the parks in
+ * [k << shift, (k + 1) << shift), all before a cutoff iff its end is. */
+static void row_sums(const tt__waits_row row, int64_t last, int n,
+		     const int64_t *cutoffs, uint64_t (*before)[TT_WAIT__COUNT],
+		     uint64_t *total)
 {
-	if (reason < TT_WAIT__COUNT)
-		return atomic_load_explicit(&row[reason], memory_order_relaxed);
-	uint64_t n = 0;
-	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
-		n += atomic_load_explicit(&row[r], memory_order_relaxed);
-	return n;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++) {
+		uint32_t v = atomic_load_explicit(&row[r], memory_order_relaxed);
+		if (v == 0)
+			continue;
+		total[r] += v;
+		for (int k = 0; k < n; k++)
+			if (last <= cutoffs[k])
+				before[k][r] += v;
+	}
 }
 
-/* Epochs are counted whole: epoch k of width 2^shift holds the parks in
- * [k << shift, (k + 1) << shift), all before cutoff iff its end is. */
-uint64_t tt__waits_before(const tt__waits *w, unsigned reason, int64_t cutoff)
+void tt__waits_sums(const tt__waits *w, int n, const int64_t *cutoffs,
+		    uint64_t (*before)[TT_WAIT__COUNT], uint64_t *total)
 {
 	int64_t end = atomic_load_explicit(&w->fine_end, memory_order_relaxed);
 	int64_t cend = end >> RATIO_SHIFT;
-	uint64_t n = 0;
 	for (int64_t f = end - FINE + 1; f <= end; f++)
-		if (epoch_end(f, TT__WAITS_FINE_SHIFT) <= cutoff)
-			n += row_sum(w->fine[ix(f, FINE)], reason);
+		row_sums(w->fine[ix(f, FINE)],
+			 epoch_end(f, TT__WAITS_FINE_SHIFT), n, cutoffs, before,
+			 total);
 	/* A coarse cell holds only fine epochs that left the fine ring, so
 	 * nothing newer than the end of fine epoch end - FINE: a coarse
-	 * epoch that straddles the cutoff is whole before it if that is. */
+	 * epoch that straddles a cutoff is whole before it if that is. */
 	int64_t folded = epoch_end(end - FINE, TT__WAITS_FINE_SHIFT);
 	for (int64_t c = cend - COARSE + 1; c <= cend; c++) {
 		int64_t last = epoch_end(c, TT__WAITS_COARSE_SHIFT);
-		if ((last < folded ? last : folded) <= cutoff)
-			n += row_sum(w->coarse[ix(c, COARSE)], reason);
+		row_sums(w->coarse[ix(c, COARSE)], last < folded ? last : folded,
+			 n, cutoffs, before, total);
 	}
 	/* `old` holds coarse epochs up to cend - COARSE. */
-	if (epoch_end(cend - COARSE, TT__WAITS_COARSE_SHIFT) <= cutoff)
-		n += row_sum(w->old, reason);
+	row_sums(w->old, epoch_end(cend - COARSE, TT__WAITS_COARSE_SHIFT), n,
+		 cutoffs, before, total);
+}
+
+uint64_t tt__waits_before(const tt__waits *w, unsigned reason, int64_t cutoff)
+{
+	uint64_t before[1][TT_WAIT__COUNT] = {{0}}, total[TT_WAIT__COUNT] = {0};
+	tt__waits_sums(w, 1, &cutoff, before, total);
+	uint64_t n = 0;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		if (reason == TT_WAIT__COUNT || r == reason)
+			n += before[0][r];
 	return n;
 }
