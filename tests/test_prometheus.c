@@ -426,9 +426,26 @@ static void test_prometheus_scrapes(void **state)
 			    sizeof raw) &&
 			      got == 1,
 		      "up: %s", raw);
+	/* Prometheus took every sample line of the exposition. */
+	char *expo = http_get(port, "/metrics");
+	TU_ASSERT_MSG(expo, "GET /metrics from the program failed");
+	long lines = 0;
+	for (const char *l = expo; *l;) {
+		const char *e = strchr(l, '\n');
+		TU_ASSERT(e);
+		lines += *l != '#';
+		l = e + 1;
+	}
+	free(expo);
+	double scraped = -1;
+	TU_ASSERT_MSG(query(pport,
+			    "scrape_samples_scraped%7Bjob%3D%22" JOB "%22%7D",
+			    &scraped, raw, sizeof raw),
+		      "no scrape_samples_scraped: %s", raw);
+	TU_ASSERT_EQ((long)scraped, lines);
 	print_message("prometheus on port %d scraped 127.0.0.1:%d: "
-		      "go_goroutines %lld\n",
-		      pport, port, want);
+		      "go_goroutines %lld, %ld samples\n",
+		      pport, port, want, lines);
 
 	/* The program ends when its stdin closes. */
 	close(st.to_target);
