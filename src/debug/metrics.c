@@ -20,7 +20,8 @@
  *   stacks                        tt_runtime_info_get (stack layer)
  *   pthreads (preload in use)     the threads registry: at most 4096
  *                                 slots, under its lock
- *   process_*, go_threads         /proc/self/stat, getrusage, getrlimit,
+ *   process_*, go_threads         /proc/self/stat (statm, task where
+ *                                 it has zeros), getrusage, getrlimit,
  *                                 /proc/self/fd
  *
  * Figures are gathered first (tt__metrics_gather) into a plain struct and
@@ -165,6 +166,36 @@ static int read_stat(tt__metrics *m, unsigned long long *starttime)
 	return 0;
 }
 
+/* Where /proc/self/stat leaves them out (qemu-user fills in little of
+ * it): the sizes from /proc/self/statm (the same counters, in pages), the
+ * threads from /proc/self/task. */
+static void read_statm(tt__metrics *m)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	unsigned long long size, resident;
+	if (f && fscanf(f, "%llu %llu", &size, &resident) == 2) {
+		int64_t page = (int64_t)sysconf(_SC_PAGESIZE);
+		if (m->vsize <= 0)
+			m->vsize = (int64_t)size * page;
+		if (m->rss <= 0)
+			m->rss = (int64_t)resident * page;
+	}
+	if (f)
+		fclose(f);
+}
+
+static int64_t count_tasks(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -1;
+	int64_t n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 /* Seconds since the epoch when the machine booted (/proc/stat). */
 static long long boot_time(void)
 {
@@ -248,6 +279,10 @@ int tt__metrics_gather(tt__metrics *m, int64_t now)
 	m->start_time = m->cpu_seconds = -1;
 	unsigned long long ticks;
 	read_stat(m, &ticks);
+	if (m->vsize <= 0 || m->rss <= 0)
+		read_statm(m);
+	if (m->threads <= 0)
+		m->threads = count_tasks();
 	pthread_once(&start_once, start_init);
 	m->start_time = start_time;
 	struct rusage ru;
