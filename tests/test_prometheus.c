@@ -10,8 +10,10 @@
  * The test asks Prometheus's HTTP API for go_goroutines of the job until
  * a sample arrives (at most 60 s) and checks it against the program's
  * count, and the program's parked goroutines against
- * tether_goroutines{reason="chan receive"}: so Prometheus's own parser
- * has accepted the exposition, labels included.
+ * tether_goroutines{reason="chan receive"}, and that Prometheus took
+ * every sample line (scrape_samples_scraped): so Prometheus's own parser
+ * has accepted the exposition, labels included. promtool (same package)
+ * must find nothing to lint in it either.
  *
  * Both processes die with the test (PR_SET_PDEATHSIG) and are killed and
  * reaped by the teardown on every other path; the directory is removed.
@@ -436,7 +438,30 @@ static void test_prometheus_scrapes(void **state)
 		lines += *l != '#';
 		l = e + 1;
 	}
+	/* And promtool, from the same package, finds nothing to lint. */
+	char file[128], cmd[8400], lint[4096] = "";
+	snprintf(file, sizeof file, "%s/metrics.txt", st.dir);
+	FILE *mf = fopen(file, "w");
+	TU_ASSERT(mf);
+	fputs(expo, mf);
+	TU_ASSERT_OK(fclose(mf));
 	free(expo);
+	char promtool[4096];
+	snprintf(promtool, sizeof promtool, "%s", prom);
+	char *slash = strrchr(promtool, '/');
+	TU_ASSERT(slash);
+	snprintf(slash + 1, sizeof promtool - (size_t)(slash + 1 - promtool),
+		 "promtool");
+	TU_ASSERT_MSG(access(promtool, X_OK) == 0, "no %s", promtool);
+	snprintf(cmd, sizeof cmd, "'%s' check metrics < '%s' 2>&1", promtool,
+		 file);
+	FILE *pp = popen(cmd, "r");
+	TU_ASSERT(pp);
+	size_t ln = fread(lint, 1, sizeof lint - 1, pp);
+	lint[ln] = '\0';
+	int pst = pclose(pp);
+	TU_ASSERT_MSG(pst == 0 && ln == 0, "%s: status %d:\n%s", cmd, pst,
+		      lint);
 	double scraped = -1;
 	TU_ASSERT_MSG(query(pport,
 			    "scrape_samples_scraped%7Bjob%3D%22" JOB "%22%7D",
