@@ -304,6 +304,100 @@ struct tt__stack_pool {
 	tt__stack_pool *next_pool;
 };
 
+/* Parked goroutines counted by wait reason and by when they parked, for
+ * the metrics (src/debug/metrics.c): how many wait on what, and how many
+ * have waited longer than a minute, ten minutes, an hour, without
+ * visiting a single goroutine record.
+ *
+ * A goroutine is counted, from its park to its wake, in exactly one cell
+ * of column `reason` (g->reason): the cell of the period its
+ * g->wait_since falls in. Periods ("epochs") are 2^30 ns (about 1.07 s)
+ * in the fine ring, which holds the fine epochs (fine_end -
+ * TT__WAITS_FINE, fine_end]; older ones are folded, 16 at a time, into
+ * the coarse ring's 2^34 ns (about 17.2 s) epochs, which hold (cend -
+ * TT__WAITS_COARSE, cend] with cend = fine_end >> 4 (73 minutes); older
+ * still, into `old` (all of them more than an hour ago). So the cell of
+ * a waiting goroutine is found again from its wait_since alone, and
+ * waiting longer than T is, to an epoch's width, a sum of cells.
+ *
+ * The park path does one increment: the scheduler's stamp (s->stamp, the
+ * wait_since of every park) only grows, and each time it moves into a
+ * new fine epoch tt__waits_stamp makes that epoch fine_end (folding what
+ * falls out), so a park always counts in row `cur` = fine[fine_end % 64].
+ * A wake from the same epoch is as cheap; an older one finds its cell in
+ * tt__waits_cell_slow.
+ *
+ * Written only by the scheduler's thread; the cells are relaxed atomics
+ * so that other threads may read them (a reader racing a fold may see a
+ * goroutine in two cells or in none, for that instant). */
+#define TT__WAITS_FINE_SHIFT 30
+#define TT__WAITS_FINE 64
+#define TT__WAITS_COARSE_SHIFT 34
+#define TT__WAITS_COARSE 256
+/* A row per epoch, one cell per reason, 16 wide. */
+#define TT__WAITS_ROW 16
+_Static_assert(TT_WAIT__COUNT <= TT__WAITS_ROW, "a row holds every reason");
+typedef _Atomic uint32_t tt__waits_row[TT__WAITS_ROW];
+typedef struct tt__waits {
+	_Atomic int64_t fine_end;                /* newest fine epoch */
+	tt__waits_row *cur;                      /* &fine[fine_end % 64] */
+	tt__waits_row fine[TT__WAITS_FINE];      /* by fine epoch % 64 */
+	tt__waits_row coarse[TT__WAITS_COARSE];  /* by coarse epoch % 256 */
+	tt__waits_row old;                       /* older than both rings */
+} tt__waits;
+
+/* Make fine_end `e` (> fine_end, or the first call), folding the epochs
+ * that fall out. */
+void tt__waits_advance(tt__waits *w, int64_t e);
+
+/* The cell of column `reason` that counts a goroutine parked at `since`
+ * (any epoch up to fine_end). */
+_Atomic uint32_t *tt__waits_cell_slow(tt__waits *w, int64_t since,
+				      unsigned reason);
+
+static inline void tt__waits_add(_Atomic uint32_t *c, uint32_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+			      memory_order_relaxed);
+}
+
+/* The scheduler's stamp is now `stamp` (it never goes back). */
+static inline void tt__waits_stamp(tt__waits *w, int64_t stamp)
+{
+	if (TT_UNLIKELY((stamp >> TT__WAITS_FINE_SHIFT) >
+			atomic_load_explicit(&w->fine_end, memory_order_relaxed) ||
+			w->cur == NULL))
+		tt__waits_advance(w, stamp >> TT__WAITS_FINE_SHIFT);
+}
+
+/* A goroutine parks on `reason`, its wait_since the scheduler's stamp
+ * (so in epoch fine_end); or wakes from a park at `since`. */
+static inline void tt__waits_park(tt__waits *w, unsigned reason)
+{
+	tt__waits_add(&(*w->cur)[reason], 1);
+}
+static inline void tt__waits_wake(tt__waits *w, int64_t since, unsigned reason)
+{
+	_Atomic uint32_t *c =
+		TT_LIKELY((since >> TT__WAITS_FINE_SHIFT) ==
+			  atomic_load_explicit(&w->fine_end, memory_order_relaxed))
+			? &(*w->cur)[reason]
+			: tt__waits_cell_slow(w, since, reason);
+	tt__waits_add(c, (uint32_t)-1);
+}
+
+/* Of row `reason`, the goroutines parked before `cutoff`: every one
+ * counted parked before it, and none missed that parked more than an
+ * epoch (2^30 ns within the fine ring's reach, 2^34 ns beyond) before
+ * it — for a cutoff no more than an hour before the newest park's stamp
+ * (older ones are told apart no further: `old` is counted only for a
+ * cutoff after all of it). With reason TT_WAIT__COUNT, of every row. */
+uint64_t tt__waits_before(const tt__waits *w, unsigned reason, int64_t cutoff);
+/* All of it in one pass: total[r] += the goroutines waiting on r, and
+ * before[k][r] += those parked before cutoffs[k] (as above), k < n. */
+void tt__waits_sums(const tt__waits *w, int n, const int64_t *cutoffs,
+		    uint64_t (*before)[TT_WAIT__COUNT], uint64_t *total);
+
 typedef struct tt__runq {
 	tt__g *head, *tail;
 } tt__runq;
@@ -416,8 +510,20 @@ struct tt__sched {
 	void *obj_free[TT__OBJ_CLASSES]; /* free object slots per size
 					    class (obj.c) */
 	char *obj_carve, *obj_carve_end; /* unused rest of its chunk */
+	/* For the metrics: switches from one goroutine to another (single
+	 * writer, read by any thread), and the parked goroutines by reason
+	 * and age (see tt__waits). */
+	_Atomic uint64_t nswitches;
+	tt__waits waits;
 	tt__g main_g;         /* the thread's own flow of control */
 };
+
+/* fn(s, arg) for every scheduler whose thread lives, with the registry
+ * locked: fn must not make a scheduler or end a thread, and reads another
+ * thread's scheduler only through its atomic fields (ngoroutines,
+ * nswitches, waits). *orphaned: goroutines of threads that have ended. */
+void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
+		    int64_t *orphaned);
 
 /* While an incremental snapshot is being taken (s->snap_live set),
  * s->zombie holds this mark whenever no goroutine has just ended, so that
@@ -505,6 +611,7 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
 {
 	TT_ASSERT(g->state == TT_G_WAITING);
 	g->state = TT_G_RUNNABLE;
+	tt__waits_wake(&s->waits, g->wait_since, g->reason);
 	runq_push_back(s, g);
 }
 
@@ -536,6 +643,7 @@ static inline void tt__ready_next(tt__sched *s, tt__g *g)
 {
 	TT_ASSERT(g->state == TT_G_WAITING);
 	g->state = TT_G_RUNNABLE;
+	tt__waits_wake(&s->waits, g->wait_since, g->reason);
 	if (TT_UNLIKELY(s->current->direct)) {
 		runq_push_back(s, g);
 	} else if (s->runnext_tail) {
@@ -644,6 +752,10 @@ int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
 int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r);
 
 /* ---- leak ---------------------------------------------------------------- */
+
+/* Goroutines proven leaked so far, in every thread (tt_leak_proven_count
+ * is the calling thread's). */
+uint64_t tt__leak_proven_all(void);
 
 /* The two calls a lower layer makes up into the leak layer, only at a
  * release that leaves goroutines parked on an object nobody can reach:

@@ -23,11 +23,21 @@
  *                                   N=0 gzipped profile.proto (for go tool
  *                                   pprof), 1 grouped text, 2 every stack
  *   /debug/pprof/goroutineleak?debug=N   the same for proven leaks
+ *   /debug/pprof/cmdline            the arguments, NUL-separated (Go's)
+ *   /metrics                        Prometheus's text format 0.0.4:
+ *                                   go_goroutines, process_*, and
+ *                                   tether_goroutines by state and wait
+ *                                   reason, waits longer than 1m/10m/1h,
+ *                                   proven leaks, switches, stacks,
+ *                                   pthreads (with the preload), read from
+ *                                   counters: no goroutine is visited
+ *                                   (docs/GUIDE.md lists them)
  *
  * so `go tool pprof http://127.0.0.1:6060/debug/pprof/goroutine` and
  * `curl .../goroutine?debug=2` work as against a Go program. Only the
  * scheduler that started the server is shown (goroutines of other threads
- * belong to their own schedulers; start a server there to see them).
+ * belong to their own schedulers; start a server there to see them),
+ * except on /metrics, whose counts cover every thread.
  *
  * Addresses. "HOST:PORT" where HOST is an IPv4 literal, an IPv6 literal in
  * brackets ("[::1]:6060"), "localhost" (127.0.0.1) or empty (":6060" is

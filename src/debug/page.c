@@ -178,14 +178,24 @@ int tt__debug_index(tt__buf *b)
 			  "debug=1\">goroutineleak</a></td></tr>\n",
 		       (unsigned long long)leaked);
 	tt__buf_puts(b,
+		"<tr><td></td><td><a href=\"cmdline\">cmdline</a></td></tr>\n"
+		"<tr><td></td><td><a href=\"/metrics\">/metrics</a></td>"
+		"</tr>\n"
 		"</table>\n<p><a href=\"goroutine?debug=2\">full goroutine "
 		"stack dump</a></p>\n"
 		"<p>Profile descriptions:</p><ul>\n"
+		"<li><b>cmdline:</b> The command line invocation of the "
+		"current program, its arguments separated by NUL bytes.</li>\n"
 		"<li><b>goroutine:</b> stack traces of all current "
 		"goroutines. Use debug=2 as a query parameter to export in "
 		"the same format as an unrecovered panic.</li>\n"
 		"<li><b>goroutineleak:</b> stack traces of goroutines proven "
 		"leaked: parked on objects no one can reach any more.</li>\n"
+		"<li><b>/metrics:</b> goroutine counts by state, wait reason "
+		"and time waited, proven leaks, scheduler, stack and process "
+		"figures, in Prometheus's text format (for a Prometheus "
+		"scrape job); read from counters, so cheap with any number "
+		"of goroutines.</li>\n"
 		"</ul>\n</body></html>\n");
 	return b->err;
 }

@@ -444,6 +444,26 @@ static int serve_page(conn *c, const tt__http_req *req, bool keep,
 	return then(r, keep);
 }
 
+/* A body made by make() (0 or -errno), sent as `type`; a failure is 500. */
+static int serve_made(conn *c, const tt__http_req *req, bool keep,
+		      int (*make)(tt__buf *), const char *type)
+{
+	tt__buf b = {0};
+	int r = make(&b);
+	if (r) {
+		char why[128];
+		snprintf(why, sizeof why, "%s", tt_strerror(r));
+		r = respond_error(c, req->version,
+				  req->method == TT__HTTP_HEAD, 500, why, NULL,
+				  keep);
+	} else {
+		r = respond(c, req->version, req->method == TT__HTTP_HEAD, 200,
+			    type, NULL, keep, b.data, b.len);
+	}
+	tt__buf_free(&b);
+	return then(r, keep);
+}
+
 static int route(conn *c, const tt__http_req *req, bool keep)
 {
 	bool head_only = req->method == TT__HTTP_HEAD;
@@ -491,8 +511,15 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 		return serve_profile(c, req, "goroutine", -1, keep);
 	if (strcmp(path, "/debug/pprof/goroutineleak") == 0)
 		return serve_profile(c, req, "goroutineleak", -1, keep);
+	if (strcmp(path, "/debug/pprof/cmdline") == 0)
+		return serve_made(c, req, keep, tt__debug_cmdline,
+				  "text/plain; charset=utf-8");
+	if (strcmp(path, "/metrics") == 0)
+		return serve_made(c, req, keep, tt__debug_metrics,
+				  "text/plain; version=0.0.4; charset=utf-8");
 	return then(respond_error(c, v, head_only, 404,
-			     "see / and /debug/pprof/", NULL, keep), keep);
+			     "see /, /debug/pprof/ and /metrics", NULL, keep),
+		    keep);
 }
 
 /* ---- connections -------------------------------------------------------- */

@@ -33,6 +33,8 @@ enum leak_mode { MODE_UNSET = -1, MODE_OFF, MODE_REPORT, MODE_ABORT };
 
 static _Atomic int mode = MODE_UNSET;
 static __thread uint64_t proven_total;
+/* Every thread's proofs, for the metrics. */
+static _Atomic uint64_t proven_all;
 
 static int leak_mode(void)
 {
@@ -63,6 +65,11 @@ bool tt__leak_reporting(void)
 uint64_t tt_leak_proven_count(void)
 {
 	return proven_total;
+}
+
+uint64_t tt__leak_proven_all(void)
+{
+	return atomic_load_explicit(&proven_all, memory_order_relaxed);
 }
 
 void tt__leak_write_site(tt__buf *b, const tt__leak_rec *r)
@@ -286,6 +293,7 @@ static void prove(tt__sched *s, tt__g *g, const void *obj, const char *what,
 	g->leak = r;
 	r->proven++;
 	proven_total++;
+	atomic_fetch_add_explicit(&proven_all, 1, memory_order_relaxed);
 	if (leak_mode() != MODE_OFF)
 		report(g, r);
 }

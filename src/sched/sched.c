@@ -249,8 +249,20 @@ void *tt__g_waiters(tt__g *g, size_t bytes)
 	return b;
 }
 
+/* For tether_sched_switches_total: a park, yield or exit that hands the
+ * thread to another goroutine. tt_go's start of its child as a call, and
+ * the child's plain return, are calls, not counted. */
+static inline void count_switch(tt__sched *s)
+{
+	atomic_store_explicit(&s->nswitches,
+			      atomic_load_explicit(&s->nswitches,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 {
+	count_switch(s);
 	from->direct = 0;
 	s->current = to;
 	to->state = TT_G_RUNNING;
@@ -271,6 +283,17 @@ static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 }
 
 /* ---- the idle path --------------------------------------------------------- */
+
+/* A new reading for s->stamp, which never goes back (the coarse clock may
+ * be behind the fine one): the wait accounting needs every park's stamp
+ * to be in its newest epoch. */
+static inline void stamp_set(tt__sched *s, int64_t now)
+{
+	if (now > s->stamp) {
+		s->stamp = now;
+		tt__waits_stamp(&s->waits, now);
+	}
+}
 
 static void deadlock(tt__sched *s) __attribute__((noreturn));
 
@@ -294,7 +317,7 @@ static tt__g *idle_wait(tt__sched *s)
 {
 	for (;;) {
 		int64_t now = tt_now();
-		s->stamp = now;
+		stamp_set(s, now);
 		if (s->timers.n)
 			tt__timers_run(s, now);
 		tt__g *g = runq_pop(s);
@@ -346,8 +369,9 @@ static inline void maybe_run_timers(tt__sched *s)
 	    (++s->timer_check >= 64 ||
 	     ((s->timer_check & 7) == 0 && check_due(s)))) {
 		s->timer_check = 0;
-		s->stamp = tt_now();
-		tt__timers_run(s, s->stamp);
+		int64_t now = tt_now();
+		stamp_set(s, now);
+		tt__timers_run(s, now);
 		tt__poll(s, 0);
 	}
 }
@@ -397,8 +421,9 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	 * at every idle wait): a clock read per park would cost more than
 	 * the rest of the park, and the stamp only matters in minutes. */
 	if (TT_UNLIKELY((++s->nparks & 63) == 0))
-		s->stamp = tt__coarse_now();
+		stamp_set(s, tt__coarse_now());
 	g->wait_since = s->stamp;
+	tt__waits_park(&s->waits, (unsigned)reason);
 	maybe_run_timers(s);
 	tt__g *next = runq_pop(s);
 	if (TT_UNLIKELY(next == NULL))
@@ -476,6 +501,7 @@ static void g_exit(tt__sched *s, tt__g *g)
 	 * bookkeeping. */
 	s->current = next;
 	next->state = TT_G_RUNNING;
+	count_switch(s);
 	g->sp = __builtin_frame_address(0);
 	if (TT_UNLIKELY(next->shared && s->sh.owner != next)) {
 		if (g->shared) {
@@ -817,6 +843,17 @@ int64_t tt_num_goroutine(void)
 	return n;
 }
 
+void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
+		    int64_t *orphaned)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (tt__sched *s = registry; s; s = s->next_sched)
+		fn(s, arg);
+	*orphaned = atomic_load_explicit(&orphaned_goroutines,
+					 memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
+}
+
 int tt_runtime_info_get(tt_runtime_info *out)
 {
 	if (out == NULL)
@@ -916,6 +953,7 @@ tt__sched *tt__sched_init(void)
 	s->zombie_fn = tt__stack_free;
 	s->epfd = -1;
 	s->stamp = tt_now();
+	tt__waits_stamp(&s->waits, s->stamp);
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
 		 (uint64_t)m->id;
 	tt__tls_sched = s;
