@@ -65,7 +65,6 @@ static void watch_signals(void *arg)
 	if (tt_read_ctx(srv.ctx, srv.sigfd, &sig, 1) == 1)
 		fprintf(stderr, "echo: %s, shutting down\n", strsignal(sig));
 	tt_ctx_cancel(srv.ctx);
-	tt_wg_done(srv.wg);
 }
 
 /* ---- connections --------------------------------------------------------- */
@@ -89,7 +88,6 @@ static void serve(void *arg)
 	}
 	tt_close(fd);
 	(void)!tt_recv_discard(srv.slots, NULL); /* free our slot */
-	tt_wg_done(srv.wg);
 }
 
 static void listen_loop(void *arg)
@@ -99,12 +97,12 @@ static void listen_loop(void *arg)
 	 * connection ends. Both calls give up when the context is done. */
 	while (tt_chan_send_ctx(srv.ctx, srv.slots, NULL, 0) == 0) {
 		int fd = tt_accept_ctx(srv.ctx, srv.lfd, NULL, NULL);
-		tt_wg_add(srv.wg, 1);
-		if (fd >= 0 && tt_go(serve, (void *)(intptr_t)fd) >= 0) {
+		/* wg.Go(serve(conn)) */
+		if (fd >= 0 &&
+		    tt_wg_go(srv.wg, serve, (void *)(intptr_t)fd) >= 0) {
 			srv.conns++;
 			continue;
 		}
-		tt_wg_done(srv.wg);
 		(void)!tt_recv_discard(srv.slots, NULL); /* give it back */
 		if (fd < 0 && tt_ctx_err(srv.ctx))
 			break; /* shutting down */
@@ -116,7 +114,6 @@ static void listen_loop(void *arg)
 		tt_sleep_ctx(srv.ctx, 10 * TT_MILLISECOND);
 	}
 	tt_close(srv.lfd);
-	tt_wg_done(srv.wg);
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -218,8 +215,8 @@ int main(int argc, char **argv)
 	printf("echo: listening on %s\n", where);
 	fflush(stdout);
 
-	tt_wg_add(srv.wg, 2);
-	if (tt_go(listen_loop, NULL) < 0 || tt_go(watch_signals, NULL) < 0) {
+	if (tt_wg_go(srv.wg, listen_loop, NULL) < 0 ||
+	    tt_wg_go(srv.wg, watch_signals, NULL) < 0) {
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}

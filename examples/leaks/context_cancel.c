@@ -17,7 +17,6 @@ static void worker(void *arg)
 	while (tt_sleep_ctx(ctx, 2 * TT_MILLISECOND) == 0)
 		units++;
 	printf("worker: context done (%s)\n", tt_strerror(tt_ctx_err(ctx)));
-	tt_ctx_release(ctx);
 }
 
 int main(int argc, char **argv)
@@ -26,8 +25,8 @@ int main(int argc, char **argv)
 	tt_ctx *ctx;
 	leakex_must(tt_ctx_with_cancel(&ctx, tt_ctx_background()),
 		    "tt_ctx_with_cancel");
-	leakex_must(tt_ctx_retain(ctx), "tt_ctx_retain"); /* the worker's */
-	leakex_must((int)tt_go(worker, ctx), "tt_go");
+	/* go worker(ctx): the worker holds ctx until it ends. */
+	leakex_must((int)TT_GO(worker, ctx, ctx), "TT_GO");
 	tt_sleep(20 * TT_MILLISECOND); /* main's own work */
 	if (a.fixed)
 		tt_ctx_cancel(ctx);

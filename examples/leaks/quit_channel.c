@@ -28,7 +28,6 @@ static void worker(void *arg)
 	}
 	printf("worker: told to quit after %s units\n",
 	       w->units > 0 ? "some" : "no");
-	tt_chan_release(w->quit);
 }
 
 int main(int argc, char **argv)
@@ -36,8 +35,7 @@ int main(int argc, char **argv)
 	leakex_args a = leakex_parse(argc, argv, 1.0);
 	static struct worker_args w;
 	leakex_must(tt_chan_make(&w.quit, 0, 0), "tt_chan_make");
-	leakex_must(tt_chan_retain(w.quit), "tt_chan_retain");
-	leakex_must((int)tt_go(worker, &w), "tt_go");
+	leakex_must((int)TT_GO(worker, &w, w.quit), "TT_GO");
 	tt_sleep(20 * TT_MILLISECOND); /* main's own work */
 	if (a.fixed)
 		tt_chan_close(w.quit); /* close(quit) */

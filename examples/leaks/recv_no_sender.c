@@ -17,7 +17,6 @@ static void worker(void *arg)
 	while (tt_recv(jobs, &job, &ok) == 0 && ok)
 		printf("worker: job %d\n", job);
 	printf("worker: no more jobs, exiting\n");
-	tt_chan_release(jobs);
 }
 
 int main(int argc, char **argv)
@@ -25,8 +24,7 @@ int main(int argc, char **argv)
 	leakex_args a = leakex_parse(argc, argv, 1.0);
 	tt_chan *jobs;
 	leakex_must(tt_chan_make(&jobs, sizeof(int), 0), "tt_chan_make");
-	leakex_must(tt_chan_retain(jobs), "tt_chan_retain"); /* the worker's */
-	leakex_must((int)tt_go(worker, jobs), "tt_go");
+	leakex_must((int)TT_GO(worker, jobs, jobs), "TT_GO"); /* owns jobs */
 	for (int i = 1; i <= 2; i++)
 		leakex_must(tt_send(jobs, &i), "tt_send");
 	if (a.fixed)

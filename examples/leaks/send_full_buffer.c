@@ -17,7 +17,6 @@ static void producer(void *arg)
 		leakex_must(tt_send(out, &i), "tt_send");
 	tt_chan_close(out);
 	printf("producer: all 5 sent\n");
-	tt_chan_release(out);
 }
 
 int main(int argc, char **argv)
@@ -25,8 +24,7 @@ int main(int argc, char **argv)
 	leakex_args a = leakex_parse(argc, argv, 1.0);
 	tt_chan *out;
 	leakex_must(tt_chan_make(&out, sizeof(int), 2), "tt_chan_make");
-	leakex_must(tt_chan_retain(out), "tt_chan_retain");
-	leakex_must((int)tt_go(producer, out), "tt_go");
+	leakex_must((int)TT_GO(producer, out, out), "TT_GO");
 	int v;
 	bool ok;
 	for (int i = 0; i < 2; i++) {

@@ -19,7 +19,6 @@ static void lookup(void *arg)
 	int answer = 42;
 	leakex_must(tt_send(result, &answer), "tt_send");
 	printf("lookup: answer delivered\n");
-	tt_chan_release(result);
 }
 
 int main(int argc, char **argv)
@@ -28,8 +27,7 @@ int main(int argc, char **argv)
 	tt_chan *result;
 	leakex_must(tt_chan_make(&result, sizeof(int), a.fixed ? 1 : 0),
 		    "tt_chan_make");
-	leakex_must(tt_chan_retain(result), "tt_chan_retain");
-	leakex_must((int)tt_go(lookup, result), "tt_go");
+	leakex_must((int)TT_GO(lookup, result, result), "TT_GO");
 	int v;
 	int r = tt_chan_recv_until(result, &v, sizeof v, NULL,
 				   tt_deadline_in(10 * TT_MILLISECOND));
