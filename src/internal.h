@@ -306,6 +306,7 @@ enum tt__obj_kind {
 	TT__OBJ_CHAN = 0, /* channels, timers, tickers */
 	TT__OBJ_SYNC = 2, /* WaitGroup, Mutex, RWMutex, Once, Cond */
 	TT__OBJ_CTX = 4,  /* contexts */
+	TT__OBJ_CTX_AFTER = 6, /* tt_ctx_after_func's stop handles */
 	TT__OBJ_FREE = 1  /* or'ed in when the slot is freed */
 };
 
@@ -572,6 +573,15 @@ static inline bool tt__timer_armed(const tt__timer *t)
  * first. Returns true if the deadline woke it. deadline must be > 0. */
 bool tt__park_until(tt__sched *s, int reason, const void *obj,
 		    int64_t deadline);
+
+/* Start fn(arg) as a new goroutine that is runnable (at the back of the
+ * run queue) but has not run: for callers that may not switch — timer
+ * callbacks, a context's cancel walk. name is shown in dumps (not
+ * copied); parent_id and pc are recorded as its creator and creation
+ * site. Its id, or a negative errno (-ENOMEM, -EAGAIN: no stack) with
+ * the error recorded. */
+int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg,
+			const char *name, int64_t parent_id, void *pc);
 
 /* ---- poll ---------------------------------------------------------------- */
 
