@@ -255,6 +255,341 @@ static void test_tick(void **state)
 		      -EAGAIN);
 }
 
+
+/* ---- context.TODO and names ---------------------------------------------- */
+
+static const char *ctx_name(tt_ctx *c)
+{
+	static char buf[256];
+	int n = tt_ctx_string(c, buf, sizeof buf);
+	TU_ASSERT_GE(n, 0);
+	TU_ASSERT_EQ((size_t)n, strlen(buf));
+	return buf;
+}
+
+static void test_ctx_todo(void **state)
+{
+	(void)state;
+	tt_ctx *todo = tt_ctx_todo();
+	assert_non_null(todo);
+	assert_ptr_equal(todo, tt_ctx_todo());
+	assert_ptr_not_equal(todo, tt_ctx_background());
+	assert_null(tt_ctx_done(todo));
+	TU_ASSERT_OK(tt_ctx_err(todo));
+	TU_ASSERT_OK(tt_ctx_cause(todo));
+	TU_ASSERT_EQ(tt_ctx_deadline(todo), TT_FOREVER);
+	TU_ASSERT_OK(tt_ctx_retain(todo));
+	TU_ASSERT_OK(tt_ctx_release(todo));
+	TU_ASSERT_ERR(tt_ctx_cancel(todo), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "the TODO context has no cancel");
+	assert_string_equal(ctx_name(todo), "context.TODO");
+	assert_string_equal(ctx_name(tt_ctx_background()),
+			    "context.Background");
+
+	/* Children work as under background. */
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, todo));
+	assert_string_equal(ctx_name(c), "context.TODO.WithCancel");
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_ERR(tt_ctx_err(c), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_err(todo));
+	TU_ASSERT_OK(tt_ctx_release(c));
+}
+
+static void test_ctx_string(void **state)
+{
+	(void)state;
+	static int key;
+	tt_ctx *bg = tt_ctx_background(), *c, *d, *v, *w;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, bg));
+	TU_ASSERT_OK(tt_ctx_with_timeout(&d, c, TT_MINUTE));
+	TU_ASSERT_OK(tt_ctx_with_value(&v, d, &key, &key));
+	TU_ASSERT_OK(tt_ctx_without_cancel(&w, v));
+	assert_string_equal(ctx_name(c), "context.Background.WithCancel");
+	const char *n = ctx_name(w);
+	TU_ASSERT_CONTAINS(n, "context.Background.WithCancel.WithDeadline(");
+	TU_ASSERT_CONTAINS(n, " [59.");
+	TU_ASSERT_CONTAINS(n, "s]).WithValue(0x");
+	TU_ASSERT(strlen(n) > strlen(".WithoutCancel"));
+	assert_string_equal(n + strlen(n) - strlen(".WithoutCancel"),
+			    ".WithoutCancel");
+	/* A deadline later than the parent's is a WithCancel, as in Go. */
+	tt_ctx *later;
+	TU_ASSERT_OK(tt_ctx_with_timeout(&later, d, 2 * TT_MINUTE));
+	n = ctx_name(later);
+	assert_string_equal(n + strlen(n) - strlen("s]).WithCancel"),
+			    "s]).WithCancel");
+	/* snprintf's contract: truncated, terminated, full length back. */
+	char small[8];
+	int len = tt_ctx_string(c, small, sizeof small);
+	TU_ASSERT_EQ(len, (int)strlen("context.Background.WithCancel"));
+	assert_string_equal(small, "context");
+	TU_ASSERT_EQ(tt_ctx_string(c, NULL, 0), len);
+	TU_ASSERT_ERR(tt_ctx_string(c, NULL, 4), -EINVAL);
+	TU_ASSERT_ERR(tt_ctx_string(NULL, small, sizeof small), -EINVAL);
+	TU_ASSERT_OK(tt_ctx_release(later));
+	TU_ASSERT_OK(tt_ctx_release(w));
+	TU_ASSERT_OK(tt_ctx_release(v));
+	TU_ASSERT_OK(tt_ctx_cancel(d));
+	TU_ASSERT_OK(tt_ctx_release(d));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_ERR(tt_ctx_string(c, small, sizeof small), -EBADF);
+}
+
+/* ---- context.WithCancelCause / Cause --------------------------------------- */
+
+#define ERR_SHUTDOWN (-10001) /* a program's own cause */
+
+static void test_ctx_cause_basic(void **state)
+{
+	(void)state;
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&c, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_cause(c)); /* not cancelled: nil */
+	TU_ASSERT_OK(tt_ctx_cancel_cause(c, ERR_SHUTDOWN));
+	TU_ASSERT_ERR(tt_ctx_err(c), -ECANCELED);
+	TU_ASSERT_EQ(tt_ctx_cause(c), ERR_SHUTDOWN);
+	/* The first cause stays. */
+	TU_ASSERT_OK(tt_ctx_cancel_cause(c, -EPIPE));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_EQ(tt_ctx_cause(c), ERR_SHUTDOWN);
+	/* A child made after the cancel starts out with the cause. */
+	tt_ctx *late;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&late, c));
+	TU_ASSERT_ERR(tt_ctx_err(late), -ECANCELED);
+	TU_ASSERT_EQ(tt_ctx_cause(late), ERR_SHUTDOWN);
+	TU_ASSERT_OK(tt_ctx_release(late));
+	TU_ASSERT_OK(tt_ctx_release(c));
+
+	/* cancel(nil) is Canceled; tt_ctx_cancel likewise. */
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&c, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_cancel_cause(c, 0));
+	TU_ASSERT_ERR(tt_ctx_cause(c), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&c, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_ERR(tt_ctx_cause(c), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_release(c));
+
+	/* Plain contexts have no CancelCauseFunc; causes are negative. */
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	TU_ASSERT_ERR(tt_ctx_cancel_cause(c, -EPIPE), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_ctx_with_cancel_cause");
+	TU_ASSERT_OK(tt_ctx_err(c));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_ERR(tt_ctx_cause(c), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&c, tt_ctx_background()));
+	TU_ASSERT_ERR(tt_ctx_cancel_cause(c, 5), -EINVAL);
+	TU_ASSERT_OK(tt_ctx_err(c));
+	TU_ASSERT_ERR(tt_ctx_cancel_cause(tt_ctx_background(), -EPIPE),
+		      -EINVAL);
+	TU_ASSERT_ERR(tt_ctx_cancel_cause(NULL, -EPIPE), -EINVAL);
+	TU_ASSERT_ERR(tt_ctx_cause(NULL), -EINVAL);
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_ERR(tt_ctx_cause(c), -EBADF);
+	TU_ASSERT_OK(tt_ctx_cause(tt_ctx_background()));
+}
+
+/* Go's rule: "Cause returns ... the cause of the first cancellation";
+ * children cancelled by a parent report the parent's cause; one
+ * cancelled on its own first keeps its own. */
+static void test_ctx_cause_tree(void **state)
+{
+	(void)state;
+	static int key;
+	tt_ctx *root, *a, *b, *bv, *own, *grand;
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&root, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_with_cancel(&a, root));
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&b, a));
+	TU_ASSERT_OK(tt_ctx_with_value(&bv, b, &key, NULL));
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&own, root));
+	TU_ASSERT_OK(tt_ctx_with_timeout(&grand, own, TT_MINUTE));
+	TU_ASSERT_OK(tt_ctx_cancel_cause(own, -EPIPE));
+	TU_ASSERT_EQ(tt_ctx_cause(grand), -EPIPE);
+	TU_ASSERT_OK(tt_ctx_cause(root));
+	TU_ASSERT_OK(tt_ctx_cause(b));
+
+	TU_ASSERT_OK(tt_ctx_cancel_cause(root, ERR_SHUTDOWN));
+	TU_ASSERT_EQ(tt_ctx_cause(a), ERR_SHUTDOWN);
+	TU_ASSERT_EQ(tt_ctx_cause(b), ERR_SHUTDOWN);
+	TU_ASSERT_EQ(tt_ctx_cause(bv), ERR_SHUTDOWN);
+	TU_ASSERT_ERR(tt_ctx_err(bv), -ECANCELED);
+	/* Cancelled first on their own: their own cause stays. */
+	TU_ASSERT_EQ(tt_ctx_cause(own), -EPIPE);
+	TU_ASSERT_EQ(tt_ctx_cause(grand), -EPIPE);
+	/* Cancelling b now changes nothing. */
+	TU_ASSERT_OK(tt_ctx_cancel_cause(b, -EIO));
+	TU_ASSERT_EQ(tt_ctx_cause(b), ERR_SHUTDOWN);
+	tt_ctx *list[] = {grand, own, bv, b, a, root};
+	for (size_t i = 0; i < sizeof list / sizeof *list; i++) {
+		if (list[i] != bv)
+			TU_ASSERT_OK(tt_ctx_cancel(list[i]));
+		TU_ASSERT_OK(tt_ctx_release(list[i]));
+	}
+}
+
+/* A deadline's cause is DeadlineExceeded, for the context and its
+ * cause-capable children. */
+static void test_ctx_cause_deadline(void **state)
+{
+	(void)state;
+	tt_ctx *t, *k;
+	TU_ASSERT_OK(tt_ctx_with_timeout(&t, tt_ctx_background(), 5 * MS));
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&k, t));
+	TU_ASSERT_OK(tt_chan_recv(tt_ctx_done(k), NULL, 0, NULL));
+	TU_ASSERT_ERR(tt_ctx_err(k), -ETIMEDOUT);
+	TU_ASSERT_ERR(tt_ctx_cause(t), -ETIMEDOUT);
+	TU_ASSERT_ERR(tt_ctx_cause(k), -ETIMEDOUT);
+	/* Already done: the cause does not change. */
+	TU_ASSERT_OK(tt_ctx_cancel_cause(k, -EPIPE));
+	TU_ASSERT_ERR(tt_ctx_cause(k), -ETIMEDOUT);
+	TU_ASSERT_OK(tt_ctx_release(k));
+	TU_ASSERT_OK(tt_ctx_release(t));
+}
+
+/* ---- context.WithoutCancel -------------------------------------------------- */
+
+static void test_ctx_without_cancel(void **state)
+{
+	(void)state;
+	static int key, val;
+	tt_ctx *p, *pv, *w, *wc;
+	TU_ASSERT_OK(tt_ctx_with_timeout(&p, tt_ctx_background(), TT_MINUTE));
+	TU_ASSERT_OK(tt_ctx_with_value(&pv, p, &key, &val));
+	TU_ASSERT_OK(tt_ctx_without_cancel(&w, pv));
+	assert_ptr_equal(tt_ctx_value(w, &key), &val);
+	TU_ASSERT_EQ(tt_ctx_deadline(w), TT_FOREVER);
+	assert_null(tt_ctx_done(w));
+	TU_ASSERT_ERR(tt_ctx_cancel(w), -EINVAL);
+	TU_ASSERT_OK(tt_ctx_with_cancel(&wc, w));
+	TU_ASSERT_EQ(tt_ctx_deadline(wc), TT_FOREVER);
+
+	TU_ASSERT_OK(tt_ctx_cancel(p));
+	TU_ASSERT_ERR(tt_ctx_err(pv), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_err(w));
+	TU_ASSERT_OK(tt_ctx_cause(w));
+	TU_ASSERT_OK(tt_ctx_err(wc));
+	/* Its children are cancelled by their own cancel. */
+	TU_ASSERT_OK(tt_ctx_cancel(wc));
+	TU_ASSERT_ERR(tt_ctx_err(wc), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_err(w));
+	/* It keeps its parent (and the values) alive. */
+	TU_ASSERT_OK(tt_ctx_release(pv));
+	TU_ASSERT_OK(tt_ctx_release(p));
+	assert_ptr_equal(tt_ctx_value(w, &key), &val);
+	TU_ASSERT_OK(tt_ctx_release(wc));
+	TU_ASSERT_OK(tt_ctx_release(w));
+	TU_ASSERT_ERR(tt_ctx_err(p), -EBADF);
+	TU_ASSERT_ERR(tt_ctx_without_cancel(&w, NULL), -EINVAL);
+	assert_null(w);
+}
+
+/* ---- context.AfterFunc ------------------------------------------------------- */
+
+static void test_ctx_after_func_on_cancel(void **state)
+{
+	(void)state;
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	af_rec r = {.note = tu_chan(sizeof(int), 1)};
+	tt_ctx_after *stop;
+	TU_ASSERT_OK(tt_ctx_after_func(c, af_fn, &r, &stop));
+	assert_non_null(stop);
+	tt_sleep(5 * MS);
+	TU_ASSERT_EQ(r.runs, 0);
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	/* Started by the cancel: stop is too late, even before fn ran. */
+	TU_ASSERT_EQ(r.runs, 0);
+	assert_false(tt_ctx_after_stop(stop));
+	int n;
+	TU_ASSERT_OK(tt_recv(r.note, &n, NULL));
+	TU_ASSERT_EQ(n, 1);
+	TU_ASSERT_NE(r.goid, tt_goid());
+	assert_false(tt_ctx_after_stop(stop));
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_chan_release(r.note));
+}
+
+static void test_ctx_after_func_stop(void **state)
+{
+	(void)state;
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	af_rec a = {0}, b = {.note = tu_chan(sizeof(int), 1)};
+	tt_ctx_after *sa, *sb;
+	TU_ASSERT_OK(tt_ctx_after_func(c, af_fn, &a, &sa));
+	TU_ASSERT_OK(tt_ctx_after_func(c, af_fn, &b, &sb));
+	/* Independent: stopping one leaves the other. */
+	assert_true(tt_ctx_after_stop(sa));
+	assert_false(tt_ctx_after_stop(sa));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	int n;
+	TU_ASSERT_OK(tt_recv(b.note, &n, NULL));
+	tt_sleep(5 * MS);
+	TU_ASSERT_EQ(a.runs, 0);
+	TU_ASSERT_EQ(b.runs, 1);
+	assert_false(tt_ctx_after_stop(sb));
+	TU_ASSERT_ERR(tt_ctx_after_stop(NULL), false);
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_chan_release(b.note));
+}
+
+static void test_ctx_after_func_already_done(void **state)
+{
+	(void)state;
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	af_rec r = {.note = tu_chan(sizeof(int), 1)};
+	tt_ctx_after *stop;
+	TU_ASSERT_OK(tt_ctx_after_func(c, af_fn, &r, &stop));
+	assert_false(tt_ctx_after_stop(stop));
+	int n;
+	TU_ASSERT_OK(tt_recv(r.note, &n, NULL));
+	TU_ASSERT_NE(r.goid, tt_goid());
+	TU_ASSERT_OK(tt_ctx_release(c));
+
+	/* Never done: never runs; stop stops it once. */
+	af_rec never = {0};
+	TU_ASSERT_OK(tt_ctx_after_func(tt_ctx_background(), af_fn, &never,
+				       &stop));
+	assert_true(tt_ctx_after_stop(stop));
+	assert_false(tt_ctx_after_stop(stop));
+	TU_ASSERT_EQ(never.runs, 0);
+	TU_ASSERT_ERR(tt_ctx_after_func(tt_ctx_background(), NULL, NULL,
+					&stop),
+		      -EINVAL);
+	assert_null(stop);
+	TU_ASSERT_ERR(tt_ctx_after_func(NULL, af_fn, &never, NULL), -EINVAL);
+	TU_ASSERT_OK(tt_chan_release(r.note));
+}
+
+/* Through a value child, by a deadline (a timer callback), with every
+ * reference of the program released: the pending call keeps the
+ * context, so the deadline still fires, as Go's would. */
+static void test_ctx_after_func_deadline_released(void **state)
+{
+	(void)state;
+	static int key;
+	tt_ctx *t, *v;
+	TU_ASSERT_OK(tt_ctx_with_timeout(&t, tt_ctx_background(), 10 * MS));
+	TU_ASSERT_OK(tt_ctx_with_value(&v, t, &key, NULL));
+	af_rec r = {.note = tu_chan(sizeof(int), 1)};
+	TU_ASSERT_OK(tt_ctx_after_func(v, af_fn, &r, NULL));
+	TU_ASSERT_OK(tt_ctx_release(v));
+	TU_ASSERT_OK(tt_ctx_release(t));
+	TU_ASSERT_OK(tt_ctx_err(t)); /* still alive, not yet done */
+	int n;
+	TU_ASSERT_OK(tt_recv(r.note, &n, NULL));
+	TU_ASSERT_EQ(n, 1);
+	/* The record let go of the context when fn started. */
+	TU_WAIT_FOR(tt_ctx_err(t) == -EBADF, TU_SLACK_NS);
+	TU_ASSERT_OK(tt_chan_release(r.note));
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, NULL, 0);
@@ -268,6 +603,16 @@ int main(int argc, char **argv)
 		TU_TEST(test_after_func_fires_while_goroutine_ends),
 		TU_TEST(test_after_func_many),
 		TU_TEST(test_tick),
+		TU_TEST(test_ctx_todo),
+		TU_TEST(test_ctx_string),
+		TU_TEST(test_ctx_cause_basic),
+		TU_TEST(test_ctx_cause_tree),
+		TU_TEST(test_ctx_cause_deadline),
+		TU_TEST(test_ctx_without_cancel),
+		TU_TEST(test_ctx_after_func_on_cancel),
+		TU_TEST(test_ctx_after_func_stop),
+		TU_TEST(test_ctx_after_func_already_done),
+		TU_TEST(test_ctx_after_func_deadline_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

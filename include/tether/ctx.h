@@ -161,6 +161,83 @@ TT_EXPORT int tt_rwmutex_rlock_ctx(tt_ctx *ctx, tt_rwmutex *m);
 TT_EXPORT int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m);
 TT_EXPORT int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c);
 
+/* ---- Go 1.20-1.21: TODO, causes, AfterFunc, WithoutCancel ------------ */
+
+/* context.TODO(): a second root, for code not yet given a context. The
+ * same as tt_ctx_background() in every way (never cancelled, no
+ * deadline, no values, never freed, shared by every thread) except that
+ * it is a different handle and tt_ctx_string names it "context.TODO".
+ * Cannot fail. */
+TT_EXPORT tt_ctx *tt_ctx_todo(void);
+
+/* context.WithCancelCause(parent): tt_ctx_with_cancel whose cancel can
+ * also say why: tt_ctx_cancel_cause(c, cause) is Go's CancelCauseFunc,
+ * and tt_ctx_cancel on it is cancel(nil). Errors as tt_ctx_with_cancel.
+ *
+ * Causes are error codes like every tether error: a negative errno, or
+ * any negative int the program defines (keep them clear of -4095..-1 if
+ * they must not read as errno values). An int, not a message, so that a
+ * cause is compared with == (Go's errors.Is(context.Cause(ctx), ErrX)),
+ * never allocates (Go's cancel cannot fail) and has no lifetime to
+ * manage; tt_strerror names the errno ones. */
+TT_EXPORT int tt_ctx_with_cancel_cause(tt_ctx **out, tt_ctx *parent);
+
+/* Go's cancel(cause): cancel c (err -ECANCELED, like tt_ctx_cancel) and
+ * set its cause, and that of every context the cancellation reaches, to
+ * cause; cause 0 means -ECANCELED, as Go's cancel(nil) sets Canceled.
+ * Calling it again, or after c was cancelled any other way, does
+ * nothing and returns 0: the first cause stays. -EINVAL for a positive
+ * cause, a NULL c, or a c not made by tt_ctx_with_cancel_cause (Go
+ * gives other contexts no CancelCauseFunc); -EBADF for a released c. */
+TT_EXPORT int tt_ctx_cancel_cause(tt_ctx *c, int cause);
+
+/* context.Cause(c): 0 while c is not cancelled; once it is, the cause of
+ * the cancellation that reached it first: the cause given to
+ * tt_ctx_cancel_cause where that cancellation started (c itself or an
+ * ancestor), else the error (-ECANCELED, -ETIMEDOUT for a deadline).
+ * Value and without-cancel contexts answer for the context they follow
+ * (0 below tt_ctx_without_cancel). -EINVAL for NULL, -EBADF for a
+ * released c. */
+TT_EXPORT int tt_ctx_cause(tt_ctx *c);
+
+/* context.WithoutCancel(parent): a child that keeps the parent's values
+ * but is never cancelled: no deadline (TT_FOREVER), a NULL done
+ * channel, err and cause 0, whatever happens to the parent; contexts made
+ * from it are cancelled only by their own cancel or deadline. It holds a
+ * reference on the parent (for the values). Errors as
+ * tt_ctx_with_cancel. */
+TT_EXPORT int tt_ctx_without_cancel(tt_ctx **out, tt_ctx *parent);
+
+/* context.AfterFunc(ctx, f): once ctx is done, fn(arg) runs in a
+ * goroutine of its own (at once if ctx is done already; never if ctx can
+ * never be done). Calls on one context are independent. *stop (if stop
+ * is not NULL) gets a handle for tt_ctx_after_stop, Go's stop function;
+ * it needs no release. The pending call holds a reference on the
+ * context, so releasing the program's references does not stop it (a
+ * deadline still fires); only stop does. -EINVAL for a NULL ctx or fn,
+ * -EBADF for a released ctx, -ENOMEM. */
+typedef struct tt_ctx_after tt_ctx_after;
+TT_EXPORT int tt_ctx_after_func(tt_ctx *ctx, void (*fn)(void *), void *arg,
+				tt_ctx_after **stop);
+
+/* Go's stop(): stop the association of the context with fn. True if
+ * this stopped fn from being run; false if the context was done already
+ * and fn has been started (it may still be running: stop does not wait
+ * for it), or if it was stopped before. The handle is spent once fn has
+ * started or stop returned true; using it after that returns false with
+ * -EBADF recorded (handles cannot alias: see chan.h). */
+TT_EXPORT bool tt_ctx_after_stop(tt_ctx_after *stop);
+
+/* Go's String() on a context, into buf (at most size bytes, always
+ * NUL-terminated when size > 0), as snprintf: returns the length of the
+ * whole name. "context.Background", "context.TODO", and for children
+ * the parent's name followed by ".WithCancel", ".WithDeadline(<deadline
+ * ns> [<time left>s])", ".WithValue(<key>, <value>)" (pointers),
+ * ".WithoutCancel"; tt_ctx_notify_signals's contexts print as Go's
+ * "signal.NotifyContext(<parent>, [<signals>])". -EINVAL for a NULL c
+ * or a NULL buf with size > 0, -EBADF for a released c. */
+TT_EXPORT int tt_ctx_string(tt_ctx *c, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
