@@ -590,6 +590,186 @@ static void test_ctx_after_func_deadline_released(void **state)
 	TU_ASSERT_OK(tt_chan_release(r.note));
 }
 
+/* ---- TryLock/TryRLock, Locker, Cond over RLocker ----------------------------- */
+
+static void hold_write_lock(void *p)
+{
+	tt_rwmutex *m = p;
+	TU_ASSERT_OK(tt_rwmutex_lock(m));
+	tt_sleep(20 * MS);
+	TU_ASSERT_OK(tt_rwmutex_unlock(m));
+}
+
+/* Go printed "rlocked: TryRLock true TryLock false", "writer pending:
+ * TryRLock false TryLock false", "writer holds: ... false false",
+ * "free: TryLock true then TryRLock false". */
+static void test_rwmutex_trylock(void **state)
+{
+	(void)state;
+	tt_rwmutex *m;
+	TU_ASSERT_OK(tt_rwmutex_make(&m));
+	TU_ASSERT_OK(tt_rwmutex_rlock(m));
+	TU_ASSERT_OK(tt_rwmutex_tryrlock(m));
+	TU_ASSERT_ERR(tt_rwmutex_trylock(m), -EAGAIN);
+	TU_ASSERT_OK(tt_rwmutex_runlock(m));
+	tu_go(hold_write_lock, m); /* parks in Lock behind our reader */
+	TU_ASSERT_ERR(tt_rwmutex_tryrlock(m), -EAGAIN);
+	TU_ASSERT_ERR(tt_rwmutex_trylock(m), -EAGAIN);
+	TU_ASSERT_OK(tt_rwmutex_runlock(m)); /* the writer gets it */
+	tt_sleep(5 * MS);
+	TU_ASSERT_ERR(tt_rwmutex_tryrlock(m), -EAGAIN);
+	TU_ASSERT_ERR(tt_rwmutex_trylock(m), -EAGAIN);
+	tt_sleep(30 * MS);
+	TU_ASSERT_OK(tt_rwmutex_trylock(m));
+	TU_ASSERT_ERR(tt_rwmutex_tryrlock(m), -EAGAIN);
+	TU_ASSERT_OK(tt_rwmutex_unlock(m));
+	TU_ASSERT_ERR(tt_rwmutex_trylock(NULL), -EINVAL);
+	TU_ASSERT_OK(tt_rwmutex_release(m));
+	TU_ASSERT_ERR(tt_rwmutex_tryrlock(m), -EBADF);
+
+	tt_mutex *mu;
+	TU_ASSERT_OK(tt_mutex_make(&mu));
+	TU_ASSERT_OK(tt_mutex_trylock(mu));
+	TU_ASSERT_ERR(tt_mutex_trylock(mu), -EAGAIN);
+	TU_ASSERT_OK(tt_mutex_unlock(mu));
+	TU_ASSERT_OK(tt_mutex_release(mu));
+}
+
+typedef struct rcond {
+	tt_rwmutex *m;
+	tt_cond *c;
+	bool ready;
+	int waiting, woke;
+	int max_readers; /* readers holding the lock at once, after waking */
+	int holding;
+	tt_chan *done;
+} rcond;
+
+static void rcond_reader(void *p)
+{
+	rcond *r = p;
+	TU_ASSERT_OK(tt_rwmutex_rlock(r->m));
+	r->waiting++;
+	while (!r->ready)
+		TU_ASSERT_OK(tt_cond_wait(r->c));
+	/* Back with a read lock: a writer cannot get in, a reader can. */
+	TU_ASSERT_ERR(tt_rwmutex_trylock(r->m), -EAGAIN);
+	r->woke++;
+	if (++r->holding > r->max_readers)
+		r->max_readers = r->holding;
+	tt_yield();
+	r->holding--;
+	TU_ASSERT_OK(tt_rwmutex_runlock(r->m));
+	tu_done(r->done);
+}
+
+/* Go printed "readers waiting: TryLock true", then "done": readers
+ * waiting in Cond.Wait over RLocker have given up their read locks. */
+static void test_cond_rlocker(void **state)
+{
+	(void)state;
+	enum { N = 3 };
+	rcond r = {.done = tu_chan(0, N)};
+	TU_ASSERT_OK(tt_rwmutex_make(&r.m));
+	TU_ASSERT_OK(tt_cond_make_locker(&r.c, tt_rwmutex_rlocker(r.m)));
+	/* The cond holds its own reference on the RWMutex. */
+	TU_ASSERT_OK(tt_rwmutex_retain(r.m));
+	TU_ASSERT_OK(tt_rwmutex_release(r.m));
+	for (int i = 0; i < N; i++)
+		tu_go(rcond_reader, &r);
+	TU_WAIT_FOR(r.waiting == N, TU_SLACK_NS);
+	TU_ASSERT_OK(tt_rwmutex_trylock(r.m));
+	r.ready = true;
+	TU_ASSERT_OK(tt_rwmutex_unlock(r.m));
+	/* Signal wakes one; Broadcast the rest. */
+	TU_ASSERT_OK(tt_cond_signal(r.c));
+	TU_WAIT_FOR(r.woke == 1, TU_SLACK_NS);
+	TU_ASSERT_OK(tt_cond_broadcast(r.c));
+	TU_WAIT_DONE(r.done, N, TU_SLACK_NS);
+	TU_ASSERT_EQ(r.woke, N);
+	TU_ASSERT_GE(r.max_readers, 2);
+	TU_ASSERT_OK(tt_rwmutex_release(r.m));
+	/* Still usable through the cond's reference. */
+	TU_ASSERT_OK(tt_rwmutex_rlock(r.m));
+	TU_ASSERT_OK(tt_rwmutex_runlock(r.m));
+	TU_ASSERT_OK(tt_cond_release(r.c));
+	TU_ASSERT_ERR(tt_rwmutex_rlock(r.m), -EBADF);
+	TU_ASSERT_OK(tt_chan_release(r.done));
+}
+
+/* A Locker of the program's own, and the write side. */
+typedef struct my_lock {
+	int locks, unlocks;
+	bool held;
+} my_lock;
+
+static int my_lock_fn(void *p)
+{
+	my_lock *l = p;
+	l->locks++;
+	l->held = true;
+	return 0;
+}
+
+static int my_unlock_fn(void *p)
+{
+	my_lock *l = p;
+	if (!l->held)
+		return -EPERM;
+	l->unlocks++;
+	l->held = false;
+	return 0;
+}
+
+static void test_cond_any_locker(void **state)
+{
+	(void)state;
+	my_lock ml = {0};
+	tt_cond *c;
+	tt_locker l = {my_lock_fn, my_unlock_fn, &ml};
+	TU_ASSERT_OK(tt_cond_make_locker(&c, l));
+	TU_ASSERT_OK(l.lock(l.obj));
+	int64_t t0 = tt_now();
+	TU_ASSERT_ERR(tt_cond_wait_until(c, tt_deadline_in(5 * MS)),
+		      -ETIMEDOUT);
+	TU_ASSERT_GE(tt_now() - t0, 5 * MS);
+	TU_ASSERT_EQ(ml.locks, 2);
+	TU_ASSERT_EQ(ml.unlocks, 1);
+	assert_true(ml.held);
+	TU_ASSERT_OK(l.unlock(l.obj));
+	/* Its unlock failing means nothing waits. */
+	TU_ASSERT_ERR(tt_cond_wait(c), -EPERM);
+	TU_ASSERT_OK(tt_cond_release(c));
+
+	/* The write side of an RWMutex is a Locker too. */
+	tt_rwmutex *m;
+	TU_ASSERT_OK(tt_rwmutex_make(&m));
+	TU_ASSERT_OK(tt_cond_make_locker(&c, tt_rwmutex_locker(m)));
+	TU_ASSERT_OK(tt_rwmutex_lock(m));
+	TU_ASSERT_ERR(tt_cond_wait_until(c, tt_deadline_in(MS)), -ETIMEDOUT);
+	TU_ASSERT_ERR(tt_rwmutex_tryrlock(m), -EAGAIN); /* locked again */
+	TU_ASSERT_OK(tt_rwmutex_unlock(m));
+	TU_ASSERT_OK(tt_cond_release(c));
+
+	/* Bad lockers. */
+	tt_cond *bad = (tt_cond *)1;
+	TU_ASSERT_ERR(tt_cond_make_locker(&bad, (tt_locker){NULL, my_unlock_fn,
+							   &ml}),
+		      -EINVAL);
+	assert_null(bad);
+	tt_locker mix = tt_rwmutex_rlocker(m);
+	mix.unlock = tt_rwmutex_locker(m).unlock;
+	TU_ASSERT_ERR(tt_cond_make_locker(&bad, mix), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "not a pair");
+	TU_ASSERT_ERR(tt_cond_make_locker(&bad, tt_rwmutex_rlocker(NULL)),
+		      -EINVAL);
+	TU_ASSERT_OK(tt_rwmutex_release(m));
+	TU_ASSERT_ERR(tt_cond_make_locker(&bad, tt_rwmutex_rlocker(m)),
+		      -EBADF);
+	TU_ASSERT_ERR(tt_cond_make_locker(NULL, tt_rwmutex_rlocker(m)),
+		      -EINVAL);
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, NULL, 0);
@@ -613,6 +793,9 @@ int main(int argc, char **argv)
 		TU_TEST(test_ctx_after_func_stop),
 		TU_TEST(test_ctx_after_func_already_done),
 		TU_TEST(test_ctx_after_func_deadline_released),
+		TU_TEST(test_rwmutex_trylock),
+		TU_TEST(test_cond_rlocker),
+		TU_TEST(test_cond_any_locker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
