@@ -604,13 +604,14 @@ int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
 		       const char *op);
 int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r);
 /* A cancelable child of parent (its handle in *out) with a stop hook:
- * stop(data) runs once, when tt_ctx_cancel is called on it (after it is
- * cancelled) or when it is freed, whichever comes first — not when it is
- * cancelled any other way (by its parent, its deadline or
- * tt__ctx_cancel_quiet). tt_ctx_string prints label_pre, its parent's
- * name, label_post (strings not copied; NULL: as WithCancel). Errors as
- * tt_ctx_with_cancel, op naming the call. */
-int tt__ctx_with_stop(tt_ctx **out, tt_ctx *parent, void (*stop)(void *),
+ * stop(data, false) runs once, the first time tt_ctx_cancel is called on
+ * it (after it is cancelled) — not when it is cancelled any other way
+ * (by its parent, its deadline or tt__ctx_cancel_quiet); stop(data,
+ * true) runs when it is freed. tt_ctx_string prints label_pre, its
+ * parent's name, label_post (strings not copied; NULL: as WithCancel).
+ * Errors as tt_ctx_with_cancel, op naming the call. */
+int tt__ctx_with_stop(tt_ctx **out, tt_ctx *parent,
+		      void (*stop)(void *, bool),
 		      void *data, const char *label_pre,
 		      const char *label_post, const char *op);
 /* Cancel the cancelable context h with -ECANCELED without running its

@@ -11,6 +11,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -770,9 +771,256 @@ static void test_cond_any_locker(void **state)
 		      -EINVAL);
 }
 
+/* ---- signal.NotifyContext ----------------------------------------------------- */
+
+static volatile sig_atomic_t handled[_NSIG];
+
+static void count_signal(int sig)
+{
+	handled[sig]++;
+}
+
+/* Install count_signal for sig; the old action goes to *old. */
+static void catch_with_handler(int sig, struct sigaction *old)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = count_signal;
+	sigemptyset(&sa.sa_mask);
+	TU_ASSERT_EQ(sigaction(sig, &sa, old), 0);
+	handled[sig] = 0;
+}
+
+static bool blocked_now(int sig)
+{
+	sigset_t cur;
+	TU_ASSERT_EQ(pthread_sigmask(SIG_SETMASK, NULL, &cur), 0);
+	return sigismember(&cur, sig) == 1;
+}
+
+typedef struct raiser {
+	int sig;
+	tt_chan *done;
+} raiser;
+
+static void raise_signal(void *p)
+{
+	raiser *r = p;
+	tt_sleep(2 * MS);
+	TU_ASSERT_EQ(kill(getpid(), r->sig), 0);
+	tu_done(r->done);
+}
+
+/* Wait for c's done channel, at most a second. */
+static void wait_done(tt_ctx *c)
+{
+	tt_case k = TT_CASE_RECV_DISCARD(tt_ctx_done(c), NULL);
+	TU_ASSERT_EQ(tt_select(&k, 1, tt_deadline_in(TT_SECOND)), 0);
+}
+
+static void test_notify_signal_cancels(void **state)
+{
+	(void)state;
+	struct sigaction old;
+	catch_with_handler(SIGUSR1, &old);
+	assert_false(blocked_now(SIGUSR1));
+	int sigs[] = {SIGUSR1};
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_notify_signals(&c, tt_ctx_background(), sigs, 1));
+	assert_true(blocked_now(SIGUSR1));
+	assert_string_equal(ctx_name(c), "signal.NotifyContext("
+					 "context.Background, [user defined "
+					 "signal 1])");
+	TU_ASSERT_OK(tt_ctx_err(c));
+	raiser r = {.sig = SIGUSR1, .done = tu_chan(0, 1)};
+	tu_go(raise_signal, &r);
+	wait_done(c);
+	TU_ASSERT_ERR(tt_ctx_err(c), -ECANCELED);
+	TU_ASSERT_ERR(tt_ctx_cause(c), -ECANCELED);
+	TU_WAIT_DONE(r.done, 1, TU_SLACK_NS);
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	/* Still caught until stop, as in Go. */
+	TU_ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+	tt_sleep(2 * MS);
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	assert_true(blocked_now(SIGUSR1));
+	/* Stop: the one caught meanwhile is consumed, not delivered late;
+	 * then the old handling is back. */
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	assert_false(blocked_now(SIGUSR1));
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	TU_ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+	TU_ASSERT_EQ(handled[SIGUSR1], 1);
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_chan_release(r.done));
+	TU_ASSERT_EQ(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+/* Cancelled by its parent: its goroutine ends (the teardown counts
+ * goroutines), the signal stays caught until stop. Releasing is a stop
+ * too. */
+static void test_notify_parent_and_release(void **state)
+{
+	(void)state;
+	struct sigaction old;
+	catch_with_handler(SIGUSR1, &old);
+	tt_ctx *p, *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&p, tt_ctx_background()));
+	int sigs[] = {SIGUSR1, SIGUSR1};
+	TU_ASSERT_OK(tt_ctx_notify_signals(&c, p, sigs, 2));
+	int64_t before = tt_num_goroutine();
+	TU_ASSERT_OK(tt_ctx_cancel(p));
+	TU_ASSERT_ERR(tt_ctx_err(c), -ECANCELED);
+	TU_WAIT_FOR(tt_num_goroutine() == before - 1, TU_SLACK_NS);
+	TU_ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+	tt_sleep(MS);
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	TU_ASSERT_OK(tt_ctx_release(c)); /* the last reference: a stop */
+	assert_false(blocked_now(SIGUSR1));
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	TU_ASSERT_OK(tt_ctx_release(p));
+
+	/* A parent already done: born cancelled, still caught until
+	 * stop. */
+	TU_ASSERT_OK(tt_ctx_with_cancel(&p, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_cancel(p));
+	TU_ASSERT_OK(tt_ctx_notify_signals(&c, p, sigs, 1));
+	TU_ASSERT_ERR(tt_ctx_err(c), -ECANCELED);
+	assert_true(blocked_now(SIGUSR1));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	assert_false(blocked_now(SIGUSR1));
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_ctx_release(p));
+
+	/* Released without stop while waiting: its goroutine holds it, so
+	 * it keeps watching; the signal still cancels it and then the
+	 * goroutine's release restores. */
+	TU_ASSERT_OK(tt_ctx_notify_signals(&c, tt_ctx_background(), sigs, 1));
+	tt_chan *done = tt_ctx_done(c);
+	TU_ASSERT_OK(tt_chan_retain(done));
+	TU_ASSERT_OK(tt_ctx_release(c));
+	assert_true(blocked_now(SIGUSR1));
+	TU_ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+	TU_ASSERT_OK(tt_chan_recv(done, NULL, 0, NULL));
+	TU_WAIT_FOR(!blocked_now(SIGUSR1), TU_SLACK_NS);
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	TU_ASSERT_OK(tt_chan_release(done));
+	TU_ASSERT_EQ(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+/* Contexts of one thread share signals: one arriving cancels all that
+ * listen for it; the signal stays blocked until the last one stops; a
+ * signal blocked before stays blocked. */
+static void test_notify_shared_signals(void **state)
+{
+	(void)state;
+	struct sigaction old1, old2;
+	catch_with_handler(SIGUSR1, &old1);
+	catch_with_handler(SIGUSR2, &old2);
+	sigset_t pre;
+	sigemptyset(&pre);
+	sigaddset(&pre, SIGUSR1);
+	TU_ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &pre, NULL), 0);
+	int s2[] = {SIGUSR2}, s12[] = {SIGUSR1, SIGUSR2}, s1[] = {SIGUSR1};
+	tt_ctx *a, *b, *only1;
+	TU_ASSERT_OK(tt_ctx_notify_signals(&a, tt_ctx_background(), s2, 1));
+	TU_ASSERT_OK(tt_ctx_notify_signals(&b, tt_ctx_background(), s12, 2));
+	TU_ASSERT_OK(tt_ctx_notify_signals(&only1, tt_ctx_background(), s1,
+					   1));
+	assert_string_equal(ctx_name(b), "signal.NotifyContext("
+					 "context.Background, [user defined "
+					 "signal 1 user defined signal 2])");
+	TU_ASSERT_EQ(kill(getpid(), SIGUSR2), 0);
+	wait_done(a);
+	wait_done(b);
+	TU_ASSERT_OK(tt_ctx_err(only1));
+	TU_ASSERT_OK(tt_ctx_cancel(a));
+	assert_true(blocked_now(SIGUSR2)); /* b still listens */
+	TU_ASSERT_OK(tt_ctx_cancel(b));
+	assert_false(blocked_now(SIGUSR2));
+	TU_ASSERT_EQ(handled[SIGUSR2], 0);
+	TU_ASSERT_OK(tt_ctx_cancel(only1));
+	assert_true(blocked_now(SIGUSR1)); /* blocked before: stays */
+	TU_ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &pre, NULL), 0);
+	TU_ASSERT_EQ(handled[SIGUSR1], 0);
+	TU_ASSERT_OK(tt_ctx_release(a));
+	TU_ASSERT_OK(tt_ctx_release(b));
+	TU_ASSERT_OK(tt_ctx_release(only1));
+	TU_ASSERT_EQ(sigaction(SIGUSR1, &old1, NULL), 0);
+	TU_ASSERT_EQ(sigaction(SIGUSR2, &old2, NULL), 0);
+}
+
+static void test_notify_bad_input(void **state)
+{
+	(void)state;
+	tt_ctx *c = (tt_ctx *)1;
+	int ok[] = {SIGUSR1};
+	TU_ASSERT_ERR(tt_ctx_notify_signals(NULL, tt_ctx_background(), ok, 1),
+		      -EINVAL);
+	TU_ASSERT_ERR(tt_ctx_notify_signals(&c, tt_ctx_background(), ok, 0),
+		      -EINVAL);
+	assert_null(c);
+	TU_ASSERT_CONTAINS(tt_last_error(), "no signals given");
+	TU_ASSERT_ERR(tt_ctx_notify_signals(&c, tt_ctx_background(), NULL, 1),
+		      -EINVAL);
+	int bad[][2] = {{SIGUSR1, SIGKILL}, {SIGSEGV, SIGUSR1}, {0, SIGUSR1},
+			{SIGUSR1, 9999}, {SIGUSR1, SIGSTOP}};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		TU_ASSERT_ERR(tt_ctx_notify_signals(&c, tt_ctx_background(),
+						    bad[i], 2),
+			      -EINVAL);
+		TU_ASSERT_CONTAINS(tt_last_error(), "cannot be waited for");
+		assert_null(c);
+	}
+	TU_ASSERT_ERR(tt_ctx_notify_signals(&c, NULL, ok, 1), -EINVAL);
+	assert_null(c);
+	assert_false(blocked_now(SIGUSR1));
+}
+
+/* In a fresh process, SIGINT at its default action (which ends the
+ * process): the context catches it, the process lives on; after stop a
+ * SIGINT ends it again. */
+static void child_notify_sigint(void)
+{
+	signal(SIGINT, SIG_DFL);
+	int sigs[] = {SIGINT, SIGTERM};
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_notify_signals(&c, tt_ctx_background(), sigs, 2));
+	raiser r = {.sig = SIGINT, .done = tu_chan(0, 1)};
+	tu_go(raise_signal, &r);
+	wait_done(c);
+	fprintf(stderr, "cancelled-errno=%d\n", -tt_ctx_err(c));
+	TU_WAIT_DONE(r.done, 1, TU_SLACK_NS);
+	kill(getpid(), SIGINT); /* still caught */
+	tt_sleep(5 * MS);
+	fprintf(stderr, "alive after two SIGINTs\n");
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	fprintf(stderr, "stopped\n");
+	kill(getpid(), SIGINT);
+	fprintf(stderr, "not reached\n");
+}
+
+static void test_notify_sigint_process(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	TU_ASSERT_OK(tu_spawn_self("notify_sigint", 10 * TT_SECOND, &c));
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGINT);
+	TU_ASSERT_EQ(tu_child_marker(&c, "cancelled-errno"), ECANCELED);
+	TU_ASSERT_CONTAINS(c.err, "alive after two SIGINTs\nstopped\n");
+	TU_ASSERT_NOT_CONTAINS(c.err, "not reached");
+	tu_child_free(&c);
+}
+
+static const tu_child_case child_cases[] = {
+	{"notify_sigint", child_notify_sigint},
+};
+
 int main(int argc, char **argv)
 {
-	tu_child_dispatch(argc, argv, NULL, 0);
+	tu_child_dispatch(argc, argv, child_cases,
+			   sizeof child_cases / sizeof *child_cases);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_after_func_runs_in_own_goroutine),
 		TU_TEST(test_after_func_stop_prevents_call),
@@ -796,6 +1044,11 @@ int main(int argc, char **argv)
 		TU_TEST(test_rwmutex_trylock),
 		TU_TEST(test_cond_rlocker),
 		TU_TEST(test_cond_any_locker),
+		TU_TEST(test_notify_signal_cancels),
+		TU_TEST(test_notify_parent_and_release),
+		TU_TEST(test_notify_shared_signals),
+		TU_TEST(test_notify_bad_input),
+		TU_TEST(test_notify_sigint_process),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

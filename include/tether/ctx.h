@@ -238,6 +238,44 @@ TT_EXPORT bool tt_ctx_after_stop(tt_ctx_after *stop);
  * or a NULL buf with size > 0, -EBADF for a released c. */
 TT_EXPORT int tt_ctx_string(tt_ctx *c, char *buf, size_t size);
 
+/* ---- signal.NotifyContext ------------------------------------------------ */
+
+/* signal.NotifyContext(parent, sigs...): a cancelable child of parent
+ * (*out, one reference) that is also cancelled, with -ECANCELED, when
+ * one of the nsigs signals in sigs arrives (SIGINT and SIGTERM are the
+ * usual ones). tt_ctx_cancel on it is Go's stop: it cancels the context
+ * and restores the signals' previous handling; releasing the last
+ * reference does too.
+ *
+ * How: the signals are blocked in the calling thread (pthread_sigmask)
+ * and read from a signalfd by a goroutine on this thread's poller, named
+ * "signal.NotifyContext" in dumps, which ends when the context is done.
+ * As with Go's NotifyContext, the signals stay caught after the context
+ * is cancelled (by a signal, its parent or a deadline) until stop: a
+ * second Ctrl-C does nothing until the program calls tt_ctx_cancel.
+ * Stop consumes any that arrived meanwhile, so none takes its old
+ * action late, closes the descriptor and unblocks what it blocked (a
+ * signal blocked before the call stays blocked). Contexts of one thread
+ * may share signals: one arriving cancels every such context of the
+ * thread.
+ *
+ * The requirement that comes with it (Go's runtime has it for its own
+ * threads too): a signal sent to the process is delivered to some thread
+ * that does not block it. Block the signals in every other thread of the
+ * process — simplest, with pthread_sigmask in main before creating any
+ * thread, since threads inherit the mask — or one of them may get it
+ * and take the signal's previous action (for SIGINT: end the process).
+ * A signal sent to one thread (pthread_kill, tgkill) reaches a context
+ * only if it is that context's thread.
+ *
+ * -EINVAL for a NULL out, no signals, or a signal that cannot be waited
+ * for this way (SIGKILL, SIGSTOP, and the fault signals SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS); errors of
+ * tt_ctx_with_cancel for a bad parent; -ENOMEM, -EMFILE (no descriptor
+ * for the signalfd). */
+TT_EXPORT int tt_ctx_notify_signals(tt_ctx **out, tt_ctx *parent,
+				    const int *sigs, size_t nsigs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -87,10 +87,10 @@ struct tt_ctx {
 	uint8_t has_cause;   /* made by tt_ctx_with_cancel_cause */
 	uint8_t stop_done;   /* stop_fn has run */
 	ctx_after *afters;   /* tt_ctx_after_func records waiting */
-	/* Called once, by tt_ctx_cancel on this context (after it is
-	 * cancelled) or when it is freed, whichever first (see
-	 * tt__ctx_with_stop). */
-	void (*stop_fn)(void *data);
+	/* Called by tt_ctx_cancel on this context (after it is cancelled;
+	 * freeing false; once) and when it is freed (freeing true), see
+	 * tt__ctx_with_stop. */
+	void (*stop_fn)(void *data, bool freeing);
 	void *stop_data;
 	/* Printed around the parent's name by tt_ctx_string when set. */
 	const char *label_pre, *label_post;
@@ -165,7 +165,7 @@ static void run_stop(tt_ctx *c)
 {
 	if (c->stop_fn && !c->stop_done) {
 		c->stop_done = 1;
-		c->stop_fn(c->stop_data);
+		c->stop_fn(c->stop_data, false);
 	}
 }
 
@@ -579,7 +579,8 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 			released_uncancelled_last_pc = c->release_pc;
 		}
 		if (c->kind == CTX_CANCEL) {
-			run_stop(c);
+			if (c->stop_fn)
+				c->stop_fn(c->stop_data, true);
 			if (c->linked)
 				unlink_child(c);
 			tt__timer_del(s, &c->timer);
@@ -931,7 +932,8 @@ int tt_ctx_string(tt_ctx *h, char *buf, size_t size)
 
 /* ---- for other layers ------------------------------------------------------ */
 
-int tt__ctx_with_stop(tt_ctx **out, tt_ctx *parent, void (*stop)(void *),
+int tt__ctx_with_stop(tt_ctx **out, tt_ctx *parent,
+		      void (*stop)(void *, bool),
 		      void *data, const char *label_pre,
 		      const char *label_post, const char *op)
 {
