@@ -578,10 +578,11 @@ bool tt__park_until(tt__sched *s, int reason, const void *obj,
  * run queue) but has not run: for callers that may not switch — timer
  * callbacks, a context's cancel walk. name is shown in dumps (not
  * copied); parent_id and pc are recorded as its creator and creation
- * site. Its id, or a negative errno (-ENOMEM, -EAGAIN: no stack) with
+ * site, leak_scope as its leak scope (the creator's). Its id, or a negative errno (-ENOMEM, -EAGAIN: no stack) with
  * the error recorded. */
 int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg,
-			const char *name, int64_t parent_id, void *pc);
+			const char *name, int64_t parent_id, void *pc,
+			uint64_t leak_scope);
 
 /* ---- poll ---------------------------------------------------------------- */
 

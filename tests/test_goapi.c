@@ -21,6 +21,7 @@
 #include "testutil.h"
 
 #include <tether/ctx.h>
+#include <tether/leak.h>
 #include <tether/sync.h>
 #include <tether/time.h>
 
@@ -771,6 +772,47 @@ static void test_cond_any_locker(void **state)
 		      -EINVAL);
 }
 
+/* ---- what the leak tools see of the callback goroutines ---------------------- */
+
+static void af_block(void *p)
+{
+	tt_chan *c = p;
+	TU_ASSERT_OK(tt_chan_recv(c, NULL, 0, NULL));
+}
+
+/* A callback goroutine is reported as created by the goroutine that
+ * called tt_after_func / tt_ctx_after_func, at that call, as Go reports
+ * "created by time.goFunc" with its caller. */
+static void test_after_funcs_in_leak_report(void **state)
+{
+	(void)state;
+	tt_chan *block = tu_chan(0, 0);
+	TU_ASSERT_OK(tt_after_func(NULL, 0, af_block, block));
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_after_func(c, af_block, block, NULL));
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	tt_sleep(2 * MS);
+	tt_leak_opts *o;
+	TU_ASSERT_OK(tt_leak_opts_make(&o));
+	TU_ASSERT_OK(tt_leak_retry(o, 0, TT_MICROSECOND));
+	tt_leak_list l;
+	TU_ASSERT_EQ(tt_leak_find(o, &l), 2);
+	for (size_t i = 0; i < l.n; i++) {
+		TU_ASSERT_EQ(l.g[i].parent_id, tt_goid());
+		TU_ASSERT_CONTAINS(l.g[i].created_by,
+				   "test_after_funcs_in_leak_report");
+		TU_ASSERT_CONTAINS(l.g[i].stack, "af_block");
+		TU_ASSERT_CONTAINS(l.g[i].state, "chan receive");
+	}
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(o);
+	TU_ASSERT_OK(tt_chan_close(block));
+	tt_sleep(MS);
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_chan_release(block));
+}
+
 /* ---- signal.NotifyContext ----------------------------------------------------- */
 
 static volatile sig_atomic_t handled[_NSIG];
@@ -1044,6 +1086,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_rwmutex_trylock),
 		TU_TEST(test_cond_rlocker),
 		TU_TEST(test_cond_any_locker),
+		TU_TEST(test_after_funcs_in_leak_report),
 		TU_TEST(test_notify_signal_cancels),
 		TU_TEST(test_notify_parent_and_release),
 		TU_TEST(test_notify_shared_signals),

@@ -88,8 +88,9 @@ struct tt__chan_timer {
 	 * timer holds one reference on its channel (see timerchan.c). */
 	tt_func fn;
 	void *arg;
-	int64_t parent_id; /* who called tt_after_func, and where */
-	void *pc;
+	int64_t parent_id; /* who called tt_after_func, where, and its */
+	void *pc;          /* leak scope */
+	uint64_t leak_scope;
 };
 
 static inline void elem_copy(void *dst, const void *src, size_t n)

@@ -114,7 +114,7 @@ static void func_fire(tt__timer *t, int64_t now)
 	tt_chan *c = t->ctx;
 	tt__chan_timer *ct = c->timer;
 	int64_t r = tt__go_runnable(c->sched, ct->fn, ct->arg, NULL,
-				    ct->parent_id, ct->pc);
+				    ct->parent_id, ct->pc, ct->leak_scope);
 	if (r < 0)
 		tt__fatal("time.AfterFunc: cannot start the goroutine of the "
 			  "timer %p made at %p: %s",
@@ -139,6 +139,7 @@ __attribute__((noinline)) int tt_after_func(tt_timer **out, int64_t ns,
 	ct->arg = arg;
 	ct->parent_id = c->sched->current->id;
 	ct->pc = __builtin_return_address(0);
+	ct->leak_scope = c->sched->current->leak_scope;
 	ct->t.fn = func_fire;
 	ct->t.period = 0;
 	ct->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);

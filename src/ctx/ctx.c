@@ -658,8 +658,9 @@ struct ctx_after {
 	ctx_after *prev, *next; /* in ctx->afters while waiting */
 	tt_func fn;
 	void *arg;
-	int64_t parent_id;
-	void *pc;
+	int64_t parent_id; /* who called tt_ctx_after_func, where, and */
+	void *pc;          /* its leak scope */
+	uint64_t leak_scope;
 	uint8_t started;  /* its goroutine exists: stop can do nothing */
 };
 
@@ -750,7 +751,7 @@ static void after_start(tt__sched *s, ctx_after *a)
 {
 	a->started = 1;
 	if (tt__go_runnable(s, after_main, a, "context.AfterFunc",
-			    a->parent_id, a->pc) < 0)
+			    a->parent_id, a->pc, a->leak_scope) < 0)
 		tt__fatal("context.AfterFunc: cannot start the goroutine of "
 			  "the call made at %p: %s",
 			  a->pc, tt_last_error());
@@ -794,6 +795,7 @@ __attribute__((noinline)) int tt_ctx_after_func(tt_ctx *h, void (*fn)(void *),
 	a->arg = arg;
 	a->parent_id = s->current->id;
 	a->pc = __builtin_return_address(0);
+	a->leak_scope = s->current->leak_scope;
 	if (k)
 		k->refs++;
 	if (stop)

@@ -812,7 +812,7 @@ static void born(void *p)
 }
 
 int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
-			int64_t parent_id, void *pc)
+			int64_t parent_id, void *pc, uint64_t leak_scope)
 {
 	tt__g *g = tt__stack_alloc(s, tt__stack_default());
 	if (g == NULL)
@@ -823,7 +823,7 @@ int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
 	g->is_main = 0;
 	g->timed_out = 0;
 	g->parent_id = parent_id;
-	g->leak_scope = s->current->leak_scope;
+	g->leak_scope = leak_scope;
 	g->create_pc = pc;
 	g->wait_obj = NULL;
 	g->wait_list = NULL;
