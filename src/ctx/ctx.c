@@ -406,9 +406,9 @@ static void propagate_cancel(tt__sched *s, tt_ctx *c)
 	if (pc->err) {
 		c->cause = pc->cause;
 		cancel_tree(s, c, pc->err);
-	}
-	else
+	} else {
 		link_child(pc, c);
+	}
 }
 
 /* A cancelable child of parent, linked into parent's cancel tree; op
