@@ -88,6 +88,19 @@ static void test_after_func_stop_prevents_call(void **state)
 	tt_sleep(40 * MS);
 	TU_ASSERT_EQ(r.runs, 0);
 	TU_ASSERT_OK(tt_timer_release(t));
+	/* Stop dropped the runtime's reference: the release freed it. */
+	assert_false(tt_timer_stop(t));
+	TU_ASSERT_CONTAINS(tt_last_error(), "not a live channel");
+	/* Released first, then stopped through another reference. */
+	tt_timer *t2;
+	TU_ASSERT_OK(tt_after_func(&t2, 10 * MS, af_fn, &r));
+	TU_ASSERT_OK(tt_chan_retain((tt_chan *)t2));
+	TU_ASSERT_OK(tt_timer_release(t2));
+	assert_true(tt_timer_stop(t2));
+	TU_ASSERT_OK(tt_chan_release((tt_chan *)t2));
+	TU_ASSERT_ERR(tt_timer_release(t2), -EBADF);
+	tt_sleep(20 * MS);
+	TU_ASSERT_EQ(r.runs, 0);
 }
 
 /* Go: "reset stopped: false", then it runs; "stop after fire: false",
@@ -534,8 +547,12 @@ static void test_ctx_after_func_stop(void **state)
 	TU_ASSERT_EQ(a.runs, 0);
 	TU_ASSERT_EQ(b.runs, 1);
 	assert_false(tt_ctx_after_stop(sb));
+	TU_ASSERT_CONTAINS(tt_last_error(), "not a live stop handle");
 	TU_ASSERT_ERR(tt_ctx_after_stop(NULL), false);
+	/* Neither record holds the context any more: one release frees
+	 * it. */
 	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_ERR(tt_ctx_err(c), -EBADF);
 	TU_ASSERT_OK(tt_chan_release(b.note));
 }
 

@@ -86,8 +86,9 @@ TT_EXPORT int tt_ticker_release(tt_ticker *t);
  *   tt_timer_chan   NULL, with -EINVAL recorded: the timer has no
  *                   channel (Go's nil C, which never receives).
  * The goroutine is started when the scheduler runs its timers (when a
- * goroutine parks or yields), like every tether timer, and it appears in
- * dumps created by the goroutine that called tt_after_func, at the call.
+ * goroutine parks or yields), like every tether timer; it is named
+ * "time.AfterFunc" in dumps, created by the goroutine that called
+ * tt_after_func, at the call.
  * Out of memory for its stack at that point is fatal, as in Go. -EINVAL
  * for a NULL fn, -ENOMEM. */
 TT_EXPORT int tt_after_func(tt_timer **out, int64_t ns, void (*fn)(void *),

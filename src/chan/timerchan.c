@@ -113,7 +113,7 @@ static void func_fire(tt__timer *t, int64_t now)
 	(void)now;
 	tt_chan *c = t->ctx;
 	tt__chan_timer *ct = c->timer;
-	int64_t r = tt__go_runnable(c->sched, ct->fn, ct->arg, NULL,
+	int64_t r = tt__go_runnable(c->sched, ct->fn, ct->arg, "time.AfterFunc",
 				    ct->parent_id, ct->pc, ct->leak_scope);
 	if (r < 0)
 		tt__fatal("time.AfterFunc: cannot start the goroutine of the "
