@@ -21,6 +21,7 @@
 #include "testutil.h"
 
 #include <tether/ctx.h>
+#include <tether/fd.h>
 #include <tether/leak.h>
 #include <tether/sync.h>
 #include <tether/time.h>
@@ -830,6 +831,57 @@ static void test_after_funcs_in_leak_report(void **state)
 	TU_ASSERT_OK(tt_chan_release(block));
 }
 
+/* ---- context-aware descriptor waits on shared stacks ---------------------------
+ *
+ * The NotifyContext goroutine waits in tt_read_ctx; with
+ * TETHER_SHARED_STACK=1 it runs on the shared stack, where the wait's
+ * record on the done channel must not live (another goroutine's frames
+ * overwrite it while it is parked). */
+
+typedef struct shared_reader {
+	tt_ctx *ctx;
+	int fd;
+	ssize_t got;
+	tt_chan *done;
+} shared_reader;
+
+static void read_until_cancelled(void *p)
+{
+	shared_reader *r = p;
+	char b[8];
+	r->got = tt_read_ctx(r->ctx, r->fd, b, sizeof b);
+	tu_done(r->done);
+}
+
+static void test_read_ctx_shared_stacks(void **state)
+{
+	(void)state;
+	enum { N = 3 };
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	int fds[N][2];
+	shared_reader r[N];
+	tt_chan *done = tu_chan(0, N);
+	tt_go_attr attr = {.shared_stack = true};
+	for (int i = 0; i < N; i++) {
+		TU_ASSERT_EQ(pipe(fds[i]), 0);
+		TU_ASSERT_OK(tt_fd_nonblock(fds[i][0]));
+		r[i] = (shared_reader){.ctx = c, .fd = fds[i][0], .got = 1,
+				       .done = done};
+		tu_go_with(&attr, read_until_cancelled, &r[i]);
+	}
+	tt_sleep(MS);
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_WAIT_DONE(done, N, TU_SLACK_NS);
+	for (int i = 0; i < N; i++) {
+		TU_ASSERT_ERR(r[i].got, -ECANCELED);
+		TU_ASSERT_OK(tt_close(fds[i][0]));
+		TU_ASSERT_EQ(close(fds[i][1]), 0);
+	}
+	TU_ASSERT_OK(tt_ctx_release(c));
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
 /* ---- signal.NotifyContext ----------------------------------------------------- */
 
 static volatile sig_atomic_t handled[_NSIG];
@@ -1104,6 +1156,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_cond_rlocker),
 		TU_TEST(test_cond_any_locker),
 		TU_TEST(test_after_funcs_in_leak_report),
+		TU_TEST(test_read_ctx_shared_stacks),
 		TU_TEST(test_notify_signal_cancels),
 		TU_TEST(test_notify_parent_and_release),
 		TU_TEST(test_notify_shared_signals),
