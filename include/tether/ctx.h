@@ -2,7 +2,8 @@
  * request-scoped values that flow down a tree of goroutines.
  *
  * A context is made from a parent. tt_ctx_background() is the root: never
- * cancelled, no deadline, no values. tt_ctx_with_cancel,
+ * cancelled, no deadline, no values (tt_ctx_todo() is a second one, for
+ * code not yet given a context). tt_ctx_with_cancel,
  * tt_ctx_with_deadline and tt_ctx_with_timeout make cancelable children;
  * tt_ctx_with_value makes a child that carries one key/value pair and
  * shares its parent's cancellation.
@@ -31,8 +32,8 @@
  * the channel is borrowed from the context.
  *
  * A context belongs to the scheduler of the thread that made it, like a
- * channel; using it from another thread panics. tt_ctx_background() is
- * the exception: it is shared by every thread. A released context is bad
+ * channel; using it from another thread panics. tt_ctx_background() and
+ * tt_ctx_todo() are the exception: they are shared by every thread. A released context is bad
  * input: its functions return -EBADF (or the documented fallback), every
  * time: handles cannot alias (see chan.h).
  *
