@@ -244,6 +244,44 @@ static void test_after_func_many(void **state)
 		TU_ASSERT_OK(tt_timer_release(ts[i]));
 }
 
+/* The periodic idiom: fn re-arms its own timer with Reset (false: it had
+ * fired), and stops re-arming after a few runs. */
+typedef struct rearm {
+	tt_timer *t;
+	int runs;
+	bool reset_result[4];
+	tt_chan *note;
+} rearm;
+
+static void rearm_fn(void *p)
+{
+	rearm *r = p;
+	if (++r->runs < 4) {
+		r->reset_result[r->runs] = tt_timer_reset(r->t, MS);
+		return;
+	}
+	int n = r->runs;
+	TU_ASSERT_OK(tt_send(r->note, &n));
+}
+
+static void test_after_func_rearms_itself(void **state)
+{
+	(void)state;
+	rearm r = {.note = tu_chan(sizeof(int), 1)};
+	r.reset_result[1] = r.reset_result[2] = r.reset_result[3] = true;
+	TU_ASSERT_OK(tt_after_func(&r.t, MS, rearm_fn, &r));
+	int n;
+	TU_ASSERT_OK(tt_recv(r.note, &n, NULL));
+	TU_ASSERT_EQ(n, 4);
+	for (int i = 1; i < 4; i++)
+		assert_false(r.reset_result[i]);
+	tt_sleep(5 * MS);
+	TU_ASSERT_EQ(r.runs, 4);
+	assert_false(tt_timer_stop(r.t));
+	TU_ASSERT_OK(tt_timer_release(r.t));
+	TU_ASSERT_OK(tt_chan_release(r.note));
+}
+
 /* ---- time.Tick ------------------------------------------------------------ */
 
 static void test_tick(void **state)
@@ -1141,6 +1179,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_after_func_stop_inside),
 		TU_TEST(test_after_func_fires_while_goroutine_ends),
 		TU_TEST(test_after_func_many),
+		TU_TEST(test_after_func_rearms_itself),
 		TU_TEST(test_tick),
 		TU_TEST(test_ctx_todo),
 		TU_TEST(test_ctx_string),
