@@ -215,7 +215,9 @@ TT_EXPORT int tt_ctx_without_cancel(tt_ctx **out, tt_ctx *parent);
  * is not NULL) gets a handle for tt_ctx_after_stop, Go's stop function;
  * it needs no release. The pending call holds a reference on the
  * context, so releasing the program's references does not stop it (a
- * deadline still fires); only stop does. -EINVAL for a NULL ctx or fn,
+ * deadline still fires); only stop does. (On a context that can never be
+ * done, background's say, the small record behind the handle stays until
+ * stop is called.) -EINVAL for a NULL ctx or fn,
  * -EBADF for a released ctx, -ENOMEM. */
 typedef struct tt_ctx_after tt_ctx_after;
 TT_EXPORT int tt_ctx_after_func(tt_ctx *ctx, void (*fn)(void *), void *arg,
