@@ -419,6 +419,7 @@ enum tt__obj_kind {
 	TT__OBJ_CHAN = 0, /* channels, timers, tickers */
 	TT__OBJ_SYNC = 2, /* WaitGroup, Mutex, RWMutex, Once, Cond */
 	TT__OBJ_CTX = 4,  /* contexts */
+	TT__OBJ_CTX_AFTER = 6, /* tt_ctx_after_func's stop handles */
 	TT__OBJ_FREE = 1  /* or'ed in when the slot is freed */
 };
 
@@ -724,6 +725,16 @@ static inline bool tt__timer_armed(const tt__timer *t)
 bool tt__park_until(tt__sched *s, int reason, const void *obj,
 		    int64_t deadline);
 
+/* Start fn(arg) as a new goroutine that is runnable (at the back of the
+ * run queue) but has not run: for callers that may not switch — timer
+ * callbacks, a context's cancel walk. name is shown in dumps (not
+ * copied); parent_id and pc are recorded as its creator and creation
+ * site, leak_scope as its leak scope (the creator's). Its id, or a negative errno (-ENOMEM, -EAGAIN: no stack) with
+ * the error recorded. */
+int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg,
+			const char *name, int64_t parent_id, void *pc,
+			uint64_t leak_scope);
+
 /* ---- poll ---------------------------------------------------------------- */
 
 /* Wait up to timeout_ns (-1: forever, 0: just look) for descriptors and
@@ -750,6 +761,20 @@ void tt__leak_lost_cancel(const char *made_by, const void *create_pc,
 int tt__ctx_wait_begin(tt_ctx *c, int64_t *deadline, tt_ctx **armed,
 		       const char *op);
 int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r);
+/* A cancelable child of parent (its handle in *out) with a stop hook:
+ * stop(data, false) runs once, the first time tt_ctx_cancel is called on
+ * it (after it is cancelled) — not when it is cancelled any other way
+ * (by its parent, its deadline or tt__ctx_cancel_quiet); stop(data,
+ * true) runs when it is freed. tt_ctx_string prints label_pre, its
+ * parent's name, label_post (strings not copied; NULL: as WithCancel).
+ * Errors as tt_ctx_with_cancel, op naming the call. */
+int tt__ctx_with_stop(tt_ctx **out, tt_ctx *parent,
+		      void (*stop)(void *, bool),
+		      void *data, const char *label_pre,
+		      const char *label_post, const char *op);
+/* Cancel the cancelable context h with -ECANCELED without running its
+ * stop hook. 0, or the error of a bad h. */
+int tt__ctx_cancel_quiet(tt_ctx *h);
 
 /* ---- leak ---------------------------------------------------------------- */
 

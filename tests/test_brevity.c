@@ -199,6 +199,11 @@ static void test_dump_of_owning_goroutine(void **state)
 
 /* ---- any object by its handle ------------------------------------------ */
 
+static void after_noop(void *arg)
+{
+	(void)arg;
+}
+
 static void test_obj_retain_release_any_kind(void **state)
 {
 	(void)state;
@@ -234,6 +239,18 @@ static void test_obj_retain_release_any_kind(void **state)
 	}
 	TU_ASSERT_ERR(tt_obj_retain(NULL), -EINVAL);
 	TU_ASSERT_ERR(tt_obj_release(NULL), -EINVAL);
+	/* A context AfterFunc's stop handle is a handle, not an object with
+	 * references. */
+	tt_ctx *cc;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&cc, tt_ctx_background()));
+	tt_ctx_after *stop = NULL;
+	TU_ASSERT_OK(tt_ctx_after_func(cc, after_noop, NULL, &stop));
+	TU_ASSERT_ERR(tt_obj_retain(stop), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "stop handle");
+	TU_ASSERT_ERR(tt_obj_release(stop), -EINVAL);
+	TU_ASSERT(tt_ctx_after_stop(stop));
+	TU_ASSERT_OK(tt_ctx_cancel(cc));
+	TU_ASSERT_OK(tt_ctx_release(cc));
 	/* The background context is an object too, never freed. */
 	TU_ASSERT_OK(tt_obj_retain(tt_ctx_background()));
 	TU_ASSERT_OK(tt_obj_release(tt_ctx_background()));

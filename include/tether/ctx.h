@@ -2,7 +2,8 @@
  * request-scoped values that flow down a tree of goroutines.
  *
  * A context is made from a parent. tt_ctx_background() is the root: never
- * cancelled, no deadline, no values. tt_ctx_with_cancel,
+ * cancelled, no deadline, no values (tt_ctx_todo() is a second one, for
+ * code not yet given a context). tt_ctx_with_cancel,
  * tt_ctx_with_deadline and tt_ctx_with_timeout make cancelable children;
  * tt_ctx_with_value makes a child that carries one key/value pair and
  * shares its parent's cancellation.
@@ -36,8 +37,8 @@
  * the channel is borrowed from the context.
  *
  * A context belongs to the scheduler of the thread that made it, like a
- * channel; using it from another thread panics. tt_ctx_background() is
- * the exception: it is shared by every thread. A released context is bad
+ * channel; using it from another thread panics. tt_ctx_background() and
+ * tt_ctx_todo() are the exception: they are shared by every thread. A released context is bad
  * input: its functions return -EBADF (or the documented fallback), every
  * time: handles cannot alias (see chan.h).
  *
@@ -172,6 +173,123 @@ TT_EXPORT TT_WARN_UNUSED int tt_mutex_lock_ctx(tt_ctx *ctx, tt_mutex *m);
 TT_EXPORT TT_WARN_UNUSED int tt_rwmutex_rlock_ctx(tt_ctx *ctx, tt_rwmutex *m);
 TT_EXPORT TT_WARN_UNUSED int tt_rwmutex_lock_ctx(tt_ctx *ctx, tt_rwmutex *m);
 TT_EXPORT TT_WARN_UNUSED int tt_cond_wait_ctx(tt_ctx *ctx, tt_cond *c);
+
+/* ---- Go 1.20-1.21: TODO, causes, AfterFunc, WithoutCancel ------------ */
+
+/* context.TODO(): a second root, for code not yet given a context. The
+ * same as tt_ctx_background() in every way (never cancelled, no
+ * deadline, no values, never freed, shared by every thread) except that
+ * it is a different handle and tt_ctx_string names it "context.TODO".
+ * Cannot fail. */
+TT_EXPORT tt_ctx *tt_ctx_todo(void);
+
+/* context.WithCancelCause(parent): tt_ctx_with_cancel whose cancel can
+ * also say why: tt_ctx_cancel_cause(c, cause) is Go's CancelCauseFunc,
+ * and tt_ctx_cancel on it is cancel(nil). Errors as tt_ctx_with_cancel.
+ *
+ * Causes are error codes like every tether error: a negative errno, or
+ * any negative int the program defines (keep them clear of -4095..-1 if
+ * they must not read as errno values). An int, not a message, so that a
+ * cause is compared with == (Go's errors.Is(context.Cause(ctx), ErrX)),
+ * never allocates (Go's cancel cannot fail) and has no lifetime to
+ * manage; tt_strerror names the errno ones. */
+TT_EXPORT int tt_ctx_with_cancel_cause(tt_ctx **out, tt_ctx *parent);
+
+/* Go's cancel(cause): cancel c (err -ECANCELED, like tt_ctx_cancel) and
+ * set its cause, and that of every context the cancellation reaches, to
+ * cause; cause 0 means -ECANCELED, as Go's cancel(nil) sets Canceled.
+ * Calling it again, or after c was cancelled any other way, does
+ * nothing and returns 0: the first cause stays. -EINVAL for a positive
+ * cause, a NULL c, or a c not made by tt_ctx_with_cancel_cause (Go
+ * gives other contexts no CancelCauseFunc); -EBADF for a released c. */
+TT_EXPORT int tt_ctx_cancel_cause(tt_ctx *c, int cause);
+
+/* context.Cause(c): 0 while c is not cancelled; once it is, the cause of
+ * the cancellation that reached it first: the cause given to
+ * tt_ctx_cancel_cause where that cancellation started (c itself or an
+ * ancestor), else the error (-ECANCELED, -ETIMEDOUT for a deadline).
+ * Value and without-cancel contexts answer for the context they follow
+ * (0 below tt_ctx_without_cancel). -EINVAL for NULL, -EBADF for a
+ * released c. */
+TT_EXPORT int tt_ctx_cause(tt_ctx *c);
+
+/* context.WithoutCancel(parent): a child that keeps the parent's values
+ * but is never cancelled: no deadline (TT_FOREVER), a NULL done
+ * channel, err and cause 0, whatever happens to the parent; contexts made
+ * from it are cancelled only by their own cancel or deadline. It holds a
+ * reference on the parent (for the values). Errors as
+ * tt_ctx_with_cancel. */
+TT_EXPORT int tt_ctx_without_cancel(tt_ctx **out, tt_ctx *parent);
+
+/* context.AfterFunc(ctx, f): once ctx is done, fn(arg) runs in a
+ * goroutine of its own (at once if ctx is done already; never if ctx can
+ * never be done). Calls on one context are independent. *stop (if stop
+ * is not NULL) gets a handle for tt_ctx_after_stop, Go's stop function;
+ * it needs no release. The pending call holds a reference on the
+ * context, so releasing the program's references does not stop it (a
+ * deadline still fires); only stop does. (On a context that can never be
+ * done, background's say, the small record behind the handle stays until
+ * stop is called.) -EINVAL for a NULL ctx or fn,
+ * -EBADF for a released ctx, -ENOMEM. */
+typedef struct tt_ctx_after tt_ctx_after;
+TT_EXPORT int tt_ctx_after_func(tt_ctx *ctx, void (*fn)(void *), void *arg,
+				tt_ctx_after **stop);
+
+/* Go's stop(): stop the association of the context with fn. True if
+ * this stopped fn from being run; false if the context was done already
+ * and fn has been started (it may still be running: stop does not wait
+ * for it), or if it was stopped before. The handle is spent once fn has
+ * started or stop returned true; using it after that returns false with
+ * -EBADF recorded (handles cannot alias: see chan.h). */
+TT_EXPORT bool tt_ctx_after_stop(tt_ctx_after *stop);
+
+/* Go's String() on a context, into buf (at most size bytes, always
+ * NUL-terminated when size > 0), as snprintf: returns the length of the
+ * whole name. "context.Background", "context.TODO", and for children
+ * the parent's name followed by ".WithCancel", ".WithDeadline(<deadline
+ * ns> [<time left>s])", ".WithValue(<key>, <value>)" (pointers),
+ * ".WithoutCancel"; tt_ctx_notify_signals's contexts print as Go's
+ * "signal.NotifyContext(<parent>, [<signals>])". -EINVAL for a NULL c
+ * or a NULL buf with size > 0, -EBADF for a released c. */
+TT_EXPORT int tt_ctx_string(tt_ctx *c, char *buf, size_t size);
+
+/* ---- signal.NotifyContext ------------------------------------------------ */
+
+/* signal.NotifyContext(parent, sigs...): a cancelable child of parent
+ * (*out, one reference) that is also cancelled, with -ECANCELED, when
+ * one of the nsigs signals in sigs arrives (SIGINT and SIGTERM are the
+ * usual ones). tt_ctx_cancel on it is Go's stop: it cancels the context
+ * and restores the signals' previous handling; releasing the last
+ * reference does too.
+ *
+ * How: the signals are blocked in the calling thread (pthread_sigmask)
+ * and read from a signalfd by a goroutine on this thread's poller, named
+ * "signal.NotifyContext" in dumps, which ends when the context is done.
+ * As with Go's NotifyContext, the signals stay caught after the context
+ * is cancelled (by a signal, its parent or a deadline) until stop: a
+ * second Ctrl-C does nothing until the program calls tt_ctx_cancel.
+ * Stop consumes any that arrived meanwhile, so none takes its old
+ * action late, closes the descriptor and unblocks what it blocked (a
+ * signal blocked before the call stays blocked). Contexts of one thread
+ * may share signals: one arriving cancels every such context of the
+ * thread.
+ *
+ * The requirement that comes with it (Go's runtime has it for its own
+ * threads too): a signal sent to the process is delivered to some thread
+ * that does not block it. Block the signals in every other thread of the
+ * process — simplest, with pthread_sigmask in main before creating any
+ * thread, since threads inherit the mask — or one of them may get it
+ * and take the signal's previous action (for SIGINT: end the process).
+ * A signal sent to one thread (pthread_kill, tgkill) reaches a context
+ * only if it is that context's thread.
+ *
+ * -EINVAL for a NULL out, no signals, or a signal that cannot be waited
+ * for this way (SIGKILL, SIGSTOP, and the fault signals SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS); errors of
+ * tt_ctx_with_cancel for a bad parent; -ENOMEM, -EMFILE (no descriptor
+ * for the signalfd). */
+TT_EXPORT int tt_ctx_notify_signals(tt_ctx **out, tt_ctx *parent,
+				    const int *sigs, size_t nsigs);
 
 #ifdef __cplusplus
 }

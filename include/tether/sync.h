@@ -77,7 +77,8 @@ TT_EXPORT int tt_once_do(tt_once *o, void (*fn)(void *), void *arg);
 TT_EXPORT int tt_once_retain(tt_once *o);
 TT_EXPORT int tt_once_release(tt_once *o);
 
-/* sync.Cond, with its Locker: a tt_mutex (the cond holds a reference). */
+/* sync.Cond, with its Locker: a tt_mutex (the cond holds a reference);
+ * tt_cond_make_locker below takes any Locker. */
 TT_EXPORT int tt_cond_make(tt_cond **out, tt_mutex *m);
 /* c.Wait(): unlocks the mutex, parks until Signal or Broadcast, locks it
  * again. With a deadline: -ETIMEDOUT (the mutex is locked again on
@@ -88,6 +89,43 @@ TT_EXPORT int tt_cond_signal(tt_cond *c);
 TT_EXPORT int tt_cond_broadcast(tt_cond *c);
 TT_EXPORT int tt_cond_retain(tt_cond *c);
 TT_EXPORT int tt_cond_release(tt_cond *c);
+
+/* ---- Locker, RLocker, TryLock/TryRLock (Go 1.18) ----------------------- */
+
+/* rw.TryLock() and rw.TryRLock(): 0 if locked now, -EAGAIN if not.
+ * As in Go, TryRLock fails while a writer holds the lock or waits for
+ * it (readers never overtake a waiting writer). -EINVAL / -EBADF for a
+ * bad m. Go's docs apply: correct uses are rare. */
+TT_EXPORT int tt_rwmutex_trylock(tt_rwmutex *m);
+TT_EXPORT int tt_rwmutex_tryrlock(tt_rwmutex *m);
+
+/* sync.Locker: an interface value, passed by value. lock and unlock get
+ * obj and return 0 or a negative errno. */
+typedef struct tt_locker {
+	int (*lock)(void *obj);
+	int (*unlock)(void *obj);
+	void *obj;
+} tt_locker;
+
+/* A Mutex as a Locker; an RWMutex's write side (Go's *RWMutex is a
+ * Locker); rw.RLocker(): its read side, whose lock is RLock and unlock
+ * RUnlock. They only wrap the handle: no reference is taken until a
+ * Cond is made with one, and nothing is checked until then. */
+TT_EXPORT tt_locker tt_mutex_locker(tt_mutex *m);
+TT_EXPORT tt_locker tt_rwmutex_locker(tt_rwmutex *m);
+TT_EXPORT tt_locker tt_rwmutex_rlocker(tt_rwmutex *m);
+
+/* sync.NewCond(l) for any Locker: tt_cond_make(out, m) is
+ * tt_cond_make_locker(out, tt_mutex_locker(m)). Wait calls l.unlock,
+ * parks, and calls l.lock before it returns; with tt_rwmutex_rlocker,
+ * waiters give up their read lock while they wait and hold one again on
+ * return, so a writer can get in meanwhile. The cond holds a reference
+ * on a tether Mutex or RWMutex given this way (-EINVAL / -EBADF if it is
+ * bad); a locker of the program's own (any lock/unlock pair on any obj)
+ * is called as it is, and must outlive the cond. -EINVAL for a NULL
+ * lock or unlock, or for mixing the functions of two of the lockers
+ * above. */
+TT_EXPORT int tt_cond_make_locker(tt_cond **out, tt_locker l);
 
 #ifdef __cplusplus
 }

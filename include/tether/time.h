@@ -68,6 +68,46 @@ TT_EXPORT void tt_ticker_stop(tt_ticker *t);
 TT_EXPORT int tt_ticker_reset(tt_ticker *t, int64_t period);
 TT_EXPORT int tt_ticker_release(tt_ticker *t);
 
+/* ---- time.AfterFunc and time.Tick ------------------------------------- */
+
+/* time.AfterFunc(ns, fn): when ns have passed (ns <= 0: at once), fn(arg)
+ * runs in a goroutine of its own, on the calling thread's scheduler.
+ * *out gets a timer handle with one reference (release it with
+ * tt_timer_release); out may be NULL when the program will never stop
+ * the call. Releasing the handle does not cancel the call, as dropping
+ * Go's *Timer does not: only tt_timer_stop does. Go 1.23's semantics:
+ *   tt_timer_stop   true if it stopped the call from happening (the
+ *                   timer had not fired); false once fn has been started
+ *                   (it may still be running) or the timer was stopped.
+ *                   It does not wait for fn.
+ *   tt_timer_reset  true if it moved a call still pending to ns from
+ *                   now; false if fn had started or the timer was
+ *                   stopped, and then fn runs again, ns from now.
+ *   tt_timer_chan   NULL, with -EINVAL recorded: the timer has no
+ *                   channel (Go's nil C, which never receives).
+ * The goroutine is started when the scheduler runs its timers (when a
+ * goroutine parks or yields), like every tether timer; it is named
+ * "time.AfterFunc" in dumps, created by the goroutine that called
+ * tt_after_func, at the call.
+ * Out of memory for its stack at that point is fatal, as in Go. -EINVAL
+ * for a NULL fn, -ENOMEM. */
+TT_EXPORT int tt_after_func(tt_timer **out, int64_t ns, void (*fn)(void *),
+			    void *arg);
+
+/* time.Tick(period): the channel of a new ticker that the runtime owns.
+ * NULL (with -EINVAL recorded) for period <= 0, as Go's Tick returns nil;
+ * NULL too, with -ENOMEM, when out of memory. The ticker is never stopped
+ * and its channel must not be released: Go's Tick "leaks" by design, for
+ * loops that tick for the life of the program. Go 1.23 collects a ticker
+ * nobody can reach any more; tether cannot know whether the program
+ * still holds the channel, so the ticker keeps ticking, and costs one
+ * object slot and a timer event per period, until its thread ends (its
+ * scheduler's objects end with it, see go.h). An armed ticker counts as
+ * a possible wake-up, so a scheduler with one is never reported
+ * deadlocked (Go's checkdead does the same with pending timers). Use
+ * tt_ticker_make for a ticker you stop. */
+TT_EXPORT tt_chan *tt_tick(int64_t period);
+
 #ifdef __cplusplus
 }
 #endif

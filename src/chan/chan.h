@@ -83,6 +83,14 @@ static inline tt_chan *chan_handle(const tt_chan *c)
 struct tt__chan_timer {
 	tt__timer t;
 	bool is_ticker;
+	/* tt_after_func's timers: fn(arg) runs in a new goroutine when the
+	 * timer fires (NULL for every other timer). While armed, the
+	 * timer holds one reference on its channel (see timerchan.c). */
+	tt_func fn;
+	void *arg;
+	int64_t parent_id; /* who called tt_after_func, where, and its */
+	void *pc;          /* leak scope */
+	uint64_t leak_scope;
 };
 
 static inline void elem_copy(void *dst, const void *src, size_t n)

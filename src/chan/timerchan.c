@@ -27,6 +27,21 @@
  * buffer; the old idiom `if (!tt_timer_stop(t)) tt_recv(...)` therefore
  * never blocks. Go 1.23's Ticker.Stop and Ticker.Reset report nothing;
  * tt_ticker_stop/tt_ticker_reset discard a waiting tick the same way.
+ *
+ * tt_after_func's timers are timer channels of capacity 0 that nobody
+ * receives from (tt_timer_chan refuses them, as Go's AfterFunc timer has
+ * a nil C); their heap node carries fn and arg instead. The callback
+ * cannot start a goroutine the way tt_go does (it runs inside a park), so
+ * it makes one runnable (tt__go_runnable). Go runs f even when the
+ * program drops its *Timer, so while the timer is armed the runtime holds
+ * a reference on the channel of its own: taken when it is armed (make,
+ * or a Reset of a timer that had fired or was stopped) and dropped when
+ * it stops being armed (it fires, or Stop or Reset found it armed —
+ * Reset keeps the one it had). The program's tt_timer_release then never
+ * cancels the call; only Stop does.
+ *
+ * tt_tick's tickers belong to the runtime: the program gets only the
+ * channel, with no reference, and the ticker is never stopped or freed.
  */
 #include <errno.h>
 
@@ -47,6 +62,7 @@ static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
 		return r;
 	tt__chan_timer *ct = c->timer;
 	ct->is_ticker = ticker;
+	ct->fn = NULL;
 	ct->t.fn = timer_fire;
 	ct->t.period = period;
 	ct->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
@@ -85,6 +101,72 @@ static bool drain(tt_chan *c)
 	return held;
 }
 
+/* Drop the reference an armed tt_after_func timer holds on c (it is no
+ * longer armed). May free c. */
+static void func_unhold(tt_chan *c)
+{
+	tt_chan_release(chan_handle(c));
+}
+
+static void func_fire(tt__timer *t, int64_t now)
+{
+	(void)now;
+	tt_chan *c = t->ctx;
+	tt__chan_timer *ct = c->timer;
+	int64_t r = tt__go_runnable(c->sched, ct->fn, ct->arg, "time.AfterFunc",
+				    ct->parent_id, ct->pc, ct->leak_scope);
+	if (r < 0)
+		tt__fatal("time.AfterFunc: cannot start the goroutine of the "
+			  "timer %p made at %p: %s",
+			  (void *)chan_handle(c), ct->pc, tt_last_error());
+	func_unhold(c);
+}
+
+__attribute__((noinline)) int tt_after_func(tt_timer **out, int64_t ns,
+					    void (*fn)(void *), void *arg)
+{
+	if (out)
+		*out = NULL;
+	if (fn == NULL)
+		return tt__err(-EINVAL, "tt_after_func: fn is NULL");
+	tt_chan *c;
+	int r = tt__chan_new(&c, sizeof(int64_t), 0, true);
+	if (r)
+		return tt__err(r, "tt_after_func: out of memory for a timer");
+	tt__chan_timer *ct = c->timer;
+	ct->is_ticker = false;
+	ct->fn = fn;
+	ct->arg = arg;
+	ct->parent_id = c->sched->current->id;
+	ct->pc = __builtin_return_address(0);
+	ct->leak_scope = c->sched->current->leak_scope;
+	ct->t.fn = func_fire;
+	ct->t.period = 0;
+	ct->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
+	/* The armed timer's reference; the program's, if it wants one. */
+	if (out) {
+		c->refs++;
+		*out = (tt_timer *)chan_handle(c);
+	}
+	tt__timer_add(c->sched, &ct->t);
+	return 0;
+}
+
+tt_chan *tt_tick(int64_t period)
+{
+	if (period <= 0) {
+		tt__err(-EINVAL, "tt_tick: non-positive period %lld",
+			(long long)period);
+		return NULL;
+	}
+	tt_chan *c;
+	if (arm_new(&c, period, period, true) != 0)
+		return NULL;
+	/* The program never sees the ticker, so it can never release it:
+	 * this reference is the runtime's, for good. */
+	return c;
+}
+
 int tt_after(tt_chan **out, int64_t ns)
 {
 	if (out == NULL)
@@ -102,6 +184,13 @@ int tt_timer_make(tt_timer **out, int64_t ns)
 tt_chan *tt_timer_chan(tt_timer *t)
 {
 	tt_chan *c = timer_of(t, false, "tt_timer_chan");
+	if (c && c->timer->fn) {
+		tt__err(-EINVAL,
+			"tt_timer_chan: timer %p was made by tt_after_func and "
+			"has no channel (Go's nil C)",
+			(void *)t);
+		return NULL;
+	}
 	return c ? chan_handle(c) : NULL;
 }
 
@@ -111,6 +200,12 @@ bool tt_timer_stop(tt_timer *t)
 	if (c == NULL)
 		return false;
 	bool armed = tt__timer_del(c->sched, &c->timer->t);
+	if (c->timer->fn) {
+		/* Stopped before it fired: the call will not happen. */
+		if (armed)
+			func_unhold(c);
+		return armed;
+	}
 	bool unreceived = drain(c);
 	return armed || unreceived;
 }
@@ -121,6 +216,15 @@ bool tt_timer_reset(tt_timer *t, int64_t ns)
 	if (c == NULL)
 		return false;
 	bool armed = tt__timer_del(c->sched, &c->timer->t);
+	if (c->timer->fn && !armed) {
+		/* It fired or was stopped: schedule fn to run again. */
+		if (c->refs == UINT32_MAX) {
+			tt__err(-EOVERFLOW,
+				"tt_timer_reset: too many references");
+			return false;
+		}
+		c->refs++;
+	}
 	bool unreceived = drain(c);
 	c->timer->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
 	tt__timer_add(c->sched, &c->timer->t);

@@ -28,6 +28,8 @@
  * Everything runs on the owning scheduler's thread; nothing is locked.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +40,11 @@
 enum ctx_kind {
 	CTX_BACKGROUND = 1,
 	CTX_CANCEL, /* with_cancel, with_deadline, with_timeout */
-	CTX_VALUE
+	CTX_VALUE,
+	CTX_WITHOUT /* without_cancel: values only, never done */
 };
+
+typedef struct ctx_after ctx_after;
 
 /* Contexts point at each other (parent, canc, the children lists) by
  * address; only the program holds handles (hdr.self, see obj.c), and
@@ -75,11 +80,40 @@ struct tt_ctx {
 	/* Value contexts. */
 	const void *key;
 	void *value;
+
+	/* Go 1.20+ additions (see "causes, AfterFunc, ..." below). */
+	int cause;        /* cancelable, once cancelled: the cause given to
+			     tt_ctx_cancel_cause at the origin of the
+			     cancellation, copied down the walk; 0 means
+			     "err" */
+	uint8_t has_cause;   /* made by tt_ctx_with_cancel_cause */
+	uint8_t stop_done;   /* stop_fn has run */
+	ctx_after *afters;   /* tt_ctx_after_func records waiting */
+	/* Called by tt_ctx_cancel on this context (after it is cancelled;
+	 * freeing false; once) and when it is freed (freeing true), see
+	 * tt__ctx_with_stop. */
+	void (*stop_fn)(void *data, bool freeing);
+	void *stop_data;
+	/* Printed around the parent's name by tt_ctx_string when set. */
+	const char *label_pre, *label_post;
 };
 
 static tt_ctx background = {
 	/* Generation 0: a handle no slot ever has. */
 	.hdr = {.self = (const char *)&background + TT__OBJ_CTX},
+	.sched = NULL,
+	.parent = NULL,
+	.refs = 1,
+	.kind = CTX_BACKGROUND,
+	.deadline = TT_FOREVER,
+	.canc = NULL,
+	.timer = {.heap_ix = TT_TIMER_IDLE},
+};
+
+/* context.TODO(): a second root, like background in every way but its
+ * name. */
+static tt_ctx todo = {
+	.hdr = {.self = (const char *)&todo + TT__OBJ_CTX},
 	.sched = NULL,
 	.parent = NULL,
 	.refs = 1,
@@ -106,6 +140,35 @@ void tt__ctx_leak_info(uint64_t *count, void **last_pc)
 tt_ctx *tt_ctx_background(void)
 {
 	return &background;
+}
+
+tt_ctx *tt_ctx_todo(void)
+{
+	return &todo;
+}
+
+/* "the background", "a value", ... for messages. */
+static const char *kind_desc(const tt_ctx *c)
+{
+	switch (c->kind) {
+	case CTX_BACKGROUND:
+		return c == &todo ? "the TODO" : "the background";
+	case CTX_VALUE:
+		return "a value";
+	case CTX_WITHOUT:
+		return "a without-cancel";
+	default:
+		return "a cancelable";
+	}
+}
+
+/* Run c's stop hook if it has one that has not run. */
+static void run_stop(tt_ctx *c)
+{
+	if (c->stop_fn && !c->stop_done) {
+		c->stop_done = 1;
+		c->stop_fn(c->stop_data, false);
+	}
 }
 
 /* 0 with *out the context if the handle h names a live context usable
@@ -136,6 +199,7 @@ static inline tt_ctx *ctx_handle(const tt_ctx *c)
 }
 
 static int ctx_release(tt_ctx *c, void *pc);
+static void start_afters(tt__sched *s, tt_ctx *c);
 
 /* ---- the cancellation tree ---------------------------------------------- */
 
@@ -260,9 +324,12 @@ static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
 			continue; /* cannot happen: cancelled nodes are
 				     unlinked; kept for safety */
 		x->err = err;
+		x->cause = c->cause;
 		tt__timer_del(s, &x->timer);
 		tt_chan_close(x->done);
 		interrupt_waiters(s, x);
+		if (x->afters)
+			start_afters(s, x);
 		tt_ctx *ch = x->children;
 		x->children = NULL;
 		while (ch) {
@@ -345,10 +412,12 @@ static void propagate_cancel(tt__sched *s, tt_ctx *c)
 	tt_ctx *pc = c->parent->canc;
 	if (pc == NULL)
 		return; /* below background only: never cancelled */
-	if (pc->err)
+	if (pc->err) {
+		c->cause = pc->cause;
 		cancel_tree(s, c, pc->err);
-	else
+	} else {
 		link_child(pc, c);
+	}
 }
 
 /* A cancelable child of parent, linked into parent's cancel tree; op
@@ -463,10 +532,10 @@ int tt_ctx_cancel(tt_ctx *h)
 	if (c->kind != CTX_CANCEL)
 		return tt__err(-EINVAL,
 			       "tt_ctx_cancel: %s context has no cancel",
-			       c->kind == CTX_BACKGROUND ? "the background"
-							 : "a value");
+			       kind_desc(c));
 	if (c->err == 0)
 		cancel_tree(c->sched, c, -ECANCELED);
+	run_stop(c);
 	return 0;
 }
 
@@ -525,6 +594,8 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 					     c->release_pc);
 		}
 		if (c->kind == CTX_CANCEL) {
+			if (c->stop_fn)
+				c->stop_fn(c->stop_data, true);
 			if (c->linked)
 				unlink_child(c);
 			tt__timer_del(s, &c->timer);
@@ -570,4 +641,338 @@ int tt_ctx_release(tt_ctx *h)
 	if (r)
 		return r;
 	return ctx_release(c, __builtin_return_address(0));
+}
+
+/* ---- causes, AfterFunc, WithoutCancel, TODO, names ------------------------
+ *
+ * Causes (Go 1.20's WithCancelCause). A cause is an int error code, as
+ * every tether error is: programs compare it (Go's errors.Is on
+ * context.Cause) and tt_strerror names it, and it costs no allocation and
+ * has no lifetime, so cancelling with a cause cannot fail, as Go's
+ * CancelCauseFunc cannot. The origin of a cancellation records the cause
+ * it was given (0 for none) in `cause`, and cancel_tree copies it to
+ * every context it cancels, so each reports the cause of the
+ * cancellation that reached it first; 0 there means "the error itself"
+ * (-ECANCELED, or -ETIMEDOUT for a deadline).
+ *
+ * AfterFunc (Go 1.21). A record per call, in the `afters` list of the
+ * nearest cancelable context, holding a reference on that context so
+ * that the program's release cannot free it (and so stop its deadline)
+ * while the call is pending. cancel_tree starts every record's goroutine
+ * (runnable, not run: it may be inside a timer callback) and marks it
+ * started, so a stop after the cancel returns false, as Go's does; the
+ * goroutine drops the reference and frees the record before it calls fn.
+ * A stop before that takes the record out, drops the reference and frees
+ * it. */
+
+struct ctx_after {
+	tt__obj hdr;      /* the stop handle is hdr.self */
+	tt__sched *sched;
+	tt_ctx *ctx;      /* the cancelable context waited on (referenced),
+			     or NULL for one that is never done */
+	ctx_after *prev, *next; /* in ctx->afters while waiting */
+	tt_func fn;
+	void *arg;
+	int64_t parent_id; /* who called tt_ctx_after_func, where, and */
+	void *pc;          /* its leak scope */
+	uint64_t leak_scope;
+	uint8_t started;  /* its goroutine exists: stop can do nothing */
+};
+
+int tt_ctx_with_cancel_cause(tt_ctx **out, tt_ctx *parent)
+{
+	int r = new_cancel(out, parent, "tt_ctx_with_cancel_cause");
+	if (r)
+		return r;
+	(*out)->has_cause = 1;
+	*out = ctx_handle(*out);
+	return 0;
+}
+
+int tt_ctx_cancel_cause(tt_ctx *h, int cause)
+{
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_cancel_cause");
+	if (r)
+		return r;
+	if (c->kind != CTX_CANCEL || !c->has_cause)
+		return tt__err(-EINVAL,
+			       "tt_ctx_cancel_cause: %s context was not made by "
+			       "tt_ctx_with_cancel_cause (use tt_ctx_cancel)",
+			       kind_desc(c));
+	if (cause > 0)
+		return tt__err(-EINVAL,
+			       "tt_ctx_cancel_cause: cause %d is not a negative "
+			       "error code",
+			       cause);
+	if (c->err == 0) {
+		/* Go's cancel(nil) sets the cause to Canceled. */
+		c->cause = cause ? cause : -ECANCELED;
+		cancel_tree(c->sched, c, -ECANCELED);
+	}
+	return 0;
+}
+
+int tt_ctx_cause(tt_ctx *h)
+{
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_cause");
+	if (r)
+		return r;
+	tt_ctx *k = c->canc;
+	if (k == NULL || k->err == 0)
+		return 0;
+	return k->cause ? k->cause : k->err;
+}
+
+int tt_ctx_without_cancel(tt_ctx **out, tt_ctx *parent)
+{
+	int r = ctx_new(out, parent, CTX_WITHOUT, "tt_ctx_without_cancel");
+	if (r)
+		return r;
+	tt_ctx *c = *out;
+	c->canc = NULL;
+	c->deadline = TT_FOREVER;
+	*out = ctx_handle(c);
+	return 0;
+}
+
+/* The goroutine of a started record: give back what the record held,
+ * then run the program's function. */
+static void after_main(void *p)
+{
+	ctx_after *a = p;
+	tt_func fn = a->fn;
+	void *arg = a->arg;
+	tt__sched *s = a->sched;
+	ctx_release(a->ctx, NULL);
+	tt__obj_free(s, a, sizeof *a);
+	fn(arg);
+}
+
+static void after_unlink(ctx_after *a)
+{
+	tt_ctx *c = a->ctx;
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		c->afters = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	a->prev = a->next = NULL;
+}
+
+static void after_start(tt__sched *s, ctx_after *a)
+{
+	a->started = 1;
+	if (tt__go_runnable(s, after_main, a, "context.AfterFunc",
+			    a->parent_id, a->pc, a->leak_scope) < 0)
+		tt__fatal("context.AfterFunc: cannot start the goroutine of "
+			  "the call made at %p: %s",
+			  a->pc, tt_last_error());
+}
+
+/* c is being cancelled (inside cancel_tree: nothing may be freed). */
+static void start_afters(tt__sched *s, tt_ctx *c)
+{
+	ctx_after *a;
+	while ((a = c->afters) != NULL) {
+		after_unlink(a);
+		after_start(s, a);
+	}
+}
+
+__attribute__((noinline)) int tt_ctx_after_func(tt_ctx *h, void (*fn)(void *),
+						void *arg, tt_ctx_after **stop)
+{
+	if (stop)
+		*stop = NULL;
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_after_func");
+	if (r)
+		return r;
+	if (fn == NULL)
+		return tt__err(-EINVAL, "tt_ctx_after_func: fn is NULL");
+	tt_ctx *k = c->canc;
+	if (k && k->refs == UINT32_MAX)
+		return tt__err(-EOVERFLOW,
+			       "tt_ctx_after_func: context has too many "
+			       "references");
+	tt__sched *s = tt__sched_get();
+	ctx_after *a = tt__obj_alloc(s, sizeof *a, TT__OBJ_CTX_AFTER);
+	if (a == NULL)
+		return tt__err(-ENOMEM,
+			       "tt_ctx_after_func: out of memory for a record");
+	memset((char *)a + sizeof a->hdr, 0, sizeof *a - sizeof a->hdr);
+	a->sched = s;
+	a->ctx = k;
+	a->fn = fn;
+	a->arg = arg;
+	a->parent_id = s->current->id;
+	a->pc = __builtin_return_address(0);
+	a->leak_scope = s->current->leak_scope;
+	if (k)
+		k->refs++;
+	if (stop)
+		*stop = tt__obj_handle(a);
+	if (k && k->err) {
+		/* Already done: f runs at once, in its own goroutine. */
+		after_start(s, a);
+	} else if (k) {
+		a->next = k->afters;
+		if (k->afters)
+			k->afters->prev = a;
+		k->afters = a;
+	}
+	return 0;
+}
+
+bool tt_ctx_after_stop(tt_ctx_after *h)
+{
+	if (h == NULL) {
+		tt__err(-EINVAL, "tt_ctx_after_stop: NULL handle");
+		return false;
+	}
+	ctx_after *a = tt__obj_ptr(h);
+	if (!tt__obj_is(h, TT__OBJ_CTX_AFTER)) {
+		tt__err(-EBADF,
+			"tt_ctx_after_stop: %p is not a live stop handle (its "
+			"function was started, or it was stopped, or never "
+			"made)",
+			(void *)h);
+		return false;
+	}
+	tt__sched *s = tt__sched_get();
+	if (a->sched != s)
+		tt__panic("tt_ctx_after_stop: stop handle %p belongs to another "
+			  "thread's scheduler",
+			  (void *)h);
+	if (a->started)
+		return false;
+	tt_ctx *k = a->ctx;
+	if (k)
+		after_unlink(a);
+	tt__obj_free(s, a, sizeof *a);
+	if (k)
+		ctx_release(k, NULL);
+	return true;
+}
+
+/* ---- names (Go's String methods) ------------------------------------------ */
+
+typedef struct sbuf {
+	char *p;
+	size_t n, len; /* room, and what would have been written */
+} sbuf;
+
+static void sb_put(sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void sb_put(sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t at = b->len < b->n ? b->len : b->n;
+	int w = vsnprintf(b->p ? b->p + at : NULL, b->n - at, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		b->len += (size_t)w;
+}
+
+/* The part of Go's String that c adds to its parent's; pre is printed
+ * before the parent's name. */
+static void name_part(sbuf *b, const tt_ctx *c, bool pre)
+{
+	if (pre) {
+		if (c->label_pre)
+			sb_put(b, "%s", c->label_pre);
+		return;
+	}
+	if (c->label_post) {
+		sb_put(b, "%s", c->label_post);
+		return;
+	}
+	switch (c->kind) {
+	case CTX_BACKGROUND:
+		sb_put(b, "%s",
+		       c == &todo ? "context.TODO" : "context.Background");
+		break;
+	case CTX_VALUE:
+		sb_put(b, ".WithValue(%p, %p)", c->key, c->value);
+		break;
+	case CTX_WITHOUT:
+		sb_put(b, ".WithoutCancel");
+		break;
+	default:
+		/* Go's WithDeadline is a WithCancel when the parent's deadline
+		 * comes first; so is it here. */
+		if (c->deadline != c->parent->deadline) {
+			int64_t left = c->deadline - tt_now();
+			sb_put(b, ".WithDeadline(%lld [%s%lld.%06llds])",
+			       (long long)c->deadline, left < 0 ? "-" : "",
+			       (long long)(llabs(left) / TT_SECOND),
+			       (long long)(llabs(left) % TT_SECOND / 1000));
+		} else {
+			sb_put(b, ".WithCancel");
+		}
+	}
+}
+
+int tt_ctx_string(tt_ctx *h, char *buf, size_t size)
+{
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt_ctx_string");
+	if (r)
+		return r;
+	if (buf == NULL && size)
+		return tt__err(-EINVAL, "tt_ctx_string: buf is NULL");
+	size_t depth = 0;
+	for (tt_ctx *x = c; x; x = x->parent)
+		depth++;
+	tt_ctx **chain = malloc(depth * sizeof *chain);
+	if (chain == NULL)
+		return tt__err(-ENOMEM, "tt_ctx_string: out of memory");
+	size_t i = depth;
+	for (tt_ctx *x = c; x; x = x->parent)
+		chain[--i] = x;
+	sbuf b = {.p = buf, .n = size, .len = 0};
+	if (size)
+		buf[0] = '\0';
+	for (i = depth; i-- > 0;)
+		name_part(&b, chain[i], true);
+	for (i = 0; i < depth; i++)
+		name_part(&b, chain[i], false);
+	free(chain);
+	if (b.len > INT32_MAX)
+		return tt__err(-EOVERFLOW, "tt_ctx_string: name too long");
+	return (int)b.len;
+}
+
+/* ---- for other layers ------------------------------------------------------ */
+
+int tt__ctx_with_stop(tt_ctx **out, tt_ctx *parent,
+		      void (*stop)(void *, bool),
+		      void *data, const char *label_pre,
+		      const char *label_post, const char *op)
+{
+	int r = new_cancel(out, parent, op);
+	if (r)
+		return r;
+	tt_ctx *c = *out;
+	c->stop_fn = stop;
+	c->stop_data = data;
+	c->label_pre = label_pre;
+	c->label_post = label_post;
+	*out = ctx_handle(c);
+	return 0;
+}
+
+int tt__ctx_cancel_quiet(tt_ctx *h)
+{
+	tt_ctx *c;
+	int r = ctx_check(h, &c, "tt__ctx_cancel_quiet");
+	if (r)
+		return r;
+	if (c->kind == CTX_CANCEL && c->err == 0)
+		cancel_tree(c->sched, c, -ECANCELED);
+	return 0;
 }

@@ -430,6 +430,13 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 			return ready;
 	}
 	tt__g *g = s->current;
+	/* The done channel's waiter (below) is on our stack — except for a
+	 * shared-stack goroutine, whose stack moves while it is parked: its
+	 * waiter goes in its record, as a select's does. */
+	tt__waiter wl, *w = &wl;
+	if (done && TT_UNLIKELY(g->shared) &&
+	    (w = tt__g_waiters(g, sizeof *w)) == NULL)
+		return -ENOMEM;
 	if (events & TT_FD_READ)
 		sl->r = g;
 	if (events & TT_FD_WRITE)
@@ -445,13 +452,12 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 	 * one-case select would: closing it fires the waiter
 	 * (tt__waiter_fire readies us with sel_fired = 0), while the poller
 	 * and the deadline take it back out of the queue when they win. */
-	tt__waiter w;
 	if (done) {
-		w = (tt__waiter){.g = g, .c = done, .q = &done->recvq,
-				 .case_ix = 0};
-		waitq_push(w.q, &w);
+		*w = (tt__waiter){.g = g, .c = done, .q = &done->recvq,
+				  .case_ix = 0};
+		waitq_push(w->q, w);
 		done->parked++;
-		g->wait_list = &w;
+		g->wait_list = w;
 		g->wait_n = 1;
 	}
 	g->io_fd = fd;

@@ -211,6 +211,11 @@ int tt_obj_retain(void *h)
 		return tt_ctx_retain(h);
 	case TT__OBJ_SYNC:
 		return tt__sync_retain(h);
+	case TT__OBJ_CTX_AFTER:
+		return tt__err(-EINVAL,
+			       "tt_obj_retain: %p is a tt_ctx_after_func stop "
+			       "handle, which has no references",
+			       h);
 	default:
 		return tt__current()->last_err;
 	}
@@ -225,6 +230,11 @@ int tt_obj_release(void *h)
 		return tt_ctx_release(h);
 	case TT__OBJ_SYNC:
 		return tt__sync_release(h);
+	case TT__OBJ_CTX_AFTER:
+		return tt__err(-EINVAL,
+			       "tt_obj_release: %p is a tt_ctx_after_func stop "
+			       "handle, which has no references",
+			       h);
 	default:
 		return tt__current()->last_err;
 	}

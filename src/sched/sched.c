@@ -48,9 +48,11 @@
 #if TT_ASAN
 #include <sanitizer/common_interface_defs.h>
 #define FAKE(g) (&(g)->asan_fake_stack)
+#define FAKE_OF(g) ((g)->asan_fake_stack)
 #define SHARED_FAKE(s) (&(s)->sh.helper_fake)
 #else
 #define FAKE(g) NULL
+#define FAKE_OF(g) NULL
 static void *no_fake;
 #define SHARED_FAKE(s) (&no_fake)
 #endif
@@ -966,4 +968,91 @@ tt__sched *tt__sched_init(void)
 	pthread_once(&key_once, make_key);
 	pthread_setspecific(thread_key, s);
 	return s;
+}
+
+/* ---- goroutines started from callbacks ------------------------------------
+ *
+ * tt_go runs its child at once, as a call, with the caller waiting at the
+ * head of the run queue: impossible where switching is not allowed — in a
+ * timer callback or a context's cancel walk, which run inside a park (or
+ * the idle loop) on the stack of a goroutine that is not runnable. Go
+ * starts time.AfterFunc's and context.AfterFunc's functions from such
+ * places; tt__go_runnable is how tether does.
+ *
+ * The child is started as a call (tt__spawn_call) and at once switches
+ * back (like the shared-stack helper when it is made): that leaves its
+ * context saved at its sp, as a parked goroutine's is, and the caller
+ * returns without anything else having run. It is then put at the back
+ * of the run queue; whoever next switches to it resumes it in `born`,
+ * which runs fn. It has a stack of its own (never the shared region: the
+ * caller may be the region's owner). */
+
+typedef struct birth {
+	tt__g *g;
+	tt_func fn;
+	void *arg;
+	void *back_sp; /* the caller's context, saved by tt__spawn_call */
+} birth;
+
+static void born(void *p)
+{
+	birth *b = p;
+	tt__g *g = b->g;
+	tt_func fn = b->fn;
+	void *arg = b->arg;
+	tt__sched *s = g->sched;
+	asan_start(FAKE(g), s->current);
+	tt__switch(&g->sp, b->back_sp);
+	/* Resumed by a switch (b is gone): from here on a goroutine like
+	 * any other, which ends through g_exit (g->direct is 0). */
+	asan_finish(FAKE_OF(g));
+	after_switch(s);
+	fn(arg);
+}
+
+int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
+			int64_t parent_id, void *pc, uint64_t leak_scope)
+{
+	tt__g *g = tt__stack_alloc(s, tt__stack_default());
+	if (g == NULL)
+		return s->current->last_err;
+	int64_t id = new_goid(s);
+	g->sched = s;
+	g->id = id;
+	g->is_main = 0;
+	g->timed_out = 0;
+	g->parent_id = parent_id;
+	g->leak_scope = leak_scope;
+	g->create_pc = pc;
+	g->wait_obj = NULL;
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	g->name = name;
+	g->sel_fired = -1;
+	g->timer.heap_ix = TT_TIMER_IDLE;
+	g->last_err = 0;
+	g->errmsg[0] = '\0';
+#if TT_ASAN
+	g->asan_fake_stack = NULL;
+#endif
+	g->direct = 0;
+	birth b = {.g = g, .fn = fn, .arg = arg};
+	g->fn = born;
+	g->arg = &b;
+	/* The child's entry runs after_switch: a zombie waiting to be freed
+	 * may be the very stack this runs on (a goroutine ending, in its
+	 * idle wait). Keep it for whoever switches next. */
+	tt__g *zombie = s->zombie;
+	s->zombie = NULL;
+	tt__g *me = s->current;
+	(void)me; /* for the sanitizer's annotations only */
+	g->state = TT_G_RUNNING;
+	asan_start(FAKE(me), g);
+	tt__spawn_call(&b.back_sp, g->stack_hi, g);
+	asan_finish(FAKE_OF(me));
+	s->zombie = zombie;
+	all_link(s, g);
+	g->state = TT_G_RUNNABLE;
+	runq_push_back(s, g);
+	return id;
 }

@@ -89,8 +89,9 @@ struct tt_once {
 
 struct tt_cond {
 	obj h;
-	tt_mutex *m;  /* referenced */
-	tt_mutex *mh; /* m's handle, for the public calls on it */
+	tt_locker l;  /* Go's c.L */
+	obj *lk;      /* l.obj's object when it is a tether Mutex or RWMutex
+			 (referenced), else NULL */
 	squeue waiters;
 };
 
@@ -315,9 +316,9 @@ static inline __attribute__((always_inline)) int obj_release(void *h,
 static void obj_free(obj *o)
 {
 	if (o->kind == K_COND) {
-		tt_mutex *m = ((tt_cond *)o)->m;
-		if (--m->h.refs == 0 && m->h.parked == 0)
-			obj_free(&m->h);
+		obj *lk = ((tt_cond *)o)->lk;
+		if (lk && --lk->refs == 0 && lk->parked == 0)
+			obj_free(lk);
 	}
 	tt__obj_free(o->sched, o, kind_size[o->kind]);
 }
@@ -585,6 +586,16 @@ int tt_rwmutex_unlock(tt_rwmutex *m)
 	return 0;
 }
 
+int tt_rwmutex_trylock(tt_rwmutex *m)
+{
+	return tt_rwmutex_lock_until(m, TT_TRY);
+}
+
+int tt_rwmutex_tryrlock(tt_rwmutex *m)
+{
+	return tt_rwmutex_rlock_until(m, TT_TRY);
+}
+
 int tt_rwmutex_retain(tt_rwmutex *m)
 {
 	return obj_retain(m, K_RWMUTEX, "tt_rwmutex_retain");
@@ -648,43 +659,146 @@ int tt_once_release(tt_once *o)
 
 /* ---- Cond ----------------------------------------------------------------------- */
 
-int tt_cond_make(tt_cond **out, tt_mutex *m)
+/* ---- Lockers -----------------------------------------------------------------
+ *
+ * A tt_locker is Go's sync.Locker interface value: two functions and the
+ * object they work on. The ones made here call the public lock calls
+ * through these wrappers, which is also how tt_cond_make_locker knows a
+ * locker is a tether Mutex or RWMutex and holds a reference on it. */
+
+static int locker_mutex_lock(void *m)
+{
+	return tt_mutex_lock(m);
+}
+
+static int locker_mutex_unlock(void *m)
+{
+	return tt_mutex_unlock(m);
+}
+
+static int locker_rw_lock(void *m)
+{
+	return tt_rwmutex_lock(m);
+}
+
+static int locker_rw_unlock(void *m)
+{
+	return tt_rwmutex_unlock(m);
+}
+
+static int locker_rw_rlock(void *m)
+{
+	return tt_rwmutex_rlock(m);
+}
+
+static int locker_rw_runlock(void *m)
+{
+	return tt_rwmutex_runlock(m);
+}
+
+tt_locker tt_mutex_locker(tt_mutex *m)
+{
+	return (tt_locker){locker_mutex_lock, locker_mutex_unlock, m};
+}
+
+tt_locker tt_rwmutex_locker(tt_rwmutex *m)
+{
+	return (tt_locker){locker_rw_lock, locker_rw_unlock, m};
+}
+
+tt_locker tt_rwmutex_rlocker(tt_rwmutex *m)
+{
+	return (tt_locker){locker_rw_rlock, locker_rw_runlock, m};
+}
+
+/* The kind of tether object l locks (K_MUTEX, K_RWMUTEX), 0 for a
+ * locker of the program's own, -1 for a mix of the two. */
+static int locker_kind(tt_locker l)
+{
+	int k = 0, u = 0;
+	if (l.lock == locker_mutex_lock)
+		k = K_MUTEX;
+	else if (l.lock == locker_rw_lock || l.lock == locker_rw_rlock)
+		k = K_RWMUTEX;
+	if (l.unlock == locker_mutex_unlock)
+		u = K_MUTEX;
+	else if (l.unlock == locker_rw_unlock || l.unlock == locker_rw_runlock)
+		u = K_RWMUTEX;
+	if (k != u || (l.lock == locker_rw_lock) != (l.unlock == locker_rw_unlock))
+		return -1;
+	return k;
+}
+
+int tt_cond_make_locker(tt_cond **out, tt_locker l)
 {
 	if (out == NULL)
 		return tt__err(-EINVAL, "tt_cond_make: out is NULL");
 	*out = NULL;
-	int r = tt_mutex_retain(m);
-	if (r)
-		return r;
-	tt_cond *c = obj_new(K_COND, "tt_cond_make");
-	if (c == NULL) {
-		tt_mutex_release(m);
-		return -ENOMEM;
+	if (l.lock == NULL || l.unlock == NULL)
+		return tt__err(-EINVAL, "tt_cond_make: the locker's %s is NULL",
+			       l.lock == NULL ? "lock" : "unlock");
+	int k = locker_kind(l);
+	if (k < 0)
+		return tt__err(-EINVAL,
+			       "tt_cond_make: the locker's lock and unlock are "
+			       "not a pair");
+	obj *lk = NULL;
+	if (k) {
+		int r;
+		lk = obj_get(tt__sched_get(), l.obj, (enum kind)k,
+			     "tt_cond_make", &r);
+		if (lk == NULL)
+			return r;
+		if (lk->refs == UINT32_MAX)
+			return tt__err(-EOVERFLOW,
+				       "tt_cond_make: too many references");
 	}
-	c->m = tt__obj_ptr(m);
-	c->mh = m;
+	tt_cond *c = obj_new(K_COND, "tt_cond_make");
+	if (c == NULL)
+		return -ENOMEM;
+	if (lk)
+		lk->refs++;
+	c->l = l;
+	c->lk = lk;
 	*out = obj_handle(c);
 	return 0;
 }
 
-/* The body of tt_cond_wait and tt_cond_wait_until, inlined into both so that
- * a goroutine parked in tt_cond_wait shows that name on its stack. */
-static inline __attribute__((always_inline)) int cond_wait_body(tt_cond *c, int64_t deadline)
+int tt_cond_make(tt_cond **out, tt_mutex *m)
+{
+	return tt_cond_make_locker(out, tt_mutex_locker(m));
+}
+
+/* The body of tt_cond_wait and tt_cond_wait_until, inlined into both so
+ * that a goroutine parked in tt_cond_wait shows that name on its stack. */
+static inline __attribute__((always_inline)) int
+cond_wait_body(tt_cond *c, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
 	int r;
 	c = obj_get(s, c, K_COND, "tt_cond_wait", &r);
 	if (c == NULL)
 		return r;
-	tt_mutex *m = c->mh;
-	c->m->h.refs++; /* relocked below even if c goes away meanwhile */
-	tt_mutex_unlock(m); /* panics if not locked, as Go's */
+	tt_locker l = c->l;
+	obj *lk = c->lk;
+	if (lk)
+		lk->refs++; /* relocked below even if c goes away meanwhile */
+	/* Panics if not locked, as Go's; a locker of the program's own may
+	 * fail instead, and then nothing waits. */
+	int u = l.unlock(l.obj);
+	if (u < 0) {
+		if (lk)
+			obj_release(obj_handle(lk), (enum kind)lk->kind,
+				    "tt_cond_wait");
+		return u;
+	}
 	bool held;
 	r = wait_on(s, &c->h, &c->waiters, TT_WAIT_COND, deadline, &held);
 	if (held)
 		obj_unpark(&c->h);
-	tt_mutex_lock(m);
-	tt_mutex_release(m);
+	l.lock(l.obj);
+	if (lk)
+		obj_release(obj_handle(lk), (enum kind)lk->kind, "tt_cond_wait");
 	return r;
 }
 
