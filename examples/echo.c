@@ -7,8 +7,8 @@
  * blocking call parks the goroutine, never the thread, so thousands of
  * connections are served by one OS thread.
  *
- * Shutdown is a context. SIGINT or SIGTERM (through a self-pipe that a
- * goroutine reads) or the end of --seconds cancels it; the listener and
+ * Shutdown is a context. SIGINT or SIGTERM (signal.NotifyContext:
+ * tt_ctx_notify_signals) or the end of --seconds cancels it; the listener and
  * every connection wait through the context's forms of accept, read and
  * write, so each sees the cancellation, closes its descriptor and ends; a
  * WaitGroup tells main when all have, and it prints one summary line.
@@ -20,13 +20,11 @@
  * --max-conns connections (default 10000) are served at once; further
  * clients wait in the listen queue, as with Go's netutil.LimitListener. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <tether.h>
 
@@ -34,38 +32,12 @@
  * switch only where they block, so the counters need no lock. */
 static struct server {
 	tt_ctx *ctx;       /* cancelled to shut everything down */
-	tt_waitgroup *wg;  /* the listener, the signal watcher, connections */
+	tt_waitgroup *wg;  /* the listener and the connections */
 	tt_chan *slots;    /* chan struct{}, cap --max-conns: a semaphore */
 	int lfd;           /* the listening socket */
-	int sigfd;         /* read end of the self-pipe */
 	long conns;        /* connections served */
 	long long bytes;   /* bytes echoed */
 } srv;
-
-/* ---- signals: a self-pipe, read by a goroutine --------------------------- */
-
-static int sigpipe_w = -1;
-
-static void on_signal(int sig)
-{
-	int saved = errno;
-	unsigned char b = (unsigned char)sig;
-	if (write(sigpipe_w, &b, 1) < 0) {
-		/* The pipe is full: a signal is already on its way. */
-	}
-	errno = saved;
-}
-
-/* Wait for a signal, or for the server to stop on its own (--seconds);
- * either way make sure the context is cancelled. */
-static void watch_signals(void *arg)
-{
-	(void)arg;
-	unsigned char sig;
-	if (tt_read_ctx(srv.ctx, srv.sigfd, &sig, 1) == 1)
-		fprintf(stderr, "echo: %s, shutting down\n", strsignal(sig));
-	tt_ctx_cancel(srv.ctx);
-}
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -139,23 +111,6 @@ static int parse_long(const char *v, long min, long max, long *out)
 	return 0;
 }
 
-static int self_pipe(void)
-{
-	int p[2];
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
-		fprintf(stderr, "echo: pipe: %s\n", strerror(errno));
-		return -1;
-	}
-	sigpipe_w = p[1];
-	struct sigaction sa = {.sa_handler = on_signal,
-			       .sa_flags = SA_RESTART};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error */
-	return p[0];
-}
-
 int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
@@ -201,12 +156,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}
-	if ((srv.sigfd = self_pipe()) < 0)
-		return 1;
-	/* ctx, cancel := context.WithCancel (or WithTimeout for --seconds) */
-	int r = seconds < 0 ? tt_ctx_with_cancel(&srv.ctx, tt_ctx_background())
-			    : tt_ctx_with_timeout(&srv.ctx, tt_ctx_background(),
-						  seconds * TT_SECOND);
+	signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error */
+	/* ctx, stop := signal.NotifyContext(ctx, SIGINT, SIGTERM), and
+	 * context.WithTimeout for --seconds */
+	static const int sigs[] = {SIGINT, SIGTERM};
+	tt_ctx *sig_ctx;
+	int r = tt_ctx_notify_signals(&sig_ctx, tt_ctx_background(), sigs, 2);
+	srv.ctx = sig_ctx;
+	if (r == 0 && seconds >= 0)
+		r = tt_ctx_with_timeout(&srv.ctx, sig_ctx, seconds * TT_SECOND);
 	if (r || (r = tt_wg_make(&srv.wg)) ||
 	    (r = tt_chan_make(&srv.slots, 0, max_conns))) {
 		fprintf(stderr, "echo: %s\n", tt_last_error());
@@ -215,8 +173,7 @@ int main(int argc, char **argv)
 	printf("echo: listening on %s\n", where);
 	fflush(stdout);
 
-	if (tt_wg_go(srv.wg, listen_loop, NULL) < 0 ||
-	    tt_wg_go(srv.wg, watch_signals, NULL) < 0) {
+	if (tt_wg_go(srv.wg, listen_loop, NULL) < 0) {
 		fprintf(stderr, "echo: %s\n", tt_last_error());
 		return 1;
 	}
@@ -227,10 +184,13 @@ int main(int argc, char **argv)
 
 	printf("echo: served %ld connections, echoed %lld bytes\n", srv.conns,
 	       srv.bytes);
-	tt_close(srv.sigfd);
 	tt_chan_release(srv.slots);
 	tt_wg_release(srv.wg);
-	tt_ctx_cancel(srv.ctx);
-	tt_ctx_release(srv.ctx);
+	if (srv.ctx != sig_ctx) {
+		tt_ctx_cancel(srv.ctx);
+		tt_ctx_release(srv.ctx);
+	}
+	tt_ctx_cancel(sig_ctx); /* stop() */
+	tt_ctx_release(sig_ctx);
 	return 0;
 }
