@@ -567,6 +567,14 @@ static void waker(void *arg)
 static void test_profile_slices(void **state)
 {
 	(void)state;
+	if (tu_emulated()) {
+		/* Under qemu-user one goroutine's unwind can take longer
+		 * than a whole slice natively (300 goroutines: a 42 s write
+		 * with 1.3 s gaps), so the bounds say nothing there. */
+		print_message("skipped under an emulator: its unwinding is "
+			      "too slow for the slice bounds to mean anything\n");
+		skip();
+	}
 	slice_block = tu_chan(sizeof(int), 0);
 	wake_ch = tu_chan(sizeof(int), 0);
 	slice_stop = false;
