@@ -25,7 +25,7 @@
 #include "chan.h"
 
 _Static_assert(sizeof(tt__waiter) <= sizeof(((tt__g *)0)->wbuf_inline),
-	       "a shared-stack goroutine's record holds one waiter");
+	       "a goroutine's record holds one waiter");
 
 #define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
 
@@ -310,10 +310,10 @@ static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 	tt__g *g = s->current;
-	tt__waiter local;
-	tt__waiter *w = &local;
-	if (TT_UNLIKELY(g->shared))
-		w = g->wbuf; /* off the stack; wbuf_inline always fits one */
+	/* The waiter goes in g's record, next to what waking g touches
+	 * (internal.h): off the stack, which a shared-stack goroutine needs,
+	 * and one cache line fewer to wake any goroutine. */
+	tt__waiter *w = (tt__waiter *)g->wbuf_inline;
 	w->g = g;
 	w->c = c;
 	w->q = q;
