@@ -57,18 +57,29 @@ static inline bool chan_ok(tt__sched *s, const tt_chan *c, size_t elem_size)
 
 /* ---- waking and timing out ------------------------------------------- */
 
-void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
+/* tt__waiter_fire, inlined into the channel operations' own paths. A
+ * goroutine parked on one channel (wait_n == 1, wait_list == w) has no
+ * other waiter to take out: w, just dequeued, is its only one. */
+static inline __attribute__((always_inline)) void
+waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 {
 	tt__g *g = w->g;
 	w->success = success;
 	g->sel_fired = w->case_ix;
-	tt__waiter *ws = g->wait_list;
-	for (uint32_t i = 0; i < g->wait_n; i++)
-		if (ws[i].queued)
-			waitq_unlink(ws[i].q, &ws[i]);
+	if (g->wait_n != 1 || g->wait_list != w) {
+		tt__waiter *ws = g->wait_list;
+		for (uint32_t i = 0; i < g->wait_n; i++)
+			if (ws[i].queued)
+				waitq_unlink(ws[i].q, &ws[i]);
+	}
 	if (tt__timer_armed(&g->timer))
 		tt__timer_del(s, &g->timer);
 	tt__ready(s, g);
+}
+
+void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
+{
+	waiter_fire(s, w, success);
 }
 
 void tt__chan_timeout(tt__timer *t, int64_t now)
@@ -212,7 +223,11 @@ int tt_chan_release(tt_chan *c)
 
 /* ---- the non-blocking halves --------------------------------------------- */
 
-int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
+/* The bodies of tt__chan_try_send and tt__chan_try_recv, inlined into
+ * tt_chan_send_until and tt_chan_recv_until: a hand-off to a parked peer
+ * then makes no call until it readies the peer. */
+static inline __attribute__((always_inline)) int
+try_send(tt__sched *s, tt_chan *c, const void *elem)
 {
 	if (TT_UNLIKELY(c->closed))
 		tt__panic("send on closed channel");
@@ -221,7 +236,7 @@ int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 		waitq_unlink(&c->recvq, w);
 		if (w->elem)
 			elem_copy(waiter_elem(w), elem, c->elem_size);
-		tt__waiter_fire(s, w, true);
+		waiter_fire(s, w, true);
 		return 1;
 	}
 	if (c->qcount < c->cap) {
@@ -235,7 +250,13 @@ int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 	return 0;
 }
 
-int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
+int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
+{
+	return try_send(s, c, elem);
+}
+
+static inline __attribute__((always_inline)) int
+try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 {
 	size_t es = c->elem_size;
 	tt__waiter *w = c->sendq.first;
@@ -255,7 +276,7 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 				c->recvx = 0;
 			c->sendx = c->recvx;
 		}
-		tt__waiter_fire(s, w, true);
+		waiter_fire(s, w, true);
 		if (ok)
 			*ok = true;
 		return 1;
@@ -279,6 +300,11 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 		return 1;
 	}
 	return 0;
+}
+
+int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
+{
+	return try_recv(s, c, elem, ok);
 }
 
 /* ---- blocking ------------------------------------------------------------ */
@@ -368,7 +394,7 @@ int tt_chan_send_until(tt_chan *c, const void *elem, size_t elem_size,
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
-		if (tt__chan_try_send(s, c, elem))
+		if (try_send(s, c, elem))
 			return 0;
 		return send_block(s, c, elem, deadline);
 	}
@@ -411,7 +437,7 @@ int tt_chan_recv_until(tt_chan *c, void *elem, size_t elem_size, bool *ok,
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(c != NULL) && chan_ok(s, c, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
-		if (tt__chan_try_recv(s, c, elem, ok))
+		if (try_recv(s, c, elem, ok))
 			return 0;
 		return recv_block(s, c, elem, ok, deadline);
 	}
