@@ -143,11 +143,13 @@ typedef void (*tt__timer_fn)(tt__timer *t, int64_t now);
  * goroutine's record for sleeps and deadlines, a timer channel for
  * tt_after/tt_timer/tt_ticker), so arming one allocates nothing. */
 struct tt__timer {
+	/* First: whether it is armed is what waking a goroutine reads
+	 * (tt__g keeps it on the line a wake touches). */
+	uint32_t heap_ix; /* index in the heap, or TT_TIMER_IDLE */
 	int64_t when;     /* absolute deadline, ns */
 	int64_t period;   /* > 0: re-arm by this much after firing */
 	tt__timer_fn fn;  /* runs on the scheduler; must not block or switch */
 	void *ctx;        /* for fn */
-	uint32_t heap_ix; /* index in the heap, or TT_TIMER_IDLE */
 };
 
 #define TT_TIMER_IDLE UINT32_MAX
@@ -166,16 +168,15 @@ typedef struct tt__stack_pool tt__stack_pool;
 struct tt__g {
 	/* The record is laid out by how often its fields are touched, in
 	 * cache lines (a stack's record is 64-byte aligned, at the top of
-	 * its stack): waking, resuming and ending a goroutine that has been
-	 * parked a while touches only lines 0 to 2, which is what keeps
-	 * 100,000 goroutines woken at once (a context's cancel) to a few
-	 * misses each. */
+	 * its stack): waking a goroutine parked on one channel touches only
+	 * lines 0 and 2 (its fields below and its waiter), and resuming and
+	 * ending it lines 0 to 2, which is what keeps 100,000 goroutines
+	 * woken at once (a context's cancel) to a few misses each. */
 
 	/* Line 0. Owned by the scheduler; touched on every switch, park
 	 * and wake. */
 	void *sp;           /* saved stack pointer while not running */
 	tt__g *next;        /* run queue or stack pool link */
-	tt__sched *sched;   /* owner */
 	uint8_t state;      /* enum tt__gstate */
 	uint8_t reason;     /* enum tt__wait_reason, while WAITING */
 	uint8_t is_main;    /* the thread's own flow of control */
@@ -190,8 +191,8 @@ struct tt__g {
 	uint8_t stack_out;
 	uint8_t io_ready;   /* set by the poller (poll layer) */
 
-	/* While parked on channels: the waiter records (on this stack, or
-	 * wbuf_inline) that whoever wakes it must take out of every other
+	/* While parked on channels: the waiter records (wbuf_inline, or on
+	 * this stack) that whoever wakes it must take out of every other
 	 * queue. */
 	void *wait_list;
 	uint32_t wait_n;
@@ -200,21 +201,23 @@ struct tt__g {
 	 * the case that fired, or -1 while none has. */
 	int sel_fired;
 
-	/* Stack: usable [stack_lo, stack_hi); guard below stack_lo. */
-	tt__stack_pool *pool; /* NULL for a thread's main goroutine */
-	char *stack_hi;
+	/* Sleeps and deadlines; from here to the end of line 1 (its
+	 * heap_ix, what a wake reads, is in line 0). */
+	tt__timer timer;
 
-	/* Line 1: the waiter of a wait on one channel (tt__waiter, or a sync
-	 * queue node) for every goroutine, and a shared-stack goroutine's
-	 * waiters (wbuf) until a select needs more; waking it touches the
-	 * waiter and line 0 only. */
-	_Alignas(16) char wbuf_inline[64];
-
-	/* Line 2. */
+	/* Line 1, after the timer. */
 	/* Every goroutine of this scheduler, for dumps and leak checks. */
 	tt__g *all_prev, *all_next;
-	tt__timer timer; /* sleeps and deadlines */
+	tt__stack_pool *pool; /* NULL for a thread's main goroutine */
+	tt__sched *sched;     /* owner */
+	/* Stack: usable [stack_lo, stack_hi); guard below stack_lo. */
+	char *stack_hi;
 	int64_t id;
+
+	/* Line 2: the waiter of a wait on one channel (tt__waiter, or a sync
+	 * queue node) for every goroutine, and a shared-stack goroutine's
+	 * waiters (wbuf) until a select needs more. */
+	_Alignas(16) char wbuf_inline[64];
 
 	/* Cold: start, dumps, leak checks, errors. */
 	char *stack_lo;
@@ -267,8 +270,9 @@ struct tt__g {
 };
 
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(offsetof(tt__g, wbuf_inline) == 64 &&
-		       offsetof(tt__g, all_prev) == 128 &&
+_Static_assert(offsetof(tt__g, timer.heap_ix) < 64 &&
+		       offsetof(tt__g, all_prev) == 80 &&
+		       offsetof(tt__g, wbuf_inline) == 128 &&
 		       offsetof(tt__g, stack_lo) == 192,
 	       "tt__g: lines 0 to 2 as laid out");
 #endif
