@@ -327,9 +327,15 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
 }
 
 /* Park on c's queue q until a peer completes the operation, the channel
- * closes, or the deadline passes. The caller found it would block. */
-static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
-		    int reason, int64_t deadline, bool *success)
+ * closes, or the deadline passes. The caller found it would block.
+ * Inlined, with send_block and recv_block, into the public calls: a park
+ * then makes one call, to tt__park. (Kept out of line, send_block and
+ * recv_block became tail calls of tt_chan_send_until and
+ * tt_chan_recv_until, and a parked goroutine's stack lost the public
+ * frame that stack dumps and profiles show on top.) */
+static inline __attribute__((always_inline)) int
+block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
+	 int64_t deadline, bool *success)
 {
 	if (deadline == TT_TRY)
 		return -EAGAIN;
@@ -361,8 +367,8 @@ static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
 	return timed_out ? -ETIMEDOUT : 0;
 }
 
-static int send_block(tt__sched *s, tt_chan *c, const void *elem,
-		      int64_t deadline)
+static inline __attribute__((always_inline)) int
+send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline)
 {
 	bool sent;
 	int r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
@@ -406,8 +412,8 @@ int tt_chan_send(tt_chan *c, const void *elem, size_t elem_size)
 	return tt_chan_send_until(c, elem, elem_size, TT_FOREVER);
 }
 
-static int recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok,
-		      int64_t deadline)
+static inline __attribute__((always_inline)) int
+recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok, int64_t deadline)
 {
 	bool got;
 	int r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV, deadline,
