@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 /* A recognisable byte pattern for value number k of size n. */
@@ -923,12 +924,73 @@ static const tu_child_case child_cases[] = {
 	{"", NULL},
 };
 
+/* ---- where a parked goroutine's waiter lives --------------------------- */
+
+typedef struct rec_arg {
+	tt_chan *c;
+	int kind; /* 0 receive, 1 send, 2 one-case select */
+	tt__g *g;
+	int value;
+	tt_chan *done;
+} rec_arg;
+
+static void rec_waiter(void *p)
+{
+	rec_arg *a = p;
+	a->g = tt__current();
+	if (a->kind == 0) {
+		TU_ASSERT_OK(tt_recv(a->c, &a->value, NULL));
+	} else if (a->kind == 1) {
+		TU_ASSERT_OK(tt_send(a->c, &a->value));
+	} else {
+		tt_case k[1] = {TT_CASE_RECV_INTO(a->c, &a->value, NULL)};
+		TU_ASSERT_EQ(tt_select(k, 1, TT_FOREVER), 0);
+	}
+	tu_done(a->done);
+}
+
+/* A goroutine parked on one channel (a receive, a send, a one-case
+ * select) keeps its waiter in its own record, in the first lines
+ * (internal.h), not on its stack: waking it then touches two lines of
+ * its record, and no line of the stack. The hand-off still delivers
+ * values both ways. */
+static void test_chan_waiter_in_record(void **state)
+{
+	(void)state;
+	tt_chan *done = tu_chan(0, 3);
+	for (int kind = 0; kind < 3; kind++) {
+		rec_arg a = {.c = tu_chan(sizeof(int), 0), .kind = kind,
+			     .value = kind == 1 ? 77 : -1, .done = done};
+		tu_go(rec_waiter, &a);
+		TU_ASSERT(a.g != NULL);
+		TU_ASSERT_EQ(a.g->state, TT_G_WAITING);
+		const char *w = a.g->wait_list;
+		print_message("kind %d: waiter at record%+td\n", kind,
+			      w - (const char *)a.g);
+		TU_ASSERT_EQ(w, (const char *)a.g->wbuf_inline);
+		TU_ASSERT_LE(w - (const char *)a.g, 128);
+		int v = 5;
+		if (kind == 1) {
+			TU_ASSERT_OK(tt_recv(a.c, &v, NULL));
+			TU_ASSERT_EQ(v, 77);
+		} else {
+			TU_ASSERT_OK(tt_send(a.c, &v));
+		}
+		TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+		if (kind != 1)
+			TU_ASSERT_EQ(a.value, 5);
+		TU_ASSERT_OK(tt_chan_release(a.c));
+	}
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, child_cases,
 			  sizeof child_cases / sizeof child_cases[0] - 1);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_chan_elem_sizes),
+		TU_TEST(test_chan_waiter_in_record),
 		TU_TEST(test_chan_buffered_fifo),
 		TU_TEST(test_chan_waiters_fifo),
 		TU_TEST(test_chan_unbuffered_blocks),

@@ -25,7 +25,7 @@
 #include "chan.h"
 
 _Static_assert(sizeof(tt__waiter) <= sizeof(((tt__g *)0)->wbuf_inline),
-	       "a shared-stack goroutine's record holds one waiter");
+	       "a goroutine's record holds one waiter");
 
 #define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
 
@@ -62,18 +62,29 @@ static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
 
 /* ---- waking and timing out ------------------------------------------- */
 
-void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
+/* tt__waiter_fire, inlined into the channel operations' own paths. A
+ * goroutine parked on one channel (wait_n == 1, wait_list == w) has no
+ * other waiter to take out: w, just dequeued, is its only one. */
+static inline __attribute__((always_inline)) void
+waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 {
 	tt__g *g = w->g;
 	w->success = success;
 	g->sel_fired = w->case_ix;
-	tt__waiter *ws = g->wait_list;
-	for (uint32_t i = 0; i < g->wait_n; i++)
-		if (ws[i].queued)
-			waitq_unlink(ws[i].q, &ws[i]);
+	if (g->wait_n != 1 || g->wait_list != w) {
+		tt__waiter *ws = g->wait_list;
+		for (uint32_t i = 0; i < g->wait_n; i++)
+			if (ws[i].queued)
+				waitq_unlink(ws[i].q, &ws[i]);
+	}
 	if (tt__timer_armed(&g->timer))
 		tt__timer_del(s, &g->timer);
 	tt__ready(s, g);
+}
+
+void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
+{
+	waiter_fire(s, w, success);
 }
 
 void tt__chan_timeout(tt__timer *t, int64_t now)
@@ -232,7 +243,11 @@ int tt_chan_release(tt_chan *h)
 
 /* ---- the non-blocking halves --------------------------------------------- */
 
-int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
+/* The bodies of tt__chan_try_send and tt__chan_try_recv, inlined into
+ * tt_chan_send_until and tt_chan_recv_until: a hand-off to a parked peer
+ * then makes no call until it readies the peer. */
+static inline __attribute__((always_inline)) int
+try_send(tt__sched *s, tt_chan *c, const void *elem)
 {
 	if (TT_UNLIKELY(c->closed))
 		tt__panic("send on closed channel");
@@ -241,7 +256,7 @@ int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 		waitq_unlink(&c->recvq, w);
 		if (w->elem)
 			elem_copy(waiter_elem(w), elem, c->elem_size);
-		tt__waiter_fire(s, w, true);
+		waiter_fire(s, w, true);
 		return 1;
 	}
 	if (c->qcount < c->cap) {
@@ -255,7 +270,13 @@ int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 	return 0;
 }
 
-int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
+int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
+{
+	return try_send(s, c, elem);
+}
+
+static inline __attribute__((always_inline)) int
+try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 {
 	size_t es = c->elem_size;
 	tt__waiter *w = c->sendq.first;
@@ -275,7 +296,7 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 				c->recvx = 0;
 			c->sendx = c->recvx;
 		}
-		tt__waiter_fire(s, w, true);
+		waiter_fire(s, w, true);
 		if (ok)
 			*ok = true;
 		return 1;
@@ -301,6 +322,11 @@ int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 	return 0;
 }
 
+int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
+{
+	return try_recv(s, c, elem, ok);
+}
+
 /* ---- blocking ------------------------------------------------------------ */
 
 static int nil_wait(tt__sched *s, int reason, int64_t deadline)
@@ -321,19 +347,25 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
 }
 
 /* Park on c's queue q until a peer completes the operation, the channel
- * closes, or the deadline passes. The caller found it would block. */
-static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
-		    int reason, int64_t deadline, bool *success)
+ * closes, or the deadline passes. The caller found it would block.
+ * Inlined, with send_block and recv_block, into the public calls: a park
+ * then makes one call, to tt__park. (Kept out of line, send_block and
+ * recv_block became tail calls of tt_chan_send_until and
+ * tt_chan_recv_until, and a parked goroutine's stack lost the public
+ * frame that stack dumps and profiles show on top.) */
+static inline __attribute__((always_inline)) int
+block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
+	 int64_t deadline, bool *success)
 {
 	if (deadline == TT_TRY)
 		return -EAGAIN;
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 	tt__g *g = s->current;
-	tt__waiter local;
-	tt__waiter *w = &local;
-	if (TT_UNLIKELY(g->shared))
-		w = g->wbuf; /* off the stack; wbuf_inline always fits one */
+	/* The waiter goes in g's record, next to what waking g touches
+	 * (internal.h): off the stack, which a shared-stack goroutine needs,
+	 * and one cache line fewer to wake any goroutine. */
+	tt__waiter *w = (tt__waiter *)g->wbuf_inline;
 	w->g = g;
 	w->c = c;
 	w->q = q;
@@ -355,8 +387,8 @@ static int block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem,
 	return timed_out ? -ETIMEDOUT : 0;
 }
 
-static int send_block(tt__sched *s, tt_chan *c, const void *elem,
-		      int64_t deadline)
+static inline __attribute__((always_inline)) int
+send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline)
 {
 	bool sent;
 	int r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
@@ -393,7 +425,7 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
 		tt_chan *c = chan_of(h);
-		if (tt__chan_try_send(s, c, elem))
+		if (try_send(s, c, elem))
 			return 0;
 		return TT_KEEP_FRAME(send_block(s, c, elem, deadline));
 	}
@@ -411,8 +443,8 @@ int tt_chan_send(tt_chan *h, const void *elem, size_t elem_size)
 	return chan_send(h, elem, elem_size, TT_FOREVER);
 }
 
-static int recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok,
-		      int64_t deadline)
+static inline __attribute__((always_inline)) int
+recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok, int64_t deadline)
 {
 	bool got;
 	int r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV, deadline,
@@ -446,7 +478,7 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
 		tt_chan *c = chan_of(h);
-		if (tt__chan_try_recv(s, c, elem, ok))
+		if (try_recv(s, c, elem, ok))
 			return 0;
 		return TT_KEEP_FRAME(recv_block(s, c, elem, ok, deadline));
 	}
