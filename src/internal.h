@@ -510,7 +510,9 @@ struct tt__sched {
 	tt__timer_heap timers;
 	uint32_t timer_check; /* switches since the timers were last checked */
 	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
-	uint64_t nparks;      /* parks so far, to pace clock reads */
+	_Atomic uint64_t nparks; /* parks so far, to pace clock reads, and
+				    for the metrics (with nswitches);
+				    written by this thread only */
 	int64_t stamp;        /* a recent tt_now(), for "waiting since" */
 	_Atomic int64_t ngoroutines; /* live goroutines; written by this
 					thread only, read by any */
@@ -541,9 +543,9 @@ struct tt__sched {
 	void *obj_free[TT__OBJ_CLASSES]; /* free object slots per size
 					    class (obj.c) */
 	char *obj_carve, *obj_carve_end; /* unused rest of its chunk */
-	/* For the metrics: switches from one goroutine to another (single
-	 * writer, read by any thread), and the parked goroutines by reason
-	 * and age (see tt__waits). */
+	/* For the metrics: yields and exits that switch to another goroutine
+	 * (parks are nparks; single writer, read by any thread), and the
+	 * parked goroutines by reason and age (see tt__waits). */
 	_Atomic uint64_t nswitches;
 	tt__waits waits;
 	tt__g main_g;         /* the thread's own flow of control */

@@ -15,7 +15,7 @@
  *   running, runnable             per scheduler, from the two above: a
  *                                 scheduler whose goroutines do not all
  *                                 wait runs exactly one of them
- *   switches                      s->nswitches (sched)
+ *   switches                      s->nparks + s->nswitches (sched)
  *   proven leaks                  tt__leak_proven_all (leak layer)
  *   stacks                        tt_runtime_info_get (stack layer)
  *   pthreads (preload in use)     the threads registry: at most 4096
@@ -129,6 +129,8 @@ static void gather_sched(const tt__sched *s, void *arg)
 	int64_t other = live > waiting ? live - waiting : 0;
 	m->running += other > 0;
 	m->runnable += other > 0 ? other - 1 : 0;
+	m->switches += atomic_load_explicit(&((tt__sched *)s)->nparks,
+					    memory_order_relaxed);
 	m->switches += atomic_load_explicit(&((tt__sched *)s)->nswitches,
 					    memory_order_relaxed);
 	m->schedulers++;

@@ -251,9 +251,10 @@ void *tt__g_waiters(tt__g *g, size_t bytes)
 	return b;
 }
 
-/* For tether_sched_switches_total: a park, yield or exit that hands the
- * thread to another goroutine. tt_go's start of its child as a call, and
- * the child's plain return, are calls, not counted. */
+/* For tether_sched_switches_total, with s->nparks: a yield or an exit
+ * that hands the thread to another goroutine (a park is counted by
+ * nparks, which the park path keeps anyway). tt_go's start of its child
+ * as a call, and the child's plain return, are calls, not counted. */
 static inline void count_switch(tt__sched *s)
 {
 	atomic_store_explicit(&s->nswitches,
@@ -264,7 +265,6 @@ static inline void count_switch(tt__sched *s)
 
 static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 {
-	count_switch(s);
 	from->direct = 0;
 	s->current = to;
 	to->state = TT_G_RUNNING;
@@ -458,7 +458,10 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	/* "Waiting since" is stamped from a clock read every 64 parks (and
 	 * at every idle wait): a clock read per park would cost more than
 	 * the rest of the park, and the stamp only matters in minutes. */
-	if (TT_UNLIKELY((++s->nparks & 63) == 0))
+	uint64_t np =
+		atomic_load_explicit(&s->nparks, memory_order_relaxed) + 1;
+	atomic_store_explicit(&s->nparks, np, memory_order_relaxed);
+	if (TT_UNLIKELY((np & 63) == 0))
 		stamp_set(s, tt__coarse_now());
 	g->wait_since = s->stamp;
 	tt__waits_park(&s->waits, (unsigned)reason);
@@ -845,6 +848,7 @@ void tt_yield(void)
 		save_oom(g, TT_WAIT_NONE, true);
 	g->state = TT_G_RUNNABLE;
 	runq_push_back(s, g);
+	count_switch(s);
 	switch_to(s, g, next);
 }
 
