@@ -622,6 +622,13 @@ static void test_accept_deadline_and_ctx(void **state)
 	TU_ASSERT_GT(tt_remote_addr(a, peer, sizeof peer), 0);
 	TU_ASSERT_GT(tt_local_addr(fd, mine, sizeof mine), 0);
 	TU_ASSERT_EQ(strcmp(peer, mine), 0);
+	/* Accepted TCP connections are not delayed by Nagle's algorithm
+	 * either, as Go's are not. */
+	int nodelay = 0;
+	socklen_t len = sizeof nodelay;
+	TU_ASSERT_EQ(getsockopt(a, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len),
+		     0);
+	TU_ASSERT_EQ(nodelay, 1);
 	tt_close(a);
 	tt_close(fd);
 	tt_close(lfd);

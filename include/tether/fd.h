@@ -65,7 +65,7 @@ TT_EXPORT ssize_t tt_write(int fd, const void *buf, size_t n,
 			   int64_t deadline);
 
 /* accept4 that parks: a new non-blocking, close-on-exec descriptor, or
- * -errno. */
+ * -errno. A TCP connection gets TCP_NODELAY, as Go's net package sets. */
 TT_EXPORT int tt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 			int64_t deadline);
 

@@ -50,7 +50,10 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../chan/chan.h"
@@ -633,6 +636,11 @@ static int do_accept(const waitspec *ws, int fd, struct sockaddr *addr,
 				SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (c >= 0) {
 			renew(c, true);
+			/* As Go's accepted TCP connections: no Nagle delay.
+			 * Other sockets refuse the option; that is fine. */
+			int one = 1;
+			(void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one,
+					 sizeof one);
 			return c;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
