@@ -798,8 +798,9 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 		const tt__gsnap *gs = &b->snap->g[st->g];
 		uint64_t v = (uint64_t)st->count;
 		sub.len = 0;
-		put_packed(&sub, SAMPLE_LOCATION_ID,
-			   b->stack_locs + st->loc_off, gs->npcs);
+		if (gs->npcs) /* a stackless record has no locations */
+			put_packed(&sub, SAMPLE_LOCATION_ID,
+				   b->stack_locs + st->loc_off, gs->npcs);
 		put_packed(&sub, SAMPLE_VALUE, &v, 1);
 		if (st->name) {
 			uint8_t lab[48];
