@@ -23,6 +23,9 @@
  *                                   N=0 gzipped profile.proto (for go tool
  *                                   pprof), 1 grouped text, 2 every stack
  *   /debug/pprof/goroutineleak?debug=N   the same for proven leaks
+ *   /debug/pprof/threadcreate?debug=N   tt_profile_write("threadcreate",
+ *                                   N): live OS threads by the stack that
+ *                                   created them (known with the preload)
  *   /debug/pprof/cmdline            the arguments, NUL-separated (Go's)
  *   /metrics                        Prometheus's text format 0.0.4:
  *                                   go_goroutines, process_*, and

@@ -9,6 +9,8 @@
  *   tt_profile_write("goroutine", 0)   ?debug=0: gzipped profile.proto, for
  *                                      go tool pprof
  *   tt_profile_write("goroutineleak", d)  proven leaks only
+ *   tt_profile_write("threadcreate", d)   live OS threads by creation
+ *                                      stack (debug 0 or 1; 2 is 1)
  *
  * The text is laid out as Go lays it out, so the tools that parse Go's
  * dumps (goleak, panicparse, go tool pprof) read tether's. */
@@ -25,9 +27,20 @@ extern "C" {
  * or a negative errno value that stops the write and is returned. */
 typedef int (*tt_write_fn)(void *arg, const void *data, size_t len);
 
-/* Write the profile `name` ("goroutine" or "goroutineleak") at `debug`
- * level 0, 1 or 2. Returns 0 or a negative errno value (-EINVAL for an
- * unknown name or level).
+/* Write the profile `name` ("goroutine", "goroutineleak" or
+ * "threadcreate") at `debug` level 0, 1 or 2. Returns 0 or a negative
+ * errno value (-EINVAL for an unknown name or level).
+ *
+ * "threadcreate" is Go's threadcreate profile over the process's live OS
+ * threads (Go counts every thread its runtime ever made): one record per
+ * creation stack, as libtether-preload.so recorded it in pthread_create
+ * (tether/threads.h), from the function that called pthread_create
+ * outward. Threads whose creator is unknown — all of them without the
+ * preload, the main thread, threads made before the preload was loaded
+ * or not yet running their first instruction — count in one record with
+ * no stack. debug=2 writes debug=1's text, as Go does; debug=0 has the
+ * sample type threadcreate/count. It reads /proc/self/task and does not
+ * yield. The rest of this comment is about the goroutine profiles.
  *
  * The other goroutines of the calling thread run while it works: it
  * yields to them (tt_yield) after every 2 ms or so of work, while it

@@ -41,6 +41,10 @@
  * creators and never-joined threads. Without it the check still sees
  * every live thread, its name, state and stack, with "created by ?".
  *
+ * The same creation stacks make Go's threadcreate profile:
+ * tt_profile_write("threadcreate", ...) and the debug server's
+ * /debug/pprof/threadcreate (tether/profile.h).
+ *
  * At exit. With the preload loaded and TETHER_THREADLEAK=1, the check
  * runs when the process exits (TETHER_THREADLEAK_LINGER=ms gives
  * stragglers that long first); a leak prints the report and turns exit

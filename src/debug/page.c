@@ -21,6 +21,7 @@
  * Everything that comes from the program (function and file names,
  * goroutine names) is HTML-escaped; nothing is ever put in a URL or a
  * script. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,20 @@ static void put_html_head(tt__buf *b, const char *title)
 
 /* ---- the index ---------------------------------------------------------- */
 
+/* The process's live OS threads (the threadcreate profile's total). */
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 int tt__debug_index(tt__buf *b)
 {
 	tt__sched *s = tt__sched_get();
@@ -177,6 +192,9 @@ int tt__debug_index(tt__buf *b)
 	tt__buf_printf(b, "<tr><td>%llu</td><td><a href=\"goroutineleak?"
 			  "debug=1\">goroutineleak</a></td></tr>\n",
 		       (unsigned long long)leaked);
+	tt__buf_printf(b, "<tr><td>%d</td><td><a href=\"threadcreate?"
+			  "debug=1\">threadcreate</a></td></tr>\n",
+		       count_threads());
 	tt__buf_puts(b,
 		"<tr><td></td><td><a href=\"cmdline\">cmdline</a></td></tr>\n"
 		"<tr><td></td><td><a href=\"/metrics\">/metrics</a></td>"
@@ -191,6 +209,8 @@ int tt__debug_index(tt__buf *b)
 		"the same format as an unrecovered panic.</li>\n"
 		"<li><b>goroutineleak:</b> stack traces of goroutines proven "
 		"leaked: parked on objects no one can reach any more.</li>\n"
+		"<li><b>threadcreate:</b> Stack traces that led to the "
+		"creation of new OS threads</li>\n"
 		"<li><b>/metrics:</b> goroutine counts by state, wait reason "
 		"and time waited, proven leaks, scheduler, stack and process "
 		"figures, in Prometheus's text format (for a Prometheus "

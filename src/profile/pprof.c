@@ -798,8 +798,9 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 		const tt__gsnap *gs = &b->snap->g[st->g];
 		uint64_t v = (uint64_t)st->count;
 		sub.len = 0;
-		put_packed(&sub, SAMPLE_LOCATION_ID,
-			   b->stack_locs + st->loc_off, gs->npcs);
+		if (gs->npcs) /* a stackless record has no locations */
+			put_packed(&sub, SAMPLE_LOCATION_ID,
+				   b->stack_locs + st->loc_off, gs->npcs);
 		put_packed(&sub, SAMPLE_VALUE, &v, 1);
 		if (st->name) {
 			uint8_t lab[48];
@@ -906,7 +907,16 @@ static void builder_free(builder *b)
 int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
 		    tt__symbolize_fn sym)
 {
-	if (!out || !s || !sym || (s->n && !s->g))
+	return tt__pprof_write_type(out, s, leaked_only,
+				    leaked_only ? "goroutineleak" : "goroutine",
+				    sym);
+}
+
+int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
+			 bool leaked_only, const char *type_name,
+			 tt__symbolize_fn sym)
+{
+	if (!out || !s || !sym || !type_name || (s->n && !s->g))
 		return -EINVAL;
 	if (out->err)
 		return out->err;
@@ -917,7 +927,7 @@ int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
 
 	/* The string table starts with "", then the sample type's names. */
 	int64_t empty = intern_n(&b, "", 0);
-	int64_t type = intern(&b, leaked_only ? "goroutineleak" : "goroutine");
+	int64_t type = intern(&b, type_name);
 	int64_t unit = intern(&b, "count");
 	if (empty < 0 || type < 0 || unit < 0) {
 		r = -ENOMEM;

@@ -34,4 +34,11 @@ typedef int (*tt__symbolize_fn)(uintptr_t pc, bool return_addr, tt__frame *out,
 int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
 		    tt__symbolize_fn sym);
 
+/* The same with the sample type `type_name`/count (tt__pprof_write uses
+ * "goroutine" or "goroutineleak"; the threadcreate profile
+ * "threadcreate"). -EINVAL for a NULL type_name. */
+int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
+			 bool leaked_only, const char *type_name,
+			 tt__symbolize_fn sym);
+
 #endif

@@ -121,6 +121,21 @@ int tt__profile_group(const tt__snapshot *s, bool leaked_only,
 /* debug=0: profile.proto, gzipped, appended to b (pprof.c). */
 int tt__profile_proto(tt__buf *b, const tt__snapshot *s, bool leaked_only);
 
+/* The same for a snapshot of other records, with sample type type/count
+ * (the threadcreate profile: "threadcreate"). */
+int tt__profile_proto_type(tt__buf *b, const tt__snapshot *s,
+			   const char *type);
+
+/* The threadcreate profile's records (threads/check.c): one per live OS
+ * thread of the process, the caller and the main thread included, in
+ * tid order, with id = tid and pcs = the thread's creation stack (return
+ * addresses, from the function that called pthread_create outward), as
+ * the preload recorded it; npcs is 0 when the creator is unknown (no
+ * preload, the main thread, a thread created before the preload was
+ * loaded or past its registry's slots). Freed with tt__snapshot_free.
+ * Returns 0 or a negative errno value. */
+int tt__threads_create_snapshot(tt__snapshot *s);
+
 /* Every goroutine's stack (or the calling one's) to fd, as debug=2. */
 void tt__print_stacks(int fd, bool all);
 

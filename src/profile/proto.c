@@ -8,3 +8,9 @@ int tt__profile_proto(tt__buf *b, const tt__snapshot *s, bool leaked_only)
 {
 	return tt__pprof_write(b, s, leaked_only, tt__symbolize);
 }
+
+int tt__profile_proto_type(tt__buf *b, const tt__snapshot *s,
+			   const char *type)
+{
+	return tt__pprof_write_type(b, s, false, type, tt__symbolize);
+}

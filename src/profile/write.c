@@ -10,7 +10,10 @@
  *            (cells padded with tabs to multiples of 8); records sorted
  *            by count, largest first
  *   debug=0  profile.proto, gzipped (src/profile/pprof.c)
- * The "goroutineleak" profile is the same, over proven leaks only.
+ * The "goroutineleak" profile is the same, over proven leaks only; the
+ * "threadcreate" profile has the same debug=1 and debug=0 layouts over
+ * the process's live OS threads and their creation stacks
+ * (tt__threads_create_snapshot).
  *
  * tt_profile_write takes its snapshot in slices (tt__snapshot_take_yielding:
  * still every goroutine as it was at one instant) and writes from it in
@@ -313,19 +316,47 @@ static void write_grouped(out *o, const tt__snapshot *s, const char *name,
 
 /* ---- the public calls ------------------------------------------------------ */
 
+/* The threadcreate profile: one record per creation stack, as Go's
+ * (debug=2 is written as debug=1, as Go does for every profile but the
+ * goroutine one). */
+static int write_threadcreate(int debug, tt_write_fn fn, void *arg)
+{
+	tt__snapshot s;
+	int r = tt__threads_create_snapshot(&s);
+	if (r)
+		return tt__err(r, "tt_profile_write: listing the threads: %s",
+			       tt_strerror(r));
+	out o = {.fn = fn, .arg = arg};
+	if (debug)
+		write_grouped(&o, &s, "threadcreate", false);
+	else
+		o.err = tt__profile_proto_type(&o.b, &s, "threadcreate");
+	flush(&o, true);
+	tt__snapshot_free(&s);
+	tt__buf_free(&o.b);
+	if (o.err)
+		return tt__err(o.err, "tt_profile_write: %s",
+			       o.err == -ENOMEM ? "out of memory"
+						: "the writer failed");
+	return 0;
+}
+
 int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 {
 	if (name == NULL)
 		return tt__err(-EINVAL, "tt_profile_write: name is NULL");
-	bool leaked_only;
+	bool leaked_only = false, threads = false;
 	if (strcmp(name, "goroutine") == 0)
 		leaked_only = false;
 	else if (strcmp(name, "goroutineleak") == 0)
 		leaked_only = true;
+	else if (strcmp(name, "threadcreate") == 0)
+		threads = true;
 	else
 		return tt__err(-EINVAL,
 			       "tt_profile_write: unknown profile \"%s\" (want "
-			       "\"goroutine\" or \"goroutineleak\")",
+			       "\"goroutine\", \"goroutineleak\" or "
+			       "\"threadcreate\")",
 			       name);
 	if (debug < 0 || debug > 2)
 		return tt__err(-EINVAL,
@@ -334,6 +365,8 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 			       debug);
 	if (fn == NULL)
 		return tt__err(-EINVAL, "tt_profile_write: fn is NULL");
+	if (threads)
+		return write_threadcreate(debug, fn, arg);
 	tt__snapshot s;
 	int r = tt__snapshot_take_yielding(&s);
 	if (r)

@@ -846,3 +846,102 @@ int tt_threads_verify_none(const tt_threads_opts *opts)
 {
 	return tt_threads_verify_none_to(opts, write_stderr, NULL);
 }
+
+/* --- the threadcreate profile ------------------------------------------- */
+
+static int by_tid(const void *a, const void *b)
+{
+	const tt__gsnap *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+int tt__threads_create_snapshot(tt__snapshot *out)
+{
+	*out = (tt__snapshot){0};
+	out->taken_at = tt_now();
+	size_t cap = 16, n = 0;
+	tt__gsnap *g = malloc(cap * sizeof *g);
+	if (!g)
+		return -ENOMEM;
+	DIR *d = opendir("/proc/self/task");
+	if (!d) {
+		int e = -errno;
+		free(g);
+		return e;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int tid = atoi(e->d_name);
+		if (tid <= 0)
+			continue;
+		if (n == cap) {
+			tt__gsnap *ng = realloc(g, 2 * cap * sizeof *g);
+			if (!ng) {
+				closedir(d);
+				free(g);
+				return -ENOMEM;
+			}
+			g = ng;
+			cap *= 2;
+		}
+		g[n++] = (tt__gsnap){.id = tid, .state = TT_G_RUNNING};
+	}
+	closedir(d);
+	qsort(g, n, sizeof *g, by_tid);
+
+	/* Each live thread's creation stack, copied under the registry's
+	 * lock; the pcs are offsets into pool until it stops moving. */
+	uintptr_t *pool = malloc((n ? n : 1) * TT__THR_PCS * sizeof *pool);
+	if (!pool) {
+		free(g);
+		return -ENOMEM;
+	}
+	size_t used = 0;
+	tt__thr_registry *r = tt__thr_registry_get();
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->hw; i++) {
+		tt__thr *s = &r->slot[i];
+		int tid = atomic_load(&s->tid);
+		if (s->state != TT__THR_LIVE || !tid)
+			continue;
+		tt__gsnap key = {.id = tid};
+		tt__gsnap *o = bsearch(&key, g, n, sizeof *g, by_tid);
+		if (!o || o->npcs)
+			continue;
+		int k = s->npcs < TT__THR_PCS ? s->npcs : TT__THR_PCS;
+		if (k <= 0)
+			continue;
+		memcpy(pool + used, s->pcs, (size_t)k * sizeof *pool);
+		o->parent_id = s->parent_tid;
+		o->pcs = (const uintptr_t *)(uintptr_t)used;
+		o->npcs = (uint32_t)k;
+		used += (size_t)k;
+	}
+	pthread_mutex_unlock(&r->lock);
+	/* From the creator outward: the interposer's own frames are not
+	 * part of the program's stack. Symbolizing is done unlocked. */
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t off = (uintptr_t)g[i].pcs;
+		if (!g[i].npcs) {
+			g[i].pcs = pool;
+			continue;
+		}
+		thr t = {.ncpcs = (int)g[i].npcs};
+		memcpy(t.cpcs, pool + off, g[i].npcs * sizeof *pool);
+		int first = creator_ix(&t);
+		if (first < 0) {
+			g[i].npcs = 0;
+			g[i].pcs = pool;
+			continue;
+		}
+		g[i].pcs = pool + off + first;
+		g[i].npcs -= (uint32_t)first;
+	}
+	out->g = g;
+	out->n = n;
+	out->g_bytes = cap * sizeof *g;
+	out->pool = pool;
+	out->pool_len = used;
+	out->pool_cap = (n ? n : 1) * TT__THR_PCS;
+	return 0;
+}
