@@ -98,7 +98,8 @@ struct tt_ctx {
 	const char *label_pre, *label_post;
 };
 
-static tt_ctx background = {
+/* 16-byte aligned, as slots are: a handle's low 4 bits carry its kind. */
+static _Alignas(16) tt_ctx background = {
 	/* Generation 0: a handle no slot ever has. */
 	.hdr = {.self = (const char *)&background + TT__OBJ_CTX},
 	.sched = NULL,
@@ -112,7 +113,8 @@ static tt_ctx background = {
 
 /* context.TODO(): a second root, like background in every way but its
  * name. */
-static tt_ctx todo = {
+/* 16-byte aligned, as slots are: a handle's low 4 bits carry its kind. */
+static _Alignas(16) tt_ctx todo = {
 	.hdr = {.self = (const char *)&todo + TT__OBJ_CTX},
 	.sched = NULL,
 	.parent = NULL,
