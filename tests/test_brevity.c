@@ -325,28 +325,43 @@ static void test_defer_runs_on_every_exit(void **state)
 	TU_ASSERT_OK(tt_wg_release(wg));
 }
 
-/* Deferred calls run last in, first out, as Go's do. */
-static int order[4], norder;
-static void note(int *const *p)
+/* Deferred calls run last in, first out, as Go's do: three mutexes
+ * unlocked by TT_DEFER_UNLOCK, each with a goroutine waiting for it. An
+ * unlock hands the lock to its waiter and readies it, so the waiters run
+ * in the order of the unlocks. */
+static tt_mutex *order_mu[3];
+static int order[3], norder;
+
+static void order_waiter(void *arg)
 {
-	order[norder++] = **p;
+	int i = (int)(intptr_t)arg;
+	TU_ASSERT_OK(tt_mutex_lock(order_mu[i]));
+	order[norder++] = i;
+	TU_ASSERT_OK(tt_mutex_unlock(order_mu[i]));
 }
 
 static void test_defer_order(void **state)
 {
 	(void)state;
 	norder = 0;
-	{
-		int one = 1, two = 2, three = 3;
-		int *const a __attribute__((cleanup(note))) = &one;
-		TT_DEFER_RELEASE(NULL);
-		int *const b __attribute__((cleanup(note))) = &two;
-		int *const c __attribute__((cleanup(note))) = &three;
-		(void)a, (void)b, (void)c;
+	for (int i = 0; i < 3; i++) {
+		TU_ASSERT_OK(tt_mutex_make(&order_mu[i]));
+		TU_ASSERT_OK(tt_mutex_lock(order_mu[i]));
+		tu_go(order_waiter, (void *)(intptr_t)i); /* parks */
 	}
+	{
+		TT_DEFER_UNLOCK(order_mu[0]);
+		TT_DEFER_UNLOCK(order_mu[1]);
+		TT_DEFER_UNLOCK(order_mu[2]);
+	} /* unlocks 2, 1, 0 */
+	for (int i = 0; i < 10 && norder < 3; i++)
+		tt_yield();
 	TU_ASSERT_EQ(norder, 3);
-	TU_ASSERT_EQ(order[0], 3);
-	TU_ASSERT_EQ(order[2], 1);
+	TU_ASSERT_EQ(order[0], 2);
+	TU_ASSERT_EQ(order[1], 1);
+	TU_ASSERT_EQ(order[2], 0);
+	for (int i = 0; i < 3; i++)
+		TU_ASSERT_OK(tt_mutex_release(order_mu[i]));
 }
 #endif
 
