@@ -775,9 +775,6 @@ int tt__poll(tt__sched *s, int64_t timeout_ns);
 
 /* ---- ctx ----------------------------------------------------------------- */
 
-/* Cancelable contexts this thread freed without cancelling them, and the
- * release site of the last one (for the leak tools). */
-void tt__ctx_leak_info(uint64_t *count, void **last_pc);
 /* A cancelable context made by `made_by` (a public call) at create_pc was
  * freed by a release at release_pc without ever being cancelled: Go's
  * lost cancel. Recorded for the checker (leak/check.c), printed at once

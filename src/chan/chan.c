@@ -51,14 +51,6 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 	return 0;
 }
 
-/* The fast paths' check of a non-NULL handle (tt__chan_check says what
- * is wrong when this fails). */
-static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
-{
-	const tt_chan *c = chan_of(h);
-	return TT_LIKELY(tt__obj_is(h, TT__OBJ_CHAN) && c->sched == s &&
-			 c->elem_size == elem_size);
-}
 
 /* ---- waking and timing out ------------------------------------------- */
 
@@ -412,7 +404,7 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (tt__chan_try_send(s, c, elem))
 		return 0;
-	return TT_KEEP_FRAME(send_block(s, c, elem, deadline));
+	return send_block(s, c, elem, deadline);
 }
 
 /* The body of tt_chan_send and tt_chan_send_until, inlined into both so

@@ -191,6 +191,15 @@ void tt__chan_unpark(tt__sched *s, tt_chan *c);
 int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 		 bool with_timer);
 
+/* The fast paths' check of a non-NULL handle (tt__chan_check says what
+ * is wrong when this fails). */
+static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
+{
+	const tt_chan *c = chan_of(h);
+	return TT_LIKELY(tt__obj_is(h, TT__OBJ_CHAN) && c->sched == s &&
+			 c->elem_size == elem_size);
+}
+
 static inline bool chan_recv_ready(const tt_chan *c)
 {
 	return c->sendq.first || c->qcount || c->closed;

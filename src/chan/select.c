@@ -51,9 +51,7 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 		tt_chan *h = k->chan;
 		if (h == NULL)
 			continue;
-		const tt_chan *c = chan_of(h);
-		if (TT_UNLIKELY(!tt__obj_is(h, TT__OBJ_CHAN) || c->sched != s ||
-				c->elem_size != k->elem_size)) {
+		if (!chan_ok(s, h, k->elem_size)) {
 			bool discard = k->kind == TT_CASE_RECV && !k->elem;
 			int r = tt__chan_check(s, h, k->elem_size, discard,
 					       "tt_select");
@@ -66,6 +64,7 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 				       "tt_select: send case %zu has a NULL "
 				       "elem",
 				       i);
+		const tt_chan *c = chan_of(h);
 		if (k->kind == TT_CASE_RECV ? chan_recv_ready(c)
 					    : chan_send_ready(c)) {
 			ready++;

@@ -98,46 +98,22 @@ struct tt_ctx {
 	const char *label_pre, *label_post;
 };
 
-/* 16-byte aligned, as slots are: a handle's low 4 bits carry its kind. */
-static _Alignas(16) tt_ctx background = {
-	/* Generation 0: a handle no slot ever has. */
-	.hdr = {.self = (const char *)&background + TT__OBJ_CTX},
-	.sched = NULL,
-	.parent = NULL,
-	.refs = 1,
-	.kind = CTX_BACKGROUND,
-	.deadline = TT_FOREVER,
-	.canc = NULL,
-	.timer = {.heap_ix = TT_TIMER_IDLE},
-};
+/* A root context: never cancelled, never freed. 16-byte aligned, as
+ * slots are (a handle's low 4 bits carry its kind); generation 0, which
+ * no slot's handle has. */
+#define ROOT_CTX(name)                                                      \
+	static _Alignas(16) tt_ctx name = {                                 \
+		.hdr = {.self = (const char *)&name + TT__OBJ_CTX},         \
+		.refs = 1,                                                  \
+		.kind = CTX_BACKGROUND,                                     \
+		.deadline = TT_FOREVER,                                     \
+		.timer = {.heap_ix = TT_TIMER_IDLE},                        \
+	}
 
+ROOT_CTX(background);
 /* context.TODO(): a second root, like background in every way but its
  * name. */
-/* 16-byte aligned, as slots are: a handle's low 4 bits carry its kind. */
-static _Alignas(16) tt_ctx todo = {
-	.hdr = {.self = (const char *)&todo + TT__OBJ_CTX},
-	.sched = NULL,
-	.parent = NULL,
-	.refs = 1,
-	.kind = CTX_BACKGROUND,
-	.deadline = TT_FOREVER,
-	.canc = NULL,
-	.timer = {.heap_ix = TT_TIMER_IDLE},
-};
-
-/* Per-thread record of cancelable contexts freed without ever having
- * been cancelled, for the leak tools (not yet exported; see
- * tt__ctx_leak_info). */
-static __thread uint64_t released_uncancelled_total;
-static __thread void *released_uncancelled_last_pc;
-
-void tt__ctx_leak_info(uint64_t *count, void **last_pc)
-{
-	if (count)
-		*count = released_uncancelled_total;
-	if (last_pc)
-		*last_pc = released_uncancelled_last_pc;
-}
+ROOT_CTX(todo);
 
 tt_ctx *tt_ctx_background(void)
 {
@@ -590,8 +566,6 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 	while (c && c->kind != CTX_BACKGROUND) {
 		tt_ctx *parent = c->parent;
 		if (c->released_uncancelled && c->err == 0) {
-			released_uncancelled_total++;
-			released_uncancelled_last_pc = c->release_pc;
 			tt__leak_lost_cancel(c->made_by, c->create_pc,
 					     c->release_pc);
 		}

@@ -202,40 +202,33 @@ static int live_kind(const void *h, const char *op)
 	return (int)(self & 14);
 }
 
-int tt_obj_retain(void *h)
+/* A reference more (retain) or less, by the kind's own call. */
+static int obj_ref(void *h, bool retain)
 {
-	switch (live_kind(h, "tt_obj_retain")) {
+	const char *op = retain ? "tt_obj_retain" : "tt_obj_release";
+	switch (live_kind(h, op)) {
 	case TT__OBJ_CHAN:
-		return tt_chan_retain(h);
+		return retain ? tt_chan_retain(h) : tt_chan_release(h);
 	case TT__OBJ_CTX:
-		return tt_ctx_retain(h);
+		return retain ? tt_ctx_retain(h) : tt_ctx_release(h);
 	case TT__OBJ_SYNC:
-		return tt__sync_retain(h);
+		return retain ? tt__sync_retain(h) : tt__sync_release(h);
 	case TT__OBJ_CTX_AFTER:
 		return tt__err(-EINVAL,
-			       "tt_obj_retain: %p is a tt_ctx_after_func stop "
-			       "handle, which has no references",
-			       h);
+			       "%s: %p is a tt_ctx_after_func stop handle, "
+			       "which has no references",
+			       op, h);
 	default:
 		return tt__current()->last_err;
 	}
 }
 
+int tt_obj_retain(void *h)
+{
+	return obj_ref(h, true);
+}
+
 int tt_obj_release(void *h)
 {
-	switch (live_kind(h, "tt_obj_release")) {
-	case TT__OBJ_CHAN:
-		return tt_chan_release(h);
-	case TT__OBJ_CTX:
-		return tt_ctx_release(h);
-	case TT__OBJ_SYNC:
-		return tt__sync_release(h);
-	case TT__OBJ_CTX_AFTER:
-		return tt__err(-EINVAL,
-			       "tt_obj_release: %p is a tt_ctx_after_func stop "
-			       "handle, which has no references",
-			       h);
-	default:
-		return tt__current()->last_err;
-	}
+	return obj_ref(h, false);
 }

@@ -652,8 +652,8 @@ void tt__go_owned_entry(void *p)
 	__asm__ volatile(""); /* keep this frame: dumps end at it */
 }
 
-/* Inlined into each caller, so that tt_go's copy (attr NULL) has none
- * of the attribute handling. */
+/* Inlined twice: into tt_go (attr NULL: none of the attribute handling)
+ * and into go_attr, which serves every call that has attributes. */
 static inline __attribute__((always_inline)) int64_t
 go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	  void *pc)
@@ -806,11 +806,19 @@ __attribute__((noinline)) int64_t tt_go(tt_func fn, void *arg)
 			 __builtin_return_address(0));
 }
 
+/* go_common's copy for every call with attributes; pc is the creation
+ * site, the return address into the public call's caller. */
+__attribute__((noinline)) static int64_t go_attr(const tt_go_attr *attr,
+						 tt_func fn, void *arg,
+						 void *pc)
+{
+	return go_common(tt__sched_get(), attr, fn, arg, pc);
+}
+
 __attribute__((noinline)) int64_t tt_go_with(const tt_go_attr *attr,
 					     tt_func fn, void *arg)
 {
-	return go_common(tt__sched_get(), attr, fn, arg,
-			 __builtin_return_address(0));
+	return go_attr(attr, fn, arg, __builtin_return_address(0));
 }
 
 __attribute__((noinline)) int64_t tt_wg_go(tt_waitgroup *wg, tt_func fn,
@@ -819,8 +827,7 @@ __attribute__((noinline)) int64_t tt_wg_go(tt_waitgroup *wg, tt_func fn,
 	if (wg == NULL)
 		return tt__err(-EINVAL, "tt_wg_go: wg is NULL");
 	tt_go_attr a = {.wg = wg};
-	return go_common(tt__sched_get(), &a, fn, arg,
-			 __builtin_return_address(0));
+	return go_attr(&a, fn, arg, __builtin_return_address(0));
 }
 
 __attribute__((noinline)) int64_t tt__go_list(tt_waitgroup *wg, tt_func fn,
@@ -829,8 +836,7 @@ __attribute__((noinline)) int64_t tt__go_list(tt_waitgroup *wg, tt_func fn,
 	if (list == NULL || n == 0)
 		return tt__err(-EINVAL, "TT_GO: no argument");
 	tt_go_attr a = {.own = list + 1, .own_n = n - 1, .wg = wg};
-	return go_common(tt__sched_get(), &a, fn, list[0],
-			 __builtin_return_address(0));
+	return go_attr(&a, fn, list[0], __builtin_return_address(0));
 }
 
 void tt_yield(void)
