@@ -32,94 +32,6 @@
 static int g_argc;
 static char **g_argv;
 
-/* ---- a small HTTP client (Connection: close, read to end of file) ------- */
-
-typedef struct resp {
-	int status;
-	char *head;   /* status line and headers, NUL-terminated */
-	char *body;   /* body_len bytes and a NUL */
-	size_t body_len;
-} resp;
-
-static resp http(int port, const char *method, const char *target)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	TU_ASSERT_GE(fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a, sizeof a,
-				tt_deadline_in(5 * TT_SECOND)));
-	char req[512];
-	int n = snprintf(req, sizeof req,
-			 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-			 "Connection: close\r\n\r\n",
-			 method, target);
-	TU_ASSERT_EQ(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-	size_t cap = 1 << 16, len = 0;
-	char *all = malloc(cap);
-	TU_ASSERT(all);
-	int64_t dl = tt_deadline_in(10 * TT_SECOND);
-	for (;;) {
-		if (cap - len < 4096) {
-			cap *= 2;
-			all = realloc(all, cap);
-			TU_ASSERT(all);
-		}
-		ssize_t r = tt_read(fd, all + len, cap - len - 1, dl);
-		TU_ASSERT_MSG(r >= 0, "read: %s", tt_strerror((int)r));
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	all[len] = '\0';
-	char *end = strstr(all, "\r\n\r\n");
-	TU_ASSERT_MSG(end, "no response head in %zu bytes", len);
-	resp out = {0};
-	size_t hl = (size_t)(end - all) + 4;
-	out.head = strndup(all, hl);
-	TU_ASSERT(sscanf(all, "HTTP/1.1 %d", &out.status) == 1);
-	out.body_len = len - hl;
-	out.body = malloc(out.body_len + 1);
-	TU_ASSERT(out.body);
-	memcpy(out.body, all + hl, out.body_len);
-	out.body[out.body_len] = '\0';
-	free(all);
-	return out;
-}
-
-static void resp_free(resp *r)
-{
-	free(r->head);
-	free(r->body);
-}
-
-/* The value of header `name` ("" when absent), in a static buffer. */
-static const char *header(const resp *r, const char *name)
-{
-	static char v[256];
-	v[0] = '\0';
-	size_t n = strlen(name);
-	for (const char *l = strstr(r->head, "\r\n"); l && l[2];
-	     l = strstr(l + 2, "\r\n")) {
-		const char *h = l + 2;
-		if (strncasecmp(h, name, n) == 0 && h[n] == ':') {
-			const char *s = h + n + 1;
-			while (*s == ' ')
-				s++;
-			const char *e = strstr(s, "\r\n");
-			size_t k = e ? (size_t)(e - s) : strlen(s);
-			if (k >= sizeof v)
-				k = sizeof v - 1;
-			memcpy(v, s, k);
-			v[k] = '\0';
-			break;
-		}
-	}
-	return v;
-}
-
 /* ---- the exposition parser ------------------------------------------------ */
 
 typedef struct sample {
@@ -802,11 +714,11 @@ static void test_exposition(void **state)
 	 * goroutine, once the sleepers are done. */
 	TU_WAIT_FOR(w.slept == N_SLEEP, 10 * TT_SECOND);
 	int64_t before = tt_num_goroutine();
-	resp r = http(port, "GET", "/metrics");
+	tu_http_resp r = tu_http(port, "GET", "/metrics");
 	TU_ASSERT_EQ(r.status, 200);
-	TU_ASSERT_MSG(strcmp(header(&r, "Content-Type"),
+	TU_ASSERT_MSG(strcmp(tu_http_header(&r, "Content-Type"),
 			     "text/plain; version=0.0.4; charset=utf-8") == 0,
-		      "Content-Type: %s", header(&r, "Content-Type"));
+		      "Content-Type: %s", tu_http_header(&r, "Content-Type"));
 	expo e;
 	parse_expo(r.body, r.body_len, &e);
 
@@ -880,14 +792,14 @@ static void test_exposition(void **state)
 	double cpu = value_of(&e, "process_cpu_seconds_total");
 	TU_ASSERT_MSG(cpu > 0 && cpu < 3600, "cpu %f", cpu);
 	expo_free(&e);
-	resp_free(&r);
+	tu_http_free(&r);
 
 	/* HEAD: the head alone, with the body's length. */
-	r = http(port, "HEAD", "/metrics");
+	r = tu_http(port, "HEAD", "/metrics");
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_EQ(r.body_len, 0);
-	TU_ASSERT_GT(atol(header(&r, "Content-Length")), 1000);
-	resp_free(&r);
+	TU_ASSERT_GT(atol(tu_http_header(&r, "Content-Length")), 1000);
+	tu_http_free(&r);
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 	waits_end(&w);
 }
@@ -1112,11 +1024,11 @@ static void test_orphans(void **state)
 /* The arguments joined by NUL bytes, as Go's handler writes os.Args. */
 static void check_cmdline(int port)
 {
-	resp r = http(port, "GET", "/debug/pprof/cmdline");
+	tu_http_resp r = tu_http(port, "GET", "/debug/pprof/cmdline");
 	TU_ASSERT_EQ(r.status, 200);
-	TU_ASSERT_MSG(strcmp(header(&r, "Content-Type"),
+	TU_ASSERT_MSG(strcmp(tu_http_header(&r, "Content-Type"),
 			     "text/plain; charset=utf-8") == 0,
-		      "Content-Type: %s", header(&r, "Content-Type"));
+		      "Content-Type: %s", tu_http_header(&r, "Content-Type"));
 	size_t want = 0;
 	for (int i = 0; i < g_argc; i++)
 		want += strlen(g_argv[i]) + (i > 0);
@@ -1127,7 +1039,7 @@ static void check_cmdline(int port)
 			      i, p, g_argv[i]);
 		p += strlen(g_argv[i]) + 1;
 	}
-	resp_free(&r);
+	tu_http_free(&r);
 }
 
 static void child_cmdline(void)
@@ -1155,14 +1067,14 @@ static void test_index_lists_them(void **state)
 {
 	(void)state;
 	tt_debug_server *srv = serve();
-	resp r = http(tt_debug_port(srv), "GET", "/debug/pprof/");
+	tu_http_resp r = tu_http(tt_debug_port(srv), "GET", "/debug/pprof/");
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_CONTAINS(r.body, "<a href=\"cmdline\">cmdline</a>");
 	TU_ASSERT_CONTAINS(r.body, "<a href=\"/metrics\">/metrics</a>");
 	TU_ASSERT_CONTAINS(r.body, "<b>cmdline:</b> The command line "
 				   "invocation of the current program");
 	TU_ASSERT_CONTAINS(r.body, "<b>/metrics:</b>");
-	resp_free(&r);
+	tu_http_free(&r);
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 }
 

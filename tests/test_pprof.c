@@ -768,44 +768,6 @@ static void test_unknown_pc(void **state)
 
 /* ---- (b) go tool pprof reads it --------------------------------------------- */
 
-static bool find_go(char *path, size_t len)
-{
-	const char *env = getenv("PATH");
-	char dirs[8192];
-	snprintf(dirs, sizeof dirs, "%s:/usr/lib/go/bin", env ? env : "");
-	for (char *save, *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		snprintf(path, len, "%s/go", *d ? d : ".");
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Output of `go tool pprof <flags> file`, stderr included. */
-static char *run_pprof(const char *go, const char *flags, const char *file)
-{
-	char cmd[8192];
-	snprintf(cmd, sizeof cmd, "'%s' tool pprof %s '%s' 2>&1", go, flags,
-		 file);
-	FILE *p = popen(cmd, "r");
-	TU_ASSERT_MSG(p, "popen: %s", strerror(errno));
-	size_t cap = 1 << 16, len = 0;
-	char *out = malloc(cap);
-	size_t n;
-	while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 4096) {
-			cap *= 2;
-			out = realloc(out, cap);
-		}
-	}
-	out[len] = '\0';
-	int st = pclose(p);
-	TU_ASSERT_MSG(st == 0, "%s: status %d:\n%s", cmd, st, out);
-	return out;
-}
-
 /* A line of text containing every one of the words (NULL-ended). */
 static bool has_line_with(const char *text, ...)
 {
@@ -832,7 +794,7 @@ static void test_go_tool_pprof(void **state)
 {
 	(void)state;
 	char go[4096];
-	if (!find_go(go, sizeof go)) {
+	if (!tu_find_go(go, sizeof go)) {
 		print_message("go not found in PATH or /usr/lib/go/bin "
 			      "(Debian: golang-go): go tool pprof not run\n");
 		skip();
@@ -853,7 +815,7 @@ static void test_go_tool_pprof(void **state)
 
 	/* -symbolize=none: the mappings say every location is symbolized
 	 * already; this keeps pprof from looking at the binaries at all. */
-	char *raw = run_pprof(go, "-raw -symbolize=none", file);
+	char *raw = tu_pprof(go, "-raw -symbolize=none", file);
 	TU_ASSERT_CONTAINS(raw, "PeriodType: goroutine count");
 	TU_ASSERT_CONTAINS(raw, "Period: 1");
 	TU_ASSERT_CONTAINS(raw, "goroutine/count");
@@ -866,7 +828,7 @@ static void test_go_tool_pprof(void **state)
 	TU_ASSERT_CONTAINS(raw, "Mappings");
 	TU_ASSERT_CONTAINS(raw, "[FN]");
 
-	char *top = run_pprof(go, "-top -symbolize=none", file);
+	char *top = tu_pprof(go, "-top -symbolize=none", file);
 	TU_ASSERT_CONTAINS(top, "Type: goroutine");
 	TU_ASSERT_CONTAINS(top, "of 7 total");
 	TU_ASSERT(has_line_with(top, " 7 ", "tt__park", NULL));
@@ -874,7 +836,7 @@ static void test_go_tool_pprof(void **state)
 	TU_ASSERT(has_line_with(top, " 2 ", "app_sleeper", NULL));
 	TU_ASSERT(has_line_with(top, " 1 ", "app_inner (inline)", NULL));
 
-	char *traces = run_pprof(go, "-traces -symbolize=none", file);
+	char *traces = tu_pprof(go, "-traces -symbolize=none", file);
 	TU_ASSERT(has_line_with(traces, "3", "tt__park", NULL));
 	TU_ASSERT_CONTAINS(traces, "tt_chan_recv");
 	TU_ASSERT_CONTAINS(traces, "app_worker");
@@ -882,7 +844,7 @@ static void test_go_tool_pprof(void **state)
 	TU_ASSERT(has_line_with(traces, "2", "tt__park", NULL));
 
 	/* Without -symbolize=none too: pprof must see nothing to do. */
-	char *plain = run_pprof(go, "-top", file);
+	char *plain = tu_pprof(go, "-top", file);
 	TU_ASSERT(has_line_with(plain, " 3 ", "app_worker", NULL));
 	TU_ASSERT_NOT_CONTAINS(plain, "rror");
 
@@ -1001,7 +963,7 @@ static void test_end_to_end(void **state)
 {
 	(void)state;
 	char go[4096];
-	if (!find_go(go, sizeof go)) {
+	if (!tu_find_go(go, sizeof go)) {
 		print_message("go not found in PATH or /usr/lib/go/bin "
 			      "(Debian: golang-go): go tool pprof not run\n");
 		skip();
@@ -1019,11 +981,11 @@ static void test_end_to_end(void **state)
 	TU_ASSERT_OK(tt_profile_write_fd("goroutine", 0, fileno(f)));
 	TU_ASSERT_EQ(fclose(f), 0);
 	/* The profile names every function itself: no flags needed. */
-	char *traces = run_pprof(go, "-traces", file);
+	char *traces = tu_pprof(go, "-traces", file);
 	TU_ASSERT_CONTAINS(traces, "Type: goroutine");
 	TU_ASSERT_CONTAINS(traces, "e2e_parked_here");
 	TU_ASSERT_CONTAINS(traces, "tt_chan_recv");
-	char *top = run_pprof(go, "-top", file);
+	char *top = tu_pprof(go, "-top", file);
 	TU_ASSERT_CONTAINS(top, "Showing nodes accounting for 10, 100% of 10 "
 				"total");
 	TU_ASSERT_OK(tt_chan_close(e2e_ch));

@@ -68,93 +68,6 @@ static int live_threads(void)
 	return n;
 }
 
-/* GET target over HTTP/1.0 (the body ends at close); the body, with its
- * length in *len, or NULL unless the status is 200. */
-static char *get(tt_debug_server *srv, const char *target, size_t *len)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	TU_ASSERT_GE(fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)tt_debug_port(srv)),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a, sizeof a,
-				tt_deadline_in(5 * TT_SECOND)));
-	char req[512];
-	int rn = snprintf(req, sizeof req,
-			  "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", target);
-	TU_ASSERT_EQ(send(fd, req, (size_t)rn, MSG_NOSIGNAL), rn);
-	size_t cap = 1 << 16, have = 0;
-	char *buf = malloc(cap);
-	TU_ASSERT(buf != NULL);
-	int64_t dl = tt_deadline_in(10 * TT_SECOND);
-	for (;;) {
-		if (cap - have < 4096) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-			TU_ASSERT(buf != NULL);
-		}
-		ssize_t n = tt_read(fd, buf + have, cap - have - 1, dl);
-		TU_ASSERT_MSG(n != -ETIMEDOUT, "no response in time");
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	close(fd);
-	buf[have] = '\0';
-	TU_ASSERT_MSG(strncmp(buf, "HTTP/1.0 200", 12) == 0 ||
-			      strncmp(buf, "HTTP/1.1 200", 12) == 0,
-		      "GET %s: %.200s", target, buf);
-	char *body = strstr(buf, "\r\n\r\n");
-	TU_ASSERT(body != NULL);
-	body += 4;
-	*len = have - (size_t)(body - buf);
-	char *r = malloc(*len + 1);
-	TU_ASSERT(r != NULL);
-	memcpy(r, body, *len + 1);
-	free(buf);
-	return r;
-}
-
-static bool find_go(char *path, size_t len)
-{
-	const char *env = getenv("PATH");
-	char dirs[8192];
-	snprintf(dirs, sizeof dirs, "%s:/usr/lib/go/bin", env ? env : "");
-	for (char *save, *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		snprintf(path, len, "%s/go", *d ? d : ".");
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Output of `go tool pprof <flags> file`, stderr included; the command
- * must succeed. */
-static char *run_pprof(const char *go, const char *flags, const char *file)
-{
-	char cmd[8192];
-	snprintf(cmd, sizeof cmd, "'%s' tool pprof %s '%s' 2>&1", go, flags,
-		 file);
-	FILE *p = popen(cmd, "r");
-	TU_ASSERT_MSG(p, "popen: %s", strerror(errno));
-	size_t cap = 1 << 16, len = 0, n;
-	char *out = malloc(cap);
-	TU_ASSERT(out != NULL);
-	while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 4096) {
-			cap *= 2;
-			out = realloc(out, cap);
-			TU_ASSERT(out != NULL);
-		}
-	}
-	out[len] = '\0';
-	int st = pclose(p);
-	TU_ASSERT_MSG(st == 0, "%s: status %d:\n%s", cmd, st, out);
-	return out;
-}
-
 #ifdef TT_TEST_PRELOAD
 /* The threads counted by the debug=1 records whose frames
  * name func (a compiler that unrolls the creating loop makes one record
@@ -194,7 +107,7 @@ static void test_threadcreate(void **state)
 
 	/* debug=1: Go's count-profile text. */
 	size_t len;
-	char *text = get(srv, "/debug/pprof/threadcreate?debug=1", &len);
+	char *text = tu_http_get_ok(tt_debug_port(srv), "/debug/pprof/threadcreate?debug=1", &len);
 	char head[64];
 	snprintf(head, sizeof head, "threadcreate profile: total %d\n", total);
 	TU_ASSERT_MSG(strncmp(text, head, strlen(head)) == 0,
@@ -219,12 +132,12 @@ static void test_threadcreate(void **state)
 #endif
 	/* debug=2 is debug=1, as in Go. */
 	size_t len2;
-	char *text2 = get(srv, "/debug/pprof/threadcreate?debug=2", &len2);
+	char *text2 = tu_http_get_ok(tt_debug_port(srv), "/debug/pprof/threadcreate?debug=2", &len2);
 	TU_ASSERT_MSG(strncmp(text2, head, strlen(head)) == 0, "%s", text2);
 
 	/* The index lists it with Go's description. */
 	size_t ilen;
-	char *idx = get(srv, "/debug/pprof/", &ilen);
+	char *idx = tu_http_get_ok(tt_debug_port(srv), "/debug/pprof/", &ilen);
 	TU_ASSERT_CONTAINS(idx, "<a href=\"threadcreate?debug=1\">"
 				"threadcreate</a>");
 	TU_ASSERT_CONTAINS(idx, "Stack traces that led to the creation of "
@@ -232,31 +145,25 @@ static void test_threadcreate(void **state)
 
 	/* debug=0: gzipped profile.proto. */
 	size_t plen;
-	char *pb = get(srv, "/debug/pprof/threadcreate", &plen);
+	char *pb = tu_http_get_ok(tt_debug_port(srv), "/debug/pprof/threadcreate", &plen);
 	TU_ASSERT_GT(plen, 2);
 	TU_ASSERT_EQ((unsigned char)pb[0], 0x1f); /* gzip */
 	TU_ASSERT_EQ((unsigned char)pb[1], 0x8b);
 
 	char go[4096];
-	bool have_go = find_go(go, sizeof go);
+	bool have_go = tu_find_go(go, sizeof go);
 	if (have_go) {
-		char dir[] = "/tmp/tether-threadcreate-XXXXXX";
-		TU_ASSERT(mkdtemp(dir));
-		char file[256];
-		snprintf(file, sizeof file, "%s/threadcreate.pb.gz", dir);
-		FILE *f = fopen(file, "wb");
-		TU_ASSERT(f);
-		TU_ASSERT_EQ(fwrite(pb, 1, plen, f), plen);
-		TU_ASSERT_EQ(fclose(f), 0);
-		char *raw = run_pprof(go, "-raw", file);
+		char file[4096];
+		tu_write_temp("threadcreate.pb.gz", pb, plen, file, sizeof file);
+		char *raw = tu_pprof(go, "-raw", file);
 		TU_ASSERT_CONTAINS(raw, "PeriodType: threadcreate count");
 		TU_ASSERT_CONTAINS(raw, "threadcreate/count");
-		char *top = run_pprof(go, "-top", file);
+		char *top = tu_pprof(go, "-top", file);
 		char want[128];
 		snprintf(want, sizeof want, "of %d total", total);
 		TU_ASSERT_CONTAINS(top, want);
 #ifdef TT_TEST_PRELOAD
-		char *traces = run_pprof(go, "-traces", file);
+		char *traces = tu_pprof(go, "-traces", file);
 		TU_ASSERT_CONTAINS(traces, "Type: threadcreate");
 		TU_ASSERT_CONTAINS(traces, "spawn_workers");
 		free(traces);
@@ -265,8 +172,7 @@ static void test_threadcreate(void **state)
 #endif
 		free(raw);
 		free(top);
-		unlink(file);
-		rmdir(dir);
+		tu_unlink_temp(file);
 	}
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 	free(text);

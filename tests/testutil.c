@@ -3,10 +3,12 @@
 #define _GNU_SOURCE
 #endif
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -559,4 +563,164 @@ void tu_assert_child_at(const char *file, int line, const tu_child *c,
 			   status);
 	tu_fail_at(file, line, "child %s, want signal %d (%s)", got, sig,
 		   strsignal(sig));
+}
+
+/* ---- HTTP and go tool pprof ------------------------------------------------ */
+
+tu_http_resp tu_http(int port, const char *method, const char *target)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	TU_ASSERT_GE(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a, sizeof a,
+				tt_deadline_in(5 * TT_SECOND)));
+	char req[1024];
+	int n = snprintf(req, sizeof req,
+			 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			 "Connection: close\r\n\r\n",
+			 method, target);
+	TU_ASSERT_MSG(n > 0 && (size_t)n < sizeof req, "target too long");
+	TU_ASSERT_EQ(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+	size_t cap = 1 << 16, len = 0;
+	char *all = malloc(cap);
+	TU_ASSERT(all != NULL);
+	int64_t dl = tt_deadline_in(10 * TT_SECOND);
+	for (;;) {
+		if (cap - len < 4096) {
+			cap *= 2;
+			all = realloc(all, cap);
+			TU_ASSERT(all != NULL);
+		}
+		ssize_t r = tt_read(fd, all + len, cap - len - 1, dl);
+		TU_ASSERT_MSG(r >= 0, "%s %s: read: %s", method, target,
+			      tt_strerror((int)r));
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	all[len] = '\0';
+	char *end = strstr(all, "\r\n\r\n");
+	TU_ASSERT_MSG(end, "%s %s: no response head in %zu bytes", method,
+		      target, len);
+	tu_http_resp out = {0};
+	size_t hl = (size_t)(end - all) + 4;
+	out.head = strndup(all, hl);
+	TU_ASSERT(out.head != NULL);
+	TU_ASSERT_MSG(sscanf(all, "HTTP/1.%*d %d", &out.status) == 1,
+		      "%s %s: bad status line: %.80s", method, target, all);
+	out.body_len = len - hl;
+	out.body = malloc(out.body_len + 1);
+	TU_ASSERT(out.body != NULL);
+	memcpy(out.body, all + hl, out.body_len);
+	out.body[out.body_len] = '\0';
+	free(all);
+	return out;
+}
+
+char *tu_http_get_ok(int port, const char *target, size_t *len)
+{
+	tu_http_resp r = tu_http(port, "GET", target);
+	TU_ASSERT_MSG(r.status == 200, "GET %s: status %d: %.200s", target,
+		      r.status, r.body);
+	if (len)
+		*len = r.body_len;
+	free(r.head);
+	return r.body;
+}
+
+void tu_http_free(tu_http_resp *r)
+{
+	free(r->head);
+	free(r->body);
+	r->head = r->body = NULL;
+}
+
+const char *tu_http_header(const tu_http_resp *r, const char *name)
+{
+	static char v[256];
+	v[0] = '\0';
+	size_t n = strlen(name);
+	for (const char *l = strstr(r->head, "\r\n"); l && l[2];
+	     l = strstr(l + 2, "\r\n")) {
+		const char *h = l + 2;
+		if (strncasecmp(h, name, n) == 0 && h[n] == ':') {
+			const char *s = h + n + 1;
+			while (*s == ' ')
+				s++;
+			const char *e = strstr(s, "\r\n");
+			size_t k = e ? (size_t)(e - s) : strlen(s);
+			if (k >= sizeof v)
+				k = sizeof v - 1;
+			memcpy(v, s, k);
+			v[k] = '\0';
+			break;
+		}
+	}
+	return v;
+}
+
+bool tu_find_go(char *path, size_t len)
+{
+	const char *env = getenv("PATH");
+	char dirs[8192];
+	snprintf(dirs, sizeof dirs, "%s:/usr/lib/go/bin", env ? env : "");
+	for (char *save, *d = strtok_r(dirs, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
+		snprintf(path, len, "%s/go", *d ? d : ".");
+		if (access(path, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+char *tu_pprof(const char *go, const char *flags, const char *file)
+{
+	char cmd[8192];
+	snprintf(cmd, sizeof cmd, "'%s' tool pprof %s '%s' 2>&1", go, flags,
+		 file);
+	FILE *p = popen(cmd, "r");
+	TU_ASSERT_MSG(p, "popen: %s", strerror(errno));
+	size_t cap = 1 << 16, len = 0, n;
+	char *out = malloc(cap);
+	TU_ASSERT(out != NULL);
+	while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			cap *= 2;
+			out = realloc(out, cap);
+			TU_ASSERT(out != NULL);
+		}
+	}
+	out[len] = '\0';
+	int st = pclose(p);
+	TU_ASSERT_MSG(st == 0, "%s: status %d:\n%s", cmd, st, out);
+	return out;
+}
+
+void tu_write_temp(const char *name, const void *data, size_t len,
+		   char *path, size_t path_len)
+{
+	char dir[] = "/tmp/tether-test-XXXXXX";
+	TU_ASSERT_MSG(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	int n = snprintf(path, path_len, "%s/%s", dir, name);
+	TU_ASSERT(n > 0 && (size_t)n < path_len);
+	FILE *f = fopen(path, "wb");
+	TU_ASSERT_MSG(f, "%s: %s", path, strerror(errno));
+	TU_ASSERT_EQ(fwrite(data, 1, len, f), len);
+	TU_ASSERT_EQ(fclose(f), 0);
+}
+
+void tu_unlink_temp(const char *path)
+{
+	unlink(path);
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		rmdir(dir);
+	}
 }

@@ -315,4 +315,53 @@ long long tu_child_marker(const tu_child *c, const char *key);
 void tu_assert_child_at(const char *file, int line, const tu_child *c,
 			bool want_exit, int status, bool want_signal, int sig);
 
+/* ---- HTTP and go tool pprof, for tests of the debug server --------------- */
+
+/* A response read to end of file. */
+typedef struct tu_http_resp {
+	int status;
+	char *head;      /* status line and headers, NUL-terminated */
+	char *body;      /* body_len bytes and a NUL */
+	size_t body_len;
+} tu_http_resp;
+
+/* `method target` to 127.0.0.1:port with "Connection: close", from a
+ * goroutine (the I/O parks); the response read to end of file. Asserts on
+ * a failure to connect, a timeout (10 s) or a malformed head. */
+tu_http_resp tu_http(int port, const char *method, const char *target);
+
+/* GET target and assert the status is 200; the body (free() it), its
+ * length in *len if len is not NULL. */
+char *tu_http_get_ok(int port, const char *target, size_t *len);
+
+void tu_http_free(tu_http_resp *r);
+
+/* The value of header `name` ("" when absent), in a static buffer. */
+const char *tu_http_header(const tu_http_resp *r, const char *name);
+
+/* Find the go command (PATH, then /usr/lib/go/bin) into path. */
+bool tu_find_go(char *path, size_t len);
+
+/* Skip the current test, saying why, when go is not installed; else the
+ * path of go in path. */
+#define TU_REQUIRE_GO(path, len)                                            \
+	do {                                                                \
+		if (!tu_find_go((path), (len))) {                           \
+			print_message("go not found in PATH or "            \
+				      "/usr/lib/go/bin (Debian: golang-go)" \
+				      ": go tool pprof not run\n");        \
+			skip();                                             \
+		}                                                           \
+	} while (0)
+
+/* Output of `go tool pprof <flags> file`, stderr included (free() it);
+ * the command must succeed. */
+char *tu_pprof(const char *go, const char *flags, const char *file);
+
+/* Write len bytes to a new file named `name` in a new directory under
+ * /tmp; its path in path. tu_unlink_temp removes both. */
+void tu_write_temp(const char *name, const void *data, size_t len,
+		   char *path, size_t path_len);
+void tu_unlink_temp(const char *path);
+
 #endif
