@@ -12,6 +12,7 @@
 #include "tether/sync.h"
 #include "tether/ctx.h"
 #include "tether/fd.h"
+#include "tether/blocking.h"
 #include "tether/net.h"
 #include "tether/profile.h"
 #include "tether/debug.h"

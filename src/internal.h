@@ -107,7 +107,8 @@ void tt__fatal(const char *fmt, ...)
 	X(MUTEX, "sync.Mutex.Lock")                                         \
 	X(RWMUTEX_R, "sync.RWMutex.RLock")                                  \
 	X(RWMUTEX_W, "sync.RWMutex.Lock")                                   \
-	X(COND, "sync.Cond.Wait")
+	X(COND, "sync.Cond.Wait")                                           \
+	X(SYSCALL, "syscall")
 
 enum tt__wait_reason {
 #define TT__X(name, str) TT_WAIT_##name,
@@ -772,6 +773,16 @@ int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg,
 /* Wait up to timeout_ns (-1: forever, 0: just look) for descriptors and
  * ready their goroutines; returns how many it readied. */
 int tt__poll(tt__sched *s, int64_t timeout_ns);
+
+/* tt_fd_wait(fd, events, TT_FOREVER) for the public call fn, parked with
+ * wait reason `reason` instead of IO wait. */
+int tt__fd_wait_reason(const char *fn, int fd, int events, uint8_t reason);
+
+/* ---- blocking calls (sched/blocking.c) ------------------------------------ */
+
+/* Whether tid is one of the blocking-call pool's threads (the pthread
+ * leak check leaves them out). */
+bool tt__blocking_owns_tid(int tid);
 
 /* ---- ctx ----------------------------------------------------------------- */
 

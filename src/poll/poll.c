@@ -384,7 +384,7 @@ static int fd_ready_now(const char *fn, int fd, int events)
  * done (a handle, from tt_ctx_done) must not be closed yet: a waiter
  * queued on a closed channel would never fire. */
 static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
-		   tt_chan *done_h, bool look_first)
+		   tt_chan *done_h, bool look_first, uint8_t reason)
 {
 	tt__sched *s = tt__sched_get();
 	tt_chan *done = done_h ? chan_of(done_h) : NULL;
@@ -470,12 +470,11 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 	bool timed_out;
 	if (deadline == TT_FOREVER) {
 		g->timed_out = 0;
-		tt__park(s, TT_WAIT_IO_WAIT, NULL);
+		tt__park(s, reason, NULL);
 		timed_out = false;
 	} else {
 		g->timer.fn = io_timeout;
-		timed_out = tt__park_until(s, TT_WAIT_IO_WAIT, NULL,
-					   deadline);
+		timed_out = tt__park_until(s, reason, NULL, deadline);
 	}
 	s->io_waiters--;
 	if (done) {
@@ -503,7 +502,13 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 
 int tt_fd_wait(int fd, int events, int64_t deadline)
 {
-	return fd_wait("tt_fd_wait", fd, events, deadline, NULL, true);
+	return fd_wait("tt_fd_wait", fd, events, deadline, NULL, true,
+		       TT_WAIT_IO_WAIT);
+}
+
+int tt__fd_wait_reason(const char *fn, int fd, int events, uint8_t reason)
+{
+	return fd_wait(fn, fd, events, TT_FOREVER, NULL, true, reason);
 }
 
 /* A context that is done: its error, with Go's words for it. */
@@ -540,7 +545,8 @@ static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
 	 * may have ended while it was writing. */
 	int r = tt_ctx_err(ctx);
 	if (r == 0) {
-		r = fd_wait(fn, fd, events, TT_FOREVER, done, look_first);
+		r = fd_wait(fn, fd, events, TT_FOREVER, done, look_first,
+			    TT_WAIT_IO_WAIT);
 		if (r != -ECANCELED)
 			return r;
 		r = tt_ctx_err(ctx); /* how it ended */
@@ -582,7 +588,8 @@ static int wait_for(const waitspec *ws, int fd, int events)
 	if (ws->ctx)
 		return fd_wait_ctx(ws->fn, ws->ctx, ws->done, fd, events,
 				   false);
-	return fd_wait(ws->fn, fd, events, ws->deadline, NULL, false);
+	return fd_wait(ws->fn, fd, events, ws->deadline, NULL, false,
+		       TT_WAIT_IO_WAIT);
 }
 
 static ssize_t do_read(const waitspec *ws, int fd, void *buf, size_t n)

@@ -312,7 +312,10 @@ static int look_take(look *l)
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		int tid = atoi(e->d_name);
-		if (tid <= 0 || tid == me || tid == main_tid)
+		/* tether's own threads (the blocking-call pool) are the
+		 * runtime's, as Go's own Ms are never a leak. */
+		if (tid <= 0 || tid == me || tid == main_tid ||
+		    tt__blocking_owns_tid(tid))
 			continue;
 		thr *t = look_add(l);
 		if (!t) {
