@@ -807,7 +807,12 @@ void tt__labels_release(tt__labels *l);
 /* The running goroutine's labels, no reference taken: valid while that
  * goroutine runs and does not change them. NULL on a thread without a
  * scheduler. Async-signal-safe (reads the thread's scheduler only): a
- * SIGPROF handler may call it and tt__labels_retain what it gets. */
+ * SIGPROF handler may call it and tt__labels_retain what it gets (the
+ * goroutine it interrupted cannot drop its reference meanwhile), to be
+ * released later outside the handler. A profile encodes a set by putting
+ * it in a tt__gsnap's labels (src/profile/profile.h): tt__pprof_write_type
+ * writes each as Sample.label pairs and counts records with different
+ * sets apart. */
 static inline tt__labels *tt__labels_of_current(void)
 {
 	tt__sched *s = tt__tls_sched;

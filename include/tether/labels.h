@@ -22,7 +22,8 @@
  *     its own keys winning (pprof.Do / pprof.WithLabels);
  *   - goroutines started from timer and context callbacks
  *     (tt_after_func, tt_ctx_after_func) get none.
- * Within one list, a key given twice keeps its last value (pprof.Labels).
+ * Within one list, a key given twice keeps its last value (pprof.Labels);
+ * the first NULL where a key would be ends the list.
  * Strings are copied once, when the set is made: nothing given here has
  * to outlive the call. A set is immutable and shared: starting a child
  * that inherits costs one reference count increment; the set is freed
@@ -99,7 +100,9 @@ TT_EXPORT int tt_labels_each(bool (*fn)(const char *key, const char *value,
  * their own; every later or longer value, and the value "other" itself,
  * is counted as value="other". Goroutines without the key, and those of
  * threads that have ended, are not counted. Values stay listed (at 0)
- * once seen.
+ * once seen. A key that is not a Prometheus label name
+ * ([a-zA-Z_][a-zA-Z0-9_]*, not starting with "__") is exported as
+ * tether_goroutines_by_label{key="k",value="v"}.
  *
  * Call it before making labels: it fails with -EBUSY while any label set
  * exists (sets made earlier would have no bucket). NULL turns counting
