@@ -3,6 +3,7 @@
  * profiles (debug=1 against Go's own output, debug=0 read by go tool
  * pprof) and in /metrics. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,30 @@ static void test_debug1_layout(void **state)
 	tt_chan_release(hold);
 }
 
+/* A name is the label "name", hiding one of the set; the page shows the
+ * labels in the group's header, escaped. */
+static void test_name_and_page(void **state)
+{
+	(void)state;
+	tt_chan *hold = tu_chan(0, 0);
+	tt_go_attr at = {.name = "srv",
+			 .labels = TT_LABELS("name", "hidden", "h", "<b>")};
+	tu_go_with(&at, park, hold);
+	char *txt = profile_text(1, NULL);
+	TU_ASSERT_CONTAINS(txt, "\n# labels: {\"h\":\"<b>\", \"name\":\"srv\"}\n");
+	TU_ASSERT_NOT_CONTAINS(txt, "hidden");
+	free(txt);
+	tt__buf b = {0};
+	TU_ASSERT_OK(tt__debug_page(&b));
+	tt__buf_put(&b, "", 1);
+	TU_ASSERT_CONTAINS(b.data, "<span class=\"meta labels\">{&quot;h&quot;:"
+				   "&quot;&lt;b&gt;&quot;, &quot;name&quot;:"
+				   "&quot;hidden&quot;}</span>");
+	tt__buf_free(&b);
+	TU_ASSERT_OK(tt_chan_close(hold));
+	tt_chan_release(hold);
+}
+
 /* The Go twin: the same label sets on goroutines parked in a Go program,
  * its goroutine?debug=1 labels lines against ours. */
 static const char twin_go[] =
@@ -480,6 +505,65 @@ static void test_pprof_reads_labels(void **state)
 	tu_unlink_temp(path);
 }
 
+/* ---- threads ---------------------------------------------------------------------- */
+
+/* A thread that ends with labelled goroutines parked for good frees
+ * their sets (and its main goroutine's). */
+static void *labelled_thread(void *arg)
+{
+	(void)arg;
+	TU_ASSERT_OK(tt_labels_set(TT_LABELS("thread", "main")));
+	tt_chan *never = tu_chan(0, 0);
+	start_parked(never, TT_LABELS("thread", "child"), 3);
+	start_parked(never, NULL, 2); /* share the main's set */
+	/* The main's, and one per start with labels of its own. */
+	TU_ASSERT_EQ(tt__labels_live(), 1 + 3);
+	return NULL;
+}
+
+static void child_thread_exit(void)
+{
+	pthread_t t;
+	TU_ASSERT_OK(-pthread_create(&t, NULL, labelled_thread, NULL));
+	TU_ASSERT_OK(-pthread_join(t, NULL));
+	TU_ASSERT_EQ(tt__labels_live(), 0);
+	printf("tu-freed=1\n");
+}
+
+static void test_thread_exit_frees(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	TU_ASSERT_OK(tu_spawn_self("thread_exit", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.exited && c.exit_code == 0, "child: %s", c.err);
+	tu_child_free(&c);
+}
+
+/* TETHER_METRICS_LABEL sets the key at the first set made. */
+static void child_env_key(void)
+{
+	TU_ASSERT_OK(tt_labels_set(TT_LABELS("route", "/a", "x", "y")));
+	char key[TT_LABEL_KEY_MAX + 1];
+	tt__label_count c[TT_METRICS_LABEL_VALUES + 1];
+	TU_ASSERT_EQ(tt__labels_counts(key, c), 1);
+	TU_ASSERT(strcmp(key, "route") == 0);
+	TU_ASSERT(strcmp(c[0].value, "/a") == 0);
+	TU_ASSERT_EQ(c[0].n, 1);
+}
+
+static void test_env_key(void **state)
+{
+	(void)state;
+	tu_child c;
+	setenv("TETHER_METRICS_LABEL", "route", 1);
+	int r = tu_spawn_self("env_key", 30 * TT_SECOND, &c);
+	unsetenv("TETHER_METRICS_LABEL");
+	TU_ASSERT_OK(r);
+	TU_ASSERT_MSG(c.exited && c.exit_code == 0, "child: %s", c.err);
+	tu_child_free(&c);
+}
+
 /* ---- metrics ------------------------------------------------------------------------- */
 
 static char *metrics_text(void)
@@ -549,7 +633,11 @@ static void test_metrics_by_label(void **state)
 
 int main(int argc, char **argv)
 {
-	tu_child_dispatch(argc, argv, NULL, 0);
+	static const tu_child_case cases[] = {
+		{"thread_exit", child_thread_exit},
+		{"env_key", child_env_key},
+	};
+	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof cases[0]);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_inherit_merge_override),
 		TU_TEST(test_strings_copied),
@@ -557,9 +645,12 @@ int main(int argc, char **argv)
 		TU_TEST(test_sets_freed_with_last_goroutine),
 		TU_TEST(test_bad_input),
 		TU_TEST(test_debug1_layout),
+		TU_TEST(test_name_and_page),
 		TU_TEST(test_debug1_go_twin),
 		TU_TEST(test_pprof_reads_labels),
 		TU_TEST(test_metrics_by_label),
+		TU_TEST(test_thread_exit_frees),
+		TU_TEST(test_env_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,9 @@
  * Strings are copied once, when the set is made: nothing given here has
  * to outlive the call. A set is immutable and shared: starting a child
  * that inherits costs one reference count increment; the set is freed
- * when the last goroutine holding it ends.
+ * when the last goroutine holding it ends. Each start with .labels makes
+ * a set of its own (an allocation); to start many goroutines with the
+ * same labels, set them first (tt_labels_do) and start plain children.
  *
  * The goroutine's name (tt_go_attr.name) is shown as the label "name",
  * as before; a label "name" in the set is hidden by it where both exist.
