@@ -315,10 +315,10 @@ void tt__labels_g_take(tt__g *g, tt__labels *l)
 	bucket_add(l, 1);
 }
 
-void tt__labels_g_inherit(tt__g *g, tt__labels *l)
+void tt__labels_g_inherit(tt__g *g, const tt__g *parent)
 {
-	tt__labels_retain(l);
-	tt__labels_g_take(g, l);
+	tt__labels_retain(parent->labels);
+	tt__labels_g_take(g, parent->labels);
 }
 
 /* g's labels become l (the caller's reference), the old ones dropped. */

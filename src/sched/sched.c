@@ -770,7 +770,7 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	if (TT_UNLIKELY(labels != NULL))
 		tt__labels_g_take(g, labels);
 	else if (TT_UNLIKELY(parent->labels != NULL))
-		tt__labels_g_inherit(g, parent->labels);
+		tt__labels_g_inherit(g, parent);
 	g->create_pc = pc;
 	g->wait_obj = NULL;
 	g->wait_list = NULL;
