@@ -7,6 +7,7 @@
 #include "tether/version.h"
 #include "tether/common.h"
 #include "tether/go.h"
+#include "tether/labels.h"
 #include "tether/chan.h"
 #include "tether/time.h"
 #include "tether/sync.h"

@@ -267,6 +267,12 @@ struct tt__g {
 	/* The leak scope (tt_leak_scope_begin) this goroutine belongs to,
 	 * inherited from its creator at tt_go; 0 for none. */
 	uint64_t leak_scope;
+	/* Its labels (tt_labels_set, tt_go_attr.labels), a reference held;
+	 * NULL for none. Next to leak_scope: a start reads both of its
+	 * parent. NULL whenever the record is not in use (the end of a
+	 * goroutine that had labels clears it), so a start that inherits
+	 * none writes nothing. */
+	struct tt__labels *labels;
 
 	/* The incremental profile snapshot's mark (src/profile/snapshot.c):
 	 * (epoch << 2) | TT__SNAP_RUNNABLE | TT__SNAP_TAKEN for the
@@ -767,6 +773,88 @@ bool tt__park_until(tt__sched *s, int reason, const void *obj,
 int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg,
 			const char *name, int64_t parent_id, void *pc,
 			uint64_t leak_scope);
+
+/* ---- labels (sched/labels.c) ------------------------------------------ */
+
+/* A goroutine's labels: an immutable set of key=value strings, shared by
+ * every goroutine (and profile record) holding a reference, freed when the
+ * last reference goes. One allocation: the header, kv[0..n), then the
+ * strings. Invariants: n >= 1 (no labels is a NULL set), kv sorted by key
+ * with strcmp, keys distinct and non-empty; refs counts the goroutines
+ * whose g->labels it is plus every other holder (snapshot records, CPU
+ * profile samples). bucket and hash never change. */
+typedef struct tt__label {
+	const char *key, *value;
+} tt__label;
+typedef struct tt__labels {
+	_Atomic uint32_t refs;
+	uint32_t n;
+	/* The tt_metrics_label_key bucket its goroutines count in, or -1. */
+	int32_t bucket;
+	uint64_t hash; /* of every key and value, for grouping */
+	tt__label kv[];
+} tt__labels;
+
+/* Take a reference to l (NULL: nothing). Async-signal-safe. */
+static inline void tt__labels_retain(tt__labels *l)
+{
+	if (l)
+		atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+}
+/* Drop a reference to l (NULL: nothing), freeing it with the last. Not
+ * from a signal handler (it may call free). */
+void tt__labels_release(tt__labels *l);
+
+/* The running goroutine's labels, no reference taken: valid while that
+ * goroutine runs and does not change them. NULL on a thread without a
+ * scheduler. Async-signal-safe (reads the thread's scheduler only): a
+ * SIGPROF handler may call it and tt__labels_retain what it gets (the
+ * goroutine it interrupted cannot drop its reference meanwhile), to be
+ * released later outside the handler. A profile encodes a set by putting
+ * it in a tt__gsnap's labels (src/profile/profile.h): tt__pprof_write_type
+ * writes each as Sample.label pairs and counts records with different
+ * sets apart. */
+static inline tt__labels *tt__labels_of_current(void)
+{
+	tt__sched *s = tt__tls_sched;
+	return s ? s->current->labels : NULL;
+}
+
+/* The value of key in l, or NULL. */
+const char *tt__labels_get(const tt__labels *l, const char *key);
+/* Same labels (both may be NULL). */
+bool tt__labels_equal(const tt__labels *a, const tt__labels *b);
+
+/* The set of base's labels merged with the key, value, ... list `list`
+ * (ended by NULL; the list's keys winning), in *out with a reference for
+ * the caller: base itself (retained) when the list changes nothing,
+ * NULL when the result is empty. 0, or -EINVAL (bad list) / -ENOMEM with
+ * the error recorded, naming op. */
+int tt__labels_make(tt__labels *base, const char *const *list,
+		    const char *op, tt__labels **out);
+
+/* A new goroutine g gets l, with the caller's reference (take), or its
+ * parent's labels, with a new one (inherit). Counted for the metrics. */
+void tt__labels_g_take(tt__g *g, tt__labels *l);
+void tt__labels_g_inherit(tt__g *g, const tt__g *parent);
+/* g (with g->labels set) ends: uncounted, released, g->labels NULL. */
+void tt__labels_g_exit(tt__g *g);
+/* The thread of s is ending (sched.c's teardown): every goroutine of it
+ * drops its labels. */
+void tt__labels_thread_exit(tt__sched *s);
+
+/* Label sets that exist now (made and not yet freed), in every thread. */
+int64_t tt__labels_live(void);
+
+/* /metrics' goroutines by label value (tt_metrics_label_key): the key
+ * into key[TT_LABEL_KEY_MAX + 1], and each bucket's value and count of
+ * goroutines into out[TT_METRICS_LABEL_VALUES + 1]; returns the number of
+ * buckets, 0 when counting is off. Reads counters only. */
+typedef struct tt__label_count {
+	char value[TT_METRICS_LABEL_VALUE_MAX + 1];
+	int64_t n;
+} tt__label_count;
+size_t tt__labels_counts(char *key, tt__label_count *out);
 
 /* ---- poll ---------------------------------------------------------------- */
 

@@ -115,6 +115,14 @@ typedef struct tt_go_attr {
 	 * the objects in own are released (so a Wait that returns sees them
 	 * released), then drops the reference. */
 	tt_waitgroup *wg;
+	/* Labels (tether/labels.h, Go's pprof.Labels): a key, value, ...
+	 * list ended by NULL (TT_LABELS("handler", "login")), merged over
+	 * the labels the goroutine would inherit from the caller, its own
+	 * keys winning. Copied: the strings need not outlive the call.
+	 * NULL: the caller's labels as they are. A bad list (odd count,
+	 * NULL or empty key, beyond the limits) fails the call with
+	 * -EINVAL, nothing started. */
+	const char *const *labels;
 } tt_go_attr;
 
 /* Go's `go fn(arg)`. Returns the new goroutine's id (> 0), or

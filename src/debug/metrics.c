@@ -17,6 +17,9 @@
  *                                 wait runs exactly one of them
  *   switches                      s->nparks + s->nswitches (sched)
  *   proven leaks                  tt__leak_proven_all (leak layer)
+ *   goroutines by a label's value tt__labels_counts (sched: a bucket per
+ *                                 value, at most 65, counted at start,
+ *                                 end and tt_labels_set)
  *   stacks                        tt_runtime_info_get (stack layer)
  *   pthreads (preload in use)     the threads registry: at most 4096
  *                                 slots, under its lock
@@ -444,11 +447,53 @@ int tt__metrics_write(tt__buf *b, const tt__metrics *m)
 	return b->err;
 }
 
+/* tether_goroutines_by_label, when tt_metrics_label_key asked for it:
+ * the buckets' counts (src/sched/labels.c keeps them), no goroutine
+ * visited. */
+static int write_by_label(tt__buf *b)
+{
+	char key[TT_LABEL_KEY_MAX + 1];
+	tt__label_count *c = malloc((TT_METRICS_LABEL_VALUES + 1) * sizeof *c);
+	if (c == NULL)
+		return -ENOMEM;
+	size_t n = tt__labels_counts(key, c);
+	if (n) {
+		family(b, "tether_goroutines_by_label", "gauge",
+		       "Goroutines by the value of the label that "
+		       "tt_metrics_label_key names (at most 64 values; the "
+		       "rest as \"other\").");
+		for (size_t i = 0; i < n; i++) {
+			/* The key is a label name only if it is one in
+			 * Prometheus's syntax; otherwise it goes as a value. */
+			bool ok = key[0] && !(key[0] >= '0' && key[0] <= '9') &&
+				  !(key[0] == '_' && key[1] == '_');
+			for (const char *p = key; *p && ok; p++)
+				ok = (*p >= 'a' && *p <= 'z') ||
+				     (*p >= 'A' && *p <= 'Z') ||
+				     (*p >= '0' && *p <= '9') || *p == '_';
+			if (ok) {
+				tt__buf_printf(b, "tether_goroutines_by_label{%s=\"",
+					       key);
+			} else {
+				tt__buf_puts(b, "tether_goroutines_by_label{key=\"");
+				tt__prom_label_value(b, key);
+				tt__buf_puts(b, "\",value=\"");
+			}
+			tt__prom_label_value(b, c[i].value);
+			tt__buf_printf(b, "\"} %lld\n", (long long)c[i].n);
+		}
+	}
+	free(c);
+	return b->err;
+}
+
 int tt__debug_metrics(tt__buf *b)
 {
 	tt__metrics m;
 	int r = tt__metrics_gather(&m, tt_now());
-	return r ? r : tt__metrics_write(b, &m);
+	if (r == 0)
+		r = tt__metrics_write(b, &m);
+	return r ? r : write_by_label(b);
 }
 
 /* ---- cmdline -------------------------------------------------------------- */

@@ -237,6 +237,7 @@ typedef struct group {
 	const tt__gsnap *first; /* lowest id */
 	bool mixed_create;  /* members created at different places */
 	bool mixed_name;    /* members named differently (or some not) */
+	bool mixed_labels;  /* members labelled differently (or some not) */
 	bool any_current;   /* holds the goroutine writing this page */
 	state_count states[8];
 	uint32_t nstates;   /* distinct states; beyond 8 folded into the last */
@@ -321,6 +322,8 @@ static void group_add(group *x, const tt__gsnap *g)
 	    (!g->name != !x->first->name ||
 	     (g->name && strcmp(g->name, x->first->name) != 0)))
 		x->mixed_name = true;
+	if (!tt__labels_equal(g->labels, x->first->labels))
+		x->mixed_labels = true;
 	x->any_current |= g->current;
 	const char *st = tt__gsnap_state(g);
 	for (uint32_t i = 0; i < x->nstates; i++) {
@@ -528,6 +531,22 @@ static void put_group(tt__buf *b, const group *x, size_t ix, int64_t now,
 	tt__buf_puts(b, "<code class=\"fn\">");
 	esc(b, nfr ? fr[0].func : "?");
 	tt__buf_puts(b, "</code>");
+	if (x->first->labels || x->mixed_labels) {
+		/* Labels (the first member's, Go's text), in the header. */
+		tt__buf_puts(b, " <span class=\"meta labels\">");
+		if (x->first->labels) {
+			tt__buf lt = {0};
+			tt__labels_text(&lt, NULL, x->first->labels);
+			if (lt.err == 0 && lt.len)
+				tt__html_escape(b, lt.data, lt.len);
+			tt__buf_free(&lt);
+		}
+		if (x->mixed_labels)
+			tt__buf_puts(b, x->first->labels ? " (some labelled "
+							   "otherwise)"
+							 : "some labelled");
+		tt__buf_puts(b, "</span>");
+	}
 	if (x->any_current)
 		tt__buf_puts(b, " <span class=\"meta\">(this page's own "
 				"goroutine)</span>");

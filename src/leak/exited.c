@@ -44,6 +44,7 @@ static tt__orphan *orphan_make(const tt__gsnap *gs, const tt__g *g, int tid,
 	memset(o, 0, sizeof *o);
 	o->snap = *gs;
 	o->snap.current = false;
+	o->snap.labels = NULL; /* the leak reports show none */
 	memcpy(o->pcs, gs->pcs, pcs_bytes);
 	o->snap.pcs = o->pcs;
 	if (gs->name) {

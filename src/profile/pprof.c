@@ -191,6 +191,10 @@ typedef struct stack {
 	int64_t count;
 	size_t loc_off; /* its location ids, in b->stack_locs */
 	uint64_t name;  /* string id of the goroutine name, 0 for none */
+	/* Its labels: nlab (key, value) string id pairs at b->lab_ids +
+	 * 2 * lab_off. */
+	size_t lab_off;
+	uint32_t nlab;
 } stack;
 
 typedef struct line {
@@ -246,6 +250,8 @@ typedef struct builder {
 	uint32_t *by_addr; /* indices of maps by start address */
 
 	uint64_t name_key; /* string id of "name", once a goroutine has one */
+	uint64_t *lab_ids; /* the stacks' label string ids, in pairs */
+	size_t nlab_ids, lab_ids_cap;
 } builder;
 
 /* The id of string s (its index in the string table), adding it; -1 when
@@ -285,6 +291,8 @@ static uint64_t stack_hash(const tt__gsnap *g)
 		h = mix(h, g->pcs[i]);
 	if (g->name)
 		h = mix(h, hash_bytes(g->name, strlen(g->name)));
+	if (g->labels)
+		h = mix(h, g->labels->hash);
 	return h;
 }
 
@@ -292,6 +300,8 @@ static bool same_stack(const tt__gsnap *a, const tt__gsnap *b)
 {
 	if (a->npcs != b->npcs ||
 	    (a->npcs && memcmp(a->pcs, b->pcs, a->npcs * sizeof *a->pcs)))
+		return false;
+	if (!tt__labels_equal(a->labels, b->labels))
 		return false;
 	if (!a->name || !b->name)
 		return a->name == b->name;
@@ -606,6 +616,24 @@ static int resolve(builder *b)
 			b->name_key = (uint64_t)key;
 			st->name = (uint64_t)id;
 		}
+		/* Labels, Go's Sample.label; a name hides a label "name". */
+		const tt__labels *l = g->labels;
+		st->lab_off = b->nlab_ids / 2;
+		st->nlab = 0;
+		for (uint32_t i = 0; l && i < l->n; i++) {
+			if (g->name && strcmp(l->kv[i].key, "name") == 0)
+				continue;
+			if (!reserve(&b->lab_ids, &b->lab_ids_cap,
+				     b->nlab_ids + 2, sizeof *b->lab_ids))
+				return -ENOMEM;
+			int64_t key = intern(b, l->kv[i].key);
+			int64_t val = intern(b, l->kv[i].value);
+			if (key < 0 || val < 0)
+				return -ENOMEM;
+			b->lab_ids[b->nlab_ids++] = (uint64_t)key;
+			b->lab_ids[b->nlab_ids++] = (uint64_t)val;
+			st->nlab++;
+		}
 	}
 	for (size_t k = 0; k < b->nmaps; k++) {
 		mapping *m = &b->maps[k];
@@ -809,6 +837,14 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 			put_uint(&l, LABEL_STR, st->name);
 			put_raw(&sub, SAMPLE_LABEL, l.p, l.len);
 		}
+		for (uint32_t i = 0; i < st->nlab; i++) {
+			uint8_t lab[48];
+			bytes l = {.p = lab, .cap = sizeof lab};
+			const uint64_t *kv = b->lab_ids + 2 * (st->lab_off + i);
+			put_uint(&l, LABEL_KEY, kv[0]);
+			put_uint(&l, LABEL_STR, kv[1]);
+			put_raw(&sub, SAMPLE_LABEL, l.p, l.len);
+		}
 		put_msg(&pb, PROFILE_SAMPLE, &sub);
 		if ((r = drain(g, &pb, false)))
 			goto out;
@@ -887,6 +923,7 @@ out:
 static void builder_free(builder *b)
 {
 	free(b->stacks);
+	free(b->lab_ids);
 	free(b->stack_tab.s);
 	free(b->stack_locs);
 	free(b->locs);

@@ -36,6 +36,9 @@ typedef struct tt__gsnap {
 	uintptr_t create_pc; /* return address of the tt_go call; 0 for main */
 	const void *wait_obj;
 	const char *name;    /* NULL when unnamed */
+	/* Its labels, a reference held (tt__snapshot_free drops it); NULL
+	 * for none. Records copied elsewhere must retain or clear it. */
+	tt__labels *labels;
 	const uintptr_t *pcs; /* innermost first, into the snapshot's pool */
 	uint32_t npcs;
 	uint8_t state;       /* enum tt__gstate */
@@ -110,7 +113,14 @@ int tt__frames_at(const tt__gsnap *g, uint32_t i, struct tt__frame *out,
 struct tt__frame;
 bool tt__frame_is_runtime(const struct tt__frame *f);
 
-/* Goroutines grouped by stack (and name), largest group first. */
+/* Go's text of a goroutine's labels, as debug=1's "# labels: " line has
+ * it: {"key":"value", ...}, each quoted as Go's %q, sorted as Go sorts
+ * them (by the quoted text), name (when not NULL) as the label "name"
+ * hiding one in l. Appended to b. */
+void tt__labels_text(tt__buf *b, const char *name, const tt__labels *l);
+
+/* Goroutines grouped by stack (and name and labels), largest group
+ * first. */
 typedef struct tt__group {
 	const tt__gsnap *g; /* the first goroutine of the group */
 	size_t count;

@@ -311,6 +311,8 @@ int tt__snapshot_take(tt__snapshot *snap)
 		o->create_pc = (uintptr_t)g->create_pc;
 		o->wait_obj = g->wait_obj;
 		o->name = g->name;
+		o->labels = g->labels;
+		tt__labels_retain(o->labels);
 		o->state = g->state;
 		o->reason = g->reason;
 		o->leaked = g->leak != NULL;
@@ -322,6 +324,7 @@ int tt__snapshot_take(tt__snapshot *snap)
 		int k = tt__stack_visible(pcs, n, g->is_main, &first);
 		if (!pool_reserve(snap, (size_t)k)) {
 			free(off);
+			snap->n = i + 1; /* the records holding labels */
 			tt__snapshot_free(snap);
 			return -ENOMEM;
 		}
@@ -484,6 +487,8 @@ static void live_record(live *L, tt__gsnap *o, const tt__g *g,
 	o->parent_id = g->parent_id;
 	o->create_pc = (uintptr_t)g->create_pc;
 	o->name = name_copy(L->names, g->name, &L->err);
+	o->labels = g->labels;
+	tt__labels_retain(o->labels);
 	o->leaked = g->leak != NULL;
 	o->current = g == L->me;
 	if (o->current) {
@@ -668,6 +673,10 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	live_stop(L);
 	if (L->err) {
 		int err = L->err;
+		for (size_t i = 0; i < L->nwalk; i++)
+			tt__labels_release(L->g[L->cap - 1 - i].labels);
+		for (size_t i = 0; i < L->nearly; i++)
+			tt__labels_release(L->early[i].labels);
 		put_stash(&stash_g, L->g, g_bytes);
 		put_stash(&stash_pool, L->pool, L->pool_cap * sizeof *L->pool);
 		names_free(L->names);
@@ -736,6 +745,8 @@ void tt__slice_check(tt__slice *sl)
 
 void tt__snapshot_free(tt__snapshot *s)
 {
+	for (size_t i = 0; s->g && i < s->n; i++)
+		tt__labels_release(s->g[i].labels);
 	put_stash(&stash_g, s->g, s->g_bytes);
 	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
 	names_free(s->names);

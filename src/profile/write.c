@@ -5,7 +5,7 @@
  *   debug=2  every goroutine as runtime.Stack(buf, true) prints it
  *   debug=1  "goroutine profile: total N", then one record per distinct
  *            stack: "COUNT @ 0xPC 0xPC ...", "# labels: {...}" when the
- *            goroutine has a name, and a "#\t0xPC\tfunc+0xOFF\tfile:line"
+ *            goroutine has a name or labels (Go's layout: tt__labels_text), and a "#\t0xPC\tfunc+0xOFF\tfile:line"
  *            line per frame, aligned as Go's text/tabwriter aligns them
  *            (cells padded with tabs to multiples of 8); records sorted
  *            by count, largest first
@@ -95,6 +95,160 @@ static void write_all(out *o, tt__snapshot *s, bool leaked_only)
 	}
 }
 
+/* ---- labels, as Go prints them -------------------------------------------- */
+
+/* The next code point of s (at most n bytes) as Go's utf8.DecodeRune
+ * reads it: *len bytes; -1 (with *len 1) for a byte that does not start
+ * a valid encoding (overlong, surrogate, beyond U+10FFFF, cut short). */
+static int32_t utf8_next(const unsigned char *s, size_t n, size_t *len)
+{
+	*len = 1;
+	unsigned c = s[0];
+	if (c < 0x80)
+		return (int32_t)c;
+	size_t k;
+	uint32_t r, min;
+	if (c >= 0xc2 && c <= 0xdf) {
+		k = 2, r = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		k = 3, r = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		k = 4, r = c & 0x07, min = 0x10000;
+	} else {
+		return -1;
+	}
+	if (n < k)
+		return -1;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		r = (r << 6) | (s[i] & 0x3f);
+	}
+	if (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff))
+		return -1;
+	*len = k;
+	return (int32_t)r;
+}
+
+/* Whether Go's unicode.IsPrint holds for r >= 0x80: false for the C1
+ * controls, the spaces other than ' ', the line and paragraph
+ * separators, the common format characters, private use and the
+ * noncharacters; true otherwise (code points not yet assigned, which Go
+ * also escapes, are taken as printable). */
+static bool go_print_nonascii(uint32_t r)
+{
+	static const uint32_t ranges[][2] = {
+		{0x80, 0xa0},     {0xad, 0xad},     {0x600, 0x605},
+		{0x61c, 0x61c},   {0x6dd, 0x6dd},   {0x70f, 0x70f},
+		{0x1680, 0x1680}, {0x180e, 0x180e}, {0x2000, 0x200f},
+		{0x2028, 0x202f}, {0x205f, 0x2064}, {0x2066, 0x206f},
+		{0x3000, 0x3000}, {0xe000, 0xf8ff}, {0xfeff, 0xfeff},
+		{0xfff9, 0xfffb}, {0xfffe, 0xffff}, {0xf0000, 0x10ffff},
+	};
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+		if (r >= ranges[i][0] && r <= ranges[i][1])
+			return false;
+	return true;
+}
+
+/* s as Go's %q (strconv.Quote) writes it. */
+static void put_goquote(tt__buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	tt__buf_put(b, "\"", 1);
+	while (n) {
+		size_t len;
+		int32_t r = utf8_next(p, n, &len);
+		char e[12];
+		size_t el = 0;
+		if (r < 0) {
+			e[el++] = '\\', e[el++] = 'x';
+			e[el++] = hex[p[0] >> 4], e[el++] = hex[p[0] & 15];
+		} else if (r == '"' || r == '\\') {
+			e[el++] = '\\', e[el++] = (char)r;
+		} else if ((r >= 0x20 && r < 0x7f) ||
+			   (r >= 0x80 && go_print_nonascii((uint32_t)r))) {
+			tt__buf_put(b, p, len);
+		} else {
+			const char *c = "abtnvfr";
+			e[el++] = '\\';
+			if (r >= 7 && r <= 13) {
+				e[el++] = c[r - 7];
+			} else if (r < 0x80) {
+				e[el++] = 'x';
+				e[el++] = hex[r >> 4], e[el++] = hex[r & 15];
+			} else {
+				int digits = r < 0x10000 ? 4 : 8;
+				e[el++] = r < 0x10000 ? 'u' : 'U';
+				for (int d = digits - 1; d >= 0; d--)
+					e[el++] = hex[(r >> (4 * d)) & 15];
+			}
+		}
+		tt__buf_put(b, e, el);
+		p += len;
+		n -= len;
+	}
+	tt__buf_put(b, "\"", 1);
+}
+
+typedef struct span {
+	size_t off, len;
+	const char *base;
+} span;
+
+static int cmp_span(const void *a, const void *b)
+{
+	const span *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->base + x->off, y->base + y->off, n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+void tt__labels_text(tt__buf *b, const char *name, const tt__labels *l)
+{
+	/* Go's labelMap.String: each `"key":"value"` quoted as %q does,
+	 * sorted as strings, joined by ", ", in braces. */
+	tt__buf t = {0};
+	span sp[TT_LABELS_MAX + 1];
+	size_t n = 0;
+	if (name) {
+		sp[n].off = t.len;
+		put_goquote(&t, "name");
+		tt__buf_put(&t, ":", 1);
+		put_goquote(&t, name);
+		sp[n].len = t.len - sp[n].off;
+		n++;
+	}
+	for (uint32_t i = 0; l && i < l->n; i++) {
+		if (name && strcmp(l->kv[i].key, "name") == 0)
+			continue;
+		sp[n].off = t.len;
+		put_goquote(&t, l->kv[i].key);
+		tt__buf_put(&t, ":", 1);
+		put_goquote(&t, l->kv[i].value);
+		sp[n].len = t.len - sp[n].off;
+		n++;
+	}
+	if (t.err) {
+		b->err = t.err;
+		tt__buf_free(&t);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		sp[i].base = t.data;
+	qsort(sp, n, sizeof *sp, cmp_span);
+	tt__buf_put(b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			tt__buf_put(b, ", ", 2);
+		tt__buf_put(b, t.data + sp[i].off, sp[i].len);
+	}
+	tt__buf_put(b, "}", 1);
+	tt__buf_free(&t);
+}
+
 /* ---- debug=1 ------------------------------------------------------------ */
 
 typedef struct group {
@@ -111,6 +265,8 @@ static uint64_t stack_hash(const tt__gsnap *g)
 	if (g->name)
 		for (const char *p = g->name; *p; p++)
 			h = (h ^ (unsigned char)*p) * 0xc4ceb9fe1a85ec53ull;
+	if (g->labels)
+		h = (h ^ g->labels->hash) * 0xc4ceb9fe1a85ec53ull;
 	return h ^ (h >> 29);
 }
 
@@ -119,6 +275,8 @@ static bool same_stack(const tt__gsnap *a, const tt__gsnap *b)
 	if (a->npcs != b->npcs)
 		return false;
 	if (memcmp(a->pcs, b->pcs, a->npcs * sizeof *a->pcs) != 0)
+		return false;
+	if (!tt__labels_equal(a->labels, b->labels))
 		return false;
 	if (!a->name || !b->name)
 		return a->name == b->name;
@@ -133,7 +291,26 @@ static int cmp_groups(const void *a, const void *b)
 	for (uint32_t i = 0; i < x->g->npcs && i < y->g->npcs; i++)
 		if (x->g->pcs[i] != y->g->pcs[i])
 			return x->g->pcs[i] < y->g->pcs[i] ? -1 : 1;
-	return (x->g->npcs > y->g->npcs) - (x->g->npcs < y->g->npcs);
+	if (x->g->npcs != y->g->npcs)
+		return (x->g->npcs > y->g->npcs) - (x->g->npcs < y->g->npcs);
+	/* One stack, different labels: Go orders by its record key, so
+	 * without labels first, then by the labels line. */
+	bool lx = x->g->name || x->g->labels, ly = y->g->name || y->g->labels;
+	if (!lx || !ly)
+		return lx - ly;
+	tt__buf ta = {0}, tb = {0};
+	tt__labels_text(&ta, x->g->name, x->g->labels);
+	tt__labels_text(&tb, y->g->name, y->g->labels);
+	int c = 0;
+	if (!ta.err && !tb.err) {
+		size_t n = ta.len < tb.len ? ta.len : tb.len;
+		c = memcmp(ta.data, tb.data, n);
+		if (c == 0)
+			c = (ta.len > tb.len) - (ta.len < tb.len);
+	}
+	tt__buf_free(&ta);
+	tt__buf_free(&tb);
+	return c;
 }
 
 static bool regroup(group **tab, size_t *cap)
@@ -242,10 +419,10 @@ static void write_record(tt__buf *b, const tt__group *gr)
 		tt__buf_hex(b, g->pcs[i]);
 	}
 	tt__buf_put(b, "\n", 1);
-	if (g->name) {
-		tt__buf_puts(b, "# labels: {\"name\":\"");
-		tt__buf_puts(b, g->name);
-		tt__buf_puts(b, "\"}\n");
+	if (g->name || g->labels) {
+		tt__buf_puts(b, "# labels: ");
+		tt__labels_text(b, g->name, g->labels);
+		tt__buf_put(b, "\n", 1);
 	}
 	/* One line per frame (inlined ones included), in columns. */
 	enum { MAXF = TT__TRACE_MAX * 4 };

@@ -499,6 +499,8 @@ void *tt__g_direct_entry(void *p)
 	 * is a shared-stack goroutine whose frames were copied out meanwhile
 	 * (by a shared-stack goroutine this one started): then it must be
 	 * copied back first, which g_exit's switch does. */
+	if (TT_UNLIKELY(g->labels != NULL))
+		tt__labels_g_exit(g);
 	tt__g *parent = s->runq.head;
 	if (!g->direct ||
 	    TT_UNLIKELY(parent->shared && s->sh.owner != parent))
@@ -530,6 +532,8 @@ static void g_exit(tt__sched *s, tt__g *g)
 	 * tt__g_direct_entry, does not: its parent runs on, and a readied
 	 * sleeper could not run sooner.) */
 	maybe_run_timers(s);
+	if (TT_UNLIKELY(g->labels != NULL))
+		tt__labels_g_exit(g);
 	all_unlink(s, g);
 	g->state = TT_G_DEAD;
 	s->zombie = g;
@@ -678,11 +682,21 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 		name = attr->name;
 		shared = shared || attr->shared_stack;
 	}
+	/* Labels of its own: made now, so a bad list starts nothing. */
+	tt__labels *labels = NULL;
+	if (attr && TT_UNLIKELY(attr->labels != NULL)) {
+		int r = tt__labels_make(s->current->labels, attr->labels,
+					"tt_go_with", &labels);
+		if (r)
+			return r;
+	}
 	struct tt__owned *owned = NULL;
 	if (attr) {
 		int r = owned_take(attr, &owned);
-		if (r)
+		if (r) {
+			tt__labels_release(labels);
 			return r;
+		}
 	}
 	tt__g *g = TT_UNLIKELY(shared)
 			   ? tt__shared_alloc(s, attr && attr->stack_size
@@ -691,6 +705,7 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 			   : tt__stack_alloc(s, size);
 	if (TT_UNLIKELY(g == NULL)) {
 		int r = s->current->last_err;
+		tt__labels_release(labels);
 		if (owned) {
 			owned_give_back(owned);
 			s->current->last_err = r; /* the error that counts */
@@ -724,6 +739,7 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 		}
 		if (TT_UNLIKELY(who != 0)) {
 			tt__stack_free(s, g);
+			tt__labels_release(labels);
 			if (owned)
 				owned_give_back(owned);
 			return tt__err(-ENOMEM,
@@ -750,6 +766,11 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	}
 	g->parent_id = parent->id;
 	g->leak_scope = parent->leak_scope;
+	/* g->labels is NULL (a record not in use has none). */
+	if (TT_UNLIKELY(labels != NULL))
+		tt__labels_g_take(g, labels);
+	else if (TT_UNLIKELY(parent->labels != NULL))
+		tt__labels_g_inherit(g, parent);
 	g->create_pc = pc;
 	g->wait_obj = NULL;
 	g->wait_list = NULL;
@@ -953,6 +974,7 @@ static void thread_gone(void *p)
 	    (s->zombie != NULL && s->zombie != TT__SNAP_MARK(s)))
 		return;
 	tt__leak_thread_exit(s);
+	tt__labels_thread_exit(s);
 
 	pthread_mutex_lock(&registry_lock);
 	tt__sched **pp = &registry;
