@@ -513,6 +513,10 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 		return serve_profile(c, req, "goroutineleak", -1, keep);
 	if (strcmp(path, "/debug/pprof/threadcreate") == 0)
 		return serve_profile(c, req, "threadcreate", -1, keep);
+	if (strcmp(path, "/debug/pprof/block") == 0)
+		return serve_profile(c, req, "block", -1, keep);
+	if (strcmp(path, "/debug/pprof/mutex") == 0)
+		return serve_profile(c, req, "mutex", -1, keep);
 	if (strcmp(path, "/debug/pprof/cmdline") == 0)
 		return serve_made(c, req, keep, tt__debug_cmdline,
 				  "text/plain; charset=utf-8");

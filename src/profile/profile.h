@@ -136,6 +136,17 @@ int tt__profile_proto_type(tt__buf *b, const tt__snapshot *s,
  * Returns 0 or a negative errno value. */
 int tt__threads_create_snapshot(tt__snapshot *s);
 
+/* The frame lines of a debug=1 record ("#\t0xPC\tfunc+0xOFF\tfile:line",
+ * in tabwriter's columns) for g's PCs, and the blank line after them. */
+void tt__write_frames(tt__buf *b, const tt__gsnap *g);
+
+/* The block or mutex profile (`name` "block" or "mutex"; block.c) at
+ * debug 0 (profile.proto, gzipped) or 1 (Go's text), appended to out.
+ * 0 or -ENOMEM. */
+int tt__block_write(const char *name, int debug, tt__buf *out);
+/* Events of new stacks dropped because the table was full. */
+uint64_t tt__block_dropped(void);
+
 /* Every goroutine's stack (or the calling one's) to fd, as debug=2. */
 void tt__print_stacks(int fd, bool all);
 
