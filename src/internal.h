@@ -837,8 +837,8 @@ void tt__leak_thread_exit(tt__sched *s);
 /* tt_set_block_profile_rate's rate in ns (0: off) and
  * tt_set_mutex_profile_fraction's rate (0: off). Read relaxed on the
  * park path: a change is seen by parks that come after it. */
-extern _Atomic int64_t tt__block_rate;
-extern _Atomic int64_t tt__mutex_rate;
+extern _Atomic int64_t tt__block_rate TT_HIDDEN;
+extern _Atomic int64_t tt__mutex_rate TT_HIDDEN;
 
 /* The wait reasons that are block events, as Go counts them: channels,
  * select, sync. Not sleeps, not descriptors, not the waits that never
