@@ -788,6 +788,33 @@ static char *get(tt_debug_server *srv, const char *target, size_t *len,
 	return r;
 }
 
+/* Whether `go tool pprof -traces` output has a sample whose first frame
+ * is `first`, followed by `second`. */
+static bool frames_follow(const char *traces, const char *first,
+			  const char *second)
+{
+	for (const char *p = strstr(traces, "-+-"); p;
+	     p = strstr(p + 1, "-+-")) {
+		const char *l = strchr(p, '\n'); /* the sample's first line */
+		if (!l)
+			return false;
+		l++;
+		const char *f = l + strcspn(l, "\n");
+		/* "   1.10ms   tt_chan_recv": the value, then the frame. */
+		const char *e = f;
+		while (e > l && e[-1] != ' ')
+			e--;
+		if ((size_t)(f - e) != strlen(first) ||
+		    strncmp(e, first, strlen(first)) != 0 || *f != '\n')
+			continue;
+		const char *n = f + 1 + strspn(f + 1, " ");
+		if (strncmp(n, second, strlen(second)) == 0 &&
+		    n[strlen(second)] == '\n')
+			return true;
+	}
+	return false;
+}
+
 static void test_pprof_and_server(void **state)
 {
 	(void)state;
@@ -859,6 +886,16 @@ static void test_pprof_and_server(void **state)
 		TU_ASSERT_CONTAINS(raw, "blk_recv");
 		TU_ASSERT_CONTAINS(raw, "tt_chan_recv");
 		TU_ASSERT_CONTAINS(raw, "test_block.c");
+		/* A sample's stack starts at the public call, then the
+		 * function that made it (the runtime's inlined frames are
+		 * not there, as Go's starts at runtime.chanrecv1). */
+		char *traces = run_pprof(go, "-traces", file);
+		TU_ASSERT_MSG(frames_follow(traces, "tt_chan_recv", "blk_recv"),
+			      "%s", traces);
+		TU_ASSERT_MSG(frames_follow(traces, "tt_mutex_lock",
+					    "blk_mutex"),
+			      "%s", traces);
+		free(traces);
 		char *top = run_pprof(go, "-top -nodefraction=0", file);
 		TU_ASSERT_CONTAINS(top, "Type: delay");
 		TU_ASSERT_CONTAINS(top, "blk_recv");
@@ -892,6 +929,116 @@ static void test_pprof_and_server(void **state)
 			      "(Debian: golang-go): go tool pprof not run\n");
 		skip();
 	}
+}
+
+static NI void delta_before(ctx *x)
+{
+	int v;
+	int r = tt_recv(x->c, &v, NULL);
+	TU_ASSERT_OK(r);
+}
+
+static NI void delta_during(ctx *x)
+{
+	int v;
+	int r = tt_recv(x->c, &v, NULL);
+	TU_ASSERT_OK(r);
+}
+
+/* Sends once to delta_before, then twice to delta_during, each time
+ * once the receiver is parked (x->signalled: it set it and parked
+ * without yielding in between), so only receivers block. */
+static void delta_sender(void *arg)
+{
+	ctx *x = arg;
+	int v = 1;
+	TU_ASSERT_OK(tt_sleep(20 * TT_MILLISECOND));
+	TU_ASSERT_OK(tt_send(x->c, &v));
+	for (int i = 0; i < 2; i++) {
+		TU_WAIT_FOR(x->signalled, 10 * TT_SECOND);
+		x->signalled = false;
+		TU_ASSERT_OK(tt_sleep(20 * TT_MILLISECOND));
+		TU_ASSERT_OK(tt_send(x->c, &v));
+	}
+	tu_done(x->done);
+}
+
+static void delta_blocker(void *arg)
+{
+	ctx *x = arg;
+	TU_ASSERT_OK(tt_sleep(500 * TT_MILLISECOND)); /* the base is taken */
+	for (int i = 0; i < 2; i++) {
+		x->signalled = true;
+		delta_during(x);
+	}
+	tu_done(x->done);
+}
+
+/* ?seconds=N: only what was recorded during those seconds, with the
+ * profile's duration; Go's errors for a bad count or with debug. */
+static void test_block_delta(void **state)
+{
+	(void)state;
+	ctx x;
+	make_all(&x);
+	x.done = tu_chan(0, 2);
+	tt_set_block_profile_rate(1);
+	tu_go(delta_sender, &x);
+	delta_before(&x);
+	tu_go(delta_blocker, &x);
+	tt_debug_server *srv = NULL;
+	TU_ASSERT_OK(tt_debug_serve("127.0.0.1:0", NULL, &srv));
+	size_t len;
+	int st;
+	int64_t t0 = tt_now();
+	char *pb = get(srv, "/debug/pprof/block?seconds=2", &len, &st);
+	TU_ASSERT_EQ(st, 200);
+	TU_ASSERT_GE(tt_now() - t0, 2 * TT_SECOND);
+	TU_WAIT_DONE(x.done, 2, 10 * TT_SECOND);
+	tt_set_block_profile_rate(0);
+	size_t blen;
+	int bst[3];
+	char *bad[] = {
+		get(srv, "/debug/pprof/block?seconds=0", &blen, &bst[0]),
+		get(srv, "/debug/pprof/mutex?seconds=x", &blen, &bst[1]),
+		get(srv, "/debug/pprof/mutex?seconds=1&debug=1", &blen,
+		    &bst[2]),
+	};
+	for (int i = 0; i < 3; i++)
+		TU_ASSERT_EQ(bst[i], 400);
+	TU_ASSERT_CONTAINS(bad[2], "seconds and debug params are incompatible");
+	TU_ASSERT_CONTAINS(bad[0], "seconds must be a whole number");
+	TU_ASSERT_CONTAINS(bad[1], "seconds must be a whole number");
+	for (int i = 0; i < 3; i++)
+		free(bad[i]);
+	TU_ASSERT_OK(tt_debug_shutdown(srv));
+
+	char go[4096];
+	if (find_go(go, sizeof go)) {
+		char dir[] = "/tmp/tether-block-XXXXXX", file[256];
+		TU_ASSERT(mkdtemp(dir) != NULL);
+		snprintf(file, sizeof file, "%s/delta.pb.gz", dir);
+		FILE *f = fopen(file, "w");
+		TU_ASSERT(f != NULL);
+		TU_ASSERT_EQ(fwrite(pb, 1, len, f), len);
+		TU_ASSERT_EQ(fclose(f), 0);
+		char *raw = run_pprof(go, "-raw", file);
+		TU_ASSERT_CONTAINS(raw, "contentions/count delay/nanoseconds");
+		TU_ASSERT_CONTAINS(raw, "delta_during");
+		TU_ASSERT_NOT_CONTAINS(raw, "delta_before");
+		TU_ASSERT_NOT_CONTAINS(raw, "blk_recv");
+		char *top = run_pprof(go, "-top -nodefraction=0 "
+					  "-sample_index=contentions",
+				      file);
+		TU_ASSERT_MSG(top_cum(top, "delta_during") == 2, "%s", top);
+		TU_ASSERT_CONTAINS(top, "Duration: 2");
+		free(raw);
+		free(top);
+		unlink(file);
+		rmdir(dir);
+	}
+	free(pb);
+	free_all(&x);
 }
 
 static void test_bad_input(void **state)
@@ -939,6 +1086,7 @@ int main(void)
 		TU_TEST(test_mutex_fraction),
 		TU_TEST(test_block_threads),
 		TU_TEST(test_pprof_and_server),
+		TU_TEST(test_block_delta),
 		TU_TEST(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

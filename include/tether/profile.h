@@ -108,7 +108,9 @@ TT_EXPORT int tt_profile_write(const char *name, int debug, tt_write_fn fn,
  * delay/nanoseconds (period type contentions/count, period 1), debug=1
  * (and 2) Go's text: "--- contention:" (or "--- mutex:"),
  * "cycles/second=1000000000" (delays are ns), then "DELAY COUNT @ PCs"
- * and the frames of each record, largest delay first. Thread-safe:
+ * and the frames of each record, largest delay first. The debug server's
+ * /debug/pprof/block?seconds=N (and /mutex) serves Go's delta profile
+ * over the next N seconds (tether/debug.h). Thread-safe:
  * goroutines of every thread record into the same profile. When off, the
  * cost is one load and branch on each park (block), and one on a
  * contended lock's park and hand-over (mutex). */

@@ -302,15 +302,22 @@ static void write_text(tt__buf *b, int kind, const rec *r, size_t n,
 	}
 }
 
-int tt__block_write(const char *name, int debug, tt__buf *out)
+/* tt__symbolize for the protobuf profile, leaving out, as the text does
+ * (tt__frames_at), the runtime's frames inlined into a public call: a
+ * record starts at tt_chan_recv, as Go's starts at runtime.chanrecv1. */
+static int sym_public(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 {
-	int kind = strcmp(name, "mutex") == 0 ? K_MUTEX : K_BLOCK;
-	rec *r;
-	size_t n;
-	uintptr_t *pool;
-	int err = collect(kind, &r, &n, &pool);
-	if (err)
-		return err;
+	(void)return_addr; /* every PC here is a return address */
+	tt__gsnap g = {.pcs = &pc, .npcs = 1};
+	return tt__frames_at(&g, 0, out, max);
+}
+
+/* Write records r[n] of kind at debug (0: profile.proto, with duration
+ * dur ns when not 0). */
+static int emit(int kind, int debug, const rec *r, size_t n, int64_t dur,
+		tt__buf *out)
+{
+	int err = 0;
 	int64_t period = kind == K_MUTEX ? tt_set_mutex_profile_fraction(-1)
 					 : 1;
 	if (debug) {
@@ -341,13 +348,101 @@ int tt__block_write(const char *name, int debug, tt__buf *out)
 				.period_type = "contentions",
 				.period_unit = "count",
 				.period = 1,
+				.duration = dur,
 			};
 			err = tt__pprof_write_values(out, &s, &vals,
-						     tt__symbolize);
+						     sym_public);
 		}
 		free(g);
 		free(v);
 	}
+	return err;
+}
+
+static int kind_of(const char *name)
+{
+	return strcmp(name, "mutex") == 0 ? K_MUTEX : K_BLOCK;
+}
+
+int tt__block_write(const char *name, int debug, tt__buf *out)
+{
+	int kind = kind_of(name);
+	rec *r;
+	size_t n;
+	uintptr_t *pool;
+	int err = collect(kind, &r, &n, &pool);
+	if (err)
+		return err;
+	err = emit(kind, debug, r, n, 0, out);
+	free(r);
+	free(pool);
+	return err;
+}
+
+/* ---- deltas (?seconds=N) ----------------------------------------------------- */
+
+struct tt__block_base {
+	int kind;
+	int64_t at; /* tt_now() when taken */
+	rec *r;     /* sorted by stack */
+	size_t n;
+	uintptr_t *pool;
+};
+
+int tt__block_base_take(const char *name, tt__block_base **out)
+{
+	tt__block_base *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return -ENOMEM;
+	b->kind = kind_of(name);
+	b->at = tt_now();
+	int err = collect(b->kind, &b->r, &b->n, &b->pool);
+	if (err) {
+		free(b);
+		return err;
+	}
+	qsort(b->r, b->n, sizeof *b->r, by_stack);
+	*out = b;
+	return 0;
+}
+
+void tt__block_base_free(tt__block_base *b)
+{
+	if (b) {
+		free(b->r);
+		free(b->pool);
+		free(b);
+	}
+}
+
+int tt__block_write_delta(const tt__block_base *b0, tt__buf *out)
+{
+	rec *r;
+	size_t n;
+	uintptr_t *pool;
+	int64_t dur = tt_now() - b0->at;
+	int err = collect(b0->kind, &r, &n, &pool);
+	if (err)
+		return err;
+	/* Records only grow, and each stack is one record: the delta of a
+	 * stack is its record now less the one it had then (merge walk of
+	 * the two, both by stack); records that did not move are left
+	 * out, as pprof's merge of p1 with p0 scaled by -1 leaves them. */
+	qsort(r, n, sizeof *r, by_stack);
+	size_t m = 0, j = 0;
+	for (size_t i = 0; i < n; i++) {
+		while (j < b0->n && by_stack(&b0->r[j], &r[i]) < 0)
+			j++;
+		rec d = r[i];
+		if (j < b0->n && by_stack(&b0->r[j], &r[i]) == 0) {
+			d.count -= b0->r[j].count;
+			d.delay -= b0->r[j].delay;
+		}
+		if (d.count != 0 || d.delay != 0)
+			r[m++] = d;
+	}
+	qsort(r, m, sizeof *r, by_delay);
+	err = emit(b0->kind, 0, r, m, dur, out);
 	free(r);
 	free(pool);
 	return err;

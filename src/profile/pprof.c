@@ -46,6 +46,7 @@ enum {
 	PROFILE_FUNCTION = 5,
 	PROFILE_STRING_TABLE = 6,
 	PROFILE_TIME_NANOS = 9,
+	PROFILE_DURATION_NANOS = 10,
 	PROFILE_PERIOD_TYPE = 11,
 	PROFILE_PERIOD = 12,
 
@@ -908,6 +909,9 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 	}
 
 	put_uint(&pb, PROFILE_TIME_NANOS, (uint64_t)snapshot_time(b->snap));
+	if (b->vals && b->vals->duration > 0)
+		put_uint(&pb, PROFILE_DURATION_NANOS,
+			 (uint64_t)b->vals->duration);
 	put_value_type(&pb, &sub, PROFILE_PERIOD_TYPE, type, unit);
 	put_uint(&pb, PROFILE_PERIOD,
 		 b->vals ? (uint64_t)b->vals->period : 1);

@@ -51,6 +51,7 @@ typedef struct tt__pprof_values {
 	const int64_t *v;
 	const char *period_type, *period_unit;
 	int64_t period;
+	int64_t duration; /* ns the profile covers (a delta), or 0 */
 } tt__pprof_values;
 
 /* tt__pprof_write over such a profile; the same errors, and -EINVAL for

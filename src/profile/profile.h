@@ -144,6 +144,13 @@ void tt__write_frames(tt__buf *b, const tt__gsnap *g);
  * debug 0 (profile.proto, gzipped) or 1 (Go's text), appended to out.
  * 0 or -ENOMEM. */
 int tt__block_write(const char *name, int debug, tt__buf *out);
+/* Go's delta profile (/debug/pprof/block?seconds=N): take the base
+ * (the profile `name` now), wait, then write, as gzipped profile.proto,
+ * what was added since the base, with its duration. 0 or -ENOMEM. */
+typedef struct tt__block_base tt__block_base;
+int tt__block_base_take(const char *name, tt__block_base **out);
+int tt__block_write_delta(const tt__block_base *b, tt__buf *out);
+void tt__block_base_free(tt__block_base *b);
 /* Events of new stacks dropped because the table was full. */
 uint64_t tt__block_dropped(void);
 
