@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "profile/profile.h"
 #include "testutil.h"
 
 #define WAIT (30 * TT_MILLISECOND)
@@ -1041,6 +1042,55 @@ static void test_block_delta(void **state)
 	free_all(&x);
 }
 
+static NI void deep_block(tt_chan *c, int depth)
+{
+	if (depth > 0) {
+		deep_block(c, depth - 1);
+		__asm__ volatile("" ::: "memory"); /* not a tail call */
+		return;
+	}
+	int v;
+	int r = tt_recv(c, &v, NULL);
+	TU_ASSERT_OK(r);
+}
+
+static void deep_sender(void *arg)
+{
+	int v = 1;
+	for (int i = 0; i < 8; i++) {
+		TU_ASSERT_OK(tt_sleep(TT_MILLISECOND));
+		TU_ASSERT_OK(tt_send((tt_chan *)arg, &v));
+	}
+}
+
+/* The table is bounded: past its limit, events of new stacks are
+ * dropped and counted; known stacks still count. */
+static void test_block_bounded(void **state)
+{
+	(void)state;
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	size_t base = tt__block_nbuckets(), old_max = tt__block_max_buckets;
+	uint64_t dropped = tt__block_dropped();
+	tt__block_max_buckets = base + 3;
+	tt_set_block_profile_rate(1);
+	tu_go(deep_sender, c);
+	for (int d = 0; d < 8; d++) /* 8 stacks: depth 0 to 7 */
+		deep_block(c, d);
+	tt_set_block_profile_rate(0);
+	tt__block_max_buckets = old_max;
+	TU_ASSERT_EQ(tt__block_nbuckets(), base + 3);
+	TU_ASSERT_EQ(tt__block_dropped() - dropped, 5);
+	char *text = profile_text("block");
+	long long count, delay;
+	TU_ASSERT_EQ(find_records(text, "tt_chan_recv", "deep_block", 0,
+				  &count, &delay),
+		     3);
+	TU_ASSERT_EQ(count, 3);
+	free(text);
+	tu_pause();
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
 static void test_bad_input(void **state)
 {
 	(void)state;
@@ -1087,6 +1137,7 @@ int main(void)
 		TU_TEST(test_block_threads),
 		TU_TEST(test_pprof_and_server),
 		TU_TEST(test_block_delta),
+		TU_TEST(test_block_bounded),
 		TU_TEST(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,6 +65,7 @@ static bucket *heads[NHEADS];
 static bucket *all;
 static size_t nbuckets;
 static _Atomic uint64_t dropped;
+size_t tt__block_max_buckets = MAX_BUCKETS;
 
 /* ---- the rates ------------------------------------------------------------- */
 
@@ -124,7 +125,7 @@ static void save(int kind, const uintptr_t *pcs, int n, double count,
 		    memcmp(b->pcs, pcs, (size_t)n * sizeof *pcs) == 0)
 			break;
 	if (b == NULL) {
-		if (nbuckets >= MAX_BUCKETS ||
+		if (nbuckets >= tt__block_max_buckets ||
 		    (b = malloc(sizeof *b + (size_t)n * sizeof *pcs)) == NULL) {
 			pthread_mutex_unlock(&mu);
 			atomic_fetch_add_explicit(&dropped, 1,
@@ -178,6 +179,14 @@ void tt__mutex_event(int64_t delay)
 	uintptr_t pcs[RAW_PCS];
 	int n = tt__trace_fast(pcs, RAW_PCS);
 	save(K_MUTEX, pcs, n, 1, delay);
+}
+
+size_t tt__block_nbuckets(void)
+{
+	pthread_mutex_lock(&mu);
+	size_t n = nbuckets;
+	pthread_mutex_unlock(&mu);
+	return n;
 }
 
 uint64_t tt__block_dropped(void)

@@ -151,8 +151,12 @@ typedef struct tt__block_base tt__block_base;
 int tt__block_base_take(const char *name, tt__block_base **out);
 int tt__block_write_delta(const tt__block_base *b, tt__buf *out);
 void tt__block_base_free(tt__block_base *b);
-/* Events of new stacks dropped because the table was full. */
+/* Events of new stacks dropped because the table was full; the records
+ * (buckets) kept, of both profiles; and the most it keeps (65,536; a
+ * test may lower it, guarded by nothing: set it while nothing records). */
 uint64_t tt__block_dropped(void);
+size_t tt__block_nbuckets(void);
+extern size_t tt__block_max_buckets;
 
 /* Every goroutine's stack (or the calling one's) to fd, as debug=2. */
 void tt__print_stacks(int fd, bool all);
