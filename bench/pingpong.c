@@ -7,7 +7,11 @@
  * until main closes it, as `for v := range ping { pong <- v }` does.
  *
  * Warm-up (both sides): one untimed run of N/100 round trips, with its
- * own channels and goroutine. */
+ * own channels and goroutine.
+ *
+ * --block-rate R (Go: -blockrate R) turns the block profile on at rate R
+ * (tt_set_block_profile_rate) before the warm-up: with 1, every park is
+ * recorded with its stack. bench/run's pingpong_block row. */
 #include "bench.h"
 
 struct pair {
@@ -61,7 +65,16 @@ static int64_t pingpong(long n)
 
 int main(int argc, char **argv)
 {
-	long n = bench_count(argc, argv, "pingpong", 1000000);
+	int ac = 1;
+	long rate = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--block-rate") == 0 && i + 1 < argc)
+			rate = strtol(argv[++i], NULL, 10);
+		else
+			argv[ac++] = argv[i];
+	}
+	long n = bench_count(ac, argv, "pingpong", 1000000);
+	tt_set_block_profile_rate(rate);
 
 	pingpong(bench_warmup(n));
 	int64_t elapsed = pingpong(n);

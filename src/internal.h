@@ -931,6 +931,30 @@ void tt__leak_release_done(void *site);
  * report of each (their stacks are about to be unmapped). */
 void tt__leak_thread_exit(tt__sched *s);
 
+/* ---- block and mutex profiles (profile/block.c) ------------------------ */
+
+/* tt_set_block_profile_rate's rate in ns (0: off) and
+ * tt_set_mutex_profile_fraction's rate (0: off). Read relaxed on the
+ * park path: a change is seen by parks that come after it. */
+extern _Atomic int64_t tt__block_rate TT_HIDDEN;
+extern _Atomic int64_t tt__mutex_rate TT_HIDDEN;
+
+/* The wait reasons that are block events, as Go counts them: channels,
+ * select, sync. Not sleeps, not descriptors, not the waits that never
+ * end (nil channels, a select with no cases). */
+#define TT__BLOCK_REASONS                                                   \
+	((1u << TT_WAIT_CHAN_RECV) | (1u << TT_WAIT_CHAN_SEND) |            \
+	 (1u << TT_WAIT_SELECT) | (1u << TT_WAIT_WG_WAIT) |                 \
+	 (1u << TT_WAIT_MUTEX) | (1u << TT_WAIT_RWMUTEX_R) |                \
+	 (1u << TT_WAIT_RWMUTEX_W) | (1u << TT_WAIT_COND))
+
+/* The calling goroutine, parked at t0 (tt_now()) on a block event's
+ * reason, runs again: sample and record the event with its stack. */
+void tt__block_event(int64_t t0);
+/* The calling goroutine hands a contended lock to a waiter that waited
+ * `delay` ns: sample and record it with the caller's stack. */
+void tt__mutex_event(int64_t delay);
+
 /* ---- errors and fatal reports -------------------------------------------- */
 
 /* Record err and a printf-style message as the current goroutine's last

@@ -26,6 +26,11 @@
  *   /debug/pprof/threadcreate?debug=N   tt_profile_write("threadcreate",
  *                                   N): live OS threads by the stack that
  *                                   created them (known with the preload)
+ *   /debug/pprof/block?debug=N      tt_profile_write("block", N) and
+ *   /debug/pprof/mutex?debug=N      ("mutex", N) (tether/profile.h);
+ *                                   ?seconds=S (1 to 3600, without debug):
+ *                                   Go's delta profile, what was recorded
+ *                                   in the next S seconds, profile.proto
  *   /debug/pprof/cmdline            the arguments, NUL-separated (Go's)
  *   /metrics                        Prometheus's text format 0.0.4:
  *                                   go_goroutines, process_*, and

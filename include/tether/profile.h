@@ -11,6 +11,11 @@
  *   tt_profile_write("goroutineleak", d)  proven leaks only
  *   tt_profile_write("threadcreate", d)   live OS threads by creation
  *                                      stack (debug 0 or 1; 2 is 1)
+ *   tt_profile_write("block", d)       where goroutines blocked, and for
+ *                                      how long (tt_set_block_profile_rate)
+ *   tt_profile_write("mutex", d)       contended tether mutexes, by the
+ *                                      unlocker's stack
+ *                                      (tt_set_mutex_profile_fraction)
  *
  * The text is laid out as Go lays it out, so the tools that parse Go's
  * dumps (goleak, panicparse, go tool pprof) read tether's. */
@@ -27,8 +32,8 @@ extern "C" {
  * or a negative errno value that stops the write and is returned. */
 typedef int (*tt_write_fn)(void *arg, const void *data, size_t len);
 
-/* Write the profile `name` ("goroutine", "goroutineleak" or
- * "threadcreate") at `debug` level 0, 1 or 2. Returns 0 or a negative
+/* Write the profile `name` ("goroutine", "goroutineleak",
+ * "threadcreate", "block" or "mutex") at `debug` level 0, 1 or 2. Returns 0 or a negative
  * errno value (-EINVAL for an unknown name or level).
  *
  * "threadcreate" is Go's threadcreate profile over the process's live OS
@@ -59,6 +64,58 @@ typedef int (*tt_write_fn)(void *arg, const void *data, size_t len);
  * thread's goroutines instead. */
 TT_EXPORT int tt_profile_write(const char *name, int debug, tt_write_fn fn,
 			       void *arg);
+
+/* The block and mutex profiles, as Go's runtime.SetBlockProfileRate and
+ * runtime.SetMutexProfileFraction.
+ *
+ * Block profile: where goroutines blocked on tether's synchronization —
+ * channel send and receive (tt_chan_*, and so tt_ctx_done's channel),
+ * tt_select, tt_wg_wait, tt_mutex_lock, tt_rwmutex_lock/rlock, tt_once_do
+ * waiting for another's fn, tt_cond_wait — and for how long. Sleeping
+ * (tt_sleep) and waiting on a descriptor (tt_fd_wait and the I/O calls)
+ * are not block events, as in Go. An event is recorded when the
+ * goroutine runs again: the time from its park to then (monotonic
+ * clock, ns; so the time it spent runnable after being woken is in it),
+ * with its own stack from the public call that blocked outward.
+ *
+ * tt_set_block_profile_rate(rate): rate <= 0 turns it off (the default);
+ * 1 records every event; otherwise an event that blocked d ns is recorded
+ * always when d >= rate, and with probability d/rate when shorter, in
+ * which case it counts rate/d events of rate ns each (Go's correction of
+ * the sampling bias), so the totals estimate every event. A goroutine
+ * that wakes after the profile was turned off is not recorded, as in Go.
+ *
+ * Mutex profile: on an unlock of a tt_mutex or tt_rwmutex (or the end of
+ * a tt_once_do another goroutine waits on) that hands the lock to a
+ * waiter, the time that waiter has waited — since it parked, or since
+ * the previous hand-over from the same queue, whichever is later, so
+ * time with several waiters is counted once, as Go's semrelease does —
+ * with the stack of the goroutine that unlocked. One event in `rate` is
+ * recorded, at random; the protobuf profile (debug=0) multiplies counts
+ * and delays by rate, as Go's writer does, and debug=1 prints them as
+ * recorded with "sampling period=rate". Waiters that parked while the
+ * fraction was 0 are not timed.
+ *
+ * tt_set_mutex_profile_fraction(rate) sets it (0 off, the default) and
+ * returns the previous rate; a negative rate only reads it.
+ *
+ * Both profiles keep, process-wide and for the life of the process, one
+ * record per distinct stack (and kind) with the number of events and
+ * their total delay, at most 65,536 records for the two; events of new
+ * stacks past that are dropped. They are written by
+ * tt_profile_write("block" or "mutex", debug): debug=0 is gzipped
+ * profile.proto with sample types contentions/count and
+ * delay/nanoseconds (period type contentions/count, period 1), debug=1
+ * (and 2) Go's text: "--- contention:" (or "--- mutex:"),
+ * "cycles/second=1000000000" (delays are ns), then "DELAY COUNT @ PCs"
+ * and the frames of each record, largest delay first. The debug server's
+ * /debug/pprof/block?seconds=N (and /mutex) serves Go's delta profile
+ * over the next N seconds (tether/debug.h). Thread-safe:
+ * goroutines of every thread record into the same profile. When off, the
+ * cost is one load and branch on each park (block), and one on a
+ * contended lock's park and hand-over (mutex). */
+TT_EXPORT void tt_set_block_profile_rate(int64_t rate);
+TT_EXPORT int tt_set_mutex_profile_fraction(int rate);
 
 /* The same, to a file descriptor (all of it is written). */
 TT_EXPORT int tt_profile_write_fd(const char *name, int debug, int fd);

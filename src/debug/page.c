@@ -192,6 +192,9 @@ int tt__debug_index(tt__buf *b)
 	tt__buf_printf(b, "<tr><td>%llu</td><td><a href=\"goroutineleak?"
 			  "debug=1\">goroutineleak</a></td></tr>\n",
 		       (unsigned long long)leaked);
+	tt__buf_puts(b, "<tr><td></td><td><a href=\"block?debug=1\">block"
+			"</a></td></tr>\n<tr><td></td><td><a href=\"mutex?"
+			"debug=1\">mutex</a></td></tr>\n");
 	tt__buf_printf(b, "<tr><td>%d</td><td><a href=\"threadcreate?"
 			  "debug=1\">threadcreate</a></td></tr>\n",
 		       count_threads());
@@ -202,6 +205,8 @@ int tt__debug_index(tt__buf *b)
 		"</table>\n<p><a href=\"goroutine?debug=2\">full goroutine "
 		"stack dump</a></p>\n"
 		"<p>Profile descriptions:</p><ul>\n"
+		"<li><b>block:</b> Stack traces that led to blocking on "
+		"synchronization primitives</li>\n"
 		"<li><b>cmdline:</b> The command line invocation of the "
 		"current program, its arguments separated by NUL bytes.</li>\n"
 		"<li><b>goroutine:</b> stack traces of all current "
@@ -209,6 +214,8 @@ int tt__debug_index(tt__buf *b)
 		"the same format as an unrecovered panic.</li>\n"
 		"<li><b>goroutineleak:</b> stack traces of goroutines proven "
 		"leaked: parked on objects no one can reach any more.</li>\n"
+		"<li><b>mutex:</b> Stack traces of holders of contended "
+		"mutexes</li>\n"
 		"<li><b>threadcreate:</b> Stack traces that led to the "
 		"creation of new OS threads</li>\n"
 		"<li><b>/metrics:</b> goroutine counts by state, wait reason "

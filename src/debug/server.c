@@ -355,6 +355,67 @@ static int then(int r, bool keep)
 	return r ? r : !keep;
 }
 
+static bool has_param(const tt__http_req *req, const char *name)
+{
+	char v[2];
+	return req->query &&
+	       tt__http_query_get(req->query, req->query_len, name, v,
+				  sizeof v) != -1;
+}
+
+/* /debug/pprof/block?seconds=N and /mutex?seconds=N: Go's delta profile,
+ * what was recorded during the next N seconds (profile.proto only, as
+ * in Go). The wait is slept in slices so that tt_debug_shutdown ends it
+ * within one. */
+static int serve_contention_delta(conn *c, const tt__http_req *req,
+				  const char *name, bool keep)
+{
+	bool head_only = req->method == TT__HTTP_HEAD;
+	char v[16];
+	int n = tt__http_query_get(req->query, req->query_len, "seconds", v,
+				   sizeof v);
+	char *end;
+	long secs = n > 0 ? strtol(v, &end, 10) : 0;
+	if (n <= 0 || *end || secs < 1 || secs > 3600)
+		return then(respond_error(c, req->version, head_only, 400,
+				     "seconds must be a whole number from 1 "
+				     "to 3600", NULL, keep), keep);
+	if (has_param(req, "debug"))
+		return then(respond_error(c, req->version, head_only, 400,
+				     "seconds and debug params are "
+				     "incompatible", NULL, keep), keep);
+	tt__block_base *base;
+	tt__buf body = {0};
+	int r = tt__block_base_take(name, &base);
+	if (r == 0) {
+		int64_t until = tt_now() + secs * TT_SECOND;
+		for (int64_t now = tt_now(); now < until && !c->srv->stopping;
+		     now = tt_now())
+			(void)tt_sleep(until - now < 100 * TT_MILLISECOND
+					       ? until - now
+					       : 100 * TT_MILLISECOND);
+		r = c->srv->stopping ? -ECANCELED
+				     : tt__block_write_delta(base, &body);
+		tt__block_base_free(base);
+	}
+	if (r == -ECANCELED) {
+		tt__buf_free(&body);
+		return 1; /* shutting down: close */
+	}
+	const char *disp = strcmp(name, "mutex") == 0
+				   ? "Content-Disposition: attachment; "
+				     "filename=\"mutex-delta\"\r\n"
+				   : "Content-Disposition: attachment; "
+				     "filename=\"block-delta\"\r\n";
+	r = r ? respond_error(c, req->version, head_only, 500,
+			      "out of memory writing the profile", NULL, keep)
+	      : respond(c, req->version, head_only, 200,
+			"application/octet-stream", disp, keep, body.data,
+			body.len);
+	tt__buf_free(&body);
+	return then(r, keep);
+}
+
 /* A request whose head parsed; returns 0 to go on with the connection,
  * 1 to close it (after a response), or -errno when writing failed. */
 static int serve_profile(conn *c, const tt__http_req *req, const char *name,
@@ -513,6 +574,13 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 		return serve_profile(c, req, "goroutineleak", -1, keep);
 	if (strcmp(path, "/debug/pprof/threadcreate") == 0)
 		return serve_profile(c, req, "threadcreate", -1, keep);
+	if (strcmp(path, "/debug/pprof/block") == 0 ||
+	    strcmp(path, "/debug/pprof/mutex") == 0) {
+		const char *name = path + strlen("/debug/pprof/");
+		return has_param(req, "seconds")
+			       ? serve_contention_delta(c, req, name, keep)
+			       : serve_profile(c, req, name, -1, keep);
+	}
 	if (strcmp(path, "/debug/pprof/cmdline") == 0)
 		return serve_made(c, req, keep, tt__debug_cmdline,
 				  "text/plain; charset=utf-8");

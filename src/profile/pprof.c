@@ -46,6 +46,7 @@ enum {
 	PROFILE_FUNCTION = 5,
 	PROFILE_STRING_TABLE = 6,
 	PROFILE_TIME_NANOS = 9,
+	PROFILE_DURATION_NANOS = 10,
 	PROFILE_PERIOD_TYPE = 11,
 	PROFILE_PERIOD = 12,
 
@@ -195,6 +196,7 @@ typedef struct stack {
 	 * 2 * lab_off. */
 	size_t lab_off;
 	uint32_t nlab;
+	int64_t v[2];   /* with values (tt__pprof_write_values): their sums */
 } stack;
 
 typedef struct line {
@@ -252,6 +254,12 @@ typedef struct builder {
 	uint64_t name_key; /* string id of "name", once a goroutine has one */
 	uint64_t *lab_ids; /* the stacks' label string ids, in pairs */
 	size_t nlab_ids, lab_ids_cap;
+
+	/* A profile of values per record rather than counts of records
+	 * (tt__pprof_write_values), or NULL; vtype/vunit: string ids of its
+	 * sample types. */
+	const tt__pprof_values *vals;
+	uint64_t vtype[2], vunit[2];
 } builder;
 
 /* The id of string s (its index in the string table), adding it; -1 when
@@ -308,6 +316,13 @@ static bool same_stack(const tt__gsnap *a, const tt__gsnap *b)
 	return strcmp(a->name, b->name) == 0;
 }
 
+static void add_values(builder *b, stack *st, size_t gi)
+{
+	if (b->vals)
+		for (int k = 0; k < 2; k++)
+			st->v[k] += b->vals->v[2 * gi + k];
+}
+
 static int group(builder *b, bool leaked_only)
 {
 	const tt__snapshot *s = b->snap;
@@ -329,6 +344,7 @@ static int group(builder *b, bool leaked_only)
 			stack *st = &b->stacks[sl->idx - 1];
 			if (sl->hash == h && same_stack(&s->g[st->g], g)) {
 				st->count++;
+				add_values(b, st, gi);
 				goto next;
 			}
 		}
@@ -337,6 +353,7 @@ static int group(builder *b, bool leaked_only)
 			     sizeof *b->stacks))
 			return -ENOMEM;
 		b->stacks[b->nstacks] = (stack){.g = gi, .count = 1};
+		add_values(b, &b->stacks[b->nstacks], gi);
 		b->stack_tab.s[i] = (slot){h, (uint32_t)++b->nstacks};
 		b->stack_tab.n++;
 next:;
@@ -351,6 +368,16 @@ static int by_count(const void *x, const void *y)
 	const stack *a = x, *b = y;
 	if (a->count != b->count)
 		return a->count > b->count ? -1 : 1;
+	return (a->g > b->g) - (a->g < b->g);
+}
+
+/* Largest last value (the delay) first, as Go sorts its block and mutex
+ * profiles. */
+static int by_value(const void *x, const void *y)
+{
+	const stack *a = x, *b = y;
+	if (a->v[1] != b->v[1])
+		return a->v[1] > b->v[1] ? -1 : 1;
 	return (a->g > b->g) - (a->g < b->g);
 }
 
@@ -819,17 +846,26 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 	bytes pb = {0}, sub = {0};
 	int r = 0;
 
-	put_value_type(&pb, &sub, PROFILE_SAMPLE_TYPE, type, unit);
+	int nv = b->vals ? 2 : 1;
+	if (b->vals)
+		for (int k = 0; k < nv; k++)
+			put_value_type(&pb, &sub, PROFILE_SAMPLE_TYPE,
+				       b->vtype[k], b->vunit[k]);
+	else
+		put_value_type(&pb, &sub, PROFILE_SAMPLE_TYPE, type, unit);
 
 	for (size_t k = 0; k < b->nstacks; k++) {
 		const stack *st = &b->stacks[k];
 		const tt__gsnap *gs = &b->snap->g[st->g];
-		uint64_t v = (uint64_t)st->count;
+		uint64_t v[2] = {(uint64_t)st->count};
+		if (b->vals)
+			for (int i = 0; i < nv; i++)
+				v[i] = (uint64_t)st->v[i];
 		sub.len = 0;
 		if (gs->npcs) /* a stackless record has no locations */
 			put_packed(&sub, SAMPLE_LOCATION_ID,
 				   b->stack_locs + st->loc_off, gs->npcs);
-		put_packed(&sub, SAMPLE_VALUE, &v, 1);
+		put_packed(&sub, SAMPLE_VALUE, v, (size_t)nv);
 		if (st->name) {
 			uint8_t lab[48];
 			bytes l = {.p = lab, .cap = sizeof lab};
@@ -909,8 +945,12 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 	}
 
 	put_uint(&pb, PROFILE_TIME_NANOS, (uint64_t)snapshot_time(b->snap));
+	if (b->vals && b->vals->duration > 0)
+		put_uint(&pb, PROFILE_DURATION_NANOS,
+			 (uint64_t)b->vals->duration);
 	put_value_type(&pb, &sub, PROFILE_PERIOD_TYPE, type, unit);
-	put_uint(&pb, PROFILE_PERIOD, 1);
+	put_uint(&pb, PROFILE_PERIOD,
+		 b->vals ? (uint64_t)b->vals->period : 1);
 	r = drain(g, &pb, true);
 out:
 	free(pb.p);
@@ -949,15 +989,36 @@ int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
 				    sym);
 }
 
+static int write_profile(tt__buf *out, const tt__snapshot *s,
+			 bool leaked_only, const char *type_name,
+			 const tt__pprof_values *vals, tt__symbolize_fn sym);
+
 int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
 			 bool leaked_only, const char *type_name,
 			 tt__symbolize_fn sym)
+{
+	return write_profile(out, s, leaked_only, type_name, NULL, sym);
+}
+
+int tt__pprof_write_values(tt__buf *out, const tt__snapshot *s,
+			   const tt__pprof_values *vals, tt__symbolize_fn sym)
+{
+	if (!vals || (s && s->n && !vals->v) || !vals->type[0] ||
+	    !vals->type[1] || !vals->unit[0] || !vals->unit[1] ||
+	    !vals->period_unit)
+		return -EINVAL;
+	return write_profile(out, s, false, vals->period_type, vals, sym);
+}
+
+static int write_profile(tt__buf *out, const tt__snapshot *s,
+			 bool leaked_only, const char *type_name,
+			 const tt__pprof_values *vals, tt__symbolize_fn sym)
 {
 	if (!out || !s || !sym || !type_name || (s->n && !s->g))
 		return -EINVAL;
 	if (out->err)
 		return out->err;
-	builder b = {.snap = s, .sym = sym};
+	builder b = {.snap = s, .sym = sym, .vals = vals};
 	gz g = {.out = out};
 	size_t len0 = out->len;
 	int r;
@@ -965,16 +1026,27 @@ int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
 	/* The string table starts with "", then the sample type's names. */
 	int64_t empty = intern_n(&b, "", 0);
 	int64_t type = intern(&b, type_name);
-	int64_t unit = intern(&b, "count");
+	int64_t unit = intern(&b, vals ? vals->period_unit : "count");
 	if (empty < 0 || type < 0 || unit < 0) {
 		r = -ENOMEM;
 		goto out;
+	}
+	for (int k = 0; vals && k < 2; k++) {
+		int64_t t = intern(&b, vals->type[k]);
+		int64_t u = intern(&b, vals->unit[k]);
+		if (t < 0 || u < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		b.vtype[k] = (uint64_t)t;
+		b.vunit[k] = (uint64_t)u;
 	}
 	if ((r = group(&b, leaked_only)) || (r = read_mappings(&b)) ||
 	    (r = resolve(&b)))
 		goto out;
 	if (b.nstacks)
-		qsort(b.stacks, b.nstacks, sizeof *b.stacks, by_count);
+		qsort(b.stacks, b.nstacks, sizeof *b.stacks,
+		      vals ? by_value : by_count);
 
 	/* Level 1, as Go's writer uses: the profile is mostly repeated
 	 * small varints, and speed matters more than the last few bytes. */

@@ -41,4 +41,22 @@ int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
 			 bool leaked_only, const char *type_name,
 			 tt__symbolize_fn sym);
 
+/* A profile of two values per record (the block and mutex profiles:
+ * contentions/count and delay/nanoseconds) instead of a count of
+ * records. v holds 2 values per record of the snapshot, in its order;
+ * records with equal stacks add up. Samples are sorted by their second
+ * value, largest first. The period type is period_type/period_unit. */
+typedef struct tt__pprof_values {
+	const char *type[2], *unit[2];
+	const int64_t *v;
+	const char *period_type, *period_unit;
+	int64_t period;
+	int64_t duration; /* ns the profile covers (a delta), or 0 */
+} tt__pprof_values;
+
+/* tt__pprof_write over such a profile; the same errors, and -EINVAL for
+ * a NULL vals, type or unit. */
+int tt__pprof_write_values(tt__buf *out, const tt__snapshot *s,
+			   const tt__pprof_values *vals, tt__symbolize_fn sym);
+
 #endif

@@ -146,6 +146,28 @@ int tt__profile_proto_type(tt__buf *b, const tt__snapshot *s,
  * Returns 0 or a negative errno value. */
 int tt__threads_create_snapshot(tt__snapshot *s);
 
+/* The frame lines of a debug=1 record ("#\t0xPC\tfunc+0xOFF\tfile:line",
+ * in tabwriter's columns) for g's PCs, and the blank line after them. */
+void tt__write_frames(tt__buf *b, const tt__gsnap *g);
+
+/* The block or mutex profile (`name` "block" or "mutex"; block.c) at
+ * debug 0 (profile.proto, gzipped) or 1 (Go's text), appended to out.
+ * 0 or -ENOMEM. */
+int tt__block_write(const char *name, int debug, tt__buf *out);
+/* Go's delta profile (/debug/pprof/block?seconds=N): take the base
+ * (the profile `name` now), wait, then write, as gzipped profile.proto,
+ * what was added since the base, with its duration. 0 or -ENOMEM. */
+typedef struct tt__block_base tt__block_base;
+int tt__block_base_take(const char *name, tt__block_base **out);
+int tt__block_write_delta(const tt__block_base *b, tt__buf *out);
+void tt__block_base_free(tt__block_base *b);
+/* Events of new stacks dropped because the table was full; the records
+ * (buckets) kept, of both profiles; and the most it keeps (65,536; a
+ * test may lower it, guarded by nothing: set it while nothing records). */
+uint64_t tt__block_dropped(void);
+size_t tt__block_nbuckets(void);
+extern size_t tt__block_max_buckets;
+
 /* Every goroutine's stack (or the calling one's) to fd, as debug=2. */
 void tt__print_stacks(int fd, bool all);
 

@@ -424,6 +424,11 @@ static void write_record(tt__buf *b, const tt__group *gr)
 		tt__labels_text(b, g->name, g->labels);
 		tt__buf_put(b, "\n", 1);
 	}
+	tt__write_frames(b, g);
+}
+
+void tt__write_frames(tt__buf *b, const tt__gsnap *g)
+{
 	/* One line per frame (inlined ones included), in columns. */
 	enum { MAXF = TT__TRACE_MAX * 4 };
 	tt__frame fr[MAXF];
@@ -518,22 +523,39 @@ static int write_threadcreate(int debug, tt_write_fn fn, void *arg)
 	return 0;
 }
 
+/* The block and mutex profiles (block.c); debug=2 is debug=1, as in Go. */
+static int write_contention(const char *name, int debug, tt_write_fn fn,
+			    void *arg)
+{
+	out o = {.fn = fn, .arg = arg};
+	o.err = tt__block_write(name, debug, &o.b);
+	flush(&o, true);
+	tt__buf_free(&o.b);
+	if (o.err)
+		return tt__err(o.err, "tt_profile_write: %s",
+			       o.err == -ENOMEM ? "out of memory"
+						: "the writer failed");
+	return 0;
+}
+
 int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 {
 	if (name == NULL)
 		return tt__err(-EINVAL, "tt_profile_write: name is NULL");
-	bool leaked_only = false, threads = false;
+	bool leaked_only = false, threads = false, contention = false;
 	if (strcmp(name, "goroutine") == 0)
 		leaked_only = false;
 	else if (strcmp(name, "goroutineleak") == 0)
 		leaked_only = true;
 	else if (strcmp(name, "threadcreate") == 0)
 		threads = true;
+	else if (strcmp(name, "block") == 0 || strcmp(name, "mutex") == 0)
+		contention = true;
 	else
 		return tt__err(-EINVAL,
 			       "tt_profile_write: unknown profile \"%s\" (want "
-			       "\"goroutine\", \"goroutineleak\" or "
-			       "\"threadcreate\")",
+			       "\"goroutine\", \"goroutineleak\", "
+			       "\"threadcreate\", \"block\" or \"mutex\")",
 			       name);
 	if (debug < 0 || debug > 2)
 		return tt__err(-EINVAL,
@@ -544,6 +566,8 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 		return tt__err(-EINVAL, "tt_profile_write: fn is NULL");
 	if (threads)
 		return write_threadcreate(debug, fn, arg);
+	if (contention)
+		return write_contention(name, debug, fn, arg);
 	tt__snapshot s;
 	int r = tt__snapshot_take_yielding(&s);
 	if (r)

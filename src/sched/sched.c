@@ -447,7 +447,8 @@ save_oom(tt__g *g, int reason, bool yield)
 		  (long long)g->id, need, r);
 }
 
-void tt__park(tt__sched *s, int reason, const void *obj)
+static inline __attribute__((always_inline)) void
+park(tt__sched *s, int reason, const void *obj)
 {
 	tt__g *g = s->current;
 	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
@@ -477,6 +478,28 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	}
 	prefetch_runnable(s);
 	switch_to(s, g, next);
+}
+
+/* A park while the block profile is on: timed, and recorded when the
+ * goroutine runs again (profile/block.c). */
+static __attribute__((noinline, cold)) void
+park_profiled(tt__sched *s, int reason, const void *obj)
+{
+	int64_t t0 = tt_now();
+	park(s, reason, obj);
+	tt__block_event(t0);
+}
+
+void tt__park(tt__sched *s, int reason, const void *obj)
+{
+	/* The block profile's only cost when off: this load and branch. */
+	if (TT_UNLIKELY(atomic_load_explicit(&tt__block_rate,
+					     memory_order_relaxed) != 0) &&
+	    ((TT__BLOCK_REASONS >> reason) & 1u)) {
+		park_profiled(s, reason, obj);
+		return;
+	}
+	park(s, reason, obj);
 }
 
 /* ---- goroutines ------------------------------------------------------------------ */

@@ -47,6 +47,11 @@ struct node {
 	tt__g *g;
 	squeue *q;
 	bool queued;
+	/* The mutex profile's: when this waiter began waiting for a lock, or
+	 * the lock was last handed to the waiter ahead of it (tt_now()); 0
+	 * when not timed (the profile was off when it parked, or it waits
+	 * on something other than a lock). */
+	int64_t acq;
 };
 
 /* The header every object starts with. The program holds handles
@@ -125,6 +130,17 @@ static void q_unlink(squeue *q, node *n)
 	n->queued = false;
 }
 
+/* A lock is handed to n, just taken off q: the mutex profile's event,
+ * its delay counted from n->acq, and the next waiter's counted from now
+ * (time with several waiters counts once, as in Go's semrelease). */
+static __attribute__((noinline, cold)) void lock_handoff(squeue *q, node *n)
+{
+	int64_t now = tt_now();
+	if (q->first && q->first->acq)
+		q->first->acq = now;
+	tt__mutex_event(now - n->acq);
+}
+
 /* Wake the first waiter of q; false if there is none. */
 static bool wake_one(tt__sched *s, squeue *q)
 {
@@ -132,6 +148,8 @@ static bool wake_one(tt__sched *s, squeue *q)
 	if (n == NULL)
 		return false;
 	q_unlink(q, n);
+	if (TT_UNLIKELY(n->acq))
+		lock_handoff(q, n);
 	tt__timer_del(s, &n->g->timer);
 	tt__ready(s, n->g);
 	return true;
@@ -166,6 +184,11 @@ static int wait_on(tt__sched *s, obj *o, squeue *q, int reason,
 	if (TT_UNLIKELY(g->shared))
 		n = g->wbuf;
 	*n = (node){.g = g, .q = q};
+	if (TT_UNLIKELY(atomic_load_explicit(&tt__mutex_rate,
+					     memory_order_relaxed) != 0) &&
+	    (reason == TT_WAIT_MUTEX || reason == TT_WAIT_RWMUTEX_R ||
+	     reason == TT_WAIT_RWMUTEX_W))
+		n->acq = tt_now();
 	q_push(q, n);
 	o->parked++;
 	g->wait_list = n;

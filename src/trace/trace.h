@@ -50,6 +50,13 @@ int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max);
  * caller of this function. */
 int tt__trace_here(uintptr_t *pcs, int max, int skip);
 
+/* The caller's return addresses, innermost first (this function's own
+ * frame not included), with libunwind's fast trace (unw_backtrace: cached
+ * frame layouts, no cursor per step); for the block and mutex profiles,
+ * which take a stack per event. It stops at a goroutine's first frame
+ * (tt__spawn_call marks it outermost), so may run on any goroutine. */
+int tt__trace_fast(uintptr_t *pcs, int max);
+
 /* Frames for one PC into out[max], innermost (most deeply inlined) first,
  * the physical function last; returns how many (at least 1 when max >= 1:
  * an unknown PC gives one frame with func "?"). Thread-safe. */

@@ -249,3 +249,19 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip)
 	/* Frame 0 is this function itself. */
 	return walk(&c, lo, hi, pcs, NULL, max, skip + 1);
 }
+
+int tt__trace_fast(uintptr_t *pcs, int max)
+{
+	if (max <= 0)
+		return 0;
+	pthread_once(&policy_once, set_policy);
+	void *buf[TT__TRACE_MAX + 1];
+	int n = unw_backtrace(buf, max + 1 < TT__TRACE_MAX + 1
+					   ? max + 1
+					   : TT__TRACE_MAX + 1);
+	/* buf[0] is in this function. */
+	int k = 0;
+	for (int i = 1; i < n; i++)
+		pcs[k++] = (uintptr_t)buf[i];
+	return k;
+}

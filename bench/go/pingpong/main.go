@@ -4,6 +4,9 @@
 //
 // Warm-up (both sides): one untimed run of N/100 round trips, with its own
 // channels and goroutine.
+//
+// -blockrate R calls runtime.SetBlockProfileRate(R) before the warm-up
+// (the twin of bench/pingpong.c's --block-rate R).
 package main
 
 import (
@@ -45,9 +48,11 @@ func pingpong(n int64) time.Duration {
 func main() {
 	runtime.GOMAXPROCS(1)
 	n := flag.Int64("n", 1000000, "round trips")
+	rate := flag.Int("blockrate", 0, "runtime.SetBlockProfileRate")
 	flag.Parse()
+	runtime.SetBlockProfileRate(*rate)
 	if *n < 1 || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: pingpong [-n N]")
+		fmt.Fprintln(os.Stderr, "usage: pingpong [-n N] [-blockrate R]")
 		os.Exit(2)
 	}
 
