@@ -897,6 +897,16 @@ static const char flame_script[] =
 
 /* ---- the page ----------------------------------------------------------- */
 
+/* The frame a group is known by: the first of the program's own (below
+ * tt_chan_recv and the like), else the top one. */
+static const tt__frame *user_frame(const tt__frame *fr, int nfr)
+{
+	for (int i = 0; i < nfr; i++)
+		if (!tt__frame_is_runtime(&fr[i]))
+			return &fr[i];
+	return nfr ? &fr[0] : NULL;
+}
+
 static void put_frame(tt__buf *b, const tt__frame *fr)
 {
 	tt__buf_puts(b, "<li><code class=\"fn\">");
@@ -918,13 +928,13 @@ static void put_frame(tt__buf *b, const tt__frame *fr)
 }
 
 /* The query that keeps a non-default min_wait in links ("" or
- * "&min_wait=1500ms"): only numbers, nothing from the program. */
+ * "&amp;min_wait=1500ms"): only numbers, nothing from the program. */
 static void wait_query(char *q, size_t n, int64_t min_wait)
 {
 	if (min_wait == TT_MINUTE)
 		q[0] = '\0';
 	else
-		snprintf(q, n, "&min_wait=%lldms",
+		snprintf(q, n, "&amp;min_wait=%lldms",
 			 (long long)(min_wait / TT_MILLISECOND));
 }
 
@@ -986,8 +996,9 @@ static void put_group(tt__buf *b, const view *v, const group *x, size_t ix,
 		put_age(b, v->snap.taken_at - x->oldest);
 		tt__buf_puts(b, "</span>");
 	}
+	const tt__frame *uf = user_frame(fr, nfr);
 	tt__buf_puts(b, "<code class=\"fn\">");
-	esc(b, nfr ? fr[0].func : "?");
+	esc(b, uf ? uf->func : "?");
 	tt__buf_puts(b, "</code>");
 	const tt__gsnap *g = x->first;
 	if (g->name) {
@@ -1371,12 +1382,13 @@ static int diff_page(tt__buf *b, view *v)
 		esc(b, w->x->states[w->si].state);
 		tt__buf_puts(b, "</td><td><details><summary><code "
 				"class=\"fn\">");
-		esc(b, nfr ? fr[0].func : "?");
+		const tt__frame *uf = user_frame(fr, nfr);
+		esc(b, uf ? uf->func : "?");
 		tt__buf_puts(b, "</code>");
-		if (nfr && fr[0].file) {
+		if (uf && uf->file) {
 			tt__buf_puts(b, " <span class=\"loc\">");
-			esc(b, short_file(fr[0].file));
-			tt__buf_printf(b, ":%d</span>", fr[0].line);
+			esc(b, short_file(uf->file));
+			tt__buf_printf(b, ":%d</span>", uf->line);
 		}
 		if (w->x->first->name) {
 			tt__buf_puts(b, " <span class=\"name\">");
