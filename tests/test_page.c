@@ -208,8 +208,10 @@ static void test_growing_marked_steady_not(void **state)
 	free(r.body);
 
 	/* Against the previous view (snapshot 3), nothing grew. (The
-	 * connection that served it may still be parked reading, as a new
-	 * group: younger than min_wait.) */
+	 * test's own goroutine is parked at another call now, a new group
+	 * of one: younger than min_wait. The connection that served the
+	 * last view may still be parked reading: the server's own
+	 * goroutines are never marked.) */
 	r = get_html(srv, "/?min_wait=100ms");
 	TU_ASSERT_CONTAINS(r.body, "Compared since snapshot <b "
 				   "id=\"base-id\">3</b>");

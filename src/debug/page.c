@@ -20,7 +20,8 @@
  * many as it had then (one at least) have been parked longer than
  * ?min_wait= (default a minute): goroutines that arrived and never left.
  * A steady pool (idle workers, same count) gets no mark, nor does a busy
- * one whose members come and go within min_wait. ?diff=ID shows every
+ * one whose members come and go within min_wait, nor the debug server's
+ * own connections (a browser's idle keep-alive ones wait long). ?diff=ID shows every
  * stack and state then, now and the delta, most grown first.
  *
  * The flame graph merges groups into a tree by function name, outermost
@@ -633,6 +634,15 @@ static void view_free(view *v)
 		tt__snapshot_free(&v->snap);
 }
 
+/* Whether x is the debug server's own connections (or acceptor): a
+ * browser's idle keep-alive connections park for a long time and come
+ * and go; they are never marked growing. */
+static bool debug_own(const group *x)
+{
+	return !x->mixed_name && x->first->name &&
+	       strncmp(x->first->name, "tether/debug ", 13) == 0;
+}
+
 /* Takes the snapshot and groups it, compared with snapshot base_id (0:
  * the newest kept, if any); with record, adds it to *hist. The groups
  * end sorted by mark. 0, -ENOMEM, or -EINVAL (why[] set) when base_id is
@@ -687,7 +697,7 @@ static int view_take(view *v, tt__page_hist **hist, uint64_t base_id,
 			v->nleak++;
 			v->leaked += x->leaked;
 		} else if (x->then >= 0 && x->count > (uint64_t)x->then &&
-			   x->waited_long >= need) {
+			   x->waited_long >= need && !debug_own(x)) {
 			x->mark = MARK_GROWING;
 			v->ngrow++;
 		}
