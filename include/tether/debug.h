@@ -94,9 +94,10 @@
  * and HEAD (405 with Allow otherwise); no request bodies (413); unknown
  * paths 404; a bad query (a malformed %-escape, debug= other than 0, 1 or
  * 2, a bad min_wait, since or diff) 400. Every limit below is enforced
- * per connection, and each goroutine of the server only ever parks, so a malformed, oversized, slow or
- * abandoned request costs one goroutine for at most the time limit and
- * never stalls the program's other goroutines.
+ * per connection, and each goroutine of the server only ever parks, so
+ * a malformed, oversized, slow or abandoned request costs one goroutine
+ * for at most the time limit and never stalls the program's other
+ * goroutines.
  *
  * Profiles and the page, however large, do not stall them either: they
  * are taken and written in slices of about 2 ms of work, and the other
