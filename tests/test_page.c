@@ -227,6 +227,48 @@ static void test_growing_marked_steady_not(void **state)
 	tt_chan_release(fresh);
 }
 
+/* A browser's idle keep-alive connections park in the server for long
+ * and come and go: the server's own goroutines are never marked. */
+static int idle_conn(tt_debug_server *srv)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	TU_ASSERT_GE(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)tt_debug_port(srv)),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a, sizeof a,
+				tt_deadline_in(5 * TT_SECOND)));
+	return fd;
+}
+
+static void test_own_connections_not_marked(void **state)
+{
+	(void)state;
+	tt_debug_server *srv = NULL;
+	TU_ASSERT_OK(tt_debug_serve("127.0.0.1:0", NULL, &srv));
+	int fds[3];
+	fds[0] = idle_conn(srv);
+	tt_sleep(20 * MS);
+	resp r = get_html(srv, "/");
+	free(r.body);
+	fds[1] = idle_conn(srv);
+	fds[2] = idle_conn(srv);
+	tt_sleep(60 * MS);
+	/* The idle connections' group grew from 1 to 3, the first has
+	 * waited 80 ms: a growing group, but the server's own. */
+	r = get_html(srv, "/?min_wait=10ms");
+	char *g = group_of(r.body, "conn_main");
+	TU_ASSERT(g != NULL);
+	TU_ASSERT_CONTAINS(g, "tether/debug conn");
+	TU_ASSERT_GE(attr_num(g, "data-count"), 3);
+	free(g);
+	TU_ASSERT_NOT_CONTAINS(r.body, "data-mark=");
+	free(r.body);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	TU_ASSERT_OK(tt_debug_shutdown(srv));
+}
+
 /* ---- the diff ---------------------------------------------------------------- */
 
 static void test_diff(void **state)
@@ -520,6 +562,7 @@ int main(int argc, char **argv)
 	tu_child_dispatch(argc, argv, cases, 1);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_growing_marked_steady_not),
+		TU_TEST(test_own_connections_not_marked),
 		TU_TEST(test_diff),
 		TU_TEST(test_history_bounded),
 		TU_TEST(test_bad_queries),
