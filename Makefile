@@ -16,8 +16,9 @@
 #   make fuzz-merge     add the inputs of build-fuzz/corpus/ that reach new
 #                       code to fuzz/corpus/ (to commit)
 #   make test-browser   the debug server's page in headless Chromium
-#                       (scripts/install-deps --browser); the screenshot is
-#                       build/browser/page.png
+#                       (scripts/install-deps --browser); the screenshots
+#                       are build/browser/page.png (steady) and
+#                       growing.png (a growing leak, marked)
 #   make clean          remove every build directory
 #
 # Variables: ARGS (demo, bench); FUZZ_TIME (seconds per fuzz target); TESTS and EXCLUDE (ctest -R and -E regexes, for

@@ -187,6 +187,72 @@ static void test_massive_bad_args(void **state)
 	free(out);
 }
 
+/* The growing server: every third lookup outlives its handler's
+ * timeout and blocks for good sending its answer; fixed, it leaves the
+ * answer in the channel's buffer and ends. The same lines as its Go
+ * twin, examples/go/growing. */
+static void test_growing(void **state)
+{
+	(void)state;
+	char *out;
+	assert_int_equal(run_example("growing",
+				     "--requests 30 --every 5 --seconds 0",
+				     &out),
+			 0);
+	TU_ASSERT_CONTAINS(out, "debug page: http://127.0.0.1:");
+	TU_ASSERT_NOT_CONTAINS(out, "http://127.0.0.1:0/");
+	TU_ASSERT_CONTAINS(out, "\n30 requests, 10 timed out\n"
+				"goroutines: 16 (main, 4 workers, the debug "
+				"server, 10 lookups stuck sending)\ndone\n");
+	free(out);
+	assert_int_equal(run_example("growing",
+				     "--requests 12 --every 5 --workers 2 "
+				     "--fixed",
+				     &out),
+			 0);
+	TU_ASSERT_CONTAINS(out, "\n12 requests, 4 timed out\n"
+				"goroutines: 4 (main, 2 workers, the debug "
+				"server, 0 lookups stuck sending)\ndone\n");
+	free(out);
+	assert_int_equal(run_example("growing", "--every x", &out), 2);
+	TU_ASSERT_CONTAINS(out, "--every needs a number");
+	free(out);
+	assert_int_equal(run_example("growing", "--bogus", &out), 2);
+	TU_ASSERT_CONTAINS(out, "unknown argument --bogus");
+	free(out);
+}
+
+/* examples/go/growing, where Go is installed: the same lines. */
+static void test_growing_go_twin(void **state)
+{
+	(void)state;
+	if (system("go version >/dev/null 2>&1") != 0) {
+		print_message("skipped: no go on PATH\n");
+		skip();
+	}
+	/* The sources are next to this file's directory. */
+	char dir[1024];
+	snprintf(dir, sizeof dir, "%s", __FILE__);
+	char *slash = strrchr(dir, '/');
+	TU_ASSERT(slash != NULL);
+	*slash = '\0';
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s/../examples/go' && timeout 300 go run ./growing "
+		 "--requests 30 --every 5 --seconds 0 2>&1",
+		 dir);
+	FILE *p = popen(cmd, "r");
+	TU_ASSERT(p != NULL);
+	char out[4096];
+	size_t n = fread(out, 1, sizeof out - 1, p);
+	out[n] = '\0';
+	TU_ASSERT_EQ(pclose(p), 0);
+	TU_ASSERT_CONTAINS(out, "debug page: http://127.0.0.1:");
+	TU_ASSERT_CONTAINS(out, "\n30 requests, 10 timed out\n"
+				"goroutines: 16 (main, 4 workers, the debug "
+				"server, 10 lookups stuck sending)\ndone\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +261,8 @@ int main(void)
 		cmocka_unit_test(test_massive),
 		cmocka_unit_test(test_massive_shared_stack),
 		cmocka_unit_test(test_massive_bad_args),
+		cmocka_unit_test(test_growing),
+		cmocka_unit_test(test_growing_go_twin),
 	};
 	return cmocka_run_group_tests(tests, occupy_default_port,
 				      free_default_port);

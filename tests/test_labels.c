@@ -353,7 +353,11 @@ static void test_name_and_page(void **state)
 	TU_ASSERT_NOT_CONTAINS(txt, "hidden");
 	free(txt);
 	tt__buf b = {0};
-	TU_ASSERT_OK(tt__debug_page(&b));
+	tt__page_opts po = {.min_wait = TT_MINUTE};
+	tt__page_hist *hist = NULL;
+	char why[200];
+	TU_ASSERT_OK(tt__debug_page(&b, &po, &hist, why, sizeof why));
+	free(hist);
 	tt__buf_put(&b, "", 1);
 	TU_ASSERT_CONTAINS(b.data, "<span class=\"meta labels\">{&quot;h&quot;:"
 				   "&quot;&lt;b&gt;&quot;, &quot;name&quot;:"

@@ -612,7 +612,19 @@ static void test_profile_slices(void **state)
 						      to_sink, &s));
 		} else {
 			tt__buf b = {0};
-			TU_ASSERT_OK(tt__debug_page(&b));
+			tt__page_opts o = {.min_wait = TT_MINUTE};
+			tt__page_hist *h = NULL;
+			char why[200];
+			/* Twice: the second view is compared with the
+			 * first. */
+			TU_ASSERT_OK(tt__debug_page(&b, &o, &h, why,
+						    sizeof why));
+			tt__buf_free(&b);
+			b = (tt__buf){0};
+			TU_ASSERT_OK(tt__debug_page(&b, &o, &h, why,
+						    sizeof why));
+			TU_ASSERT_CONTAINS(b.data, "Compared since snapshot");
+			free(h);
 			s.p = b.data;
 			s.len = b.len;
 		}

@@ -9,15 +9,20 @@
  * poller (nothing blocks the thread):
  *
  *   /                               every goroutine grouped by stack, with
- *                                   counts, states, the oldest wait, each
- *                                   group's frames and a flame graph of
- *                                   where goroutines are parked (HTML with
- *                                   inline SVG; no script, no fetches),
+ *                                   counts, states, the oldest wait, names,
+ *                                   marks (below), each group's frames and
+ *                                   a flame graph of where goroutines are
+ *                                   parked (HTML with inline SVG and one
+ *                                   small inline script; nothing fetched),
  *                                   to a request whose Accept names
  *                                   text/html (a browser); to any other
  *                                   (curl) the grouped text profile,
  *                                   goroutine?debug=1, as Go programs
  *                                   serving pprof.Lookup on "/" do
+ *   /?min_wait=D&since=ID           the page's marks, against snapshot ID
+ *   /?diff=ID                       what changed since snapshot ID (HTML;
+ *                                   to curl, the text below)
+ *   /debug/pprof/goroutine?diff=ID  the same as text
  *   /debug/pprof/                   the index, with counts, as Go's
  *   /debug/pprof/goroutine?debug=N  tt_profile_write("goroutine", N):
  *                                   N=0 gzipped profile.proto (for go tool
@@ -47,6 +52,39 @@
  * belong to their own schedulers; start a server there to see them),
  * except on /metrics, whose counts cover every thread.
  *
+ * The page's marks. Each view of "/" is a snapshot, numbered from 1 and
+ * shown on the page; the server keeps, for the last 8, each group's count
+ * by stack and state (the largest 256 groups; a few KB each), and
+ * compares a view with the previous one, or with ?since=ID. A group is
+ * marked "growing" when it has more goroutines than then and at least as
+ * many as it had then (one at least) have been parked longer than
+ * ?min_wait= (a duration: "0", "90" seconds, "500ms", "30s", "5m", "1h";
+ * default 1 minute), so a steady pool or one whose members come and go
+ * faster than that is not; the server's own connections never are. A
+ * group holding proven leaks (tt_leak_find's "proven") is marked "proven
+ * leak". Marked groups come first: proven leaks, then the most grown,
+ * then the rest by size. The flame graph zooms on a click and searches
+ * by function name; the fragment #search=NAME&zoom=NAME does the same on
+ * load. Without JavaScript the groups list and the plain graph remain.
+ *
+ * The diff as text (text/plain), one record per stack and state, most
+ * grown first:
+ *
+ *   goroutine diff: since snapshot 3, 62.004 s ago: total 16 -> 3116 (+3100)
+ *   <blank>
+ *   +3100 (4 -> 3104) [chan send] @ 0x55d1c2a3797d 0x55d1c2a359ac
+ *   #<TAB>0x55d1c2a3797c<TAB>tt_chan_send+0x12c<TAB>src/chan/chan.c:435
+ *   #<TAB>...                   (the frames, as in debug=1)
+ *   <blank>
+ *   ...
+ *   gone: 2 (5 goroutines)      (stack/state pairs then that are not here)
+ *
+ * where "(? -> N)" is a stack the snapshot then did not keep. An id not
+ * kept (older than the last 8, or not yet taken), or a bad min_wait,
+ * since or diff, is answered 400 with the reason. For go tool pprof, the
+ * debug=0 profile diffs the same way: go tool pprof -base old.pb.gz
+ * new.pb.gz.
+ *
  * Addresses. "HOST:PORT" where HOST is an IPv4 literal, an IPv6 literal in
  * brackets ("[::1]:6060"), "localhost" (127.0.0.1) or empty (":6060" is
  * 127.0.0.1:6060); no name lookups. Port 0 picks a free port:
@@ -60,10 +98,11 @@
  * after each response unless the client asks for keep-alive). Only GET
  * and HEAD (405 with Allow otherwise); no request bodies (413); unknown
  * paths 404; a bad query (a malformed %-escape, debug= other than 0, 1 or
- * 2) 400. Every limit below is enforced per connection, and each goroutine
- * of the server only ever parks, so a malformed, oversized, slow or
- * abandoned request costs one goroutine for at most the time limit and
- * never stalls the program's other goroutines.
+ * 2, a bad min_wait, since or diff) 400. Every limit below is enforced
+ * per connection, and each goroutine of the server only ever parks, so
+ * a malformed, oversized, slow or abandoned request costs one goroutine
+ * for at most the time limit and never stalls the program's other
+ * goroutines.
  *
  * Profiles and the page, however large, do not stall them either: they
  * are taken and written in slices of about 2 ms of work, and the other

@@ -67,6 +67,7 @@ struct tt_debug_server {
 	conn *conns;        /* open connections (see the invariant) */
 	unsigned nconns;
 	tt_waitgroup *wg;   /* the acceptor and every connection */
+	tt__page_hist *hist; /* the page's snapshots (NULL until a view) */
 };
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -505,6 +506,46 @@ static int serve_page(conn *c, const tt__http_req *req, bool keep,
 	return then(r, keep);
 }
 
+/* The goroutine page ("/", HTML), its diff view (?diff=, HTML to a
+ * browser, text otherwise) and /debug/pprof/goroutine?diff= (text). A
+ * bad min_wait, since or diff is 400 with the reason. */
+static int serve_goroutines(conn *c, const tt__http_req *req, bool keep,
+			    bool html)
+{
+	bool head_only = req->method == TT__HTTP_HEAD;
+	char why[200] = "";
+	tt__page_opts o;
+	int r = tt__page_opts_parse(req->query, req->query_len, &o, why,
+				    sizeof why);
+	tt__buf b = {0};
+	if (r == 0)
+		r = html ? tt__debug_page(&b, &o, &c->srv->hist, why,
+					  sizeof why)
+			 : tt__debug_diff_text(&b, o.diff, &c->srv->hist, why,
+					       sizeof why);
+	if (r == -EINVAL)
+		r = respond_error(c, req->version, head_only, 400, why, NULL,
+				  keep);
+	else if (r)
+		r = respond_error(c, req->version, head_only, 500,
+				  tt_strerror(r), NULL, keep);
+	else
+		r = respond(c, req->version, head_only, 200,
+			    html ? "text/html; charset=utf-8"
+				 : "text/plain; charset=utf-8",
+			    NULL, keep, b.data, b.len);
+	tt__buf_free(&b);
+	return then(r, keep);
+}
+
+/* Whether the query has a diff= parameter. */
+static bool has_diff(const tt__http_req *req)
+{
+	char v[2];
+	return req->query && tt__http_query_get(req->query, req->query_len,
+						"diff", v, sizeof v) != -1;
+}
+
 /* A body made by make() (0 or -errno), sent as `type`; a failure is 500. */
 static int serve_made(conn *c, const tt__http_req *req, bool keep,
 		      int (*make)(tt__buf *), const char *type)
@@ -560,8 +601,8 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 	 * grouped text goroutine profile, as massiveGoroutine.go's "/"
 	 * writes it (goroutine, debug=1). */
 	if (strcmp(path, "/") == 0)
-		return req->wants_html
-			       ? serve_page(c, req, keep, tt__debug_page)
+		return req->wants_html || has_diff(req)
+			       ? serve_goroutines(c, req, keep, req->wants_html)
 			       : serve_profile(c, req, "goroutine", 1, keep);
 	if (strcmp(path, "/debug/pprof/") == 0)
 		return serve_page(c, req, keep, tt__debug_index);
@@ -569,7 +610,9 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 		return then(respond_error(c, v, head_only, 301, NULL,
 				     "Location: /debug/pprof/\r\n", keep), keep);
 	if (strcmp(path, "/debug/pprof/goroutine") == 0)
-		return serve_profile(c, req, "goroutine", -1, keep);
+		return has_diff(req) ? serve_goroutines(c, req, keep, false)
+				     : serve_profile(c, req, "goroutine", -1,
+						     keep);
 	if (strcmp(path, "/debug/pprof/goroutineleak") == 0)
 		return serve_profile(c, req, "goroutineleak", -1, keep);
 	if (strcmp(path, "/debug/pprof/threadcreate") == 0)
@@ -881,6 +924,7 @@ int tt_debug_shutdown(tt_debug_server *srv)
 	TT_ASSERT(r == 0);
 	close(srv->lfd);
 	tt_wg_release(srv->wg);
+	free(srv->hist);
 	free(srv);
 	return 0;
 }
