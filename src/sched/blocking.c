@@ -172,14 +172,16 @@ static void *worker(void *unused)
 		pthread_mutex_unlock(&pool.lock);
 
 		j->fn(j->arg);
+
+		/* The counts change before the caller can run again, so
+		 * what it reads afterwards includes its own call. */
+		pthread_mutex_lock(&pool.lock);
+		pool.busy--;
+		pool.calls++;
 		atomic_store_explicit(&j->done, true, memory_order_release);
 		uint64_t one = 1;
 		/* An eventfd write of 1 fails only on counter overflow. */
 		(void)!write(j->efd, &one, sizeof one);
-
-		pthread_mutex_lock(&pool.lock);
-		pool.busy--;
-		pool.calls++;
 	}
 out:
 	pool.threads--;
