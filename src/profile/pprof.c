@@ -46,6 +46,7 @@ enum {
 	PROFILE_FUNCTION = 5,
 	PROFILE_STRING_TABLE = 6,
 	PROFILE_TIME_NANOS = 9,
+	PROFILE_DURATION_NANOS = 10,
 	PROFILE_PERIOD_TYPE = 11,
 	PROFILE_PERIOD = 12,
 
@@ -189,6 +190,7 @@ typedef struct pstr {
 typedef struct stack {
 	size_t g; /* index of its first goroutine in the snapshot */
 	int64_t count;
+	int64_t val[TT__PPROF_MAXV]; /* with a desc: the records' sums */
 	size_t loc_off; /* its location ids, in b->stack_locs */
 	uint64_t name;  /* string id of the goroutine name, 0 for none */
 } stack;
@@ -219,6 +221,7 @@ typedef struct mapping {
 
 typedef struct builder {
 	const tt__snapshot *snap;
+	const tt__pprof_desc *desc; /* NULL: one goroutine per record */
 	tt__symbolize_fn sym;
 
 	stack *stacks;
@@ -298,6 +301,16 @@ static bool same_stack(const tt__gsnap *a, const tt__gsnap *b)
 	return strcmp(a->name, b->name) == 0;
 }
 
+/* With a desc, record gi's values are added to st's. */
+static void add_values(builder *b, stack *st, size_t gi)
+{
+	const tt__pprof_desc *d = b->desc;
+	if (!d)
+		return;
+	for (size_t j = 0; j < d->nvalues; j++)
+		st->val[j] += d->values[gi * d->nvalues + j];
+}
+
 static int group(builder *b, bool leaked_only)
 {
 	const tt__snapshot *s = b->snap;
@@ -319,6 +332,7 @@ static int group(builder *b, bool leaked_only)
 			stack *st = &b->stacks[sl->idx - 1];
 			if (sl->hash == h && same_stack(&s->g[st->g], g)) {
 				st->count++;
+				add_values(b, st, gi);
 				goto next;
 			}
 		}
@@ -327,6 +341,7 @@ static int group(builder *b, bool leaked_only)
 			     sizeof *b->stacks))
 			return -ENOMEM;
 		b->stacks[b->nstacks] = (stack){.g = gi, .count = 1};
+		add_values(b, &b->stacks[b->nstacks], gi);
 		b->stack_tab.s[i] = (slot){h, (uint32_t)++b->nstacks};
 		b->stack_tab.n++;
 next:;
@@ -339,6 +354,8 @@ next:;
 static int by_count(const void *x, const void *y)
 {
 	const stack *a = x, *b = y;
+	if (a->val[0] != b->val[0]) /* 0 for both without a desc */
+		return a->val[0] > b->val[0] ? -1 : 1;
 	if (a->count != b->count)
 		return a->count > b->count ? -1 : 1;
 	return (a->g > b->g) - (a->g < b->g);
@@ -786,22 +803,35 @@ static void put_value_type(bytes *o, bytes *sub, unsigned field, uint64_t type,
 	put_msg(o, field, sub);
 }
 
-static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
+/* The string ids encode() needs besides the builder's tables. */
+typedef struct header_ids {
+	uint64_t type[TT__PPROF_MAXV], unit[TT__PPROF_MAXV];
+	size_t ntypes;
+	uint64_t period_type, period_unit;
+} header_ids;
+
+static int encode(builder *b, gz *g, const header_ids *hd)
 {
 	bytes pb = {0}, sub = {0};
 	int r = 0;
+	const tt__pprof_desc *d = b->desc;
 
-	put_value_type(&pb, &sub, PROFILE_SAMPLE_TYPE, type, unit);
+	for (size_t j = 0; j < hd->ntypes; j++)
+		put_value_type(&pb, &sub, PROFILE_SAMPLE_TYPE, hd->type[j],
+			       hd->unit[j]);
 
 	for (size_t k = 0; k < b->nstacks; k++) {
 		const stack *st = &b->stacks[k];
 		const tt__gsnap *gs = &b->snap->g[st->g];
-		uint64_t v = (uint64_t)st->count;
+		uint64_t v[TT__PPROF_MAXV] = {(uint64_t)st->count};
+		if (d)
+			for (size_t j = 0; j < d->nvalues; j++)
+				v[j] = (uint64_t)st->val[j];
 		sub.len = 0;
 		if (gs->npcs) /* a stackless record has no locations */
 			put_packed(&sub, SAMPLE_LOCATION_ID,
 				   b->stack_locs + st->loc_off, gs->npcs);
-		put_packed(&sub, SAMPLE_VALUE, &v, 1);
+		put_packed(&sub, SAMPLE_VALUE, v, hd->ntypes);
 		if (st->name) {
 			uint8_t lab[48];
 			bytes l = {.p = lab, .cap = sizeof lab};
@@ -873,8 +903,12 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 	}
 
 	put_uint(&pb, PROFILE_TIME_NANOS, (uint64_t)snapshot_time(b->snap));
-	put_value_type(&pb, &sub, PROFILE_PERIOD_TYPE, type, unit);
-	put_uint(&pb, PROFILE_PERIOD, 1);
+	if (d)
+		put_uint(&pb, PROFILE_DURATION_NANOS,
+			 (uint64_t)d->duration_nanos);
+	put_value_type(&pb, &sub, PROFILE_PERIOD_TYPE, hd->period_type,
+		       hd->period_unit);
+	put_uint(&pb, PROFILE_PERIOD, d ? (uint64_t)d->period : 1);
 	r = drain(g, &pb, true);
 out:
 	free(pb.p);
@@ -912,27 +946,50 @@ int tt__pprof_write(tt__buf *out, const tt__snapshot *s, bool leaked_only,
 				    sym);
 }
 
-int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
+static int write_profile(tt__buf *out, const tt__snapshot *s,
 			 bool leaked_only, const char *type_name,
-			 tt__symbolize_fn sym)
+			 const tt__pprof_desc *d, tt__symbolize_fn sym)
 {
-	if (!out || !s || !sym || !type_name || (s->n && !s->g))
+	if (!out || !s || !sym || (!type_name && !d) || (s->n && !s->g))
 		return -EINVAL;
+	if (d && (d->nvalues < 1 || d->nvalues > TT__PPROF_MAXV ||
+		  (s->n && !d->values) || !d->period_type || !d->period_unit))
+		return -EINVAL;
+	for (size_t j = 0; d && j < d->nvalues; j++)
+		if (!d->types[j] || !d->units[j])
+			return -EINVAL;
 	if (out->err)
 		return out->err;
-	builder b = {.snap = s, .sym = sym};
+	builder b = {.snap = s, .desc = d, .sym = sym};
 	gz g = {.out = out};
 	size_t len0 = out->len;
 	int r;
 
-	/* The string table starts with "", then the sample type's names. */
+	/* The string table starts with "", then the sample types' names,
+	 * then the period's (each added once). */
+	header_ids hd = {.ntypes = d ? d->nvalues : 1};
+	int64_t ids[2 * TT__PPROF_MAXV + 2];
+	size_t nids = 0;
 	int64_t empty = intern_n(&b, "", 0);
-	int64_t type = intern(&b, type_name);
-	int64_t unit = intern(&b, "count");
-	if (empty < 0 || type < 0 || unit < 0) {
+	for (size_t j = 0; j < hd.ntypes; j++) {
+		ids[nids++] = intern(&b, d ? d->types[j] : type_name);
+		ids[nids++] = intern(&b, d ? d->units[j] : "count");
+	}
+	ids[nids++] = d ? intern(&b, d->period_type) : ids[0];
+	ids[nids++] = d ? intern(&b, d->period_unit) : ids[1];
+	bool oom = empty < 0;
+	for (size_t k = 0; k < nids; k++)
+		oom |= ids[k] < 0;
+	if (oom) {
 		r = -ENOMEM;
 		goto out;
 	}
+	for (size_t j = 0; j < hd.ntypes; j++) {
+		hd.type[j] = (uint64_t)ids[2 * j];
+		hd.unit[j] = (uint64_t)ids[2 * j + 1];
+	}
+	hd.period_type = (uint64_t)ids[nids - 2];
+	hd.period_unit = (uint64_t)ids[nids - 1];
 	if ((r = group(&b, leaked_only)) || (r = read_mappings(&b)) ||
 	    (r = resolve(&b)))
 		goto out;
@@ -947,7 +1004,7 @@ int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
 		goto out;
 	}
 	g.open = true;
-	r = encode(&b, &g, (uint64_t)type, (uint64_t)unit);
+	r = encode(&b, &g, &hd);
 out:
 	if (g.open)
 		deflateEnd(&g.z);
@@ -958,4 +1015,21 @@ out:
 			out->err = -ENOMEM;
 	}
 	return r;
+}
+
+int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
+			 bool leaked_only, const char *type_name,
+			 tt__symbolize_fn sym)
+{
+	if (!type_name)
+		return -EINVAL;
+	return write_profile(out, s, leaked_only, type_name, NULL, sym);
+}
+
+int tt__pprof_write_desc(tt__buf *out, const tt__snapshot *s,
+			 const tt__pprof_desc *d, tt__symbolize_fn sym)
+{
+	if (!d)
+		return -EINVAL;
+	return write_profile(out, s, false, NULL, d, sym);
 }

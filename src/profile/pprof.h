@@ -41,4 +41,24 @@ int tt__pprof_write_type(tt__buf *out, const tt__snapshot *s,
 			 bool leaked_only, const char *type_name,
 			 tt__symbolize_fn sym);
 
+/* A profile of weighted records (the CPU profile): what each record of
+ * the snapshot is worth, instead of one goroutine each. Records with the
+ * same stack and labels are summed into one sample; samples are sorted
+ * by their first value, largest first. */
+#define TT__PPROF_MAXV 2
+typedef struct tt__pprof_desc {
+	size_t nvalues;                        /* 1..TT__PPROF_MAXV */
+	const char *types[TT__PPROF_MAXV];     /* sample types ("samples") */
+	const char *units[TT__PPROF_MAXV];     /* and units ("count") */
+	const int64_t *values; /* values[i * nvalues + j]: record i, type j */
+	const char *period_type, *period_unit; /* "cpu", "nanoseconds" */
+	int64_t period;                        /* 10000000 at 100 Hz */
+	int64_t duration_nanos;                /* 0: left out */
+} tt__pprof_desc;
+
+/* The profile of s as d describes it; time_nanos is s->taken_at's wall
+ * time. -EINVAL for a NULL or malformed argument, -ENOMEM. */
+int tt__pprof_write_desc(tt__buf *out, const tt__snapshot *s,
+			 const tt__pprof_desc *d, tt__symbolize_fn sym);
+
 #endif
