@@ -11,8 +11,10 @@
  * end to end (seconds=1, a concurrent request's 500, bad seconds' 400).
  *
  * Under an emulator the kernel's CPU clocks tick for the emulator's own
- * work too; the shares asked of each function are lower there (they must
- * still be there), and everything else is checked as natively. */
+ * work too, so the shares asked of each function are lower there (they
+ * must still be there); qemu-user has no process_vm_readv, so a plain
+ * thread's samples hold only their innermost frame and their depth is not
+ * checked. Everything else is checked as natively. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -297,7 +299,16 @@ static void check_burn_profile(const char *file, bool goroutine,
 				       &total);
 		TU_ASSERT_GT(f, 0);
 		TU_ASSERT_EQ(lab, 0); /* a thread has no goroutine name */
-		TU_ASSERT_MSG(up >= f * 9 / 10,
+		/* A thread's own stack has no known bounds: its frames are
+		 * read with process_vm_readv, which qemu-user does not
+		 * implement (ENOSYS), so there its samples have the
+		 * innermost frame only. */
+		if (tu_emulated())
+			print_message("emulator: the depth of the thread's "
+				      "stacks is not checked (%ld of %ld reach "
+				      "%s)\n", up, f, thread);
+		else
+			TU_ASSERT_MSG(up >= f * 9 / 10,
 			      "%ld of %ld stacks reach %s:\n%s", up, f,
 			      thread, raw);
 	}

@@ -81,7 +81,10 @@ TT_EXPORT size_t tt_stack_dump(char *buf, size_t len, bool all);
  * per-thread timers are refused, setitimer(ITIMER_PROF) for the whole
  * process). A sample is the interrupted stack, walked by frame pointers:
  * code built with -fno-omit-frame-pointer gives whole stacks, other code
- * its innermost frame and what frame pointers can be found above it.
+ * its innermost frame and what frame pointers can be found above it (on a
+ * thread's own stack, as opposed to a goroutine's, the frames are read
+ * with process_vm_readv; without it, as under qemu-user, only the
+ * innermost frame).
  * Each sample made on a goroutine carries the goroutine's name as the
  * label "name" (go tool pprof -tags). Samples that could not be kept
  * (more than about 1000 waiting at once) are counted under one frame,

@@ -40,7 +40,9 @@
  * (tt__tls_sched->current). Any other stack — a thread's own, the
  * runtime stack, a thread without a scheduler — has unknown bounds, so
  * each frame record there is read with process_vm_readv, which fails with
- * EFAULT instead of faulting on an unmapped address. Code compiled without
+ * EFAULT instead of faulting on an unmapped address (where the system call
+ * is missing — qemu-user — such a stack gives its innermost frame only).
+ * Code compiled without
  * frame pointers gives its innermost frame exactly and, usually, a cut
  * stack above it (build with -fno-omit-frame-pointer for whole stacks).
  *
