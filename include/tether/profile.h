@@ -16,6 +16,7 @@
  *   tt_profile_write("mutex", d)       contended tether mutexes, by the
  *                                      unlocker's stack
  *                                      (tt_set_mutex_profile_fraction)
+ *   tt_cpu_profile_start/stop          the CPU profile (below)
  *
  * The text is laid out as Go lays it out, so the tools that parse Go's
  * dumps (goleak, panicparse, go tool pprof) read tether's. */
@@ -124,6 +125,64 @@ TT_EXPORT int tt_profile_write_fd(const char *name, int debug, int fd);
  * `all`, into buf[len]. Returns the number of bytes written, which is len
  * when the text was cut short. */
 TT_EXPORT size_t tt_stack_dump(char *buf, size_t len, bool all);
+
+/* ---- The CPU profile: runtime/pprof.StartCPUProfile / StopCPUProfile ----
+ *
+ *   tt_cpu_profile_start(0, fn, arg)   pprof.StartCPUProfile(w), 100 Hz
+ *   tt_cpu_profile_stop()              pprof.StopCPUProfile(): writes it
+ *   /debug/pprof/profile?seconds=N     the debug server's (tether/debug.h)
+ *
+ * While it runs, every OS thread of the process is sampled `hz` times per
+ * second of the CPU time it uses (a POSIX timer on each thread's CPU
+ * clock, SIGPROF; threads started later are armed within 100 ms; where
+ * per-thread timers are refused, setitimer(ITIMER_PROF) for the whole
+ * process). A sample is the interrupted stack, walked by frame pointers:
+ * code built with -fno-omit-frame-pointer gives whole stacks, other code
+ * its innermost frame and what frame pointers can be found above it (on a
+ * thread's own stack, as opposed to a goroutine's, the frames are read
+ * with process_vm_readv; without it, as under qemu-user, only the
+ * innermost frame).
+ * Each sample made on a goroutine carries the goroutine's name as the
+ * label "name" (go tool pprof -tags). Samples that could not be kept
+ * (more than about 1000 waiting at once) are counted under one frame,
+ * lost_profiling_events.
+ *
+ * tt_cpu_profile_stop writes Go's CPU profile: gzipped profile.proto with
+ * the sample types samples/count and cpu/nanoseconds, period cpu/
+ * nanoseconds 1e9/hz, time_nanos and duration_nanos, symbolized (functions,
+ * files, lines, inlined frames) and with the mappings of every object, so
+ * that `go tool pprof` reads it with no binary at hand.
+ *
+ * The program's own SIGPROF disposition is saved at start and put back at
+ * stop (under the setitimer fallback, a default disposition comes back as
+ * SIG_IGN: a signal still pending would otherwise end the process). While
+ * profiling, SIGPROF is the profiler's: a program must not install its own
+ * handler meanwhile. Blocking calls that a signal interrupts are restarted
+ * (SA_RESTART), but calls that never restart (nanosleep, poll, epoll_wait,
+ * ...) may return EINTR early, as under Go's profiler. */
+
+/* Go's default rate. */
+#define TT_CPU_PROFILE_HZ 100
+
+/* Start the process's CPU profile at hz samples per second of CPU time
+ * (0: TT_CPU_PROFILE_HZ; at most 1000), to be written to fn(arg) by
+ * tt_cpu_profile_stop. Returns 0; -EBUSY when a CPU profile is already
+ * running (its message is Go's "cpu profiling already in use"); -EINVAL
+ * for a NULL fn or a bad hz; another negative errno value when the
+ * signal or the timers cannot be had. Any thread may call it. */
+TT_EXPORT int tt_cpu_profile_start(int hz, tt_write_fn fn, void *arg);
+
+/* The same, writing the profile to fd (all of it). */
+TT_EXPORT int tt_cpu_profile_start_fd(int hz, int fd);
+
+/* Stop the profile and write it (fn may park: the profile is no longer
+ * running by then, so another may start while it is written). Returns
+ * fn's result, -ENOMEM, or -EINVAL when no profile is running. Any
+ * thread may call it, one at a time. */
+TT_EXPORT int tt_cpu_profile_stop(void);
+
+/* Is a CPU profile running? */
+TT_EXPORT bool tt_cpu_profile_running(void);
 
 /* Go's SIGQUIT behaviour, opt in (a library must not take signals on its
  * own): when on, SIGQUIT prints every goroutine's stack to stderr and

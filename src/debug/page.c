@@ -236,6 +236,7 @@ int tt__debug_index(tt__buf *b)
 		       count_threads());
 	tt__buf_puts(b,
 		"<tr><td></td><td><a href=\"cmdline\">cmdline</a></td></tr>\n"
+		"<tr><td></td><td><a href=\"profile\">profile</a></td></tr>\n"
 		"<tr><td></td><td><a href=\"/metrics\">/metrics</a></td>"
 		"</tr>\n"
 		"</table>\n<p><a href=\"goroutine?debug=2\">full goroutine "
@@ -252,6 +253,10 @@ int tt__debug_index(tt__buf *b)
 		"leaked: parked on objects no one can reach any more.</li>\n"
 		"<li><b>mutex:</b> Stack traces of holders of contended "
 		"mutexes</li>\n"
+		"<li><b>profile:</b> CPU profile. You can specify the duration "
+		"in the seconds GET parameter. After you get the profile file, "
+		"use the go tool pprof command to investigate the profile."
+		"</li>\n"
 		"<li><b>threadcreate:</b> Stack traces that led to the "
 		"creation of new OS threads</li>\n"
 		"<li><b>/metrics:</b> goroutine counts by state, wait reason "

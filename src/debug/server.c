@@ -490,6 +490,103 @@ static int serve_profile(conn *c, const tt__http_req *req, const char *name,
 	return !st.chunked || !keep;
 }
 
+/* /debug/pprof/profile?seconds=N: Go's CPU profile of the next N seconds
+ * (30 when absent, at most MAX_PROFILE_SECONDS). The goroutine parks for
+ * those seconds, waiting on its connection: the client hanging up or the
+ * server's shutdown (which shuts the socket down) ends the wait early,
+ * and then the profile is stopped and dropped. A second profile while one
+ * runs gets Go's 500. */
+#define MAX_PROFILE_SECONDS 3600
+static int serve_cpu_profile(conn *c, const tt__http_req *req, bool keep)
+{
+	bool head_only = req->method == TT__HTTP_HEAD;
+	long sec = 30;
+	if (req->query) {
+		char v[16], *end;
+		int n = tt__http_query_get(req->query, req->query_len,
+					   "seconds", v, sizeof v);
+		if (n != -1) {
+			errno = 0;
+			sec = n > 0 ? strtol(v, &end, 10) : 0;
+			if (n <= 0 || *end || errno || sec < 1 ||
+			    sec > MAX_PROFILE_SECONDS)
+				return then(respond_error(c, req->version,
+					head_only, 400,
+					"seconds must be a whole number from 1 "
+					"to 3600", NULL, keep), keep);
+		}
+	}
+	const char *disp = "Content-Disposition: attachment; "
+			   "filename=\"profile\"\r\n";
+	stream st = {.c = c};
+	st.chunked = req->version == 11;
+	put_head(&st.head, req->version, 200, "application/octet-stream",
+		 keep);
+	tt__buf_puts(&st.head, disp);
+	if (head_only) {
+		tt__buf_puts(&st.head, "\r\n");
+		int r = st.head.err ? st.head.err
+				    : send_all(c->srv, c->fd, st.head.data,
+					       st.head.len);
+		tt__buf_free(&st.head);
+		return then(r, keep);
+	}
+	int r = tt_cpu_profile_start(0, stream_write, &st);
+	if (r) {
+		tt__buf_free(&st.head);
+		char why[160];
+		snprintf(why, sizeof why, "Could not enable CPU profiling: %s",
+			 tt_last_error());
+		return then(respond_error(c, req->version, false, 500, why,
+					  NULL, keep), keep);
+	}
+	/* Park until the deadline; readable before it means the client
+	 * hung up or the server is shutting down, unless it is a pipelined
+	 * request, which waits its turn. */
+	int64_t until = tt_deadline_in(sec * TT_SECOND);
+	bool gone = false;
+	while (!gone && tt_now() < until) {
+		int w = tt_fd_wait(c->fd, TT_FD_READ, until);
+		if (w == -ETIMEDOUT)
+			break;
+		char b;
+		ssize_t p = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (w < 0 || p == 0 ||
+		    (p < 0 && errno != EAGAIN && errno != EINTR) ||
+		    c->srv->stopping) {
+			gone = true;
+		} else if (p > 0) {
+			tt_sleep_until(until);
+			break;
+		}
+	}
+	if (gone)
+		st.err = -ECONNRESET; /* the writer drops the profile */
+	r = tt_cpu_profile_stop();
+	if (gone) {
+		tt__buf_free(&st.head);
+		tt__buf_free(&st.body);
+		return 1;
+	}
+	if (r == 0 && !st.started) {
+		tt__buf_free(&st.head);
+		r = respond(c, req->version, false, 200,
+			    "application/octet-stream", disp, keep,
+			    st.body.data, st.body.len);
+		tt__buf_free(&st.body);
+		return then(r, keep);
+	}
+	if (r == 0)
+		r = stream_flush(&st);
+	if (r == 0 && st.chunked)
+		r = send_all(c->srv, c->fd, "0\r\n\r\n", 5);
+	tt__buf_free(&st.head);
+	tt__buf_free(&st.body);
+	if (r)
+		return r < 0 ? r : -EIO;
+	return !st.chunked || !keep;
+}
+
 static int serve_page(conn *c, const tt__http_req *req, bool keep,
 		      int (*make)(tt__buf *))
 {
@@ -624,6 +721,8 @@ static int route(conn *c, const tt__http_req *req, bool keep)
 			       ? serve_contention_delta(c, req, name, keep)
 			       : serve_profile(c, req, name, -1, keep);
 	}
+	if (strcmp(path, "/debug/pprof/profile") == 0)
+		return serve_cpu_profile(c, req, keep);
 	if (strcmp(path, "/debug/pprof/cmdline") == 0)
 		return serve_made(c, req, keep, tt__debug_cmdline,
 				  "text/plain; charset=utf-8");
