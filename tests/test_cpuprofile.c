@@ -84,45 +84,6 @@ static void *burner_thread(void *arg)
 
 /* ---- go tool pprof ---------------------------------------------------------- */
 
-static bool find_go(char *path, size_t len)
-{
-	const char *env = getenv("PATH");
-	char dirs[8192];
-	snprintf(dirs, sizeof dirs, "%s:/usr/lib/go/bin", env ? env : "");
-	for (char *save, *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		snprintf(path, len, "%s/go", *d ? d : ".");
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Output of `go tool pprof <flags> file`; the command must succeed. */
-static char *run_pprof(const char *go, const char *flags, const char *file)
-{
-	char cmd[8192];
-	snprintf(cmd, sizeof cmd, "'%s' tool pprof %s '%s' 2>&1", go, flags,
-		 file);
-	FILE *p = popen(cmd, "r");
-	TU_ASSERT_MSG(p, "popen: %s", strerror(errno));
-	size_t cap = 1 << 16, len = 0, n;
-	char *out = malloc(cap);
-	TU_ASSERT(out != NULL);
-	while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 4096) {
-			cap *= 2;
-			out = realloc(out, cap);
-			TU_ASSERT(out != NULL);
-		}
-	}
-	out[len] = '\0';
-	int st = pclose(p);
-	TU_ASSERT_MSG(st == 0, "%s: status %d:\n%s", cmd, st, out);
-	return out;
-}
-
 /* Samples of `-raw` output whose stack has a frame naming func (and, when
  * label is set, the label name:[label]); *total gets every sample. -raw
  * prints each sample as "   count   nanoseconds: loc loc ...", then its
@@ -252,12 +213,12 @@ static void check_burn_profile(const char *file, bool goroutine,
 			       const char *thread)
 {
 	char go[4096];
-	if (!find_go(go, sizeof go)) {
+	if (!tu_find_go(go, sizeof go)) {
 		print_message("go not installed (Debian: golang-go): "
 			      "go tool pprof not run\n");
 		skip();
 	}
-	char *top = run_pprof(go, "-top -nodecount=30", file);
+	char *top = tu_pprof(go, "-top -nodecount=30", file);
 	TU_ASSERT_CONTAINS(top, "Type: cpu");
 	/* Most of each burner's CPU is in its function: natively >= 50% of
 	 * BURN_NS (the clock ticks; a few samples fall in the loop's
@@ -273,7 +234,7 @@ static void check_burn_profile(const char *file, bool goroutine,
 		TU_ASSERT_MSG(ms >= want, "burn_on_thread: %.0f ms flat, "
 			      "want >= %.0f:\n%s", ms, want, top);
 	}
-	char *raw = run_pprof(go, "-raw", file);
+	char *raw = tu_pprof(go, "-raw", file);
 	TU_ASSERT_CONTAINS(raw, "samples/count cpu/nanoseconds");
 	TU_ASSERT_CONTAINS(raw, "Period: 10000000");
 	long total;
@@ -291,9 +252,13 @@ static void check_burn_profile(const char *file, bool goroutine,
 		TU_ASSERT_MSG(up >= f * 9 / 10,
 			      "%ld of %ld stacks reach burner_goroutine:\n%s",
 			      up, f, raw);
-		char *tags = run_pprof(go, "-tags", file);
+		char *tags = tu_pprof(go, "-tags", file);
 		TU_ASSERT_CONTAINS(tags, "name:");
 		TU_ASSERT_CONTAINS(tags, "burner");
+		/* The goroutine's label set, beside its name. */
+		TU_ASSERT_CONTAINS(tags, "job:");
+		TU_ASSERT_CONTAINS(tags, "burn");
+		TU_ASSERT_CONTAINS(raw, "job:[burn]");
 		free(tags);
 	}
 	if (thread) {
@@ -335,7 +300,7 @@ static void test_cpu_profile_goroutine_and_thread(void **state)
 	pthread_t t;
 	TU_ASSERT_EQ(pthread_create(&t, NULL, burner_thread, NULL), 0);
 	tt_chan *done = tu_chan(0, 1);
-	tt_go_attr attr = {.name = "burner"};
+	tt_go_attr attr = {.name = "burner", .labels = TT_LABELS("job", "burn")};
 	tu_go_with(&attr, burner_goroutine, done);
 	TU_WAIT_DONE(done, 1, 120 * TT_SECOND);
 	TU_ASSERT_EQ(pthread_join(t, NULL), 0);

@@ -142,8 +142,9 @@ TT_EXPORT size_t tt_stack_dump(char *buf, size_t len, bool all);
  * thread's own stack, as opposed to a goroutine's, the frames are read
  * with process_vm_readv; without it, as under qemu-user, only the
  * innermost frame).
- * Each sample made on a goroutine carries the goroutine's name as the
- * label "name" (go tool pprof -tags). Samples that could not be kept
+ * Each sample made on a goroutine carries the goroutine's labels
+ * (tether/labels.h) and its name as the label "name", as Go's CPU
+ * profile carries pprof.Labels (go tool pprof -tags, -tagfocus). Samples that could not be kept
  * (more than about 1000 waiting at once) are counted under one frame,
  * lost_profiling_events.
  *

@@ -98,6 +98,7 @@ typedef struct rslot {
 	_Atomic uint64_t seq;
 	uint32_t n;
 	char label[LABEL_BYTES]; /* the goroutine's name, "" for none */
+	tt__labels *labels;      /* its label set, a reference held, or NULL */
 	uintptr_t pcs[TT__TRACE_MAX];
 } rslot;
 
@@ -169,14 +170,16 @@ static uint32_t walk_fp(uintptr_t pc, uintptr_t fp, uintptr_t sp,
 }
 
 /* The labels of the interrupted goroutine g (NULL on a thread without a
- * scheduler), into the sample: today its name. This is the one place a
- * sample takes labels; a goroutine's full label set goes here when it
- * exists (it must then be kept alive until the profile is written, or
- * copied here). It runs in the signal handler: it only reads g, which is
- * its thread's running goroutine and so alive. */
+ * scheduler), into the sample: its name, copied, and its label set, with
+ * a reference (an atomic increment) that the reader hands on to the
+ * sample's table entry or drops. It runs in the signal handler: it only
+ * reads g, which is its thread's running goroutine and so alive, and g
+ * holds its set while it runs. */
 static void sample_labels(const tt__g *g, rslot *e)
 {
 	e->label[0] = '\0';
+	e->labels = g ? g->labels : NULL;
+	tt__labels_retain(e->labels);
 	if (!g || !g->name)
 		return;
 	size_t i = 0;
@@ -259,6 +262,7 @@ typedef struct agg {
 	int64_t count;
 	uint32_t n;
 	char label[LABEL_BYTES];
+	tt__labels *labels; /* a reference held */
 	uintptr_t pcs[TT__TRACE_MAX];
 } agg;
 
@@ -293,6 +297,8 @@ static uint64_t sample_hash(const rslot *e)
 		h = (h ^ e->pcs[i]) * 0x100000001b3ull;
 	for (const char *c = e->label; *c; c++)
 		h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+	if (e->labels)
+		h = (h ^ e->labels->hash) * 0x100000001b3ull;
 	return h | 1;
 }
 
@@ -321,6 +327,7 @@ static void agg_add(const rslot *e)
 	if ((prof.naggs + 1) * 2 > prof.aggs_cap && !agg_grow()) {
 		prof.oom = true;
 		atomic_fetch_add_explicit(&lost, 1, memory_order_relaxed);
+		tt__labels_release(e->labels);
 		return;
 	}
 	uint64_t h = sample_hash(e);
@@ -329,8 +336,10 @@ static void agg_add(const rslot *e)
 		agg *a = &prof.aggs[i];
 		if (a->hash == h && a->n == e->n &&
 		    memcmp(a->pcs, e->pcs, e->n * sizeof *e->pcs) == 0 &&
-		    strcmp(a->label, e->label) == 0) {
+		    strcmp(a->label, e->label) == 0 &&
+		    tt__labels_equal(a->labels, e->labels)) {
 			a->count++;
+			tt__labels_release(e->labels);
 			return;
 		}
 	}
@@ -339,6 +348,7 @@ static void agg_add(const rslot *e)
 	a->count = 1;
 	a->n = e->n;
 	memcpy(a->label, e->label, sizeof a->label);
+	a->labels = e->labels; /* the sample's reference */
 	memcpy(a->pcs, e->pcs, e->n * sizeof *e->pcs);
 	prof.naggs++;
 }
@@ -618,6 +628,7 @@ static int build(tt__buf *b, int64_t duration)
 			continue;
 		g[k] = (tt__gsnap){.id = (int64_t)k + 1,
 				   .name = a->label[0] ? a->label : NULL,
+				   .labels = a->labels,
 				   .pcs = a->pcs,
 				   .npcs = a->n};
 		v[2 * k] = a->count;
@@ -683,6 +694,9 @@ int tt_cpu_profile_stop(void)
 
 	tt__buf b = {0};
 	int r = build(&b, duration);
+	for (size_t i = 0; i < prof.aggs_cap; i++)
+		if (prof.aggs[i].count)
+			tt__labels_release(prof.aggs[i].labels);
 	free(prof.aggs);
 	prof.aggs = NULL;
 	prof.naggs = prof.aggs_cap = 0;
