@@ -585,46 +585,6 @@ static NI void frac_unlock_here(tt_mutex *m)
 	TU_ASSERT_OK(tt_mutex_unlock(m));
 }
 
-static bool find_go(char *path, size_t len)
-{
-	const char *env = getenv("PATH");
-	char dirs[8192];
-	snprintf(dirs, sizeof dirs, "%s:/usr/lib/go/bin", env ? env : "");
-	for (char *save, *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		snprintf(path, len, "%s/go", *d ? d : ".");
-		if (access(path, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Output of `go tool pprof <flags> file`, stderr included; the command
- * must succeed. */
-static char *run_pprof(const char *go, const char *flags, const char *file)
-{
-	char cmd[8192];
-	snprintf(cmd, sizeof cmd, "'%s' tool pprof %s '%s' 2>&1", go, flags,
-		 file);
-	FILE *p = popen(cmd, "r");
-	TU_ASSERT_MSG(p, "popen: %s", strerror(errno));
-	size_t cap = 1 << 16, len = 0, n;
-	char *out = malloc(cap);
-	TU_ASSERT(out != NULL);
-	while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 4096) {
-			cap *= 2;
-			out = realloc(out, cap);
-			TU_ASSERT(out != NULL);
-		}
-	}
-	out[len] = '\0';
-	int st = pclose(p);
-	TU_ASSERT_MSG(st == 0, "%s: status %d:\n%s", cmd, st, out);
-	return out;
-}
-
 /* The profile `name` at debug=0 into a file under dir. */
 static void write_proto(const char *name, const char *dir, char *path,
 			size_t len)
@@ -686,11 +646,11 @@ static void test_mutex_fraction(void **state)
 	TU_ASSERT_RANGE(count, 50, 150);
 
 	char go[4096];
-	if (find_go(go, sizeof go)) {
+	if (tu_find_go(go, sizeof go)) {
 		char dir[] = "/tmp/tether-block-XXXXXX", file[256];
 		TU_ASSERT(mkdtemp(dir) != NULL);
 		write_proto("mutex", dir, file, sizeof file);
-		char *top = run_pprof(go, "-top -nodefraction=0 "
+		char *top = tu_pprof(go, "-top -nodefraction=0 "
 					  "-sample_index=contentions",
 				      file);
 		TU_ASSERT_MSG(top_cum(top, "frac_unlock_here") == FRAC * count,
@@ -897,7 +857,7 @@ static void test_pprof_and_server(void **state)
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 
 	char go[4096];
-	bool have_go = find_go(go, sizeof go);
+	bool have_go = tu_find_go(go, sizeof go);
 	if (have_go) {
 		char dir[] = "/tmp/tether-block-XXXXXX", file[256];
 		TU_ASSERT(mkdtemp(dir) != NULL);
@@ -906,7 +866,7 @@ static void test_pprof_and_server(void **state)
 		TU_ASSERT(f != NULL);
 		TU_ASSERT_EQ(fwrite(pb, 1, len, f), len);
 		TU_ASSERT_EQ(fclose(f), 0);
-		char *raw = run_pprof(go, "-raw", file);
+		char *raw = tu_pprof(go, "-raw", file);
 		TU_ASSERT_CONTAINS(raw, "PeriodType: contentions count");
 		TU_ASSERT_CONTAINS(raw, "contentions/count delay/nanoseconds");
 		TU_ASSERT_CONTAINS(raw, "blk_recv");
@@ -915,14 +875,14 @@ static void test_pprof_and_server(void **state)
 		/* A sample's stack starts at the public call, then the
 		 * function that made it (the runtime's inlined frames are
 		 * not there, as Go's starts at runtime.chanrecv1). */
-		char *traces = run_pprof(go, "-traces", file);
+		char *traces = tu_pprof(go, "-traces", file);
 		TU_ASSERT_MSG(frames_follow(traces, "tt_chan_recv", "blk_recv"),
 			      "%s", traces);
 		TU_ASSERT_MSG(frames_follow(traces, "tt_mutex_lock",
 					    "blk_mutex"),
 			      "%s", traces);
 		free(traces);
-		char *top = run_pprof(go, "-top -nodefraction=0", file);
+		char *top = tu_pprof(go, "-top -nodefraction=0", file);
 		TU_ASSERT_CONTAINS(top, "Type: delay");
 		TU_ASSERT_CONTAINS(top, "blk_recv");
 		TU_ASSERT_CONTAINS(top, "blk_mutex");
@@ -931,11 +891,11 @@ static void test_pprof_and_server(void **state)
 		unlink(file);
 
 		write_proto("mutex", dir, file, sizeof file);
-		raw = run_pprof(go, "-raw", file);
+		raw = tu_pprof(go, "-raw", file);
 		TU_ASSERT_CONTAINS(raw, "contentions/count delay/nanoseconds");
 		TU_ASSERT_CONTAINS(raw, "mu_unlock_here");
 		TU_ASSERT_CONTAINS(raw, "tt_mutex_unlock");
-		top = run_pprof(go, "-top -nodefraction=0", file);
+		top = tu_pprof(go, "-top -nodefraction=0", file);
 		TU_ASSERT_CONTAINS(top, "mu_unlock_here");
 		free(raw);
 		free(top);
@@ -1040,7 +1000,7 @@ static void test_block_delta(void **state)
 	TU_ASSERT_OK(tt_debug_shutdown(srv));
 
 	char go[4096];
-	if (find_go(go, sizeof go)) {
+	if (tu_find_go(go, sizeof go)) {
 		char dir[] = "/tmp/tether-block-XXXXXX", file[256];
 		TU_ASSERT(mkdtemp(dir) != NULL);
 		snprintf(file, sizeof file, "%s/delta.pb.gz", dir);
@@ -1048,12 +1008,12 @@ static void test_block_delta(void **state)
 		TU_ASSERT(f != NULL);
 		TU_ASSERT_EQ(fwrite(pb, 1, len, f), len);
 		TU_ASSERT_EQ(fclose(f), 0);
-		char *raw = run_pprof(go, "-raw", file);
+		char *raw = tu_pprof(go, "-raw", file);
 		TU_ASSERT_CONTAINS(raw, "contentions/count delay/nanoseconds");
 		TU_ASSERT_CONTAINS(raw, "delta_during");
 		TU_ASSERT_NOT_CONTAINS(raw, "delta_before");
 		TU_ASSERT_NOT_CONTAINS(raw, "blk_recv");
-		char *top = run_pprof(go, "-top -nodefraction=0 "
+		char *top = tu_pprof(go, "-top -nodefraction=0 "
 					  "-sample_index=contentions",
 				      file);
 		TU_ASSERT_MSG(top_cum(top, "delta_during") == 2, "%s", top);
