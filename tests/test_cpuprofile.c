@@ -230,9 +230,12 @@ static void check_burn_profile(const char *file, bool goroutine,
 			      "want >= %.0f:\n%s", ms, want, top);
 	}
 	if (thread) {
+		/* The thread is armed by a rescan (every 100 ms, later on a
+		 * loaded machine) after it starts: it may burn a while
+		 * unsampled. */
 		double ms = top_flat_ms(top, "burn_on_thread");
-		TU_ASSERT_MSG(ms >= want, "burn_on_thread: %.0f ms flat, "
-			      "want >= %.0f:\n%s", ms, want, top);
+		TU_ASSERT_MSG(ms >= want / 2, "burn_on_thread: %.0f ms flat, "
+			      "want >= %.0f:\n%s", ms, want / 2, top);
 	}
 	char *raw = tu_pprof(go, "-raw", file);
 	TU_ASSERT_CONTAINS(raw, "samples/count cpu/nanoseconds");
