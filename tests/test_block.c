@@ -731,46 +731,12 @@ static void test_block_threads(void **state)
 static char *get(tt_debug_server *srv, const char *target, size_t *len,
 		 int *status)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	TU_ASSERT_GE(fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)tt_debug_port(srv)),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a, sizeof a,
-				tt_deadline_in(5 * TT_SECOND)));
-	char req[512];
-	int rn = snprintf(req, sizeof req,
-			  "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", target);
-	TU_ASSERT_EQ(send(fd, req, (size_t)rn, MSG_NOSIGNAL), rn);
-	size_t cap = 1 << 16, have = 0;
-	char *buf = malloc(cap);
-	TU_ASSERT(buf != NULL);
-	int64_t dl = tt_deadline_in(10 * TT_SECOND);
-	for (;;) {
-		if (cap - have < 4096) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-			TU_ASSERT(buf != NULL);
-		}
-		ssize_t n = tt_read(fd, buf + have, cap - have - 1, dl);
-		TU_ASSERT_MSG(n != -ETIMEDOUT, "no response in time");
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	close(fd);
-	buf[have] = '\0';
-	TU_ASSERT(have > 12);
-	*status = atoi(buf + 9);
-	char *body = strstr(buf, "\r\n\r\n");
-	TU_ASSERT(body != NULL);
-	body += 4;
-	*len = have - (size_t)(body - buf);
-	char *r = malloc(*len + 1);
-	TU_ASSERT(r != NULL);
-	memcpy(r, body, *len + 1);
-	free(buf);
-	return r;
+	tu_http_resp r = tu_http_req(tt_debug_port(srv), "GET", target, NULL,
+				     10 * TT_SECOND);
+	*status = r.status;
+	*len = r.body_len;
+	free(r.head);
+	return r.body;
 }
 
 /* Whether `go tool pprof -traces` output has a sample whose first frame

@@ -109,26 +109,7 @@ static void body_put(resp *r, size_t *cap, const char *p, size_t n)
 /* The header's value in r->head ("" when absent), in a static buffer. */
 static const char *header(const resp *r, const char *name)
 {
-	static char v[256];
-	v[0] = '\0';
-	size_t n = strlen(name);
-	for (const char *l = strstr(r->head, "\r\n"); l && l[2];
-	     l = strstr(l + 2, "\r\n")) {
-		const char *h = l + 2;
-		if (strncasecmp(h, name, n) == 0 && h[n] == ':') {
-			const char *s = h + n + 1;
-			while (*s == ' ')
-				s++;
-			const char *e = strstr(s, "\r\n");
-			size_t k = e ? (size_t)(e - s) : strlen(s);
-			if (k >= sizeof v)
-				k = sizeof v - 1;
-			memcpy(v, s, k);
-			v[k] = '\0';
-			break;
-		}
-	}
-	return v;
+	return tu_header_value(r->head, name);
 }
 
 /* Read one response (to a request of method `head_req` if HEAD). */

@@ -18,7 +18,7 @@
 
 #define MS TT_MILLISECOND
 
-/* ---- a small HTTP client: one request per connection, read to EOF ------- */
+/* ---- HTTP: one request per connection, read to EOF ---------------------- */
 
 typedef struct resp {
 	int status;
@@ -27,46 +27,12 @@ typedef struct resp {
 
 static resp get_as(tt_debug_server *srv, const char *target, bool html)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	TU_ASSERT_GE(fd, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)tt_debug_port(srv)),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	TU_ASSERT_OK(tt_connect(fd, (struct sockaddr *)&a, sizeof a,
-				tt_deadline_in(5 * TT_SECOND)));
-	char req[512];
-	int n = snprintf(req, sizeof req,
-			 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
-			 "Connection: close\r\n\r\n",
-			 target, html ? "Accept: text/html\r\n" : "");
-	TU_ASSERT_EQ(tt_write(fd, req, (size_t)n, tt_deadline_in(5 * TT_SECOND)),
-		     n);
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	TU_ASSERT(buf != NULL);
-	int64_t dl = tt_deadline_in((tu_emulated() ? 120 : 20) * TT_SECOND);
-	for (;;) {
-		if (cap - len < 4096) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-			TU_ASSERT(buf != NULL);
-		}
-		ssize_t k = tt_read(fd, buf + len, cap - len - 1, dl);
-		TU_ASSERT_MSG(k != -ETIMEDOUT, "no response in time");
-		if (k <= 0)
-			break;
-		len += (size_t)k;
-	}
-	close(fd);
-	buf[len] = '\0';
-	resp r = {0};
-	TU_ASSERT_MSG(sscanf(buf, "HTTP/1.1 %d", &r.status) == 1,
-		      "bad response: %.200s", buf);
-	char *body = strstr(buf, "\r\n\r\n");
-	TU_ASSERT(body != NULL);
-	r.body = strdup(body + 4);
-	free(buf);
-	return r;
+	tu_http_resp h = tu_http_req(
+		tt_debug_port(srv), "GET", target,
+		html ? "Accept: text/html\r\n" : NULL,
+		(tu_emulated() ? 120 : 20) * TT_SECOND);
+	free(h.head);
+	return (resp){.status = h.status, .body = h.body};
 }
 
 static resp get_html(tt_debug_server *srv, const char *target)

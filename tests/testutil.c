@@ -569,6 +569,12 @@ void tu_assert_child_at(const char *file, int line, const tu_child *c,
 
 tu_http_resp tu_http(int port, const char *method, const char *target)
 {
+	return tu_http_req(port, method, target, NULL, 10 * TT_SECOND);
+}
+
+tu_http_resp tu_http_req(int port, const char *method, const char *target,
+			 const char *headers, int64_t timeout_ns)
+{
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	TU_ASSERT_GE(fd, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -578,15 +584,15 @@ tu_http_resp tu_http(int port, const char *method, const char *target)
 				tt_deadline_in(5 * TT_SECOND)));
 	char req[1024];
 	int n = snprintf(req, sizeof req,
-			 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
 			 "Connection: close\r\n\r\n",
-			 method, target);
+			 method, target, headers ? headers : "");
 	TU_ASSERT_MSG(n > 0 && (size_t)n < sizeof req, "target too long");
 	TU_ASSERT_EQ(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
 	size_t cap = 1 << 16, len = 0;
 	char *all = malloc(cap);
 	TU_ASSERT(all != NULL);
-	int64_t dl = tt_deadline_in(10 * TT_SECOND);
+	int64_t dl = tt_deadline_in(timeout_ns);
 	for (;;) {
 		if (cap - len < 4096) {
 			cap *= 2;
@@ -640,10 +646,15 @@ void tu_http_free(tu_http_resp *r)
 
 const char *tu_http_header(const tu_http_resp *r, const char *name)
 {
+	return tu_header_value(r->head, name);
+}
+
+const char *tu_header_value(const char *head, const char *name)
+{
 	static char v[256];
 	v[0] = '\0';
 	size_t n = strlen(name);
-	for (const char *l = strstr(r->head, "\r\n"); l && l[2];
+	for (const char *l = strstr(head, "\r\n"); l && l[2];
 	     l = strstr(l + 2, "\r\n")) {
 		const char *h = l + 2;
 		if (strncasecmp(h, name, n) == 0 && h[n] == ':') {

@@ -330,6 +330,11 @@ typedef struct tu_http_resp {
  * a failure to connect, a timeout (10 s) or a malformed head. */
 tu_http_resp tu_http(int port, const char *method, const char *target);
 
+/* tu_http with extra header lines (each ending in \r\n; NULL: none) and
+ * the whole response due within timeout_ns. */
+tu_http_resp tu_http_req(int port, const char *method, const char *target,
+			 const char *headers, int64_t timeout_ns);
+
 /* GET target and assert the status is 200; the body (free() it), its
  * length in *len if len is not NULL. */
 char *tu_http_get_ok(int port, const char *target, size_t *len);
@@ -338,6 +343,9 @@ void tu_http_free(tu_http_resp *r);
 
 /* The value of header `name` ("" when absent), in a static buffer. */
 const char *tu_http_header(const tu_http_resp *r, const char *name);
+/* The same for a response head of another client (a status line and
+ * header lines, NUL-terminated). */
+const char *tu_header_value(const char *head, const char *name);
 
 /* Find the go command (PATH, then /usr/lib/go/bin) into path. */
 bool tu_find_go(char *path, size_t len);

@@ -417,6 +417,23 @@ static int serve_contention_delta(conn *c, const tt__http_req *req,
 	return then(r, keep);
 }
 
+/* End a streamed response whose head went out (r: the writing's error,
+ * or 0): the rest of the body and, when chunked, the last chunk; frees
+ * st. What a route returns. A failure after the head went out can only
+ * be told by closing; so is the end of an HTTP/1.0 stream. */
+static int stream_end(stream *st, int r, bool keep)
+{
+	if (r == 0)
+		r = stream_flush(st);
+	if (r == 0 && st->chunked)
+		r = send_all(st->c->srv, st->c->fd, "0\r\n\r\n", 5);
+	tt__buf_free(&st->head);
+	tt__buf_free(&st->body);
+	if (r)
+		return r < 0 ? r : -EIO;
+	return !st->chunked || !keep;
+}
+
 /* A request whose head parsed; returns 0 to go on with the connection,
  * 1 to close it (after a response), or -errno when writing failed. */
 static int serve_profile(conn *c, const tt__http_req *req, const char *name,
@@ -477,17 +494,7 @@ static int serve_profile(conn *c, const tt__http_req *req, const char *name,
 		tt__buf_free(&st.body);
 		return then(r, keep);
 	}
-	if (r == 0)
-		r = stream_flush(&st);
-	if (r == 0 && st.chunked)
-		r = send_all(c->srv, c->fd, "0\r\n\r\n", 5);
-	tt__buf_free(&st.head);
-	tt__buf_free(&st.body);
-	if (r)
-		return r < 0 ? r : -EIO;
-	/* A failure after the head went out can only be told by closing;
-	 * so is the end of an HTTP/1.0 stream. */
-	return !st.chunked || !keep;
+	return stream_end(&st, r, keep);
 }
 
 /* /debug/pprof/profile?seconds=N: Go's CPU profile of the next N seconds
@@ -576,15 +583,7 @@ static int serve_cpu_profile(conn *c, const tt__http_req *req, bool keep)
 		tt__buf_free(&st.body);
 		return then(r, keep);
 	}
-	if (r == 0)
-		r = stream_flush(&st);
-	if (r == 0 && st.chunked)
-		r = send_all(c->srv, c->fd, "0\r\n\r\n", 5);
-	tt__buf_free(&st.head);
-	tt__buf_free(&st.body);
-	if (r)
-		return r < 0 ? r : -EIO;
-	return !st.chunked || !keep;
+	return stream_end(&st, r, keep);
 }
 
 static int serve_page(conn *c, const tt__http_req *req, bool keep,

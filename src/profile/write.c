@@ -58,6 +58,19 @@ static void flush(out *o, bool force)
 	o->b.len = 0;
 }
 
+/* Send what is left of o, free it: 0, or its error recorded for
+ * tt_profile_write. */
+static int finish(out *o)
+{
+	flush(o, true);
+	tt__buf_free(&o->b);
+	if (o->err)
+		return tt__err(o->err, "tt_profile_write: %s",
+			       o->err == -ENOMEM ? "out of memory"
+						 : "the writer failed");
+	return 0;
+}
+
 /* ---- debug=2 ------------------------------------------------------------ */
 
 /* The index of the k-th goroutine to print, the current one first, then
@@ -513,14 +526,9 @@ static int write_threadcreate(int debug, tt_write_fn fn, void *arg)
 		write_grouped(&o, &s, "threadcreate", false);
 	else
 		o.err = tt__profile_proto_type(&o.b, &s, "threadcreate");
-	flush(&o, true);
+	r = finish(&o);
 	tt__snapshot_free(&s);
-	tt__buf_free(&o.b);
-	if (o.err)
-		return tt__err(o.err, "tt_profile_write: %s",
-			       o.err == -ENOMEM ? "out of memory"
-						: "the writer failed");
-	return 0;
+	return r;
 }
 
 /* The block and mutex profiles (block.c); debug=2 is debug=1, as in Go. */
@@ -529,13 +537,7 @@ static int write_contention(const char *name, int debug, tt_write_fn fn,
 {
 	out o = {.fn = fn, .arg = arg};
 	o.err = tt__block_write(name, debug, &o.b);
-	flush(&o, true);
-	tt__buf_free(&o.b);
-	if (o.err)
-		return tt__err(o.err, "tt_profile_write: %s",
-			       o.err == -ENOMEM ? "out of memory"
-						: "the writer failed");
-	return 0;
+	return finish(&o);
 }
 
 int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
@@ -580,14 +582,9 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 		write_grouped(&o, &s, name, leaked_only);
 	else
 		o.err = tt__profile_proto(&o.b, &s, leaked_only);
-	flush(&o, true);
+	r = finish(&o);
 	tt__snapshot_free(&s);
-	tt__buf_free(&o.b);
-	if (o.err)
-		return tt__err(o.err, "tt_profile_write: %s",
-			       o.err == -ENOMEM ? "out of memory"
-						: "the writer failed");
-	return 0;
+	return r;
 }
 
 static int write_fd(void *arg, const void *data, size_t len)
