@@ -520,6 +520,9 @@ struct tt__sched {
 	_Atomic uint64_t nparks; /* parks so far, to pace clock reads, and
 				    for the metrics (with nswitches);
 				    written by this thread only */
+	uint64_t park_mark;   /* the park that next stamps the clock and
+				 checks the block profile (0: the next
+				 one); this thread's alone */
 	int64_t stamp;        /* a recent tt_now(), for "waiting since" */
 	_Atomic int64_t ngoroutines; /* live goroutines; written by this
 					thread only, read by any */
@@ -564,6 +567,10 @@ struct tt__sched {
  * nswitches, waits). *orphaned: goroutines of threads that have ended. */
 void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
 		    int64_t *orphaned);
+
+/* The calling thread's scheduler checks the block profile's rate at its
+ * next park (others do within 64 parks: sched.c, park_paced). */
+void tt__sched_park_recheck(void) TT_HIDDEN;
 
 /* While an incremental snapshot is being taken (s->snap_live set),
  * s->zombie holds this mark whenever no goroutine has just ended, so that

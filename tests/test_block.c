@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -726,6 +727,88 @@ static void test_block_threads(void **state)
 	free(text);
 }
 
+/* A rate set on one thread reaches another whose goroutines are already
+ * running within 64 of that thread's parks (profile.h). */
+static _Atomic int late_phase, late_warm;
+
+static void late_echo(void *arg)
+{
+	tt_chan **c = arg;
+	int v;
+	bool ok;
+	for (;;) {
+		TU_ASSERT_OK(tt_recv(c[0], &v, &ok));
+		if (!ok) {
+			TU_ASSERT_OK(tt_chan_close(c[1]));
+			return;
+		}
+		TU_ASSERT_OK(tt_send(c[1], &v));
+	}
+}
+
+static NI void late_warm_rounds(tt_chan **c)
+{
+	int v = 1;
+	TU_ASSERT_OK(tt_send(c[0], &v));
+	TU_ASSERT_OK(tt_recv(c[1], &v, NULL));
+}
+
+static NI void late_rounds(tt_chan **c)
+{
+	for (int i = 0; i < THR_N; i++) {
+		int v = i;
+		TU_ASSERT_OK(tt_send(c[0], &v));
+		TU_ASSERT_OK(tt_recv(c[1], &v, NULL));
+	}
+}
+
+static void *late_main(void *arg)
+{
+	(void)arg;
+	tt_chan *c[2] = {tu_chan(sizeof(int), 0), tu_chan(sizeof(int), 0)};
+	tu_go(late_echo, c);
+	int64_t end = tt_now() + 10 * TT_SECOND;
+	while (atomic_load(&late_phase) == 0 && tt_now() < end) {
+		late_warm_rounds(c);
+		atomic_fetch_add(&late_warm, 1);
+	}
+	late_rounds(c);
+	TU_ASSERT_OK(tt_chan_close(c[0]));
+	int v;
+	bool ok = true;
+	TU_ASSERT_OK(tt_recv(c[1], &v, &ok)); /* the echo has ended */
+	TU_ASSERT(!ok);
+	TU_ASSERT_OK(tt_chan_release(c[0]));
+	TU_ASSERT_OK(tt_chan_release(c[1]));
+	return NULL;
+}
+
+static void test_block_rate_other_thread(void **state)
+{
+	(void)state;
+	pthread_t t;
+	TU_ASSERT_EQ(pthread_create(&t, NULL, late_main, NULL), 0);
+	int64_t end = tt_now() + 10 * TT_SECOND;
+	while (atomic_load(&late_warm) < 100 && tt_now() < end)
+		TU_ASSERT_OK(tt_sleep(TT_MILLISECOND));
+	TU_ASSERT_GE(atomic_load(&late_warm), 100);
+	tt_set_block_profile_rate(1);
+	atomic_store(&late_phase, 1);
+	TU_ASSERT_EQ(pthread_join(t, NULL), 0);
+	tt_set_block_profile_rate(0);
+	char *text = profile_text("block");
+	long long count, delay;
+	/* Each round parks the thread's main goroutine in its receive; the
+	 * rounds before the thread saw the rate, at most 64 parks of either
+	 * goroutine, are not recorded. */
+	TU_ASSERT_GE(find_records(text, "tt_chan_recv", "late_rounds", 0,
+				  &count, &delay),
+		     1);
+	TU_ASSERT_LE(count, THR_N);
+	TU_ASSERT_GE(count, THR_N - 64);
+	free(text);
+}
+
 /* ---- go tool pprof, the debug server, bad input ------------------------------ */
 
 static char *get(tt_debug_server *srv, const char *target, size_t *len,
@@ -1086,6 +1169,7 @@ int main(void)
 		TU_TEST(test_mutex_profile),
 		TU_TEST(test_mutex_fraction),
 		TU_TEST(test_block_threads),
+		TU_TEST(test_block_rate_other_thread),
 		TU_TEST(test_pprof_and_server),
 		TU_TEST(test_block_delta),
 		TU_TEST(test_block_bounded),

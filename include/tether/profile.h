@@ -85,6 +85,10 @@ TT_EXPORT int tt_profile_write(const char *name, int debug, tt_write_fn fn,
  * which case it counts rate/d events of rate ns each (Go's correction of
  * the sampling bias), so the totals estimate every event. A goroutine
  * that wakes after the profile was turned off is not recorded, as in Go.
+ * A new rate holds from the next park on the calling thread; a thread
+ * whose goroutines are already running takes it up within 64 of its
+ * parks (the check rides on the scheduler's clock pacing, so a park
+ * pays nothing for the profile while it is off).
  *
  * Mutex profile: on an unlock of a tt_mutex or tt_rwmutex (or the end of
  * a tt_once_do another goroutine waits on) that hands the lock to a

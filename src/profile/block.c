@@ -6,7 +6,10 @@
  * Recording. The scheduler times a park when tt__block_rate is not 0 and
  * the reason is a block event's (internal.h, TT__BLOCK_REASONS): its park
  * path is then park_profiled (sched.c), which calls tt__block_event when
- * the goroutine runs again. The sync layer times lock waits when
+ * the goroutine runs again. The rate is read where the park path paces
+ * its clock reads (park_paced: one park in 64 while the profile is off,
+ * so the check adds nothing to a park); setting it sends the calling
+ * thread's scheduler there at its next park, and every other within 64. The sync layer times lock waits when
  * tt__mutex_rate is not 0 and calls tt__mutex_event on the hand-over.
  * Both sample as Go does (blocksampled, mutexevent), then take the
  * stack with the fast unwinder (tt__trace_fast: return addresses, no
@@ -75,6 +78,7 @@ void tt_set_block_profile_rate(int64_t rate)
 	 * the identity here. */
 	atomic_store_explicit(&tt__block_rate, rate <= 0 ? 0 : rate,
 			      memory_order_relaxed);
+	tt__sched_park_recheck();
 }
 
 int tt_set_mutex_profile_fraction(int rate)

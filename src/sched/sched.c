@@ -447,23 +447,10 @@ save_oom(tt__g *g, int reason, bool yield)
 		  (long long)g->id, need, r);
 }
 
+/* The rest of a park, once the goroutine is marked waiting. */
 static inline __attribute__((always_inline)) void
-park(tt__sched *s, int reason, const void *obj)
+park_tail(tt__sched *s, tt__g *g, int reason)
 {
-	tt__g *g = s->current;
-	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
-		save_oom(g, reason, false);
-	g->state = TT_G_WAITING;
-	g->reason = (uint8_t)reason;
-	g->wait_obj = obj;
-	/* "Waiting since" is stamped from a clock read every 64 parks (and
-	 * at every idle wait): a clock read per park would cost more than
-	 * the rest of the park, and the stamp only matters in minutes. */
-	uint64_t np =
-		atomic_load_explicit(&s->nparks, memory_order_relaxed) + 1;
-	atomic_store_explicit(&s->nparks, np, memory_order_relaxed);
-	if (TT_UNLIKELY((np & 63) == 0))
-		stamp_set(s, tt__coarse_now());
 	g->wait_since = s->stamp;
 	tt__waits_park(&s->waits, (unsigned)reason);
 	maybe_run_timers(s);
@@ -480,26 +467,66 @@ park(tt__sched *s, int reason, const void *obj)
 	switch_to(s, g, next);
 }
 
-/* A park while the block profile is on: timed, and recorded when the
- * goroutine runs again (profile/block.c). */
+/* Park number np has reached s->park_mark: stamp the clock, and say
+ * whether this park is timed for the block profile. With the profile on,
+ * every park comes here; with it off, one in 64 (the mark is then the
+ * next multiple of 64). tt_set_block_profile_rate sets the calling
+ * thread's mark to 0, so that it notices at its next park; another
+ * thread's scheduler notices within 64 of its parks (a new one at its
+ * first): the mark is its own thread's alone, read by the park path
+ * without an atomic load, which costs a park nothing. */
+static __attribute__((noinline, cold)) bool
+park_paced(tt__sched *s, uint64_t np, int reason)
+{
+	stamp_set(s, tt__coarse_now());
+	if (atomic_load_explicit(&tt__block_rate, memory_order_relaxed) ==
+	    0) {
+		s->park_mark = (np | 63) + 1;
+		return false;
+	}
+	s->park_mark = np + 1;
+	return (TT__BLOCK_REASONS >> reason) & 1u;
+}
+
+/* A park timed for the block profile, recorded when the goroutine runs
+ * again (profile/block.c). */
 static __attribute__((noinline, cold)) void
-park_profiled(tt__sched *s, int reason, const void *obj)
+park_profiled(tt__sched *s, tt__g *g, int reason)
 {
 	int64_t t0 = tt_now();
-	park(s, reason, obj);
+	park_tail(s, g, reason);
 	tt__block_event(t0);
 }
 
 void tt__park(tt__sched *s, int reason, const void *obj)
 {
-	/* The block profile's only cost when off: this load and branch. */
-	if (TT_UNLIKELY(atomic_load_explicit(&tt__block_rate,
-					     memory_order_relaxed) != 0) &&
-	    ((TT__BLOCK_REASONS >> reason) & 1u)) {
-		park_profiled(s, reason, obj);
+	tt__g *g = s->current;
+	if (TT_UNLIKELY(g->shared) && reserve_here(g) != 0)
+		save_oom(g, reason, false);
+	g->state = TT_G_WAITING;
+	g->reason = (uint8_t)reason;
+	g->wait_obj = obj;
+	/* "Waiting since" is stamped from a clock read every 64 parks (and
+	 * at every idle wait): a clock read per park would cost more than
+	 * the rest of the park, and the stamp only matters in minutes. The
+	 * same test is the block profile's switch, which so costs nothing
+	 * when it is off. */
+	uint64_t np =
+		atomic_load_explicit(&s->nparks, memory_order_relaxed) + 1;
+	atomic_store_explicit(&s->nparks, np, memory_order_relaxed);
+	if (TT_UNLIKELY(np >= s->park_mark) &&
+	    park_paced(s, np, reason)) {
+		park_profiled(s, g, reason);
 		return;
 	}
-	park(s, reason, obj);
+	park_tail(s, g, reason);
+}
+
+void tt__sched_park_recheck(void)
+{
+	tt__sched *s = tt__tls_sched;
+	if (s != NULL)
+		s->park_mark = 0;
 }
 
 /* ---- goroutines ------------------------------------------------------------------ */
