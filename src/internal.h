@@ -840,10 +840,11 @@ bool tt__labels_equal(const tt__labels *a, const tt__labels *b);
 int tt__labels_make(tt__labels *base, const char *const *list,
 		    const char *op, tt__labels **out);
 
-/* A new goroutine g gets l, with the caller's reference (take), or its
- * parent's labels, with a new one (inherit). Counted for the metrics. */
-void tt__labels_g_take(tt__g *g, tt__labels *l);
-void tt__labels_g_inherit(tt__g *g, const tt__g *parent);
+/* A new goroutine g gets l, with the caller's reference, or when l is
+ * NULL its parent's labels, with a new one. Counted for the metrics. g
+ * then ends through the scheduler's g_exit, which drops them (g->direct
+ * is cleared: a goroutine gets labels only here and in relabel). */
+void tt__labels_g_start(tt__g *g, const tt__g *parent, tt__labels *l);
 /* g (with g->labels set) ends: uncounted, released, g->labels NULL. */
 void tt__labels_g_exit(tt__g *g);
 /* The thread of s is ending (sched.c's teardown): every goroutine of it

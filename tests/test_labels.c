@@ -219,6 +219,47 @@ static void test_sets_freed_with_last_goroutine(void **state)
 	tt_chan_release(done);
 }
 
+/* Goroutines that end without ever parking (they return to their parent
+ * as from a call) drop their labels too: given, inherited, or set by the
+ * goroutine itself. */
+static void set_own(void *arg)
+{
+	(void)arg;
+	TU_ASSERT_OK(tt_labels_set(TT_LABELS("own", "1")));
+	const char *v = tt_label("own");
+	TU_ASSERT_MSG(v && strcmp(v, "1") == 0, "own=%s", v ? v : "(none)");
+}
+
+static void read_label(void *arg)
+{
+	const char **want = arg;
+	const char *v = tt_label(want[0]);
+	TU_ASSERT_MSG(v && strcmp(v, want[1]) == 0, "%s=%s", want[0],
+		      v ? v : "(none)");
+}
+
+static void test_unparked_end_frees(void **state)
+{
+	(void)state;
+	int64_t live0 = tt__labels_live();
+	int64_t n0 = tt_num_goroutine();
+	const char *given[] = {"given", "g"};
+	tt_go_attr at = {.labels = TT_LABELS("given", "g")};
+	for (int i = 0; i < 100; i++) {
+		tu_go_with(&at, read_label, given);
+		tu_go(set_own, NULL);
+	}
+	TU_ASSERT_EQ(tt_num_goroutine(), n0);
+	TU_ASSERT_EQ(tt__labels_live(), live0);
+	const char *inherited[] = {"main", "m"};
+	TU_ASSERT_OK(tt_labels_set(TT_LABELS("main", "m")));
+	for (int i = 0; i < 100; i++)
+		tu_go(read_label, inherited);
+	TU_ASSERT_EQ(tt__labels_live(), live0 + 1);
+	TU_ASSERT_OK(tt_labels_set(NULL));
+	TU_ASSERT_EQ(tt__labels_live(), live0);
+}
+
 /* ---- bad input -------------------------------------------------------------------- */
 
 static void nothing(void *arg)
@@ -652,6 +693,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_strings_copied),
 		TU_TEST(test_do_and_each),
 		TU_TEST(test_sets_freed_with_last_goroutine),
+		TU_TEST(test_unparked_end_frees),
 		TU_TEST(test_bad_input),
 		TU_TEST(test_debug1_layout),
 		TU_TEST(test_name_and_page),

@@ -309,22 +309,25 @@ int tt__labels_make(tt__labels *base, const char *const *list,
 
 /* ---- goroutines --------------------------------------------------------------- */
 
-void tt__labels_g_take(tt__g *g, tt__labels *l)
+void tt__labels_g_start(tt__g *g, const tt__g *parent, tt__labels *l)
 {
+	if (l == NULL) {
+		l = parent->labels;
+		tt__labels_retain(l);
+	}
 	g->labels = l;
+	g->direct = 0;
 	bucket_add(l, 1);
-}
-
-void tt__labels_g_inherit(tt__g *g, const tt__g *parent)
-{
-	tt__labels_retain(parent->labels);
-	tt__labels_g_take(g, parent->labels);
 }
 
 /* g's labels become l (the caller's reference), the old ones dropped. */
 static void relabel(tt__g *g, tt__labels *l)
 {
 	tt__labels *old = g->labels;
+	/* A goroutine with labels ends through the scheduler's g_exit, the
+	 * one that drops them (internal.h, tt__labels_g_start). */
+	if (l != NULL)
+		g->direct = 0;
 	bucket_add(l, 1);
 	bucket_add(old, -1);
 	g->labels = l;

@@ -548,9 +548,9 @@ void *tt__g_direct_entry(void *p)
 	 * the parent as from a call; it frees this stack — unless the parent
 	 * is a shared-stack goroutine whose frames were copied out meanwhile
 	 * (by a shared-stack goroutine this one started): then it must be
-	 * copied back first, which g_exit's switch does. */
-	if (TT_UNLIKELY(g->labels != NULL))
-		tt__labels_g_exit(g);
+	 * copied back first, which g_exit's switch does. A goroutine with
+	 * labels ends through g_exit too (its direct flag is cleared when it
+	 * gets them), which drops them. */
 	tt__g *parent = s->runq.head;
 	if (!g->direct ||
 	    TT_UNLIKELY(parent->shared && s->sh.owner != parent))
@@ -816,11 +816,11 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	}
 	g->parent_id = parent->id;
 	g->leak_scope = parent->leak_scope;
-	/* g->labels is NULL (a record not in use has none). */
-	if (TT_UNLIKELY(labels != NULL))
-		tt__labels_g_take(g, labels);
-	else if (TT_UNLIKELY(parent->labels != NULL))
-		tt__labels_g_inherit(g, parent);
+	g->direct = 1;
+	/* g->labels is NULL (a record not in use has none). One test for
+	 * both the attribute's labels and the parent's. */
+	if (TT_UNLIKELY(((uintptr_t)labels | (uintptr_t)parent->labels) != 0))
+		tt__labels_g_start(g, parent, labels);
 	g->create_pc = pc;
 	g->wait_obj = NULL;
 	g->wait_list = NULL;
@@ -834,7 +834,6 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 #if TT_ASAN
 	g->asan_fake_stack = NULL;
 #endif
-	g->direct = 1;
 	all_link(s, g);
 
 	/* Child first: the parent waits at the head of the run queue, and
