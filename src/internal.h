@@ -261,6 +261,10 @@ struct tt__g {
 	void *ctx_on;
 	tt__g *ctx_prev, *ctx_next;
 
+	/* While in a wait with a deadline: how its waiters leave their
+	 * queues if the deadline comes first (tt__wait). */
+	void (*wait_cancel)(tt__g *g);
+
 	/* The leak layer's record once this goroutine is proven leaked (it is
 	 * parked on objects no user can reach any more); NULL until then. */
 	void *leak;
@@ -766,10 +770,60 @@ static inline bool tt__timer_armed(const tt__timer *t)
 {
 	return t->heap_ix != TT_TIMER_IDLE;
 }
-/* Park the current goroutine until `deadline` or until readied, whichever
- * first. Returns true if the deadline woke it. deadline must be > 0. */
-bool tt__park_until(tt__sched *s, int reason, const void *obj,
-		    int64_t deadline);
+
+/* ---- waiting: the one wait primitive (sched/wait.c) --------------------
+ *
+ * Every blocking operation parks the same way. It queues its waiters
+ * where a waker finds them (a channel's queues, a sync object's queue, a
+ * descriptor's slot), then calls tt__wait, with the deadline and the
+ * cancel function of its kind of waiter. A waker ends the wait with
+ * tt__wait_wake (after taking the waiters out itself). A deadline that
+ * passes first calls cancel(g), which takes g's waiters back out of their
+ * queues, and the wait returns true; so does a context's cancel, which
+ * ends the wait early with tt__wait_interrupt (ctx.c). One cancel
+ * function per kind: channel waiters (tt__chan_cancel, chan.c), a sync
+ * object's queue node (sync.c), a descriptor's slot and its optional
+ * channel waiter (poll.c); NULL for a sleep, which queues nothing. This is
+ * the one place that knows the deadline's timer protocol: the timer is
+ * the goroutine's own (g->timer), armed only for a wait with a deadline,
+ * and disarmed by whichever of the waker and the deadline comes first. */
+typedef void (*tt__wait_cancel_fn)(tt__g *g);
+
+/* tt__wait with a deadline (not TT_FOREVER, > 0), out of line. */
+bool tt__wait_until(tt__sched *s, int reason, const void *obj,
+		    int64_t deadline, tt__wait_cancel_fn cancel);
+
+/* Park the current goroutine g (s->current, passed because the caller
+ * has it at hand), whose waiters are queued, on `reason` (`obj`: what it
+ * waits on, for dumps and leak checks) until woken or until `deadline`
+ * (TT_FOREVER: none). Returns true if the deadline (or a context's
+ * cancel) ended it, its waiters then taken out by cancel. */
+static inline __attribute__((always_inline)) bool
+tt__wait(tt__sched *s, tt__g *g, int reason, const void *obj,
+	 int64_t deadline, tt__wait_cancel_fn cancel)
+{
+	if (TT_LIKELY(deadline == TT_FOREVER)) {
+		g->timed_out = 0;
+		tt__park(s, reason, obj);
+		return false;
+	}
+	return tt__wait_until(s, reason, obj, deadline, cancel);
+}
+
+/* The waker's half: g's wait ends (its deadline disarmed) and g becomes
+ * runnable. Its waiters are out of their queues already. */
+static inline __attribute__((always_inline)) void
+tt__wait_wake(tt__sched *s, tt__g *g)
+{
+	if (tt__timer_armed(&g->timer))
+		tt__timer_del(s, &g->timer);
+	tt__ready(s, g);
+}
+
+/* End g's wait now, as its deadline would, if g is parked in a wait with
+ * one (its waiters taken out, the wait returning true); false if not
+ * (no deadline, or a waker came first). */
+bool tt__wait_interrupt(tt__sched *s, tt__g *g);
 
 /* Start fn(arg) as a new goroutine that is runnable (at the back of the
  * run queue) but has not run: for callers that may not switch — timer

@@ -69,9 +69,7 @@ waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 			if (ws[i].queued)
 				waitq_unlink(ws[i].q, &ws[i]);
 	}
-	if (tt__timer_armed(&g->timer))
-		tt__timer_del(s, &g->timer);
-	tt__ready(s, g);
+	tt__wait_wake(s, g);
 }
 
 void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
@@ -79,30 +77,12 @@ void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 	waiter_fire(s, w, success);
 }
 
-void tt__chan_timeout(tt__timer *t, int64_t now)
+void tt__chan_cancel(tt__g *g)
 {
-	(void)now;
-	tt__g *g = t->ctx;
 	tt__waiter *ws = g->wait_list;
 	for (uint32_t i = 0; i < g->wait_n; i++)
 		if (ws[i].queued)
 			waitq_unlink(ws[i].q, &ws[i]);
-	g->timed_out = 1;
-	tt__ready(g->sched, g);
-}
-
-/* Park the current goroutine, whose waiters are queued, until woken or
- * until deadline. Returns true on timeout. */
-static bool park_on(tt__sched *s, int reason, const void *obj,
-		    int64_t deadline)
-{
-	if (deadline == TT_FOREVER) {
-		s->current->timed_out = 0;
-		tt__park(s, reason, obj);
-		return false;
-	}
-	s->current->timer.fn = tt__chan_timeout;
-	return tt__park_until(s, reason, obj, deadline);
 }
 
 /* ---- making and freeing ------------------------------------------------ */
@@ -334,7 +314,7 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
 	}
 	if (deadline <= tt_now())
 		return -ETIMEDOUT;
-	park_on(s, reason, NULL, deadline);
+	tt__wait(s, g, reason, NULL, deadline, tt__chan_cancel);
 	return -ETIMEDOUT;
 }
 
@@ -371,7 +351,7 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	c->parked++;
 	g->wait_list = w;
 	g->wait_n = 1;
-	bool timed_out = park_on(s, reason, c, deadline);
+	bool timed_out = tt__wait(s, g, reason, c, deadline, tt__chan_cancel);
 	g->wait_list = NULL;
 	g->wait_n = 0;
 	*success = w->success;

@@ -172,8 +172,10 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
  * waiters out of their queues, stop its deadline, ready it. */
 void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success);
 
-/* Deadline callback for goroutines parked on channels. */
-void tt__chan_timeout(tt__timer *t, int64_t now);
+/* The wait primitive's cancel for goroutines parked on channels (a send,
+ * a receive, a select, a descriptor wait's done channel): every waiter of
+ * g still queued leaves its queue. */
+void tt__chan_cancel(tt__g *g);
 
 /* The non-blocking halves: try to complete the operation now. Return 1 if
  * done, 0 if it would block. tt__chan_try_send panics on a closed

@@ -163,15 +163,9 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 	g->wait_list = w;
 	g->wait_n = 1;
 	g->sel_fired = -1;
-	g->timed_out = 0;
-	bool timed_out;
-	if (deadline == TT_FOREVER) {
-		tt__park(s, TT_WAIT_SELECT, NULL);
-		timed_out = false;
-	} else {
-		g->timer.fn = tt__chan_timeout;
-		timed_out = tt__park_until(s, TT_WAIT_SELECT, NULL, deadline);
-	}
+	bool timed_out =
+		tt__wait(s, g, TT_WAIT_SELECT, NULL, deadline,
+			 tt__chan_cancel);
 	g->wait_list = NULL;
 	g->wait_n = 0;
 	int fired = timed_out ? -1 : g->sel_fired;
@@ -255,16 +249,9 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	g->wait_list = ws;
 	g->wait_n = (uint32_t)n;
 	g->sel_fired = -1;
-	g->timed_out = 0;
 	int reason = n == 0 ? TT_WAIT_SELECT_NO_CASES : TT_WAIT_SELECT;
-	bool timed_out;
-	if (deadline == TT_FOREVER) {
-		tt__park(s, reason, NULL);
-		timed_out = false;
-	} else {
-		g->timer.fn = tt__chan_timeout;
-		timed_out = tt__park_until(s, reason, NULL, deadline);
-	}
+	bool timed_out =
+		tt__wait(s, g, reason, NULL, deadline, tt__chan_cancel);
 	g->wait_list = NULL;
 	g->wait_n = 0;
 

@@ -235,8 +235,7 @@ static void interrupt_waiters(tt__sched *s, tt_ctx *c)
 		/* Parked in its timed wait: end it now, as its deadline
 		 * would. A goroutine already woken (timer disarmed by the
 		 * waker) returns what it got. */
-		if (g->state == TT_G_WAITING && tt__timer_del(s, &g->timer))
-			g->timer.fn(&g->timer, tt_now());
+		tt__wait_interrupt(s, g);
 	}
 }
 

@@ -136,20 +136,11 @@ static int ensure_registered(tt__sched *s, int fd, struct tt__fdslot *sl)
 
 /* Take g's waiter on a context's done channel (the ctx forms) out of its
  * queue: g is being woken by its descriptor or its deadline instead. */
-static void unlink_done_waiter(tt__g *g)
-{
-	tt__waiter *ws = g->wait_list;
-	for (uint32_t i = 0; i < g->wait_n; i++)
-		if (ws[i].queued)
-			waitq_unlink(ws[i].q, &ws[i]);
-}
-
 static void wake(tt__sched *s, tt__g *g, uint8_t ready)
 {
-	unlink_done_waiter(g);
+	tt__chan_cancel(g); /* the done channel's waiter, if any */
 	g->io_ready = ready;
-	tt__timer_del(s, &g->timer);
-	tt__ready(s, g);
+	tt__wait_wake(s, g);
 }
 
 /* Hand the events `ready` to fd's waiters, or leave them as tokens. A
@@ -290,20 +281,16 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 	return woke;
 }
 
-/* Deadline: take g out of its descriptor's slot and ready it. */
-static void io_timeout(tt__timer *t, int64_t now)
+/* The wait primitive's cancel: g leaves its descriptor's slot, and its
+ * done channel's queue if it waits on one. */
+static void io_cancel(tt__g *g)
 {
-	(void)now;
-	tt__g *g = t->ctx;
-	tt__sched *s = g->sched;
-	struct tt__fdslot *sl = &s->fds[g->io_fd];
+	struct tt__fdslot *sl = &g->sched->fds[g->io_fd];
 	if (sl->r == g)
 		sl->r = NULL;
 	if (sl->w == g)
 		sl->w = NULL;
-	unlink_done_waiter(g);
-	g->timed_out = 1;
-	tt__ready(s, g);
+	tt__chan_cancel(g);
 }
 
 /* Forget fd: wake its waiters (their calls return -EBADF), drop tokens
@@ -467,15 +454,7 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 	g->io_ready = 0;
 	g->sel_fired = -1;
 	s->io_waiters++;
-	bool timed_out;
-	if (deadline == TT_FOREVER) {
-		g->timed_out = 0;
-		tt__park(s, reason, NULL);
-		timed_out = false;
-	} else {
-		g->timer.fn = io_timeout;
-		timed_out = tt__park_until(s, reason, NULL, deadline);
-	}
+	bool timed_out = tt__wait(s, g, reason, NULL, deadline, io_cancel);
 	s->io_waiters--;
 	if (done) {
 		g->wait_list = NULL;

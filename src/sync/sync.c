@@ -150,20 +150,16 @@ static bool wake_one(tt__sched *s, squeue *q)
 	q_unlink(q, n);
 	if (TT_UNLIKELY(n->acq))
 		lock_handoff(q, n);
-	tt__timer_del(s, &n->g->timer);
-	tt__ready(s, n->g);
+	tt__wait_wake(s, n->g);
 	return true;
 }
 
-static void sync_timeout(tt__timer *t, int64_t now)
+/* The wait primitive's cancel: g's node leaves its queue. */
+static void sync_cancel(tt__g *g)
 {
-	(void)now;
-	tt__g *g = t->ctx;
 	node *n = g->wait_list;
 	if (n->queued)
 		q_unlink(n->q, n);
-	g->timed_out = 1;
-	tt__ready(g->sched, g);
 }
 
 /* Park the current goroutine on q until woken (0) or the deadline
@@ -193,15 +189,7 @@ static int wait_on(tt__sched *s, obj *o, squeue *q, int reason,
 	o->parked++;
 	g->wait_list = n;
 	g->wait_n = 0;
-	bool timed_out;
-	if (deadline == TT_FOREVER) {
-		g->timed_out = 0;
-		tt__park(s, reason, o);
-		timed_out = false;
-	} else {
-		g->timer.fn = sync_timeout;
-		timed_out = tt__park_until(s, reason, o, deadline);
-	}
+	bool timed_out = tt__wait(s, g, reason, o, deadline, sync_cancel);
 	g->wait_list = NULL;
 	return timed_out ? -ETIMEDOUT : 0;
 }

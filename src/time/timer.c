@@ -138,34 +138,7 @@ int tt__timers_run(tt__sched *s, int64_t now)
 	return fired;
 }
 
-/* ---- sleeping and deadlines ----------------------------------------------- */
-
-static void wake_sleeper(tt__timer *t, int64_t now)
-{
-	(void)now;
-	tt__g *g = t->ctx;
-	g->timed_out = 1;
-	tt__ready_next(g->sched, g);
-}
-
-bool tt__park_until(tt__sched *s, int reason, const void *obj,
-		    int64_t deadline)
-{
-	tt__g *g = s->current;
-	g->timed_out = 0;
-	if (deadline > 0) {
-		if (g->timer.fn == NULL)
-			g->timer.fn = wake_sleeper;
-		g->timer.when = deadline;
-		g->timer.period = 0;
-		g->timer.ctx = g;
-		tt__timer_add(s, &g->timer);
-	}
-	tt__park(s, reason, obj);
-	tt__timer_del(s, &g->timer);
-	g->timer.fn = NULL;
-	return g->timed_out;
-}
+/* ---- sleeping ------------------------------------------------------------ */
 
 /* The body of tt_sleep_until and tt_sleep, inlined into both so that a
  * sleeping goroutine shows the call the program made. */
@@ -182,7 +155,7 @@ static inline __attribute__((always_inline)) int sleep_until(int64_t deadline)
 		tt_yield();
 		return 0;
 	}
-	tt__park_until(s, TT_WAIT_SLEEP, NULL, deadline);
+	tt__wait_until(s, TT_WAIT_SLEEP, NULL, deadline, NULL);
 	return 0;
 }
 
