@@ -929,7 +929,11 @@ static void test_select_one_case_resumes_shallow(void **state)
 	print_message("parked depth: one-case select %td bytes, receive %td\n",
 		      sel_depth, rcv_depth);
 	TU_ASSERT_GT(rcv_depth, 0);
-	TU_ASSERT_LE(sel_depth, rcv_depth + 64);
+	/* A line; two under ASan, whose frames hold more spills (clang
+	 * keeps eight slots in tt_select's frame there, against six in the
+	 * receive's: 560 against 480 bytes, where gcc's optimised build
+	 * gives 304 against 256). */
+	TU_ASSERT_LE(sel_depth, rcv_depth + TU_SCALE(64, 128));
 	TU_ASSERT_OK(tt_chan_close(c));
 	TU_WAIT_DONE(done, 2, 5 * TT_SECOND);
 	TU_ASSERT_OK(tt_chan_release(c));
