@@ -4,6 +4,9 @@
 #   make demo [ARGS="--count 100000 --seconds 5"]   build, run examples/massive
 #   make test           build in build/, run the whole suite
 #   make asan           the suite under clang ASan+UBSan, in build-asan/
+#   make tsan           the suite under clang ThreadSanitizer, in build-tsan/
+#                       (goroutines are TSan fibers: races between them are
+#                       reported, channel and lock hand-offs are not)
 #   make aarch64        cross-build for aarch64 in build-aarch64/, smoke-run
 #                       the examples under qemu-user
 #   make test-aarch64   run the aarch64 suite under qemu-user
@@ -44,6 +47,7 @@ MAKEFLAGS += --no-print-directory
 .NOTPARALLEL:
 
 .PHONY: all deps deps-bench deps-cross build demo test asan build-asan \
+	tsan build-tsan \
 	aarch64 build-aarch64 test-aarch64 bench clean fuzz build-fuzz \
 	fuzz-merge deps-browser test-browser
 
@@ -78,6 +82,14 @@ build-asan: deps
 
 asan: build-asan
 	$(CTEST) --test-dir build-asan $(CTEST_FLAGS)
+
+build-tsan: deps
+	CC=clang $(CMAKE) -S . -B build-tsan -DTETHER_TSAN=ON \
+		-DTETHER_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	$(CMAKE) --build build-tsan -j $(JOBS)
+
+tsan: build-tsan
+	$(CTEST) --test-dir build-tsan $(CTEST_FLAGS)
 
 build-aarch64: deps-cross
 	$(CMAKE) -S . -B build-aarch64 \
@@ -127,4 +139,4 @@ test-browser: deps-browser build
 	scripts/test-browser build
 
 clean:
-	rm -rf build build-asan build-aarch64 build-fuzz
+	rm -rf build build-asan build-tsan build-aarch64 build-fuzz

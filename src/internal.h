@@ -66,6 +66,112 @@
 #define TT_ASAN 1
 #endif
 
+/* ThreadSanitizer (a build configured with TETHER_TSAN=ON, which defines
+ * TT_TSAN=1; the library itself is not instrumented, the program is).
+ * Each goroutine is a TSan fiber, and switching between goroutines does
+ * not synchronise them (Go's race detector does not count scheduling as
+ * synchronisation either): what orders two goroutines is what tether
+ * tells TSan. TT_TSAN_SYNC(p) joins the calling goroutine's history with
+ * everything synchronised on p before, both ways (an acquire, then a
+ * release): channel operations do it on the channel, sync operations on
+ * the object, contexts on the context; a goroutine's start sees what
+ * its creator did before tt_go, and whatever ran before on its stack. */
+#ifndef TT_TSAN
+#define TT_TSAN 0
+#endif
+#if TT_TSAN
+#include <sanitizer/tsan_interface.h>
+#define TT_TSAN_SYNC(p)                                                     \
+	do {                                                                \
+		__tsan_acquire((void *)(p));                                \
+		__tsan_release((void *)(p));                                \
+	} while (0)
+/* Every goroutine's end releases tt__tsan_ends; TT_TSAN_SEE_ENDS()
+ * acquires it: a call that reports goroutines gone (tt_num_goroutine,
+ * the leak checks) sees what they did before they ended. */
+extern char tt__tsan_ends;
+#define TT_TSAN_SEE_ENDS() __tsan_acquire(&tt__tsan_ends)
+#else
+#define TT_TSAN_SYNC(p) ((void)(p))
+#define TT_TSAN_SEE_ENDS() ((void)0)
+#endif
+
+/* The library's own memory under TSan. Its code is not instrumented, but
+ * the C library calls it makes are: TSan's interceptors would see one
+ * goroutine's malloc and another's free of the same scheduler buffer, or
+ * two goroutines' epoll_ctl on the poller, as races (they are not: one
+ * thread's goroutines take turns). TT_TSAN_QUIET(x) evaluates x with
+ * TSan ignoring its accesses and synchronisation; the macros below wrap
+ * the calls tether makes on its own memory, and the unwinder, the
+ * symbolizer and the poller quiet whole calls (libunwind and libdw
+ * allocate and mask signals inside). A program's own calls stay
+ * visible: read and write on its descriptors, the values its goroutines
+ * touch. */
+#if TT_TSAN
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+void AnnotateIgnoreSyncBegin(const char *file, int line);
+void AnnotateIgnoreSyncEnd(const char *file, int line);
+static inline void tt__tsan_quiet(void)
+{
+	__tsan_ignore_thread_begin();
+	AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+}
+static inline void tt__tsan_loud(void)
+{
+	AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+	__tsan_ignore_thread_end();
+}
+#define TT_TSAN_QUIET(x)                                                    \
+	__extension__({                                                     \
+		tt__tsan_quiet();                                           \
+		__typeof__(x) quiet_ = (x);                                 \
+		tt__tsan_loud();                                            \
+		quiet_;                                                     \
+	})
+#define TT_TSAN_QUIET_VOID(x)                                               \
+	__extension__({                                                     \
+		tt__tsan_quiet();                                           \
+		x;                                                          \
+		tt__tsan_loud();                                            \
+	})
+#define malloc(...) TT_TSAN_QUIET(malloc(__VA_ARGS__))
+#define calloc(...) TT_TSAN_QUIET(calloc(__VA_ARGS__))
+#define realloc(...) TT_TSAN_QUIET(realloc(__VA_ARGS__))
+#define free(...) TT_TSAN_QUIET_VOID(free(__VA_ARGS__))
+#define strdup(...) TT_TSAN_QUIET(strdup(__VA_ARGS__))
+#define memcpy(...) TT_TSAN_QUIET(memcpy(__VA_ARGS__))
+#define memmove(...) TT_TSAN_QUIET(memmove(__VA_ARGS__))
+#define memset(...) TT_TSAN_QUIET(memset(__VA_ARGS__))
+#define memcmp(...) TT_TSAN_QUIET(memcmp(__VA_ARGS__))
+#define memchr(...) TT_TSAN_QUIET(memchr(__VA_ARGS__))
+#define strcmp(...) TT_TSAN_QUIET(strcmp(__VA_ARGS__))
+#define strncmp(...) TT_TSAN_QUIET(strncmp(__VA_ARGS__))
+#define strlen(...) TT_TSAN_QUIET(strlen(__VA_ARGS__))
+#define strchr(...) TT_TSAN_QUIET(strchr(__VA_ARGS__))
+#define strrchr(...) TT_TSAN_QUIET(strrchr(__VA_ARGS__))
+#define snprintf(...) TT_TSAN_QUIET(snprintf(__VA_ARGS__))
+#define vsnprintf(...) TT_TSAN_QUIET(vsnprintf(__VA_ARGS__))
+#define qsort(...) TT_TSAN_QUIET_VOID(qsort(__VA_ARGS__))
+#define clock_gettime(...) TT_TSAN_QUIET(clock_gettime(__VA_ARGS__))
+#define pthread_sigmask(...) TT_TSAN_QUIET(pthread_sigmask(__VA_ARGS__))
+#define epoll_create1(...) TT_TSAN_QUIET(epoll_create1(__VA_ARGS__))
+#define epoll_ctl(...) TT_TSAN_QUIET(epoll_ctl(__VA_ARGS__))
+#define epoll_wait(...) TT_TSAN_QUIET(epoll_wait(__VA_ARGS__))
+#define epoll_pwait2(...) TT_TSAN_QUIET(epoll_pwait2(__VA_ARGS__))
+#define close(...) TT_TSAN_QUIET(close(__VA_ARGS__))
+#else
+#define TT_TSAN_QUIET(x) (x)
+#define TT_TSAN_QUIET_VOID(x) (x)
+#endif
+
 /* The value of the call x, which must not be a tail call: a public call
  * that parks in a helper keeps its frame, so stacks show the name the
  * program used (tt_chan_send, not the helper). */
@@ -253,6 +359,9 @@ struct tt__g {
 
 #if TT_ASAN
 	void *asan_fake_stack;
+#endif
+#if TT_TSAN
+	void *tsan_fiber; /* its TSan fiber; NULL while the record is free */
 #endif
 
 	/* While in a context-aware wait (tt_mutex_lock_ctx, tt_read_ctx,

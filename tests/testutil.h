@@ -52,6 +52,19 @@
 #ifndef TU_ASAN
 #define TU_ASAN 0
 #endif
+/* ThreadSanitizer (make tsan): slower still, and it has threads of its
+ * own. TU_SCALE takes its ASan count there too. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#if !defined(TU_TSAN) && defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
 
 /* A call whose result a test ignores on purpose: it never returns (a
  * goroutine parked for good), or what the test checks is elsewhere (a
@@ -60,8 +73,8 @@
  * using a result. */
 #define TU_UNCHECKED(expr) ((void)!(expr))
 
-/* A count for the normal build, and a smaller one under ASan. */
-#define TU_SCALE(normal, asan) (TU_ASAN ? (asan) : (normal))
+/* A count for the normal build, and a smaller one under ASan or TSan. */
+#define TU_SCALE(normal, asan) (TU_ASAN || TU_TSAN ? (asan) : (normal))
 
 #define TU_NORETURN __attribute__((noreturn))
 #define TU_PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -221,6 +221,7 @@ int tt_chan_release(tt_chan *h)
 static inline __attribute__((always_inline)) int
 try_send(tt__sched *s, tt_chan *c, const void *elem)
 {
+	TT_TSAN_SYNC(c); /* see internal.h */
 	if (TT_UNLIKELY(c->closed))
 		tt__panic("send on closed channel");
 	tt__waiter *w = c->recvq.first;
@@ -229,6 +230,7 @@ try_send(tt__sched *s, tt_chan *c, const void *elem)
 		if (w->elem)
 			elem_copy(waiter_elem(w), elem, c->elem_size);
 		waiter_fire(s, w, true);
+		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
 	if (c->qcount < c->cap) {
@@ -237,6 +239,7 @@ try_send(tt__sched *s, tt_chan *c, const void *elem)
 		if (++c->sendx == c->cap)
 			c->sendx = 0;
 		c->qcount++;
+		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
 	return 0;
@@ -250,6 +253,7 @@ int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 static inline __attribute__((always_inline)) int
 try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 {
+	TT_TSAN_SYNC(c); /* see internal.h */
 	size_t es = c->elem_size;
 	tt__waiter *w = c->sendq.first;
 	if (w) {
@@ -271,6 +275,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 		waiter_fire(s, w, true);
 		if (ok)
 			*ok = true;
+		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
 	if (c->qcount) {
@@ -282,6 +287,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 		c->qcount--;
 		if (ok)
 			*ok = true;
+		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
 	if (c->closed) {
@@ -289,6 +295,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 			memset(elem, 0, es);
 		if (ok)
 			*ok = false;
+		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
 	return 0;
@@ -347,11 +354,13 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 		w->elem = elem;
 	w->case_ix = -1;
 	w->success = false;
+	TT_TSAN_SYNC(c); /* what the peer must see: its value, our stores */
 	waitq_push(q, w);
 	c->parked++;
 	g->wait_list = w;
 	g->wait_n = 1;
 	bool timed_out = tt__wait(s, g, reason, c, deadline, tt__chan_cancel);
+	TT_TSAN_SYNC(c); /* what the peer did, its copy into elem included */
 	g->wait_list = NULL;
 	g->wait_n = 0;
 	*success = w->success;
@@ -485,6 +494,7 @@ int tt_chan_close(tt_chan *h)
 	if (c->closed)
 		tt__panic("close of closed channel");
 	c->closed = true;
+	TT_TSAN_SYNC(c);
 	tt__waiter *w;
 	/* Always take the first: firing a select's waiter takes its other
 	 * waiters out, possibly from this same queue. */
@@ -498,6 +508,7 @@ int tt_chan_close(tt_chan *h)
 		waitq_unlink(&c->sendq, w);
 		tt__waiter_fire(s, w, false);
 	}
+	TT_TSAN_SYNC(c); /* after clearing the receivers' values */
 	return 0;
 }
 

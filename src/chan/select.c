@@ -157,6 +157,7 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 			w->q = &c->sendq;
 			waiter_park_send(w, c, k->elem);
 		}
+		TT_TSAN_SYNC(c);
 		waitq_push(w->q, w);
 		c->parked++;
 	}
@@ -175,8 +176,10 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 		if (k->kind == TT_CASE_RECV && k->ok)
 			*k->ok = w->success;
 	}
-	if (c)
+	if (c) {
+		TT_TSAN_SYNC(c);
 		tt__chan_unpark(s, c);
+	}
 	return timed_out ? -ETIMEDOUT : fired;
 }
 
@@ -242,6 +245,7 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 				w->q = &c->sendq;
 				waiter_park_send(w, c, cases[i].elem);
 			}
+			TT_TSAN_SYNC(c);
 			waitq_push(w->q, w);
 			c->parked++;
 		}
@@ -266,8 +270,10 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 			*k->ok = success;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (cases[i].chan)
+		if (cases[i].chan) {
+			TT_TSAN_SYNC(chan_of(cases[i].chan));
 			tt__chan_unpark(s, chan_of(cases[i].chan));
+		}
 	if (ws != stack_ws && !g->shared)
 		free(ws);
 	return timed_out ? -ETIMEDOUT : fired;

@@ -167,6 +167,9 @@ static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 		tt__panic("%s: context %p belongs to another thread's "
 			  "scheduler",
 			  op, (const void *)h);
+	/* A cancel and whoever sees the context done (internal.h,
+	 * TT_TSAN; its done channel synchronises as channels do). */
+	TT_TSAN_SYNC(c);
 	*out = c;
 	return 0;
 }

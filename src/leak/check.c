@@ -831,6 +831,7 @@ static int verify(const tt_leak_opts *opts, uint64_t scope, tt_write_fn fn,
 	const tt_leak_opts *o = opts ? opts : &default_opts;
 	try_state st = {0};
 	int r = find(o, scope, &st);
+	TT_TSAN_SEE_ENDS();
 	if (r == 0) {
 		tt__buf b = {0};
 		if (st.n)

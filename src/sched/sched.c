@@ -158,6 +158,60 @@ static inline void asan_finish(void *fake)
 #endif
 }
 
+/* ThreadSanitizer's view of the switches (internal.h, TT_TSAN). tsan_to:
+ * called just before each switch, from `from` to `to`. A switch does not
+ * synchronise the two, except where a shared-stack goroutine or the
+ * helper context (id 0) is one of them: their frames move through the
+ * region and the helper's copies, which TSan cannot follow. */
+static inline void tsan_to(const tt__g *from, const tt__g *to)
+{
+#if TT_TSAN
+	bool sync = from->shared || to->shared || from->id == 0 || to->id == 0;
+	__tsan_switch_to_fiber(to->tsan_fiber,
+			       sync ? 0 : __tsan_switch_to_fiber_no_sync);
+#else
+	(void)from;
+	(void)to;
+#endif
+}
+
+/* A new goroutine g gets its fiber, and sees what its creator did so far
+ * (the creator's release here, g's acquire as it starts). */
+static inline void tsan_new(tt__g *g)
+{
+#if TT_TSAN
+	g->tsan_fiber = __tsan_create_fiber(0);
+	__tsan_release(g);
+#else
+	(void)g;
+#endif
+}
+
+/* g starts (acquire) or ends (release): the next goroutine on this record
+ * and stack sees what this one did on it. */
+static inline void tsan_start(tt__g *g)
+{
+#if TT_TSAN
+	__tsan_acquire(g);
+#else
+	(void)g;
+#endif
+}
+
+#if TT_TSAN
+char tt__tsan_ends;
+#endif
+
+static inline void tsan_end(tt__g *g)
+{
+#if TT_TSAN
+	__tsan_release(g);
+	__tsan_release(&tt__tsan_ends);
+#else
+	(void)g;
+#endif
+}
+
 /* The helper context: a loop on a stack of its own that moves frames in
  * and out of the region for a switch that leaves it (see internal.h). It
  * is entered with s->sh.next set to the goroutine to run; the region's
@@ -168,6 +222,7 @@ static void helper_main(void *arg)
 	tt__g *h = s->sh.helper;
 	/* Started by tt__shared_helper_init: hand back to its caller. */
 	asan_start(SHARED_FAKE(s), s->current);
+	tsan_to(h, s->current);
 	tt__switch(&s->sh.helper_sp, s->sh.init_sp);
 	for (;;) {
 		asan_finish(*SHARED_FAKE(s));
@@ -182,13 +237,14 @@ static void helper_main(void *arg)
 			 * g_exit and never comes back here. */
 			to->direct = 0;
 			s->sh.owner = to;
+			tsan_to(h, to);
 			tt__spawn_call(&s->sh.helper_sp, to->stack_hi, to);
 		} else {
 			tt__shared_take(s, to);
+			tsan_to(h, to);
 			tt__switch(&s->sh.helper_sp, to->sp);
 		}
 	}
-	(void)h;
 }
 
 int tt__shared_helper_init(tt__sched *s)
@@ -203,10 +259,13 @@ int tt__shared_helper_init(tt__sched *s)
 	h->direct = 0;
 	h->state = TT_G_RUNNING;
 	s->sh.helper = h;
-#if TT_ASAN
 	tt__g *me = s->current;
+	(void)me; /* for the sanitizers' annotations only */
+#if TT_ASAN
 	asan_start(FAKE(me), h);
 #endif
+	tsan_new(h);
+	tsan_to(me, h);
 	tt__spawn_call(&s->sh.init_sp, h->stack_hi, h);
 #if TT_ASAN
 	asan_finish(me->asan_fake_stack);
@@ -222,12 +281,14 @@ switch_shared(tt__sched *s, tt__g *from, tt__g *to)
 		/* Not on the region: copy here, then switch as usual. */
 		tt__shared_take(s, to);
 		asan_start(from->state == TT_G_DEAD ? NULL : FAKE(from), to);
+		tsan_to(from, to);
 		tt__switch(&from->sp, to->sp);
 	} else {
 		/* On the region (its owner): the helper does the copies. */
 		s->sh.next = to;
 		asan_start(from->state == TT_G_DEAD ? NULL : FAKE(from),
 			   s->sh.helper);
+		tsan_to(from, s->sh.helper);
 		tt__switch(&from->sp, s->sh.helper_sp);
 	}
 }
@@ -276,6 +337,7 @@ static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 			from->state == TT_G_DEAD ? NULL : &from->asan_fake_stack,
 			to->stack_lo, (size_t)(to->stack_hi - to->stack_lo));
 #endif
+		tsan_to(from, to);
 		tt__switch(&from->sp, to->sp);
 	}
 #if TT_ASAN
@@ -541,6 +603,7 @@ void *tt__g_direct_entry(void *p)
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 	after_switch(s);
+	tsan_start(g);
 	g->fn(g->arg);
 	/* It never left its stack, so its parent still waits inside
 	 * tt__spawn_call, first in the run queue (goroutines it started and
@@ -570,6 +633,8 @@ void *tt__g_direct_entry(void *p)
 				       (size_t)(parent->stack_hi -
 						parent->stack_lo));
 #endif
+	tsan_end(g);
+	tsan_to(g, parent);
 	return parent->sp;
 }
 
@@ -600,11 +665,13 @@ static void g_exit(tt__sched *s, tt__g *g)
 	count_switch(s);
 	g->sp = __builtin_frame_address(0);
 	prefetch_runnable(s);
+	tsan_end(g);
 	if (TT_UNLIKELY(next->shared && s->sh.owner != next)) {
 		if (g->shared) {
 			/* Dying on the region: the helper copies next in. */
 			s->sh.next = next;
 			asan_start(NULL, s->sh.helper);
+			tsan_to(g, s->sh.helper);
 			tt__jump(s->sh.helper_sp);
 		}
 		tt__shared_take(s, next);
@@ -614,6 +681,7 @@ static void g_exit(tt__sched *s, tt__g *g)
 				       (size_t)(next->stack_hi -
 						next->stack_lo));
 #endif
+	tsan_to(g, next);
 	tt__jump(next->sp);
 }
 
@@ -844,11 +912,13 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	runq_push_front(s, parent);
 	s->current = g;
 	g->state = TT_G_RUNNING;
+	tsan_new(g);
 	if (TT_UNLIKELY(shared) && parent->shared) {
 		/* The parent is on the region the child needs: the helper
 		 * copies the parent out and starts the child. */
 		s->sh.next = g;
 		asan_start(FAKE(parent), s->sh.helper);
+		tsan_to(parent, s->sh.helper);
 		tt__switch(&parent->sp, s->sh.helper_sp);
 	} else {
 		if (TT_UNLIKELY(shared)) {
@@ -861,6 +931,7 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 					       (size_t)(g->stack_hi -
 							g->stack_lo));
 #endif
+		tsan_to(parent, g);
 		tt__spawn_call(&parent->sp, g->stack_hi, g);
 	}
 #if TT_ASAN
@@ -960,6 +1031,7 @@ int64_t tt_num_goroutine(void)
 					  memory_order_relaxed);
 	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
+	TT_TSAN_SEE_ENDS();
 	return n;
 }
 
@@ -1069,6 +1141,9 @@ tt__sched *tt__sched_init(void)
 	m->state = TT_G_RUNNING;
 	m->sel_fired = -1;
 	m->timer.heap_ix = TT_TIMER_IDLE;
+#if TT_TSAN
+	m->tsan_fiber = __tsan_get_current_fiber();
+#endif
 	main_stack_bounds(m);
 	s->current = m;
 	s->zombie_fn = tt__stack_free;
@@ -1121,6 +1196,7 @@ static void born(void *p)
 	void *arg = b->arg;
 	tt__sched *s = g->sched;
 	asan_start(FAKE(g), s->current);
+	tsan_to(g, s->current);
 	tt__switch(&g->sp, b->back_sp);
 	/* Resumed by a switch (b is gone): from here on a goroutine like
 	 * any other, which ends through g_exit (g->direct is 0). */
@@ -1167,6 +1243,8 @@ int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
 	(void)me; /* for the sanitizer's annotations only */
 	g->state = TT_G_RUNNING;
 	asan_start(FAKE(me), g);
+	tsan_new(g);
+	tsan_to(me, g);
 	tt__spawn_call(&b.back_sp, g->stack_hi, g);
 	asan_finish(FAKE_OF(me));
 	s->zombie = zombie;

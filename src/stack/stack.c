@@ -407,6 +407,14 @@ static void shared_free(tt__sched *s, tt__g *g);
 
 void tt__stack_free(tt__sched *s, tt__g *g)
 {
+#if TT_TSAN
+	/* Its fiber goes with it (the record's next goroutine gets its own:
+	 * TSan sees them as different threads). */
+	if (g->tsan_fiber) {
+		__tsan_destroy_fiber(g->tsan_fiber);
+		g->tsan_fiber = NULL;
+	}
+#endif
 	if (TT_UNLIKELY(g->shared)) {
 		shared_free(s, g);
 		return;

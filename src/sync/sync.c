@@ -190,6 +190,7 @@ static int wait_on(tt__sched *s, obj *o, squeue *q, int reason,
 	g->wait_list = n;
 	g->wait_n = 0;
 	bool timed_out = tt__wait(s, g, reason, o, deadline, sync_cancel);
+	TT_TSAN_SYNC(o); /* what the goroutine that woke us did */
 	g->wait_list = NULL;
 	return timed_out ? -ETIMEDOUT : 0;
 }
@@ -241,8 +242,13 @@ static inline void *obj_get(tt__sched *s, const void *h, enum kind k,
 {
 	obj *o = tt__obj_ptr(h);
 	if (TT_LIKELY(h != NULL && tt__obj_is(h, TT__OBJ_SYNC) &&
-		      o->kind == k && o->sched == s))
+		      o->kind == k && o->sched == s)) {
+		/* Every operation on a sync object synchronises on it (an
+		 * unlock with the next lock, a Done with the Wait it ends):
+		 * internal.h, TT_TSAN. */
+		TT_TSAN_SYNC(o);
 		return o;
+	}
 	return obj_bad(s, h, k, op, err);
 }
 
@@ -651,6 +657,7 @@ int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
 	o->runner = s->current->id;
 	o->h.refs++; /* o outlives fn even if fn releases it */
 	fn(arg);
+	TT_TSAN_SYNC(o); /* fn's effects, for every later tt_once_do */
 	o->running = false;
 	o->done = true;
 	while (wake_one(s, &o->waiters))

@@ -390,7 +390,7 @@ static void resolve_on_stack(void *p)
 	c->n = resolve(c->pc, c->addr, c->out, MAX_INLINE);
 }
 
-int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
+static int symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 {
 	if (max <= 0)
 		return 0;
@@ -438,6 +438,12 @@ int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
 	mu_held = false;
 	pthread_mutex_unlock(&mu);
 	return m;
+}
+
+int tt__symbolize(uintptr_t pc, bool return_addr, tt__frame *out, int max)
+{
+	/* Its table and libdw's allocations are the runtime's (TT_TSAN). */
+	return TT_TSAN_QUIET(symbolize(pc, return_addr, out, max));
 }
 
 bool tt__symbolizer_held(void)

@@ -217,14 +217,14 @@ static int walk_g(const tt__g *g, uintptr_t *pcs, uintptr_t *sps, int max)
 #error "tether: no unwinder for this architecture"
 #endif
 	unw_cursor_t c;
-	if (unw_init_local(&c, &uc) < 0)
+	if (TT_TSAN_QUIET(unw_init_local(&c, &uc)) < 0)
 		return 0;
 	uintptr_t lo = 0, hi = 0;
 	if (g->stack_lo) {
 		lo = (uintptr_t)g->stack_lo;
 		hi = (uintptr_t)g->stack_hi;
 	}
-	return walk(&c, lo, hi, pcs, sps, max, 0);
+	return TT_TSAN_QUIET(walk(&c, lo, hi, pcs, sps, max, 0));
 }
 
 int tt__trace_here(uintptr_t *pcs, int max, int skip)
@@ -234,7 +234,8 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip)
 	pthread_once(&policy_once, set_policy);
 	unw_context_t uc;
 	unw_cursor_t c;
-	if (unw_getcontext(&uc) < 0 || unw_init_local(&c, &uc) < 0)
+	if (unw_getcontext(&uc) < 0 ||
+	    TT_TSAN_QUIET(unw_init_local(&c, &uc)) < 0)
 		return 0;
 	/* Inside a goroutine, the walk stays on its stack: below the
 	 * function given to tt_go is the start-up call, whose caller's frame
@@ -247,7 +248,7 @@ int tt__trace_here(uintptr_t *pcs, int max, int skip)
 		hi = (uintptr_t)s->current->stack_hi;
 	}
 	/* Frame 0 is this function itself. */
-	return walk(&c, lo, hi, pcs, NULL, max, skip + 1);
+	return TT_TSAN_QUIET(walk(&c, lo, hi, pcs, NULL, max, skip + 1));
 }
 
 int tt__trace_fast(uintptr_t *pcs, int max)
@@ -256,9 +257,8 @@ int tt__trace_fast(uintptr_t *pcs, int max)
 		return 0;
 	pthread_once(&policy_once, set_policy);
 	void *buf[TT__TRACE_MAX + 1];
-	int n = unw_backtrace(buf, max + 1 < TT__TRACE_MAX + 1
-					   ? max + 1
-					   : TT__TRACE_MAX + 1);
+	int n = TT_TSAN_QUIET(unw_backtrace(
+		buf, max + 1 < TT__TRACE_MAX + 1 ? max + 1 : TT__TRACE_MAX + 1));
 	/* buf[0] is in this function. */
 	int k = 0;
 	for (int i = 1; i < n; i++)
