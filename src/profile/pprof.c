@@ -843,7 +843,8 @@ static void put_value_type(bytes *o, bytes *sub, unsigned field, uint64_t type,
 
 static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 {
-	bytes pb = {0}, sub = {0};
+	/* lab: one Label message at a time (grown once, reused). */
+	bytes pb = {0}, sub = {0}, lab = {0};
 	int r = 0;
 
 	int nv = b->vals ? 2 : 1;
@@ -867,19 +868,17 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 				   b->stack_locs + st->loc_off, gs->npcs);
 		put_packed(&sub, SAMPLE_VALUE, v, (size_t)nv);
 		if (st->name) {
-			uint8_t lab[48];
-			bytes l = {.p = lab, .cap = sizeof lab};
-			put_uint(&l, LABEL_KEY, b->name_key);
-			put_uint(&l, LABEL_STR, st->name);
-			put_raw(&sub, SAMPLE_LABEL, l.p, l.len);
+			lab.len = 0;
+			put_uint(&lab, LABEL_KEY, b->name_key);
+			put_uint(&lab, LABEL_STR, st->name);
+			put_msg(&sub, SAMPLE_LABEL, &lab);
 		}
 		for (uint32_t i = 0; i < st->nlab; i++) {
-			uint8_t lab[48];
-			bytes l = {.p = lab, .cap = sizeof lab};
 			const uint64_t *kv = b->lab_ids + 2 * (st->lab_off + i);
-			put_uint(&l, LABEL_KEY, kv[0]);
-			put_uint(&l, LABEL_STR, kv[1]);
-			put_raw(&sub, SAMPLE_LABEL, l.p, l.len);
+			lab.len = 0;
+			put_uint(&lab, LABEL_KEY, kv[0]);
+			put_uint(&lab, LABEL_STR, kv[1]);
+			put_msg(&sub, SAMPLE_LABEL, &lab);
 		}
 		put_msg(&pb, PROFILE_SAMPLE, &sub);
 		if ((r = drain(g, &pb, false)))
@@ -955,6 +954,7 @@ static int encode(builder *b, gz *g, uint64_t type, uint64_t unit)
 out:
 	free(pb.p);
 	free(sub.p);
+	free(lab.p);
 	return r;
 }
 
