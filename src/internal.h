@@ -79,6 +79,22 @@
 #ifndef TT_TSAN
 #define TT_TSAN 0
 #endif
+/* The record's layout under TSan: the library (TT_TSAN, not instrumented)
+ * and the white-box tests that include this header (instrumented, without
+ * TT_TSAN: their own calls stay visible to TSan) must agree on it. */
+#if TT_TSAN
+#define TT_TSAN_LAYOUT 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TT_TSAN_LAYOUT 1
+#endif
+#endif
+#if !defined(TT_TSAN_LAYOUT) && defined(__SANITIZE_THREAD__)
+#define TT_TSAN_LAYOUT 1
+#endif
+#ifndef TT_TSAN_LAYOUT
+#define TT_TSAN_LAYOUT 0
+#endif
 #if TT_TSAN
 #include <sanitizer/tsan_interface.h>
 #define TT_TSAN_SYNC(p)                                                     \
@@ -360,7 +376,7 @@ struct tt__g {
 #if TT_ASAN
 	void *asan_fake_stack;
 #endif
-#if TT_TSAN
+#if TT_TSAN_LAYOUT
 	void *tsan_fiber; /* its TSan fiber; NULL while the record is free */
 #endif
 

@@ -217,11 +217,13 @@ static void test_after_func_fires_while_goroutine_ends(void **state)
 	}
 }
 
-/* Many at once, in deadline order, each in its own goroutine. */
+/* Many at once, in deadline order, each in its own goroutine. Nothing
+ * orders those goroutines among themselves or before the test's polling:
+ * the count is an atomic. */
 static void count_fn(void *p)
 {
 	int *count = p;
-	++*count;
+	__atomic_fetch_add(count, 1, __ATOMIC_RELAXED);
 	tt_yield();
 }
 
@@ -237,9 +239,10 @@ static void test_after_func_many(void **state)
 	int stopped = 0;
 	for (int i = 0; i < N; i += 5)
 		stopped += tt_timer_stop(ts[i]);
-	TU_WAIT_FOR(count + stopped == N, TT_SECOND + TU_SLACK_NS);
+	TU_WAIT_FOR(__atomic_load_n(&count, __ATOMIC_RELAXED) + stopped == N,
+		    TT_SECOND + TU_SLACK_NS);
 	tt_sleep(10 * MS);
-	TU_ASSERT_EQ(count + stopped, N);
+	TU_ASSERT_EQ(__atomic_load_n(&count, __ATOMIC_RELAXED) + stopped, N);
 	for (int i = 0; i < N; i++)
 		TU_ASSERT_OK(tt_timer_release(ts[i]));
 }
@@ -710,6 +713,8 @@ typedef struct rcond {
 	tt_rwmutex *m;
 	tt_cond *c;
 	bool ready;
+	/* The readers share the lock, so the counts are atomics (the test
+	 * polls them too); ready is written under the write lock. */
 	int waiting, woke;
 	int max_readers; /* readers holding the lock at once, after waking */
 	int holding;
@@ -720,16 +725,20 @@ static void rcond_reader(void *p)
 {
 	rcond *r = p;
 	TU_ASSERT_OK(tt_rwmutex_rlock(r->m));
-	r->waiting++;
+	__atomic_fetch_add(&r->waiting, 1, __ATOMIC_RELAXED);
 	while (!r->ready)
 		TU_ASSERT_OK(tt_cond_wait(r->c));
 	/* Back with a read lock: a writer cannot get in, a reader can. */
 	TU_ASSERT_ERR(tt_rwmutex_trylock(r->m), -EAGAIN);
-	r->woke++;
-	if (++r->holding > r->max_readers)
-		r->max_readers = r->holding;
+	__atomic_fetch_add(&r->woke, 1, __ATOMIC_RELAXED);
+	int h = __atomic_add_fetch(&r->holding, 1, __ATOMIC_RELAXED);
+	int m = __atomic_load_n(&r->max_readers, __ATOMIC_RELAXED);
+	while (h > m && !__atomic_compare_exchange_n(&r->max_readers, &m, h,
+						     false, __ATOMIC_RELAXED,
+						     __ATOMIC_RELAXED))
+		;
 	tt_yield();
-	r->holding--;
+	__atomic_fetch_sub(&r->holding, 1, __ATOMIC_RELAXED);
 	TU_ASSERT_OK(tt_rwmutex_runlock(r->m));
 	tu_done(r->done);
 }
@@ -748,17 +757,19 @@ static void test_cond_rlocker(void **state)
 	TU_ASSERT_OK(tt_rwmutex_release(r.m));
 	for (int i = 0; i < N; i++)
 		tu_go(rcond_reader, &r);
-	TU_WAIT_FOR(r.waiting == N, TU_SLACK_NS);
+	TU_WAIT_FOR(__atomic_load_n(&r.waiting, __ATOMIC_RELAXED) == N,
+		    TU_SLACK_NS);
 	TU_ASSERT_OK(tt_rwmutex_trylock(r.m));
 	r.ready = true;
 	TU_ASSERT_OK(tt_rwmutex_unlock(r.m));
 	/* Signal wakes one; Broadcast the rest. */
 	TU_ASSERT_OK(tt_cond_signal(r.c));
-	TU_WAIT_FOR(r.woke == 1, TU_SLACK_NS);
+	TU_WAIT_FOR(__atomic_load_n(&r.woke, __ATOMIC_RELAXED) == 1,
+		    TU_SLACK_NS);
 	TU_ASSERT_OK(tt_cond_broadcast(r.c));
 	TU_WAIT_DONE(r.done, N, TU_SLACK_NS);
-	TU_ASSERT_EQ(r.woke, N);
-	TU_ASSERT_GE(r.max_readers, 2);
+	TU_ASSERT_EQ(__atomic_load_n(&r.woke, __ATOMIC_RELAXED), N);
+	TU_ASSERT_GE(__atomic_load_n(&r.max_readers, __ATOMIC_RELAXED), 2);
 	TU_ASSERT_OK(tt_rwmutex_release(r.m));
 	/* Still usable through the cond's reference. */
 	TU_ASSERT_OK(tt_rwmutex_rlock(r.m));

@@ -9,6 +9,31 @@
 
 #define MS TT_MILLISECOND
 
+/* Counters that goroutines bump with nothing ordering them among
+ * themselves (workers of one WaitGroup, readers sharing an RWMutex) and
+ * that the test polls while they run are atomics: a race in Go's memory
+ * model otherwise, and a real one once goroutines run on several
+ * threads. Relaxed where only the count matters. */
+static int ld(int *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void inc(int *p)
+{
+	__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+}
+
+/* *max = the larger of *max and v, atomically. */
+static void raise_max(int *max, int v)
+{
+	int m = ld(max);
+	while (v > m && !__atomic_compare_exchange_n(max, &m, v, false,
+						     __ATOMIC_RELAXED,
+						     __ATOMIC_RELAXED))
+		;
+}
+
 /* ---- WaitGroup ------------------------------------------------------------ */
 
 typedef struct wg_arg {
@@ -22,7 +47,7 @@ static void wg_worker(void *p)
 	wg_arg *a = p;
 	if (a->nap)
 		tt_sleep(a->nap);
-	(*a->counter)++;
+	inc(a->counter); /* Done orders it before Wait, not before the others */
 	TU_ASSERT_OK(tt_wg_done(a->wg));
 }
 
@@ -42,7 +67,7 @@ static void test_wg_waits_for_all(void **state)
 		tu_go(wg_worker, &a[i]);
 	}
 	TU_ASSERT_OK(tt_wg_wait(wg));
-	assert_int_equal(counter, N);
+	assert_int_equal(ld(&counter), N);
 	assert_int_equal(tt_wg_count(wg), 0);
 	TU_ASSERT_OK(tt_wg_release(wg));
 }
@@ -51,7 +76,7 @@ static void wg_waiter(void *p)
 {
 	wg_arg *a = p;
 	TU_ASSERT_OK(tt_wg_wait(a->wg));
-	(*a->counter)++;
+	inc(a->counter);
 }
 
 static void test_wg_many_waiters(void **state)
@@ -64,12 +89,12 @@ static void test_wg_many_waiters(void **state)
 	wg_arg a = {wg, &woke, 0};
 	for (int i = 0; i < 10; i++)
 		tu_go(wg_waiter, &a);
-	assert_int_equal(woke, 0);
+	assert_int_equal(ld(&woke), 0);
 	TU_ASSERT_OK(tt_wg_done(wg));
 	tt_yield();
-	assert_int_equal(woke, 0);
+	assert_int_equal(ld(&woke), 0);
 	TU_ASSERT_OK(tt_wg_done(wg));
-	TU_WAIT_FOR(woke == 10, 5 * TT_SECOND);
+	TU_WAIT_FOR(ld(&woke) == 10, 5 * TT_SECOND);
 	TU_ASSERT_OK(tt_wg_release(wg));
 }
 
@@ -116,6 +141,23 @@ static void mu_worker(void *p)
 	}
 }
 
+/* *p read under m: the test polls what the goroutines write holding it. */
+static long locked_long(tt_mutex *m, const long *p)
+{
+	TU_ASSERT_OK(tt_mutex_lock(m));
+	long v = *p;
+	TU_ASSERT_OK(tt_mutex_unlock(m));
+	return v;
+}
+
+static int locked_int(tt_mutex *m, const int *p)
+{
+	TU_ASSERT_OK(tt_mutex_lock(m));
+	int v = *p;
+	TU_ASSERT_OK(tt_mutex_unlock(m));
+	return v;
+}
+
 static void test_mutex_excludes(void **state)
 {
 	(void)state;
@@ -130,8 +172,8 @@ static void test_mutex_excludes(void **state)
 				.max_inside = &max_inside, .total = &total};
 		tu_go(mu_worker, &a[i]);
 	}
-	TU_WAIT_FOR(total == N * 100, 10 * TT_SECOND);
-	assert_int_equal(max_inside, 1);
+	TU_WAIT_FOR(locked_long(m, &total) == N * 100, 10 * TT_SECOND);
+	assert_int_equal(max_inside, 1); /* ordered by locked_long's lock */
 	TU_ASSERT_OK(tt_mutex_release(m));
 }
 
@@ -160,7 +202,7 @@ static void test_mutex_fifo_and_trylock(void **state)
 	/* The lock is handed over: a latecomer cannot barge in. */
 	TU_ASSERT_OK(tt_mutex_unlock(m));
 	TU_ASSERT_ERR(tt_mutex_trylock(m), -EAGAIN);
-	TU_WAIT_FOR(norder == 5, 5 * TT_SECOND);
+	TU_WAIT_FOR(locked_int(m, &norder) == 5, 5 * TT_SECOND);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(order[i], i);
 	TU_ASSERT_OK(tt_mutex_trylock(m));
@@ -186,13 +228,13 @@ static void rw_reader(void *p)
 {
 	rw_arg *a = p;
 	TU_ASSERT_OK(tt_rwmutex_rlock(a->m));
-	TU_ASSERT_EQ(*a->writer_in, 0);
-	(*a->readers_in)++;
-	if (*a->readers_in > *a->max_readers)
-		*a->max_readers = *a->readers_in;
-	a->log[(*a->nlog)++] = a->id;
+	/* Readers share the lock: what they count, they count atomically. */
+	TU_ASSERT_EQ(ld(a->writer_in), 0);
+	raise_max(a->max_readers,
+		  __atomic_add_fetch(a->readers_in, 1, __ATOMIC_RELAXED));
+	a->log[__atomic_fetch_add(a->nlog, 1, __ATOMIC_RELAXED)] = a->id;
 	tt_sleep(2 * MS);
-	(*a->readers_in)--;
+	__atomic_fetch_sub(a->readers_in, 1, __ATOMIC_RELAXED);
 	TU_ASSERT_OK(tt_rwmutex_runlock(a->m));
 }
 
@@ -200,12 +242,12 @@ static void rw_writer(void *p)
 {
 	rw_arg *a = p;
 	TU_ASSERT_OK(tt_rwmutex_lock(a->m));
-	TU_ASSERT_EQ(*a->readers_in, 0);
-	TU_ASSERT_EQ(*a->writer_in, 0);
-	(*a->writer_in)++;
-	a->log[(*a->nlog)++] = a->id;
+	TU_ASSERT_EQ(ld(a->readers_in), 0);
+	TU_ASSERT_EQ(ld(a->writer_in), 0);
+	inc(a->writer_in);
+	a->log[__atomic_fetch_add(a->nlog, 1, __ATOMIC_RELAXED)] = a->id;
 	tt_sleep(2 * MS);
-	(*a->writer_in)--;
+	__atomic_fetch_sub(a->writer_in, 1, __ATOMIC_RELAXED);
 	TU_ASSERT_OK(tt_rwmutex_unlock(a->m));
 }
 
@@ -223,11 +265,15 @@ static void test_rwmutex(void **state)
 				log, &nlog, i, i == 3};
 		tu_go(i == 3 ? rw_writer : rw_reader, &a[i]);
 	}
-	TU_WAIT_FOR(nlog == 7 && readers_in == 0 && writer_in == 0,
-		    5 * TT_SECOND);
-	assert_int_equal(max_readers, 3);
+	TU_WAIT_FOR(ld(&nlog) == 7 && ld(&readers_in) == 0 &&
+			    ld(&writer_in) == 0, 5 * TT_SECOND);
+	assert_int_equal(ld(&max_readers), 3);
+	/* The log is read holding the lock: its unlocks ordered the
+	 * entries before this. */
+	TU_ASSERT_OK(tt_rwmutex_lock(m));
 	for (int i = 0; i < 7; i++)
 		assert_int_equal(log[i], i); /* 0,1,2 then writer 3, then 4-6 */
+	TU_ASSERT_OK(tt_rwmutex_unlock(m));
 	/* Deadlines. */
 	TU_ASSERT_OK(tt_rwmutex_rlock(m));
 	TU_ASSERT_ERR(tt_rwmutex_lock_until(m, TT_TRY), -EAGAIN);
@@ -263,8 +309,10 @@ static void once_user(void *p)
 {
 	once_arg *a = p;
 	TU_ASSERT_OK(tt_once_do(a->o, once_fn, NULL));
+	/* tt_once_do ordered once_fn before this read; the release passes
+	 * that on to the test's acquiring load of after. */
 	if (once_calls == 1)
-		(*a->after)++;
+		__atomic_fetch_add(a->after, 1, __ATOMIC_RELEASE);
 }
 
 static void test_once(void **state)
@@ -277,7 +325,8 @@ static void test_once(void **state)
 	once_arg a = {o, &after};
 	for (int i = 0; i < 10; i++)
 		tu_go(once_user, &a);
-	TU_WAIT_FOR(after == 10, 5 * TT_SECOND);
+	TU_WAIT_FOR(__atomic_load_n(&after, __ATOMIC_ACQUIRE) == 10,
+		    5 * TT_SECOND);
 	assert_int_equal(once_calls, 1);
 	TU_ASSERT_OK(tt_once_do(o, once_fn, NULL));
 	assert_int_equal(once_calls, 1);
@@ -321,15 +370,15 @@ static void test_cond(void **state)
 	ready = 1;
 	TU_ASSERT_OK(tt_cond_signal(c));
 	TU_ASSERT_OK(tt_mutex_unlock(m));
-	TU_WAIT_FOR(woke == 1, 5 * TT_SECOND);
+	TU_WAIT_FOR(locked_int(m, &woke) == 1, 5 * TT_SECOND);
 	tu_pause();
-	assert_int_equal(woke, 1);
+	assert_int_equal(locked_int(m, &woke), 1);
 	/* Broadcast wakes the rest. */
 	TU_ASSERT_OK(tt_mutex_lock(m));
 	ready = 4;
 	TU_ASSERT_OK(tt_cond_broadcast(c));
 	TU_ASSERT_OK(tt_mutex_unlock(m));
-	TU_WAIT_FOR(woke == 5, 5 * TT_SECOND);
+	TU_WAIT_FOR(locked_int(m, &woke) == 5, 5 * TT_SECOND);
 	/* Wait with a deadline: times out holding the lock again. */
 	TU_ASSERT_OK(tt_mutex_lock(m));
 	TU_ASSERT_ERR(tt_cond_wait_until(c, tt_deadline_in(5 * MS)),

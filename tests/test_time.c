@@ -12,11 +12,20 @@
 
 #include "testutil.h"
 
-#if TU_ASAN
+#if TU_ASAN || TU_TSAN
 #include <sanitizer/allocator_interface.h>
 #endif
 
 #define MS TT_MILLISECOND
+
+/* What these tests check is tether's scheduling order and timing, so the
+ * flags and counters goroutines share with nothing else ordering them
+ * (a switch of goroutines does not, as in Go's memory model) are
+ * atomics: the check stays, the race goes. Relaxed: only the values
+ * matter; what must be seen with them travels on the done channels. */
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define INC(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
 
 /* ---- the clock and deadlines --------------------------------------------- */
 
@@ -108,11 +117,11 @@ typedef struct spin_arg {
 static void spinner(void *p)
 {
 	spin_arg *a = p;
-	while (!a->stop) {
-		a->turns++;
+	while (!LD(a->stop)) {
+		INC(a->turns);
 		tt_yield();
 	}
-	a->exited = 1;
+	ST(a->exited, 1);
 }
 
 /* tt_sleep(0) yields: another runnable goroutine gets a turn. A real
@@ -122,25 +131,25 @@ static void test_sleep_yields(void **state)
 	(void)state;
 	spin_arg a = {0, 0, 0};
 	tu_go(spinner, &a);
-	int t = a.turns;
+	int t = LD(a.turns);
 	TU_ASSERT_OK(tt_sleep(0));
-	TU_ASSERT_GT(a.turns, t);
-	t = a.turns;
+	TU_ASSERT_GT(LD(a.turns), t);
+	t = LD(a.turns);
 	TU_ASSERT_OK(tt_sleep(-1));
-	TU_ASSERT_GT(a.turns, t);
-	t = a.turns;
+	TU_ASSERT_GT(LD(a.turns), t);
+	t = LD(a.turns);
 	/* A sleeping goroutine lets the others run meanwhile (how many
 	 * turns fit in 5 ms depends on the machine: under an emulator on
 	 * a busy host, one yield can take that long). */
 	TU_ASSERT_OK(tt_sleep(5 * MS));
-	TU_ASSERT_GT(a.turns, t);
-	a.stop = 1;
-	TU_WAIT_FOR(a.exited == 1, 5 * TT_SECOND);
+	TU_ASSERT_GT(LD(a.turns), t);
+	ST(a.stop, 1);
+	TU_WAIT_FOR(LD(a.exited) == 1, 5 * TT_SECOND);
 }
 
 typedef struct order_state {
-	int log[64];
-	int n;
+	int log[64]; /* each sleeper its own entry, read after its done */
+	int n;       /* atomic: the sleepers take entries in wake order */
 	tt_chan *done;
 } order_state;
 
@@ -156,7 +165,7 @@ static void sleeper(void *p)
 	sleeper_arg *a = p;
 	TU_ASSERT_OK(tt_sleep_until(a->deadline));
 	a->woke_at = tt_now();
-	a->st->log[a->st->n++] = a->id;
+	a->st->log[INC(a->st->n)] = a->id;
 	tu_done(a->st->done);
 }
 
@@ -165,7 +174,7 @@ static void sleeper_rel(void *p)
 	sleeper_arg *a = p;
 	TU_ASSERT_OK(tt_sleep(a->deadline));
 	a->woke_at = tt_now();
-	a->st->log[a->st->n++] = a->id;
+	a->st->log[INC(a->st->n)] = a->id;
 	tu_done(a->st->done);
 }
 
@@ -190,7 +199,7 @@ static void test_sleepers_due_together_keep_order(void **state)
 	/* Spin, without a switch, past every deadline. */
 	while (tt_now() < base + N * MS)
 		;
-	assert_int_equal(st.n, 0);
+	assert_int_equal(LD(st.n), 0);
 	TU_WAIT_DONE(st.done, N, 10 * TT_SECOND);
 	for (int i = 0; i < N; i++)
 		TU_ASSERT_EQ(st.log[i], i);
@@ -212,7 +221,7 @@ static void test_sleepers_wake_in_order(void **state)
 		a[k] = (sleeper_arg){&st, id, base + id * 2 * MS, 0};
 		tu_go(sleeper, &a[k]);
 	}
-	assert_int_equal(st.n, 0);
+	assert_int_equal(LD(st.n), 0);
 	TU_WAIT_DONE(st.done, N, 10 * TT_SECOND);
 	for (int i = 0; i < N; i++)
 		TU_ASSERT_EQ(st.log[i], i);
@@ -222,7 +231,7 @@ static void test_sleepers_wake_in_order(void **state)
 
 	/* Relative durations: 5 ms apart. */
 	memset(st.log, 0, sizeof st.log);
-	st.n = 0;
+	ST(st.n, 0);
 	for (int k = 0; k < 10; k++) {
 		int id = (k * 3) % 10;
 		a[k] = (sleeper_arg){&st, id, (id + 1) * 5 * MS, 0};
@@ -343,13 +352,13 @@ static void test_after_loop_constant_memory(void **state)
 
 	/* Warm up, so allocator and heap caches are in place. */
 	long long rss0 = 0;
-#if TU_ASAN
+#if TU_ASAN || TU_TSAN
 	size_t heap0 = 0;
 #endif
 	for (long i = 0; i < iters + 1000; i++) {
 		if (i == 1000) {
 			rss0 = tu_rss_bytes();
-#if TU_ASAN
+#if TU_ASAN || TU_TSAN
 			heap0 = __sanitizer_get_current_allocated_bytes();
 #endif
 		}
@@ -369,8 +378,9 @@ static void test_after_loop_constant_memory(void **state)
 	print_message("RSS %lld KiB -> %lld KiB over %ld iterations\n",
 		      rss0 / 1024, rss1 / 1024, iters);
 	assert_true(rss0 > 0);
-#if TU_ASAN
-	/* ASan's quarantine holds freed memory, so RSS says little; its
+#if TU_ASAN || TU_TSAN
+	/* ASan's quarantine holds freed memory, and TSan's shadow and
+	 * history grow with every fresh address, so RSS says little; their
 	 * allocator knows what is still live. */
 	size_t heap1 = __sanitizer_get_current_allocated_bytes();
 	print_message("live heap %zu KiB -> %zu KiB\n", heap0 / 1024,
@@ -832,7 +842,7 @@ typedef struct relay {
 	int n;         /* runners */
 	int ran;       /* runners that have had the token */
 	int64_t work;  /* each one's busy time */
-	volatile int sleeper_woke;
+	int sleeper_woke; /* atomic: the runners poll it */
 	int64_t slept, woke_after;
 } relay;
 
@@ -842,7 +852,7 @@ static void relay_runner(void *p)
 	int v = 0;
 	TU_ASSERT_OK(tt_recv(r->tok, &v, NULL));
 	int64_t until = tt_now() + r->work;
-	while (!r->sleeper_woke && tt_now() < until)
+	while (!LD(r->sleeper_woke) && tt_now() < until)
 		;
 	if (++r->ran == r->n)
 		tu_done(r->done);
@@ -856,7 +866,7 @@ static void relay_sleeper(void *p)
 	int64_t t0 = tt_now();
 	TU_ASSERT_OK(tt_sleep(r->slept));
 	r->woke_after = tt_now() - t0;
-	r->sleeper_woke = 1;
+	ST(r->sleeper_woke, 1);
 	tu_done(r->done);
 }
 
@@ -895,8 +905,9 @@ static void test_sleep_under_exit_flood(void **state)
 typedef struct {
 	tt_chan *done;
 	int n;
-	volatile int64_t deadline; /* 0 until the sleeper has set it */
-	volatile int woke;
+	/* Atomics: the flood and the sleeper read and write them. */
+	int64_t deadline; /* 0 until the sleeper has set it */
+	int woke;
 	long late;       /* flood yields after the deadline, before the wake */
 	long late_at_wake;
 	int64_t stop_by; /* bound on the flood's run, in case of a bug */
@@ -905,9 +916,10 @@ typedef struct {
 static void flood_yielder(void *p)
 {
 	flood *f = p;
-	while (!f->woke && tt_now() < f->stop_by) {
-		if (f->deadline && tt_now() >= f->deadline)
-			f->late++;
+	while (!LD(f->woke) && tt_now() < f->stop_by) {
+		int64_t deadline = LD(f->deadline);
+		if (deadline && tt_now() >= deadline)
+			INC(f->late);
 		tt_yield();
 	}
 	tu_done(f->done);
@@ -917,10 +929,10 @@ static void flood_sleeper(void *p)
 {
 	flood *f = p;
 	int64_t deadline = tt_now() + 1 * MS;
-	f->deadline = deadline;
+	ST(f->deadline, deadline);
 	TU_ASSERT_OK(tt_sleep_until(deadline));
-	f->late_at_wake = f->late;
-	f->woke = 1;
+	f->late_at_wake = LD(f->late);
+	ST(f->woke, 1);
 	tu_done(f->done);
 }
 
@@ -940,7 +952,7 @@ static void test_sleep_wake_runs_next(void **state)
 	print_message("%ld flood yields between the sleeper's timer firing "
 		      "and the sleeper running (of %d flood goroutines)\n",
 		      f.late_at_wake, f.n);
-	TU_ASSERT_EQ(f.woke, 1);
+	TU_ASSERT_EQ(LD(f.woke), 1);
 	/* The firing yield itself, at most, and one or two that saw the
 	 * deadline pass just before their yield's own clock read. */
 	TU_ASSERT_LT(f.late_at_wake, 10);
@@ -950,16 +962,16 @@ static void test_sleep_wake_runs_next(void **state)
 typedef struct {
 	tt_chan *done;
 	int rearms;              /* sleeps the rearmer makes */
-	volatile int rearmer_done;
-	long flood_yields;
+	int rearmer_done;  /* atomics: the flood polls the one, bumps */
+	long flood_yields; /* the other */
 	int64_t stop_by;
 } rearm;
 
 static void rearm_yielder(void *p)
 {
 	rearm *r = p;
-	while (!r->rearmer_done && tt_now() < r->stop_by) {
-		r->flood_yields++;
+	while (!LD(r->rearmer_done) && tt_now() < r->stop_by) {
+		INC(r->flood_yields);
 		tt_yield();
 	}
 	tu_done(r->done);
@@ -970,7 +982,7 @@ static void rearm_sleeper(void *p)
 	rearm *r = p;
 	for (int i = 0; i < r->rearms && tt_now() < r->stop_by; i++)
 		TU_ASSERT_OK(tt_sleep(TT_MICROSECOND));
-	r->rearmer_done = 1;
+	ST(r->rearmer_done, 1);
 	tu_done(r->done);
 }
 
@@ -992,8 +1004,8 @@ static void test_rearmed_timer_does_not_starve(void **state)
 	tu_go(rearm_sleeper, &r);
 	TU_WAIT_DONE(r.done, n + 1, 60 * TT_SECOND);
 	print_message("%ld flood yields during %d re-armed sleeps\n",
-		      r.flood_yields, r.rearms);
-	TU_ASSERT_GE(r.flood_yields, r.rearms / 2);
+		      LD(r.flood_yields), r.rearms);
+	TU_ASSERT_GE(LD(r.flood_yields), r.rearms / 2);
 	TU_ASSERT_OK(tt_chan_release(r.done));
 }
 
@@ -1009,7 +1021,7 @@ static void test_rearmed_timer_does_not_starve(void **state)
 
 typedef struct longturn {
 	tt_chan *ping, *pong, *done;
-	volatile int stop;
+	int stop; /* atomic: the test sets it, the turns poll it */
 	int64_t late[LONG_SLEEPS];
 	int64_t stop_by;
 } longturn;
@@ -1017,7 +1029,7 @@ typedef struct longturn {
 static void turn_busy(const longturn *l)
 {
 	int64_t until = tt_now() + TURN;
-	while (!l->stop && tt_now() < until)
+	while (!LD(l->stop) && tt_now() < until)
 		;
 }
 
@@ -1025,7 +1037,7 @@ static void turn_ping(void *p)
 {
 	longturn *l = p;
 	int v = 0;
-	while (!l->stop && tt_now() < l->stop_by) {
+	while (!LD(l->stop) && tt_now() < l->stop_by) {
 		turn_busy(l);
 		TU_ASSERT_OK(tt_send(l->ping, &v));
 		TU_ASSERT_OK(tt_recv(l->pong, &v, NULL));
@@ -1069,7 +1081,7 @@ static void test_sleep_under_long_turns(void **state)
 		TU_ASSERT_OK(tt_sleep(10 * MS));
 		l.late[i] = tt_now() - t0 - 10 * MS;
 	}
-	l.stop = 1;
+	ST(l.stop, 1);
 	TU_WAIT_DONE(l.done, 2, 30 * TT_SECOND);
 	qsort(l.late, LONG_SLEEPS, sizeof l.late[0], cmp_i64);
 	print_message("10 ms sleeps among %lld ms turns: late by %lld ms "
