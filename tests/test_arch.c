@@ -49,13 +49,15 @@ static void test_rounding_mode_per_goroutine(void **state)
 }
 
 /* A new goroutine starts with the default floating-point environment, not
- * with whatever its creator had set. */
+ * with whatever its creator had set. seen_mode is atomic: the creator
+ * reads it as soon as tt_go returns (the child runs first), which is
+ * scheduling order, not synchronisation. */
 static int seen_mode;
 
 static void read_mode(void *p)
 {
 	(void)p;
-	seen_mode = fegetround();
+	__atomic_store_n(&seen_mode, fegetround(), __ATOMIC_RELEASE);
 }
 
 static void test_new_goroutine_default_fp(void **state)
@@ -64,7 +66,8 @@ static void test_new_goroutine_default_fp(void **state)
 	TU_ASSERT_EQ(fesetround(FE_TOWARDZERO), 0);
 	seen_mode = -1;
 	tu_go(read_mode, NULL);
-	assert_int_equal(seen_mode, FE_TONEAREST);
+	assert_int_equal(__atomic_load_n(&seen_mode, __ATOMIC_ACQUIRE),
+			 FE_TONEAREST);
 	assert_int_equal(fegetround(), FE_TOWARDZERO);
 	TU_ASSERT_EQ(fesetround(FE_TONEAREST), 0);
 }
@@ -82,16 +85,19 @@ static void set_x87_cw(uint16_t cw)
 	__asm__ volatile("fldcw %0" : : "m"(cw));
 }
 
+/* Atomic, like seen_mode: the two goroutines take turns by the
+ * scheduling order alone. */
 static uint16_t child_cw;
 
 static void read_cw(void *p)
 {
 	(void)p;
-	child_cw = x87_cw();
+	uint16_t cw = x87_cw();
+	__atomic_store_n(&child_cw, cw, __ATOMIC_RELEASE);
 	/* Single precision here, while the creator keeps its own. */
-	set_x87_cw((uint16_t)(child_cw & ~0x0300));
+	set_x87_cw((uint16_t)(cw & ~0x0300));
 	tt_yield();
-	child_cw = x87_cw();
+	__atomic_store_n(&child_cw, x87_cw(), __ATOMIC_RELEASE);
 }
 
 static void test_x87_control_word(void **state)
@@ -99,10 +105,12 @@ static void test_x87_control_word(void **state)
 	(void)state;
 	uint16_t mine = x87_cw();
 	tu_go(read_cw, NULL);
-	assert_int_equal(child_cw, 0x037f); /* the default, at its start */
-	assert_int_equal(x87_cw(), mine);   /* ours untouched */
-	tt_yield();                         /* let it finish */
-	assert_int_equal(child_cw, 0x037f & ~0x0300);
+	/* the default, at its start */
+	assert_int_equal(__atomic_load_n(&child_cw, __ATOMIC_ACQUIRE), 0x037f);
+	assert_int_equal(x87_cw(), mine); /* ours untouched */
+	tt_yield();                       /* let it finish */
+	assert_int_equal(__atomic_load_n(&child_cw, __ATOMIC_ACQUIRE),
+			 0x037f & ~0x0300);
 	assert_int_equal(x87_cw(), mine);
 }
 #endif

@@ -328,7 +328,9 @@ static void test_defer_runs_on_every_exit(void **state)
 /* Deferred calls run last in, first out, as Go's do: three mutexes
  * unlocked by TT_DEFER_UNLOCK, each with a goroutine waiting for it. An
  * unlock hands the lock to its waiter and readies it, so the waiters run
- * in the order of the unlocks. */
+ * in the order of the unlocks. The waiters hold different mutexes, so
+ * nothing but that order orders their appends: order and norder are
+ * atomic. */
 static tt_mutex *order_mu[3];
 static int order[3], norder;
 
@@ -336,8 +338,19 @@ static void order_waiter(void *arg)
 {
 	int i = (int)(intptr_t)arg;
 	TU_ASSERT_OK(tt_mutex_lock(order_mu[i]));
-	order[norder++] = i;
+	int n = __atomic_fetch_add(&norder, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&order[n], i, __ATOMIC_RELEASE);
 	TU_ASSERT_OK(tt_mutex_unlock(order_mu[i]));
+}
+
+static int order_at(int k)
+{
+	return __atomic_load_n(&order[k], __ATOMIC_ACQUIRE);
+}
+
+static int norder_now(void)
+{
+	return __atomic_load_n(&norder, __ATOMIC_ACQUIRE);
 }
 
 static void test_defer_order(void **state)
@@ -354,12 +367,12 @@ static void test_defer_order(void **state)
 		TT_DEFER_UNLOCK(order_mu[1]);
 		TT_DEFER_UNLOCK(order_mu[2]);
 	} /* unlocks 2, 1, 0 */
-	for (int i = 0; i < 10 && norder < 3; i++)
+	for (int i = 0; i < 10 && norder_now() < 3; i++)
 		tt_yield();
-	TU_ASSERT_EQ(norder, 3);
-	TU_ASSERT_EQ(order[0], 2);
-	TU_ASSERT_EQ(order[1], 1);
-	TU_ASSERT_EQ(order[2], 0);
+	TU_ASSERT_EQ(norder_now(), 3);
+	TU_ASSERT_EQ(order_at(0), 2);
+	TU_ASSERT_EQ(order_at(1), 1);
+	TU_ASSERT_EQ(order_at(2), 0);
 	for (int i = 0; i < 3; i++)
 		TU_ASSERT_OK(tt_mutex_release(order_mu[i]));
 }

@@ -176,12 +176,15 @@ typedef struct block_arg {
 	tt_chan *done;
 } block_arg;
 
+/* sent is atomic: the test reads it as soon as tt_go returns, which only
+ * the scheduling order (the child runs first, up to where it parks)
+ * puts after the store. */
 static void send_three(void *p)
 {
 	block_arg *a = p;
 	for (int i = 1; i <= 3; i++) {
 		TU_ASSERT_OK(tt_send(a->c, &i));
-		a->sent = i;
+		__atomic_store_n(&a->sent, i, __ATOMIC_RELEASE);
 	}
 	tu_done(a->done);
 }
@@ -192,7 +195,8 @@ static void test_chan_unbuffered_blocks(void **state)
 	/* "a send completes only when a receiver takes the value" */
 	block_arg a = {.c = tu_chan(sizeof(int), 0), .done = tu_chan(0, 1)};
 	tu_go(send_three, &a);
-	assert_int_equal(a.sent, 0); /* parked in its first send */
+	/* parked in its first send */
+	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 0);
 	assert_int_equal(tt_chan_len(a.c), 0);
 	assert_int_equal(tt_chan_cap(a.c), 0);
 	for (int i = 1; i <= 3; i++) {
@@ -201,7 +205,7 @@ static void test_chan_unbuffered_blocks(void **state)
 		TU_ASSERT_EQ(v, i);
 	}
 	TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
-	assert_int_equal(a.sent, 3);
+	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 3);
 	TU_ASSERT_OK(tt_chan_release(a.c));
 	TU_ASSERT_OK(tt_chan_release(a.done));
 }
@@ -212,7 +216,7 @@ static void test_chan_buffered_blocks_when_full(void **state)
 	block_arg a = {.c = tu_chan(sizeof(int), 2), .done = tu_chan(0, 1)};
 	tu_go(send_three, &a);
 	/* Two fit; the third send parks. */
-	assert_int_equal(a.sent, 2);
+	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 2);
 	assert_int_equal(tt_chan_len(a.c), 2);
 	assert_int_equal(tt_chan_cap(a.c), 2);
 
@@ -470,8 +474,11 @@ static void recv_until_closed(void *p)
 	long v = 0x7777;
 	bool ok = true;
 	TU_ASSERT_OK(tt_recv(a->c, &v, &ok));
-	/* 1: woken by close with the zero value. */
-	a->results[a->n++] = (!ok && v == 0) ? 1 : 2;
+	/* 1: woken by close with the zero value. The close wakes all five,
+	 * which nothing orders among themselves: the slot is taken with an
+	 * atomic increment (the test reads the results after tu_done). */
+	int n = __atomic_fetch_add(&a->n, 1, __ATOMIC_RELAXED);
+	a->results[n] = (!ok && v == 0) ? 1 : 2;
 	tu_done(a->done);
 }
 
@@ -780,7 +787,11 @@ static void test_last_error_per_goroutine(void **state)
 	snprintf(main_msg, sizeof main_msg, "%s", tt_last_error());
 	assert_true(strlen(main_msg) > 0);
 
+	int64_t n0 = tt_num_goroutine();
 	tu_go(fail_differently, &a);
+	/* It ran to its end, and tt_num_goroutine() seeing it gone makes
+	 * what it wrote in a visible here. */
+	assert_int_equal(tt_num_goroutine(), n0);
 	assert_string_equal(a.seen_at_start, ""); /* a fresh goroutine */
 	assert_true(strlen(a.mine) > 0);
 	assert_string_not_equal(a.mine, main_msg);
@@ -934,10 +945,12 @@ typedef struct rec_arg {
 	tt_chan *done;
 } rec_arg;
 
+/* g is atomic: the test reads it while we are parked, which only the
+ * scheduling order (the child runs first) puts after the store. */
 static void rec_waiter(void *p)
 {
 	rec_arg *a = p;
-	a->g = tt__current();
+	__atomic_store_n(&a->g, tt__current(), __ATOMIC_RELEASE);
 	if (a->kind == 0) {
 		TU_ASSERT_OK(tt_recv(a->c, &a->value, NULL));
 	} else if (a->kind == 1) {
@@ -962,13 +975,14 @@ static void test_chan_waiter_in_record(void **state)
 		rec_arg a = {.c = tu_chan(sizeof(int), 0), .kind = kind,
 			     .value = kind == 1 ? 77 : -1, .done = done};
 		tu_go(rec_waiter, &a);
-		TU_ASSERT(a.g != NULL);
-		TU_ASSERT_EQ(a.g->state, TT_G_WAITING);
-		const char *w = a.g->wait_list;
+		const tt__g *g = __atomic_load_n(&a.g, __ATOMIC_ACQUIRE);
+		TU_ASSERT(g != NULL);
+		TU_ASSERT_EQ(g->state, TT_G_WAITING);
+		const char *w = g->wait_list;
 		print_message("kind %d: waiter at record%+td\n", kind,
-			      w - (const char *)a.g);
-		TU_ASSERT_EQ(w, (const char *)a.g->wbuf_inline);
-		TU_ASSERT_LE(w - (const char *)a.g, 128);
+			      w - (const char *)g);
+		TU_ASSERT_EQ(w, (const char *)g->wbuf_inline);
+		TU_ASSERT_LE(w - (const char *)g, 128);
 		int v = 5;
 		if (kind == 1) {
 			TU_ASSERT_OK(tt_recv(a.c, &v, NULL));

@@ -600,8 +600,11 @@ static void fan_worker(void *p)
 			open--;
 			continue;
 		}
-		st->sum += v[r];
-		st->count++;
+		/* Shared by all the workers, whose receives (on either
+		 * channel) do not order them: atomic. The test reads the
+		 * totals after every tu_done. */
+		__atomic_fetch_add(&st->sum, v[r], __ATOMIC_RELAXED);
+		__atomic_fetch_add(&st->count, 1, __ATOMIC_RELAXED);
 	}
 	tu_done(st->done);
 }
@@ -768,7 +771,10 @@ static void test_select_parked_same_channel_uniform(void **state)
 /* ---- one-case selects ---------------------------------------------------- */
 
 /* A goroutine that parks in a select of one case (a copy of k), with a
- * deadline; it records its record, the result and what it saw. */
+ * deadline; it records its record, the result and what it saw. g and ran
+ * are atomic: the test reads them while the goroutine is parked, which
+ * only the scheduling order (the child runs first) puts after the store
+ * of g; r is read after tu_done. */
 typedef struct one_arg {
 	tt_case k;
 	int64_t deadline;
@@ -781,20 +787,26 @@ typedef struct one_arg {
 static void one_case_waiter(void *p)
 {
 	one_arg *a = p;
-	a->g = tt__current();
+	__atomic_store_n(&a->g, tt__current(), __ATOMIC_RELEASE);
 	tt_case k[1] = {a->k};
 	a->r = tt_select(k, 1, a->deadline);
-	a->ran = true;
+	__atomic_store_n(&a->ran, true, __ATOMIC_RELEASE);
 	tu_done(a->done);
+}
+
+static tt__g *one_g(const one_arg *a)
+{
+	return __atomic_load_n(&a->g, __ATOMIC_ACQUIRE);
 }
 
 /* Parked in its one-case select: wait reason "select", one waiter. */
 static void assert_parked_in_select(const one_arg *a)
 {
-	TU_ASSERT(a->g != NULL && !a->ran);
-	TU_ASSERT_EQ(a->g->state, TT_G_WAITING);
-	TU_ASSERT_EQ(a->g->reason, TT_WAIT_SELECT);
-	TU_ASSERT_EQ(a->g->wait_n, 1);
+	tt__g *g = one_g(a);
+	TU_ASSERT(g != NULL && !__atomic_load_n(&a->ran, __ATOMIC_ACQUIRE));
+	TU_ASSERT_EQ(g->state, TT_G_WAITING);
+	TU_ASSERT_EQ(g->reason, TT_WAIT_SELECT);
+	TU_ASSERT_EQ(g->wait_n, 1);
 }
 
 /* A select of one case blocks, wakes and times out exactly as a select
@@ -898,10 +910,10 @@ static void test_select_one_case(void **state)
 static void recv_waiter(void *p)
 {
 	one_arg *a = p;
-	a->g = tt__current();
+	__atomic_store_n(&a->g, tt__current(), __ATOMIC_RELEASE);
 	int v;
 	a->r = tt_chan_recv(a->k.chan, &v, sizeof v, NULL);
-	a->ran = true;
+	__atomic_store_n(&a->ran, true, __ATOMIC_RELEASE);
 	tu_done(a->done);
 }
 
@@ -923,9 +935,10 @@ static void test_select_one_case_resumes_shallow(void **state)
 	tu_go(one_case_waiter, &sel);
 	tu_go(recv_waiter, &rcv);
 	assert_parked_in_select(&sel);
-	TU_ASSERT_EQ(rcv.g->state, TT_G_WAITING);
-	ptrdiff_t sel_depth = sel.g->stack_hi - (char *)sel.g->sp;
-	ptrdiff_t rcv_depth = rcv.g->stack_hi - (char *)rcv.g->sp;
+	tt__g *sel_g = one_g(&sel), *rcv_g = one_g(&rcv);
+	TU_ASSERT_EQ(rcv_g->state, TT_G_WAITING);
+	ptrdiff_t sel_depth = sel_g->stack_hi - (char *)sel_g->sp;
+	ptrdiff_t rcv_depth = rcv_g->stack_hi - (char *)rcv_g->sp;
 	print_message("parked depth: one-case select %td bytes, receive %td\n",
 		      sel_depth, rcv_depth);
 	TU_ASSERT_GT(rcv_depth, 0);
