@@ -19,6 +19,8 @@
 #define NOINLINE __attribute__((noinline))
 
 static tt_chan *block_ch; /* nobody sends on it */
+/* Set by the parked goroutines, read by the test once they are parked:
+ * atomics, as nothing else orders the two (a switch does not). */
 static int recv_line, inline_line;
 
 /* The park sites. The empty asm after each call keeps it from being a
@@ -27,7 +29,7 @@ static NOINLINE void park_recv(void *arg)
 {
 	(void)arg;
 	int v;
-	recv_line = __LINE__ + 1;
+	__atomic_store_n(&recv_line, __LINE__ + 1, __ATOMIC_RELAXED);
 	TU_UNCHECKED(tt_chan_recv(block_ch, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
@@ -35,7 +37,7 @@ static NOINLINE void park_recv(void *arg)
 static inline __attribute__((always_inline)) void inlined_wait(void)
 {
 	int v;
-	inline_line = __LINE__ + 1;
+	__atomic_store_n(&inline_line, __LINE__ + 1, __ATOMIC_RELAXED);
 	TU_UNCHECKED(tt_chan_recv(block_ch, &v, sizeof v, NULL));
 	__asm__ volatile("");
 }
@@ -139,7 +141,7 @@ static void test_dump_layout(void **state)
 	TU_ASSERT_CONTAINS(b, want);
 	TU_ASSERT_CONTAINS(b, "tt_chan_recv");
 	snprintf(want, sizeof want, "park_recv(...)\n\t%s:%d +0x", __FILE__,
-		 recv_line);
+		 __atomic_load_n(&recv_line, __ATOMIC_RELAXED));
 	TU_ASSERT_CONTAINS(b, want);
 	snprintf(want, sizeof want,
 		 "created by test_dump_layout in goroutine %lld\n\t%s:%d +0x",
@@ -156,7 +158,7 @@ static void test_dump_layout(void **state)
 	b = block_of(dump, id_inl);
 	assert_non_null(b);
 	snprintf(want, sizeof want, "inlined_wait(...)\n\t%s:%d\n", __FILE__,
-		 inline_line);
+		 __atomic_load_n(&inline_line, __ATOMIC_RELAXED));
 	TU_ASSERT_CONTAINS(b, want);
 	TU_ASSERT_CONTAINS(b, "park_inlined(...)\n");
 	free(b);
@@ -257,7 +259,8 @@ static void test_debug1_groups(void **state)
 	char want[512];
 	snprintf(want, sizeof want, "\tpark_recv+0x");
 	TU_ASSERT_CONTAINS(r7, want);
-	snprintf(want, sizeof want, "\t%s:%d\n", __FILE__, recv_line);
+	snprintf(want, sizeof want, "\t%s:%d\n", __FILE__,
+		 __atomic_load_n(&recv_line, __ATOMIC_RELAXED));
 	TU_ASSERT_CONTAINS(r7, want);
 	/* Frame lines: "#", tab, address, tabs, func+off, tabs, file:line. */
 	const char *line = strstr(r7, "\n#\t0x");
@@ -472,7 +475,10 @@ static void test_shared_stack_goroutines(void **state)
 #define WOKEN 400
 
 static tt_chan *slice_block, *wake_ch;
-static volatile bool slice_stop, spin_reset;
+/* Shared by the spinner, the waiters and the test with nothing else
+ * ordering them (switching goroutines does not): C11 atomics, relaxed,
+ * as each is a flag or a count read on its own. */
+static bool slice_stop, spin_reset;
 static int64_t spin_max_gap, spin_turns;
 static int64_t woken_ended;
 static int waiter_line;
@@ -510,23 +516,28 @@ static NOINLINE void slow_main(void *arg)
  * profile must not read a name after its goroutine has ended. */
 static char *dead_names[WOKEN];
 static int ndead;
+static tt_mutex *dead_mu; /* guards dead_names and ndead */
 
 static void free_dead_names(void)
 {
+	tt_mutex_lock(dead_mu);
 	for (int i = 0; i < ndead; i++) {
 		memset(dead_names[i], 'X', strlen(dead_names[i]));
 		free(dead_names[i]);
 	}
 	ndead = 0;
+	tt_mutex_unlock(dead_mu);
 }
 
 static NOINLINE void waiter_main(void *arg)
 {
 	int v;
-	waiter_line = __LINE__ + 1;
+	__atomic_store_n(&waiter_line, __LINE__ + 1, __ATOMIC_RELAXED);
 	TU_UNCHECKED(tt_chan_recv(wake_ch, &v, sizeof v, NULL));
-	woken_ended++;
+	__atomic_fetch_add(&woken_ended, 1, __ATOMIC_RELAXED);
+	tt_mutex_lock(dead_mu);
 	dead_names[ndead++] = arg;
+	tt_mutex_unlock(dead_mu);
 	__asm__ volatile("");
 }
 
@@ -534,26 +545,27 @@ static void spinner(void *arg)
 {
 	(void)arg;
 	int64_t last = thread_cpu();
-	while (!slice_stop) {
+	while (!__atomic_load_n(&slice_stop, __ATOMIC_RELAXED)) {
 		tt_yield();
 		int64_t now = thread_cpu();
-		if (spin_reset) {
+		if (__atomic_load_n(&spin_reset, __ATOMIC_RELAXED)) {
 			/* Main worked on its own since: not a gap. */
-			spin_reset = false;
+			__atomic_store_n(&spin_reset, false, __ATOMIC_RELAXED);
 			last = now;
 			continue;
 		}
-		if (now - last > spin_max_gap)
-			spin_max_gap = now - last;
+		int64_t gap = now - last;
+		if (gap > __atomic_load_n(&spin_max_gap, __ATOMIC_RELAXED))
+			__atomic_store_n(&spin_max_gap, gap, __ATOMIC_RELAXED);
 		last = now;
-		spin_turns++;
+		__atomic_fetch_add(&spin_turns, 1, __ATOMIC_RELAXED);
 	}
 }
 
 static void waker(void *arg)
 {
 	(void)arg;
-	while (!slice_stop) {
+	while (!__atomic_load_n(&slice_stop, __ATOMIC_RELAXED)) {
 		free_dead_names();
 		for (int k = 0; k < 4; k++) {
 			int v = 1;
@@ -579,6 +591,7 @@ static void test_profile_slices(void **state)
 	wake_ch = tu_chan(sizeof(int), 0);
 	slice_stop = false;
 	woken_ended = 0;
+	TU_ASSERT_OK(tt_mutex_make(&dead_mu));
 	/* Waiters first: the walk (newest first) reaches them last, after
 	 * the waker has had many turns. */
 	ndead = 0;
@@ -599,11 +612,12 @@ static void test_profile_slices(void **state)
 
 	const char *what[] = {"debug=2", "debug=1", "debug=0", "page"};
 	for (int level = 2; level >= -1; level--) {
-		spin_reset = true;
+		__atomic_store_n(&spin_reset, true, __ATOMIC_RELAXED);
 		tt_yield();
-		spin_max_gap = 0;
-		spin_turns = 0;
-		int64_t woken0 = woken_ended;
+		__atomic_store_n(&spin_max_gap, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&spin_turns, 0, __ATOMIC_RELAXED);
+		int64_t woken0 =
+			__atomic_load_n(&woken_ended, __ATOMIC_RELAXED);
 		int64_t alive = tt_num_goroutine();
 		int64_t cpu0 = thread_cpu();
 		sink s = {0};
@@ -630,27 +644,34 @@ static void test_profile_slices(void **state)
 		}
 		int64_t cpu = thread_cpu() - cpu0;
 		const char *w = what[2 - level];
+		int64_t turns = __atomic_load_n(&spin_turns, __ATOMIC_RELAXED);
+		int64_t max_gap = __atomic_load_n(&spin_max_gap,
+						  __ATOMIC_RELAXED);
 		/* It took many slices; the others ran between them, never
 		 * kept out for more than a few. (Stopped, the snapshot alone
 		 * is one gap of the whole time.) */
-		TU_ASSERT_MSG(spin_turns >= 5,
+		TU_ASSERT_MSG(turns >= 5,
 			      "%s: the spinner ran %lld times in %lld ms of "
-			      "CPU", w, (long long)spin_turns,
+			      "CPU", w, (long long)turns,
 			      (long long)(cpu / TT_MILLISECOND));
-		TU_ASSERT_MSG(spin_max_gap < 40 * TT_MILLISECOND,
+		TU_ASSERT_MSG(max_gap < 40 * TT_MILLISECOND,
 			      "%s: the spinner was kept out for %lld ms of "
 			      "CPU (the whole write took %lld ms)",
-			      w, (long long)(spin_max_gap / TT_MILLISECOND),
+			      w, (long long)(max_gap / TT_MILLISECOND),
 			      (long long)(cpu / TT_MILLISECOND));
 		if (level == 2) {
 			/* Every goroutine alive when it began, once, in id
 			 * order after the writer's own; the woken waiters
 			 * that ended meanwhile as they were. */
-			TU_ASSERT_GT(woken_ended, woken0);
+			TU_ASSERT_GT(__atomic_load_n(&woken_ended,
+						     __ATOMIC_RELAXED),
+				     woken0);
 			int64_t n = 0, prev = 0, waiting_recv = 0;
 			char want[300];
+			int wline = __atomic_load_n(&waiter_line,
+						    __ATOMIC_RELAXED);
 			snprintf(want, sizeof want, "waiter_main(...)\n\t%s:%d ",
-				 __FILE__, waiter_line);
+				 __FILE__, wline);
 			for (const char *p = s.p; (p = strstr(p, "goroutine "));
 			     p++) {
 				if (p != s.p && p[-1] != '\n')
@@ -706,11 +727,12 @@ static void test_profile_slices(void **state)
 		}
 		free(s.p);
 	}
-	slice_stop = true;
+	__atomic_store_n(&slice_stop, true, __ATOMIC_RELAXED);
 	TU_ASSERT_OK(tt_chan_close(slice_block));
 	TU_ASSERT_OK(tt_chan_close(wake_ch));
 	TU_WAIT_FOR(tt_num_goroutine() <= 1, 10 * TT_SECOND);
 	free_dead_names();
+	TU_ASSERT_OK(tt_mutex_release(dead_mu));
 }
 
 int main(int argc, char **argv)

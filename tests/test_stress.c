@@ -49,7 +49,16 @@ typedef struct stress {
 	int producers_left, relays_left;
 	tt_chan *done;
 
-	/* Accounting; one scheduler, so no locks. */
+	/* Accounting. Switching goroutines does not synchronise them (Go's
+	 * memory model; TSan builds check it, and goroutines may run on
+	 * several threads later), so every field that several goroutines
+	 * update is updated with __atomic builtins. Relaxed is enough for
+	 * the counters: stress_run reads them only after every goroutine
+	 * sent on `done`, which orders their writes before its reads. The
+	 * countdowns are acq_rel so the last goroutine sees everything the
+	 * others did before they counted down. sent[v] has one writer, the
+	 * producer of v; seen[v] is atomic so that a value received twice
+	 * shows up as a duplicate rather than as a race. */
 	unsigned char *sent;  /* per value: 1 once its send succeeded */
 	unsigned char *seen;  /* per value: times received */
 	long nvalues;
@@ -147,7 +156,8 @@ static void producer(void *p)
 	stress *st = w->st;
 	for (long seq = 0; seq < QUOTA; seq++) {
 		if (tt_now() > st->stop_at) {
-			st->stopped_by_time = true;
+			__atomic_store_n(&st->stopped_by_time, true,
+					 __ATOMIC_RELAXED);
 			break;
 		}
 		int64_t v = (int64_t)w->id * QUOTA + seq + 1; /* never 0 */
@@ -155,18 +165,19 @@ static void producer(void *p)
 		while ((r = send_one(w, v)) != 0) {
 			TU_ASSERT_MSG(retryable(r), "send failed: %d (%s): %s",
 				      r, tu_errname(r), tt_last_error());
-			st->timeouts++;
+			__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 			if (tu_rand_n(&w->rng, 8) == 0)
 				tt_yield();
 		}
 		st->sent[v]++;
-		st->sent_count++;
-		st->sent_sum += (uint64_t)v;
+		__atomic_fetch_add(&st->sent_count, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&st->sent_sum, (uint64_t)v,
+				   __ATOMIC_RELAXED);
 		if (tu_rand_n(&w->rng, 64) == 0)
 			TU_ASSERT_OK(tt_sleep((int64_t)tu_rand_n(&w->rng, 200) *
 					      TT_MICROSECOND));
 	}
-	if (--st->producers_left == 0)
+	if (__atomic_sub_fetch(&st->producers_left, 1, __ATOMIC_ACQ_REL) == 0)
 		for (int i = 0; i < NA; i++)
 			TU_ASSERT_OK(tt_chan_close(st->a[i]));
 	tu_done(st->done);
@@ -187,7 +198,7 @@ static void relay(void *p)
 	while (open > 0) {
 		int r = tt_select(in, NA, small_deadline(&w->rng));
 		if (retryable(r)) {
-			st->timeouts++;
+			__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 			continue;
 		}
 		TU_ASSERT_RANGE(r, 0, NA - 1);
@@ -195,7 +206,8 @@ static void relay(void *p)
 			TU_ASSERT_EQ(v, 0);
 			in[r].chan = NULL;
 			open--;
-			st->closes_seen++;
+			__atomic_fetch_add(&st->closes_seen, 1,
+					   __ATOMIC_RELAXED);
 			continue;
 		}
 		/* Forward it, by select or by a plain send. */
@@ -220,10 +232,10 @@ static void relay(void *p)
 				break;
 			TU_ASSERT_MSG(retryable(s), "forward failed: %d (%s)",
 				      s, tu_errname(s));
-			st->timeouts++;
+			__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 		}
 	}
-	if (--st->relays_left == 0)
+	if (__atomic_sub_fetch(&st->relays_left, 1, __ATOMIC_ACQ_REL) == 0)
 		for (int i = 0; i < NB; i++)
 			TU_ASSERT_OK(tt_chan_close(st->b[i]));
 	tu_done(st->done);
@@ -234,13 +246,18 @@ static void relay(void *p)
 static void take(stress *st, int64_t v)
 {
 	if (v < 1 || v > st->nvalues) {
-		st->bad_values++;
+		__atomic_fetch_add(&st->bad_values, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	if (st->seen[v] < 255)
-		st->seen[v]++;
-	st->recv_count++;
-	st->recv_sum += (uint64_t)v;
+	/* Saturating, so 256 receipts do not wrap to none. */
+	unsigned char n = __atomic_load_n(&st->seen[v], __ATOMIC_RELAXED);
+	while (n < 255 && !__atomic_compare_exchange_n(&st->seen[v], &n,
+						       (unsigned char)(n + 1),
+						       true, __ATOMIC_RELAXED,
+						       __ATOMIC_RELAXED))
+		;
+	__atomic_fetch_add(&st->recv_count, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->recv_sum, (uint64_t)v, __ATOMIC_RELAXED);
 }
 
 static void consumer(void *p)
@@ -273,7 +290,7 @@ static void consumer(void *p)
 		if (which < 0) {
 			TU_ASSERT_MSG(retryable(r), "receive failed: %d (%s)",
 				      r, tu_errname(r));
-			st->timeouts++;
+			__atomic_fetch_add(&st->timeouts, 1, __ATOMIC_RELAXED);
 			if (r == -EAGAIN && tu_rand_n(&w->rng, 4) == 0)
 				TU_ASSERT_OK(tt_sleep(20 * TT_MICROSECOND));
 			continue;
@@ -282,7 +299,8 @@ static void consumer(void *p)
 			TU_ASSERT_EQ(v, 0);
 			in[which].chan = NULL;
 			open--;
-			st->closes_seen++;
+			__atomic_fetch_add(&st->closes_seen, 1,
+					   __ATOMIC_RELAXED);
 			continue;
 		}
 		take(st, v);
