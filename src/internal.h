@@ -430,6 +430,11 @@ _Static_assert(offsetof(tt__g, timer.heap_ix) < 64 &&
 		       offsetof(tt__g, wbuf_inline) == 128 &&
 		       offsetof(tt__g, stack_lo) == 192,
 	       "tt__g: lines 0 to 2 as laid out");
+#if !TT_ASAN && !TT_TSAN_LAYOUT
+/* A goroutine's end reads its labels: the run queue's prefetch fetches
+ * line 4 for it (sched.c, prefetch_runnable). */
+_Static_assert(offsetof(tt__g, labels) / 64 == 4, "tt__g: labels on line 4");
+#endif
 #endif
 
 /* The bytes of a shared-stack goroutine's record; errmsg is not there. */
@@ -564,8 +569,22 @@ uint64_t tt__waits_before(const tt__waits *w, unsigned reason, int64_t cutoff);
 void tt__waits_sums(const tt__waits *w, int n, const int64_t *cutoffs,
 		    uint64_t (*before)[TT_WAIT__COUNT], uint64_t *total);
 
+/* The run queue: a ring of goroutine pointers (a deque: timers put
+ * their goroutines at the front). An array, not a list through the
+ * records: the scheduler can read the goroutines several places ahead of
+ * the one it runs and prefetch them, where a list makes each record's
+ * miss wait for the one before (100,000 goroutines woken at once ran at
+ * one memory latency each). head and tail count up and wrap; the ring
+ * holds tail - head goroutines in mask + 1 places (a power of two, made
+ * with the scheduler). Its room is reserved when a goroutine is made
+ * (tt__runq_reserve), so a push never fails: every goroutine in it is a
+ * live goroutine of this scheduler, each at most once. */
 typedef struct tt__runq {
-	tt__g *head, *tail;
+	tt__g **v;
+	uint32_t head, tail;
+	uint32_t mask;
+	uint32_t front; /* during tt__timers_run: goroutines its timers put at
+			   the front, in reverse order until the run ends */
 } tt__runq;
 
 /* ---- handles (sched/obj.c) ------------------------------------------ */
@@ -629,10 +648,6 @@ int tt__sync_release(void *h);
 struct tt__sched {
 	tt__g *current;      /* the running goroutine */
 	tt__runq runq;       /* runnable goroutines, FIFO */
-	tt__g *runnext_tail; /* during tt__timers_run: the last goroutine its
-				timers put at the front (tt__ready_next), so
-				the next goes after it and a batch keeps its
-				deadline order; NULL outside a run */
 	tt__g *zombie;       /* ended; its stack is freed after the switch
 				(by zombie_fn); TT__SNAP_MARK(s) instead
 				while a profile snapshot is being taken */
@@ -752,34 +767,50 @@ static inline const void *tt__g_stack_addr(const tt__g *g, const void *addr)
  * timer. */
 void tt__park(tt__sched *s, int reason, const void *obj);
 
-/* The run queue: a FIFO linked through g->next. */
+/* The run queue (tt__runq). */
+static inline uint32_t runq_len(const tt__sched *s)
+{
+	return s->runq.tail - s->runq.head;
+}
+
+/* The goroutine i places from the front; i < runq_len(s). */
+static inline tt__g *runq_at(const tt__sched *s, uint32_t i)
+{
+	return s->runq.v[(s->runq.head + i) & s->runq.mask];
+}
+
 static inline void runq_push_back(tt__sched *s, tt__g *g)
 {
-	g->next = NULL;
-	if (s->runq.tail)
-		s->runq.tail->next = g;
-	else
-		s->runq.head = g;
-	s->runq.tail = g;
+	tt__runq *q = &s->runq;
+	q->v[q->tail & q->mask] = g;
+	q->tail++;
 }
 
 static inline void runq_push_front(tt__sched *s, tt__g *g)
 {
-	g->next = s->runq.head;
-	s->runq.head = g;
-	if (!s->runq.tail)
-		s->runq.tail = g;
+	tt__runq *q = &s->runq;
+	q->head--;
+	q->v[q->head & q->mask] = g;
 }
 
 static inline tt__g *runq_pop(tt__sched *s)
 {
-	tt__g *g = s->runq.head;
-	if (g) {
-		s->runq.head = g->next;
-		if (!s->runq.head)
-			s->runq.tail = NULL;
-	}
-	return g;
+	tt__runq *q = &s->runq;
+	if (q->head == q->tail)
+		return NULL;
+	return q->v[q->head++ & q->mask];
+}
+
+/* Room in the run queue for every live goroutine and one more, before
+ * making one: 0, or -ENOMEM with the error recorded. */
+int tt__runq_grow(tt__sched *s);
+static inline int tt__runq_reserve(tt__sched *s)
+{
+	int64_t n = atomic_load_explicit(&s->ngoroutines,
+					 memory_order_relaxed);
+	if (TT_UNLIKELY((uint64_t)n >= s->runq.mask)) /* n + 2 > mask + 1 */
+		return tt__runq_grow(s);
+	return 0;
 }
 
 /* Make a parked goroutine runnable (at the back of the run queue). */
@@ -810,7 +841,8 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
  * slower, never stop.
  *
  * Goroutines woken by one tt__timers_run keep their deadline order at
- * the front (s->runnext_tail).
+ * the front: each goes in front of the one before (s->runq.front counts
+ * them), and the run reverses them when it ends.
  *
  * Precondition: g is WAITING. While s->current is a direct child (its
  * parent waiting at the head of the run queue, where tt__g_direct_entry
@@ -822,16 +854,9 @@ static inline void tt__ready_next(tt__sched *s, tt__g *g)
 	tt__waits_wake(&s->waits, g->wait_since, g->reason);
 	if (TT_UNLIKELY(s->current->direct)) {
 		runq_push_back(s, g);
-	} else if (s->runnext_tail) {
-		tt__g *prev = s->runnext_tail;
-		g->next = prev->next;
-		prev->next = g;
-		if (s->runq.tail == prev)
-			s->runq.tail = g;
-		s->runnext_tail = g;
 	} else {
 		runq_push_front(s, g);
-		s->runnext_tail = g;
+		s->runq.front++;
 	}
 }
 

@@ -642,7 +642,7 @@ static int describe(const tt_leak_opts *o, try_state *st)
 /* Nothing can wake anything: the answer cannot change by waiting. */
 static bool quiescent(const tt__sched *s)
 {
-	return s->runq.head == NULL && s->timers.n == 0 && s->io_waiters == 0;
+	return runq_len(s) == 0 && s->timers.n == 0 && s->io_waiters == 0;
 }
 
 static void try_free(try_state *st)

@@ -638,8 +638,8 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	L->epoch = s->snap_epoch;
 	L->max_id = s->goid_next - 1;
 	snap->taken_at = tt_now();
-	for (tt__g *g = s->runq.head; g; g = g->next)
-		g->snap_mark = (L->epoch << 2) | TT__SNAP_RUNNABLE;
+	for (uint32_t i = 0; i < runq_len(s); i++)
+		runq_at(s, i)->snap_mark = (L->epoch << 2) | TT__SNAP_RUNNABLE;
 	{
 		uintptr_t pcs[TT__TRACE_MAX];
 		int n = tt__trace_here(pcs, TT__TRACE_MAX, 0);

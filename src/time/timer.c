@@ -121,7 +121,7 @@ int tt__timers_run(tt__sched *s, int64_t now)
 {
 	tt__timer_heap *h = &s->timers;
 	int fired = 0;
-	s->runnext_tail = NULL;
+	s->runq.front = 0;
 	while (h->n && h->v[0]->when <= now) {
 		tt__timer *t = h->v[0];
 		tt__timer_del(s, t);
@@ -134,7 +134,18 @@ int tt__timers_run(tt__sched *s, int64_t now)
 		t->fn(t, now);
 		fired++;
 	}
-	s->runnext_tail = NULL;
+	/* The goroutines put at the front went each in front of the one
+	 * before (tt__ready_next): turn them round, to deadline order. */
+	uint32_t k = s->runq.front;
+	if (k > runq_len(s))
+		k = runq_len(s);
+	uint32_t m = s->runq.mask, hd = s->runq.head;
+	for (uint32_t i = 0, j = k - 1; k > 1 && i < j; i++, j--) {
+		tt__g *t = s->runq.v[(hd + i) & m];
+		s->runq.v[(hd + i) & m] = s->runq.v[(hd + j) & m];
+		s->runq.v[(hd + j) & m] = t;
+	}
+	s->runq.front = 0;
 	return fired;
 }
 
