@@ -4,6 +4,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -963,11 +964,10 @@ static void rec_waiter(void *p)
 }
 
 /* A goroutine parked on one channel (a receive, a send, a one-case
- * select) keeps its waiter in its own record, in the first lines
- * (internal.h), not on its stack: waking it then touches two lines of
- * its record, and no line of the stack. The hand-off still delivers
- * values both ways. */
-static void test_chan_waiter_in_record(void **state)
+ * select) keeps its waiter in its record's slot of the waiter pool
+ * (g->wait1, internal.h), not on its stack: waking it touches no line of
+ * the stack. The hand-off still delivers values both ways. */
+static void test_chan_waiter_in_pool(void **state)
 {
 	(void)state;
 	tt_chan *done = tu_chan(0, 3);
@@ -979,10 +979,9 @@ static void test_chan_waiter_in_record(void **state)
 		TU_ASSERT(g != NULL);
 		TU_ASSERT_EQ(g->state, TT_G_WAITING);
 		const char *w = g->wait_list;
-		print_message("kind %d: waiter at record%+td\n", kind,
-			      w - (const char *)g);
-		TU_ASSERT_EQ(w, (const char *)g->wbuf_inline);
-		TU_ASSERT_LE(w - (const char *)g, 128);
+		TU_ASSERT_EQ(w, (const char *)g->wait1);
+		TU_ASSERT(w != (const char *)g->wbuf_inline);
+		TU_ASSERT(w < g->stack_lo || w >= g->stack_hi);
 		int v = 5;
 		if (kind == 1) {
 			TU_ASSERT_OK(tt_recv(a.c, &v, NULL));
@@ -998,13 +997,91 @@ static void test_chan_waiter_in_record(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
+/* The waiters of goroutines made one after another are next to each
+ * other, so a channel's queue of them is dense (what makes a close that
+ * wakes 100,000 receivers fast); and records whose pages go back to the
+ * kernel give their slots back, so bursts of goroutines, each followed
+ * by an idle scheduler that trims its stacks, do not grow the pool. On a
+ * thread of its own: a fresh scheduler, a fresh pool. */
+enum { DENSE_N = 16, BURST_N = 1500, BURSTS = 4 };
+
+static tt_chan *dense_c;
+
+static void dense_waiter(void *p)
+{
+	int v;
+	__atomic_store_n((tt__g **)p, tt__current(), __ATOMIC_RELEASE);
+	tt_case k[1] = {TT_CASE_RECV_INTO(dense_c, &v, NULL)};
+	TU_ASSERT_EQ(tt_select(k, 1, TT_FOREVER), 0);
+}
+
+static void burst_waiter(void *p)
+{
+	(void)p;
+	int v;
+	TU_ASSERT_OK(tt_recv(dense_c, &v, NULL));
+}
+
+static size_t pool_chunks(const tt__sched *s)
+{
+	size_t n = 0;
+	for (void *c = s->w1_chunks; c; c = *(void **)c)
+		n++;
+	return n;
+}
+
+static void *dense_thread(void *p)
+{
+	size_t *chunks = p;
+	TU_ASSERT_OK(tt_chan_make(&dense_c, sizeof(int), 0));
+	tt__g *gs[DENSE_N] = {0};
+	for (int i = 0; i < DENSE_N; i++)
+		TU_ASSERT(tt_go(dense_waiter, &gs[i]) > 0);
+	for (int i = 1; i < DENSE_N; i++)
+		TU_ASSERT_EQ((const char *)gs[i]->wait1 -
+				     (const char *)gs[i - 1]->wait1,
+			     64);
+	TU_ASSERT_OK(tt_chan_close(dense_c));
+	while (atomic_load(&tt__sched_get()->ngoroutines) > 1)
+		tt_yield();
+	TU_ASSERT_OK(tt_chan_release(dense_c));
+	for (int b = 0; b < BURSTS; b++) {
+		TU_ASSERT_OK(tt_chan_make(&dense_c, sizeof(int), 0));
+		for (int i = 0; i < BURST_N; i++)
+			TU_ASSERT(tt_go(burst_waiter, NULL) > 0);
+		TU_ASSERT_OK(tt_chan_close(dense_c));
+		while (atomic_load(&tt__sched_get()->ngoroutines) > 1)
+			tt_yield();
+		TU_ASSERT_OK(tt_chan_release(dense_c));
+		/* Idle: the scheduler trims the stacks beyond its hot few. */
+		TU_ASSERT_OK(tt_sleep(20 * TT_MILLISECOND));
+		chunks[b] = pool_chunks(tt__sched_get());
+	}
+	return NULL;
+}
+
+static void test_chan_waiters_dense(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	size_t chunks[BURSTS] = {0};
+	pthread_t t;
+	TU_ASSERT_EQ(pthread_create(&t, NULL, dense_thread, chunks), 0);
+	TU_ASSERT_EQ(pthread_join(t, NULL), 0);
+	print_message("pool chunks after each burst: %zu %zu %zu %zu\n",
+		      chunks[0], chunks[1], chunks[2], chunks[3]);
+	TU_ASSERT(chunks[0] >= BURST_N / 64);
+	TU_ASSERT_EQ(chunks[BURSTS - 1], chunks[0]);
+}
+
 int main(int argc, char **argv)
 {
 	tu_child_dispatch(argc, argv, child_cases,
 			  sizeof child_cases / sizeof child_cases[0] - 1);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_chan_elem_sizes),
-		TU_TEST(test_chan_waiter_in_record),
+		TU_TEST(test_chan_waiter_in_pool),
+		TU_TEST(test_chan_waiters_dense),
 		TU_TEST(test_chan_buffered_fifo),
 		TU_TEST(test_chan_waiters_fifo),
 		TU_TEST(test_chan_unbuffered_blocks),

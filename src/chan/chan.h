@@ -26,9 +26,10 @@ typedef struct tt__waitq {
 } tt__waitq;
 
 /* One parked goroutine's interest in one channel (Go's sudog). A wait on
- * one channel (a send, a receive, a one-case select) keeps it in the
- * goroutine's record (g->wbuf_inline, on the line after the fields a
- * wake touches); a select of several cases keeps them on the parked
+ * one channel (a send, a receive, a one-case select) keeps it at
+ * g->wait1, a slot of the scheduler's waiter pool; a select of several
+ * cases keeps
+ * them on the parked
  * goroutine's stack, or for a shared-stack goroutine in its record or a
  * buffer it keeps (tt__g_waiters), since its stack moves while it is
  * parked. */

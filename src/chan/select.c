@@ -141,8 +141,8 @@ static inline __attribute__((always_inline)) int
 select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 {
 	tt__g *g = s->current;
-	/* In the record, as block_on's (chan.c). */
-	tt__waiter *w = (tt__waiter *)g->wbuf_inline;
+	/* In the waiter pool, as block_on's (chan.c). */
+	tt__waiter *w = g->wait1;
 	tt_chan *c = k->chan ? chan_of(k->chan) : NULL;
 	w->g = g;
 	w->c = c;

@@ -410,9 +410,8 @@ static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
 #define PREFETCH_AHEAD 8
 
 static inline __attribute__((always_inline)) void
-prefetch_runnable(tt__sched *s)
+prefetch_runnable(tt__sched *s, uint32_t n)
 {
-	uint32_t n = runq_len(s);
 	if (TT_LIKELY(n == 0))
 		return;
 	if ((s->runq.head & (PREFETCH_AHEAD - 1)) == 0) {
@@ -498,6 +497,23 @@ static tt__g *idle_wait(tt__sched *s)
 	}
 }
 
+/* The goroutine to run next: the run queue's head, or what the idle wait
+ * finds when the queue is empty. *more: how many wait behind it. */
+static inline __attribute__((always_inline)) tt__g *
+next_runnable(tt__sched *s, uint32_t *more)
+{
+	tt__runq *q = &s->runq;
+	uint32_t h = q->head, t = q->tail;
+	if (TT_LIKELY(h != t)) {
+		q->head = h + 1;
+		*more = t - h - 1;
+		return q->v[h & q->mask];
+	}
+	tt__g *g = idle_wait(s);
+	*more = runq_len(s);
+	return g;
+}
+
 /* Whether the clock says a check of the timers and the poller is due:
  * the earliest timer's deadline has passed, or goroutines wait in the
  * poller and s->stamp is a millisecond old. (s->stamp is set at every
@@ -569,16 +585,15 @@ park_tail(tt__sched *s, tt__g *g, int reason)
 	g->wait_since = s->stamp;
 	tt__waits_park(&s->waits, (unsigned)reason);
 	maybe_run_timers(s);
-	tt__g *next = runq_pop(s);
-	if (TT_UNLIKELY(next == NULL))
-		next = idle_wait(s);
+	uint32_t more;
+	tt__g *next = next_runnable(s, &more);
 	/* The timers just run (or the idle wait) may have readied g
 	 * itself: then there is nothing to switch. */
 	if (TT_UNLIKELY(next == g)) {
 		g->state = TT_G_RUNNING;
 		return;
 	}
-	prefetch_runnable(s);
+	prefetch_runnable(s, more);
 	switch_to(s, g, next);
 }
 
@@ -671,7 +686,7 @@ void *tt__g_direct_entry(void *p)
 	if (!g->direct ||
 	    TT_UNLIKELY(parent->shared && s->sh.owner != parent))
 		g_exit(s, g);
-	runq_pop(s);
+	s->runq.head++; /* the parent, resumed below */
 	TT_ASSERT(parent != NULL && parent->id == g->parent_id);
 	all_unlink(s, g);
 	g->state = TT_G_DEAD;
@@ -707,9 +722,8 @@ static void g_exit(tt__sched *s, tt__g *g)
 	s->zombie = g;
 	if (g->shared && s->sh.owner == g)
 		s->sh.owner = NULL; /* nothing of it to save */
-	tt__g *next = runq_pop(s);
-	if (!next)
-		next = idle_wait(s);
+	uint32_t more;
+	tt__g *next = next_runnable(s, &more);
 	/* Nothing of this goroutine needs saving: jump, don't switch. The
 	 * stack pointer is still recorded, for the stack pool's sanitizer
 	 * bookkeeping. */
@@ -717,7 +731,7 @@ static void g_exit(tt__sched *s, tt__g *g)
 	next->state = TT_G_RUNNING;
 	count_switch(s);
 	g->sp = __builtin_frame_address(0);
-	prefetch_runnable(s);
+	prefetch_runnable(s, more);
 	tsan_end(g);
 	if (TT_UNLIKELY(next->shared && s->sh.owner != next)) {
 		if (g->shared) {
@@ -1164,6 +1178,7 @@ static void thread_gone(void *p)
 	pthread_mutex_unlock(&registry_lock);
 
 	tt__stack_thread_exit(s);
+	tt__wait1_thread_exit(s);
 	tt__obj_thread_exit(s);
 	free(s->timers.v);
 	free(s->runq.v);
@@ -1197,6 +1212,7 @@ tt__sched *tt__sched_init(void)
 	m->state = TT_G_RUNNING;
 	m->sel_fired = -1;
 	m->timer.heap_ix = TT_TIMER_IDLE;
+	m->wait1 = m->wbuf_inline;
 #if TT_TSAN
 	m->tsan_fiber = __tsan_get_current_fiber();
 #endif

@@ -393,6 +393,7 @@ tt__g *tt__stack_alloc(tt__sched *s, size_t size)
 		(void)madvise(base + p->stride - page_size, page_size,
 			      MADV_POPULATE_WRITE);
 		g = base_to_g(p, base);
+		tt__wait1_take(s, g);
 	}
 #if TT_ASAN
 	/* A parked goroutine's stack may hold the only pointer to what it
@@ -464,6 +465,7 @@ size_t tt__stack_trim(tt__sched *s, size_t max)
 			tt__g *g = p->free_hot;
 			p->free_hot = g->next;
 			p->nfree_hot--;
+			tt__wait1_release(s, g); /* the record is zeroed */
 			char *base = g->stack_lo - guard_size;
 			madvise(base + guard_size, p->usable, MADV_DONTNEED);
 			p->free_cold[p->nfree_cold++] = base;
@@ -685,6 +687,7 @@ tt__g *tt__shared_alloc(tt__sched *s, size_t size)
 		 * checks from holding it against the full type. */
 		__asm__("" : "+r"(g));
 		memset(g, 0, TT__G_SHARED_SIZE);
+		tt__wait1_take(s, g);
 		g->shared = 1;
 		g->stack_lo = s->sh.lo;
 		g->stack_hi = s->sh.hi;
@@ -718,6 +721,7 @@ static void shared_free(tt__sched *s, tt__g *g)
 		g->wbuf_cap = sizeof g->wbuf_inline;
 	}
 	if (s->sh.nfree >= SHARED_FREE_MAX) {
+		tt__wait1_release(s, g);
 		free(g->saved);
 		free(g->errbuf);
 		free(g);
