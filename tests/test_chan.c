@@ -1037,10 +1037,12 @@ static void *dense_thread(void *p)
 	tt__g *gs[DENSE_N] = {0};
 	for (int i = 0; i < DENSE_N; i++)
 		TU_ASSERT(tt_go(dense_waiter, &gs[i]) > 0);
-	for (int i = 1; i < DENSE_N; i++)
-		TU_ASSERT_EQ((const char *)gs[i]->wait1 -
-				     (const char *)gs[i - 1]->wait1,
+	for (int i = 1; i < DENSE_N; i++) {
+		const tt__g *a = __atomic_load_n(&gs[i - 1], __ATOMIC_ACQUIRE);
+		const tt__g *b = __atomic_load_n(&gs[i], __ATOMIC_ACQUIRE);
+		TU_ASSERT_EQ((const char *)b->wait1 - (const char *)a->wait1,
 			     64);
+	}
 	TU_ASSERT_OK(tt_chan_close(dense_c));
 	while (atomic_load(&tt__sched_get()->ngoroutines) > 1)
 		tt_yield();
