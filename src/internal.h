@@ -371,7 +371,8 @@ struct tt__g {
 	/* The waiter of its waits on one channel (a send, a receive, a
 	 * one-case select): a slot of the scheduler's waiter pool, taken
 	 * when the record is made and kept with it from one goroutine to the
-	 * next (tt__wait1_take), or wbuf_inline if the pool had no memory. */
+	 * next (tt__wait1_take); wbuf_inline if the pool had no memory, and
+	 * for shared-stack records and the thread's main goroutine. */
 	void *wait1;
 
 	/* While parked on a file descriptor (poll layer). */

@@ -687,7 +687,10 @@ tt__g *tt__shared_alloc(tt__sched *s, size_t size)
 		 * checks from holding it against the full type. */
 		__asm__("" : "+r"(g));
 		memset(g, 0, TT__G_SHARED_SIZE);
-		tt__wait1_take(s, g);
+		/* Its waiter stays in the record: shared-stack records are
+		 * small heap blocks, dense already, and memory is what this
+		 * mode is for. */
+		g->wait1 = g->wbuf_inline;
 		g->shared = 1;
 		g->stack_lo = s->sh.lo;
 		g->stack_hi = s->sh.hi;
@@ -721,7 +724,6 @@ static void shared_free(tt__sched *s, tt__g *g)
 		g->wbuf_cap = sizeof g->wbuf_inline;
 	}
 	if (s->sh.nfree >= SHARED_FREE_MAX) {
-		tt__wait1_release(s, g);
 		free(g->saved);
 		free(g->errbuf);
 		free(g);
