@@ -28,11 +28,9 @@ typedef struct tt__waitq {
 /* One parked goroutine's interest in one channel (Go's sudog). A wait on
  * one channel (a send, a receive, a one-case select) keeps it at
  * g->wait1, a slot of the scheduler's waiter pool; a select of several
- * cases keeps
- * them on the parked
- * goroutine's stack, or for a shared-stack goroutine in its record or a
- * buffer it keeps (tt__g_waiters), since its stack moves while it is
- * parked. */
+ * cases keeps them on the parked goroutine's stack, or for a
+ * shared-stack goroutine in its record or a buffer it keeps
+ * (tt__g_waiters), since its stack moves while it is parked. */
 struct tt__waiter {
 	tt__waiter *next, *prev; /* in c->recvq or c->sendq */
 	tt__g *g;

@@ -390,9 +390,9 @@ static inline void switch_to(tt__sched *s, tt__g *from, tt__g *to)
  *  - at every PREFETCH_AHEAD-th place of the ring, the record lines 0, 1,
  *    2 and 4 (internal.h: what resuming and ending one reads) of the
  *    goroutines PREFETCH_AHEAD to 2 * PREFETCH_AHEAD - 1 places on, as a
- *    batch, because a
- *    prefetch that misses the TLB holds up the instructions after it
- *    until its page walk ends, and walks issued together overlap;
+ *    batch, because a prefetch that misses the TLB holds up the
+ *    instructions after it until its page walk ends, and walks issued
+ *    together overlap;
  *  - at every switch, the frames [sp, stack_hi) of the run queue's head,
  *    at most PREFETCH_FRAMES bytes of them (its sp and stack_hi are on
  *    lines of the batch before).
