@@ -684,6 +684,15 @@ struct tt__sched {
 	uint32_t snap_epoch;  /* epoch of the last incremental snapshot */
 	tt__timer_heap timers;
 	uint32_t timer_check; /* switches since the timers were last checked */
+	/* Operations other threads ask of this thread's objects, and their
+	 * answers (post.c): a stack pushed by any thread, taken whole by
+	 * this one; TT__INBOX_CLOSED once the thread has ended. */
+	_Atomic(struct tt__post *) inbox;
+	_Atomic int sleep;    /* how this thread sleeps (post.c: TT__SLEEP_*),
+				 swapped to TT__SLEEP_AWAKE by a poster */
+	int wakefd;           /* eventfd in epfd a post writes to wake the
+				 poller, or -1 */
+	struct tt__post *held; /* posts this thread's proxies wait with */
 	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
 	_Atomic uint64_t nparks; /* parks so far, to pace clock reads, and
 				    for the metrics (with nswitches);
@@ -734,6 +743,94 @@ struct tt__sched {
 	tt__waits waits;
 	tt__g main_g;         /* the thread's own flow of control */
 };
+
+/* ---- posts: other threads' operations on this thread's objects (post.c)
+ *
+ * Objects belong to the scheduler of the thread that made them, and only
+ * that thread touches them. Another thread — a goroutine of another
+ * scheduler, or a plain pthread (which has a scheduler of its own, made on
+ * first use, whose first goroutine is the thread) — asks the owner with a
+ * post: it pushes the post onto the owner's inbox, wakes the owner if it
+ * sleeps, and parks its goroutine until the answer comes back to its own
+ * inbox. The owner runs post->run at its next park or idle wait. run does
+ * what cannot block at once and answers (tt__post_answer); what must wait
+ * it hands to a goroutine of the owner's (tt__post_proxy) that waits with
+ * the asker's deadline and then answers. */
+typedef struct tt__post tt__post;
+struct tt__post {
+	tt__post *next;
+	/* On the owner: the operation. NULL once answered. */
+	void (*run)(tt__sched *s, tt__post *p);
+	tt__sched *from;   /* the asker's scheduler */
+	tt__g *g;          /* its goroutine, parked until the answer */
+	const void *h;     /* the object's handle */
+	const char *op;    /* the public call, for messages */
+	tt__post *hprev, *hnext; /* in the owner's s->held, while a proxy
+				    waits with it */
+	int64_t deadline;  /* the asker's (TT_FOREVER, TT_TRY, or a time) */
+	int64_t arg;       /* the operation's argument (a WaitGroup delta) */
+	int64_t value;     /* what it gives back (a length, a count) */
+	int result;        /* its return value: 0 or -errno */
+	int panic;         /* nonzero: the asker panics with panic_msg */
+	bool ok;           /* a receive's ok */
+	bool answered;
+	bool misuse;       /* result is a misuse (tt__misuse) */
+	bool held;         /* in the owner's s->held */
+	char msg[200];     /* the message of result (tt__err), or panic_msg */
+	char name[80];     /* the proxy goroutine's name */
+	size_t size;       /* bytes of val */
+	_Alignas(16) unsigned char val[]; /* the element sent or received */
+};
+#define TT__INBOX_CLOSED ((tt__post *)(uintptr_t)1)
+enum { TT__SLEEP_AWAKE, TT__SLEEP_TIMER, TT__SLEEP_POLL, TT__SLEEP_IDLE };
+
+/* A post with room for size bytes of val, zeroed; NULL with -ENOMEM
+ * recorded. */
+tt__post *tt__post_new(size_t size, const char *op);
+/* Send p to owner and park the calling goroutine (shown waiting for
+ * reason on obj) until it is answered. 0, or -EPIPE (recorded) if the
+ * owner's thread has ended. The caller then reads p and frees it with
+ * tt__post_done, which records p's error or panics with its message. */
+int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
+		  const void *obj);
+/* The answer's return value (its error recorded for the asker), after a
+ * panic if p says so; frees p. */
+int tt__post_done(tt__post *p);
+/* Push p to owner and return at once: nobody waits for the answer (a
+ * release). 0, or -EPIPE (recorded, p freed) if owner's thread ended. An
+ * error the owner meets is printed; a panic is the owner's. */
+int tt__post_send(tt__sched *owner, tt__post *p);
+/* On the owner: p is done; send it back. */
+void tt__post_answer(tt__post *p);
+/* The same with an error: result err, message fmt. */
+void tt__post_fail(tt__post *p, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The same with a panic of the asker's, with msg. */
+void tt__post_panic(tt__post *p, const char *msg);
+/* On the owner, inside run: start fn(p) as a goroutine (named after what
+ * and the asker) that answers p when it is done (fn calls
+ * tt__post_answer). false, with the error recorded, if it cannot. */
+bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what);
+/* Run what the inbox holds (the owner's idle wait and parks). */
+void tt__inbox_run(tt__sched *s);
+static inline bool tt__inbox_pending(tt__sched *s)
+{
+	return atomic_load_explicit(&s->inbox, memory_order_relaxed) != NULL;
+}
+/* Sleep until a post, or the deadline (absolute tt_now time, -1: none).
+ * idle: nothing else can wake this thread (no timers, no descriptors):
+ * the caller reports the deadlock when this returns false, which it does
+ * only when every thread of the process is so asleep. */
+bool tt__inbox_sleep(tt__sched *s, int64_t deadline, bool idle);
+/* Set s->sleep for a wait in the poller: false if a post came first
+ * (do not sleep); the poller calls tt__inbox_woken after. */
+bool tt__inbox_poll_begin(tt__sched *s);
+void tt__inbox_poll_end(tt__sched *s);
+/* The thread is ending: answer what waits with -EPIPE and refuse more. */
+void tt__inbox_close(tt__sched *s);
+/* Threads of tether's own (the blocking pool, the profiler's reader),
+ * which never post: deadlock detection counts them asleep. */
+void tt__helper_thread(int delta);
 
 /* fn(s, arg) for every scheduler whose thread lives, with the registry
  * locked: fn must not make a scheduler or end a thread, and reads another

@@ -401,7 +401,8 @@ static void *use_from_thread(void *arg)
 {
 	tt_chan *c = arg;
 	int v = 1;
-	TU_UNCHECKED(tt_chan_send_until(c, &v, sizeof v, TT_TRY));
+	tt_case cs[] = {TT_CASE_SEND_FROM(c, &v)};
+	TU_UNCHECKED(tt_select(cs, 1, TT_TRY));
 	return NULL;
 }
 
@@ -685,12 +686,17 @@ static void test_death_goexit_main(void **state)
 static void test_death_foreign_thread(void **state)
 {
 	(void)state;
-	/* go.h: using a channel from another OS thread is a panic. */
+	/* Sends, receives and closes work from any thread (test_foreign);
+	 * a select on another thread's channel is a panic that names the
+	 * channel's owner and shows the selecting thread's stack. */
 	TU_REQUIRE_THREADS();
 	tu_child c;
 	spawn("foreign_thread", &c);
 	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
-	TU_ASSERT_CONTAINS(c.err, "tether: panic: ");
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_select: channel ");
+	TU_ASSERT_CONTAINS(c.err, "belongs to another thread's scheduler");
+	TU_ASSERT_CONTAINS(c.err, "use_from_thread");
+	TU_ASSERT_CONTAINS(c.err, "test_death.c:");
 	tu_child_free(&c);
 }
 

@@ -20,7 +20,9 @@
  * thread, so nothing is locked; where Go locks, we only check ownership.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chan.h"
 
@@ -29,8 +31,12 @@ _Static_assert(sizeof(tt__waiter) <= sizeof(((tt__g *)0)->wbuf_inline),
 
 #define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
 
-int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
-		   bool discard_ok, const char *op)
+/* What is wrong with h for op: 0, a negative errno (recorded), or
+ * REMOTE when it is fine but another thread's (if remote_ok; else a
+ * panic). */
+#define REMOTE 1
+static int chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
+		      bool discard_ok, const char *op, bool remote_ok)
 {
 	const tt_chan *c = chan_of(h);
 	if (!tt__obj_is(h, TT__OBJ_CHAN))
@@ -38,17 +44,29 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 			       "%s: %p is not a live channel (released, or "
 			       "never made)",
 			       op, (const void *)h);
-	if (c->sched != s)
-		tt__panic("%s: channel %p belongs to another thread's "
-			  "scheduler",
-			  op, (const void *)h);
+	/* elem_size and sched are set once, when the channel is made. */
 	if (elem_size != c->elem_size && elem_size != TT__ANY_SIZE &&
 	    !(discard_ok && elem_size == 0))
 		return tt__misuse(-EINVAL,
 			       "%s: element size %zu does not match the "
 			       "channel's %zu",
 			       op, elem_size, c->elem_size);
+	if (c->sched != s) {
+		if (remote_ok)
+			return REMOTE;
+		tt__panic("%s: channel %p belongs to another thread's "
+			  "scheduler (%s works on the calling thread's "
+			  "channels only; send, receive, close, len and cap "
+			  "work from any thread)",
+			  op, (const void *)h, op);
+	}
 	return 0;
+}
+
+int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
+		   bool discard_ok, const char *op)
+{
+	return chan_check(s, h, elem_size, discard_ok, op, false);
 }
 
 
@@ -222,36 +240,26 @@ void tt__chan_unpark(tt__sched *s, tt_chan *c)
 		chan_free(s, c);
 }
 
-int tt_chan_retain(tt_chan *h)
+/* The bodies of retain and release, for the owner: 0, or -errno with
+ * its message in msg. */
+static int retain_body(tt_chan *c, char *msg, size_t n)
 {
-	if (h == NULL)
-		return tt__err(-EINVAL, "tt_chan_retain: channel is NULL");
-	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_retain");
-	if (r)
-		return r;
-	tt_chan *c = chan_of(h);
-	if (c->refs == UINT32_MAX)
-		return tt__err(-EOVERFLOW, "tt_chan_retain: too many "
-					   "references");
+	if (c->refs == UINT32_MAX) {
+		snprintf(msg, n, "tt_chan_retain: too many references");
+		return -EOVERFLOW;
+	}
 	c->refs++;
 	return 0;
 }
 
-int tt_chan_release(tt_chan *h)
+static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 {
-	if (h == NULL)
-		return tt__err(-EINVAL, "tt_chan_release: channel is NULL");
-	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_release");
-	if (r)
-		return r;
-	tt_chan *c = chan_of(h);
-	if (c->refs == 0)
-		return tt__err(-EBADF,
-			       "tt_chan_release: channel %p has no references "
-			       "left",
-			       (void *)h);
+	if (c->refs == 0) {
+		snprintf(msg, n,
+			 "tt_chan_release: channel %p has no references left",
+			 (void *)chan_handle(c));
+		return -EBADF;
+	}
 	/* Parked goroutines keep it until they resume (tt__chan_unpark);
 	 * those that nothing can wake now are proven leaked. */
 	if (--c->refs == 0) {
@@ -428,18 +436,207 @@ send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline)
 	return r;
 }
 
+/* ---- from other threads (post.c) -----------------------------------------
+ *
+ * A channel's own thread does every operation on it. Another thread's
+ * call posts it there and parks until the answer: run_* run on the owner
+ * (in its park or idle wait), and what must wait is done by a proxy
+ * goroutine of the owner's, with the caller's deadline. A panic the
+ * operation calls for is the caller's, on its own stack. */
+
+static void chan_close_body(tt__sched *s, tt_chan *c);
+
+/* p's channel if it is still a live one of this thread's; else NULL,
+ * and p answered -EBADF. */
+static tt_chan *post_chan(tt__sched *s, tt__post *p)
+{
+	if (tt__obj_is(p->h, TT__OBJ_CHAN) && chan_of(p->h)->sched == s)
+		return chan_of(p->h);
+	p->misuse = true;
+	tt__post_fail(p, -EBADF,
+		      "%s: %p is not a live channel (released, or never made)",
+		      p->op, p->h);
+	return NULL;
+}
+
+/* A send or receive that cannot go on now and need not wait (TT_TRY, a
+ * deadline that has passed): answered, true. */
+static bool post_no_wait(tt__post *p)
+{
+	if (p->deadline == TT_TRY) {
+		tt__post_fail(p, -EAGAIN, NULL);
+		return true;
+	}
+	if (p->deadline != TT_FOREVER && p->deadline <= tt_now()) {
+		tt__post_fail(p, -ETIMEDOUT, NULL);
+		return true;
+	}
+	return false;
+}
+
+/* Wait for p in a proxy goroutine, which holds c parked until it ends. */
+static void post_wait(tt__sched *s, tt_chan *c, tt__post *p, tt_func fn,
+		      const char *what)
+{
+	c->parked++;
+	if (!tt__post_proxy(s, p, fn, what)) {
+		tt__chan_unpark(s, c);
+		tt__post_fail(p, -ENOMEM,
+			      "%s: out of memory for the goroutine that waits "
+			      "on %p for another thread",
+			      p->op, p->h);
+	}
+}
+
+static void send_proxy(void *arg)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_chan *c = chan_of(p->h);
+	bool closed = c->closed;
+	if (!closed && !try_send(s, c, p->val)) {
+		bool sent;
+		p->result = block_on(s, c, &c->sendq, p->val,
+				     TT_WAIT_CHAN_SEND, p->deadline, &sent);
+		closed = p->result == 0 && !sent;
+	}
+	tt__chan_unpark(s, c);
+	if (closed)
+		tt__post_panic(p, "send on closed channel");
+	else
+		tt__post_answer(p);
+}
+
+static void run_send(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	if (c->closed)
+		tt__post_panic(p, "send on closed channel");
+	else if (try_send(s, c, p->val))
+		tt__post_answer(p);
+	else if (!post_no_wait(p))
+		post_wait(s, c, p, send_proxy, "chan send");
+}
+
+static void recv_proxy(void *arg)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_chan *c = chan_of(p->h);
+	if (!try_recv(s, c, p->val, &p->ok))
+		p->result = block_on(s, c, &c->recvq, p->val,
+				     TT_WAIT_CHAN_RECV, p->deadline, &p->ok);
+	tt__chan_unpark(s, c);
+	tt__post_answer(p);
+}
+
+static void run_recv(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	if (try_recv(s, c, p->val, &p->ok))
+		tt__post_answer(p);
+	else if (!post_no_wait(p))
+		post_wait(s, c, p, recv_proxy, "chan receive");
+}
+
+static void run_close(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	if (c->timer) {
+		tt__post_fail(p, -EPERM,
+			      "tt_chan_close: timer channels are receive-only");
+	} else if (c->closed) {
+		tt__post_panic(p, "close of closed channel");
+	} else {
+		chan_close_body(s, c);
+		tt__post_answer(p);
+	}
+}
+
+static void run_len(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	p->value = (int64_t)c->qcount;
+	tt__post_answer(p);
+}
+
+static void run_retain(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	p->result = retain_body(c, p->msg, sizeof p->msg);
+	tt__post_answer(p);
+}
+
+static void run_release(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	p->result = release_body(s, c, p->msg, sizeof p->msg);
+	tt__post_answer(p);
+}
+
+/* Ask h's thread to run `run` for the calling goroutine, which waits
+ * (shown as waiting for reason) until it is done. size: bytes of the
+ * element the post carries; elem_in: what to send, elem_out: where the
+ * received element goes. The operation's return value. */
+static int chan_ask(tt__sched *s, const tt_chan *h,
+		    void (*run)(tt__sched *, tt__post *), const char *op,
+		    int reason, const void *elem_in, void *elem_out, bool *ok,
+		    int64_t deadline, int64_t *value)
+{
+	const tt_chan *c = chan_of(h);
+	size_t size = (elem_in || run == run_recv) ? c->elem_size : 0;
+	tt__post *p = tt__post_new(size, op);
+	if (p == NULL)
+		return -ENOMEM;
+	p->run = run;
+	p->h = h;
+	p->deadline = deadline;
+	if (elem_in && size)
+		memcpy(p->val, elem_in, size);
+	int r = tt__post_call(s, c->sched, p, reason, c);
+	if (r) {
+		free(p);
+		return r;
+	}
+	if (p->result == 0 && !p->panic) {
+		if (elem_out && size)
+			memcpy(elem_out, p->val, size);
+		if (ok)
+			*ok = p->ok;
+		if (value)
+			*value = p->value;
+	}
+	return tt__post_done(p);
+}
+
 /* Everything the fast path does not handle: nil channels, bad input. */
 static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		     size_t elem_size, int64_t deadline)
 {
 	if (h == NULL)
 		return nil_wait(s, TT_WAIT_CHAN_SEND_NIL, deadline);
-	int r = tt__chan_check(s, h, elem_size, false, "tt_chan_send");
-	if (r)
+	int r = chan_check(s, h, elem_size, false, "tt_chan_send", true);
+	if (r < 0)
 		return r;
 	tt_chan *c = chan_of(h);
 	if (elem == NULL && elem_size)
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
+	if (r == REMOTE)
+		return chan_ask(s, h, run_send, "tt_chan_send",
+				TT_WAIT_CHAN_SEND, elem, NULL, NULL, deadline,
+				NULL);
 	if (tt__chan_try_send(s, c, elem))
 		return 0;
 	return send_block(s, c, elem, deadline);
@@ -489,10 +686,14 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 {
 	if (h == NULL)
 		return nil_wait(s, TT_WAIT_CHAN_RECV_NIL, deadline);
-	int r = tt__chan_check(s, h, elem_size, elem == NULL,
-			       "tt_chan_recv");
-	if (r)
+	int r = chan_check(s, h, elem_size, elem == NULL, "tt_chan_recv",
+			   true);
+	if (r < 0)
 		return r;
+	if (r == REMOTE)
+		return chan_ask(s, h, run_recv, "tt_chan_recv",
+				TT_WAIT_CHAN_RECV, NULL, elem, ok, deadline,
+				NULL);
 	tt_chan *c = chan_of(h);
 	if (tt__chan_try_recv(s, c, elem, ok))
 		return 0;
@@ -526,22 +727,53 @@ int tt_chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok)
 	return chan_recv(h, elem, elem_size, ok, TT_FOREVER);
 }
 
-/* ---- close, len, cap ---------------------------------------------------------- */
+/* ---- references ---------------------------------------------------------- */
 
-int tt_chan_close(tt_chan *h)
+int tt_chan_retain(tt_chan *h)
 {
 	if (h == NULL)
-		tt__panic("close of nil channel");
+		return tt__err(-EINVAL, "tt_chan_retain: channel is NULL");
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_close");
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_retain", true);
+	if (r == REMOTE)
+		return chan_ask(s, h, run_retain, "tt_chan_retain",
+				TT_WAIT_SYSCALL, NULL, NULL, NULL, TT_FOREVER,
+				NULL);
 	if (r)
 		return r;
-	tt_chan *c = chan_of(h);
-	if (c->timer)
-		return tt__err(-EPERM, "tt_chan_close: timer channels are "
-				       "receive-only");
-	if (c->closed)
-		tt__panic("close of closed channel");
+	char msg[120];
+	r = retain_body(chan_of(h), msg, sizeof msg);
+	return r ? tt__err(r, "%s", msg) : 0;
+}
+
+int tt_chan_release(tt_chan *h)
+{
+	if (h == NULL)
+		return tt__err(-EINVAL, "tt_chan_release: channel is NULL");
+	tt__sched *s = tt__sched_get();
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_release", true);
+	if (r == REMOTE) {
+		/* The owner drops the reference when it next looks; the
+		 * caller has given it up now (it must not wait: the owner
+		 * may be out of tether, joining this very thread). */
+		tt__post *p = tt__post_new(0, "tt_chan_release");
+		if (p == NULL)
+			return -ENOMEM;
+		p->run = run_release;
+		p->h = h;
+		return tt__post_send(chan_of(h)->sched, p);
+	}
+	if (r)
+		return r;
+	char msg[120];
+	r = release_body(s, chan_of(h), msg, sizeof msg);
+	return r ? tt__err(r, "%s", msg) : 0;
+}
+
+/* ---- close, len, cap ---------------------------------------------------------- */
+
+static void chan_close_body(tt__sched *s, tt_chan *c)
+{
 	c->closed = true;
 	TT_TSAN_SYNC(c);
 	tt__waiter *w;
@@ -558,6 +790,27 @@ int tt_chan_close(tt_chan *h)
 		tt__waiter_fire(s, w, false);
 	}
 	TT_TSAN_SYNC(c); /* after clearing the receivers' values */
+}
+
+int tt_chan_close(tt_chan *h)
+{
+	if (h == NULL)
+		tt__panic("close of nil channel");
+	tt__sched *s = tt__sched_get();
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_close", true);
+	if (r == REMOTE)
+		return chan_ask(s, h, run_close, "tt_chan_close",
+				TT_WAIT_SYSCALL, NULL, NULL, NULL, TT_FOREVER,
+				NULL);
+	if (r)
+		return r;
+	tt_chan *c = chan_of(h);
+	if (c->timer)
+		return tt__err(-EPERM, "tt_chan_close: timer channels are "
+				       "receive-only");
+	if (c->closed)
+		tt__panic("close of closed channel");
+	chan_close_body(s, c);
 	return 0;
 }
 
@@ -566,7 +819,13 @@ ptrdiff_t tt_chan_len(const tt_chan *h)
 	if (h == NULL)
 		return 0;
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_len");
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_len", true);
+	if (r == REMOTE) {
+		int64_t n = 0;
+		r = chan_ask(s, h, run_len, "tt_chan_len", TT_WAIT_SYSCALL,
+			     NULL, NULL, NULL, TT_FOREVER, &n);
+		return r ? r : (ptrdiff_t)n;
+	}
 	return r ? r : (ptrdiff_t)chan_of(h)->qcount;
 }
 
@@ -575,6 +834,7 @@ ptrdiff_t tt_chan_cap(const tt_chan *h)
 	if (h == NULL)
 		return 0;
 	tt__sched *s = tt__sched_get();
-	int r = tt__chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_cap");
-	return r ? r : (ptrdiff_t)chan_of(h)->cap;
+	/* The capacity never changes: read from any thread. */
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_cap", true);
+	return r < 0 ? r : (ptrdiff_t)chan_of(h)->cap;
 }

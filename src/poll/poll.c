@@ -53,6 +53,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -93,6 +94,19 @@ static int ensure_epoll(tt__sched *s)
 		return tt__err(-errno, "cannot make the poller: epoll_create1: "
 				       "%s",
 			       strerror(errno));
+	/* Other threads' posts wake a thread asleep in the poller through
+	 * this (post.c). Level-triggered: read when it fires. */
+	int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = wfd};
+	if (wfd < 0 || epoll_ctl(fd, EPOLL_CTL_ADD, wfd, &ev) != 0) {
+		int e = errno;
+		if (wfd >= 0)
+			close(wfd);
+		close(fd);
+		return tt__err(-e, "cannot make the poller's wake-up: %s",
+			       strerror(e));
+	}
+	s->wakefd = wfd;
 	s->epfd = fd;
 	return 0;
 }
@@ -245,6 +259,10 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 	}
 	struct epoll_event evs[64];
 	int n;
+	/* A wait that sleeps says so, for other threads' posts. */
+	bool sleeps = timeout_ns != 0;
+	if (sleeps && !tt__inbox_poll_begin(s))
+		timeout_ns = 0;
 	if (timeout_ns < 0) {
 		n = epoll_wait(s->epfd, evs, 64, -1);
 	} else {
@@ -266,9 +284,16 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 				       ms > INT_MAX ? INT_MAX : (int)ms);
 		}
 	}
+	if (sleeps)
+		tt__inbox_poll_end(s);
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		uint32_t e = evs[i].events;
+		if (fd == s->wakefd) {
+			uint64_t v;
+			(void)!read(fd, &v, sizeof v);
+			continue;
+		}
 		if ((size_t)fd >= s->nfds)
 			continue;
 		uint8_t ready = 0;

@@ -580,9 +580,11 @@ int tt_cpu_profile_start(int hz, tt_write_fn fn, void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	atomic_store(&prof.reader_stop, false);
+	tt__helper_thread(1); /* for deadlock detection (post.c) */
 	int pr = pthread_create(&prof.reader, NULL, reader_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pr != 0) {
+		tt__helper_thread(-1);
 		r = tt__err(-pr, "tt_cpu_profile_start: pthread_create: %s",
 			    strerror(pr));
 		goto fail;
@@ -594,6 +596,7 @@ fail:
 	if (prof.reader_on) {
 		atomic_store(&prof.reader_stop, true);
 		pthread_join(prof.reader, NULL);
+		tt__helper_thread(-1);
 		prof.reader_on = false;
 	}
 	if (mode == MODE_ITIMER) {
@@ -669,6 +672,7 @@ int tt_cpu_profile_stop(void)
 	int64_t duration = tt_now() - prof.start;
 	atomic_store(&prof.reader_stop, true);
 	pthread_join(prof.reader, NULL);
+	tt__helper_thread(-1);
 	prof.reader_on = false;
 	if (mode == MODE_TIMERS) {
 		disarm_all();

@@ -185,6 +185,7 @@ static void *worker(void *unused)
 	}
 out:
 	pool.threads--;
+	tt__helper_thread(-1);
 	if (slot >= 0)
 		atomic_store_explicit(&tids[slot], 0, memory_order_release);
 	pthread_mutex_unlock(&pool.lock);
@@ -202,11 +203,16 @@ static int thread_make(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
+	/* Counted before it exists, so deadlock detection never sees a
+	 * thread it does not know (see post.c). */
+	tt__helper_thread(1);
 	int r = pthread_create(&t, &a, worker, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&a);
 	if (r == 0)
 		pool.threads++;
+	else
+		tt__helper_thread(-1);
 	return r;
 }
 

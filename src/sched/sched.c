@@ -68,6 +68,8 @@ static _Atomic int64_t next_goid_block = 1;
 /* Every scheduler, for counts and dumps that span threads. */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static tt__sched *registry; /* linked by s->next_sched */
+/* Schedulers of threads that ended, for new threads (thread_gone). */
+static tt__sched *graveyard;
 static pthread_key_t thread_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 /* Goroutines of schedulers whose threads have ended (tt_num_goroutine
@@ -472,6 +474,8 @@ static tt__g *idle_wait(tt__sched *s)
 		stamp_set(s, now);
 		if (s->timers.n)
 			tt__timers_run(s, now);
+		if (tt__inbox_pending(s))
+			tt__inbox_run(s);
 		tt__g *g = runq_pop(s);
 		if (g)
 			return g;
@@ -479,20 +483,17 @@ static tt__g *idle_wait(tt__sched *s)
 		 * time so timers stay on time. */
 		if (tt__stack_trim(s, 256))
 			continue;
-		if (s->timers.n == 0 && s->io_waiters == 0)
-			deadlock(s);
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
 		if (s->io_waiters) {
-			/* Sleep in the poller until a descriptor or the next
-			 * timer. */
+			/* Sleep in the poller until a descriptor, a post or
+			 * the next timer. */
 			tt__poll(s, wake < 0 ? -1 : wake > now ? wake - now : 0);
+		} else if (wake < 0) {
+			/* Only another thread's post can wake this one. */
+			if (!tt__inbox_sleep(s, -1, true))
+				deadlock(s);
 		} else if (wake > now) {
-			struct timespec ts = {
-				.tv_sec = wake / TT_SECOND,
-				.tv_nsec = wake % TT_SECOND,
-			};
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
-					NULL);
+			tt__inbox_sleep(s, wake, false);
 		}
 	}
 }
@@ -534,6 +535,8 @@ static bool __attribute__((noinline)) check_due(tt__sched *s)
  * The clock is read only while timers or descriptors are pending. */
 static inline void maybe_run_timers(tt__sched *s)
 {
+	if (TT_UNLIKELY(tt__inbox_pending(s)))
+		tt__inbox_run(s);
 	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
 	    (++s->timer_check >= 64 ||
 	     ((s->timer_check & 7) == 0 && check_due(s)))) {
@@ -1056,6 +1059,8 @@ void tt_yield(void)
 		tt__timers_run(s, tt_now());
 	if (s->io_waiters)
 		tt__poll(s, 0);
+	if (tt__inbox_pending(s))
+		tt__inbox_run(s);
 	tt__g *next = runq_pop(s);
 	if (!next)
 		return;
@@ -1147,9 +1152,12 @@ static void main_stack_bounds(tt__g *g)
  * Its other goroutines can never run again. The leak layer records them
  * for the leak tools (their stacks, creators, wait reasons), then every
  * stack, arena and the shared region go back to the kernel, the poller's
- * descriptor is closed and the scheduler is freed. Objects of the
- * scheduler that outlive it (a channel nobody released) are dead with it:
- * any use from another thread was already a panic.
+ * descriptor is closed and the scheduler's memory goes to the graveyard,
+ * for the next thread's scheduler (never back to malloc: another thread
+ * may still read its inbox through a stale object, and finds it closed).
+ * What other threads asked of it and what its goroutines were doing for
+ * them is answered -EPIPE. Objects of the scheduler that outlive it (a
+ * channel nobody released) are dead with it.
  *
  * Precondition for the teardown: the thread's own flow of control is the
  * one running. A thread that ends from inside another goroutine
@@ -1177,6 +1185,7 @@ static void thread_gone(void *p)
 		memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 
+	tt__inbox_close(s);
 	tt__stack_thread_exit(s);
 	tt__wait1_thread_exit(s);
 	tt__obj_thread_exit(s);
@@ -1184,10 +1193,15 @@ static void thread_gone(void *p)
 	free(s->runq.v);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	if (s->wakefd >= 0)
+		close(s->wakefd);
 	free(s->fds);
 	if (tt__tls_sched == s)
 		tt__tls_sched = NULL;
-	free(s);
+	pthread_mutex_lock(&registry_lock);
+	s->next_sched = graveyard;
+	graveyard = s;
+	pthread_mutex_unlock(&registry_lock);
 }
 
 static void make_key(void)
@@ -1197,7 +1211,18 @@ static void make_key(void)
 
 tt__sched *tt__sched_init(void)
 {
-	tt__sched *s = calloc(1, sizeof *s);
+	pthread_mutex_lock(&registry_lock);
+	tt__sched *s = graveyard;
+	if (s)
+		graveyard = s->next_sched;
+	pthread_mutex_unlock(&registry_lock);
+	if (s) {
+		/* Posts that come now find an open inbox and a fresh owner,
+		 * which finds their objects are not its own. */
+		memset(s, 0, sizeof *s);
+	} else {
+		s = calloc(1, sizeof *s);
+	}
 	if (s == NULL) {
 		static const char msg[] =
 			"tether: fatal error: out of memory making a "
@@ -1220,6 +1245,7 @@ tt__sched *tt__sched_init(void)
 	s->current = m;
 	s->zombie_fn = tt__stack_free;
 	s->epfd = -1;
+	s->wakefd = -1;
 	s->stamp = tt_now();
 	tt__waits_stamp(&s->waits, s->stamp);
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^

@@ -21,6 +21,7 @@
  * their final obj_unpark, never after.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,8 +213,10 @@ static const size_t kind_size[] = {
 };
 
 /* obj_get's slow path: record what is wrong with h, or panic. */
+#define REMOTE 1
 __attribute__((noinline, cold)) static void *
-obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err)
+obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err,
+	bool remote_ok)
 {
 	if (h == NULL) {
 		*err = tt__err(-EINVAL, "%s: NULL %s", op, kind_name[k]);
@@ -227,9 +230,15 @@ obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err)
 			       op, h, kind_name[k]);
 		return NULL;
 	}
-	if (o->sched != s)
-		tt__panic("%s: %s %p belongs to another thread's scheduler",
-			  op, kind_name[k], h);
+	if (o->sched != s) {
+		if (remote_ok) {
+			*err = REMOTE;
+			return NULL;
+		}
+		tt__panic("%s: %s %p belongs to another thread's scheduler "
+			  "(%s works on the calling thread's objects only)",
+			  op, kind_name[k], h, op);
+	}
 	*err = tt__err(-EINVAL, "%s: bad %s %p", op, kind_name[k], h);
 	return NULL;
 }
@@ -249,7 +258,21 @@ static inline void *obj_get(tt__sched *s, const void *h, enum kind k,
 		TT_TSAN_SYNC(o);
 		return o;
 	}
-	return obj_bad(s, h, k, op, err);
+	return obj_bad(s, h, k, op, err, false);
+}
+
+/* obj_get for the calls that work from any thread: NULL with *err ==
+ * REMOTE when h is live but another thread's (see "from other threads"). */
+static inline void *obj_get_any(tt__sched *s, const void *h, enum kind k,
+				const char *op, int *err)
+{
+	obj *o = tt__obj_ptr(h);
+	if (TT_LIKELY(h != NULL && tt__obj_is(h, TT__OBJ_SYNC) &&
+		      o->kind == k && o->sched == s)) {
+		TT_TSAN_SYNC(o);
+		return o;
+	}
+	return obj_bad(s, h, k, op, err, true);
 }
 
 static inline void *obj_handle(const void *o)
@@ -274,10 +297,20 @@ static void *obj_new(enum kind k, const char *op)
 	return o;
 }
 
+static void run_retain(tt__sched *s, tt__post *p);
+static void run_release(tt__sched *s, tt__post *p);
+static int obj_ask(tt__sched *s, const void *h,
+		   void (*run)(tt__sched *, tt__post *), const char *op,
+		   int reason, int64_t deadline, int64_t arg, int64_t *value);
+
 static int obj_retain(void *h, enum kind k, const char *op)
 {
-	int r;
-	obj *o = obj_get(tt__sched_get(), h, k, op, &r);
+	int r = 0;
+	tt__sched *s = tt__sched_get();
+	obj *o = obj_get_any(s, h, k, op, &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_retain, op, TT_WAIT_SYSCALL,
+			       TT_FOREVER, k, NULL);
 	if (o == NULL)
 		return r;
 	if (o->refs == UINT32_MAX)
@@ -315,8 +348,20 @@ static inline __attribute__((always_inline)) int obj_release(void *h,
 							     enum kind k,
 							     const char *op)
 {
-	int r;
-	obj *o = obj_get(tt__sched_get(), h, k, op, &r);
+	int r = 0;
+	tt__sched *s = tt__sched_get();
+	obj *o = obj_get_any(s, h, k, op, &r);
+	if (r == REMOTE) {
+		/* Sent, not asked: the caller gives its reference up now,
+		 * whether or not the owner's thread is in tether. */
+		tt__post *p = tt__post_new(0, op);
+		if (p == NULL)
+			return -ENOMEM;
+		p->run = run_release;
+		p->h = h;
+		p->arg = k;
+		return tt__post_send(((obj *)tt__obj_ptr(h))->sched, p);
+	}
 	if (o == NULL)
 		return r;
 	if (o->refs == 0)
@@ -340,6 +385,108 @@ static void obj_free(obj *o)
 	tt__obj_free(o->sched, o, kind_size[o->kind]);
 }
 
+/* ---- from other threads (post.c) -----------------------------------------
+ *
+ * As with channels (chan.c): another thread's call is posted to the
+ * object's thread and done there, by run_* at once or by a proxy
+ * goroutine that waits with the caller's deadline; the caller parks until
+ * the answer, and panics on its own stack when the operation says so. */
+
+/* p's object, if it is still a live one of kind k of this thread's;
+ * else NULL, and p answered -EBADF. */
+static obj *post_obj(tt__sched *s, tt__post *p, enum kind k)
+{
+	obj *o = tt__obj_ptr(p->h);
+	if (tt__obj_is(p->h, TT__OBJ_SYNC) && o->kind == k && o->sched == s) {
+		TT_TSAN_SYNC(o);
+		return o;
+	}
+	p->misuse = true;
+	tt__post_fail(p, -EBADF,
+		      "%s: %p is not a live %s (released, or never made)",
+		      p->op, p->h, kind_name[k]);
+	return NULL;
+}
+
+/* Wait on q in a proxy goroutine (fn) unless p need not (TT_TRY, a
+ * deadline past: answered). The proxy holds o parked until it ends. */
+static void post_wait(tt__sched *s, obj *o, tt__post *p, tt_func fn,
+		      const char *what)
+{
+	if (p->deadline == TT_TRY) {
+		tt__post_fail(p, -EAGAIN, NULL);
+		return;
+	}
+	if (p->deadline != TT_FOREVER && p->deadline <= tt_now()) {
+		tt__post_fail(p, -ETIMEDOUT, NULL);
+		return;
+	}
+	o->parked++;
+	if (!tt__post_proxy(s, p, fn, what)) {
+		obj_unpark(o);
+		tt__post_fail(p, -ENOMEM,
+			      "%s: out of memory for the goroutine that waits "
+			      "on %p for another thread",
+			      p->op, p->h);
+	}
+}
+
+/* Ask h's thread to run `run` for the calling goroutine, which waits
+ * (shown waiting for reason on the object) until it is done. arg: the
+ * operation's argument; *value (if not NULL): what it gives back. */
+static int obj_ask(tt__sched *s, const void *h,
+		   void (*run)(tt__sched *, tt__post *), const char *op,
+		   int reason, int64_t deadline, int64_t arg, int64_t *value)
+{
+	obj *o = tt__obj_ptr(h);
+	tt__post *p = tt__post_new(0, op);
+	if (p == NULL)
+		return -ENOMEM;
+	p->run = run;
+	p->h = h;
+	p->deadline = deadline;
+	p->arg = arg;
+	int r = tt__post_call(s, o->sched, p, reason, o);
+	if (r) {
+		free(p);
+		return r;
+	}
+	if (value && p->result == 0)
+		*value = p->value;
+	return tt__post_done(p);
+}
+
+static void run_retain(tt__sched *s, tt__post *p)
+{
+	obj *o = post_obj(s, p, (enum kind)p->arg);
+	if (o == NULL)
+		return;
+	if (o->refs == UINT32_MAX) {
+		tt__post_fail(p, -EOVERFLOW, "%s: too many references", p->op);
+		return;
+	}
+	o->refs++;
+	tt__post_answer(p);
+}
+
+static void run_release(tt__sched *s, tt__post *p)
+{
+	obj *o = post_obj(s, p, (enum kind)p->arg);
+	if (o == NULL)
+		return;
+	if (o->refs == 0) {
+		tt__post_fail(p, -EBADF, "%s: no references left", p->op);
+		return;
+	}
+	if (--o->refs == 0) {
+		if (o->parked == 0)
+			obj_free(o);
+		else
+			obj_stranded(s, o);
+	}
+	tt__post_answer(p);
+}
+
 /* ---- WaitGroup ------------------------------------------------------------ */
 
 int tt_wg_make(tt_waitgroup **out)
@@ -350,22 +497,83 @@ int tt_wg_make(tt_waitgroup **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-int tt_wg_add(tt_waitgroup *wg, int64_t delta)
+/* The WaitGroup's change by delta, on its thread: NULL, or the panic it
+ * calls for. */
+static const char *wg_add_body(tt__sched *s, tt_waitgroup *wg, int64_t delta)
 {
-	tt__sched *s = tt__sched_get();
-	int r;
-	wg = obj_get(s, wg, K_WG, "tt_wg_add", &r);
-	if (wg == NULL)
-		return r;
 	/* wg->count >= 0 here, so only a positive delta can overflow. */
 	if (delta > 0 && wg->count > INT64_MAX - delta)
-		tt__panic("sync: WaitGroup counter overflow");
+		return "sync: WaitGroup counter overflow";
 	wg->count += delta;
 	if (wg->count < 0)
-		tt__panic("sync: negative WaitGroup counter");
+		return "sync: negative WaitGroup counter";
 	if (wg->count == 0)
 		while (wake_one(s, &wg->waiters))
 			;
+	return NULL;
+}
+
+static void run_wg_add(tt__sched *s, tt__post *p)
+{
+	tt_waitgroup *wg = (tt_waitgroup *)post_obj(s, p, K_WG);
+	if (wg == NULL)
+		return;
+	const char *panic = wg_add_body(s, wg, p->arg);
+	if (panic)
+		tt__post_panic(p, panic);
+	else
+		tt__post_answer(p);
+}
+
+static void wg_wait_proxy(void *arg)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_waitgroup *wg = (tt_waitgroup *)tt__obj_ptr(p->h);
+	if (wg->count != 0) {
+		bool held;
+		p->result = wait_on(s, &wg->h, &wg->waiters, TT_WAIT_WG_WAIT,
+				    p->deadline, &held);
+		if (held)
+			obj_unpark(&wg->h);
+	}
+	obj_unpark(&wg->h);
+	tt__post_answer(p);
+}
+
+static void run_wg_wait(tt__sched *s, tt__post *p)
+{
+	tt_waitgroup *wg = (tt_waitgroup *)post_obj(s, p, K_WG);
+	if (wg == NULL)
+		return;
+	if (wg->count == 0)
+		tt__post_answer(p);
+	else
+		post_wait(s, &wg->h, p, wg_wait_proxy, "sync.WaitGroup.Wait");
+}
+
+static void run_wg_count(tt__sched *s, tt__post *p)
+{
+	tt_waitgroup *wg = (tt_waitgroup *)post_obj(s, p, K_WG);
+	if (wg == NULL)
+		return;
+	p->value = wg->count;
+	tt__post_answer(p);
+}
+
+int tt_wg_add(tt_waitgroup *wg, int64_t delta)
+{
+	tt__sched *s = tt__sched_get();
+	int r = 0;
+	tt_waitgroup *w = obj_get_any(s, wg, K_WG, "tt_wg_add", &r);
+	if (r == REMOTE)
+		return obj_ask(s, wg, run_wg_add, "tt_wg_add", TT_WAIT_SYSCALL,
+			       TT_FOREVER, delta, NULL);
+	if (w == NULL)
+		return r;
+	const char *panic = wg_add_body(s, w, delta);
+	if (panic)
+		tt__panic("%s", panic);
 	return 0;
 }
 
@@ -379,8 +587,12 @@ int tt_wg_done(tt_waitgroup *wg)
 static inline __attribute__((always_inline)) int wg_wait_body(tt_waitgroup *wg, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	wg = obj_get(s, wg, K_WG, "tt_wg_wait", &r);
+	int r = 0;
+	tt_waitgroup *h = wg;
+	wg = obj_get_any(s, wg, K_WG, "tt_wg_wait", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_wg_wait, "tt_wg_wait",
+			       TT_WAIT_WG_WAIT, deadline, 0, NULL);
 	if (wg == NULL)
 		return r;
 	if (wg->count == 0)
@@ -404,8 +616,16 @@ int tt_wg_wait(tt_waitgroup *wg)
 
 int64_t tt_wg_count(tt_waitgroup *wg)
 {
-	int r;
-	wg = obj_get(tt__sched_get(), wg, K_WG, "tt_wg_count", &r);
+	int r = 0;
+	tt__sched *s = tt__sched_get();
+	tt_waitgroup *h = wg;
+	wg = obj_get_any(s, wg, K_WG, "tt_wg_count", &r);
+	if (r == REMOTE) {
+		int64_t n = 0;
+		r = obj_ask(s, h, run_wg_count, "tt_wg_count", TT_WAIT_SYSCALL,
+			    TT_FOREVER, 0, &n);
+		return r ? r : n;
+	}
 	return wg ? wg->count : r;
 }
 
@@ -429,13 +649,63 @@ int tt_mutex_make(tt_mutex **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+static void mutex_lock_proxy(void *arg)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_mutex *m = (tt_mutex *)tt__obj_ptr(p->h);
+	if (!m->locked) {
+		m->locked = true;
+	} else {
+		bool held;
+		/* On 0 the unlocker handed the lock over: the asker's. */
+		p->result = wait_on(s, &m->h, &m->waiters, TT_WAIT_MUTEX,
+				    p->deadline, &held);
+		if (held)
+			obj_unpark(&m->h);
+	}
+	obj_unpark(&m->h);
+	tt__post_answer(p);
+}
+
+static void run_mutex_lock(tt__sched *s, tt__post *p)
+{
+	tt_mutex *m = (tt_mutex *)post_obj(s, p, K_MUTEX);
+	if (m == NULL)
+		return;
+	if (!m->locked) {
+		m->locked = true;
+		tt__post_answer(p);
+	} else {
+		post_wait(s, &m->h, p, mutex_lock_proxy, "sync.Mutex.Lock");
+	}
+}
+
+static void run_mutex_unlock(tt__sched *s, tt__post *p)
+{
+	tt_mutex *m = (tt_mutex *)post_obj(s, p, K_MUTEX);
+	if (m == NULL)
+		return;
+	if (!m->locked) {
+		tt__post_panic(p, "sync: unlock of unlocked mutex");
+		return;
+	}
+	if (!wake_one(s, &m->waiters))
+		m->locked = false;
+	tt__post_answer(p);
+}
+
 /* The body of tt_mutex_lock and tt_mutex_lock_until, inlined into both so that
  * a goroutine parked in tt_mutex_lock shows that name on its stack. */
 static inline __attribute__((always_inline)) int mutex_lock_body(tt_mutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	m = obj_get(s, m, K_MUTEX, "tt_mutex_lock", &r);
+	int r = 0;
+	tt_mutex *h = m;
+	m = obj_get_any(s, m, K_MUTEX, "tt_mutex_lock", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_mutex_lock, "tt_mutex_lock",
+			       TT_WAIT_MUTEX, deadline, 0, NULL);
 	if (m == NULL)
 		return r;
 	if (!m->locked) {
@@ -468,8 +738,12 @@ int tt_mutex_trylock(tt_mutex *m)
 int tt_mutex_unlock(tt_mutex *m)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	m = obj_get(s, m, K_MUTEX, "tt_mutex_unlock", &r);
+	int r = 0;
+	tt_mutex *h = m;
+	m = obj_get_any(s, m, K_MUTEX, "tt_mutex_unlock", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_mutex_unlock, "tt_mutex_unlock",
+			       TT_WAIT_SYSCALL, TT_FOREVER, 0, NULL);
 	if (m == NULL)
 		return r;
 	if (!m->locked)

@@ -1,0 +1,389 @@
+/* tether — posts: one thread's operations on another thread's objects.
+ *
+ * Design notes
+ * ------------
+ * Every object belongs to the scheduler of the thread that made it, and
+ * that thread alone reads and writes it, so the channel and sync code
+ * needs no lock. Another thread uses an object by asking its owner: it
+ * fills a post (internal.h, struct tt__post), pushes it onto the owner's
+ * inbox and parks its goroutine until the answer comes back through its
+ * own inbox. A plain pthread is no different: it has a scheduler of its
+ * own (made on first use), whose first goroutine is the thread, and the
+ * park blocks the thread in its idle wait.
+ *
+ * The inbox is a stack of posts that any thread pushes with a
+ * compare-and-swap and that the owner takes whole with one exchange,
+ * then reverses, so posts run in the order they came (Vyukov's
+ * intrusive MPSC stack). The owner looks at it at every park (one relaxed
+ * load, in maybe_run_timers), at every yield and in its idle wait.
+ *
+ * Waking: before the owner sleeps it says how in s->sleep — a futex wait
+ * (TT__SLEEP_TIMER with a deadline, TT__SLEEP_IDLE with none), or a wait
+ * in the poller (TT__SLEEP_POLL) — with a sequentially consistent store,
+ * then looks at the inbox once more. A poster pushes, then swaps s->sleep
+ * to TT__SLEEP_AWAKE and wakes what it found: the futex, or the eventfd
+ * in the owner's epoll set. One of the two always sees the other (the
+ * store and the swap are ordered against the push and the second look),
+ * so no post sleeps in an inbox.
+ *
+ * Deadlock: a scheduler asleep with no timer and no descriptor can only
+ * be woken by a post. It counts itself in idle_threads while so asleep;
+ * the poster that wakes it (or the sleeper itself, when its futex wait
+ * ends) takes it out again, whoever swaps s->sleep first. When the count,
+ * with tether's own helper threads, covers every thread of the process
+ * (/proc/self/stat), no thread is left that could post: that is Go's "all
+ * goroutines are asleep". A thread tether does not know of (one that never
+ * called tether, a library's) always counts as awake, so it keeps the
+ * report back rather than risk a false one; sleepers look again every
+ * 200 ms, for threads that end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static _Atomic long idle_threads;   /* schedulers asleep in TT__SLEEP_IDLE */
+static _Atomic long helper_threads; /* tether's own threads */
+/* Threads that a sanitizer's runtime started before the program ran
+ * (ThreadSanitizer's background thread): never a poster. */
+static long runtime_threads;
+
+#define IDLE_RECHECK (200 * TT_MILLISECOND)
+
+void tt__helper_thread(int delta)
+{
+	atomic_fetch_add_explicit(&helper_threads, delta, memory_order_seq_cst);
+}
+
+/* The process's threads, from /proc/self/stat (field 20); -1 if it
+ * cannot be read. */
+static long proc_threads(void)
+{
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char buf[1024];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The command name (field 2) is in parentheses and may hold
+	 * anything: the fields after it follow the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (p == NULL)
+		return -1;
+	/* Fields 3 to 19, then num_threads. */
+	for (int field = 2; field < 20; field++) {
+		p = strchr(p + 1, ' ');
+		if (p == NULL)
+			return -1;
+	}
+	long v = strtol(p + 1, NULL, 10);
+	return v > 0 ? v : -1;
+}
+
+#if TT_TSAN || TT_ASAN
+__attribute__((constructor)) static void count_runtime_threads(void)
+{
+	long n = proc_threads();
+	runtime_threads = n > 1 ? n - 1 : 0;
+}
+#endif
+
+/* Whether every thread of the process sleeps where only a post could
+ * wake it, tether's helpers counted so. The caller is one of them. */
+static bool all_asleep(void)
+{
+	long idle = atomic_load_explicit(&idle_threads, memory_order_seq_cst);
+	long helpers =
+		atomic_load_explicit(&helper_threads, memory_order_seq_cst);
+	long n = proc_threads();
+	if (n < 0)
+		return false; /* cannot know: never a false report */
+	/* A sleeper that woke and slept again between the two loads could
+	 * have been counted for a thread that was awake: the counts must
+	 * agree. */
+	if (atomic_load_explicit(&idle_threads, memory_order_seq_cst) != idle)
+		return false;
+	return idle + helpers + runtime_threads >= n;
+}
+
+static void futex_wake(_Atomic int *w)
+{
+	syscall(SYS_futex, (int *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wait while *w == val, until woken or the absolute CLOCK_MONOTONIC
+ * deadline (tt_now's clock; -1: none). */
+static void futex_wait_until(_Atomic int *w, int val, int64_t deadline)
+{
+	struct timespec ts, *tp = NULL;
+	if (deadline >= 0) {
+		ts.tv_sec = deadline / TT_SECOND;
+		ts.tv_nsec = deadline % TT_SECOND;
+		tp = &ts;
+	}
+	syscall(SYS_futex, (int *)w, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+		val, tp, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* The owner is awake: it counted itself idle if it slept so. */
+static void woken(int was)
+{
+	if (was == TT__SLEEP_IDLE)
+		atomic_fetch_sub_explicit(&idle_threads, 1,
+					  memory_order_seq_cst);
+}
+
+/* Push p onto t's inbox and wake t: false if t's thread has ended. */
+static bool push(tt__sched *t, tt__post *p)
+{
+	tt__post *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+	do {
+		if (head == TT__INBOX_CLOSED)
+			return false;
+		p->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&t->inbox, &head, p, memory_order_seq_cst,
+		memory_order_relaxed));
+	int was = atomic_exchange_explicit(&t->sleep, TT__SLEEP_AWAKE,
+					   memory_order_seq_cst);
+	woken(was);
+	if (was == TT__SLEEP_IDLE || was == TT__SLEEP_TIMER) {
+		futex_wake(&t->sleep);
+	} else if (was == TT__SLEEP_POLL) {
+		uint64_t one = 1;
+		/* Fails only on counter overflow: then it is readable. */
+		(void)!write(t->wakefd, &one, sizeof one);
+	}
+	return true;
+}
+
+tt__post *tt__post_new(size_t size, const char *op)
+{
+	tt__post *p = calloc(1, sizeof *p + size);
+	if (p == NULL) {
+		tt__err(-ENOMEM, "%s: out of memory", op);
+		return NULL;
+	}
+	p->size = size;
+	p->op = op;
+	return p;
+}
+
+int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
+		  const void *obj)
+{
+	p->from = s;
+	p->g = s->current;
+	p->answered = false;
+	if (!push(owner, p))
+		return tt__err(-EPIPE,
+			       "%s: %p belongs to a thread that has ended",
+			       p->op, p->h);
+	while (!p->answered)
+		tt__park(s, reason, obj);
+	return 0;
+}
+
+int tt__post_done(tt__post *p)
+{
+	if (p->panic) {
+		char msg[sizeof p->msg];
+		memcpy(msg, p->msg, sizeof msg);
+		free(p);
+		tt__panic("%s", msg);
+	}
+	int r = p->result;
+	if (r < 0 && p->msg[0]) {
+		if (p->misuse)
+			tt__misuse(r, "%s", p->msg);
+		else
+			tt__err(r, "%s", p->msg);
+	}
+	free(p);
+	return r;
+}
+
+/* p leaves the list of posts a proxy of s holds. */
+static void unhold(tt__sched *s, tt__post *p)
+{
+	if (!p->held)
+		return;
+	p->held = false;
+	if (p->hprev)
+		p->hprev->hnext = p->hnext;
+	else
+		s->held = p->hnext;
+	if (p->hnext)
+		p->hnext->hprev = p->hprev;
+}
+
+int tt__post_send(tt__sched *owner, tt__post *p)
+{
+	p->from = NULL;
+	p->g = NULL;
+	p->answered = false;
+	if (!push(owner, p)) {
+		int r = tt__err(-EPIPE, "%s: %p belongs to a thread that has "
+				"ended", p->op, p->h);
+		free(p);
+		return r;
+	}
+	return 0;
+}
+
+void tt__post_answer(tt__post *p)
+{
+	unhold(tt__tls_sched, p);
+	p->run = NULL;
+	if (p->from == NULL) {
+		/* Sent, not asked: nobody waits to read an error. */
+		if (p->panic)
+			tt__panic("%s", p->msg);
+		if (p->result < 0 && p->msg[0])
+			fprintf(stderr, "tether: %s\n", p->msg);
+		free(p);
+		return;
+	}
+	/* The asker's thread ended (it parked a goroutine that was not its
+	 * first, and returned): nobody reads the answer. */
+	if (!push(p->from, p))
+		free(p);
+}
+
+void tt__post_fail(tt__post *p, int err, const char *fmt, ...)
+{
+	p->result = err;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->msg, sizeof p->msg, fmt, ap);
+		va_end(ap);
+	}
+	tt__post_answer(p);
+}
+
+void tt__post_panic(tt__post *p, const char *msg)
+{
+	p->panic = 1;
+	snprintf(p->msg, sizeof p->msg, "%s", msg);
+	tt__post_answer(p);
+}
+
+bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what)
+{
+	snprintf(p->name, sizeof p->name, "%s for goroutine %lld", what,
+		 (long long)p->g->id);
+	if (tt__go_runnable(s, fn, p, p->name, p->g->id, NULL, 0) < 0)
+		return false;
+	p->held = true;
+	p->hprev = NULL;
+	p->hnext = s->held;
+	if (s->held)
+		s->held->hprev = p;
+	s->held = p;
+	return true;
+}
+
+void tt__inbox_run(tt__sched *s)
+{
+	tt__post *list = atomic_exchange_explicit(&s->inbox, NULL,
+						  memory_order_acquire);
+	if (list == TT__INBOX_CLOSED) {
+		atomic_store_explicit(&s->inbox, list, memory_order_relaxed);
+		return;
+	}
+	tt__post *fifo = NULL;
+	while (list) {
+		tt__post *next = list->next;
+		list->next = fifo;
+		fifo = list;
+		list = next;
+	}
+	while (fifo) {
+		tt__post *p = fifo;
+		fifo = p->next;
+		if (p->run) {
+			p->run(s, p);
+		} else {
+			/* An answer: its asker parked here. */
+			p->answered = true;
+			tt__ready(s, p->g);
+		}
+	}
+}
+
+bool tt__inbox_sleep(tt__sched *s, int64_t deadline, bool idle)
+{
+	int how = idle ? TT__SLEEP_IDLE : TT__SLEEP_TIMER;
+	if (idle)
+		atomic_fetch_add_explicit(&idle_threads, 1,
+					  memory_order_seq_cst);
+	atomic_store_explicit(&s->sleep, how, memory_order_seq_cst);
+	if (atomic_load_explicit(&s->inbox, memory_order_seq_cst) == NULL) {
+		if (idle && all_asleep()) {
+			int was = atomic_exchange_explicit(
+				&s->sleep, TT__SLEEP_AWAKE,
+				memory_order_seq_cst);
+			woken(was);
+			/* Still asleep and nothing came: nobody can post. */
+			return !(was == TT__SLEEP_IDLE &&
+				 atomic_load_explicit(&s->inbox,
+						      memory_order_seq_cst) ==
+					 NULL);
+		}
+		if (idle)
+			deadline = tt_now() + IDLE_RECHECK;
+		futex_wait_until(&s->sleep, how, deadline);
+	}
+	woken(atomic_exchange_explicit(&s->sleep, TT__SLEEP_AWAKE,
+				       memory_order_seq_cst));
+	return true;
+}
+
+bool tt__inbox_poll_begin(tt__sched *s)
+{
+	atomic_store_explicit(&s->sleep, TT__SLEEP_POLL, memory_order_seq_cst);
+	if (atomic_load_explicit(&s->inbox, memory_order_seq_cst) == NULL)
+		return true;
+	atomic_store_explicit(&s->sleep, TT__SLEEP_AWAKE, memory_order_seq_cst);
+	return false;
+}
+
+void tt__inbox_poll_end(tt__sched *s)
+{
+	atomic_store_explicit(&s->sleep, TT__SLEEP_AWAKE, memory_order_seq_cst);
+}
+
+void tt__inbox_close(tt__sched *s)
+{
+	tt__post *list = atomic_exchange_explicit(&s->inbox, TT__INBOX_CLOSED,
+						  memory_order_acquire);
+	while (list && list != TT__INBOX_CLOSED) {
+		tt__post *p = list;
+		list = p->next;
+		if (p->run)
+			tt__post_fail(p, -EPIPE,
+				      "%s: %p belongs to a thread that has "
+				      "ended",
+				      p->op, p->h);
+		else
+			free(p); /* an answer to a goroutine that is gone */
+	}
+	/* Posts the thread's goroutines were waiting on for others. */
+	while (s->held) {
+		tt__post *p = s->held;
+		tt__post_fail(p, -EPIPE,
+			      "%s: the thread that owns %p ended while this "
+			      "waited",
+			      p->op, p->h);
+	}
+}
