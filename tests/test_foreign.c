@@ -528,6 +528,12 @@ static void test_deadlock_is_process_wide(void **state)
 	(void)state;
 	TU_REQUIRE_THREADS();
 	tu_child c;
+	/* Under TSan its background thread starts with the first
+	 * pthread_create, after tether counted the runtime's threads: one
+	 * thread more than tether knows keeps the report back (it is never
+	 * a false one), so the check is the plain build's. */
+	if (TU_TSAN)
+		goto late;
 	assert_int_equal(
 		tu_spawn_self("deadlock_two_threads", 30 * TT_SECOND, &c), 0);
 	assert_false(c.timed_out);
@@ -538,7 +544,7 @@ static void test_deadlock_is_process_wide(void **state)
 			   "fatal error: all goroutines are asleep - deadlock!");
 	TU_ASSERT_CONTAINS(c.err, "[chan receive]:");
 	tu_child_free(&c);
-
+late:
 	assert_int_equal(tu_spawn_self("late_sender", 30 * TT_SECOND, &c), 0);
 	assert_false(c.timed_out);
 	TU_ASSERT_CHILD_EXIT(&c, 0);

@@ -184,12 +184,14 @@ int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 	p->from = s;
 	p->g = s->current;
 	p->answered = false;
+	TT_TSAN_SYNC(p); /* the owner sees what the asker did before */
 	if (!push(owner, p))
 		return tt__err(-EPIPE,
 			       "%s: %p belongs to a thread that has ended",
 			       p->op, p->h);
 	while (!p->answered)
 		tt__park(s, reason, obj);
+	TT_TSAN_SYNC(p); /* and the asker what the owner did for it */
 	return 0;
 }
 
@@ -231,6 +233,7 @@ int tt__post_send(tt__sched *owner, tt__post *p)
 	p->from = NULL;
 	p->g = NULL;
 	p->answered = false;
+	TT_TSAN_SYNC(p);
 	if (!push(owner, p)) {
 		int r = tt__err(-EPIPE, "%s: %p belongs to a thread that has "
 				"ended", p->op, p->h);
@@ -244,6 +247,7 @@ void tt__post_answer(tt__post *p)
 {
 	unhold(tt__tls_sched, p);
 	p->run = NULL;
+	TT_TSAN_SYNC(p);
 	if (p->from == NULL) {
 		/* Sent, not asked: nobody waits to read an error. */
 		if (p->panic)
@@ -311,6 +315,9 @@ void tt__inbox_run(tt__sched *s)
 	while (fifo) {
 		tt__post *p = fifo;
 		fifo = p->next;
+		/* Goroutine switches do not synchronise under TSan: the
+		 * post carries the edge between the two threads. */
+		TT_TSAN_SYNC(p);
 		if (p->run) {
 			p->run(s, p);
 		} else {
