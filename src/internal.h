@@ -831,6 +831,8 @@ void tt__inbox_close(tt__sched *s);
 /* Threads of tether's own (the blocking pool, the profiler's reader),
  * which never post: deadlock detection counts them asleep. */
 void tt__helper_thread(int delta);
+/* The process's threads (/proc), or -1 if they cannot be counted. */
+long tt__proc_threads(void);
 
 /* fn(s, arg) for every scheduler whose thread lives, with the registry
  * locked: fn must not make a scheduler or end a thread, and reads another

@@ -189,18 +189,6 @@ static void read_statm(tt__metrics *m)
 		fclose(f);
 }
 
-static int64_t count_tasks(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	if (!d)
-		return -1;
-	int64_t n = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Seconds since the epoch when the machine booted (/proc/stat). */
 static long long boot_time(void)
 {
@@ -287,7 +275,7 @@ int tt__metrics_gather(tt__metrics *m, int64_t now)
 	if (m->vsize <= 0 || m->rss <= 0)
 		read_statm(m);
 	if (m->threads <= 0)
-		m->threads = count_tasks();
+		m->threads = tt__proc_threads();
 	pthread_once(&start_once, start_init);
 	m->start_time = start_time;
 	struct rusage ru;

@@ -37,6 +37,7 @@
  * report back rather than risk a false one; sleepers look again every
  * 200 ms, for threads that end.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -50,8 +51,7 @@
 
 static _Atomic long idle_threads;   /* schedulers asleep in TT__SLEEP_IDLE */
 static _Atomic long helper_threads; /* tether's own threads */
-/* Threads that a sanitizer's runtime started before the program ran
- * (ThreadSanitizer's background thread): never a poster. */
+/* Threads that were there before the program ran: never a poster. */
 static long runtime_threads;
 
 #define IDLE_RECHECK (200 * TT_MILLISECOND)
@@ -61,41 +61,45 @@ void tt__helper_thread(int delta)
 	atomic_fetch_add_explicit(&helper_threads, delta, memory_order_seq_cst);
 }
 
-/* The process's threads, from /proc/self/stat (field 20); -1 if it
- * cannot be read. */
-static long proc_threads(void)
+/* The process's threads: field 20 of /proc/self/stat, or the entries
+ * of /proc/self/task where that field is 0 (qemu-user writes little of
+ * its stat); -1 if neither can be read. */
+long tt__proc_threads(void)
 {
 	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	char buf[1024];
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* The command name (field 2) is in parentheses and may hold
-	 * anything: the fields after it follow the last ')'. */
-	char *p = strrchr(buf, ')');
-	if (p == NULL)
-		return -1;
-	/* Fields 3 to 19, then num_threads. */
-	for (int field = 2; field < 20; field++) {
-		p = strchr(p + 1, ' ');
-		if (p == NULL)
-			return -1;
+	if (fd >= 0) {
+		char buf[1024];
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		/* The command name (field 2) is in parentheses and may
+		 * hold anything: the fields after it follow the last ')'. */
+		char *p = strrchr(buf, ')');
+		/* Fields 3 to 19, then num_threads. */
+		for (int field = 2; p != NULL && field < 20; field++)
+			p = strchr(p + 1, ' ');
+		long v = p != NULL ? strtol(p + 1, NULL, 10) : 0;
+		if (v > 0)
+			return v;
 	}
-	long v = strtol(p + 1, NULL, 10);
-	return v > 0 ? v : -1;
+	DIR *d = opendir("/proc/self/task");
+	if (d == NULL)
+		return -1;
+	long n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n > 0 ? n : -1;
 }
 
-#if TT_TSAN || TT_ASAN
-__attribute__((constructor)) static void count_runtime_threads(void)
+/* Threads that run before main and are no program's: ThreadSanitizer's
+ * and AddressSanitizer's background threads, qemu-user's own. Counted in
+ * the first constructor to run, when only the main thread should exist. */
+__attribute__((constructor(101))) static void count_runtime_threads(void)
 {
-	long n = proc_threads();
+	long n = tt__proc_threads();
 	runtime_threads = n > 1 ? n - 1 : 0;
 }
-#endif
 
 /* Whether every thread of the process sleeps where only a post could
  * wake it, tether's helpers counted so. The caller is one of them. */
@@ -104,7 +108,7 @@ static bool all_asleep(void)
 	long idle = atomic_load_explicit(&idle_threads, memory_order_seq_cst);
 	long helpers =
 		atomic_load_explicit(&helper_threads, memory_order_seq_cst);
-	long n = proc_threads();
+	long n = tt__proc_threads();
 	if (n < 0)
 		return false; /* cannot know: never a false report */
 	/* A sleeper that woke and slept again between the two loads could
