@@ -92,6 +92,33 @@ static void test_pthreads_feed_buffered(void **state)
 	feed_into(8);
 }
 
+/* One pthread feeding a receiver that waits without a deadline: both
+ * threads go idle (no timer, nothing runnable) thousands of times, each
+ * with a post on its way to the other. The deadlock check must never
+ * take that for "all goroutines are asleep" (it would end the process). */
+static void test_feed_without_deadline(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	const int n = TU_SCALE(200000, 5000);
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	feeder f = {.c = c, .id = 0, .n = n};
+	assert_int_equal(pthread_create(&f.th, NULL, feed, &f), 0);
+	long long sum = 0;
+	for (int k = 0; k < n; k++) {
+		int v = -1;
+		bool ok = false;
+		TU_ASSERT_OK(tt_chan_recv(c, &v, sizeof v, &ok));
+		assert_true(ok);
+		assert_int_equal(v, k);
+		sum += v;
+	}
+	assert_int_equal(pthread_join(f.th, NULL), 0);
+	assert_int_equal(f.bad, 0);
+	assert_true(sum == (long long)n * (n - 1) / 2);
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
 /* ---- a WaitGroup that pthreads mark done ------------------------------------- */
 
 typedef struct wg_thread {
@@ -565,6 +592,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_pthreads_feed_unbuffered),
 		TU_TEST(test_pthreads_feed_buffered),
+		TU_TEST(test_feed_without_deadline),
 		TU_TEST(test_pthreads_wg_done),
 		TU_TEST(test_remote_deadlines_close_len),
 		TU_TEST(test_cross_thread_pingpong),

@@ -31,7 +31,8 @@
  * the poster that wakes it (or the sleeper itself, when its futex wait
  * ends) takes it out again, whoever swaps s->sleep first. When the count,
  * with tether's own helper threads, covers every thread of the process
- * (/proc/self/stat), no thread is left that could post: that is Go's "all
+ * (/proc/self/stat), and no post is in flight meanwhile (counters of posts
+ * pushed and taken), no thread is left that could post: that is Go's "all
  * goroutines are asleep". A thread tether does not know of (one that never
  * called tether, a library's) always counts as awake, so it keeps the
  * report back rather than risk a false one; sleepers look again every
@@ -50,6 +51,12 @@
 #include "internal.h"
 
 static _Atomic long idle_threads;   /* schedulers asleep in TT__SLEEP_IDLE */
+/* Posts pushed (counted before they reach an inbox) and posts taken out
+ * of one (run, or failed when the thread ends): none is in flight when
+ * the two agree. A thread counts itself idle before its last look at its
+ * inbox, so the idle count alone could include a thread with a post
+ * waiting for it. */
+static _Atomic uint64_t posts_pushed, posts_taken;
 static _Atomic long helper_threads; /* tether's own threads */
 /* Threads that were there before the program ran: never a poster. */
 static long runtime_threads;
@@ -102,19 +109,27 @@ __attribute__((constructor(101))) static void count_runtime_threads(void)
 }
 
 /* Whether every thread of the process sleeps where only a post could
- * wake it, tether's helpers counted so. The caller is one of them. */
+ * wake it, tether's helpers counted so. The caller is one of them.
+ *
+ * The idle count is read while no post is in flight and none is pushed:
+ * pushed == taken when taken is read, and pushed has not moved from the
+ * first read to the last. Then a thread counted idle has an empty inbox
+ * and nothing else that could wake it (no timer, no descriptor, nothing
+ * runnable), and stays so: only a push could change it, and the pusher
+ * would be an awake thread, which the count leaves out. */
 static bool all_asleep(void)
 {
+	uint64_t pushed =
+		atomic_load_explicit(&posts_pushed, memory_order_seq_cst);
+	if (atomic_load_explicit(&posts_taken, memory_order_seq_cst) != pushed)
+		return false;
 	long idle = atomic_load_explicit(&idle_threads, memory_order_seq_cst);
 	long helpers =
 		atomic_load_explicit(&helper_threads, memory_order_seq_cst);
 	long n = tt__proc_threads();
 	if (n < 0)
 		return false; /* cannot know: never a false report */
-	/* A sleeper that woke and slept again between the two loads could
-	 * have been counted for a thread that was awake: the counts must
-	 * agree. */
-	if (atomic_load_explicit(&idle_threads, memory_order_seq_cst) != idle)
+	if (atomic_load_explicit(&posts_pushed, memory_order_seq_cst) != pushed)
 		return false;
 	return idle + helpers + runtime_threads >= n;
 }
@@ -149,10 +164,14 @@ static void woken(int was)
 /* Push p onto t's inbox and wake t: false if t's thread has ended. */
 static bool push(tt__sched *t, tt__post *p)
 {
+	atomic_fetch_add_explicit(&posts_pushed, 1, memory_order_seq_cst);
 	tt__post *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
 	do {
-		if (head == TT__INBOX_CLOSED)
+		if (head == TT__INBOX_CLOSED) {
+			atomic_fetch_add_explicit(&posts_taken, 1,
+						  memory_order_seq_cst);
 			return false;
+		}
 		p->next = head;
 	} while (!atomic_compare_exchange_weak_explicit(
 		&t->inbox, &head, p, memory_order_seq_cst,
@@ -310,12 +329,15 @@ void tt__inbox_run(tt__sched *s)
 		return;
 	}
 	tt__post *fifo = NULL;
+	uint64_t taken = 0;
 	while (list) {
 		tt__post *next = list->next;
 		list->next = fifo;
 		fifo = list;
 		list = next;
+		taken++;
 	}
+	atomic_fetch_add_explicit(&posts_taken, taken, memory_order_seq_cst);
 	while (fifo) {
 		tt__post *p = fifo;
 		fifo = p->next;
@@ -381,6 +403,7 @@ void tt__inbox_close(tt__sched *s)
 	while (list && list != TT__INBOX_CLOSED) {
 		tt__post *p = list;
 		list = p->next;
+		atomic_fetch_add_explicit(&posts_taken, 1, memory_order_seq_cst);
 		if (p->run)
 			tt__post_fail(p, -EPIPE,
 				      "%s: %p belongs to a thread that has "
