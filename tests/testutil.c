@@ -490,6 +490,45 @@ static void probe_threads_and_fork(void)
 		exit(1);
 }
 
+/* Whether this process is a probe child (--tu-child __tu_probe), read
+ * from /proc/self/cmdline before main: a test program with no child
+ * cases of its own never calls tu_child_dispatch, so the probe runs where
+ * every suite starts (tu_run_group_tests). Without that, the child would
+ * run the whole suite, and its TU_REQUIRE_THREADS spawn another probe.
+ * (Not the probe itself here: under qemu-user a thread made in a
+ * constructor never starts.) */
+static bool probe_child;
+
+__attribute__((constructor)) static void see_probe_child(void)
+{
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* argv[0], then the arguments, each ending in a NUL. */
+	const char *a1 = buf + strlen(buf) + 1;
+	if (a1 >= buf + n || strcmp(a1, "--tu-child") != 0)
+		return;
+	const char *a2 = a1 + strlen(a1) + 1;
+	probe_child = a2 < buf + n && strcmp(a2, "__tu_probe") == 0;
+}
+
+int tu_run_group_tests(const char *name, const struct CMUnitTest *tests,
+		       size_t n, CMFixtureFunction setup,
+		       CMFixtureFunction teardown)
+{
+	if (probe_child) {
+		probe_threads_and_fork();
+		exit(0);
+	}
+	return _cmocka_run_group_tests(name, tests, n, setup, teardown);
+}
+
 bool tu_threads_and_fork_work(void)
 {
 	static int known; /* 0: not probed; 1: they work; 2: they do not */

@@ -37,6 +37,16 @@
 
 #include <cmocka.h>
 
+/* Every suite starts here, so that a probe child of
+ * tu_threads_and_fork_work probes and ends before any test runs. */
+int tu_run_group_tests(const char *name, const struct CMUnitTest *tests,
+		       size_t n, CMFixtureFunction setup,
+		       CMFixtureFunction teardown);
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(group, setup, teardown)                         \
+	tu_run_group_tests(#group, group, sizeof(group) / sizeof((group)[0]), \
+			   setup, teardown)
+
 #include <tether.h>
 
 /* ---- build flavour ----------------------------------------------------- */
