@@ -693,6 +693,8 @@ struct tt__sched {
 	int wakefd;           /* eventfd in epfd a post writes to wake the
 				 poller, or -1 */
 	struct tt__post *held; /* posts this thread's proxies wait with */
+	bool spin;            /* a post came or went since the last sleep:
+				 spin a little before the next (post.c) */
 	uint64_t rng;         /* per-scheduler PRNG (wyrand) */
 	_Atomic uint64_t nparks; /* parks so far, to pace clock reads, and
 				    for the metrics (with nswitches);

@@ -119,6 +119,41 @@ static void test_feed_without_deadline(void **state)
 	TU_ASSERT_OK(tt_chan_release(c));
 }
 
+/* The owner joins a pthread through tt_blocking while that thread
+ * still sends on the owner's channel: the owner parks in its poller,
+ * where the posts reach it, so the join ends. */
+typedef struct joined {
+	pthread_t th;
+	int r;
+} joined;
+
+static void join_it(void *p)
+{
+	joined *j = p;
+	j->r = pthread_join(j->th, NULL);
+}
+
+static void test_join_through_blocking(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	const int n = 3;
+	tt_chan *c = tu_chan(sizeof(int), 4);
+	feeder f = {.c = c, .id = 0, .n = n};
+	assert_int_equal(pthread_create(&f.th, NULL, feed, &f), 0);
+	joined j = {.th = f.th, .r = -1};
+	TU_ASSERT_OK(tt_blocking(join_it, &j));
+	assert_int_equal(j.r, 0);
+	assert_int_equal(f.bad, 0);
+	assert_int_equal(tt_chan_len(c), n);
+	for (int k = 0; k < n; k++) {
+		int v = -1;
+		TU_ASSERT_OK(tt_chan_recv(c, &v, sizeof v, NULL));
+		assert_int_equal(v, k);
+	}
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
 /* ---- a WaitGroup that pthreads mark done ------------------------------------- */
 
 typedef struct wg_thread {
@@ -593,6 +628,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_pthreads_feed_unbuffered),
 		TU_TEST(test_pthreads_feed_buffered),
 		TU_TEST(test_feed_without_deadline),
+		TU_TEST(test_join_through_blocking),
 		TU_TEST(test_pthreads_wg_done),
 		TU_TEST(test_remote_deadlines_close_len),
 		TU_TEST(test_cross_thread_pingpong),

@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,49 @@ static _Atomic long helper_threads; /* tether's own threads */
 static long runtime_threads;
 
 #define IDLE_RECHECK (200 * TT_MILLISECOND)
+/* How long a thread that has just talked to another looks at its inbox
+ * before it sleeps: a round trip between two awake threads costs well
+ * under this, a futex wake-up several microseconds. */
+#define SPIN_NS (20 * TT_MICROSECOND)
+
+static int ncpus = 1; /* CPUs the process may run on, at start */
+
+__attribute__((constructor)) static void count_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		ncpus = CPU_COUNT(&set);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Whether a post reaches s's inbox within SPIN_NS (or by deadline, if
+ * sooner), looked for only when s has just traded posts and another CPU
+ * can be running the other side. */
+static bool spin_for_post(tt__sched *s, int64_t deadline)
+{
+	if (!s->spin || ncpus < 2)
+		return false;
+	s->spin = false;
+	int64_t end = tt_now() + SPIN_NS;
+	if (deadline >= 0 && deadline < end)
+		end = deadline;
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(&s->inbox, memory_order_acquire) !=
+		    NULL)
+			return true;
+		cpu_relax();
+		if ((i & 63) == 0 && tt_now() >= end)
+			return false;
+	}
+}
 
 void tt__helper_thread(int delta)
 {
@@ -208,6 +252,7 @@ int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 	p->g = s->current;
 	p->answered = false;
 	TT_TSAN_SYNC(p); /* the owner sees what the asker did before */
+	s->spin = true;
 	if (!push(owner, p))
 		return tt__err(-EPIPE,
 			       "%s: %p belongs to a thread that has ended",
@@ -338,6 +383,7 @@ void tt__inbox_run(tt__sched *s)
 		taken++;
 	}
 	atomic_fetch_add_explicit(&posts_taken, taken, memory_order_seq_cst);
+	s->spin = true;
 	while (fifo) {
 		tt__post *p = fifo;
 		fifo = p->next;
@@ -356,6 +402,8 @@ void tt__inbox_run(tt__sched *s)
 
 bool tt__inbox_sleep(tt__sched *s, int64_t deadline, bool idle)
 {
+	if (spin_for_post(s, deadline))
+		return true;
 	int how = idle ? TT__SLEEP_IDLE : TT__SLEEP_TIMER;
 	if (idle)
 		atomic_fetch_add_explicit(&idle_threads, 1,
