@@ -576,6 +576,19 @@ static const char *created_by(const thr *t)
 	return i < 0 ? "?" : func_of(t->cpcs[i], true);
 }
 
+/* A sanitizer runtime's own thread (ThreadSanitizer's background
+ * thread): the runtime's, like tether's pool, never the program's. */
+static bool sanitizer_thread(const thr *t)
+{
+	if (!t->have_slot)
+		return false;
+	const char *fn = created_by(t);
+	return strncmp(fn, "__sanitizer::", 13) == 0 ||
+	       strncmp(fn, "__tsan::", 8) == 0 ||
+	       strncmp(fn, "__asan::", 8) == 0 ||
+	       strncmp(fn, "__lsan::", 8) == 0;
+}
+
 static void put_body(tt__buf *b, const thr *t)
 {
 	if (t->npcs > 0) {
@@ -649,6 +662,10 @@ static void look_filter(look *l, const tt_threads_opts *o, bool stacks)
 		if (!t->finished && t->tid > 0 &&
 		    syscall(SYS_tgkill, getpid(), t->tid, 0) != 0 &&
 		    errno == ESRCH) {
+			free(t->pcs);
+			continue;
+		}
+		if (sanitizer_thread(t)) {
 			free(t->pcs);
 			continue;
 		}
