@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,8 @@ typedef struct request {
 	bool fixed;
 } request;
 
-static long timed_out;
+/* Handlers on any thread count their timeouts here (atomic, as in Go). */
+static atomic_long timed_out;
 
 /* The lookup: sends its answer on result, which it owns. */
 static void lookup(void *arg)
@@ -81,8 +83,8 @@ static void handle(void *arg)
 	int v;
 	int r = tt_chan_recv_until(result, &v, sizeof v, NULL,
 				   tt_deadline_in(100 * TT_MILLISECOND));
-	if (r == -ETIMEDOUT)
-		timed_out++; /* gives up: the lookup is on its own now */
+	if (r == -ETIMEDOUT) /* gives up: the lookup is on its own now */
+		atomic_fetch_add(&timed_out, 1);
 	tt_chan_release(result);
 	free(rq);
 }
@@ -193,11 +195,12 @@ int main(int argc, char **argv)
 	tt_wg_release(wg);
 	/* The slow lookups finish their sleep and either end (fixed) or
 	 * block for good: wait for the count to settle. */
-	int64_t want = 1 + workers + 1 + (fixed ? 0 : timed_out);
+	int64_t want = 1 + workers + 1 + (fixed ? 0 : atomic_load(&timed_out));
 	int64_t dl = tt_deadline_in(5 * TT_SECOND);
 	while (tt_num_goroutine() != want && tt_now() < dl)
 		tt_sleep(10 * TT_MILLISECOND);
-	printf("%ld requests, %ld timed out\n", sent, timed_out);
+	printf("%ld requests, %ld timed out\n", sent,
+	       atomic_load(&timed_out));
 	printf("goroutines: %lld (main, %ld workers, the debug server, "
 	       "%lld lookups stuck sending)\n",
 	       (long long)tt_num_goroutine(), workers,

@@ -125,11 +125,11 @@ typedef struct ctx {
 	tt_cond *cond;
 	tt_once *once;
 	int kind;
-	bool signalled;
+	_Atomic bool signalled;
 	/* Set by the blocking goroutine right before its blocking call, so
 	 * whoever sees it set knows that goroutine is parked (nothing yields
 	 * in between). */
-	bool parked;
+	_Atomic bool parked;
 	tt_chan *done;
 } ctx;
 
@@ -387,10 +387,17 @@ static NI void blk_fdwait(int fd)
 		     0);
 }
 
+typedef struct pipe_job {
+	int fd;
+	tt_chan *done;
+} pipe_job;
+
 static void pipe_writer(void *arg)
 {
+	pipe_job *j = arg;
 	TU_ASSERT_OK(tt_sleep(WAIT));
-	TU_ASSERT_EQ(write(*(int *)arg, "x", 1), 1);
+	TU_ASSERT_EQ(write(j->fd, "x", 1), 1);
+	tu_done(j->done);
 }
 
 /* Rate 1: every kind, with its stack and a delay within the wait. */
@@ -404,9 +411,12 @@ static void test_block_rate1_each_kind(void **state)
 	blk_sleep();
 	int p[2];
 	TU_ASSERT_EQ(pipe(p), 0);
-	tu_go(pipe_writer, &p[1]);
+	pipe_job j = {.fd = p[1], .done = tu_chan(0, 0)};
+	tu_go(pipe_writer, &j);
 	blk_fdwait(p[0]);
 	tt_set_block_profile_rate(0);
+	TU_WAIT_DONE(j.done, 1, 10 * TT_SECOND); /* done with p[1] */
+	tt_chan_release(j.done);
 	close(p[0]);
 	close(p[1]);
 

@@ -39,7 +39,7 @@ static int64_t thread_cpu_ns(void)
 	return (int64_t)ts.tv_sec * TT_SECOND + ts.tv_nsec;
 }
 
-static volatile uint64_t sink;
+static _Atomic uint64_t sink;
 /* Read at each call, so that the compiler makes no constant-propagated
  * clone of the burners (burn_on_goroutine.constprop.0), whose name the
  * symbolizer does not give on aarch64. */

@@ -26,6 +26,7 @@ typedef struct resp {
 	char *body; /* NUL-terminated (binary bodies may hold NULs too) */
 	size_t body_len;
 	bool closed; /* the server closed the connection after it */
+	char value[256]; /* header()'s answer */
 } resp;
 
 typedef struct client {
@@ -106,10 +107,10 @@ static void body_put(resp *r, size_t *cap, const char *p, size_t n)
 	r->body[r->body_len] = '\0';
 }
 
-/* The header's value in r->head ("" when absent), in a static buffer. */
-static const char *header(const resp *r, const char *name)
+/* The header's value in r->head ("" when absent), in r->value. */
+static const char *header(resp *r, const char *name)
 {
-	return tu_header_value(r->head, name);
+	return tu_header_value(r->head, name, r->value, sizeof r->value);
 }
 
 /* Read one response (to a request of method `head_req` if HEAD). */
@@ -706,8 +707,8 @@ static void test_concurrent_clients(void **state)
 #define BIG 3000
 
 static tt_chan *big_block;
-static volatile bool spin_stop, spin_reset;
-static int64_t spin_gap, spin_turns;
+static _Atomic bool spin_stop, spin_reset;
+static _Atomic int64_t spin_gap, spin_turns;
 
 static int64_t thread_cpu(void)
 {

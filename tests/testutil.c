@@ -683,14 +683,14 @@ void tu_http_free(tu_http_resp *r)
 	r->head = r->body = NULL;
 }
 
-const char *tu_http_header(const tu_http_resp *r, const char *name)
+const char *tu_http_header(tu_http_resp *r, const char *name)
 {
-	return tu_header_value(r->head, name);
+	return tu_header_value(r->head, name, r->value, sizeof r->value);
 }
 
-const char *tu_header_value(const char *head, const char *name)
+const char *tu_header_value(const char *head, const char *name, char *v,
+			    size_t len)
 {
-	static char v[256];
 	v[0] = '\0';
 	size_t n = strlen(name);
 	for (const char *l = strstr(head, "\r\n"); l && l[2];
@@ -702,8 +702,8 @@ const char *tu_header_value(const char *head, const char *name)
 				s++;
 			const char *e = strstr(s, "\r\n");
 			size_t k = e ? (size_t)(e - s) : strlen(s);
-			if (k >= sizeof v)
-				k = sizeof v - 1;
+			if (k >= len)
+				k = len - 1;
 			memcpy(v, s, k);
 			v[k] = '\0';
 			break;

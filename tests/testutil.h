@@ -346,6 +346,7 @@ typedef struct tu_http_resp {
 	char *head;      /* status line and headers, NUL-terminated */
 	char *body;      /* body_len bytes and a NUL */
 	size_t body_len;
+	char value[256]; /* tu_http_header's answer */
 } tu_http_resp;
 
 /* `method target` to 127.0.0.1:port with "Connection: close", from a
@@ -364,11 +365,13 @@ char *tu_http_get_ok(int port, const char *target, size_t *len);
 
 void tu_http_free(tu_http_resp *r);
 
-/* The value of header `name` ("" when absent), in a static buffer. */
-const char *tu_http_header(const tu_http_resp *r, const char *name);
+/* The value of header `name` ("" when absent), in r->value (valid until
+ * the next call on r). */
+const char *tu_http_header(tu_http_resp *r, const char *name);
 /* The same for a response head of another client (a status line and
- * header lines, NUL-terminated). */
-const char *tu_header_value(const char *head, const char *name);
+ * header lines, NUL-terminated), into v[len]; returns v. */
+const char *tu_header_value(const char *head, const char *name, char *v,
+			    size_t len);
 
 /* Find the go command (PATH, then /usr/lib/go/bin) into path. */
 bool tu_find_go(char *path, size_t len);

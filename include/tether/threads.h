@@ -118,8 +118,10 @@ typedef struct tt_threads_list {
 	void *mem;
 } tt_threads_list;
 
-/* Every thread now except the caller and the main thread, with stacks;
- * no filters, no retries. Returns the number, or -ENOMEM. */
+/* Every thread now except the caller, the main thread and the runtime's
+ * own (tether's blocking-call pool; a sanitizer's, when the preload saw it
+ * created), with stacks; no filters, no retries. Returns the number, or
+ * -ENOMEM. */
 TT_EXPORT int tt_threads_snapshot(tt_threads_list *out);
 
 /* The threads left after filters and retries (out->n == 0: none);

@@ -171,7 +171,12 @@ static void *worker(void *unused)
 		pool.busy++;
 		pthread_mutex_unlock(&pool.lock);
 
+		/* fn sees what its caller did before tt_blocking, and the
+		 * caller, once it runs again, what fn did (TSan; the edge
+		 * is on the job, which a thread's calls reuse). */
+		TT_TSAN_SYNC(j);
 		j->fn(j->arg);
+		TT_TSAN_SYNC(j);
 
 		/* The counts change before the caller can run again, so
 		 * what it reads afterwards includes its own call. */
@@ -328,12 +333,14 @@ blocking(void (*fn)(void *), void *arg)
 	j->fn = fn;
 	j->arg = arg;
 	atomic_store_explicit(&j->done, false, memory_order_relaxed);
+	TT_TSAN_SYNC(j);
 	r = submit(j);
 	if (r) {
 		job_put(j);
 		return r;
 	}
 	wait_done(j);
+	TT_TSAN_SYNC(j);
 	job_put(j);
 	return 0;
 }

@@ -530,6 +530,8 @@ static void wg_wait_proxy(void *arg)
 	tt__post *p = arg;
 	tt__sched *s = tt__sched_get();
 	tt_waitgroup *wg = (tt_waitgroup *)tt__obj_ptr(p->h);
+	/* A Done may have come between the post and this start. */
+	TT_TSAN_SYNC(&wg->h);
 	if (wg->count != 0) {
 		bool held;
 		p->result = wait_on(s, &wg->h, &wg->waiters, TT_WAIT_WG_WAIT,
@@ -654,6 +656,9 @@ static void mutex_lock_proxy(void *arg)
 	tt__post *p = arg;
 	tt__sched *s = tt__sched_get();
 	tt_mutex *m = (tt_mutex *)tt__obj_ptr(p->h);
+	/* An Unlock may have come between the post and this start: what
+	 * the last holder did is the asker's to see (TSan). */
+	TT_TSAN_SYNC(&m->h);
 	if (!m->locked) {
 		m->locked = true;
 	} else {

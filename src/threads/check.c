@@ -301,6 +301,8 @@ static void task_info(thr *t)
 	}
 }
 
+static void look_drop_sanitizer(look *l);
+
 /* Takes the current threads: live ones from /proc, finished-unjoined ones
  * from the registry. */
 static int look_take(look *l)
@@ -361,6 +363,7 @@ static int look_take(look *l)
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
+	look_drop_sanitizer(l);
 	return 0;
 }
 
@@ -438,16 +441,19 @@ static void cap_setup_locked(void)
 	cap_sig = sig;
 }
 
-static bool sig_blocked(int tid, int sig)
+/* Thread tid's blocked signals (bit sig-1 for sig); 0 when unknown. */
+static unsigned long long sig_mask(int tid)
 {
 	char buf[2048];
 	if (read_task(tid, "status", buf, sizeof buf) <= 0)
-		return false;
+		return 0;
 	char *p = strstr(buf, "SigBlk:");
-	if (!p)
-		return false;
-	unsigned long long mask = strtoull(p + 7, NULL, 16);
-	return (mask >> (sig - 1)) & 1;
+	return p ? strtoull(p + 7, NULL, 16) : 0;
+}
+
+static bool sig_blocked(int tid, int sig)
+{
+	return (sig_mask(tid) >> (sig - 1)) & 1;
 }
 
 static void capture(thr *t)
@@ -583,10 +589,63 @@ static bool sanitizer_thread(const thr *t)
 	if (!t->have_slot)
 		return false;
 	const char *fn = created_by(t);
-	return strncmp(fn, "__sanitizer::", 13) == 0 ||
-	       strncmp(fn, "__tsan::", 8) == 0 ||
-	       strncmp(fn, "__asan::", 8) == 0 ||
-	       strncmp(fn, "__lsan::", 8) == 0;
+	/* The name may be demangled ("__sanitizer::f") or not
+	 * ("_ZN11__sanitizer1fE..."): skip a mangled prefix. */
+	if (strncmp(fn, "_ZN", 3) == 0) {
+		fn += 3;
+		while (*fn >= '0' && *fn <= '9')
+			fn++;
+	}
+	static const char *const ns[] = { "__sanitizer", "__tsan",
+					  "__asan", "__lsan" };
+	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+		size_t n = strlen(ns[i]);
+		if (strncmp(fn, ns[i], n) == 0 &&
+		    (fn[n] == ':' || (fn[n] >= '0' && fn[n] <= '9')))
+			return true;
+	}
+	return false;
+}
+
+/* ThreadSanitizer's runtime is in the process (the program was built
+ * with -fsanitize=thread, whether or not tether was). */
+extern void __tsan_init(void) __attribute__((weak));
+
+/* Whether thread tid blocks every signal a thread can block (but the two
+ * glibc keeps for itself, 32 and 33, and SIGSYS, which a sanitizer's
+ * thread leaves open): how TSan starts its background thread. */
+static bool blocks_all_signals(int tid)
+{
+	unsigned long long mask = sig_mask(tid);
+	for (int sig = 1; sig <= 64; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSYS ||
+		    sig == 32 || sig == 33)
+			continue;
+		if (!((mask >> (sig - 1)) & 1))
+			return false;
+	}
+	return true;
+}
+
+/* Leaves out the sanitizer runtime's threads: known by their creator when
+ * the preload tracked them; otherwise, under TSan, a live thread whose
+ * creation tether did not see and that blocks every signal is taken as
+ * TSan's background thread (a program's thread like that is still
+ * reported by a build without TSan). */
+static void look_drop_sanitizer(look *l)
+{
+	bool tsan = __tsan_init != NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		thr *t = &l->t[i];
+		if (sanitizer_thread(t))
+			continue;
+		if (tsan && !t->have_slot && !t->finished &&
+		    blocks_all_signals(t->tid))
+			continue;
+		l->t[k++] = *t;
+	}
+	l->n = k;
 }
 
 static void put_body(tt__buf *b, const thr *t)
@@ -662,10 +721,6 @@ static void look_filter(look *l, const tt_threads_opts *o, bool stacks)
 		if (!t->finished && t->tid > 0 &&
 		    syscall(SYS_tgkill, getpid(), t->tid, 0) != 0 &&
 		    errno == ESRCH) {
-			free(t->pcs);
-			continue;
-		}
-		if (sanitizer_thread(t)) {
 			free(t->pcs);
 			continue;
 		}
