@@ -489,6 +489,128 @@ static void test_channel_of_ended_thread(void **state)
 	assert_int_equal(tt_chan_send(c, &v, 1), -EINVAL);
 }
 
+/* ---- contexts from other threads -------------------------------------------------- */
+
+static int ctx_key;
+
+typedef struct ctx_user {
+	tt_ctx *ctx, *val, *cause_ctx;
+	tt_chan *waited; /* the waiter goroutine's done token */
+	int err_before, err_after, retain, release, cancel, cause_cancel;
+	int cause, cancel_value, cause_positive, recv_ok_false;
+	int64_t deadline;
+	void *value;
+	bool done_is_same;
+	char value_err[200], positive_err[200];
+} ctx_user;
+
+static void *ctx_pthread(void *p)
+{
+	ctx_user *u = p;
+	u->err_before = tt_ctx_err(u->ctx);
+	u->deadline = tt_ctx_deadline(u->ctx);
+	u->value = tt_ctx_value(u->val, &ctx_key);
+	u->done_is_same = tt_ctx_done(u->val) == tt_ctx_done(u->ctx);
+	u->retain = tt_ctx_retain(u->ctx);
+	/* What a cancel cannot do is said here, on the caller's thread. */
+	u->cancel_value = tt_ctx_cancel(u->val);
+	snprintf(u->value_err, sizeof u->value_err, "%s", tt_last_error());
+	u->cause_positive = tt_ctx_cancel_cause(u->cause_ctx, 5);
+	snprintf(u->positive_err, sizeof u->positive_err, "%s",
+		 tt_last_error());
+	u->cancel = tt_ctx_cancel(u->ctx);
+	/* The owner runs posts in order: the cancel is seen. */
+	u->err_after = tt_ctx_err(u->ctx);
+	u->cause_cancel = tt_ctx_cancel_cause(u->cause_ctx, -ETIMEDOUT);
+	u->cause = tt_ctx_cause(u->cause_ctx);
+	/* Done is the owner's channel: a receive from here is a post too. */
+	bool ok = true;
+	if (tt_chan_recv(tt_ctx_done(u->ctx), NULL, 0, &ok) == 0 && !ok)
+		u->recv_ok_false = 1;
+	u->release = tt_ctx_release(u->ctx);
+	return NULL;
+}
+
+static void ctx_waiter(void *p)
+{
+	ctx_user *u = p;
+	bool ok = true;
+	TU_ASSERT_OK(tt_chan_recv(tt_ctx_done(u->ctx), NULL, 0, &ok));
+	TU_ASSERT(!ok);
+	TU_ASSERT_EQ(tt_ctx_err(u->ctx), -ECANCELED);
+	tu_done(u->waited);
+}
+
+static void test_ctx_across_threads(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	ctx_user u = {0};
+	TU_ASSERT_OK(tt_ctx_with_cancel(&u.ctx, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_with_value(&u.val, u.ctx, &ctx_key, &u));
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&u.cause_ctx,
+					      tt_ctx_background()));
+	u.waited = tu_chan(0, 0);
+	tu_go(ctx_waiter, &u);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, ctx_pthread, &u), 0);
+	/* Join where the posts run (tt_blocking parks in the poller). */
+	joined j = {.th = th, .r = -1};
+	TU_ASSERT_OK(tt_blocking(join_it, &j));
+	assert_int_equal(j.r, 0);
+	TU_WAIT_DONE(u.waited, 1, 10 * TT_SECOND);
+	assert_int_equal(u.err_before, 0);
+	assert_true(u.deadline == TT_FOREVER);
+	assert_ptr_equal(u.value, &u);
+	assert_true(u.done_is_same);
+	assert_int_equal(u.retain, 0);
+	assert_int_equal(u.cancel_value, -EINVAL);
+	TU_ASSERT_CONTAINS(u.value_err, "has no cancel");
+	assert_int_equal(u.cause_positive, -EINVAL);
+	TU_ASSERT_CONTAINS(u.positive_err, "is not a negative error code");
+	assert_int_equal(u.cancel, 0);
+	assert_int_equal(u.err_after, -ECANCELED);
+	assert_int_equal(u.cause_cancel, 0);
+	assert_int_equal(u.cause, -ETIMEDOUT);
+	assert_int_equal(u.recv_ok_false, 1);
+	assert_int_equal(u.release, 0);
+	/* Here too. */
+	assert_int_equal(tt_ctx_err(u.ctx), -ECANCELED);
+	assert_int_equal(tt_ctx_cause(u.cause_ctx), -ETIMEDOUT);
+	assert_int_equal(tt_ctx_err(u.cause_ctx), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_release(u.val));
+	TU_ASSERT_OK(tt_ctx_release(u.ctx));
+	TU_ASSERT_OK(tt_ctx_release(u.cause_ctx));
+	TU_ASSERT_OK(tt_chan_release(u.waited));
+}
+
+/* A cancel from a pthread never waits for the owner: here the owner is
+ * in pthread_join, outside tether, until the canceller ends. */
+static void *cancel_and_end(void *p)
+{
+	return (void *)(intptr_t)tt_ctx_cancel(p);
+}
+
+static void test_ctx_cancel_while_owner_away(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, cancel_and_end, c), 0);
+	void *r = (void *)1;
+	assert_int_equal(pthread_join(th, &r), 0);
+	assert_int_equal((int)(intptr_t)r, 0);
+	/* The owner runs the cancel once it is back inside tether. */
+	bool ok = true;
+	TU_ASSERT_OK(tt_chan_recv_until(tt_ctx_done(c), NULL, 0, &ok,
+					tt_deadline_in(10 * TT_SECOND)));
+	assert_false(ok);
+	assert_int_equal(tt_ctx_err(c), -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_release(c));
+}
+
 /* ---- what a user must see ------------------------------------------------------------ */
 
 static tt_chan *shared;
@@ -633,6 +755,8 @@ int main(int argc, char **argv)
 		TU_TEST(test_remote_deadlines_close_len),
 		TU_TEST(test_cross_thread_pingpong),
 		TU_TEST(test_mutex_across_threads),
+		TU_TEST(test_ctx_across_threads),
+		TU_TEST(test_ctx_cancel_while_owner_away),
 		TU_TEST(test_channel_of_ended_thread),
 		TU_TEST(test_send_on_closed_from_pthread),
 		TU_TEST(test_deadlock_is_process_wide),

@@ -9,10 +9,11 @@
  * of one scheduler never run in parallel with each other, and runtime
  * objects (channels, timers) belong to the scheduler that made them.
  * Another OS thread (a goroutine of its own, or a plain pthread) may
- * send, receive, close, len, cap, retain and release a channel and use a
- * WaitGroup or Mutex: the owner runs the operation for it while the
- * owner is inside tether (docs/GUIDE.md, "Objects from other threads").
- * Select, timers and contexts on another thread's objects panic.
+ * send, receive, close, len, cap, retain and release a channel, use a
+ * WaitGroup or Mutex, and cancel, read, retain and release a context: the
+ * owner runs the operation for it while the owner is inside tether
+ * (docs/GUIDE.md, "Objects from other threads"). Select and timers on
+ * another thread's objects, and a child of its context, panic.
  *
  * tt_go runs the new goroutine at once, until it first blocks, yields or
  * returns; the caller is then first in line to continue. Go makes no

@@ -26,6 +26,8 @@
  * it — which is also why it may run inside a timer callback.
  *
  * Everything runs on the owning scheduler's thread; nothing is locked.
+ * Other threads post their cancels and releases to it ("from other
+ * threads" below).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -149,10 +151,14 @@ static void run_stop(tt_ctx *c)
 	}
 }
 
+#define REMOTE 1
+
 /* 0 with *out the context if the handle h names a live context usable
- * from this thread, else the error recorded (and *out NULL). Panics on
- * another thread's context. */
-static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
+ * from this thread, else the error recorded (and *out NULL). Another
+ * thread's context: REMOTE (and *out that context) when remote_ok, else a
+ * panic. */
+static int ctx_check_any(const tt_ctx *h, tt_ctx **out, const char *op,
+			 bool remote_ok)
 {
 	*out = NULL;
 	if (h == NULL)
@@ -163,10 +169,15 @@ static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 			       "%s: %p is not a live context (released, or "
 			       "never made)",
 			       op, (const void *)h);
-	if (c->kind != CTX_BACKGROUND && c->sched != tt__sched_get())
+	if (c->kind != CTX_BACKGROUND && c->sched != tt__sched_get()) {
+		if (remote_ok) {
+			*out = c;
+			return REMOTE;
+		}
 		tt__panic("%s: context %p belongs to another thread's "
 			  "scheduler",
 			  op, (const void *)h);
+	}
 	/* A cancel and whoever sees the context done (internal.h,
 	 * TT_TSAN; its done channel synchronises as channels do). */
 	TT_TSAN_SYNC(c);
@@ -174,13 +185,105 @@ static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
 	return 0;
 }
 
+static int ctx_check(const tt_ctx *h, tt_ctx **out, const char *op)
+{
+	return ctx_check_any(h, out, op, false);
+}
+
 static inline tt_ctx *ctx_handle(const tt_ctx *c)
 {
 	return tt__obj_handle(c);
 }
 
+/* ---- from other threads ------------------------------------------------------
+ *
+ * A context is its owner's, like a channel: another thread's cancel,
+ * cause, Err, retain and release are posts its owner runs (sched/post.c).
+ * Cancels and releases are sent (the caller never waits: Go's CancelFunc
+ * does not block, and a pthread may cancel while the owner is out of
+ * tether); what they could fail on, the kind of context, is checked here
+ * first, from fields that never change. Err and Cause ask and wait for
+ * the answer; an inbox runs in order, so they see the caller's cancel
+ * before them. Done, Deadline and Value read fields fixed when the
+ * context was made, on the caller's thread. */
+
+enum { RC_CANCEL, RC_CAUSE_CANCEL, RC_ERR, RC_CAUSE, RC_RETAIN, RC_RELEASE };
+
 static int ctx_release(tt_ctx *c, void *pc);
 static void start_afters(tt__sched *s, tt_ctx *c);
+static void cancel_tree(tt__sched *s, tt_ctx *c, int err);
+static int cause_of(const tt_ctx *c);
+
+static void run_ctx(tt__sched *s, tt__post *p)
+{
+	tt_ctx *c = tt__obj_ptr(p->h);
+	if (!tt__obj_is(p->h, TT__OBJ_CTX) || c->sched != s) {
+		p->misuse = true;
+		tt__post_fail(p, -EBADF,
+			      "%s: %p is not a live context (released, or "
+			      "never made)",
+			      p->op, p->h);
+		return;
+	}
+	TT_TSAN_SYNC(c);
+	switch (p->arg) {
+	case RC_CAUSE_CANCEL:
+		if (c->err == 0)
+			c->cause = (int)p->value;
+		/* fall through */
+	case RC_CANCEL:
+		if (c->err == 0)
+			cancel_tree(s, c, -ECANCELED);
+		if (p->arg == RC_CANCEL)
+			run_stop(c);
+		break;
+	case RC_ERR:
+		p->value = c->canc ? c->canc->err : 0;
+		break;
+	case RC_CAUSE:
+		p->value = cause_of(c);
+		break;
+	case RC_RETAIN:
+		if (c->refs == UINT32_MAX) {
+			tt__post_fail(p, -EOVERFLOW,
+				      "tt_ctx_retain: too many references");
+			return;
+		}
+		c->refs++;
+		break;
+	case RC_RELEASE:
+		p->result = ctx_release(c, (void *)(uintptr_t)p->value);
+		if (p->result)
+			snprintf(p->msg, sizeof p->msg, "%s", tt_last_error());
+		break;
+	}
+	tt__post_answer(p);
+}
+
+/* Posts operation op on another thread's context c: sent (send), or asked
+ * with the answer's value in *out. 0 or a negative error. */
+static int ctx_post(tt_ctx *c, int op, const char *name, int64_t in,
+		    bool send, int64_t *out)
+{
+	tt__post *p = tt__post_new(0, name);
+	if (p == NULL)
+		return -ENOMEM;
+	p->run = run_ctx;
+	p->h = ctx_handle(c);
+	p->arg = op;
+	p->value = in;
+	if (send)
+		return tt__post_send(c->sched, p);
+	int r = tt__post_call(tt__sched_get(), c->sched, p, TT_WAIT_SYSCALL,
+			      c);
+	if (r) {
+		free(p);
+		return r;
+	}
+	if (out && p->result == 0)
+		*out = p->value;
+	return tt__post_done(p);
+}
 
 /* ---- the cancellation tree ---------------------------------------------- */
 
@@ -495,7 +598,7 @@ int tt_ctx_with_value(tt_ctx **out, tt_ctx *parent, const void *key,
 void *tt_ctx_value(tt_ctx *h, const void *key)
 {
 	tt_ctx *c;
-	if (ctx_check(h, &c, "tt_ctx_value"))
+	if (ctx_check_any(h, &c, "tt_ctx_value", true) < 0)
 		return NULL;
 	for (; c; c = c->parent)
 		if (c->kind == CTX_VALUE && c->key == key)
@@ -506,13 +609,15 @@ void *tt_ctx_value(tt_ctx *h, const void *key)
 int tt_ctx_cancel(tt_ctx *h)
 {
 	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_cancel");
-	if (r)
+	int r = ctx_check_any(h, &c, "tt_ctx_cancel", true);
+	if (r < 0)
 		return r;
 	if (c->kind != CTX_CANCEL)
 		return tt__err(-EINVAL,
 			       "tt_ctx_cancel: %s context has no cancel",
 			       kind_desc(c));
+	if (r == REMOTE)
+		return ctx_post(c, RC_CANCEL, "tt_ctx_cancel", 0, true, NULL);
 	if (c->err == 0)
 		cancel_tree(c->sched, c, -ECANCELED);
 	run_stop(c);
@@ -522,7 +627,7 @@ int tt_ctx_cancel(tt_ctx *h)
 tt_chan *tt_ctx_done(tt_ctx *h)
 {
 	tt_ctx *c;
-	if (ctx_check(h, &c, "tt_ctx_done"))
+	if (ctx_check_any(h, &c, "tt_ctx_done", true) < 0)
 		return NULL;
 	return c->canc ? c->canc->done : NULL;
 }
@@ -530,7 +635,12 @@ tt_chan *tt_ctx_done(tt_ctx *h)
 int tt_ctx_err(tt_ctx *h)
 {
 	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_err");
+	int r = ctx_check_any(h, &c, "tt_ctx_err", true);
+	if (r == REMOTE) {
+		int64_t v = 0;
+		r = ctx_post(c, RC_ERR, "tt_ctx_err", 0, false, &v);
+		return r ? r : (int)v;
+	}
 	if (r)
 		return r;
 	return c->canc ? c->canc->err : 0;
@@ -539,7 +649,7 @@ int tt_ctx_err(tt_ctx *h)
 int64_t tt_ctx_deadline(tt_ctx *h)
 {
 	tt_ctx *c;
-	if (ctx_check(h, &c, "tt_ctx_deadline"))
+	if (ctx_check_any(h, &c, "tt_ctx_deadline", true) < 0)
 		return TT_FOREVER;
 	return c->deadline;
 }
@@ -549,7 +659,9 @@ int64_t tt_ctx_deadline(tt_ctx *h)
 int tt_ctx_retain(tt_ctx *h)
 {
 	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_retain");
+	int r = ctx_check_any(h, &c, "tt_ctx_retain", true);
+	if (r == REMOTE)
+		return ctx_post(c, RC_RETAIN, "tt_ctx_retain", 0, false, NULL);
 	if (r)
 		return r;
 	if (c->kind == CTX_BACKGROUND)
@@ -615,7 +727,11 @@ static int ctx_release(tt_ctx *c, void *pc)
 int tt_ctx_release(tt_ctx *h)
 {
 	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_release");
+	int r = ctx_check_any(h, &c, "tt_ctx_release", true);
+	if (r == REMOTE)
+		return ctx_post(c, RC_RELEASE, "tt_ctx_release",
+				(int64_t)(uintptr_t)__builtin_return_address(0),
+				true, NULL);
 	if (r)
 		return r;
 	return ctx_release(c, __builtin_return_address(0));
@@ -670,8 +786,8 @@ int tt_ctx_with_cancel_cause(tt_ctx **out, tt_ctx *parent)
 int tt_ctx_cancel_cause(tt_ctx *h, int cause)
 {
 	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_cancel_cause");
-	if (r)
+	int r = ctx_check_any(h, &c, "tt_ctx_cancel_cause", true);
+	if (r < 0)
 		return r;
 	if (c->kind != CTX_CANCEL || !c->has_cause)
 		return tt__err(-EINVAL,
@@ -683,6 +799,9 @@ int tt_ctx_cancel_cause(tt_ctx *h, int cause)
 			       "tt_ctx_cancel_cause: cause %d is not a negative "
 			       "error code",
 			       cause);
+	if (r == REMOTE)
+		return ctx_post(c, RC_CAUSE_CANCEL, "tt_ctx_cancel_cause",
+				cause ? cause : -ECANCELED, true, NULL);
 	if (c->err == 0) {
 		/* Go's cancel(nil) sets the cause to Canceled. */
 		c->cause = cause ? cause : -ECANCELED;
@@ -691,16 +810,26 @@ int tt_ctx_cancel_cause(tt_ctx *h, int cause)
 	return 0;
 }
 
-int tt_ctx_cause(tt_ctx *h)
+static int cause_of(const tt_ctx *c)
 {
-	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_cause");
-	if (r)
-		return r;
-	tt_ctx *k = c->canc;
+	const tt_ctx *k = c->canc;
 	if (k == NULL || k->err == 0)
 		return 0;
 	return k->cause ? k->cause : k->err;
+}
+
+int tt_ctx_cause(tt_ctx *h)
+{
+	tt_ctx *c;
+	int r = ctx_check_any(h, &c, "tt_ctx_cause", true);
+	if (r == REMOTE) {
+		int64_t v = 0;
+		r = ctx_post(c, RC_CAUSE, "tt_ctx_cause", 0, false, &v);
+		return r ? r : (int)v;
+	}
+	if (r)
+		return r;
+	return cause_of(c);
 }
 
 int tt_ctx_without_cancel(tt_ctx **out, tt_ctx *parent)
