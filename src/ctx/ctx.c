@@ -213,6 +213,10 @@ static int ctx_release(tt_ctx *c, void *pc);
 static void start_afters(tt__sched *s, tt_ctx *c);
 static void cancel_tree(tt__sched *s, tt_ctx *c, int err);
 static int cause_of(const tt_ctx *c);
+static int err_of(const tt_ctx *c);
+static void cancel_now(tt_ctx *c);
+static void cancel_cause_now(tt_ctx *c, int cause);
+static int retain_now(tt_ctx *c);
 
 static void run_ctx(tt__sched *s, tt__post *p)
 {
@@ -227,36 +231,27 @@ static void run_ctx(tt__sched *s, tt__post *p)
 	}
 	TT_TSAN_SYNC(c);
 	switch (p->arg) {
-	case RC_CAUSE_CANCEL:
-		if (c->err == 0)
-			c->cause = (int)p->value;
-		/* fall through */
 	case RC_CANCEL:
-		if (c->err == 0)
-			cancel_tree(s, c, -ECANCELED);
-		if (p->arg == RC_CANCEL)
-			run_stop(c);
+		cancel_now(c);
+		break;
+	case RC_CAUSE_CANCEL:
+		cancel_cause_now(c, (int)p->value);
 		break;
 	case RC_ERR:
-		p->value = c->canc ? c->canc->err : 0;
+		p->value = err_of(c);
 		break;
 	case RC_CAUSE:
 		p->value = cause_of(c);
 		break;
 	case RC_RETAIN:
-		if (c->refs == UINT32_MAX) {
-			tt__post_fail(p, -EOVERFLOW,
-				      "tt_ctx_retain: too many references");
-			return;
-		}
-		c->refs++;
+		p->result = retain_now(c);
 		break;
 	case RC_RELEASE:
 		p->result = ctx_release(c, (void *)(uintptr_t)p->value);
-		if (p->result)
-			snprintf(p->msg, sizeof p->msg, "%s", tt_last_error());
 		break;
 	}
+	if (p->result)
+		snprintf(p->msg, sizeof p->msg, "%s", tt_last_error());
 	tt__post_answer(p);
 }
 
@@ -618,10 +613,15 @@ int tt_ctx_cancel(tt_ctx *h)
 			       kind_desc(c));
 	if (r == REMOTE)
 		return ctx_post(c, RC_CANCEL, "tt_ctx_cancel", 0, true, NULL);
+	cancel_now(c);
+	return 0;
+}
+
+static void cancel_now(tt_ctx *c)
+{
 	if (c->err == 0)
 		cancel_tree(c->sched, c, -ECANCELED);
 	run_stop(c);
-	return 0;
 }
 
 tt_chan *tt_ctx_done(tt_ctx *h)
@@ -643,6 +643,11 @@ int tt_ctx_err(tt_ctx *h)
 	}
 	if (r)
 		return r;
+	return err_of(c);
+}
+
+static int err_of(const tt_ctx *c)
+{
 	return c->canc ? c->canc->err : 0;
 }
 
@@ -662,8 +667,11 @@ int tt_ctx_retain(tt_ctx *h)
 	int r = ctx_check_any(h, &c, "tt_ctx_retain", true);
 	if (r == REMOTE)
 		return ctx_post(c, RC_RETAIN, "tt_ctx_retain", 0, false, NULL);
-	if (r)
-		return r;
+	return r ? r : retain_now(c);
+}
+
+static int retain_now(tt_ctx *c)
+{
 	if (c->kind == CTX_BACKGROUND)
 		return 0;
 	if (c->refs == UINT32_MAX)
@@ -799,15 +807,22 @@ int tt_ctx_cancel_cause(tt_ctx *h, int cause)
 			       "tt_ctx_cancel_cause: cause %d is not a negative "
 			       "error code",
 			       cause);
+	/* Go's cancel(nil) sets the cause to Canceled. */
+	if (!cause)
+		cause = -ECANCELED;
 	if (r == REMOTE)
 		return ctx_post(c, RC_CAUSE_CANCEL, "tt_ctx_cancel_cause",
-				cause ? cause : -ECANCELED, true, NULL);
+				cause, true, NULL);
+	cancel_cause_now(c, cause);
+	return 0;
+}
+
+static void cancel_cause_now(tt_ctx *c, int cause)
+{
 	if (c->err == 0) {
-		/* Go's cancel(nil) sets the cause to Canceled. */
-		c->cause = cause ? cause : -ECANCELED;
+		c->cause = cause;
 		cancel_tree(c->sched, c, -ECANCELED);
 	}
-	return 0;
 }
 
 static int cause_of(const tt_ctx *c)

@@ -582,6 +582,12 @@ static const char *created_by(const thr *t)
 	return i < 0 ? "?" : func_of(t->cpcs[i], true);
 }
 
+/* A sanitizer's runtime is in the process (the program was built with
+ * -fsanitize=..., whether or not tether was). */
+extern void __tsan_init(void) __attribute__((weak));
+extern void __asan_init(void) __attribute__((weak));
+extern void __lsan_init(void) __attribute__((weak));
+
 /* A sanitizer runtime's own thread (ThreadSanitizer's background
  * thread): the runtime's, like tether's pool, never the program's. */
 static bool sanitizer_thread(const thr *t)
@@ -607,9 +613,6 @@ static bool sanitizer_thread(const thr *t)
 	return false;
 }
 
-/* ThreadSanitizer's runtime is in the process (the program was built
- * with -fsanitize=thread, whether or not tether was). */
-extern void __tsan_init(void) __attribute__((weak));
 
 /* Whether thread tid blocks every signal a thread can block (but the two
  * glibc keeps for itself, 32 and 33, and SIGSYS, which a sanitizer's
@@ -635,6 +638,10 @@ static bool blocks_all_signals(int tid)
 static void look_drop_sanitizer(look *l)
 {
 	bool tsan = __tsan_init != NULL;
+	/* Without a sanitizer there is nothing to drop, and no creator
+	 * need be symbolized. */
+	if (!tsan && !__asan_init && !__lsan_init)
+		return;
 	size_t k = 0;
 	for (size_t i = 0; i < l->n; i++) {
 		thr *t = &l->t[i];
