@@ -298,9 +298,29 @@ typedef struct tt__timer_heap {
 
 /* ---- goroutines -------------------------------------------------------- */
 
+/* A spinning thread's pause between two looks. */
+static inline void tt__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 typedef struct tt__g tt__g;
 typedef struct tt__sched tt__sched;
 typedef struct tt__stack_pool tt__stack_pool;
+
+/* What an inbox holds: a post (wake == NULL; the node is the post's
+ * first member), or a goroutine of the owner's that another thread woke
+ * (tt__wake_remote): its record's own node, so a wake-up allocates
+ * nothing. A goroutine is woken once per park, so its node is never in
+ * an inbox twice. */
+typedef struct tt__inbox_node {
+	struct tt__inbox_node *next;
+	tt__g *wake;
+} tt__inbox_node;
 
 struct tt__g {
 	/* The record is laid out by how often its fields are touched, in
@@ -393,7 +413,7 @@ struct tt__g {
 
 	/* While in a wait with a deadline: how its waiters leave their
 	 * queues if the deadline comes first (tt__wait). */
-	void (*wait_cancel)(tt__g *g);
+	bool (*wait_cancel)(tt__g *g);
 
 	/* The leak layer's record once this goroutine is proven leaked (it is
 	 * parked on objects no user can reach any more); NULL until then. */
@@ -423,6 +443,10 @@ struct tt__g {
 	char *errbuf; /* errmsg of a shared-stack record, made on demand */
 
 	const char *name;
+
+	/* Its wake-up, when a goroutine of another thread ends its wait
+	 * (tt__wake_remote): in the owner's inbox until it runs. */
+	tt__inbox_node wake_node;
 
 	/* tt_last_error() */
 	int last_err;
@@ -687,7 +711,7 @@ struct tt__sched {
 	/* Operations other threads ask of this thread's objects, and their
 	 * answers (post.c): a stack pushed by any thread, taken whole by
 	 * this one; TT__INBOX_CLOSED once the thread has ended. */
-	_Atomic(struct tt__post *) inbox;
+	_Atomic(struct tt__inbox_node *) inbox;
 	_Atomic int sleep;    /* how this thread sleeps (post.c: TT__SLEEP_*),
 				 swapped to TT__SLEEP_AWAKE by a poster */
 	int wakefd;           /* eventfd in epfd a post writes to wake the
@@ -760,7 +784,7 @@ struct tt__sched {
  * the asker's deadline and then answers. */
 typedef struct tt__post tt__post;
 struct tt__post {
-	tt__post *next;
+	tt__inbox_node node;
 	/* On the owner: the operation. NULL once answered. */
 	void (*run)(tt__sched *s, tt__post *p);
 	tt__sched *from;   /* the asker's scheduler */
@@ -783,7 +807,7 @@ struct tt__post {
 	size_t size;       /* bytes of val */
 	_Alignas(16) unsigned char val[]; /* the element sent or received */
 };
-#define TT__INBOX_CLOSED ((tt__post *)(uintptr_t)1)
+#define TT__INBOX_CLOSED ((tt__inbox_node *)(uintptr_t)1)
 enum { TT__SLEEP_AWAKE, TT__SLEEP_TIMER, TT__SLEEP_POLL, TT__SLEEP_IDLE };
 
 /* A post with room for size bytes of val, zeroed; NULL with -ENOMEM
@@ -813,6 +837,10 @@ void tt__post_panic(tt__post *p, const char *msg);
  * and the asker) that answers p when it is done (fn calls
  * tt__post_answer). false, with the error recorded, if it cannot. */
 bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what);
+/* From another thread: end the wait of g, a goroutine of another
+ * scheduler whose waiter the caller took out of its queue (under the
+ * queue's lock), as tt__wait_wake would on g's own thread. */
+void tt__wake_remote(tt__g *g);
 /* Run what the inbox holds (the owner's idle wait and parks). */
 void tt__inbox_run(tt__sched *s);
 static inline bool tt__inbox_pending(tt__sched *s)
@@ -1068,7 +1096,9 @@ static inline bool tt__timer_armed(const tt__timer *t)
  * the one place that knows the deadline's timer protocol: the timer is
  * the goroutine's own (g->timer), armed only for a wait with a deadline,
  * and disarmed by whichever of the waker and the deadline comes first. */
-typedef void (*tt__wait_cancel_fn)(tt__g *g);
+/* cancel returns false if a waker on another thread took the waiters
+ * first (its wake-up is on its way: the deadline then does nothing). */
+typedef bool (*tt__wait_cancel_fn)(tt__g *g);
 
 /* tt__wait with a deadline (not TT_FOREVER, > 0), out of line. */
 bool tt__wait_until(tt__sched *s, int reason, const void *obj,

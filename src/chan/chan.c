@@ -16,9 +16,12 @@
  * Close wakes every receiver (zero value, ok = false) and every sender
  * (who then panics, as in Go).
  *
- * The invariants are in chan.h. Everything runs on the owning scheduler's
- * thread, so nothing is locked; where Go locks, we only check ownership.
+ * The invariants are in chan.h. A private channel is used on its owning
+ * scheduler's thread only, so nothing is locked; a shared one (chan.h)
+ * is locked where Go locks it, and other threads send and receive on it
+ * themselves when they need not wait.
  */
+#include <sched.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +125,41 @@ void tt__wait1_thread_exit(tt__sched *s)
 
 /* ---- waking and timing out ------------------------------------------- */
 
+void tt__chan_lock_slow(tt_chan *c)
+{
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(&c->lock, memory_order_relaxed) == 0 &&
+		    !atomic_exchange_explicit(&c->lock, 1,
+					      memory_order_acquire))
+			return;
+		/* Held for a few dozen instructions at a time, unless its
+		 * holder lost its CPU: then let it have one. */
+		if (i % 128 == 0)
+			sched_yield();
+		else
+			tt__cpu_relax();
+	}
+}
+
+/* A select's waiters, but for one already out, leave their queues: the
+ * caller holds the lock of `held` if that is shared (and `held`'s queue
+ * is the one it just took a waiter from); another shared channel's lock
+ * is taken here. Only the owner runs this, for its own goroutine, whose
+ * select waiters no other thread takes (chan.h): `queued` changes under
+ * the owner alone. */
+static void unlink_others(tt__g *g, const tt_chan *held)
+{
+	tt__waiter *ws = g->wait_list;
+	for (uint32_t i = 0; i < g->wait_n; i++) {
+		tt__waiter *x = &ws[i];
+		if (!x->queued)
+			continue;
+		bool locked = x->c != held && chan_lock_shared(x->c);
+		waitq_unlink(x->q, x);
+		chan_unlock_if(x->c, locked);
+	}
+}
+
 /* tt__waiter_fire, inlined into the channel operations' own paths. A
  * goroutine parked on one channel (wait_n == 1, wait_list == w) has no
  * other waiter to take out: w, just dequeued, is its only one. */
@@ -131,12 +169,8 @@ waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 	tt__g *g = w->g;
 	w->success = success;
 	g->sel_fired = w->case_ix;
-	if (g->wait_n != 1 || g->wait_list != w) {
-		tt__waiter *ws = g->wait_list;
-		for (uint32_t i = 0; i < g->wait_n; i++)
-			if (ws[i].queued)
-				waitq_unlink(ws[i].q, &ws[i]);
-	}
+	if (g->wait_n != 1 || g->wait_list != w)
+		unlink_others(g, w->c);
 	tt__wait_wake(s, g);
 }
 
@@ -145,12 +179,22 @@ void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 	waiter_fire(s, w, success);
 }
 
-void tt__chan_cancel(tt__g *g)
+bool tt__chan_cancel(tt__g *g)
 {
 	tt__waiter *ws = g->wait_list;
-	for (uint32_t i = 0; i < g->wait_n; i++)
-		if (ws[i].queued)
-			waitq_unlink(ws[i].q, &ws[i]);
+	bool all = true;
+	for (uint32_t i = 0; i < g->wait_n; i++) {
+		tt__waiter *w = &ws[i];
+		if (w->c == NULL)
+			continue; /* a nil channel's case queues nothing */
+		bool locked = chan_lock_shared(w->c);
+		if (w->queued)
+			waitq_unlink(w->q, w);
+		else if (w->remote_ok)
+			all = false; /* another thread took it: it wakes us */
+		chan_unlock_if(w->c, locked);
+	}
+	return all;
 }
 
 /* ---- making and freeing ------------------------------------------------ */
@@ -195,6 +239,8 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 			       cap, elem_size);
 	}
 	c->sched = s;
+	atomic_init(&c->shared, false);
+	atomic_init(&c->lock, 0);
 	c->slot_size = (uint32_t)slot;
 	c->timer = with_timer ? (tt__chan_timer *)(c + 1) : NULL;
 	c->refs = 1;
@@ -273,21 +319,47 @@ static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 
 /* ---- the non-blocking halves --------------------------------------------- */
 
+/* Whether a thread other than c's owner may take w (chan.h). */
+static inline bool remote_takes(const tt__waiter *w)
+{
+	return w->remote_ok && !w->g->shared;
+}
+
+/* A dequeued waiter's operation is done. On the owner (remote false):
+ * fire it. On another thread: record the outcome and leave the wake-up
+ * to the caller, for after it unlocks (*wake). */
+static inline __attribute__((always_inline)) void
+taken(tt__sched *s, tt__waiter *w, bool remote, tt__g **wake)
+{
+	if (remote) {
+		w->success = true;
+		w->g->sel_fired = w->case_ix;
+		*wake = w->g;
+	} else {
+		waiter_fire(s, w, true);
+	}
+}
+
 /* The bodies of tt__chan_try_send and tt__chan_try_recv, inlined into
  * tt_chan_send_until and tt_chan_recv_until: a hand-off to a parked peer
- * then makes no call until it readies the peer. */
+ * then makes no call until it readies the peer. With remote (a constant:
+ * another thread, holding c's lock), a waiter that only the owner may
+ * take makes it return -1, for the caller to ask the owner. */
 static inline __attribute__((always_inline)) int
-try_send(tt__sched *s, tt_chan *c, const void *elem)
+try_send(tt__sched *s, tt_chan *c, const void *elem, bool remote,
+	 tt__g **wake)
 {
 	TT_TSAN_SYNC(c); /* see internal.h */
 	if (TT_UNLIKELY(c->closed))
 		tt__panic("send on closed channel");
 	tt__waiter *w = c->recvq.first;
 	if (w) {
+		if (remote && !remote_takes(w))
+			return -1;
 		waitq_unlink(&c->recvq, w);
 		if (w->elem)
 			elem_copy(waiter_elem(w), elem, c->elem_size);
-		waiter_fire(s, w, true);
+		taken(s, w, remote, wake);
 		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
@@ -305,16 +377,19 @@ try_send(tt__sched *s, tt_chan *c, const void *elem)
 
 int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 {
-	return try_send(s, c, elem);
+	return try_send(s, c, elem, false, NULL);
 }
 
 static inline __attribute__((always_inline)) int
-try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
+try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok, bool remote,
+	 tt__g **wake)
 {
 	TT_TSAN_SYNC(c); /* see internal.h */
 	size_t es = c->elem_size;
 	tt__waiter *w = c->sendq.first;
 	if (w) {
+		if (remote && !remote_takes(w))
+			return -1;
 		waitq_unlink(&c->sendq, w);
 		if (c->cap == 0) {
 			if (elem)
@@ -330,7 +405,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 				c->recvx = 0;
 			c->sendx = c->recvx;
 		}
-		waiter_fire(s, w, true);
+		taken(s, w, remote, wake);
 		if (ok)
 			*ok = true;
 		TT_TSAN_SYNC(c); /* after the copies */
@@ -361,7 +436,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 
 int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 {
-	return try_recv(s, c, elem, ok);
+	return try_recv(s, c, elem, ok, false, NULL);
 }
 
 /* ---- blocking ------------------------------------------------------------ */
@@ -392,12 +467,13 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
  * frame that stack dumps and profiles show on top.) */
 static inline __attribute__((always_inline)) int
 block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
-	 int64_t deadline, bool *success)
+	 int64_t deadline, bool *success, bool locked)
 {
-	if (deadline == TT_TRY)
-		return -EAGAIN;
-	if (deadline != TT_FOREVER && deadline <= tt_now())
-		return -ETIMEDOUT;
+	if (deadline == TT_TRY || (deadline != TT_FOREVER &&
+				   deadline <= tt_now())) {
+		chan_unlock_if(c, locked);
+		return deadline == TT_TRY ? -EAGAIN : -ETIMEDOUT;
+	}
 	tt__g *g = s->current;
 	/* The waiter is off the stack, which a shared-stack goroutine needs,
 	 * and dense with other goroutines' (tt__wait1_take). */
@@ -411,11 +487,13 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 		w->elem = elem;
 	w->case_ix = -1;
 	w->success = false;
+	w->remote_ok = true;
 	TT_TSAN_SYNC(c); /* what the peer must see: its value, our stores */
 	waitq_push(q, w);
 	c->parked++;
 	g->wait_list = w;
 	g->wait_n = 1;
+	chan_unlock_if(c, locked);
 	bool timed_out = tt__wait(s, g, reason, c, deadline, tt__chan_cancel);
 	TT_TSAN_SYNC(c); /* what the peer did, its copy into elem included */
 	g->wait_list = NULL;
@@ -426,11 +504,12 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 }
 
 static inline __attribute__((always_inline)) int
-send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline)
+send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline,
+	   bool locked)
 {
 	bool sent;
 	int r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
-			 deadline, &sent);
+			 deadline, &sent, locked);
 	if (r == 0 && !sent)
 		tt__panic("send on closed channel");
 	return r;
@@ -493,11 +572,15 @@ static void send_proxy(void *arg)
 	tt__post *p = arg;
 	tt__sched *s = tt__sched_get();
 	tt_chan *c = chan_of(p->h);
+	bool locked = chan_lock_shared(c);
 	bool closed = c->closed;
-	if (!closed && !try_send(s, c, p->val)) {
+	if (closed || try_send(s, c, p->val, false, NULL)) {
+		chan_unlock_if(c, locked);
+	} else {
 		bool sent;
 		p->result = block_on(s, c, &c->sendq, p->val,
-				     TT_WAIT_CHAN_SEND, p->deadline, &sent);
+				     TT_WAIT_CHAN_SEND, p->deadline, &sent,
+				     locked);
 		closed = p->result == 0 && !sent;
 	}
 	tt__chan_unpark(s, c);
@@ -507,14 +590,27 @@ static void send_proxy(void *arg)
 		tt__post_answer(p);
 }
 
+/* On the owner, for a post of another thread's: c is shared from now
+ * (timer channels excepted), and locked. */
+static bool share(tt_chan *c)
+{
+	if (c->timer == NULL && !chan_shared(c))
+		atomic_store_explicit(&c->shared, true, memory_order_release);
+	return chan_lock_shared(c);
+}
+
 static void run_send(tt__sched *s, tt__post *p)
 {
 	tt_chan *c = post_chan(s, p);
 	if (c == NULL)
 		return;
-	if (c->closed)
+	bool locked = share(c);
+	bool closed = c->closed;
+	bool done = !closed && try_send(s, c, p->val, false, NULL);
+	chan_unlock_if(c, locked);
+	if (closed)
 		tt__post_panic(p, "send on closed channel");
-	else if (try_send(s, c, p->val))
+	else if (done)
 		tt__post_answer(p);
 	else if (!post_no_wait(p))
 		post_wait(s, c, p, send_proxy, "chan send");
@@ -525,9 +621,13 @@ static void recv_proxy(void *arg)
 	tt__post *p = arg;
 	tt__sched *s = tt__sched_get();
 	tt_chan *c = chan_of(p->h);
-	if (!try_recv(s, c, p->val, &p->ok))
+	bool locked = chan_lock_shared(c);
+	if (try_recv(s, c, p->val, &p->ok, false, NULL))
+		chan_unlock_if(c, locked);
+	else
 		p->result = block_on(s, c, &c->recvq, p->val,
-				     TT_WAIT_CHAN_RECV, p->deadline, &p->ok);
+				     TT_WAIT_CHAN_RECV, p->deadline, &p->ok,
+				     locked);
 	tt__chan_unpark(s, c);
 	tt__post_answer(p);
 }
@@ -537,7 +637,10 @@ static void run_recv(tt__sched *s, tt__post *p)
 	tt_chan *c = post_chan(s, p);
 	if (c == NULL)
 		return;
-	if (try_recv(s, c, p->val, &p->ok))
+	bool locked = share(c);
+	bool done = try_recv(s, c, p->val, &p->ok, false, NULL);
+	chan_unlock_if(c, locked);
+	if (done)
 		tt__post_answer(p);
 	else if (!post_no_wait(p))
 		post_wait(s, c, p, recv_proxy, "chan receive");
@@ -551,11 +654,16 @@ static void run_close(tt__sched *s, tt__post *p)
 	if (c->timer) {
 		tt__post_fail(p, -EPERM,
 			      "tt_chan_close: timer channels are receive-only");
-	} else if (c->closed) {
-		tt__post_panic(p, "close of closed channel");
 	} else {
-		chan_close_body(s, c);
-		tt__post_answer(p);
+		bool locked = chan_lock_shared(c);
+		bool closed = c->closed;
+		if (!closed)
+			chan_close_body(s, c);
+		chan_unlock_if(c, locked);
+		if (closed)
+			tt__post_panic(p, "close of closed channel");
+		else
+			tt__post_answer(p);
 	}
 }
 
@@ -564,7 +672,9 @@ static void run_len(tt__sched *s, tt__post *p)
 	tt_chan *c = post_chan(s, p);
 	if (c == NULL)
 		return;
+	bool locked = share(c);
 	p->value = (int64_t)c->qcount;
+	chan_unlock_if(c, locked);
 	tt__post_answer(p);
 }
 
@@ -621,6 +731,57 @@ static int chan_ask(tt__sched *s, const tt_chan *h,
 	return tt__post_done(p);
 }
 
+/* ---- another thread's own sends and receives on a shared channel ---- */
+
+/* What send_remote and recv_remote give back when the owner must be
+ * asked after all. */
+#define ASK_OWNER 1
+
+static bool remote_shared(const tt_chan *c)
+{
+	return atomic_load_explicit(&c->shared, memory_order_acquire);
+}
+
+/* The outcome of a try under the lock, r as try_send's. */
+static int remote_result(int r, int64_t deadline)
+{
+	if (r == 1)
+		return 0;
+	if (r == 0 && deadline == TT_TRY)
+		return -EAGAIN;
+	if (r == 0 && deadline != TT_FOREVER && deadline <= tt_now())
+		return -ETIMEDOUT;
+	return ASK_OWNER; /* it must wait, or only the owner may wake */
+}
+
+static int send_remote(tt__sched *s, tt_chan *c, const void *elem,
+		       int64_t deadline)
+{
+	chan_lock(c);
+	if (c->closed) {
+		chan_unlock(c);
+		tt__panic("send on closed channel");
+	}
+	tt__g *wake = NULL;
+	int r = try_send(s, c, elem, true, &wake);
+	chan_unlock(c);
+	if (wake)
+		tt__wake_remote(wake);
+	return remote_result(r, deadline);
+}
+
+static int recv_remote(tt__sched *s, tt_chan *c, void *elem, bool *ok,
+		       int64_t deadline)
+{
+	chan_lock(c);
+	tt__g *wake = NULL;
+	int r = try_recv(s, c, elem, ok, true, &wake);
+	chan_unlock(c);
+	if (wake)
+		tt__wake_remote(wake);
+	return remote_result(r, deadline);
+}
+
 /* Everything the fast path does not handle: nil channels, bad input. */
 static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		     size_t elem_size, int64_t deadline)
@@ -633,13 +794,20 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 	tt_chan *c = chan_of(h);
 	if (elem == NULL && elem_size)
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
-	if (r == REMOTE)
+	if (r == REMOTE) {
+		if (remote_shared(c) &&
+		    (r = send_remote(s, c, elem, deadline)) != ASK_OWNER)
+			return r;
 		return chan_ask(s, h, run_send, "tt_chan_send",
 				TT_WAIT_CHAN_SEND, elem, NULL, NULL, deadline,
 				NULL);
-	if (tt__chan_try_send(s, c, elem))
+	}
+	bool locked = chan_lock_shared(c);
+	if (try_send(s, c, elem, false, NULL)) {
+		chan_unlock_if(c, locked);
 		return 0;
-	return send_block(s, c, elem, deadline);
+	}
+	return send_block(s, c, elem, deadline, locked);
 }
 
 /* The body of tt_chan_send and tt_chan_send_until, inlined into both so
@@ -652,9 +820,12 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
 		tt_chan *c = chan_of(h);
-		if (try_send(s, c, elem))
+		bool locked = chan_lock_shared(c);
+		if (try_send(s, c, elem, false, NULL)) {
+			chan_unlock_if(c, locked);
 			return 0;
-		return TT_KEEP_FRAME(send_block(s, c, elem, deadline));
+		}
+		return TT_KEEP_FRAME(send_block(s, c, elem, deadline, locked));
 	}
 	return TT_KEEP_FRAME(send_slow(s, h, elem, elem_size, deadline));
 }
@@ -671,11 +842,12 @@ int tt_chan_send(tt_chan *h, const void *elem, size_t elem_size)
 }
 
 static inline __attribute__((always_inline)) int
-recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok, int64_t deadline)
+recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok, int64_t deadline,
+	   bool locked)
 {
 	bool got;
 	int r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV, deadline,
-			 &got);
+			 &got, locked);
 	if (r == 0 && ok)
 		*ok = got;
 	return r;
@@ -690,14 +862,21 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 			   true);
 	if (r < 0)
 		return r;
-	if (r == REMOTE)
+	tt_chan *c = chan_of(h);
+	if (r == REMOTE) {
+		if (remote_shared(c) &&
+		    (r = recv_remote(s, c, elem, ok, deadline)) != ASK_OWNER)
+			return r;
 		return chan_ask(s, h, run_recv, "tt_chan_recv",
 				TT_WAIT_CHAN_RECV, NULL, elem, ok, deadline,
 				NULL);
-	tt_chan *c = chan_of(h);
-	if (tt__chan_try_recv(s, c, elem, ok))
+	}
+	bool locked = chan_lock_shared(c);
+	if (try_recv(s, c, elem, ok, false, NULL)) {
+		chan_unlock_if(c, locked);
 		return 0;
-	return recv_block(s, c, elem, ok, deadline);
+	}
+	return recv_block(s, c, elem, ok, deadline, locked);
 }
 
 /* The body of tt_chan_recv and tt_chan_recv_until (see chan_send). */
@@ -709,9 +888,13 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
 		tt_chan *c = chan_of(h);
-		if (try_recv(s, c, elem, ok))
+		bool locked = chan_lock_shared(c);
+		if (try_recv(s, c, elem, ok, false, NULL)) {
+			chan_unlock_if(c, locked);
 			return 0;
-		return TT_KEEP_FRAME(recv_block(s, c, elem, ok, deadline));
+		}
+		return TT_KEEP_FRAME(
+			recv_block(s, c, elem, ok, deadline, locked));
 	}
 	return TT_KEEP_FRAME(recv_slow(s, h, elem, elem_size, ok, deadline));
 }
@@ -808,9 +991,13 @@ int tt_chan_close(tt_chan *h)
 	if (c->timer)
 		return tt__err(-EPERM, "tt_chan_close: timer channels are "
 				       "receive-only");
-	if (c->closed)
+	bool locked = chan_lock_shared(c);
+	if (c->closed) {
+		chan_unlock_if(c, locked);
 		tt__panic("close of closed channel");
+	}
 	chan_close_body(s, c);
+	chan_unlock_if(c, locked);
 	return 0;
 }
 
@@ -820,13 +1007,21 @@ ptrdiff_t tt_chan_len(const tt_chan *h)
 		return 0;
 	tt__sched *s = tt__sched_get();
 	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_len", true);
-	if (r == REMOTE) {
+	tt_chan *c = chan_of(h);
+	if (r == REMOTE && !remote_shared(c)) {
 		int64_t n = 0;
 		r = chan_ask(s, h, run_len, "tt_chan_len", TT_WAIT_SYSCALL,
 			     NULL, NULL, NULL, TT_FOREVER, &n);
 		return r ? r : (ptrdiff_t)n;
 	}
-	return r ? r : (ptrdiff_t)chan_of(h)->qcount;
+	if (r < 0)
+		return r;
+	bool locked = r == REMOTE || chan_shared(c);
+	if (locked)
+		chan_lock(c);
+	ptrdiff_t n = (ptrdiff_t)c->qcount;
+	chan_unlock_if(c, locked);
+	return n;
 }
 
 ptrdiff_t tt_chan_cap(const tt_chan *h)

@@ -10,6 +10,22 @@
  *  - a waiter is in a queue iff w->queued; a goroutine is readied by
  *    exactly one of: a waker taking one of its waiters (which then takes
  *    all its other waiters out), or its deadline timer (likewise).
+ *
+ * Shared channels. A channel starts private to its owner, which uses it
+ * with no lock at all. The first time another thread asks the owner for
+ * a send, a receive or a length (post.c), the owner marks it shared, and
+ * from then on every operation on it, the owner's included, holds its
+ * lock (Go's hchan.lock) while it reads or changes the fields above.
+ * Another thread then sends and receives itself, under the lock, when it
+ * need not wait: into or out of the buffer, or handing a value to a
+ * parked waiter that allows it (w->remote_ok: a goroutine of the owner's
+ * with a stack of its own, parked on this one channel), whose wake-up it
+ * posts to the owner (tt__wake_remote). What must wait, or would take a
+ * select's waiter, is still asked of the owner. Waiters in a queue are
+ * always the owner's goroutines (a proxy waits for another thread), so
+ * the owner is the only thread that ever holds two channel locks, all of
+ * its own channels, while the others hold one and wait for nothing else:
+ * no lock order is needed. Timer channels stay private.
  */
 #ifndef TT_CHAN_INTERNAL_H
 #define TT_CHAN_INTERNAL_H
@@ -46,6 +62,7 @@ struct tt__waiter {
 	int case_ix;     /* index in select's cases, or -1 */
 	bool queued;
 	bool success;    /* set by the waker: a value moved (false: closed) */
+	bool remote_ok;  /* another thread may take it (see above) */
 };
 
 typedef struct tt__chan_timer tt__chan_timer;
@@ -53,7 +70,10 @@ typedef struct tt__chan_timer tt__chan_timer;
 struct tt_chan {
 	tt__obj hdr;           /* the program's tt_chan * is its handle
 				  (obj.c), never this address */
-	tt__sched *sched;      /* owner: the only scheduler that may use it */
+	tt__sched *sched;      /* owner: the only scheduler that may use it
+				  while it is private */
+	_Atomic bool shared;   /* set once, by the owner: locked from then */
+	_Atomic uint32_t lock; /* held while a shared one is used */
 	tt__chan_timer *timer; /* set for timer and ticker channels */
 	uint32_t refs;         /* user references */
 	uint32_t parked;       /* goroutines that parked on it and have not
@@ -174,7 +194,7 @@ void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success);
 /* The wait primitive's cancel for goroutines parked on channels (a send,
  * a receive, a select, a descriptor wait's done channel): every waiter of
  * g still queued leaves its queue. */
-void tt__chan_cancel(tt__g *g);
+bool tt__chan_cancel(tt__g *g);
 
 /* The non-blocking halves: try to complete the operation now. Return 1 if
  * done, 0 if it would block. tt__chan_try_send panics on a closed
@@ -199,6 +219,43 @@ static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
 	const tt_chan *c = chan_of(h);
 	return TT_LIKELY(tt__obj_is(h, TT__OBJ_CHAN) && c->sched == s &&
 			 c->elem_size == elem_size);
+}
+
+/* ---- the lock of a shared channel ---- */
+
+void tt__chan_lock_slow(tt_chan *c);
+
+static inline void chan_lock(tt_chan *c)
+{
+	if (TT_UNLIKELY(atomic_exchange_explicit(&c->lock, 1,
+						 memory_order_acquire)))
+		tt__chan_lock_slow(c);
+}
+
+static inline void chan_unlock(tt_chan *c)
+{
+	atomic_store_explicit(&c->lock, 0, memory_order_release);
+}
+
+/* On the owner, which alone sets it: whether c is shared. */
+static inline bool chan_shared(const tt_chan *c)
+{
+	return atomic_load_explicit(&c->shared, memory_order_relaxed);
+}
+
+/* On the owner: take c's lock if c is shared; whether it did. */
+static inline bool chan_lock_shared(tt_chan *c)
+{
+	if (TT_LIKELY(!chan_shared(c)))
+		return false;
+	chan_lock(c);
+	return true;
+}
+
+static inline void chan_unlock_if(tt_chan *c, bool locked)
+{
+	if (locked)
+		chan_unlock(c);
 }
 
 static inline bool chan_recv_ready(const tt_chan *c)

@@ -16,22 +16,43 @@
  * waiter, and tt__waiter_fire takes the others out of their queues before
  * readying us, so no queue ever holds a stale waiter. Pass 3 is then just
  * reading which case fired (g->sel_fired).
+ *
+ * Shared channels (chan.h) can change under us between the passes: each
+ * is looked at under its own lock, and a case found ready in pass 1 but
+ * gone when performed, or one found ready as pass 2 queues on it, starts
+ * the select over (its waiters taken back out). Only one channel's lock
+ * is held at a time: another thread never takes a waiter of a select of
+ * several cases, so nothing can fire the waiters already queued while
+ * the rest are.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include "chan.h"
 
 #define STACK_WAITERS 8
 #define MAX_CASES 65536 /* case indices fit pass 2's uint16_t order[] */
+/* What the parking passes return when a shared channel moved under them:
+ * start over. */
+#define SELECT_AGAIN INT_MIN
 
+static inline bool ready_locked(const tt_chan *c, int kind)
+{
+	return kind == TT_CASE_RECV ? chan_recv_ready(c) : chan_send_ready(c);
+}
+
+/* Whether k's channel is ready now, looked at under its lock if it is
+ * shared. */
 static inline bool case_ready(const tt_case *k)
 {
 	if (k->chan == NULL)
 		return false;
-	const tt_chan *c = chan_of(k->chan);
-	return k->kind == TT_CASE_RECV ? chan_recv_ready(c)
-				       : chan_send_ready(c);
+	tt_chan *c = chan_of(k->chan);
+	bool locked = chan_lock_shared(c);
+	bool r = ready_locked(c, k->kind);
+	chan_unlock_if(c, locked);
+	return r;
 }
 
 /* Check every case; count the ready ones in *nready, and leave the index
@@ -64,9 +85,7 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 				       "tt_select: send case %zu has a NULL "
 				       "elem",
 				       i);
-		const tt_chan *c = chan_of(h);
-		if (k->kind == TT_CASE_RECV ? chan_recv_ready(c)
-					    : chan_send_ready(c)) {
+		if (case_ready(k)) {
 			ready++;
 			*last = i;
 		}
@@ -75,12 +94,16 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 	return 0;
 }
 
-static void perform(tt__sched *s, const tt_case *k)
+/* Do k, found ready: false if it is not any more (a shared channel). */
+static bool perform(tt__sched *s, const tt_case *k)
 {
-	if (k->kind == TT_CASE_RECV)
-		tt__chan_try_recv(s, chan_of(k->chan), k->elem, k->ok);
-	else
-		tt__chan_try_send(s, chan_of(k->chan), k->elem);
+	tt_chan *c = chan_of(k->chan);
+	bool locked = chan_lock_shared(c);
+	int r = k->kind == TT_CASE_RECV
+			? tt__chan_try_recv(s, c, k->elem, k->ok)
+			: tt__chan_try_send(s, c, k->elem);
+	chan_unlock_if(c, locked);
+	return r;
 }
 
 static int select_park(tt__sched *s, const tt_case *cases, size_t n,
@@ -97,6 +120,7 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 		return tt__err(-EINVAL, "tt_select: %zu cases (limit %d)", n,
 			       MAX_CASES);
 
+again:;
 	/* Pass 1: validate, and take a ready case if there is one. */
 	uint32_t nready = 0;
 	size_t last = 0;
@@ -104,26 +128,33 @@ int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 	if (r)
 		return r;
 	if (nready == 1) {
-		perform(s, &cases[last]);
-		return (int)last;
+		if (TT_LIKELY(perform(s, &cases[last])))
+			return (int)last;
+		goto again;
 	}
 	if (nready) {
 		uint32_t pick = tt__rand_n(s, nready);
-		for (size_t i = 0;; i++) {
+		/* Bounded: a shared channel's readiness may have changed
+		 * since it was counted. */
+		for (size_t i = 0; i < n; i++) {
 			if (case_ready(&cases[i]) && pick-- == 0) {
-				perform(s, &cases[i]);
-				return (int)i;
+				if (perform(s, &cases[i]))
+					return (int)i;
+				break;
 			}
 		}
+		goto again;
 	}
 	if (deadline == TT_TRY)
 		return -EAGAIN;
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 
-	if (n == 1)
-		return select1_park(s, cases, deadline);
-	return TT_KEEP_FRAME(select_park(s, cases, n, deadline));
+	r = n == 1 ? select1_park(s, cases, deadline)
+		   : TT_KEEP_FRAME(select_park(s, cases, n, deadline));
+	if (TT_UNLIKELY(r == SELECT_AGAIN))
+		goto again;
+	return r;
 }
 
 /* Passes 2 and 3 for a select of one case (`select { case <-done: }`,
@@ -150,7 +181,14 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 	w->case_ix = 0;
 	w->queued = false;
 	w->success = false;
+	w->remote_ok = true; /* a wait on one channel, as a receive's */
+	bool locked = false;
 	if (c) {
+		locked = chan_lock_shared(c);
+		if (TT_UNLIKELY(locked && ready_locked(c, k->kind))) {
+			chan_unlock(c);
+			return SELECT_AGAIN;
+		}
 		if (k->kind == TT_CASE_RECV) {
 			w->q = &c->recvq;
 		} else {
@@ -164,6 +202,8 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 	g->wait_list = w;
 	g->wait_n = 1;
 	g->sel_fired = -1;
+	if (locked)
+		chan_unlock(c);
 	bool timed_out =
 		tt__wait(s, g, TT_WAIT_SELECT, NULL, deadline,
 			 tt__chan_cancel);
@@ -181,6 +221,23 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 		tt__chan_unpark(s, c);
 	}
 	return timed_out ? -ETIMEDOUT : fired;
+}
+
+/* Pass 2 found a shared channel ready: take the waiters queued so far
+ * (those of order[0..j)) back out. */
+static void unqueue(tt__sched *s, const tt_case *cases, tt__waiter *ws,
+		    const uint16_t *order, size_t j)
+{
+	for (size_t k = 0; k < j; k++) {
+		tt__waiter *w = &ws[order[k]];
+		if (cases[order[k]].chan == NULL)
+			continue;
+		bool locked = chan_lock_shared(w->c);
+		if (w->queued)
+			waitq_unlink(w->q, w);
+		chan_unlock_if(w->c, locked);
+		tt__chan_unpark(s, w->c);
+	}
 }
 
 /* Passes 2 and 3, out of line: tt_select's path for a ready case stays
@@ -238,7 +295,17 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 		w->case_ix = (int)i;
 		w->queued = false;
 		w->success = false;
+		w->remote_ok = false; /* only the owner fires a select */
 		if (c) {
+			bool locked = chan_lock_shared(c);
+			if (TT_UNLIKELY(locked &&
+					ready_locked(c, cases[i].kind))) {
+				chan_unlock(c);
+				unqueue(s, cases, ws, order, j);
+				if (ws != stack_ws && !g->shared)
+					free(ws);
+				return SELECT_AGAIN;
+			}
 			if (cases[i].kind == TT_CASE_RECV) {
 				w->q = &c->recvq;
 			} else {
@@ -248,6 +315,7 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 			TT_TSAN_SYNC(c);
 			waitq_push(w->q, w);
 			c->parked++;
+			chan_unlock_if(c, locked);
 		}
 	}
 	g->wait_list = ws;

@@ -308,14 +308,16 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 
 /* The wait primitive's cancel: g leaves its descriptor's slot, and its
  * done channel's queue if it waits on one. */
-static void io_cancel(tt__g *g)
+static bool io_cancel(tt__g *g)
 {
 	struct tt__fdslot *sl = &g->sched->fds[g->io_fd];
 	if (sl->r == g)
 		sl->r = NULL;
 	if (sl->w == g)
 		sl->w = NULL;
-	tt__chan_cancel(g);
+	/* Its done channel's waiter is never taken from another thread. */
+	(void)tt__chan_cancel(g);
+	return true;
 }
 
 /* Forget fd: wake its waiters (their calls return -EBADF), drop tokens
@@ -470,10 +472,12 @@ static int fd_wait(const char *fn, int fd, int events, int64_t deadline,
 	if (done) {
 		*w = (tt__waiter){.g = g, .c = done, .q = &done->recvq,
 				  .case_ix = 0};
+		bool locked = chan_lock_shared(done);
 		waitq_push(w->q, w);
 		done->parked++;
 		g->wait_list = w;
 		g->wait_n = 1;
+		chan_unlock_if(done, locked);
 	}
 	g->io_fd = fd;
 	g->io_ready = 0;

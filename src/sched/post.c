@@ -77,15 +77,6 @@ __attribute__((constructor)) static void count_cpus(void)
 		ncpus = CPU_COUNT(&set);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /* Whether a post reaches s's inbox within SPIN_NS (or by deadline, if
  * sooner), looked for only when s has just traded posts and another CPU
  * can be running the other side. */
@@ -101,7 +92,7 @@ static bool spin_for_post(tt__sched *s, int64_t deadline)
 		if (atomic_load_explicit(&s->inbox, memory_order_acquire) !=
 		    NULL)
 			return true;
-		cpu_relax();
+		tt__cpu_relax();
 		if ((i & 63) == 0 && tt_now() >= end)
 			return false;
 	}
@@ -205,20 +196,21 @@ static void woken(int was)
 					  memory_order_seq_cst);
 }
 
-/* Push p onto t's inbox and wake t: false if t's thread has ended. */
-static bool push(tt__sched *t, tt__post *p)
+/* Push n onto t's inbox and wake t: false if t's thread has ended. */
+static bool push_node(tt__sched *t, tt__inbox_node *n)
 {
 	atomic_fetch_add_explicit(&posts_pushed, 1, memory_order_seq_cst);
-	tt__post *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+	tt__inbox_node *head =
+		atomic_load_explicit(&t->inbox, memory_order_relaxed);
 	do {
 		if (head == TT__INBOX_CLOSED) {
 			atomic_fetch_add_explicit(&posts_taken, 1,
 						  memory_order_seq_cst);
 			return false;
 		}
-		p->next = head;
+		n->next = head;
 	} while (!atomic_compare_exchange_weak_explicit(
-		&t->inbox, &head, p, memory_order_seq_cst,
+		&t->inbox, &head, n, memory_order_seq_cst,
 		memory_order_relaxed));
 	int was = atomic_exchange_explicit(&t->sleep, TT__SLEEP_AWAKE,
 					   memory_order_seq_cst);
@@ -231,6 +223,18 @@ static bool push(tt__sched *t, tt__post *p)
 		(void)!write(t->wakefd, &one, sizeof one);
 	}
 	return true;
+}
+
+static bool push(tt__sched *t, tt__post *p)
+{
+	return push_node(t, &p->node);
+}
+
+void tt__wake_remote(tt__g *g)
+{
+	g->wake_node.wake = g;
+	/* A thread that has ended has no goroutine left to wake. */
+	(void)push_node(g->sched, &g->wake_node);
 }
 
 tt__post *tt__post_new(size_t size, const char *op)
@@ -367,16 +371,16 @@ bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what)
 
 void tt__inbox_run(tt__sched *s)
 {
-	tt__post *list = atomic_exchange_explicit(&s->inbox, NULL,
-						  memory_order_acquire);
+	tt__inbox_node *list = atomic_exchange_explicit(&s->inbox, NULL,
+							memory_order_acquire);
 	if (list == TT__INBOX_CLOSED) {
 		atomic_store_explicit(&s->inbox, list, memory_order_relaxed);
 		return;
 	}
-	tt__post *fifo = NULL;
+	tt__inbox_node *fifo = NULL;
 	uint64_t taken = 0;
 	while (list) {
-		tt__post *next = list->next;
+		tt__inbox_node *next = list->next;
 		list->next = fifo;
 		fifo = list;
 		list = next;
@@ -385,8 +389,17 @@ void tt__inbox_run(tt__sched *s)
 	atomic_fetch_add_explicit(&posts_taken, taken, memory_order_seq_cst);
 	s->spin = true;
 	while (fifo) {
-		tt__post *p = fifo;
-		fifo = p->next;
+		tt__inbox_node *n = fifo;
+		fifo = n->next;
+		if (n->wake) {
+			/* A waker on another thread took its waiter and
+			 * carried the edge on the object it woke it from. */
+			tt__g *g = n->wake;
+			n->wake = NULL;
+			tt__wait_wake(s, g);
+			continue;
+		}
+		tt__post *p = (tt__post *)n;
 		/* Goroutine switches do not synchronise under TSan: the
 		 * post carries the edge between the two threads. */
 		TT_TSAN_SYNC(p);
@@ -446,12 +459,15 @@ void tt__inbox_poll_end(tt__sched *s)
 
 void tt__inbox_close(tt__sched *s)
 {
-	tt__post *list = atomic_exchange_explicit(&s->inbox, TT__INBOX_CLOSED,
-						  memory_order_acquire);
+	tt__inbox_node *list = atomic_exchange_explicit(
+		&s->inbox, TT__INBOX_CLOSED, memory_order_acquire);
 	while (list && list != TT__INBOX_CLOSED) {
-		tt__post *p = list;
-		list = p->next;
+		tt__inbox_node *n = list;
+		list = n->next;
 		atomic_fetch_add_explicit(&posts_taken, 1, memory_order_seq_cst);
+		if (n->wake)
+			continue; /* a goroutine of this thread: it is gone */
+		tt__post *p = (tt__post *)n;
 		if (p->run)
 			tt__post_fail(p, -EPIPE,
 				      "%s: %p belongs to a thread that has "

@@ -12,7 +12,10 @@
  *  - a waker (tt__wait_wake) takes the waiters out itself, disarms the
  *    deadline and readies the goroutine: the wait returns false;
  *  - the deadline fires (wait_deadline, from the timer heap): cancel(g)
- *    takes the waiters out and the wait returns true;
+ *    takes the waiters out and the wait returns true — unless a waker
+ *    on another thread took one first, under its channel's lock (cancel
+ *    returns false): that waker's wake-up is on its way through the
+ *    inbox (tt__wake_remote), and the deadline does nothing;
  *  - a context is cancelled (tt__wait_interrupt, ctx.c): the deadline is
  *    fired at once, if it is still armed, so this is the second case.
  * Whichever comes first disarms the goroutine's timer (g->timer, armed
@@ -29,17 +32,26 @@
 
 /* A wait's deadline: its waiters out, then runnable. A sleeper, which
  * queued nothing, goes first in the run queue (its wake-up was due). */
+static bool deadline_ends(tt__g *g)
+{
+	if (g->wait_cancel) {
+		/* A waker on another thread took a waiter first: its
+		 * wake-up is in the inbox, and the wait did not time out. */
+		if (!g->wait_cancel(g))
+			return false;
+		g->timed_out = 1;
+		tt__ready(g->sched, g);
+	} else {
+		g->timed_out = 1;
+		tt__ready_next(g->sched, g);
+	}
+	return true;
+}
+
 static void wait_deadline(tt__timer *t, int64_t now)
 {
 	(void)now;
-	tt__g *g = t->ctx;
-	g->timed_out = 1;
-	if (g->wait_cancel) {
-		g->wait_cancel(g);
-		tt__ready(g->sched, g);
-	} else {
-		tt__ready_next(g->sched, g);
-	}
+	deadline_ends(t->ctx);
 }
 
 bool tt__wait_until(tt__sched *s, int reason, const void *obj,
@@ -62,6 +74,5 @@ bool tt__wait_interrupt(tt__sched *s, tt__g *g)
 {
 	if (g->state != TT_G_WAITING || !tt__timer_del(s, &g->timer))
 		return false;
-	wait_deadline(&g->timer, tt_now());
-	return true;
+	return deadline_ends(g);
 }

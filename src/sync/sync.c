@@ -156,11 +156,12 @@ static bool wake_one(tt__sched *s, squeue *q)
 }
 
 /* The wait primitive's cancel: g's node leaves its queue. */
-static void sync_cancel(tt__g *g)
+static bool sync_cancel(tt__g *g)
 {
 	node *n = g->wait_list;
 	if (n->queued)
 		q_unlink(n->q, n);
+	return true;
 }
 
 /* Park the current goroutine on q until woken (0) or the deadline

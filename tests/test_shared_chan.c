@@ -1,0 +1,448 @@
+/* Shared channels (src/chan/chan.h): once another thread has used a
+ * channel, every operation on it holds its lock, and other threads send
+ * and receive themselves when they need not wait. These tests race those
+ * direct operations against the owner's selects, deadlines and closes,
+ * and check that every value arrives exactly once. The pthreads never
+ * call a check: they record what they saw, and the main goroutine checks
+ * it after the join. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define MS TT_MILLISECOND
+
+static void join_thread(void *arg)
+{
+	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
+}
+
+/* Join th without blocking the owner's thread: the pthread may need it
+ * to answer a post. */
+static void join_parked(pthread_t th)
+{
+	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+}
+
+/* ---- a deadline that races a hand-off from another thread ---------------- */
+
+typedef struct racer {
+	pthread_t th;
+	tt_chan *c;
+	int n;
+	_Atomic int sent; /* sends that returned 0 */
+	int bad, first_err;
+} racer;
+
+static void *race_sender(void *p)
+{
+	racer *r = p;
+	for (int i = 0; i < r->n; i++) {
+		/* Paced, so that the receiver is often parked (its deadline
+		 * close) when the value comes. */
+		int64_t until = tt_now() + (i % 8) * TT_MICROSECOND;
+		while (tt_now() < until)
+			;
+		int rc = tt_chan_send(r->c, &i, sizeof i);
+		if (rc != 0) {
+			if (r->bad++ == 0)
+				r->first_err = rc;
+			continue;
+		}
+		atomic_fetch_add(&r->sent, 1);
+	}
+	return NULL;
+}
+
+/* The receiver waits with deadlines so short that many fire while the
+ * sender is handing it a value: a value the sender counted as sent must
+ * never be lost to a timeout (the receive then returns it instead). */
+static void test_deadline_races_handoff(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	racer r = {.c = tu_chan(sizeof(int), 0), .n = TU_SCALE(20000, 2000)};
+	assert_int_equal(pthread_create(&r.th, NULL, race_sender, &r), 0);
+	int next = 0, timeouts = 0;
+	int64_t give_up = tt_deadline_in(60 * TT_SECOND);
+	while (next < r.n && tt_now() < give_up) {
+		int v = -1;
+		bool ok = false;
+		int rc = tt_chan_recv_until(
+			r.c, &v, sizeof v, &ok,
+			tt_deadline_in((1 + next % 5) * TT_MICROSECOND));
+		if (rc == -ETIMEDOUT) {
+			timeouts++;
+			continue;
+		}
+		TU_ASSERT_OK(rc);
+		assert_true(ok);
+		/* One sender: its values come in order, none skipped. */
+		assert_int_equal(v, next);
+		next++;
+	}
+	join_parked(r.th);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(next, r.n);
+	assert_int_equal(atomic_load(&r.sent), r.n);
+	assert_int_equal(tt_chan_len(r.c), 0);
+	TU_ASSERT_OK(tt_chan_release(r.c));
+	print_message("  %d receives timed out\n", timeouts);
+}
+
+/* ---- many threads, selects, deadlines ----------------------------------------- */
+
+enum { FEEDERS = 3, DRAINERS = 2, CONSUMERS = 3 };
+
+typedef struct world {
+	tt_chan *in, *in0; /* fed by pthreads: buffered, unbuffered */
+	tt_chan *out;      /* fed by a goroutine, drained by pthreads */
+	int n;             /* values per feeder */
+	int m;             /* values sent on out */
+	_Atomic unsigned char *seen; /* FEEDERS * n */
+	_Atomic int got;
+	int64_t give_up;
+	tt_waitgroup *wg;
+} world;
+
+typedef struct feeder {
+	pthread_t th;
+	world *w;
+	int id;
+	int bad, first_err;
+} feeder;
+
+static void *feed(void *p)
+{
+	feeder *f = p;
+	world *w = f->w;
+	for (int i = 0; i < w->n; i++) {
+		int v = f->id * w->n + i;
+		/* Each value goes to one of the channels, by its index, with
+		 * now and then a try first (a full or empty buffer answered
+		 * on this thread). */
+		tt_chan *c = (i & 1) ? w->in0 : w->in;
+		int rc = -EAGAIN;
+		if (i % 5 == 0)
+			rc = tt_chan_send_until(c, &v, sizeof v, TT_TRY);
+		if (rc == -EAGAIN)
+			rc = tt_chan_send(c, &v, sizeof v);
+		if (rc != 0 && f->bad++ == 0)
+			f->first_err = rc;
+	}
+	return NULL;
+}
+
+typedef struct drainer {
+	pthread_t th;
+	world *w;
+	int *vals, nvals;
+	int closed_seen;
+	int bad, first_err;
+} drainer;
+
+static void *drain(void *p)
+{
+	drainer *d = p;
+	world *w = d->w;
+	while (tt_now() < w->give_up) {
+		int v = -1;
+		bool ok = false;
+		int rc = tt_chan_recv_until(w->out, &v, sizeof v, &ok,
+					    tt_deadline_in(MS));
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc != 0) {
+			if (d->bad++ == 0)
+				d->first_err = rc;
+			break;
+		}
+		if (!ok) {
+			d->closed_seen = 1;
+			break;
+		}
+		if (d->nvals < w->m)
+			d->vals[d->nvals] = v;
+		d->nvals++;
+	}
+	return NULL;
+}
+
+static void producer(void *arg)
+{
+	world *w = arg;
+	uint64_t rng = 7;
+	for (int i = 0; i < w->m; i++) {
+		if (tu_rand_n(&rng, 2)) {
+			TU_ASSERT_OK(tt_chan_send(w->out, &i, sizeof i));
+			continue;
+		}
+		/* A select send with a deadline that often passes first. */
+		for (;;) {
+			tt_case k = TT_CASE_SEND_FROM(w->out, &i);
+			int r = tt_select(&k, 1, tt_deadline_in(100 *
+							     TT_MICROSECOND));
+			if (r == 0)
+				break;
+			assert_int_equal(r, -ETIMEDOUT);
+		}
+	}
+	TU_ASSERT_OK(tt_chan_close(w->out));
+	TU_ASSERT_OK(tt_wg_done(w->wg));
+}
+
+static void take(world *w, int v)
+{
+	int total = FEEDERS * w->n;
+	TU_ASSERT_RANGE(v, 0, total - 1);
+	TU_ASSERT_MSG(atomic_fetch_add(&w->seen[v], 1) == 0,
+		      "value %d received twice", v);
+	atomic_fetch_add(&w->got, 1);
+}
+
+static void consumer(void *arg)
+{
+	world *w = arg;
+	int total = FEEDERS * w->n;
+	uint64_t rng = (uint64_t)tt_goid() * 0x9e3779b97f4a7c15u;
+	while (atomic_load(&w->got) < total) {
+		TU_ASSERT_MSG(tt_now() < w->give_up,
+			      "%d of %d values after the time limit",
+			      atomic_load(&w->got), total);
+		int v = -1, u = -1;
+		bool ok = true, ok0 = true;
+		int64_t dl = tt_deadline_in((int64_t)tu_rand_n(&rng, 300) *
+					    TT_MICROSECOND);
+		switch (tu_rand_n(&rng, 4)) {
+		case 0: { /* a select over both, with a deadline */
+			tt_case ks[2] = {TT_CASE_RECV_INTO(w->in, &v, &ok),
+					 TT_CASE_RECV_INTO(w->in0, &u, &ok0)};
+			int r = tt_select(ks, 2, dl);
+			if (r == -ETIMEDOUT)
+				break;
+			TU_ASSERT_RANGE(r, 0, 1);
+			assert_true(r == 0 ? ok : ok0);
+			take(w, r == 0 ? v : u);
+			break;
+		}
+		case 1: { /* the same with a try */
+			tt_case ks[2] = {TT_CASE_RECV_INTO(w->in0, &u, &ok0),
+					 TT_CASE_RECV_INTO(w->in, &v, &ok)};
+			int r = tt_select_default(ks, 2);
+			if (r == TT_DEFAULT) {
+				tt_yield();
+				break;
+			}
+			TU_ASSERT_RANGE(r, 0, 1);
+			take(w, r == 0 ? u : v);
+			break;
+		}
+		default: { /* one channel, with a deadline */
+			tt_chan *c = tu_rand_n(&rng, 2) ? w->in : w->in0;
+			int r = tt_chan_recv_until(c, &v, sizeof v, &ok, dl);
+			if (r == -ETIMEDOUT)
+				break;
+			TU_ASSERT_OK(r);
+			assert_true(ok);
+			take(w, v);
+		}
+		}
+	}
+	TU_ASSERT_OK(tt_wg_done(w->wg));
+}
+
+static void test_threads_selects_deadlines(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	world w = {.in = tu_chan(sizeof(int), 4),
+		   .in0 = tu_chan(sizeof(int), 0),
+		   .out = tu_chan(sizeof(int), 2),
+		   .n = TU_SCALE(6000, 600),
+		   .m = TU_SCALE(6000, 600),
+		   .give_up = tt_deadline_in(60 * TT_SECOND)};
+	int total = FEEDERS * w.n;
+	w.seen = calloc((size_t)total, 1);
+	assert_non_null(w.seen);
+	TU_ASSERT_OK(tt_wg_make(&w.wg));
+	TU_ASSERT_OK(tt_wg_add(w.wg, CONSUMERS + 1));
+	for (int i = 0; i < CONSUMERS; i++)
+		tu_go(consumer, &w);
+	tu_go(producer, &w);
+	feeder f[FEEDERS];
+	for (int i = 0; i < FEEDERS; i++) {
+		f[i] = (feeder){.w = &w, .id = i};
+		assert_int_equal(pthread_create(&f[i].th, NULL, feed, &f[i]),
+				 0);
+	}
+	drainer d[DRAINERS];
+	for (int i = 0; i < DRAINERS; i++) {
+		d[i] = (drainer){.w = &w};
+		d[i].vals = calloc((size_t)w.m, sizeof(int));
+		assert_non_null(d[i].vals);
+		assert_int_equal(pthread_create(&d[i].th, NULL, drain, &d[i]),
+				 0);
+	}
+	TU_ASSERT_OK(tt_wg_wait(w.wg));
+	for (int i = 0; i < FEEDERS; i++) {
+		join_parked(f[i].th);
+		TU_ASSERT_MSG(f[i].bad == 0, "feeder %d: %d sends failed (%d)",
+			      i, f[i].bad, f[i].first_err);
+	}
+	for (int v = 0; v < total; v++)
+		TU_ASSERT_MSG(atomic_load(&w.seen[v]) == 1,
+			      "value %d received %d times", v,
+			      atomic_load(&w.seen[v]));
+	assert_int_equal(tt_chan_len(w.in), 0);
+
+	/* out: every value once, each drainer's in the order sent. */
+	unsigned char *outs = calloc((size_t)w.m, 1);
+	assert_non_null(outs);
+	int nout = 0;
+	for (int i = 0; i < DRAINERS; i++) {
+		join_parked(d[i].th);
+		TU_ASSERT_MSG(d[i].bad == 0, "drainer %d: %d receives failed (%d)",
+			      i, d[i].bad, d[i].first_err);
+		assert_true(d[i].closed_seen);
+		TU_ASSERT_LE(d[i].nvals, w.m);
+		for (int k = 0; k < d[i].nvals; k++) {
+			int v = d[i].vals[k];
+			TU_ASSERT_RANGE(v, 0, w.m - 1);
+			TU_ASSERT_MSG(!outs[v], "out value %d received twice",
+				      v);
+			outs[v] = 1;
+			if (k)
+				TU_ASSERT_GT(v, d[i].vals[k - 1]);
+		}
+		nout += d[i].nvals;
+		free(d[i].vals);
+	}
+	assert_int_equal(nout, w.m);
+	free(outs);
+	free(w.seen);
+	TU_ASSERT_OK(tt_wg_release(w.wg));
+	TU_ASSERT_OK(tt_chan_release(w.in));
+	TU_ASSERT_OK(tt_chan_release(w.in0));
+	TU_ASSERT_OK(tt_chan_release(w.out));
+}
+
+/* ---- what another thread sees on its own -------------------------------------- */
+
+typedef struct probe {
+	tt_chan *c;
+	int r_try_empty, r_try_full, r_past, r_send, r_recv;
+	ptrdiff_t len_full;
+	int v;
+	bool ok;
+} probe;
+
+static void *probe_thread(void *arg)
+{
+	probe *p = arg;
+	int v = 41;
+	/* The first use asks the owner and makes the channel shared; the
+	 * rest are answered on this thread without it. */
+	p->r_send = tt_chan_send(p->c, &v, sizeof v);
+	v = 42;
+	p->r_try_full = tt_chan_send_until(p->c, &v, sizeof v, TT_TRY);
+	p->len_full = tt_chan_len(p->c);
+	p->r_past = tt_chan_send_until(p->c, &v, sizeof v, tt_now() - 1);
+	p->r_recv = tt_chan_recv(p->c, &p->v, sizeof p->v, &p->ok);
+	p->r_try_empty = tt_chan_recv_until(p->c, &v, sizeof v, NULL, TT_TRY);
+	return NULL;
+}
+
+static void test_try_and_deadlines_off_owner(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	probe p = {.c = tu_chan(sizeof(int), 1)};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, probe_thread, &p), 0);
+	join_parked(th);
+	TU_ASSERT_OK(p.r_send);
+	assert_int_equal(p.r_try_full, -EAGAIN);
+	assert_int_equal(p.len_full, 1);
+	assert_int_equal(p.r_past, -ETIMEDOUT);
+	TU_ASSERT_OK(p.r_recv);
+	assert_true(p.ok);
+	assert_int_equal(p.v, 41);
+	assert_int_equal(p.r_try_empty, -EAGAIN);
+	assert_int_equal(tt_chan_len(p.c), 0);
+	TU_ASSERT_OK(tt_chan_release(p.c));
+}
+
+/* ---- a panic on the sender's own stack ------------------------------------------ */
+
+static tt_chan *closing;
+static _Atomic int stage;
+
+static __attribute__((noinline)) void *shared_sender(void *arg)
+{
+	(void)arg;
+	int v = 1;
+	/* Shared by this first use (a length, asked of the owner). */
+	if (tt_chan_len(closing) != 0)
+		exit(4);
+	atomic_store(&stage, 1);
+	while (atomic_load(&stage) != 2)
+		sched_yield();
+	fprintf(stderr, "tu-sending\n");
+	TU_UNCHECKED(tt_chan_send(closing, &v, sizeof v));
+	return NULL;
+}
+
+static void child_send_closed_shared(void)
+{
+	if (tt_chan_make(&closing, sizeof(int), 4) != 0)
+		exit(3);
+	pthread_t th;
+	if (pthread_create(&th, NULL, shared_sender, NULL) != 0)
+		exit(3);
+	while (atomic_load(&stage) != 1)
+		TU_UNCHECKED(tt_sleep(MS));
+	if (tt_chan_close(closing) != 0)
+		exit(3);
+	atomic_store(&stage, 2);
+	/* The sender panics on its own thread, with no post to run here. */
+	TU_UNCHECKED(tt_blocking(join_thread, &th));
+	fprintf(stderr, "tu-survived\n");
+}
+
+static void test_send_on_closed_shared(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	assert_int_equal(
+		tu_spawn_self("send_closed_shared", 30 * TT_SECOND, &c), 0);
+	assert_false(c.timed_out);
+	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
+	TU_ASSERT_CONTAINS(c.err, "tu-sending");
+	TU_ASSERT_NOT_CONTAINS(c.err, "tu-survived");
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: send on closed channel");
+	TU_ASSERT_CONTAINS(c.err, "shared_sender");
+	TU_ASSERT_CONTAINS(c.err, "test_shared_chan.c:");
+	TU_ASSERT_NOT_CONTAINS(c.err, "child_send_closed_shared");
+	tu_child_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+	static const tu_child_case cases[] = {
+		{"send_closed_shared", child_send_closed_shared},
+	};
+	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_deadline_races_handoff),
+		TU_TEST(test_threads_selects_deadlines),
+		TU_TEST(test_try_and_deadlines_off_owner),
+		TU_TEST(test_send_on_closed_shared),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
