@@ -239,6 +239,7 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 			       cap, elem_size);
 	}
 	c->sched = s;
+	c->fast = s;
 	atomic_init(&c->shared, false);
 	atomic_init(&c->lock, 0);
 	c->slot_size = (uint32_t)slot;
@@ -594,8 +595,10 @@ static void send_proxy(void *arg)
  * (timer channels excepted), and locked. */
 static bool share(tt_chan *c)
 {
-	if (c->timer == NULL && !chan_shared(c))
+	if (c->timer == NULL && !chan_shared(c)) {
+		c->fast = NULL; /* the owner's fast paths: no more */
 		atomic_store_explicit(&c->shared, true, memory_order_release);
+	}
 	return chan_lock_shared(c);
 }
 
@@ -820,12 +823,9 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
 		tt_chan *c = chan_of(h);
-		bool locked = chan_lock_shared(c);
-		if (try_send(s, c, elem, false, NULL)) {
-			chan_unlock_if(c, locked);
+		if (try_send(s, c, elem, false, NULL))
 			return 0;
-		}
-		return TT_KEEP_FRAME(send_block(s, c, elem, deadline, locked));
+		return TT_KEEP_FRAME(send_block(s, c, elem, deadline, false));
 	}
 	return TT_KEEP_FRAME(send_slow(s, h, elem, elem_size, deadline));
 }
@@ -888,13 +888,9 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
 		tt_chan *c = chan_of(h);
-		bool locked = chan_lock_shared(c);
-		if (try_recv(s, c, elem, ok, false, NULL)) {
-			chan_unlock_if(c, locked);
+		if (try_recv(s, c, elem, ok, false, NULL))
 			return 0;
-		}
-		return TT_KEEP_FRAME(
-			recv_block(s, c, elem, ok, deadline, locked));
+		return TT_KEEP_FRAME(recv_block(s, c, elem, ok, deadline, false));
 	}
 	return TT_KEEP_FRAME(recv_slow(s, h, elem, elem_size, ok, deadline));
 }

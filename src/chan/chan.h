@@ -73,6 +73,8 @@ struct tt_chan {
 	tt__sched *sched;      /* owner: the only scheduler that may use it
 				  while it is private */
 	_Atomic bool shared;   /* set once, by the owner: locked from then */
+	tt__sched *fast;       /* sched while private, NULL once shared: what
+				  the owner's fast paths compare (chan_ok) */
 	_Atomic uint32_t lock; /* held while a shared one is used */
 	tt__chan_timer *timer; /* set for timer and ticker channels */
 	uint32_t refs;         /* user references */
@@ -212,12 +214,13 @@ void tt__chan_unpark(tt__sched *s, tt_chan *c);
 int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 		 bool with_timer);
 
-/* The fast paths' check of a non-NULL handle (tt__chan_check says what
- * is wrong when this fails). */
+/* The fast paths' check of a non-NULL handle: a live private channel of
+ * s's, of elements of elem_size (tt__chan_check says what is wrong when
+ * this fails; a shared channel of s's is not wrong, only slower). */
 static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
 {
 	const tt_chan *c = chan_of(h);
-	return TT_LIKELY(tt__obj_is(h, TT__OBJ_CHAN) && c->sched == s &&
+	return TT_LIKELY(tt__obj_is(h, TT__OBJ_CHAN) && c->fast == s &&
 			 c->elem_size == elem_size);
 }
 

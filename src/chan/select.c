@@ -43,24 +43,26 @@ static inline bool ready_locked(const tt_chan *c, int kind)
 }
 
 /* Whether k's channel is ready now, looked at under its lock if it is
- * shared. */
-static inline bool case_ready(const tt_case *k)
+ * shared (and `shared`: some case's channel is). */
+static inline bool case_ready(const tt_case *k, bool shared)
 {
 	if (k->chan == NULL)
 		return false;
 	tt_chan *c = chan_of(k->chan);
-	bool locked = chan_lock_shared(c);
+	bool locked = shared && chan_lock_shared(c);
 	bool r = ready_locked(c, k->kind);
 	chan_unlock_if(c, locked);
 	return r;
 }
 
 /* Check every case; count the ready ones in *nready, and leave the index
- * of the last ready one in *last. */
+ * of the last ready one in *last; *shared: whether a case's channel is
+ * shared. */
 static int validate(tt__sched *s, const tt_case *cases, size_t n,
-		    uint32_t *nready, size_t *last)
+		    uint32_t *nready, size_t *last, bool *shared)
 {
 	uint32_t ready = 0;
+	bool any = false;
 	for (size_t i = 0; i < n; i++) {
 		const tt_case *k = &cases[i];
 		if (TT_UNLIKELY(k->kind != TT_CASE_RECV &&
@@ -72,12 +74,14 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 		tt_chan *h = k->chan;
 		if (h == NULL)
 			continue;
-		if (!chan_ok(s, h, k->elem_size)) {
+		bool private = chan_ok(s, h, k->elem_size);
+		if (!private) {
 			bool discard = k->kind == TT_CASE_RECV && !k->elem;
 			int r = tt__chan_check(s, h, k->elem_size, discard,
 					       "tt_select");
 			if (r)
 				return r;
+			any |= chan_shared(chan_of(h));
 		}
 		if (TT_UNLIKELY(k->kind == TT_CASE_SEND && !k->elem &&
 				k->elem_size))
@@ -85,20 +89,22 @@ static int validate(tt__sched *s, const tt_case *cases, size_t n,
 				       "tt_select: send case %zu has a NULL "
 				       "elem",
 				       i);
-		if (case_ready(k)) {
+		if (case_ready(k, !private)) {
 			ready++;
 			*last = i;
 		}
 	}
 	*nready = ready;
+	*shared = any;
 	return 0;
 }
 
 /* Do k, found ready: false if it is not any more (a shared channel). */
-static bool perform(tt__sched *s, const tt_case *k)
+static inline __attribute__((always_inline)) bool
+perform(tt__sched *s, const tt_case *k, bool shared)
 {
 	tt_chan *c = chan_of(k->chan);
-	bool locked = chan_lock_shared(c);
+	bool locked = shared && chan_lock_shared(c);
 	int r = k->kind == TT_CASE_RECV
 			? tt__chan_try_recv(s, c, k->elem, k->ok)
 			: tt__chan_try_send(s, c, k->elem);
@@ -107,9 +113,9 @@ static bool perform(tt__sched *s, const tt_case *k)
 }
 
 static int select_park(tt__sched *s, const tt_case *cases, size_t n,
-		       int64_t deadline);
+		       int64_t deadline, bool shared);
 static inline __attribute__((always_inline)) int
-select1_park(tt__sched *s, const tt_case *k, int64_t deadline);
+select1_park(tt__sched *s, const tt_case *k, int64_t deadline, bool shared);
 
 int tt_select(const tt_case *cases, size_t n, int64_t deadline)
 {
@@ -124,11 +130,12 @@ again:;
 	/* Pass 1: validate, and take a ready case if there is one. */
 	uint32_t nready = 0;
 	size_t last = 0;
-	int r = validate(s, cases, n, &nready, &last);
+	bool shared = false;
+	int r = validate(s, cases, n, &nready, &last, &shared);
 	if (r)
 		return r;
 	if (nready == 1) {
-		if (TT_LIKELY(perform(s, &cases[last])))
+		if (TT_LIKELY(perform(s, &cases[last], shared)))
 			return (int)last;
 		goto again;
 	}
@@ -137,8 +144,8 @@ again:;
 		/* Bounded: a shared channel's readiness may have changed
 		 * since it was counted. */
 		for (size_t i = 0; i < n; i++) {
-			if (case_ready(&cases[i]) && pick-- == 0) {
-				if (perform(s, &cases[i]))
+			if (case_ready(&cases[i], shared) && pick-- == 0) {
+				if (perform(s, &cases[i], shared))
 					return (int)i;
 				break;
 			}
@@ -150,8 +157,8 @@ again:;
 	if (deadline != TT_FOREVER && deadline <= tt_now())
 		return -ETIMEDOUT;
 
-	r = n == 1 ? select1_park(s, cases, deadline)
-		   : TT_KEEP_FRAME(select_park(s, cases, n, deadline));
+	r = n == 1 ? select1_park(s, cases, deadline, shared)
+		   : TT_KEEP_FRAME(select_park(s, cases, n, deadline, shared));
 	if (TT_UNLIKELY(r == SELECT_AGAIN))
 		goto again;
 	return r;
@@ -169,7 +176,7 @@ again:;
  * (a tail call would hide it) without a second frame. Same preconditions
  * as select_park. */
 static inline __attribute__((always_inline)) int
-select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
+select1_park(tt__sched *s, const tt_case *k, int64_t deadline, bool shared)
 {
 	tt__g *g = s->current;
 	/* In the waiter pool, as block_on's (chan.c). */
@@ -184,7 +191,7 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 	w->remote_ok = true; /* a wait on one channel, as a receive's */
 	bool locked = false;
 	if (c) {
-		locked = chan_lock_shared(c);
+		locked = shared && chan_lock_shared(c);
 		if (TT_UNLIKELY(locked && ready_locked(c, k->kind))) {
 			chan_unlock(c);
 			return SELECT_AGAIN;
@@ -244,7 +251,8 @@ static void unqueue(tt__sched *s, const tt_case *cases, tt__waiter *ws,
  * small. Preconditions: the cases passed validate and none is ready;
  * deadline is not TT_TRY and has not passed. */
 __attribute__((noinline)) static int
-select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
+select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline,
+	    bool shared)
 {
 	/* Pass 2: queue on every channel and park. The waiters are queued
 	 * in a random order (order[], a uniform permutation of the case
@@ -297,7 +305,7 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 		w->success = false;
 		w->remote_ok = false; /* only the owner fires a select */
 		if (c) {
-			bool locked = chan_lock_shared(c);
+			bool locked = shared && chan_lock_shared(c);
 			if (TT_UNLIKELY(locked &&
 					ready_locked(c, cases[i].kind))) {
 				chan_unlock(c);
