@@ -11,9 +11,12 @@
  * Another OS thread (a goroutine of its own, or a plain pthread) may
  * send, receive, close, len, cap, retain and release a channel, use a
  * WaitGroup or Mutex, and cancel, read, retain and release a context: the
- * owner runs the operation for it while the owner is inside tether
- * (docs/GUIDE.md, "Objects from other threads"). Select and timers on
- * another thread's objects, and a child of its context, panic.
+ * owner runs the operation for it while the owner is inside tether,
+ * except that once a channel has been used from another thread, sends and
+ * receives that need not wait are done by the calling thread itself,
+ * under the channel's lock (docs/GUIDE.md, "Objects from other threads").
+ * Select and timers on another thread's objects, and a child of its
+ * context, panic.
  *
  * tt_go runs the new goroutine at once, until it first blocks, yields or
  * returns; the caller is then first in line to continue. Go makes no
