@@ -487,6 +487,9 @@ void tt__wait1_take(tt__sched *s, tt__g *g);
  * ends. */
 void tt__wait1_release(tt__sched *s, tt__g *g);
 void tt__wait1_thread_exit(tt__sched *s);
+/* The thread is ending: its shared channels are dead from now (chan.c);
+ * other threads using one get -EPIPE. */
+void tt__chan_thread_exit(tt__sched *s);
 
 /* The message buffer of g (tt__err writes it), NULL if a shared-stack
  * goroutine's could not be allocated. */
@@ -714,6 +717,8 @@ struct tt__sched {
 	_Atomic(struct tt__inbox_node *) inbox;
 	_Atomic int sleep;    /* how this thread sleeps (post.c: TT__SLEEP_*),
 				 swapped to TT__SLEEP_AWAKE by a poster */
+	_Atomic uint32_t pushers; /* other threads inside a push to it: its
+				     end waits for them (tt__inbox_close) */
 	int wakefd;           /* eventfd in epfd a post writes to wake the
 				 poller, or -1 */
 	struct tt__post *held; /* posts this thread's proxies wait with */
@@ -755,6 +760,12 @@ struct tt__sched {
 	} sh;
 	void *obj_free[TT__OBJ_CLASSES]; /* free object slots per size
 					    class (obj.c) */
+	int64_t nobjs;        /* its live objects: a thread that ends with
+				 some keeps its scheduler from reuse, so
+				 that their posts find it ended (sched.c) */
+	/* Its shared channels (chan.h), marked dead at its end. */
+	struct tt_chan **shared_v;
+	uint32_t nshared, shared_cap;
 	char *obj_carve, *obj_carve_end; /* unused rest of its chunk */
 	/* The waiter pool (g->wait1, chan.c): 64-byte slots carved from
 	 * 4 KiB chunks (listed through each chunk's first slot), and the
@@ -839,7 +850,13 @@ void tt__post_panic(tt__post *p, const char *msg);
 bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what);
 /* From another thread: end the wait of g, a goroutine of another
  * scheduler whose waiter the caller took out of its queue (under the
- * queue's lock), as tt__wait_wake would on g's own thread. */
+ * queue's lock), as tt__wait_wake would on g's own thread. The caller
+ * pins g's scheduler under that lock (tt__wake_pin), so that g's thread,
+ * if it is ending, frees nothing of g's until the wake-up is pushed. */
+static inline void tt__wake_pin(tt__g *g)
+{
+	atomic_fetch_add_explicit(&g->sched->pushers, 1, memory_order_relaxed);
+}
 void tt__wake_remote(tt__g *g);
 /* Run what the inbox holds (the owner's idle wait and parks). */
 void tt__inbox_run(tt__sched *s);
@@ -856,7 +873,8 @@ bool tt__inbox_sleep(tt__sched *s, int64_t deadline, bool idle);
  * (do not sleep); the poller calls tt__inbox_woken after. */
 bool tt__inbox_poll_begin(tt__sched *s);
 void tt__inbox_poll_end(tt__sched *s);
-/* The thread is ending: answer what waits with -EPIPE and refuse more. */
+/* The thread is ending: answer what waits with -EPIPE and refuse more;
+ * then wait for the pushes already under way (s->pushers). */
 void tt__inbox_close(tt__sched *s);
 /* Threads of tether's own (the blocking pool, the profiler's reader),
  * which never post: deadlock detection counts them asleep. */

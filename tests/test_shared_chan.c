@@ -432,10 +432,225 @@ static void test_send_on_closed_shared(void **state)
 	tu_child_free(&c);
 }
 
+/* ---- a channel whose owner ended ------------------------------------------------ */
+
+/* These run in a child: a thread that ends with a goroutine parked leaves
+ * it orphaned (still counted, as the leak tools must see it), which the
+ * suite's per-test goroutine count would take for a leak. A check that
+ * fails prints the line and exits 1. */
+#define CHILD_CHECK(cond)                                                   \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			fprintf(stderr, "tu-check failed, line %d: %s (%s)\n", \
+				__LINE__, #cond, tt_last_error());          \
+			exit(1);                                            \
+		}                                                           \
+	} while (0)
+
+/* The owner thread: a goroutine parks receiving on c, main (another
+ * thread) makes c shared, and the owner ends with the goroutine still
+ * parked. Its goroutines and stacks are gone: nothing may hand them a
+ * value, and every later use of c says the owner ended. */
+typedef struct ended {
+	tt_chan *c, *buf, *quit;
+	_Atomic int ready; /* 1: made and parked; -1: failed */
+	int r_quit;
+} ended;
+
+static void park_forever(void *arg)
+{
+	int v;
+	TU_UNCHECKED(tt_chan_recv(arg, &v, sizeof v, NULL));
+}
+
+static void *owner_that_ends(void *arg)
+{
+	ended *e = arg;
+	int v = 7;
+	if (tt_chan_make(&e->c, sizeof(int), 0) != 0 ||
+	    tt_chan_make(&e->buf, sizeof(int), 4) != 0 ||
+	    tt_chan_make(&e->quit, sizeof(int), 0) != 0 ||
+	    tt_go(park_forever, e->c) <= 0 ||
+	    tt_chan_send(e->buf, &v, sizeof v) != 0) {
+		fprintf(stderr, "owner_that_ends: %s\n", tt_last_error());
+		atomic_store(&e->ready, -1);
+		return NULL;
+	}
+	atomic_store(&e->ready, 1);
+	/* Answers main's posts (which share c and buf) until quit. */
+	e->r_quit = tt_chan_recv(e->quit, &v, sizeof v, NULL);
+	return NULL;
+}
+
+static pthread_t start_owner(ended *e)
+{
+	pthread_t th;
+	CHILD_CHECK(pthread_create(&th, NULL, owner_that_ends, e) == 0);
+	int64_t give_up = tt_deadline_in(30 * TT_SECOND);
+	while (atomic_load(&e->ready) == 0 && tt_now() < give_up)
+		TU_UNCHECKED(tt_sleep(MS));
+	CHILD_CHECK(atomic_load(&e->ready) == 1);
+	return th;
+}
+
+static void end_owner(ended *e, pthread_t th)
+{
+	int v = 1;
+	CHILD_CHECK(tt_chan_send(e->quit, &v, sizeof v) == 0);
+	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
+	CHILD_CHECK(e->r_quit == 0);
+}
+
+static bool ended_error(void)
+{
+	return strstr(tt_last_error(), "belongs to a thread that has ended");
+}
+
+static void child_shared_of_ended(void)
+{
+	ended e = {0};
+	pthread_t th = start_owner(&e);
+	/* Shared now (each asks the owner once). */
+	CHILD_CHECK(tt_chan_len(e.c) == 0);
+	CHILD_CHECK(tt_chan_len(e.buf) == 1);
+	end_owner(&e, th);
+	/* The parked receiver is gone with its thread. */
+	int v = 1;
+	CHILD_CHECK(tt_chan_send_until(e.c, &v, sizeof v, TT_TRY) == -EPIPE);
+	CHILD_CHECK(ended_error());
+	CHILD_CHECK(tt_chan_send(e.c, &v, sizeof v) == -EPIPE);
+	/* So is the buffer, value and all. */
+	bool ok = false;
+	CHILD_CHECK(tt_chan_recv(e.buf, &v, sizeof v, &ok) == -EPIPE);
+	CHILD_CHECK(tt_chan_send_until(e.buf, &v, sizeof v, TT_TRY) == -EPIPE);
+	CHILD_CHECK(tt_chan_len(e.buf) == -EPIPE);
+	CHILD_CHECK(ended_error());
+	/* A new thread may take the ended one's scheduler: c is still not
+	 * its. */
+	ended e2 = {0};
+	th = start_owner(&e2);
+	CHILD_CHECK(tt_chan_send_until(e.c, &v, sizeof v, TT_TRY) == -EPIPE);
+	CHILD_CHECK(tt_chan_recv_until(e.buf, &v, sizeof v, NULL, TT_TRY) ==
+		    -EPIPE);
+	CHILD_CHECK(tt_chan_len(e2.c) == 0); /* the new owner answers */
+	end_owner(&e2, th);
+	fprintf(stderr, "tu-done\n");
+}
+
+/* A channel that never became shared, of a thread that ended before
+ * another took its scheduler: the new owner must not take its posts. */
+static void *make_chan_and_end(void *arg)
+{
+	tt_chan **c = arg;
+	if (tt_chan_make(c, sizeof(int), 1) != 0)
+		*c = NULL;
+	return NULL;
+}
+
+static void child_private_of_recycled(void)
+{
+	tt_chan *old = NULL;
+	pthread_t th;
+	CHILD_CHECK(pthread_create(&th, NULL, make_chan_and_end, &old) == 0);
+	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
+	CHILD_CHECK(old != NULL);
+	ended e = {0};
+	th = start_owner(&e);
+	int v = 3;
+	CHILD_CHECK(tt_chan_send_until(old, &v, sizeof v, TT_TRY) == -EPIPE);
+	CHILD_CHECK(ended_error());
+	CHILD_CHECK(tt_chan_len(old) == -EPIPE);
+	end_owner(&e, th);
+	fprintf(stderr, "tu-done\n");
+}
+
+static void run_child_case(const char *name)
+{
+	tu_child c;
+	assert_int_equal(tu_spawn_self(name, 60 * TT_SECOND, &c), 0);
+	assert_false(c.timed_out);
+	if (!strstr(c.err, "tu-done"))
+		fprintf(stderr, "%s", c.err);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-done");
+	tu_child_free(&c);
+}
+
+static void test_shared_chan_of_ended_thread(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	run_child_case("shared_of_ended");
+}
+
+static void test_private_chan_of_recycled_scheduler(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	run_child_case("private_of_recycled");
+}
+
+/* ---- a select that could only pair with itself ---------------------------------- */
+
+static ptrdiff_t shared_len = -1;
+
+static void *share_by_len(void *arg)
+{
+	shared_len = tt_chan_len(arg);
+	return NULL;
+}
+
+typedef struct self_sel {
+	tt_chan *c, *done;
+	_Atomic int r; /* the select's result, once it returns */
+	_Atomic bool returned;
+} self_sel;
+
+static void self_selector(void *arg)
+{
+	self_sel *p = arg;
+	int out = 5, in = 0;
+	bool ok;
+	tt_case cases[] = {TT_CASE_SEND_FROM(p->c, &out),
+			   TT_CASE_RECV_INTO(p->c, &in, &ok)};
+	atomic_store(&p->r, tt_select(cases, 2, tt_deadline_in(20 * TT_SECOND)));
+	atomic_store(&p->returned, true);
+	tu_done(p->done);
+}
+
+/* Go: select { case c <- v: case <-c: } on an unbuffered c, with nobody
+ * else on c, blocks (its two cases never pair). On a shared channel the
+ * select's recheck under the lock must not take its own waiter for a
+ * peer: it parks (a select that spun instead would hold the thread, and
+ * main's 1 ms sleep would not end before its 20 s deadline), and a
+ * receive by main then takes its send. */
+static void test_self_select_shared(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	self_sel p = {.c = tu_chan(sizeof(int), 0), .done = tu_chan(0, 0)};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, share_by_len, p.c), 0);
+	join_parked(th);
+	assert_int_equal(shared_len, 0);
+	tu_go(self_selector, &p);
+	TU_ASSERT_OK(tt_sleep(MS));
+	assert_false(atomic_load(&p.returned));
+	int v = 0;
+	TU_ASSERT_OK(tt_chan_recv(p.c, &v, sizeof v, NULL));
+	assert_int_equal(v, 5);
+	TU_WAIT_DONE(p.done, 1, 30 * TT_SECOND);
+	assert_int_equal(atomic_load(&p.r), 0);
+	TU_ASSERT_OK(tt_chan_release(p.c));
+	TU_ASSERT_OK(tt_chan_release(p.done));
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
 		{"send_closed_shared", child_send_closed_shared},
+		{"shared_of_ended", child_shared_of_ended},
+		{"private_of_recycled", child_private_of_recycled},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
@@ -443,6 +658,9 @@ int main(int argc, char **argv)
 		TU_TEST(test_threads_selects_deadlines),
 		TU_TEST(test_try_and_deadlines_off_owner),
 		TU_TEST(test_send_on_closed_shared),
+		TU_TEST(test_shared_chan_of_ended_thread),
+		TU_TEST(test_private_chan_of_recycled_scheduler),
+		TU_TEST(test_self_select_shared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -253,6 +253,8 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 	c->recvq.first = c->recvq.last = NULL;
 	c->sendq.first = c->sendq.last = NULL;
 	c->closed = false;
+	c->dead = false;
+	c->released = false;
 	c->buf = buf;
 	c->buf_heap = !inline_buf;
 	if (c->timer) {
@@ -274,6 +276,18 @@ int tt_chan_make(tt_chan **out, size_t elem_size, ptrdiff_t cap)
 
 static void chan_free(tt__sched *s, tt_chan *c)
 {
+	if (chan_shared(c)) {
+		/* Out of the shared list; its last takes its place. */
+		tt_chan *last = s->shared_v[--s->nshared];
+		s->shared_v[c->shared_ix] = last;
+		last->shared_ix = c->shared_ix;
+		/* A thread that uses a handle released under it (the
+		 * program's race) finds it so under the lock, or finishes
+		 * with the channel before the slot can be reused. */
+		chan_lock(c);
+		c->released = true;
+		chan_unlock(c);
+	}
 	if (c->timer)
 		tt__timer_del(s, &c->timer->t);
 	if (c->buf_heap)
@@ -335,6 +349,7 @@ taken(tt__sched *s, tt__waiter *w, bool remote, tt__g **wake)
 	if (remote) {
 		w->success = true;
 		w->g->sel_fired = w->case_ix;
+		tt__wake_pin(w->g); /* before the caller unlocks (chan.h) */
 		*wake = w->g;
 	} else {
 		waiter_fire(s, w, true);
@@ -592,14 +607,38 @@ static void send_proxy(void *arg)
 }
 
 /* On the owner, for a post of another thread's: c is shared from now
- * (timer channels excepted), and locked. */
-static bool share(tt_chan *c)
+ * (timer channels excepted; and c stays private, asked of the owner as
+ * before, if the list of shared channels cannot grow), and locked. */
+static bool share(tt__sched *s, tt_chan *c)
 {
 	if (c->timer == NULL && !chan_shared(c)) {
+		if (s->nshared == s->shared_cap) {
+			uint32_t cap = s->shared_cap ? 2 * s->shared_cap : 16;
+			tt_chan **v = realloc(s->shared_v, cap * sizeof *v);
+			if (v == NULL)
+				return false;
+			s->shared_v = v;
+			s->shared_cap = cap;
+		}
+		c->shared_ix = s->nshared;
+		s->shared_v[s->nshared++] = c;
 		c->fast = NULL; /* the owner's fast paths: no more */
 		atomic_store_explicit(&c->shared, true, memory_order_release);
 	}
 	return chan_lock_shared(c);
+}
+
+void tt__chan_thread_exit(tt__sched *s)
+{
+	for (uint32_t i = 0; i < s->nshared; i++) {
+		tt_chan *c = s->shared_v[i];
+		chan_lock(c);
+		c->dead = true;
+		chan_unlock(c);
+	}
+	free(s->shared_v);
+	s->shared_v = NULL;
+	s->nshared = s->shared_cap = 0;
 }
 
 static void run_send(tt__sched *s, tt__post *p)
@@ -607,7 +646,7 @@ static void run_send(tt__sched *s, tt__post *p)
 	tt_chan *c = post_chan(s, p);
 	if (c == NULL)
 		return;
-	bool locked = share(c);
+	bool locked = share(s, c);
 	bool closed = c->closed;
 	bool done = !closed && try_send(s, c, p->val, false, NULL);
 	chan_unlock_if(c, locked);
@@ -640,7 +679,7 @@ static void run_recv(tt__sched *s, tt__post *p)
 	tt_chan *c = post_chan(s, p);
 	if (c == NULL)
 		return;
-	bool locked = share(c);
+	bool locked = share(s, c);
 	bool done = try_recv(s, c, p->val, &p->ok, false, NULL);
 	chan_unlock_if(c, locked);
 	if (done)
@@ -675,7 +714,7 @@ static void run_len(tt__sched *s, tt__post *p)
 	tt_chan *c = post_chan(s, p);
 	if (c == NULL)
 		return;
-	bool locked = share(c);
+	bool locked = share(s, c);
 	p->value = (int64_t)c->qcount;
 	chan_unlock_if(c, locked);
 	tt__post_answer(p);
@@ -757,10 +796,34 @@ static int remote_result(int r, int64_t deadline)
 	return ASK_OWNER; /* it must wait, or only the owner may wake */
 }
 
-static int send_remote(tt__sched *s, tt_chan *c, const void *elem,
-		       int64_t deadline)
+/* Under c's lock, on another thread: 0 if c may be used, else c is
+ * unlocked and the error recorded. */
+static int remote_usable(const tt_chan *h, tt_chan *c, const char *op)
+{
+	if (TT_UNLIKELY(c->dead)) {
+		chan_unlock(c);
+		return tt__err(-EPIPE, "%s: %p belongs to a thread that has ended",
+			       op, (const void *)h);
+	}
+	/* Checked again: the owner frees a shared channel only after it
+	 * has marked it under the lock (chan_free). */
+	if (TT_UNLIKELY(c->released || !tt__obj_is(h, TT__OBJ_CHAN))) {
+		chan_unlock(c);
+		return tt__misuse(-EBADF,
+				  "%s: %p is not a live channel (released, "
+				  "or never made)",
+				  op, (const void *)h);
+	}
+	return 0;
+}
+
+static int send_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
+		       const void *elem, int64_t deadline)
 {
 	chan_lock(c);
+	int bad = remote_usable(h, c, "tt_chan_send");
+	if (bad)
+		return bad;
 	if (c->closed) {
 		chan_unlock(c);
 		tt__panic("send on closed channel");
@@ -773,10 +836,13 @@ static int send_remote(tt__sched *s, tt_chan *c, const void *elem,
 	return remote_result(r, deadline);
 }
 
-static int recv_remote(tt__sched *s, tt_chan *c, void *elem, bool *ok,
-		       int64_t deadline)
+static int recv_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
+		       void *elem, bool *ok, int64_t deadline)
 {
 	chan_lock(c);
+	int bad = remote_usable(h, c, "tt_chan_recv");
+	if (bad)
+		return bad;
 	tt__g *wake = NULL;
 	int r = try_recv(s, c, elem, ok, true, &wake);
 	chan_unlock(c);
@@ -799,7 +865,7 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (r == REMOTE) {
 		if (remote_shared(c) &&
-		    (r = send_remote(s, c, elem, deadline)) != ASK_OWNER)
+		    (r = send_remote(s, h, c, elem, deadline)) != ASK_OWNER)
 			return r;
 		return chan_ask(s, h, run_send, "tt_chan_send",
 				TT_WAIT_CHAN_SEND, elem, NULL, NULL, deadline,
@@ -865,7 +931,8 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 	tt_chan *c = chan_of(h);
 	if (r == REMOTE) {
 		if (remote_shared(c) &&
-		    (r = recv_remote(s, c, elem, ok, deadline)) != ASK_OWNER)
+		    (r = recv_remote(s, h, c, elem, ok, deadline)) !=
+			     ASK_OWNER)
 			return r;
 		return chan_ask(s, h, run_recv, "tt_chan_recv",
 				TT_WAIT_CHAN_RECV, NULL, elem, ok, deadline,
@@ -1013,8 +1080,11 @@ ptrdiff_t tt_chan_len(const tt_chan *h)
 	if (r < 0)
 		return r;
 	bool locked = r == REMOTE || chan_shared(c);
-	if (locked)
+	if (locked) {
 		chan_lock(c);
+		if (r == REMOTE && (r = remote_usable(h, c, "tt_chan_len")))
+			return r;
+	}
 	ptrdiff_t n = (ptrdiff_t)c->qcount;
 	chan_unlock_if(c, locked);
 	return n;

@@ -26,6 +26,13 @@
  * the owner is the only thread that ever holds two channel locks, all of
  * its own channels, while the others hold one and wait for nothing else:
  * no lock order is needed. Timer channels stay private.
+ *
+ * A thread that takes a parked goroutine's waiter pins the owner
+ * (tt__wake_pin) before it unlocks, and the owner's thread, when it ends,
+ * marks each of its shared channels dead under the lock before it frees
+ * any goroutine, then waits for the pinned wake-ups: another thread never
+ * touches a goroutine or a waiter that is gone, and finds a dead channel
+ * says so (-EPIPE, as a post to an ended thread).
  */
 #ifndef TT_CHAN_INTERNAL_H
 #define TT_CHAN_INTERNAL_H
@@ -76,6 +83,7 @@ struct tt_chan {
 	tt__sched *fast;       /* sched while private, NULL once shared: what
 				  the owner's fast paths compare (chan_ok) */
 	_Atomic uint32_t lock; /* held while a shared one is used */
+	uint32_t shared_ix;    /* in sched->shared_v, once shared */
 	tt__chan_timer *timer; /* set for timer and ticker channels */
 	uint32_t refs;         /* user references */
 	uint32_t parked;       /* goroutines that parked on it and have not
@@ -88,6 +96,9 @@ struct tt_chan {
 	size_t sendx, recvx;   /* ring indices into buf */
 	tt__waitq recvq, sendq;
 	bool closed;
+	bool dead;             /* shared, and its owner's thread has ended
+				  (set under the lock) */
+	bool released;         /* shared, and being freed (likewise) */
 	bool buf_heap;         /* buf was malloc'd (too big for the slot) */
 	char *buf;             /* cap * elem_size bytes: in the slot after
 				  the struct when they fit, else malloc'd */

@@ -42,6 +42,28 @@ static inline bool ready_locked(const tt_chan *c, int kind)
 	return kind == TT_CASE_RECV ? chan_recv_ready(c) : chan_send_ready(c);
 }
 
+/* Whether q holds a waiter of a goroutine other than g: in pass 2, g's
+ * own waiters queued so far are no peers for its other cases (Go's
+ * `select { case c <- v: case <-c: }` never pairs with itself). They are
+ * at the queue's tail, so this looks at no more than n of them. */
+static inline bool peer_queued(const tt__waitq *q, const tt__g *g)
+{
+	for (const tt__waiter *w = q->first; w; w = w->next)
+		if (w->g != g)
+			return true;
+	return false;
+}
+
+/* ready_locked for pass 2's recheck of a shared channel, for g. */
+static bool ready_for(const tt_chan *c, int kind, const tt__g *g)
+{
+	if (c->closed)
+		return true;
+	if (kind == TT_CASE_RECV)
+		return c->qcount || peer_queued(&c->sendq, g);
+	return c->qcount < c->cap || peer_queued(&c->recvq, g);
+}
+
 /* Whether k's channel is ready now, looked at under its lock if it is
  * shared (and `shared`: some case's channel is). */
 static inline bool case_ready(const tt_case *k, bool shared)
@@ -307,7 +329,7 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline,
 		if (c) {
 			bool locked = shared && chan_lock_shared(c);
 			if (TT_UNLIKELY(locked &&
-					ready_locked(c, cases[i].kind))) {
+					ready_for(c, cases[i].kind, g))) {
 				chan_unlock(c);
 				unqueue(s, cases, ws, order, j);
 				if (ws != stack_ws && !g->shared)

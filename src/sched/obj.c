@@ -137,6 +137,7 @@ void *tt__obj_alloc(tt__sched *s, size_t size, enum tt__obj_kind kind)
 		s->obj_carve += n;
 	}
 	UNPOISON(p, n);
+	s->nobjs++;
 	((tt__obj *)p)->self = (const void *)((uintptr_t)p |
 					      gen << TT__OBJ_TAG_SHIFT |
 					      (uintptr_t)kind);
@@ -155,6 +156,7 @@ void tt__obj_free(tt__sched *s, void *p, size_t size)
 	*(const void *volatile *)&f->self =
 		(const void *)(h | TT__OBJ_FREE);
 	POISON((char *)p + sizeof *f, class_size[cls] - sizeof *f);
+	s->nobjs--;
 	if ((h >> TT__OBJ_TAG_SHIFT) == TT__OBJ_GEN_MAX)
 		return; /* retired: its handles are all used up */
 	f->next = s->obj_free[cls];

@@ -196,9 +196,13 @@ static void woken(int was)
 					  memory_order_seq_cst);
 }
 
-/* Push n onto t's inbox and wake t: false if t's thread has ended. */
+/* Push n onto t's inbox and wake t: false if t's thread has ended. The
+ * caller has counted itself in t->pushers: t's end (tt__inbox_close)
+ * waits until the wake-up below is done with t's descriptor and n's
+ * memory, which may be a goroutine record of t's. */
 static bool push_node(tt__sched *t, tt__inbox_node *n)
 {
+	bool pushed = false;
 	atomic_fetch_add_explicit(&posts_pushed, 1, memory_order_seq_cst);
 	tt__inbox_node *head =
 		atomic_load_explicit(&t->inbox, memory_order_relaxed);
@@ -206,12 +210,13 @@ static bool push_node(tt__sched *t, tt__inbox_node *n)
 		if (head == TT__INBOX_CLOSED) {
 			atomic_fetch_add_explicit(&posts_taken, 1,
 						  memory_order_seq_cst);
-			return false;
+			goto out;
 		}
 		n->next = head;
 	} while (!atomic_compare_exchange_weak_explicit(
 		&t->inbox, &head, n, memory_order_seq_cst,
 		memory_order_relaxed));
+	pushed = true;
 	int was = atomic_exchange_explicit(&t->sleep, TT__SLEEP_AWAKE,
 					   memory_order_seq_cst);
 	woken(was);
@@ -222,18 +227,22 @@ static bool push_node(tt__sched *t, tt__inbox_node *n)
 		/* Fails only on counter overflow: then it is readable. */
 		(void)!write(t->wakefd, &one, sizeof one);
 	}
-	return true;
+out:
+	atomic_fetch_sub_explicit(&t->pushers, 1, memory_order_release);
+	return pushed;
 }
 
 static bool push(tt__sched *t, tt__post *p)
 {
+	atomic_fetch_add_explicit(&t->pushers, 1, memory_order_relaxed);
 	return push_node(t, &p->node);
 }
 
 void tt__wake_remote(tt__g *g)
 {
 	g->wake_node.wake = g;
-	/* A thread that has ended has no goroutine left to wake. */
+	/* Pinned by the caller (tt__wake_pin). A thread that has ended has
+	 * no goroutine left to wake. */
 	(void)push_node(g->sched, &g->wake_node);
 }
 
@@ -483,5 +492,15 @@ void tt__inbox_close(tt__sched *s)
 			      "%s: the thread that owns %p ended while this "
 			      "waited",
 			      p->op, p->h);
+	}
+	/* A push that got in before the close may still be waking this
+	 * thread (its descriptor) or be about to write a goroutine's wake
+	 * node: short, and it never waits for this thread. */
+	for (unsigned i = 0;
+	     atomic_load_explicit(&s->pushers, memory_order_acquire); i++) {
+		if (i % 128 == 127)
+			sched_yield();
+		else
+			tt__cpu_relax();
 	}
 }

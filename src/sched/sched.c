@@ -1157,7 +1157,11 @@ static void main_stack_bounds(tt__g *g)
  * may still read its inbox through a stale object, and finds it closed).
  * What other threads asked of it and what its goroutines were doing for
  * them is answered -EPIPE. Objects of the scheduler that outlive it (a
- * channel nobody released) are dead with it.
+ * channel nobody released) are dead with it: its shared channels are
+ * marked so under their locks, before anything they could reach is
+ * freed, and a scheduler with live objects never goes to the graveyard
+ * (their posts find it closed for as long as the process runs; what that
+ * keeps is the scheduler's record, about 22 KiB on x86-64).
  *
  * Precondition for the teardown: the thread's own flow of control is the
  * one running. A thread that ends from inside another goroutine
@@ -1185,6 +1189,7 @@ static void thread_gone(void *p)
 		memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 
+	tt__chan_thread_exit(s);
 	tt__inbox_close(s);
 	tt__stack_thread_exit(s);
 	tt__wait1_thread_exit(s);
@@ -1198,6 +1203,11 @@ static void thread_gone(void *p)
 	free(s->fds);
 	if (tt__tls_sched == s)
 		tt__tls_sched = NULL;
+	/* Its objects that nobody freed name it as their owner: a post to
+	 * one must find its inbox closed for good, never a new thread that
+	 * would take the object for its own. Such a scheduler is kept. */
+	if (s->nobjs > 0)
+		return;
 	pthread_mutex_lock(&registry_lock);
 	s->next_sched = graveyard;
 	graveyard = s;
