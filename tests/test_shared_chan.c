@@ -645,12 +645,222 @@ static void test_self_select_shared(void **state)
 	TU_ASSERT_OK(tt_chan_release(p.done));
 }
 
+/* ---- other threads that wait on a shared channel themselves ------------------ */
+
+typedef struct waiter_thread {
+	pthread_t th;
+	tt_chan *c;
+	int64_t deadline;
+	int r, v;
+	bool ok;
+	_Atomic bool started;
+} waiter_thread;
+
+static void *recv_waits(void *arg)
+{
+	waiter_thread *t = arg;
+	atomic_store(&t->started, true);
+	t->r = tt_chan_recv_until(t->c, &t->v, sizeof t->v, &t->ok,
+				  t->deadline);
+	return NULL;
+}
+
+static void start_waiter(waiter_thread *t, tt_chan *c, int64_t deadline)
+{
+	t->c = c;
+	t->deadline = deadline;
+	assert_int_equal(pthread_create(&t->th, NULL, recv_waits, t), 0);
+}
+
+/* Share c: one length asked of the owner from another thread. */
+static void share_chan(tt_chan *c)
+{
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, share_by_len, c), 0);
+	join_parked(th);
+	assert_int_equal(shared_len, tt_chan_len(c));
+}
+
+/* Until `cond` holds (evaluated until then, and not again), giving the
+ * other threads time; fails after 30 s. */
+#define WAIT_FOR(cond)                                                      \
+	do {                                                                \
+		int64_t give_up_ = tt_deadline_in(30 * TT_SECOND);          \
+		bool held_;                                                 \
+		while (!(held_ = (cond)) && tt_now() < give_up_)            \
+			TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));       \
+		TU_ASSERT_MSG(held_, "still not true after 30 s: %s", #cond); \
+	} while (0)
+
+/* A pthread's receive that must wait queues on the shared channel itself
+ * and parks its own thread: the owner runs no goroutine for it (a proxy),
+ * and a send here hands the value straight to it. */
+static void test_pthread_waits_on_shared(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	share_chan(c);
+	int64_t before = tt_num_goroutine();
+	waiter_thread t = {0};
+	start_waiter(&t, c, TT_FOREVER);
+	/* Queued: the owner can see it as a receiver that is ready. */
+	int v = 77;
+	WAIT_FOR(tt_chan_send_until(c, &v, sizeof v, TT_TRY) == 0);
+	assert_int_equal(tt_num_goroutine(), before + 1); /* the pthread */
+	join_parked(t.th);
+	TU_ASSERT_OK(t.r);
+	assert_true(t.ok);
+	assert_int_equal(t.v, 77);
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
+/* Its deadline takes its waiter back out: a send then finds nobody. */
+static void test_pthread_wait_times_out(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	share_chan(c);
+	waiter_thread t = {0};
+	start_waiter(&t, c, tt_deadline_in(20 * MS));
+	join_parked(t.th);
+	assert_int_equal(t.r, -ETIMEDOUT);
+	int v = 1;
+	assert_int_equal(tt_chan_send_until(c, &v, sizeof v, TT_TRY), -EAGAIN);
+	/* And a close wakes the next one with ok false, on its thread. */
+	waiter_thread t2 = {0};
+	start_waiter(&t2, c, TT_FOREVER);
+	WAIT_FOR(atomic_load(&t2.started));
+	TU_ASSERT_OK(tt_sleep(MS)); /* likely parked by now; either way */
+	TU_ASSERT_OK(tt_chan_close(c));
+	join_parked(t2.th);
+	TU_ASSERT_OK(t2.r);
+	assert_false(t2.ok);
+	assert_int_equal(t2.v, 0);
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
+/* The owner drops its last reference while a pthread is parked on the
+ * channel: the pthread keeps it alive until its deadline, and when it
+ * leaves, the owner frees it (the handle is dead from then on). */
+static void test_release_while_pthread_waits(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	share_chan(c);
+	waiter_thread t = {0};
+	start_waiter(&t, c, tt_deadline_in(50 * MS));
+	/* Give the waiter time to queue (a try here would take it). */
+	WAIT_FOR(atomic_load(&t.started));
+	TU_ASSERT_OK(tt_sleep(5 * MS));
+	TU_ASSERT_OK(tt_chan_release(c));
+	join_parked(t.th);
+	assert_int_equal(t.r, -ETIMEDOUT);
+	/* The owner frees it at its next look at its posts. */
+	WAIT_FOR(tt_chan_len(c) == -EBADF);
+	TU_ASSERT_CONTAINS(tt_last_error(), "not a live channel");
+}
+
+/* Two pthreads pass values through a third thread's channel, each waiting
+ * on it by itself; the owner only watches. */
+typedef struct relay {
+	tt_chan *c;
+	int n;
+	int bad, first_err;
+	long sum;
+} relay;
+
+static void *relay_send(void *arg)
+{
+	relay *r = arg;
+	for (int i = 1; i <= r->n; i++) {
+		int rc = tt_chan_send(r->c, &i, sizeof i);
+		if (rc && r->bad++ == 0)
+			r->first_err = rc;
+	}
+	return NULL;
+}
+
+static void *relay_recv(void *arg)
+{
+	relay *r = arg;
+	int last = 0;
+	for (int i = 1; i <= r->n; i++) {
+		int v = 0;
+		int rc = tt_chan_recv(r->c, &v, sizeof v, NULL);
+		if (rc && r->bad++ == 0)
+			r->first_err = rc;
+		/* One sender: values arrive in order. */
+		if (v != last + 1 && r->bad++ == 0)
+			r->first_err = 1000000 + v;
+		last = v;
+		r->sum += v;
+	}
+	return NULL;
+}
+
+static void test_pthreads_relay_through_shared(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	for (int cap = 0; cap <= 4; cap += 4) {
+		tt_chan *c = tu_chan(sizeof(int), cap);
+		share_chan(c);
+		int n = TU_SCALE(20000, 2000);
+		relay s = {.c = c, .n = n}, r = {.c = c, .n = n};
+		pthread_t ts, tr;
+		assert_int_equal(pthread_create(&tr, NULL, relay_recv, &r), 0);
+		assert_int_equal(pthread_create(&ts, NULL, relay_send, &s), 0);
+		join_parked(ts);
+		join_parked(tr);
+		TU_ASSERT_MSG(s.bad == 0, "cap %d: sender: %d failed (%d)", cap,
+			      s.bad, s.first_err);
+		TU_ASSERT_MSG(r.bad == 0, "cap %d: receiver: %d bad (%d)", cap,
+			      r.bad, r.first_err);
+		assert_int_equal(r.sum, (long)n * (n + 1) / 2);
+		TU_ASSERT_OK(tt_chan_release(c));
+	}
+}
+
+/* The owner ends while a pthread waits on its shared channel: the wait
+ * ends with -EPIPE, as a post to an ended thread does. */
+static void child_waiter_of_ended(void)
+{
+	ended e = {0};
+	pthread_t th = start_owner(&e);
+	CHILD_CHECK(tt_chan_len(e.c) == 0); /* shared */
+	waiter_thread t = {0};
+	t.c = e.c;
+	t.deadline = TT_FOREVER;
+	/* A second receiver on c (the owner's goroutine is the first). */
+	CHILD_CHECK(pthread_create(&t.th, NULL, recv_waits, &t) == 0);
+	while (!atomic_load(&t.started))
+		TU_UNCHECKED(tt_sleep(MS));
+	TU_UNCHECKED(tt_sleep(5 * MS));
+	end_owner(&e, th);
+	CHILD_CHECK(tt_blocking(join_thread, &t.th) == 0);
+	if (t.r != -EPIPE)
+		fprintf(stderr, "waiter: %d\n", t.r);
+	CHILD_CHECK(t.r == -EPIPE);
+	fprintf(stderr, "tu-done\n");
+}
+
+static void test_waiter_of_ended_owner(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	run_child_case("waiter_of_ended");
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
 		{"send_closed_shared", child_send_closed_shared},
 		{"shared_of_ended", child_shared_of_ended},
 		{"private_of_recycled", child_private_of_recycled},
+		{"waiter_of_ended", child_waiter_of_ended},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
@@ -661,6 +871,11 @@ int main(int argc, char **argv)
 		TU_TEST(test_shared_chan_of_ended_thread),
 		TU_TEST(test_private_chan_of_recycled_scheduler),
 		TU_TEST(test_self_select_shared),
+		TU_TEST(test_pthread_waits_on_shared),
+		TU_TEST(test_pthread_wait_times_out),
+		TU_TEST(test_release_while_pthread_waits),
+		TU_TEST(test_pthreads_relay_through_shared),
+		TU_TEST(test_waiter_of_ended_owner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,22 @@ void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 	waiter_fire(s, w, success);
 }
 
+/* Fire w, dequeued under c's lock, now: on this thread, or for another
+ * thread's goroutine by pushing its wake-up before c is unlocked (a
+ * close, and a thread's end: they wake many, and rarely). */
+static void fire_any(tt__sched *s, tt__waiter *w, bool success)
+{
+	tt__g *g = w->g;
+	if (g->sched == s) {
+		waiter_fire(s, w, success);
+		return;
+	}
+	w->success = success;
+	g->sel_fired = w->case_ix;
+	tt__wake_pin(g);
+	tt__wake_remote(g);
+}
+
 bool tt__chan_cancel(tt__g *g)
 {
 	tt__waiter *ws = g->wait_list;
@@ -295,8 +311,50 @@ static void chan_free(tt__sched *s, tt_chan *c)
 	tt__obj_free(s, c, c->slot_size);
 }
 
+/* On the owner, for another thread's goroutine that was the last to
+ * leave a channel nobody holds (unpark_shared). */
+static void run_reap(tt__sched *s, tt__post *p)
+{
+	if (tt__obj_is(p->h, TT__OBJ_CHAN) && chan_of(p->h)->sched == s) {
+		tt_chan *c = chan_of(p->h);
+		chan_lock(c);
+		bool last = c->parked == 0 && c->refs == 0;
+		chan_unlock(c);
+		if (last)
+			chan_free(s, c);
+	}
+	tt__post_answer(p);
+}
+
+/* A shared channel's parked and refs change under its lock: goroutines
+ * of other threads park on it too. The owner alone frees it. */
+static __attribute__((noinline)) void unpark_shared(tt__sched *s, tt_chan *c)
+{
+	chan_lock(c);
+	bool last = --c->parked == 0 && c->refs == 0 && !c->dead;
+	const tt_chan *h = chan_handle(c);
+	chan_unlock(c);
+	if (!last)
+		return;
+	if (c->sched == s) {
+		chan_free(s, c);
+		return;
+	}
+	tt__post *p = tt__post_new(0, "tt_chan_release");
+	if (p == NULL)
+		return; /* the channel's slot stays taken: nothing else */
+	p->run = run_reap;
+	p->h = h;
+	/* An owner that has ended frees nothing any more. */
+	(void)tt__post_send(c->sched, p);
+}
+
 void tt__chan_unpark(tt__sched *s, tt_chan *c)
 {
+	if (TT_UNLIKELY(chan_shared(c))) {
+		unpark_shared(s, c);
+		return;
+	}
 	if (--c->parked == 0 && c->refs == 0)
 		chan_free(s, c);
 }
@@ -305,17 +363,23 @@ void tt__chan_unpark(tt__sched *s, tt_chan *c)
  * its message in msg. */
 static int retain_body(tt_chan *c, char *msg, size_t n)
 {
+	bool locked = chan_lock_shared(c);
+	int r = 0;
 	if (c->refs == UINT32_MAX) {
 		snprintf(msg, n, "tt_chan_retain: too many references");
-		return -EOVERFLOW;
+		r = -EOVERFLOW;
+	} else {
+		c->refs++;
 	}
-	c->refs++;
-	return 0;
+	chan_unlock_if(c, locked);
+	return r;
 }
 
 static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 {
+	bool locked = chan_lock_shared(c);
 	if (c->refs == 0) {
+		chan_unlock_if(c, locked);
 		snprintf(msg, n,
 			 "tt_chan_release: channel %p has no references left",
 			 (void *)chan_handle(c));
@@ -323,12 +387,12 @@ static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 	}
 	/* Parked goroutines keep it until they resume (tt__chan_unpark);
 	 * those that nothing can wake now are proven leaked. */
-	if (--c->refs == 0) {
-		if (c->parked == 0)
-			chan_free(s, c);
-		else
-			tt__leak_chan_released(s, c);
-	}
+	bool last = --c->refs == 0 && c->parked == 0;
+	if (c->refs == 0 && !last)
+		tt__leak_chan_released(s, c);
+	chan_unlock_if(c, locked);
+	if (last)
+		chan_free(s, c);
 	return 0;
 }
 
@@ -340,13 +404,16 @@ static inline bool remote_takes(const tt__waiter *w)
 	return w->remote_ok && !w->g->shared;
 }
 
-/* A dequeued waiter's operation is done. On the owner (remote false):
- * fire it. On another thread: record the outcome and leave the wake-up
- * to the caller, for after it unlocks (*wake). */
+/* A dequeued waiter's operation is done. A waiter of this thread's
+ * goroutine: fire it. Another thread's (the owner's, taken by another
+ * thread; or, on a shared channel, a goroutine of a third thread or the
+ * owner's): record the outcome and leave the wake-up to the caller, for
+ * after it unlocks (*wake). wake is NULL only for a private channel, on
+ * its owner, where every waiter is the owner's. */
 static inline __attribute__((always_inline)) void
-taken(tt__sched *s, tt__waiter *w, bool remote, tt__g **wake)
+taken(tt__sched *s, tt__waiter *w, tt__g **wake)
 {
-	if (remote) {
+	if (wake && w->g->sched != s) {
 		w->success = true;
 		w->g->sel_fired = w->case_ix;
 		tt__wake_pin(w->g); /* before the caller unlocks (chan.h) */
@@ -375,7 +442,7 @@ try_send(tt__sched *s, tt_chan *c, const void *elem, bool remote,
 		waitq_unlink(&c->recvq, w);
 		if (w->elem)
 			elem_copy(waiter_elem(w), elem, c->elem_size);
-		taken(s, w, remote, wake);
+		taken(s, w, wake);
 		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
@@ -391,9 +458,16 @@ try_send(tt__sched *s, tt_chan *c, const void *elem, bool remote,
 	return 0;
 }
 
+/* The out-of-line tries (select's, a timer's) wake a waiter of another
+ * thread's they take at once, c still locked by the caller: rare, and it
+ * keeps select's frame as small as it was. */
 int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 {
-	return try_send(s, c, elem, false, NULL);
+	tt__g *wake = NULL;
+	int r = try_send(s, c, elem, false, &wake);
+	if (TT_UNLIKELY(wake != NULL))
+		tt__wake_remote(wake);
+	return r;
 }
 
 static inline __attribute__((always_inline)) int
@@ -421,7 +495,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok, bool remote,
 				c->recvx = 0;
 			c->sendx = c->recvx;
 		}
-		taken(s, w, remote, wake);
+		taken(s, w, wake);
 		if (ok)
 			*ok = true;
 		TT_TSAN_SYNC(c); /* after the copies */
@@ -452,7 +526,18 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok, bool remote,
 
 int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 {
-	return try_recv(s, c, elem, ok, false, NULL);
+	tt__g *wake = NULL;
+	int r = try_recv(s, c, elem, ok, false, &wake);
+	if (TT_UNLIKELY(wake != NULL))
+		tt__wake_remote(wake);
+	return r;
+}
+
+/* Wake what a try took of another thread's, c unlocked. */
+static inline void wake_taken(tt__g *wake)
+{
+	if (TT_UNLIKELY(wake != NULL))
+		tt__wake_remote(wake);
 }
 
 /* ---- blocking ------------------------------------------------------------ */
@@ -504,6 +589,7 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	w->case_ix = -1;
 	w->success = false;
 	w->remote_ok = true;
+	w->dead = false;
 	TT_TSAN_SYNC(c); /* what the peer must see: its value, our stores */
 	waitq_push(q, w);
 	c->parked++;
@@ -590,8 +676,10 @@ static void send_proxy(void *arg)
 	tt_chan *c = chan_of(p->h);
 	bool locked = chan_lock_shared(c);
 	bool closed = c->closed;
-	if (closed || try_send(s, c, p->val, false, NULL)) {
+	tt__g *wake = NULL;
+	if (closed || try_send(s, c, p->val, false, &wake)) {
 		chan_unlock_if(c, locked);
+		wake_taken(wake);
 	} else {
 		bool sent;
 		p->result = block_on(s, c, &c->sendq, p->val,
@@ -628,12 +716,28 @@ static bool share(tt__sched *s, tt_chan *c)
 	return chan_lock_shared(c);
 }
 
+/* Wake q's waiters of other threads: the channel is dead. This thread's
+ * own stay, gone with it. */
+static void wake_foreign(tt__sched *s, tt__waitq *q)
+{
+	for (tt__waiter *w = q->first, *next; w; w = next) {
+		next = w->next;
+		if (w->g->sched == s)
+			continue;
+		waitq_unlink(q, w);
+		w->dead = true;
+		fire_any(s, w, false);
+	}
+}
+
 void tt__chan_thread_exit(tt__sched *s)
 {
 	for (uint32_t i = 0; i < s->nshared; i++) {
 		tt_chan *c = s->shared_v[i];
 		chan_lock(c);
 		c->dead = true;
+		wake_foreign(s, &c->recvq);
+		wake_foreign(s, &c->sendq);
 		chan_unlock(c);
 	}
 	free(s->shared_v);
@@ -648,8 +752,10 @@ static void run_send(tt__sched *s, tt__post *p)
 		return;
 	bool locked = share(s, c);
 	bool closed = c->closed;
-	bool done = !closed && try_send(s, c, p->val, false, NULL);
+	tt__g *wake = NULL;
+	bool done = !closed && try_send(s, c, p->val, false, &wake);
 	chan_unlock_if(c, locked);
+	wake_taken(wake);
 	if (closed)
 		tt__post_panic(p, "send on closed channel");
 	else if (done)
@@ -664,9 +770,11 @@ static void recv_proxy(void *arg)
 	tt__sched *s = tt__sched_get();
 	tt_chan *c = chan_of(p->h);
 	bool locked = chan_lock_shared(c);
-	if (try_recv(s, c, p->val, &p->ok, false, NULL))
+	tt__g *wake = NULL;
+	if (try_recv(s, c, p->val, &p->ok, false, &wake)) {
 		chan_unlock_if(c, locked);
-	else
+		wake_taken(wake);
+	} else
 		p->result = block_on(s, c, &c->recvq, p->val,
 				     TT_WAIT_CHAN_RECV, p->deadline, &p->ok,
 				     locked);
@@ -680,8 +788,10 @@ static void run_recv(tt__sched *s, tt__post *p)
 	if (c == NULL)
 		return;
 	bool locked = share(s, c);
-	bool done = try_recv(s, c, p->val, &p->ok, false, NULL);
+	tt__g *wake = NULL;
+	bool done = try_recv(s, c, p->val, &p->ok, false, &wake);
 	chan_unlock_if(c, locked);
+	wake_taken(wake);
 	if (done)
 		tt__post_answer(p);
 	else if (!post_no_wait(p))
@@ -796,14 +906,19 @@ static int remote_result(int r, int64_t deadline)
 	return ASK_OWNER; /* it must wait, or only the owner may wake */
 }
 
+static int owner_ended(const char *op, const tt_chan *h)
+{
+	return tt__err(-EPIPE, "%s: %p belongs to a thread that has ended", op,
+		       (const void *)h);
+}
+
 /* Under c's lock, on another thread: 0 if c may be used, else c is
  * unlocked and the error recorded. */
 static int remote_usable(const tt_chan *h, tt_chan *c, const char *op)
 {
 	if (TT_UNLIKELY(c->dead)) {
 		chan_unlock(c);
-		return tt__err(-EPIPE, "%s: %p belongs to a thread that has ended",
-			       op, (const void *)h);
+		return owner_ended(op, h);
 	}
 	/* Checked again: the owner frees a shared channel only after it
 	 * has marked it under the lock (chan_free). */
@@ -830,9 +945,20 @@ static int send_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 	}
 	tt__g *wake = NULL;
 	int r = try_send(s, c, elem, true, &wake);
+	if (r == 0 && !s->current->shared) {
+		/* Park here, queued on c as the owner's goroutines are. */
+		bool sent;
+		r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
+			     deadline, &sent, true);
+		if (r == 0 && !sent) {
+			if (((tt__waiter *)s->current->wait1)->dead)
+				return owner_ended("tt_chan_send", h);
+			tt__panic("send on closed channel");
+		}
+		return r;
+	}
 	chan_unlock(c);
-	if (wake)
-		tt__wake_remote(wake);
+	wake_taken(wake);
 	return remote_result(r, deadline);
 }
 
@@ -845,9 +971,18 @@ static int recv_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 		return bad;
 	tt__g *wake = NULL;
 	int r = try_recv(s, c, elem, ok, true, &wake);
+	if (r == 0 && !s->current->shared) {
+		bool got;
+		r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV,
+			     deadline, &got, true);
+		if (r == 0 && !got && ((tt__waiter *)s->current->wait1)->dead)
+			return owner_ended("tt_chan_recv", h);
+		if (r == 0 && ok)
+			*ok = got;
+		return r;
+	}
 	chan_unlock(c);
-	if (wake)
-		tt__wake_remote(wake);
+	wake_taken(wake);
 	return remote_result(r, deadline);
 }
 
@@ -872,8 +1007,10 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 				NULL);
 	}
 	bool locked = chan_lock_shared(c);
-	if (try_send(s, c, elem, false, NULL)) {
+	tt__g *wake = NULL;
+	if (try_send(s, c, elem, false, &wake)) {
 		chan_unlock_if(c, locked);
+		wake_taken(wake);
 		return 0;
 	}
 	return send_block(s, c, elem, deadline, locked);
@@ -939,8 +1076,10 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 				NULL);
 	}
 	bool locked = chan_lock_shared(c);
-	if (try_recv(s, c, elem, ok, false, NULL)) {
+	tt__g *wake = NULL;
+	if (try_recv(s, c, elem, ok, false, &wake)) {
 		chan_unlock_if(c, locked);
+		wake_taken(wake);
 		return 0;
 	}
 	return recv_block(s, c, elem, ok, deadline, locked);
@@ -1029,11 +1168,11 @@ static void chan_close_body(tt__sched *s, tt_chan *c)
 		waitq_unlink(&c->recvq, w);
 		if (w->elem && c->elem_size)
 			memset(waiter_elem(w), 0, c->elem_size);
-		tt__waiter_fire(s, w, false);
+		fire_any(s, w, false);
 	}
 	while ((w = c->sendq.first) != NULL) {
 		waitq_unlink(&c->sendq, w);
-		tt__waiter_fire(s, w, false);
+		fire_any(s, w, false);
 	}
 	TT_TSAN_SYNC(c); /* after clearing the receivers' values */
 }

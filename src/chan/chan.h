@@ -70,6 +70,8 @@ struct tt__waiter {
 	bool queued;
 	bool success;    /* set by the waker: a value moved (false: closed) */
 	bool remote_ok;  /* another thread may take it (see above) */
+	bool dead;       /* woken because the channel's owner ended (a
+			    waiter of another thread's: -EPIPE) */
 };
 
 typedef struct tt__chan_timer tt__chan_timer;
@@ -211,7 +213,7 @@ bool tt__chan_cancel(tt__g *g);
 
 /* The non-blocking halves: try to complete the operation now. Return 1 if
  * done, 0 if it would block. tt__chan_try_send panics on a closed
- * channel. */
+ * channel. The caller holds c's lock if c is shared. */
 int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem);
 int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok);
 

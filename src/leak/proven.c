@@ -325,7 +325,7 @@ __attribute__((noinline)) void tt__leak_chan_released(tt__sched *s,
 	const tt__waitq *qs[2] = {&c->recvq, &c->sendq};
 	for (int i = 0; i < 2; i++)
 		for (const tt__waiter *w = qs[i]->first; w; w = w->next)
-			if (stranded(w->g))
+			if (w->g->sched == s && stranded(w->g))
 				prove(s, w->g, c, "chan", &r, from);
 	tt__leak_release_done(r);
 }
