@@ -15,24 +15,32 @@
  * with no lock at all. The first time another thread asks the owner for
  * a send, a receive or a length (post.c), the owner marks it shared, and
  * from then on every operation on it, the owner's included, holds its
- * lock (Go's hchan.lock) while it reads or changes the fields above.
- * Another thread then sends and receives itself, under the lock, when it
- * need not wait: into or out of the buffer, or handing a value to a
- * parked waiter that allows it (w->remote_ok: a goroutine of the owner's
- * with a stack of its own, parked on this one channel), whose wake-up it
- * posts to the owner (tt__wake_remote). What must wait, or would take a
- * select's waiter, is still asked of the owner. Waiters in a queue are
- * always the owner's goroutines (a proxy waits for another thread), so
- * the owner is the only thread that ever holds two channel locks, all of
- * its own channels, while the others hold one and wait for nothing else:
- * no lock order is needed. Timer channels stay private.
+ * lock (Go's hchan.lock) while it reads or changes the fields above,
+ * parked and refs too. Another thread then sends and receives itself,
+ * under the lock: into or out of the buffer; handing a value to a parked
+ * waiter that allows it (w->remote_ok: a goroutine with a stack of its
+ * own, parked on this one channel, of any thread), whose wake-up it posts
+ * to the waiter's thread (tt__wake_remote); and when it must wait, by
+ * queueing its own waiter (block_on) and parking on its own thread. A
+ * hand-off to a select of several cases (only the owner's goroutines
+ * select on a channel) and any wait of a shared-stack goroutine are
+ * still asked of the owner. So queues hold waiters of any thread, and
+ * whoever takes one fires it if it is its own and else posts its
+ * wake-up; its deadline, on its own thread, takes it out under the lock,
+ * or does nothing if a waker took it first (tt__chan_cancel). Only the
+ * owner holds two channel locks at once, all of its own channels (a
+ * select, unlink_others); every other thread holds one and takes no
+ * other while it does: no lock order is needed. Only the owner frees a
+ * channel: a waiter of another thread that leaves a channel nobody holds
+ * any more asks it to (unpark_shared). Timer channels stay private.
  *
- * A thread that takes a parked goroutine's waiter pins the owner
- * (tt__wake_pin) before it unlocks, and the owner's thread, when it ends,
- * marks each of its shared channels dead under the lock before it frees
- * any goroutine, then waits for the pinned wake-ups: another thread never
- * touches a goroutine or a waiter that is gone, and finds a dead channel
- * says so (-EPIPE, as a post to an ended thread).
+ * A thread that takes a parked goroutine's waiter of another thread pins
+ * that thread (tt__wake_pin) before it unlocks, and a thread, when it
+ * ends, marks each of its shared channels dead under the lock, waking
+ * other threads' waiters on them with -EPIPE (w->dead), before it frees
+ * any goroutine, then waits for the pinned wake-ups: no thread touches a
+ * goroutine or a waiter that is gone, and a dead channel says so (-EPIPE,
+ * as a post to an ended thread does).
  */
 #ifndef TT_CHAN_INTERNAL_H
 #define TT_CHAN_INTERNAL_H
