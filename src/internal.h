@@ -487,8 +487,9 @@ void tt__wait1_take(tt__sched *s, tt__g *g);
  * ends. */
 void tt__wait1_release(tt__sched *s, tt__g *g);
 void tt__wait1_thread_exit(tt__sched *s);
-/* The thread is ending: its shared channels are dead from now (chan.c);
- * other threads using one get -EPIPE. */
+/* The thread is ending: its goroutines' waiters leave other threads'
+ * channels, and its shared channels are dead from now (chan.c): other
+ * threads using one get -EPIPE. */
 void tt__chan_thread_exit(tt__sched *s);
 
 /* The message buffer of g (tt__err writes it), NULL if a shared-stack

@@ -854,6 +854,59 @@ static void test_waiter_of_ended_owner(void **state)
 	run_child_case("waiter_of_ended");
 }
 
+/* A thread ends while one of its goroutines waits, by itself, on another
+ * thread's shared channel: the waiter leaves the channel with it, and a
+ * send then finds nobody to hand to. */
+typedef struct leaver {
+	tt_chan *c;
+	_Atomic int stage;
+} leaver;
+
+static void recv_on_foreign(void *arg)
+{
+	leaver *l = arg;
+	int v;
+	atomic_store(&l->stage, 1);
+	TU_UNCHECKED(tt_chan_recv(l->c, &v, sizeof v, NULL));
+	atomic_store(&l->stage, 99); /* never: its thread ends first */
+}
+
+static void *thread_that_leaves(void *arg)
+{
+	leaver *l = arg;
+	if (tt_go(recv_on_foreign, l) <= 0)
+		return NULL;
+	while (atomic_load(&l->stage) == 0)
+		tt_yield();
+	/* Parked on l->c now (it has no other place to go). */
+	tt_yield();
+	return NULL;
+}
+
+static void child_foreign_waiter_thread_ends(void)
+{
+	leaver l = {0};
+	CHILD_CHECK(tt_chan_make(&l.c, sizeof(int), 0) == 0);
+	pthread_t th;
+	CHILD_CHECK(pthread_create(&th, NULL, share_by_len, l.c) == 0);
+	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
+	CHILD_CHECK(pthread_create(&th, NULL, thread_that_leaves, &l) == 0);
+	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
+	CHILD_CHECK(atomic_load(&l.stage) == 1);
+	int v = 3;
+	CHILD_CHECK(tt_chan_send_until(l.c, &v, sizeof v, TT_TRY) == -EAGAIN);
+	CHILD_CHECK(tt_chan_len(l.c) == 0);
+	CHILD_CHECK(tt_chan_release(l.c) == 0);
+	fprintf(stderr, "tu-done\n");
+}
+
+static void test_foreign_waiter_thread_ends(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	run_child_case("foreign_waiter_thread_ends");
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
@@ -861,6 +914,7 @@ int main(int argc, char **argv)
 		{"shared_of_ended", child_shared_of_ended},
 		{"private_of_recycled", child_private_of_recycled},
 		{"waiter_of_ended", child_waiter_of_ended},
+		{"foreign_waiter_thread_ends", child_foreign_waiter_thread_ends},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
@@ -876,6 +930,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_release_while_pthread_waits),
 		TU_TEST(test_pthreads_relay_through_shared),
 		TU_TEST(test_waiter_of_ended_owner),
+		TU_TEST(test_foreign_waiter_thread_ends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

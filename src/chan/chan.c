@@ -730,8 +730,33 @@ static void wake_foreign(tt__sched *s, tt__waitq *q)
 	}
 }
 
+/* g, of the thread that is ending, waits by itself on another thread's
+ * shared channel (block_on from send_remote or recv_remote): its waiter
+ * leaves the queue before the pool that holds it is freed. One a waker
+ * took already is pinned: the thread's end waits for its wake-up push
+ * (tt__inbox_close). */
+static void leave_foreign(tt__sched *s, tt__g *g)
+{
+	if (g->state != TT_G_WAITING || g->wait_n != 1 ||
+	    (g->reason != TT_WAIT_CHAN_SEND && g->reason != TT_WAIT_CHAN_RECV))
+		return;
+	tt__waiter *w = g->wait_list;
+	tt_chan *c = w->c;
+	if (c == NULL || c->sched == s)
+		return;
+	chan_lock(c);
+	if (w->queued)
+		waitq_unlink(w->q, w);
+	chan_unlock(c);
+	g->wait_list = NULL;
+	g->wait_n = 0;
+	unpark_shared(s, c);
+}
+
 void tt__chan_thread_exit(tt__sched *s)
 {
+	for (tt__g *g = s->all; g; g = g->all_next)
+		leave_foreign(s, g);
 	for (uint32_t i = 0; i < s->nshared; i++) {
 		tt_chan *c = s->shared_v[i];
 		chan_lock(c);
