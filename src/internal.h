@@ -764,6 +764,9 @@ struct tt__sched {
 	int64_t nobjs;        /* its live objects: a thread that ends with
 				 some keeps its scheduler from reuse, so
 				 that their posts find it ended (sched.c) */
+	int64_t asking;       /* its goroutines parked in tt__post_call: a
+				 thread that ends with some keeps its
+				 scheduler likewise, for their answers */
 	/* Its shared channels (chan.h), marked dead at its end. */
 	struct tt_chan **shared_v;
 	uint32_t nshared, shared_cap;
@@ -813,6 +816,7 @@ struct tt__post {
 	bool ok;           /* a receive's ok */
 	bool answered;
 	bool misuse;       /* result is a misuse (tt__misuse) */
+	bool quiet;        /* sent: a failure is nobody's to hear of */
 	bool held;         /* in the owner's s->held */
 	char msg[200];     /* the message of result (tt__err), or panic_msg */
 	char name[80];     /* the proxy goroutine's name */

@@ -907,6 +907,138 @@ static void test_foreign_waiter_thread_ends(void **state)
 	run_child_case("foreign_waiter_thread_ends");
 }
 
+/* A thread with no objects of its own ends while one of its goroutines
+ * waits for another thread's answer (a shared-stack goroutine's receive
+ * waits on the owner, in a proxy); a new thread then starts: the answer
+ * must not reach the new thread's goroutines. */
+static tt_chan *asked;
+static _Atomic int new_stage;
+
+static void asker(void *arg)
+{
+	(void)arg;
+	int v;
+	TU_UNCHECKED(tt_chan_recv(asked, &v, sizeof v, NULL));
+	fprintf(stderr, "tu-asker-ran\n"); /* never: its thread has ended */
+}
+
+static void *thread_that_asks(void *arg)
+{
+	(void)arg;
+	tt_go_attr a = {.shared_stack = true};
+	if (tt_go_with(&a, asker, NULL) <= 0)
+		exit(3);
+	TU_UNCHECKED(tt_sleep(20 * MS)); /* the asker waits on the owner */
+	return NULL;
+}
+
+static void *thread_that_follows(void *arg)
+{
+	(void)arg;
+	atomic_store(&new_stage, 1);
+	for (int i = 0; i < 100; i++)
+		TU_UNCHECKED(tt_sleep(MS));
+	atomic_store(&new_stage, 2);
+	return NULL;
+}
+
+static void child_answer_after_asker_ended(void)
+{
+	CHILD_CHECK(tt_chan_make(&asked, sizeof(int), 0) == 0);
+	pthread_t b, e;
+	CHILD_CHECK(pthread_create(&b, NULL, thread_that_asks, NULL) == 0);
+	CHILD_CHECK(tt_blocking(join_thread, &b) == 0);
+	CHILD_CHECK(pthread_create(&e, NULL, thread_that_follows, NULL) == 0);
+	while (atomic_load(&new_stage) < 1)
+		TU_UNCHECKED(tt_sleep(MS));
+	int v = 42;
+	/* The proxy takes it and answers the ended thread. */
+	CHILD_CHECK(tt_chan_send(asked, &v, sizeof v) == 0);
+	CHILD_CHECK(tt_blocking(join_thread, &e) == 0);
+	CHILD_CHECK(atomic_load(&new_stage) == 2);
+	fprintf(stderr, "tu-done\n");
+}
+
+static void test_answer_after_asker_ended(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	run_child_case("answer_after_asker_ended");
+}
+
+/* Shared-stack goroutines of one thread wait on a shared channel through
+ * the owner (proxies), while goroutines of another thread wait on it by
+ * themselves: every value arrives once, and the channel is freed at the
+ * end (its park count exact whichever thread changes it). */
+typedef struct mixed {
+	tt_chan *c;
+	int n;         /* values per sender */
+	_Atomic long sum;
+	_Atomic int done;
+	int bad;
+} mixed;
+
+static void mixed_sender(void *arg)
+{
+	mixed *m = arg;
+	for (int i = 1; i <= m->n; i++)
+		if (tt_chan_send(m->c, &i, sizeof i) != 0)
+			m->bad++;
+	atomic_fetch_add(&m->done, 1);
+}
+
+static void mixed_receiver(void *arg)
+{
+	mixed *m = arg;
+	for (int i = 1; i <= m->n; i++) {
+		int v = 0;
+		if (tt_chan_recv(m->c, &v, sizeof v, NULL) != 0)
+			m->bad++;
+		atomic_fetch_add(&m->sum, v);
+	}
+	atomic_fetch_add(&m->done, 1);
+}
+
+enum { MIXED_G = 8 };
+
+static void *mixed_thread(void *arg)
+{
+	void **a = arg;
+	mixed *m = a[0];
+	bool senders = a[1] != NULL;
+	tt_go_attr attr = {.shared_stack = senders};
+	for (int i = 0; i < MIXED_G; i++)
+		if (tt_go_with(&attr, senders ? mixed_sender : mixed_receiver,
+			       m) <= 0)
+			m->bad++;
+	int64_t give_up = tt_deadline_in(60 * TT_SECOND);
+	while (atomic_load(&m->done) < 2 * MIXED_G && tt_now() < give_up)
+		TU_UNCHECKED(tt_sleep(MS));
+	return NULL;
+}
+
+static void test_proxies_and_direct_waits_mixed(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	mixed m = {.c = tu_chan(sizeof(int), 0), .n = TU_SCALE(20000, 2000)};
+	share_chan(m.c);
+	const tt_chan *h = m.c;
+	void *sa[2] = {&m, (void *)1}, *ra[2] = {&m, NULL};
+	pthread_t ts, tr;
+	assert_int_equal(pthread_create(&tr, NULL, mixed_thread, ra), 0);
+	assert_int_equal(pthread_create(&ts, NULL, mixed_thread, sa), 0);
+	join_parked(ts);
+	join_parked(tr);
+	assert_int_equal(atomic_load(&m.done), 2 * MIXED_G);
+	assert_int_equal(m.bad, 0);
+	assert_int_equal(atomic_load(&m.sum),
+			 (long)MIXED_G * m.n * (m.n + 1) / 2);
+	TU_ASSERT_OK(tt_chan_release(m.c));
+	/* Nobody is parked on it: the release freed it. */
+	assert_int_equal(tt_chan_len(h), -EBADF);
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
@@ -915,6 +1047,7 @@ int main(int argc, char **argv)
 		{"private_of_recycled", child_private_of_recycled},
 		{"waiter_of_ended", child_waiter_of_ended},
 		{"foreign_waiter_thread_ends", child_foreign_waiter_thread_ends},
+		{"answer_after_asker_ended", child_answer_after_asker_ended},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
@@ -931,6 +1064,8 @@ int main(int argc, char **argv)
 		TU_TEST(test_pthreads_relay_through_shared),
 		TU_TEST(test_waiter_of_ended_owner),
 		TU_TEST(test_foreign_waiter_thread_ends),
+		TU_TEST(test_answer_after_asker_ended),
+		TU_TEST(test_proxies_and_direct_waits_mixed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

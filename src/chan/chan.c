@@ -345,7 +345,9 @@ static __attribute__((noinline)) void unpark_shared(tt__sched *s, tt_chan *c)
 		return; /* the channel's slot stays taken: nothing else */
 	p->run = run_reap;
 	p->h = h;
-	/* An owner that has ended frees nothing any more. */
+	/* An owner that has ended frees nothing any more, and nobody is
+	 * told: the program released the channel long ago. */
+	p->quiet = true;
 	(void)tt__post_send(c->sched, p);
 }
 
@@ -659,7 +661,9 @@ static bool post_no_wait(tt__post *p)
 static void post_wait(tt__sched *s, tt_chan *c, tt__post *p, tt_func fn,
 		      const char *what)
 {
+	bool locked = chan_lock_shared(c); /* others park on it too */
 	c->parked++;
+	chan_unlock_if(c, locked);
 	if (!tt__post_proxy(s, p, fn, what)) {
 		tt__chan_unpark(s, c);
 		tt__post_fail(p, -ENOMEM,
@@ -732,12 +736,14 @@ static void wake_foreign(tt__sched *s, tt__waitq *q)
 
 /* g, of the thread that is ending, waits by itself on another thread's
  * shared channel (block_on from send_remote or recv_remote): its waiter
- * leaves the queue before the pool that holds it is freed. One a waker
- * took already is pinned: the thread's end waits for its wake-up push
- * (tt__inbox_close). */
+ * leaves the queue before the pool that holds it is freed, and g lets go
+ * of c. One a waker took already is pinned: the thread's end waits for
+ * its wake-up push (tt__inbox_close). */
 static void leave_foreign(tt__sched *s, tt__g *g)
 {
-	if (g->state != TT_G_WAITING || g->wait_n != 1 ||
+	/* Runnable: woken, and not yet back in block_on to let go of c. */
+	if ((g->state != TT_G_WAITING && g->state != TT_G_RUNNABLE) ||
+	    g->wait_n != 1 || g->wait_list == NULL ||
 	    (g->reason != TT_WAIT_CHAN_SEND && g->reason != TT_WAIT_CHAN_RECV))
 		return;
 	tt__waiter *w = g->wait_list;

@@ -108,6 +108,9 @@ static int ensure_epoll(tt__sched *s)
 	}
 	s->wakefd = wfd;
 	s->epfd = fd;
+	/* A poster's write to wakefd comes after its creation (push_node):
+	 * TSan sees the descriptor, not the atomics that order the two. */
+	TT_TSAN_SYNC(&s->wakefd);
 	return 0;
 }
 

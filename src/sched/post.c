@@ -224,6 +224,7 @@ static bool push_node(tt__sched *t, tt__inbox_node *n)
 		futex_wake(&t->sleep);
 	} else if (was == TT__SLEEP_POLL) {
 		uint64_t one = 1;
+		TT_TSAN_SYNC(&t->wakefd); /* made before (poll.c) */
 		/* Fails only on counter overflow: then it is readable. */
 		(void)!write(t->wakefd, &one, sizeof one);
 	}
@@ -270,8 +271,13 @@ int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 		return tt__err(-EPIPE,
 			       "%s: %p belongs to a thread that has ended",
 			       p->op, p->h);
+	/* While it waits, its answer may come after this thread has ended
+	 * (this goroutine not being the thread's first): the scheduler is
+	 * then kept (sched.c), never handed to a new thread. */
+	s->asking++;
 	while (!p->answered)
 		tt__park(s, reason, obj);
+	s->asking--;
 	TT_TSAN_SYNC(p); /* and the asker what the owner did for it */
 	return 0;
 }
@@ -316,8 +322,11 @@ int tt__post_send(tt__sched *owner, tt__post *p)
 	p->answered = false;
 	TT_TSAN_SYNC(p);
 	if (!push(owner, p)) {
-		int r = tt__err(-EPIPE, "%s: %p belongs to a thread that has "
-				"ended", p->op, p->h);
+		int r = p->quiet ? -EPIPE
+				 : tt__err(-EPIPE,
+					   "%s: %p belongs to a thread that "
+					   "has ended",
+					   p->op, p->h);
 		free(p);
 		return r;
 	}
@@ -333,7 +342,7 @@ void tt__post_answer(tt__post *p)
 		/* Sent, not asked: nobody waits to read an error. */
 		if (p->panic)
 			tt__panic("%s", p->msg);
-		if (p->result < 0 && p->msg[0])
+		if (p->result < 0 && p->msg[0] && !p->quiet)
 			fprintf(stderr, "tether: %s\n", p->msg);
 		free(p);
 		return;

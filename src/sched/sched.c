@@ -1203,10 +1203,12 @@ static void thread_gone(void *p)
 	free(s->fds);
 	if (tt__tls_sched == s)
 		tt__tls_sched = NULL;
-	/* Its objects that nobody freed name it as their owner: a post to
-	 * one must find its inbox closed for good, never a new thread that
-	 * would take the object for its own. Such a scheduler is kept. */
-	if (s->nobjs > 0)
+	/* Its objects that nobody freed name it as their owner, and a post
+	 * its goroutines are still waiting on names it as the asker: a post
+	 * or an answer must find its inbox closed for good, never a new
+	 * thread that would take them for its own. Such a scheduler is
+	 * kept. */
+	if (s->nobjs > 0 || s->asking > 0)
 		return;
 	pthread_mutex_lock(&registry_lock);
 	s->next_sched = graveyard;
@@ -1228,8 +1230,13 @@ tt__sched *tt__sched_init(void)
 	pthread_mutex_unlock(&registry_lock);
 	if (s) {
 		/* Posts that come now find an open inbox and a fresh owner,
-		 * which finds their objects are not its own. */
-		memset(s, 0, sizeof *s);
+		 * which finds their objects are not its own. A push that
+		 * found the old inbox closed may still be leaving
+		 * (s->pushers): that count is not reset under it. */
+		size_t at = offsetof(tt__sched, pushers);
+		size_t after = at + sizeof s->pushers;
+		memset(s, 0, at);
+		memset((char *)s + after, 0, sizeof *s - after);
 	} else {
 		s = calloc(1, sizeof *s);
 	}
