@@ -397,6 +397,10 @@ struct tt__g {
 
 	/* While parked on a file descriptor (poll layer). */
 	int io_fd;
+	/* While parked in a select of several cases: set by the one that
+	 * ends the wait (a waker, a close, the deadline), 0 until then
+	 * (waiter_claim, src/chan/chan.h). In io_fd's padding. */
+	_Atomic uint32_t sel_claim;
 
 #if TT_ASAN
 	void *asan_fake_stack;

@@ -399,20 +399,18 @@ static void child_goexit_main(void)
 
 static void *use_from_thread(void *arg)
 {
-	tt_chan *c = arg;
-	int v = 1;
-	tt_case cs[] = {TT_CASE_SEND_FROM(c, &v)};
-	TU_UNCHECKED(tt_select(cs, 1, TT_TRY));
+	tt_timer *t = arg;
+	TU_UNCHECKED(tt_timer_stop(t));
 	return NULL;
 }
 
 static void child_foreign_thread(void)
 {
-	tt_chan *c = NULL;
-	if (tt_chan_make(&c, sizeof(int), 1) != 0)
+	tt_timer *t = NULL;
+	if (tt_timer_make(&t, TT_SECOND) != 0)
 		return;
 	pthread_t th;
-	if (pthread_create(&th, NULL, use_from_thread, c) != 0)
+	if (pthread_create(&th, NULL, use_from_thread, t) != 0)
 		return;
 	pthread_join(th, NULL);
 	survived();
@@ -686,14 +684,15 @@ static void test_death_goexit_main(void **state)
 static void test_death_foreign_thread(void **state)
 {
 	(void)state;
-	/* Sends, receives and closes work from any thread (test_foreign);
-	 * a select on another thread's channel is a panic that names the
-	 * channel's owner and shows the selecting thread's stack. */
+	/* Sends, receives, selects and closes work from any thread
+	 * (test_foreign, test_shared_select); stopping another thread's
+	 * timer is a panic that names the timer's owner and shows the
+	 * calling thread's stack. */
 	TU_REQUIRE_THREADS();
 	tu_child c;
 	spawn("foreign_thread", &c);
 	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
-	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_select: channel ");
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_timer_stop: channel ");
 	TU_ASSERT_CONTAINS(c.err, "belongs to another thread's scheduler");
 	TU_ASSERT_CONTAINS(c.err, "use_from_thread");
 	TU_ASSERT_CONTAINS(c.err, "test_death.c:");

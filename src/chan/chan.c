@@ -59,8 +59,8 @@ static int chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 			return REMOTE;
 		tt__panic("%s: channel %p belongs to another thread's "
 			  "scheduler (%s works on the calling thread's "
-			  "channels only; send, receive, close, len and cap "
-			  "work from any thread)",
+			  "channels only; send, receive, select, close, len "
+			  "and cap work from any thread)",
 			  op, (const void *)h, op);
 	}
 	return 0;
@@ -70,6 +70,12 @@ int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 		   bool discard_ok, const char *op)
 {
 	return chan_check(s, h, elem_size, discard_ok, op, false);
+}
+
+int tt__chan_check_any(tt__sched *s, const tt_chan *h, size_t elem_size,
+		       bool discard_ok, const char *op)
+{
+	return chan_check(s, h, elem_size, discard_ok, op, true);
 }
 
 
@@ -141,36 +147,17 @@ void tt__chan_lock_slow(tt_chan *c)
 	}
 }
 
-/* A select's waiters, but for one already out, leave their queues: the
- * caller holds the lock of `held` if that is shared (and `held`'s queue
- * is the one it just took a waiter from); another shared channel's lock
- * is taken here. Only the owner runs this, for its own goroutine, whose
- * select waiters no other thread takes (chan.h): `queued` changes under
- * the owner alone. */
-static void unlink_others(tt__g *g, const tt_chan *held)
-{
-	tt__waiter *ws = g->wait_list;
-	for (uint32_t i = 0; i < g->wait_n; i++) {
-		tt__waiter *x = &ws[i];
-		if (!x->queued)
-			continue;
-		bool locked = x->c != held && chan_lock_shared(x->c);
-		waitq_unlink(x->q, x);
-		chan_unlock_if(x->c, locked);
-	}
-}
-
-/* tt__waiter_fire, inlined into the channel operations' own paths. A
- * goroutine parked on one channel (wait_n == 1, wait_list == w) has no
- * other waiter to take out: w, just dequeued, is its only one. */
+/* tt__waiter_fire, inlined into the channel operations' own paths. w
+ * is out of its queue (and its select claimed): a select's other waiters
+ * stay where they are, stale, until the woken select takes them out
+ * itself (select.c), as Go's does; whoever finds one first drops it
+ * (waitq_take). So a waker holds one channel's lock, never two. */
 static inline __attribute__((always_inline)) void
 waiter_fire(tt__sched *s, tt__waiter *w, bool success)
 {
 	tt__g *g = w->g;
 	w->success = success;
 	g->sel_fired = w->case_ix;
-	if (g->wait_n != 1 || g->wait_list != w)
-		unlink_others(g, w->c);
 	tt__wait_wake(s, g);
 }
 
@@ -198,6 +185,11 @@ static void fire_any(tt__sched *s, tt__waiter *w, bool success)
 bool tt__chan_cancel(tt__g *g)
 {
 	tt__waiter *ws = g->wait_list;
+	/* A select's deadline claims it like a waker: if one was first, its
+	 * wake-up is on its way, and the waiters are the select's to take
+	 * out. */
+	if (g->wait_n && (ws[0].flags & TT__W_SELECT) && !waiter_claim(&ws[0]))
+		return false;
 	bool all = true;
 	for (uint32_t i = 0; i < g->wait_n; i++) {
 		tt__waiter *w = &ws[i];
@@ -206,7 +198,7 @@ bool tt__chan_cancel(tt__g *g)
 		bool locked = chan_lock_shared(w->c);
 		if (w->queued)
 			waitq_unlink(w->q, w);
-		else if (w->remote_ok)
+		else if (w->remote_ok && !(w->flags & TT__W_SELECT))
 			all = false; /* another thread took it: it wakes us */
 		chan_unlock_if(w->c, locked);
 	}
@@ -400,12 +392,6 @@ static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 
 /* ---- the non-blocking halves --------------------------------------------- */
 
-/* Whether a thread other than c's owner may take w (chan.h). */
-static inline bool remote_takes(const tt__waiter *w)
-{
-	return w->remote_ok && !w->g->shared;
-}
-
 /* A dequeued waiter's operation is done. A waiter of this thread's
  * goroutine: fire it. Another thread's (the owner's, taken by another
  * thread; or, on a shared channel, a goroutine of a third thread or the
@@ -437,17 +423,17 @@ try_send(tt__sched *s, tt_chan *c, const void *elem, bool remote,
 	TT_TSAN_SYNC(c); /* see internal.h */
 	if (TT_UNLIKELY(c->closed))
 		tt__panic("send on closed channel");
-	tt__waiter *w = c->recvq.first;
+	bool owner_only = false;
+	tt__waiter *w = waitq_take(&c->recvq, remote, &owner_only);
 	if (w) {
-		if (remote && !remote_takes(w))
-			return -1;
-		waitq_unlink(&c->recvq, w);
 		if (w->elem)
 			elem_copy(waiter_elem(w), elem, c->elem_size);
 		taken(s, w, wake);
 		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
+	if (TT_UNLIKELY(owner_only))
+		return -1;
 	if (c->qcount < c->cap) {
 		elem_copy(c->buf + c->sendx * c->elem_size, elem,
 			  c->elem_size);
@@ -466,7 +452,7 @@ try_send(tt__sched *s, tt_chan *c, const void *elem, bool remote,
 int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem)
 {
 	tt__g *wake = NULL;
-	int r = try_send(s, c, elem, false, &wake);
+	int r = try_send(s, c, elem, c->sched != s, &wake);
 	if (TT_UNLIKELY(wake != NULL))
 		tt__wake_remote(wake);
 	return r;
@@ -478,11 +464,9 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok, bool remote,
 {
 	TT_TSAN_SYNC(c); /* see internal.h */
 	size_t es = c->elem_size;
-	tt__waiter *w = c->sendq.first;
+	bool owner_only = false;
+	tt__waiter *w = waitq_take(&c->sendq, remote, &owner_only);
 	if (w) {
-		if (remote && !remote_takes(w))
-			return -1;
-		waitq_unlink(&c->sendq, w);
 		if (c->cap == 0) {
 			if (elem)
 				elem_copy(elem, waiter_elem(w), es);
@@ -503,6 +487,8 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok, bool remote,
 		TT_TSAN_SYNC(c); /* after the copies */
 		return 1;
 	}
+	if (TT_UNLIKELY(owner_only))
+		return -1;
 	if (c->qcount) {
 		char *slot = c->buf + c->recvx * es;
 		if (elem)
@@ -529,7 +515,7 @@ try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok, bool remote,
 int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok)
 {
 	tt__g *wake = NULL;
-	int r = try_recv(s, c, elem, ok, false, &wake);
+	int r = try_recv(s, c, elem, ok, c->sched != s, &wake);
 	if (TT_UNLIKELY(wake != NULL))
 		tt__wake_remote(wake);
 	return r;
@@ -591,7 +577,7 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	w->case_ix = -1;
 	w->success = false;
 	w->remote_ok = true;
-	w->dead = false;
+	w->flags = 0;
 	TT_TSAN_SYNC(c); /* what the peer must see: its value, our stores */
 	waitq_push(q, w);
 	c->parked++;
@@ -699,11 +685,11 @@ static void send_proxy(void *arg)
 }
 
 /* On the owner, for a post of another thread's: c is shared from now
- * (timer channels excepted; and c stays private, asked of the owner as
- * before, if the list of shared channels cannot grow), and locked. */
+ * (c stays private, asked of the owner as before, if the list of shared
+ * channels cannot grow), and locked. */
 static bool share(tt__sched *s, tt_chan *c)
 {
-	if (c->timer == NULL && !chan_shared(c)) {
+	if (!chan_shared(c)) {
 		if (s->nshared == s->shared_cap) {
 			uint32_t cap = s->shared_cap ? 2 * s->shared_cap : 16;
 			tt_chan **v = realloc(s->shared_v, cap * sizeof *v);
@@ -729,34 +715,50 @@ static void wake_foreign(tt__sched *s, tt__waitq *q)
 		if (w->g->sched == s)
 			continue;
 		waitq_unlink(q, w);
-		w->dead = true;
+		if ((w->flags & TT__W_SELECT) && !waiter_claim(w))
+			continue; /* stale */
+		w->flags |= TT__W_DEAD;
 		fire_any(s, w, false);
 	}
 }
 
-/* g, of the thread that is ending, waits by itself on another thread's
- * shared channel (block_on from send_remote or recv_remote): its waiter
- * leaves the queue before the pool that holds it is freed, and g lets go
- * of c. One a waker took already is pinned: the thread's end waits for
- * its wake-up push (tt__inbox_close). */
+/* g, of the thread that is ending, waits by itself on other threads'
+ * shared channels (block_on from send_remote or recv_remote; a select):
+ * its waiters leave their queues before the memory that holds them is
+ * freed, and g lets go of those channels. One a waker took already is
+ * pinned: the thread's end waits for its wake-up push
+ * (tt__inbox_close). */
 static void leave_foreign(tt__sched *s, tt__g *g)
 {
-	/* Runnable: woken, and not yet back in block_on to let go of c. */
+	/* Runnable: woken, and not yet back to let go of its channels. */
 	if ((g->state != TT_G_WAITING && g->state != TT_G_RUNNABLE) ||
-	    g->wait_n != 1 || g->wait_list == NULL ||
-	    (g->reason != TT_WAIT_CHAN_SEND && g->reason != TT_WAIT_CHAN_RECV))
+	    g->wait_n == 0 || g->wait_list == NULL ||
+	    (g->reason != TT_WAIT_CHAN_SEND &&
+	     g->reason != TT_WAIT_CHAN_RECV && g->reason != TT_WAIT_SELECT))
 		return;
-	tt__waiter *w = g->wait_list;
-	tt_chan *c = w->c;
-	if (c == NULL || c->sched == s)
+	tt__waiter *ws = g->wait_list;
+	bool any = false;
+	for (uint32_t i = 0; i < g->wait_n; i++) {
+		tt_chan *c = ws[i].c;
+		if (c == NULL || c->sched == s)
+			continue;
+		any = true;
+		chan_lock(c);
+		if (ws[i].queued)
+			waitq_unlink(ws[i].q, &ws[i]);
+		chan_unlock(c);
+	}
+	if (!any)
 		return;
-	chan_lock(c);
-	if (w->queued)
-		waitq_unlink(w->q, w);
-	chan_unlock(c);
+	/* Let go only once every waiter is out: one channel may be in
+	 * several cases. */
+	for (uint32_t i = 0; i < g->wait_n; i++) {
+		tt_chan *c = ws[i].c;
+		if (c != NULL && c->sched != s)
+			unpark_shared(s, c);
+	}
 	g->wait_list = NULL;
 	g->wait_n = 0;
-	unpark_shared(s, c);
 }
 
 void tt__chan_thread_exit(tt__sched *s)
@@ -943,24 +945,65 @@ static int owner_ended(const char *op, const tt_chan *h)
 		       (const void *)h);
 }
 
-/* Under c's lock, on another thread: 0 if c may be used, else c is
- * unlocked and the error recorded. */
-static int remote_usable(const tt_chan *h, tt_chan *c, const char *op)
+int tt__chan_gone(const tt_chan *h, const tt_chan *c, const char *op)
 {
-	if (TT_UNLIKELY(c->dead)) {
-		chan_unlock(c);
+	if (TT_UNLIKELY(c->dead))
 		return owner_ended(op, h);
-	}
 	/* Checked again: the owner frees a shared channel only after it
 	 * has marked it under the lock (chan_free). */
-	if (TT_UNLIKELY(c->released || !tt__obj_is(h, TT__OBJ_CHAN))) {
-		chan_unlock(c);
+	if (TT_UNLIKELY(c->released || !tt__obj_is(h, TT__OBJ_CHAN)))
 		return tt__misuse(-EBADF,
 				  "%s: %p is not a live channel (released, "
 				  "or never made)",
 				  op, (const void *)h);
-	}
 	return 0;
+}
+
+/* Under c's lock, on another thread: 0 if c may be used, else c is
+ * unlocked and the error recorded. */
+static int remote_usable(const tt_chan *h, tt_chan *c, const char *op)
+{
+	int r = tt__chan_gone(h, c, op);
+	if (TT_UNLIKELY(r))
+		chan_unlock(c);
+	return r;
+}
+
+/* ---- a select of another thread's ---- */
+
+static void run_share(tt__sched *s, tt__post *p)
+{
+	tt_chan *c = post_chan(s, p);
+	if (c == NULL)
+		return;
+	bool locked = share(s, c);
+	chan_unlock_if(c, locked);
+	tt__post_answer(p);
+}
+
+int tt__chan_share(tt__sched *s, const tt_chan *h, const char *op)
+{
+	const tt_chan *c = chan_of(h);
+	if (remote_shared(c))
+		return 0;
+	int r = chan_ask(s, h, run_share, op, TT_WAIT_SELECT, NULL, NULL,
+			 NULL, TT_FOREVER, NULL);
+	if (r == 0 && !remote_shared(c))
+		r = tt__err(-ENOMEM,
+			    "%s: out of memory sharing channel %p with this "
+			    "thread",
+			    op, (const void *)h);
+	return r;
+}
+
+int tt__chan_ask_try(tt__sched *s, const tt_chan *h, bool recv, void *elem,
+		     bool *ok)
+{
+	if (recv)
+		return chan_ask(s, h, run_recv, "tt_select", TT_WAIT_SELECT,
+				NULL, elem, ok, TT_TRY, NULL);
+	return chan_ask(s, h, run_send, "tt_select", TT_WAIT_SELECT, elem,
+			NULL, NULL, TT_TRY, NULL);
 }
 
 static int send_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
@@ -982,7 +1025,8 @@ static int send_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 		r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
 			     deadline, &sent, true);
 		if (r == 0 && !sent) {
-			if (((tt__waiter *)s->current->wait1)->dead)
+			if (((tt__waiter *)s->current->wait1)->flags &
+			    TT__W_DEAD)
 				return owner_ended("tt_chan_send", h);
 			tt__panic("send on closed channel");
 		}
@@ -1006,7 +1050,8 @@ static int recv_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 		bool got;
 		r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV,
 			     deadline, &got, true);
-		if (r == 0 && !got && ((tt__waiter *)s->current->wait1)->dead)
+		if (r == 0 && !got &&
+		    (((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD))
 			return owner_ended("tt_chan_recv", h);
 		if (r == 0 && ok)
 			*ok = got;
@@ -1193,18 +1238,15 @@ static void chan_close_body(tt__sched *s, tt_chan *c)
 	c->closed = true;
 	TT_TSAN_SYNC(c);
 	tt__waiter *w;
-	/* Always take the first: firing a select's waiter takes its other
-	 * waiters out, possibly from this same queue. */
-	while ((w = c->recvq.first) != NULL) {
-		waitq_unlink(&c->recvq, w);
+	/* Stale waiters (of selects claimed already) are dropped on the way,
+	 * their elements untouched. */
+	while ((w = waitq_take(&c->recvq, false, NULL)) != NULL) {
 		if (w->elem && c->elem_size)
 			memset(waiter_elem(w), 0, c->elem_size);
 		fire_any(s, w, false);
 	}
-	while ((w = c->sendq.first) != NULL) {
-		waitq_unlink(&c->sendq, w);
+	while ((w = waitq_take(&c->sendq, false, NULL)) != NULL)
 		fire_any(s, w, false);
-	}
 	TT_TSAN_SYNC(c); /* after clearing the receivers' values */
 }
 

@@ -78,9 +78,41 @@ struct tt__waiter {
 	bool queued;
 	bool success;    /* set by the waker: a value moved (false: closed) */
 	bool remote_ok;  /* another thread may take it (see above) */
-	bool dead;       /* woken because the channel's owner ended (a
-			    waiter of another thread's: -EPIPE) */
+	uint8_t flags;   /* TT__W_* */
 };
+
+/* w->flags. */
+enum {
+	/* Woken because the channel's owner ended (a waiter of another
+	 * thread's: -EPIPE). */
+	TT__W_DEAD = 1,
+	/* One of the waiters of a select of several cases: whoever takes it
+	 * must first claim the select (waiter_claim); a waiter of a select
+	 * already claimed is stale, and is dropped from its queue by
+	 * whoever finds it there. */
+	TT__W_SELECT = 2,
+};
+
+/* Claim w's select for the caller, which holds w's channel's lock if that
+ * is shared: true once, for the first to ask of one park (a taker on any
+ * thread, a close, the deadline); false for every later one. A select
+ * that other threads may take from (remote_ok) is claimed with an atomic
+ * exchange; one only its own thread takes from (queued on channels of its
+ * own while they were private, or of a shared-stack goroutine) with plain
+ * loads and stores. The select resets the claim under the locks of its
+ * channels before it queues (select.c). */
+static inline bool waiter_claim(const tt__waiter *w)
+{
+	tt__g *g = w->g;
+	if (w->remote_ok)
+		return !atomic_exchange_explicit(&g->sel_claim, 1,
+						 memory_order_acq_rel);
+	if (atomic_load_explicit(&g->sel_claim, memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&g->sel_claim, 1, memory_order_relaxed);
+	return true;
+}
+
 
 typedef struct tt__chan_timer tt__chan_timer;
 
@@ -203,6 +235,35 @@ static inline void waitq_unlink(tt__waitq *q, tt__waiter *w)
 	w->queued = false;
 }
 
+/* Whether a thread other than the channel's owner may take w (above). */
+static inline bool waiter_remote_takes(const tt__waiter *w)
+{
+	return w->remote_ok && !w->g->shared;
+}
+
+/* The first waiter of q that may be taken, out of the queue and claimed;
+ * NULL if there is none. Stale waiters (a select claimed by another of
+ * its cases) found on the way are dropped. With remote (the caller is
+ * not the channel's owner), a waiter only the owner may take stops the
+ * search: *owner_only is set. The caller holds the channel's lock if it
+ * is shared. */
+static inline __attribute__((always_inline)) tt__waiter *
+waitq_take(tt__waitq *q, bool remote, bool *owner_only)
+{
+	for (;;) {
+		tt__waiter *w = q->first;
+		if (w == NULL)
+			return NULL;
+		if (remote && !waiter_remote_takes(w)) {
+			*owner_only = true;
+			return NULL;
+		}
+		waitq_unlink(q, w);
+		if (TT_LIKELY(!(w->flags & TT__W_SELECT)) || waiter_claim(w))
+			return w;
+	}
+}
+
 /* Validate the handle h for an operation with elements of elem_size
  * (TT__ANY_SIZE: any): 0 if it names a live channel of this thread, else
  * the error recorded. Panics if the channel belongs to another thread. */
@@ -210,8 +271,30 @@ static inline void waitq_unlink(tt__waitq *q, tt__waiter *w)
 int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 		   bool discard_ok, const char *op);
 
-/* Fire a dequeued waiter: record success, take the goroutine's other
- * waiters out of their queues, stop its deadline, ready it. */
+/* As tt__chan_check, for an operation that works on any thread's
+ * channels: 1 (and no panic) when h is another thread's. */
+int tt__chan_check_any(tt__sched *s, const tt_chan *h, size_t elem_size,
+		       bool discard_ok, const char *op);
+
+/* For a select on h, another thread's channel: have its owner share it
+ * (asked, and waited for, unless it is shared already). 0, or the error
+ * recorded. */
+int tt__chan_share(tt__sched *s, const tt_chan *h, const char *op);
+
+/* Whether shared c, locked by the caller (of another thread), may still
+ * be used: 0, or the error recorded (its owner ended: -EPIPE; released:
+ * -EBADF). */
+int tt__chan_gone(const tt_chan *h, const tt_chan *c, const char *op);
+
+/* A select's try on another thread's channel h whose first waiter only
+ * the owner may take: asked of the owner, with TT_TRY. 0 done, -EAGAIN
+ * if it would block, else the error recorded (a panic the try calls for
+ * is raised here). */
+int tt__chan_ask_try(tt__sched *s, const tt_chan *h, bool recv, void *elem,
+		     bool *ok);
+
+/* Fire a dequeued waiter (its select claimed): record success, stop its
+ * deadline, ready it. */
 void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success);
 
 /* The wait primitive's cancel for goroutines parked on channels (a send,
@@ -220,8 +303,10 @@ void tt__waiter_fire(tt__sched *s, tt__waiter *w, bool success);
 bool tt__chan_cancel(tt__g *g);
 
 /* The non-blocking halves: try to complete the operation now. Return 1 if
- * done, 0 if it would block. tt__chan_try_send panics on a closed
- * channel. The caller holds c's lock if c is shared. */
+ * done, 0 if it would block, and on a thread other than c's owner -1 if
+ * only the owner may take c's first waiter (tt__chan_ask_try).
+ * tt__chan_try_send panics on a closed channel. The caller holds c's lock
+ * if c is shared. */
 int tt__chan_try_send(tt__sched *s, tt_chan *c, const void *elem);
 int tt__chan_try_recv(tt__sched *s, tt_chan *c, void *elem, bool *ok);
 

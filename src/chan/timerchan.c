@@ -50,8 +50,10 @@
 static void timer_fire(tt__timer *t, int64_t now)
 {
 	tt_chan *c = t->ctx;
+	bool locked = chan_lock_shared(c); /* received from other threads */
 	if (c->recvq.first || c->qcount < c->cap)
 		tt__chan_try_send(c->sched, c, &now);
+	chan_unlock_if(c, locked);
 }
 
 static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
@@ -72,15 +74,20 @@ static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
 }
 
 /* The channel behind a tt_timer or tt_ticker handle, or NULL with the
- * error recorded. */
-static tt_chan *timer_of(void *h, bool ticker, const char *op)
+ * error recorded. any_thread: for an operation that works on another
+ * thread's timer (its channel, its release); the rest panic there. */
+static tt_chan *timer_of(void *h, bool ticker, const char *op,
+			bool any_thread)
 {
 	if (h == NULL) {
 		tt__err(-EINVAL, "%s: NULL handle", op);
 		return NULL;
 	}
 	tt__sched *s = tt__sched_get();
-	if (tt__chan_check(s, h, sizeof(int64_t), false, op) != 0)
+	int r = any_thread
+			? tt__chan_check_any(s, h, sizeof(int64_t), false, op)
+			: tt__chan_check(s, h, sizeof(int64_t), false, op);
+	if (r < 0)
 		return NULL;
 	tt_chan *c = chan_of(h);
 	if (c->timer == NULL || c->timer->is_ticker != ticker) {
@@ -95,9 +102,11 @@ static tt_chan *timer_of(void *h, bool ticker, const char *op)
  * received: not delivered). */
 static bool drain(tt_chan *c)
 {
+	bool locked = chan_lock_shared(c);
 	bool held = c->qcount > 0;
 	c->qcount = 0;
 	c->sendx = c->recvx = 0;
+	chan_unlock_if(c, locked);
 	return held;
 }
 
@@ -183,7 +192,7 @@ int tt_timer_make(tt_timer **out, int64_t ns)
 
 tt_chan *tt_timer_chan(tt_timer *t)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_chan");
+	tt_chan *c = timer_of(t, false, "tt_timer_chan", true);
 	if (c && c->timer->fn) {
 		tt__err(-EINVAL,
 			"tt_timer_chan: timer %p was made by tt_after_func and "
@@ -196,7 +205,7 @@ tt_chan *tt_timer_chan(tt_timer *t)
 
 bool tt_timer_stop(tt_timer *t)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_stop");
+	tt_chan *c = timer_of(t, false, "tt_timer_stop", false);
 	if (c == NULL)
 		return false;
 	bool armed = tt__timer_del(c->sched, &c->timer->t);
@@ -212,7 +221,7 @@ bool tt_timer_stop(tt_timer *t)
 
 bool tt_timer_reset(tt_timer *t, int64_t ns)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_reset");
+	tt_chan *c = timer_of(t, false, "tt_timer_reset", false);
 	if (c == NULL)
 		return false;
 	bool armed = tt__timer_del(c->sched, &c->timer->t);
@@ -233,7 +242,7 @@ bool tt_timer_reset(tt_timer *t, int64_t ns)
 
 int tt_timer_release(tt_timer *t)
 {
-	if (timer_of(t, false, "tt_timer_release") == NULL)
+	if (timer_of(t, false, "tt_timer_release", true) == NULL)
 		return tt__current()->last_err;
 	return tt_chan_release((tt_chan *)t);
 }
@@ -251,13 +260,13 @@ int tt_ticker_make(tt_ticker **out, int64_t period)
 
 tt_chan *tt_ticker_chan(tt_ticker *t)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_chan");
+	tt_chan *c = timer_of(t, true, "tt_ticker_chan", true);
 	return c ? chan_handle(c) : NULL;
 }
 
 void tt_ticker_stop(tt_ticker *t)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_stop");
+	tt_chan *c = timer_of(t, true, "tt_ticker_stop", false);
 	if (c == NULL)
 		return;
 	tt__timer_del(c->sched, &c->timer->t);
@@ -266,7 +275,7 @@ void tt_ticker_stop(tt_ticker *t)
 
 int tt_ticker_reset(tt_ticker *t, int64_t period)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_reset");
+	tt_chan *c = timer_of(t, true, "tt_ticker_reset", false);
 	if (c == NULL)
 		return tt__current()->last_err;
 	if (period <= 0)
@@ -283,7 +292,7 @@ int tt_ticker_reset(tt_ticker *t, int64_t period)
 
 int tt_ticker_release(tt_ticker *t)
 {
-	if (timer_of(t, true, "tt_ticker_release") == NULL)
+	if (timer_of(t, true, "tt_ticker_release", true) == NULL)
 		return tt__current()->last_err;
 	return tt_chan_release((tt_chan *)t);
 }
