@@ -8,39 +8,46 @@
  *  - sendq non-empty implies qcount == cap (a sender waits only when the
  *    buffer is full, or always for cap == 0);
  *  - a waiter is in a queue iff w->queued; a goroutine is readied by
- *    exactly one of: a waker taking one of its waiters (which then takes
- *    all its other waiters out), or its deadline timer (likewise).
+ *    exactly one of: a waker taking one of its waiters, or its deadline
+ *    timer. A select of several cases is claimed by the first of them
+ *    (waiter_claim); its other waiters may stay queued, stale, until it
+ *    runs again and takes them out, and whoever meets a stale waiter
+ *    first drops it (waitq_take). So the first two invariants hold for
+ *    the live waiters; a stale one only ever makes a channel look ready
+ *    to a look that then finds nothing (a select retries).
  *
  * Shared channels. A channel starts private to its owner, which uses it
  * with no lock at all. The first time another thread asks the owner for
- * a send, a receive or a length (post.c), the owner marks it shared, and
- * from then on every operation on it, the owner's included, holds its
- * lock (Go's hchan.lock) while it reads or changes the fields above,
- * parked and refs too. Another thread then sends and receives itself,
- * under the lock: into or out of the buffer; handing a value to a parked
- * waiter that allows it (w->remote_ok: a goroutine with a stack of its
- * own, parked on this one channel, of any thread), whose wake-up it posts
- * to the waiter's thread (tt__wake_remote); and when it must wait, by
- * queueing its own waiter (block_on) and parking on its own thread. A
- * hand-off to a select of several cases (only the owner's goroutines
- * select on a channel) and any wait of a shared-stack goroutine are
- * still asked of the owner. So queues hold waiters of any thread, and
- * whoever takes one fires it if it is its own and else posts its
+ * a send, a receive, a length or a select (post.c), the owner marks it
+ * shared, and from then on every operation on it, the owner's included,
+ * holds its lock (Go's hchan.lock) while it reads or changes the fields
+ * above, parked and refs too. Another thread then sends, receives and
+ * selects itself, under the lock: into or out of the buffer; handing a
+ * value to a parked waiter that allows it (w->remote_ok: a goroutine with
+ * a stack of its own, of any thread, in a send, a receive or a select),
+ * whose wake-up it posts to the waiter's thread (tt__wake_remote); and
+ * when it must wait, by queueing its own waiters and parking on its own
+ * thread. A waiter that allows no other thread (a shared-stack
+ * goroutine's; a select queued while all its channels were private) is
+ * the owner's to take: another thread that finds it first asks the owner
+ * (ASK_OWNER, tt__chan_ask_try). So queues hold waiters of any thread,
+ * and whoever takes one fires it if it is its own and else posts its
  * wake-up; its deadline, on its own thread, takes it out under the lock,
- * or does nothing if a waker took it first (tt__chan_cancel). Only the
- * owner holds two channel locks at once, all of its own channels (a
- * select, unlink_others); every other thread holds one and takes no
- * other while it does: no lock order is needed. Only the owner frees a
- * channel: a waiter of another thread that leaves a channel nobody holds
- * any more asks it to (unpark_shared). Timer channels stay private.
+ * or does nothing if a waker took it first (tt__chan_cancel). A waker
+ * holds one channel's lock and takes no other while it does; a select
+ * holds the locks of all its shared channels, taken in address order
+ * (select.c); nothing else holds two. Only the owner frees a channel: a
+ * waiter of another thread that leaves a channel nobody holds any more
+ * asks it to (unpark_shared).
  *
  * A thread that takes a parked goroutine's waiter of another thread pins
  * that thread (tt__wake_pin) before it unlocks, and a thread, when it
- * ends, marks each of its shared channels dead under the lock, waking
- * other threads' waiters on them with -EPIPE (w->dead), before it frees
- * any goroutine, then waits for the pinned wake-ups: no thread touches a
- * goroutine or a waiter that is gone, and a dead channel says so (-EPIPE,
- * as a post to an ended thread does).
+ * ends, takes its goroutines' waiters out of other threads' channels
+ * (leave_foreign) and marks each of its shared channels dead under the
+ * lock, waking other threads' waiters on them with -EPIPE (TT__W_DEAD),
+ * before it frees any goroutine, then waits for the pinned wake-ups: no
+ * thread touches a goroutine or a waiter that is gone, and a dead channel
+ * says so (-EPIPE, as a post to an ended thread does).
  */
 #ifndef TT_CHAN_INTERNAL_H
 #define TT_CHAN_INTERNAL_H
