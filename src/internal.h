@@ -895,6 +895,11 @@ long tt__proc_threads(void);
  * locked: fn must not make a scheduler or end a thread, and reads another
  * thread's scheduler only through its atomic fields (ngoroutines,
  * nswitches, waits). *orphaned: goroutines of threads that have ended. */
+/* The schedulers of the threads alive now but the caller's, up to cap of
+ * them into v; their number. A scheduler is never freed (one whose thread
+ * ended is kept, or reused by a new thread): a post to it is safe, and
+ * fails with -EPIPE once its thread has ended. */
+size_t tt__sched_others(tt__sched *self, tt__sched **v, size_t cap);
 void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
 		    int64_t *orphaned);
 

@@ -47,10 +47,9 @@
  *                                   (docs/GUIDE.md lists them)
  *
  * so `go tool pprof http://127.0.0.1:6060/debug/pprof/goroutine` and
- * `curl .../goroutine?debug=2` work as against a Go program. Only the
- * scheduler that started the server is shown (goroutines of other threads
- * belong to their own schedulers; start a server there to see them),
- * except on /metrics, whose counts cover every thread.
+ * `curl .../goroutine?debug=2` work as against a Go program. Every
+ * thread's goroutines are shown, as tt_profile_write lists them
+ * (tether/profile.h), and /metrics counts cover every thread.
  *
  * The page's marks. Each view of "/" is a snapshot, numbered from 1 and
  * shown on the page; the server keeps, for the last 8, each group's count

@@ -1,7 +1,10 @@
 /* tether — stacks and the goroutine profile, in Go's formats.
  *
- * Every goroutine of the calling thread's scheduler can be listed with its
- * stack, unwound from where it is parked:
+ * Every goroutine of the process can be listed with its stack, unwound
+ * from where it is parked (each thread's goroutines by that thread, asked
+ * and waited for; a thread outside tether at the time, running C code or
+ * blocked in a call tether does not see, is left out after a few
+ * milliseconds):
  *
  *   tt_stack_dump(buf, len, true)      runtime.Stack(buf, true)
  *   tt_profile_write("goroutine", 2)   /debug/pprof/goroutine?debug=2

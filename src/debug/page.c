@@ -3,7 +3,7 @@
  *
  * Design notes
  * ------------
- * The page is built from one snapshot (tt__snapshot_take_yielding), so it
+ * The page is built from one snapshot (tt__snapshot_take_all), so it
  * is consistent, and the goroutines run between its slices of work and
  * while it is formatted. Equal
  * stacks (equal PC lists) are grouped with a hash table, so a million
@@ -682,7 +682,7 @@ static int view_take(view *v, tt__page_hist **hist, uint64_t base_id,
 		memcpy(v->base, b, offsetof(tt__hist_snap, e) +
 					   b->n * sizeof *b->e);
 	}
-	int r = tt__snapshot_take_yielding(&v->snap);
+	int r = tt__snapshot_take_all(&v->snap, NULL);
 	if (r)
 		return r;
 	v->have_snap = true;

@@ -56,6 +56,11 @@ typedef struct tt__snapshot {
 	size_t pool_len, pool_cap;
 	size_t g_bytes; /* allocated size of g */
 	struct tt__names *names; /* copies of the names (incremental only) */
+	/* Other threads' snapshots merged into this one (tt__snapshot_take_all):
+	 * their stacks and names, which g points into; their own g are
+	 * freed. */
+	struct tt__snapshot *parts;
+	size_t nparts;
 } tt__snapshot;
 
 /* Every goroutine of the calling thread's scheduler, unwound. Returns 0 or
@@ -69,6 +74,16 @@ void tt__snapshot_free(tt__snapshot *s);
  * The caller must be able to yield: not a signal handler, not a fatal
  * report. Returns 0 or -ENOMEM. */
 int tt__snapshot_take_yielding(tt__snapshot *s);
+
+/* Every goroutine of the process: the caller's thread's, as
+ * tt__snapshot_take_yielding takes them, and each other thread's, taken
+ * the same way on that thread (asked with a post, run by a goroutine
+ * there, which leaves itself out) at about the same time, merged by id.
+ * A thread that does not start on it soon (outside tether: running C
+ * code, or blocked in a call that tether does not see) is left out, and
+ * counted in *missing (when not NULL). The caller must be able to
+ * yield. Returns 0 or -ENOMEM. */
+int tt__snapshot_take_all(tt__snapshot *s, int *missing);
 
 /* Work in slices: tt__slice_tick after each item yields (tt_yield) once
  * TT__SLICE has passed since the slice began, so that the work never

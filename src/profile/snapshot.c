@@ -1,10 +1,13 @@
 /* tether — the goroutine snapshot, and one goroutine in Go's text layout.
  *
- * A snapshot covers the calling thread's scheduler: its goroutines only
- * run on that thread, so while the caller runs, every other one of them
- * is parked or runnable with its registers saved, and can be unwound
- * safely. Goroutines of other threads' schedulers are running
- * concurrently and are not included (tt_num_goroutine counts them all).
+ * A snapshot of a thread covers that thread's scheduler: its goroutines
+ * only run on that thread, so while the caller runs, every other one of
+ * them is parked or runnable with its registers saved, and can be
+ * unwound safely. Another thread's goroutines can be unwound only by that
+ * thread: the snapshot of every thread (tt__snapshot_take_all, what the
+ * profiles and the debug page show) asks each one for its own, below.
+ * The stacks printed with a panic, the deadlock report and SIGQUIT show
+ * the calling thread's (tt__snapshot_take): nothing else may run then.
  *
  * What a user sees of a stack: Go hides runtime.gopark and the rest of
  * the runtime at the top of a parked stack, and runtime.goexit at the
@@ -750,7 +753,263 @@ void tt__snapshot_free(tt__snapshot *s)
 	put_stash(&stash_g, s->g, s->g_bytes);
 	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
 	names_free(s->names);
+	for (size_t i = 0; i < s->nparts; i++)
+		tt__snapshot_free(&s->parts[i]);
+	free(s->parts);
 	*s = (tt__snapshot){0};
+}
+
+/* ---- every thread's goroutines ---------------------------------------------
+ *
+ * A thread's goroutines can be unwound only while none of them runs,
+ * which only that thread can arrange: so each other thread is asked,
+ * with a post, to take its own snapshot, in a goroutine of its own that
+ * leaves itself out (snap_proxy), while the caller takes its own. The
+ * snapshots are each one instant of their thread, taken at about the
+ * same time, with each thread's pause bounded as the caller's is
+ * (tt__snapshot_take_yielding). The caller waits for them, sleeping,
+ * and merges them by id; the stacks and names stay in the parts
+ * (snapshot->parts), which the merged records point into.
+ *
+ * A thread outside tether (running C code, blocked in a call tether does
+ * not see) cannot answer: one that has not started on its part by a
+ * short deadline is given up on, and so is one that takes longer than a
+ * long one. The part's state says who owns it: the asker gives it up by
+ * moving it from ASKED (or STARTED) to GONE, and a proxy that then
+ * finds it GONE frees what it took itself; a DONE part is the asker's.
+ * The parts' memory (struct gather) is freed by the last of the asker
+ * and the posts to let go of it. */
+
+enum { PART_ASKED, PART_STARTED, PART_DONE, PART_GONE };
+
+/* How long a thread has to start on its part: one with goroutines of its
+ * own is likely to be parked in tether, and answers within a scheduling
+ * round; a thread that is only itself is likely to be running C code. */
+#define START_BUSY (100 * TT_MILLISECOND)
+#define START_IDLE (5 * TT_MILLISECOND)
+#define FINISH_MAX (30 * TT_SECOND)
+
+typedef struct gather gather;
+
+typedef struct part {
+	gather *G;
+	tt__snapshot snap;
+	int r;
+	_Atomic int state;
+	int64_t start_by; /* the asker's: when it gives up on a start */
+} part;
+
+struct gather {
+	_Atomic int refs;
+	size_t n;
+	part parts[];
+};
+
+static void gather_unref(gather *G)
+{
+	if (atomic_fetch_sub_explicit(&G->refs, 1, memory_order_acq_rel) == 1)
+		free(G);
+}
+
+/* The proxy's own record out of its snapshot. */
+static void drop_current(tt__snapshot *sn)
+{
+	for (size_t i = 0; i < sn->n; i++) {
+		if (!sn->g[i].current)
+			continue;
+		tt__labels_release(sn->g[i].labels);
+		memmove(&sn->g[i], &sn->g[i + 1],
+			(sn->n - i - 1) * sizeof *sn->g);
+		sn->n--;
+		return;
+	}
+}
+
+static void snap_proxy(void *arg)
+{
+	part *pt = arg;
+	int expect = PART_ASKED;
+	if (atomic_compare_exchange_strong(&pt->state, &expect,
+					   PART_STARTED)) {
+		tt__snapshot sn;
+		int r = tt__snapshot_take_yielding(&sn);
+		if (r == 0)
+			drop_current(&sn);
+		pt->snap = sn;
+		pt->r = r;
+		expect = PART_STARTED;
+		if (!atomic_compare_exchange_strong(&pt->state, &expect,
+						    PART_DONE) &&
+		    r == 0)
+			tt__snapshot_free(&pt->snap); /* given up on */
+	}
+	gather_unref(pt->G);
+}
+
+static void run_snap(tt__sched *s, tt__post *p)
+{
+	part *pt = (part *)p->h;
+	if (tt__go_runnable(s, snap_proxy, pt, "goroutine profile", 0, NULL,
+			    0) < 0) {
+		int expect = PART_ASKED;
+		atomic_compare_exchange_strong(&pt->state, &expect, PART_GONE);
+		gather_unref(pt->G);
+	}
+	tt__post_answer(p);
+}
+
+/* Merge the DONE parts into snap, by id. Each input is sorted. */
+static int merge_parts(tt__snapshot *snap, gather *G)
+{
+	size_t k = 0, total = snap->n;
+	for (size_t i = 0; i < G->n; i++) {
+		part *pt = &G->parts[i];
+		if (atomic_load(&pt->state) == PART_DONE && pt->r == 0) {
+			k++;
+			total += pt->snap.n;
+		} else if (atomic_load(&pt->state) == PART_DONE) {
+			pt->r = -1; /* failed: nothing to take */
+		}
+	}
+	if (k == 0)
+		return 0;
+	tt__snapshot *parts = calloc(k, sizeof *parts);
+	size_t *at = calloc(k + 1, sizeof *at);
+	size_t got = 0;
+	tt__gsnap *g = take_stash(&stash_g, total * sizeof *g, &got);
+	if (parts == NULL || at == NULL || g == NULL) {
+		free(parts);
+		free(at);
+		free(g);
+		for (size_t i = 0; i < G->n; i++)
+			if (atomic_load(&G->parts[i].state) == PART_DONE &&
+			    G->parts[i].r == 0)
+				tt__snapshot_free(&G->parts[i].snap);
+		return -ENOMEM;
+	}
+	k = 0;
+	for (size_t i = 0; i < G->n; i++)
+		if (atomic_load(&G->parts[i].state) == PART_DONE &&
+		    G->parts[i].r == 0)
+			parts[k++] = G->parts[i].snap;
+	/* Sources: snap itself (k), then the parts. A few threads: a
+	 * linear look for the smallest head is enough. */
+	for (size_t out = 0; out < total; out++) {
+		size_t best = SIZE_MAX;
+		int64_t best_id = 0;
+		for (size_t j = 0; j <= k; j++) {
+			const tt__snapshot *src = j == k ? snap : &parts[j];
+			if (at[j] < src->n &&
+			    (best == SIZE_MAX || src->g[at[j]].id < best_id)) {
+				best = j;
+				best_id = src->g[at[j]].id;
+			}
+		}
+		const tt__snapshot *src = best == k ? snap : &parts[best];
+		g[out] = src->g[at[best]++];
+	}
+	free(at);
+	/* The records (and their labels) are g's now; the parts keep their
+	 * stacks and names. */
+	for (size_t j = 0; j < k; j++) {
+		put_stash(&stash_g, parts[j].g, parts[j].g_bytes);
+		parts[j].g = NULL;
+		parts[j].n = 0;
+		parts[j].g_bytes = 0;
+	}
+	put_stash(&stash_g, snap->g, snap->g_bytes);
+	snap->g = g;
+	snap->n = total;
+	snap->g_bytes = got;
+	snap->parts = parts;
+	snap->nparts = k;
+	return 0;
+}
+
+int tt__snapshot_take_all(tt__snapshot *snap, int *missing)
+{
+	tt__sched *s = tt__sched_get();
+	int gave_up = 0;
+	tt__sched *few[16], **v = few;
+	size_t n = tt__sched_others(s, v, 16);
+	if (n > 16) {
+		v = malloc(n * sizeof *v);
+		n = v ? tt__sched_others(s, v, n) : 0;
+		/* Threads that started since are not asked. */
+	}
+	gather *G = n ? calloc(1, sizeof *G + n * sizeof(part)) : NULL;
+	if (G) {
+		G->n = n;
+		atomic_init(&G->refs, 1);
+		int64_t now = tt_now();
+		for (size_t i = 0; i < n; i++) {
+			part *pt = &G->parts[i];
+			pt->G = G;
+			atomic_init(&pt->state, PART_ASKED);
+			pt->start_by =
+				now + (atomic_load_explicit(&v[i]->ngoroutines,
+							    memory_order_relaxed) > 1
+					       ? START_BUSY
+					       : START_IDLE);
+			tt__post *p = tt__post_new(0, "goroutine profile");
+			if (p) {
+				p->run = run_snap;
+				p->h = pt;
+				p->quiet = true;
+				atomic_fetch_add(&G->refs, 1);
+				if (tt__post_send(v[i], p) == 0)
+					continue;
+				atomic_fetch_sub(&G->refs, 1); /* ended */
+			}
+			atomic_store(&pt->state, PART_GONE);
+		}
+	} else {
+		gave_up = (int)n;
+	}
+	if (v != few)
+		free(v);
+
+	int r = tt__snapshot_take_yielding(snap);
+	if (G) {
+		int64_t finish_by = tt_now() + FINISH_MAX;
+		int64_t nap = 20 * TT_MICROSECOND;
+		for (;;) {
+			bool waiting = false;
+			int64_t now = tt_now();
+			for (size_t i = 0; i < G->n; i++) {
+				part *pt = &G->parts[i];
+				int st = atomic_load(&pt->state);
+				if (st != PART_ASKED && st != PART_STARTED)
+					continue;
+				if (now >= (st == PART_ASKED ? pt->start_by
+							     : finish_by) &&
+				    atomic_compare_exchange_strong(
+					    &pt->state, &st, PART_GONE))
+					gave_up++;
+				else
+					waiting = true;
+			}
+			if (!waiting)
+				break;
+			tt_sleep(nap);
+			if (nap < TT_MILLISECOND)
+				nap *= 2;
+		}
+		if (r == 0)
+			r = merge_parts(snap, G);
+		else
+			for (size_t i = 0; i < G->n; i++)
+				if (atomic_load(&G->parts[i].state) ==
+					    PART_DONE &&
+				    G->parts[i].r == 0)
+					tt__snapshot_free(&G->parts[i].snap);
+		gather_unref(G);
+	}
+	if (r)
+		tt__snapshot_free(snap);
+	if (missing)
+		*missing = gave_up;
+	return r;
 }
 
 /* ---- one goroutine, runtime.Stack's layout ------------------------------ */

@@ -15,8 +15,9 @@
  * the process's live OS threads and their creation stacks
  * (tt__threads_create_snapshot).
  *
- * tt_profile_write takes its snapshot in slices (tt__snapshot_take_yielding:
- * still every goroutine as it was at one instant) and writes from it in
+ * tt_profile_write takes its snapshot in slices (tt__snapshot_take_all:
+ * every thread's goroutines, each thread's as they were at one instant,
+ * taken on that thread by tt__snapshot_take_yielding) and writes from it in
  * slices too, yielding to the other goroutines every TT__SLICE of work
  * (profile.h), and hands the output over in pieces of 64 KiB: a profile
  * of a million goroutines keeps the others waiting for milliseconds at a
@@ -571,7 +572,7 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 	if (contention)
 		return write_contention(name, debug, fn, arg);
 	tt__snapshot s;
-	int r = tt__snapshot_take_yielding(&s);
+	int r = tt__snapshot_take_all(&s, NULL);
 	if (r)
 		return tt__err(r, "tt_profile_write: out of memory taking the "
 				  "snapshot");

@@ -1109,6 +1109,21 @@ int64_t tt_num_goroutine(void)
 	return n;
 }
 
+size_t tt__sched_others(tt__sched *self, tt__sched **v, size_t cap)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&registry_lock);
+	for (tt__sched *s = registry; s; s = s->next_sched) {
+		if (s == self)
+			continue;
+		if (n < cap)
+			v[n] = s;
+		n++;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return n;
+}
+
 void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
 		    int64_t *orphaned)
 {

@@ -1,0 +1,275 @@
+/* The goroutine profile lists every thread's goroutines
+ * (tt__snapshot_take_all): goroutines parked on another thread appear
+ * with their stacks in debug=2 and debug=1, counted in the total, and a
+ * thread that is outside tether (blocked in a plain read) holds the
+ * profile up for a bounded time only. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MS TT_MILLISECOND
+
+typedef struct sink {
+	char *p;
+	size_t len;
+} sink;
+
+static int to_sink(void *arg, const void *d, size_t n)
+{
+	sink *s = arg;
+	char *p = realloc(s->p, s->len + n + 1);
+	if (p == NULL)
+		return -ENOMEM;
+	s->p = p;
+	memcpy(s->p + s->len, d, n);
+	s->len += n;
+	s->p[s->len] = 0;
+	return 0;
+}
+
+static char *profile(int debug)
+{
+	sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", debug, to_sink, &s));
+	assert_non_null(s.p);
+	return s.p;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL;
+	     p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Goroutine records: lines that start with "goroutine " ("created by ...
+ * in goroutine N" lines do not). */
+static int records(const char *text)
+{
+	int n = 0;
+	for (const char *p = text; *p; p++)
+		if ((p == text || p[-1] == '\n') &&
+		    strncmp(p, "goroutine ", 10) == 0)
+			n++;
+	return n;
+}
+
+/* ---- a thread with goroutines of its own ----------------------------------- */
+
+enum { ON_THREAD = 3 };
+
+typedef struct worker_thread {
+	pthread_t th;
+	tt_chan *quit; /* the thread's own: its goroutines park on it */
+	_Atomic int parked;
+	_Atomic int stop;
+} worker_thread;
+
+static __attribute__((noinline)) void parked_on_other_thread(void *arg)
+{
+	worker_thread *w = arg;
+	atomic_fetch_add(&w->parked, 1);
+	int v;
+	TU_UNCHECKED(tt_chan_recv(w->quit, &v, sizeof v, NULL));
+}
+
+static void *worker_main(void *arg)
+{
+	worker_thread *w = arg;
+	if (tt_chan_make(&w->quit, sizeof(int), 0) != 0)
+		return NULL;
+	for (int i = 0; i < ON_THREAD; i++)
+		if (tt_go(parked_on_other_thread, w) <= 0)
+			return NULL;
+	/* The thread's own flow parks in tether too, answering posts. */
+	while (!atomic_load(&w->stop))
+		TU_UNCHECKED(tt_sleep(MS));
+	TU_UNCHECKED(tt_chan_close(w->quit));
+	/* Let them end (woken, they run while this one sleeps) before the
+	 * thread does. */
+	TU_UNCHECKED(tt_sleep(MS));
+	TU_UNCHECKED(tt_chan_release(w->quit));
+	return NULL;
+}
+
+static void join_thread(void *arg)
+{
+	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
+}
+
+static void start_worker(worker_thread *w)
+{
+	assert_int_equal(pthread_create(&w->th, NULL, worker_main, w), 0);
+	int64_t give_up = tt_deadline_in(30 * TT_SECOND);
+	while (atomic_load(&w->parked) < ON_THREAD && tt_now() < give_up)
+		TU_ASSERT_OK(tt_sleep(MS));
+	assert_int_equal(atomic_load(&w->parked), ON_THREAD);
+}
+
+static void stop_worker(worker_thread *w)
+{
+	atomic_store(&w->stop, 1);
+	TU_ASSERT_OK(tt_blocking(join_thread, &w->th));
+}
+
+static void test_profile_lists_other_threads(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	int64_t before = tt_num_goroutine();
+	worker_thread w = {0};
+	start_worker(&w);
+	/* main's goroutines, the worker thread's three and its own flow. */
+	int64_t all = tt_num_goroutine();
+	assert_int_equal(all, before + ON_THREAD + 1);
+
+	char *d2 = profile(2);
+	assert_int_equal(count_of(d2, "parked_on_other_thread("), ON_THREAD);
+	assert_int_equal(count_of(d2, "[chan receive]:\n"), ON_THREAD);
+	TU_ASSERT_CONTAINS(d2, "test_profile_threads.c:");
+	/* The goroutine that took the other thread's part leaves itself
+	 * out, and so does nothing else. */
+	assert_null(strstr(d2, "snap_proxy"));
+	assert_int_equal(records(d2), (int)all);
+	/* The caller's goroutine is first, as it always is. */
+	char head[64];
+	snprintf(head, sizeof head, "goroutine %lld [running]:\n",
+		 (long long)tt_goid());
+	assert_true(strncmp(d2, head, strlen(head)) == 0);
+	free(d2);
+
+	char *d1 = profile(1);
+	char total[64];
+	snprintf(total, sizeof total, "goroutine profile: total %lld\n",
+		 (long long)all);
+	TU_ASSERT_CONTAINS(d1, total);
+	TU_ASSERT_CONTAINS(d1, "\n3 @ 0x");
+	TU_ASSERT_CONTAINS(d1, "parked_on_other_thread+0x");
+	free(d1);
+
+	/* debug=0 as well: a proto with one sample of count 3 for them is
+	 * what the text above came from; its length at least grows. */
+	sink s0 = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 0, to_sink, &s0));
+	TU_ASSERT_GT(s0.len, 100);
+	free(s0.p);
+
+	stop_worker(&w);
+	d2 = profile(2);
+	assert_int_equal(count_of(d2, "parked_on_other_thread("), 0);
+	free(d2);
+}
+
+/* ---- a thread outside tether ----------------------------------------------- */
+
+typedef struct stuck {
+	pthread_t th;
+	int fds[2];
+	_Atomic int stage;
+} stuck;
+
+static void *stuck_main(void *arg)
+{
+	stuck *st = arg;
+	/* A scheduler of its own, then a read tether does not see. */
+	tt_yield();
+	atomic_store(&st->stage, 1);
+	char c;
+	TU_UNCHECKED(read(st->fds[0], &c, 1));
+	return NULL;
+}
+
+static void test_profile_with_thread_outside_tether(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	stuck st = {0};
+	assert_int_equal(pipe(st.fds), 0);
+	assert_int_equal(pthread_create(&st.th, NULL, stuck_main, &st), 0);
+	while (atomic_load(&st.stage) == 0)
+		TU_ASSERT_OK(tt_sleep(MS));
+	TU_ASSERT_OK(tt_sleep(MS));
+	worker_thread w = {0};
+	start_worker(&w);
+	int64_t t0 = tt_now();
+	char *d2 = profile(2);
+	int64_t took = tt_now() - t0;
+	/* The answering thread is listed; the stuck one, which cannot
+	 * answer, is given up on after a few milliseconds (generous bound:
+	 * a loaded machine). */
+	assert_int_equal(count_of(d2, "parked_on_other_thread("), ON_THREAD);
+	assert_null(strstr(d2, "stuck_main"));
+	print_message("  profile with a thread outside tether: %.1f ms\n",
+		      (double)took / 1e6);
+	TU_ASSERT_LT(took, 5 * TT_SECOND);
+	free(d2);
+	stop_worker(&w);
+	assert_int_equal(write(st.fds[1], "x", 1), 1);
+	TU_ASSERT_OK(tt_blocking(join_thread, &st.th));
+	close(st.fds[0]);
+	close(st.fds[1]);
+}
+
+/* ---- another thread asks -------------------------------------------------------- */
+
+typedef struct asker {
+	char *text;
+	int r;
+} asker;
+
+static void *ask_profile(void *arg)
+{
+	asker *a = arg;
+	sink s = {0};
+	a->r = tt_profile_write("goroutine", 2, to_sink, &s);
+	a->text = s.p;
+	return NULL;
+}
+
+static __attribute__((noinline)) void parked_on_main(void *arg)
+{
+	int v;
+	TU_UNCHECKED(tt_chan_recv(arg, &v, sizeof v, NULL));
+}
+
+/* A profile asked from a plain pthread lists main's goroutines, which
+ * main's thread snapshots while it waits in tether. */
+static void test_profile_from_pthread(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	for (int i = 0; i < 2; i++)
+		tu_go(parked_on_main, c);
+	asker a = {0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, ask_profile, &a), 0);
+	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+	TU_ASSERT_OK(a.r);
+	assert_non_null(a.text);
+	assert_int_equal(count_of(a.text, "parked_on_main("), 2);
+	/* main's own flow was in tt_blocking, parked. */
+	TU_ASSERT_CONTAINS(a.text, "tt_blocking(");
+	free(a.text);
+	TU_ASSERT_OK(tt_chan_close(c));
+	tt_yield();
+	TU_ASSERT_OK(tt_chan_release(c));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_profile_lists_other_threads),
+		TU_TEST(test_profile_with_thread_outside_tether),
+		TU_TEST(test_profile_from_pthread),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
