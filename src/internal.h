@@ -806,6 +806,9 @@ struct tt__post {
 	tt__inbox_node node;
 	/* On the owner: the operation. NULL once answered. */
 	void (*run)(tt__sched *s, tt__post *p);
+	/* Called instead of run when the owner's thread ends first (its
+	 * inbox closed with p in it); may be NULL. */
+	void (*dropped)(tt__post *p);
 	tt__sched *from;   /* the asker's scheduler */
 	tt__g *g;          /* its goroutine, parked until the answer */
 	const void *h;     /* the object's handle */
@@ -900,6 +903,10 @@ long tt__proc_threads(void);
  * ended is kept, or reused by a new thread): a post to it is safe, and
  * fails with -EPIPE once its thread has ended. */
 size_t tt__sched_others(tt__sched *self, tt__sched **v, size_t cap);
+
+/* The calling thread's cache of stack shapes (tt__trace_g, trace layer)
+ * is freed: for the thread's end. */
+void tt__trace_thread_exit(void);
 void tt__sched_each(void (*fn)(const tt__sched *s, void *arg), void *arg,
 		    int64_t *orphaned);
 

@@ -1,8 +1,9 @@
-/* The goroutine profile lists every thread's goroutines
- * (tt__snapshot_take_all): goroutines parked on another thread appear
- * with their stacks in debug=2 and debug=1, counted in the total, and a
- * thread that is outside tether (blocked in a plain read) holds the
- * profile up for a bounded time only. */
+/* The goroutine profile and the leak checker see every thread's
+ * goroutines (tt__snapshot_take_all, tt__snapshot_take_others):
+ * goroutines parked on another thread appear with their stacks in
+ * debug=2 and debug=1, counted in the total, and in an unscoped leak
+ * check; a thread that is outside tether (blocked in a plain read) holds
+ * the profile up for a bounded time only. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -264,12 +265,66 @@ static void test_profile_from_pthread(void **state)
 	TU_ASSERT_OK(tt_chan_release(c));
 }
 
+/* ---- the leak checker ---------------------------------------------------- */
+
+static void test_leak_check_sees_other_threads(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_leak_opts *o, *ign;
+	TU_ASSERT_OK(tt_leak_opts_make(&o));
+	TU_ASSERT_OK(tt_leak_retry(o, 2, TT_MILLISECOND));
+	TU_ASSERT_OK(tt_leak_opts_make(&ign));
+	TU_ASSERT_OK(tt_leak_retry(ign, 2, TT_MILLISECOND));
+	tt_leak_list l;
+	assert_int_equal(tt_leak_find(o, &l), 0);
+	tt_leak_list_free(&l);
+
+	worker_thread w = {0};
+	start_worker(&w);
+	/* The worker thread's three, and its own flow (parked in tether). */
+	assert_int_equal(tt_leak_find(o, &l), ON_THREAD + 1);
+	int parked = 0, flows = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (strstr(l.g[i].stack, "parked_on_other_thread(")) {
+			parked++;
+			assert_string_equal(l.g[i].state, "chan receive");
+			assert_string_equal(l.g[i].created_by, "worker_main");
+		} else if (strstr(l.g[i].stack, "worker_main(")) {
+			flows++;
+			assert_string_equal(l.g[i].created_by, "");
+		}
+	}
+	assert_int_equal(parked, ON_THREAD);
+	assert_int_equal(flows, 1);
+	TU_ASSERT_CONTAINS(l.report, "found unexpected goroutines:");
+	tt_leak_list_free(&l);
+
+	/* Ignoring what is there now covers the other thread's too. */
+	TU_ASSERT_OK(tt_leak_ignore_current(ign));
+	assert_int_equal(tt_leak_find(ign, &l), 0);
+	tt_leak_list_free(&l);
+
+	/* A scope's goroutines are its thread's: the other thread's are
+	 * not in it. */
+	tt_leak_scope sc;
+	TU_ASSERT_OK(tt_leak_scope_begin(&sc, "this thread"));
+	assert_int_equal(tt_leak_scope_verify(&sc, o), 0);
+
+	stop_worker(&w);
+	assert_int_equal(tt_leak_find(o, &l), 0);
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(o);
+	tt_leak_opts_free(ign);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_profile_lists_other_threads),
 		TU_TEST(test_profile_with_thread_outside_tether),
 		TU_TEST(test_profile_from_pthread),
+		TU_TEST(test_leak_check_sees_other_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,8 +50,13 @@
  *   goroutine N
  * (one line), without aborting.
  *
- * Which goroutines are checked: the calling thread's, and those that
- * threads left behind when they ended. A goroutine still parked (or
+ * Which goroutines are checked: the calling thread's; for a check
+ * without a scope, every other live thread's too (each thread is asked
+ * for its own at every try, as the goroutine profile does, tether/
+ * profile.h; a scope's goroutines are all on the thread that began it);
+ * and those that threads left behind when they ended. A thread's own
+ * flow counts as one of its goroutines: a pthread left parked in tether
+ * is reported. A goroutine still parked (or
  * runnable) when its thread exits can never run again; the thread's
  * stacks are given back then, but what the report needs — the stack as it
  * was, the creator, the wait reason — is recorded first, so these are

@@ -1,9 +1,9 @@
 /* tether — the leak checker: uber-go/goleak's Find, VerifyNone and
- * VerifyTestMain for the goroutines of one thread, with scopes.
+ * VerifyTestMain for the goroutines of the process, with scopes.
  *
  * Design notes
  * ------------
- * One try walks the scheduler's list of goroutines and keeps those that
+ * One try walks the calling thread's list of goroutines and keeps those that
  * are not the caller, not in the ignored set (tt_leak_ignore_current) and,
  * for a scope's check, of that scope. These filters need no stack, so a
  * check with nothing left costs one walk of the list however many
@@ -11,7 +11,11 @@
  * written in runtime.Stack's layout, and the function filters read that
  * text as goleak reads Go's: the innermost function, every function, the
  * "created by" function. Nothing switches during a try, so the list stays
- * as it was for the whole of it.
+ * as it was for the whole of it. A check of the whole process (no scope)
+ * adds the other live threads' goroutines, from a snapshot of theirs
+ * taken at the start of the try (tt__snapshot_take_others), and the
+ * goroutines of threads that have ended (exited.c); a scope's goroutines
+ * are all on the thread that began it.
  *
  * Between tries the caller sleeps with tt_sleep (1 us doubling up to
  * max_sleep), which is a park: the run queue goes first and timers fire,
@@ -132,18 +136,28 @@ int tt_leak_ignore_current(tt_leak_opts *o)
 		return tt__err(-EINVAL, "tt_leak_ignore_current: options are "
 					"NULL");
 	tt__sched *s = tt__sched_get();
+	/* Other threads' goroutines too: an unscoped check looks at them. */
+	tt__snapshot others;
+	if (tt__snapshot_take_others(&others, NULL) != 0)
+		return tt__err(-ENOMEM, "tt_leak_ignore_current: out of "
+					"memory");
 	size_t norph = 0;
 	const tt__orphan *orph = tt__orphans_head(&norph);
 	size_t n = (size_t)atomic_load_explicit(&s->ngoroutines,
 						memory_order_relaxed) +
-		   norph;
+		   norph + others.n;
 	int64_t *v = realloc(o->ignore, (o->nignore + n) * sizeof *v);
-	if (v == NULL)
+	if (v == NULL) {
+		tt__snapshot_free(&others);
 		return tt__err(-ENOMEM, "tt_leak_ignore_current: out of "
 					"memory for %zu ids",
 			       o->nignore + n);
+	}
 	o->ignore = v;
 	size_t k = o->nignore;
+	for (size_t i = 0; i < others.n; i++)
+		v[k++] = others.g[i].id;
+	tt__snapshot_free(&others);
 	for (tt__g *g = s->all; g && k < o->nignore + n; g = g->all_next)
 		v[k++] = g->id;
 	for (; orph && k < o->nignore + n; orph = orph->next)
@@ -359,7 +373,8 @@ static size_t write_lost_cancels(tt__buf *b, uint64_t scope, bool mark)
  * which may move while it grows. */
 typedef struct cand {
 	tt__g *g;                  /* a goroutine of the calling thread, */
-	const tt__orphan *orphan;  /* or one left by a thread that ended */
+	const tt__orphan *orphan;  /* or one left by a thread that ended, */
+	const tt__gsnap *other;    /* or one of another live thread's */
 	int64_t id, parent_id;
 	uint64_t leak_scope;
 	const tt__leak_rec *leak;
@@ -499,6 +514,11 @@ typedef struct try_state {
 	cand *c;
 	size_t n, cap;
 	size_t live; /* of the n, goroutines of the calling thread */
+	/* An unscoped check's: the other live threads' goroutines, as this
+	 * try found them (tt__snapshot_take_others), and how many of the n
+	 * are theirs. */
+	tt__snapshot others;
+	size_t nothers;
 } try_state;
 
 static bool has_func_filters(const tt_leak_opts *o)
@@ -566,6 +586,28 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 		c->leak = g->leak;
 	}
 	st->live = st->n;
+	/* Then, for a check of the whole process, the other threads'
+	 * goroutines: each thread's as it was at one instant of this try
+	 * (a scope's goroutines are all on the thread that began it). */
+	st->nothers = 0;
+	if (scope == 0 && r == 0) {
+		tt__snapshot_free(&st->others);
+		r = tt__snapshot_take_others(&st->others, NULL);
+		for (size_t i = 0; r == 0 && i < st->others.n; i++) {
+			const tt__gsnap *gs = &st->others.g[i];
+			if (o->nignore && ignored_id(o, gs->id))
+				continue;
+			cand *c = cand_add(st);
+			if (c == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			c->other = gs;
+			c->id = gs->id;
+			c->parent_id = gs->parent_id;
+			st->nothers++;
+		}
+	}
 	/* Then the goroutines threads left behind when they ended: as
 	 * leaked as any, and never to change. */
 	for (const tt__orphan *og = tt__orphans_head(NULL); og && r == 0;
@@ -609,13 +651,14 @@ static int describe(const tt_leak_opts *o, try_state *st)
 	if (r)
 		return r;
 	size_t kept = 0;
-	size_t live = 0;
+	size_t live = 0, nothers = 0;
 	for (size_t i = 0; i < st->n; i++) {
 		cand c = st->c[i];
 		const tt__gsnap *gs =
-			c.orphan ? &c.orphan->snap
-				 : bsearch(&c.id, snap.g, snap.n,
-					   sizeof *snap.g, by_snap_id);
+			c.orphan  ? &c.orphan->snap
+			: c.other ? c.other
+				  : bsearch(&c.id, snap.g, snap.n,
+					    sizeof *snap.g, by_snap_id);
 		if (gs == NULL)
 			continue; /* cannot happen: nothing ran meanwhile */
 		size_t start = st->text.len;
@@ -629,13 +672,16 @@ static int describe(const tt_leak_opts *o, try_state *st)
 			st->text.len = start;
 			continue;
 		}
-		if (c.orphan == NULL)
+		if (c.orphan == NULL && c.other == NULL)
 			live++;
+		else if (c.other)
+			nothers++;
 		st->c[kept++] = c;
 	}
 	tt__snapshot_free(&snap);
 	st->n = kept;
 	st->live = live;
+	st->nothers = nothers;
 	return r;
 }
 
@@ -649,6 +695,7 @@ static void try_free(try_state *st)
 {
 	tt__buf_free(&st->text);
 	free(st->c);
+	tt__snapshot_free(&st->others);
 }
 
 /* Find with retries: leaves the leaked goroutines described in st. */
@@ -667,8 +714,10 @@ static int find(const tt_leak_opts *o, uint64_t scope, try_state *st)
 		if (st->n == 0)
 			return 0;
 		/* Orphans never change: only live goroutines are waited
-		 * for. */
-		if (i >= o->max_retries || quiescent(s) || st->live == 0)
+		 * for; another thread's may change whatever this one
+		 * does. */
+		if (i >= o->max_retries ||
+		    ((quiescent(s) || st->live == 0) && st->nothers == 0))
 			break;
 		int64_t d = i < 40 ? TT_MICROSECOND << i : o->max_sleep;
 		if (d > o->max_sleep)
@@ -716,6 +765,10 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 				       (long long)c->id, r->what, r->handle);
 			tt__leak_write_site(b, r);
 		}
+		if (c->other && c->other->leaked)
+			tt__buf_printf(b, "\ngoroutine %lld is proven leaked "
+					  "(on another thread)",
+				       (long long)c->id);
 		const tt__orphan *og = c->orphan;
 		if (og)
 			tt__buf_printf(b, "\ngoroutine %lld was left %s when its "
@@ -768,7 +821,7 @@ static int fill_list(const try_state *st, tt_leak_list *out)
 		const cand *c = &st->c[i];
 		v[i].id = c->id;
 		v[i].parent_id = c->parent_id;
-		v[i].proven = c->leak != NULL;
+		v[i].proven = c->leak != NULL || (c->other && c->other->leaked);
 		DUP(v[i].state, c->state, c->state_len);
 		DUP(v[i].top, c->top, c->top_len);
 		DUP(v[i].created_by, c->created, c->created_len);

@@ -85,6 +85,10 @@ int tt__snapshot_take_yielding(tt__snapshot *s);
  * yield. Returns 0 or -ENOMEM. */
 int tt__snapshot_take_all(tt__snapshot *s, int *missing);
 
+/* The same without the caller's thread: every other thread's goroutines
+ * (none at all when there is no other thread). */
+int tt__snapshot_take_others(tt__snapshot *s, int *missing);
+
 /* Work in slices: tt__slice_tick after each item yields (tt_yield) once
  * TT__SLICE has passed since the slice began, so that the work never
  * keeps the other goroutines waiting much longer than that. The clock is

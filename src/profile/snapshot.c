@@ -846,6 +846,15 @@ static void snap_proxy(void *arg)
 	gather_unref(pt->G);
 }
 
+/* The thread ended with the post still in its inbox. */
+static void snap_dropped(tt__post *p)
+{
+	part *pt = (part *)p->h;
+	int expect = PART_ASKED;
+	atomic_compare_exchange_strong(&pt->state, &expect, PART_GONE);
+	gather_unref(pt->G);
+}
+
 static void run_snap(tt__sched *s, tt__post *p)
 {
 	part *pt = (part *)p->h;
@@ -926,7 +935,7 @@ static int merge_parts(tt__snapshot *snap, gather *G)
 	return 0;
 }
 
-int tt__snapshot_take_all(tt__snapshot *snap, int *missing)
+static int take_threads(tt__snapshot *snap, int *missing, bool self)
 {
 	tt__sched *s = tt__sched_get();
 	int gave_up = 0;
@@ -954,6 +963,7 @@ int tt__snapshot_take_all(tt__snapshot *snap, int *missing)
 			tt__post *p = tt__post_new(0, "goroutine profile");
 			if (p) {
 				p->run = run_snap;
+				p->dropped = snap_dropped;
 				p->h = pt;
 				p->quiet = true;
 				atomic_fetch_add(&G->refs, 1);
@@ -969,7 +979,11 @@ int tt__snapshot_take_all(tt__snapshot *snap, int *missing)
 	if (v != few)
 		free(v);
 
-	int r = tt__snapshot_take_yielding(snap);
+	int r = 0;
+	if (self)
+		r = tt__snapshot_take_yielding(snap);
+	else
+		*snap = (tt__snapshot){.taken_at = tt_now()};
 	if (G) {
 		int64_t finish_by = tt_now() + FINISH_MAX;
 		int64_t nap = 20 * TT_MICROSECOND;
@@ -1010,6 +1024,16 @@ int tt__snapshot_take_all(tt__snapshot *snap, int *missing)
 	if (missing)
 		*missing = gave_up;
 	return r;
+}
+
+int tt__snapshot_take_all(tt__snapshot *snap, int *missing)
+{
+	return take_threads(snap, missing, true);
+}
+
+int tt__snapshot_take_others(tt__snapshot *snap, int *missing)
+{
+	return take_threads(snap, missing, false);
 }
 
 /* ---- one goroutine, runtime.Stack's layout ------------------------------ */

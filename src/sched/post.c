@@ -486,6 +486,8 @@ void tt__inbox_close(tt__sched *s)
 		if (n->wake)
 			continue; /* a goroutine of this thread: it is gone */
 		tt__post *p = (tt__post *)n;
+		if (p->run && p->dropped)
+			p->dropped(p);
 		if (p->run)
 			tt__post_fail(p, -EPIPE,
 				      "%s: %p belongs to a thread that has "

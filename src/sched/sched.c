@@ -1192,6 +1192,7 @@ static void thread_gone(void *p)
 		return;
 	tt__leak_thread_exit(s);
 	tt__labels_thread_exit(s);
+	tt__trace_thread_exit();
 
 	pthread_mutex_lock(&registry_lock);
 	tt__sched **pp = &registry;

@@ -88,6 +88,12 @@ typedef struct shape {
 
 static __thread shape *shapes;
 
+void tt__trace_thread_exit(void)
+{
+	free(shapes);
+	shapes = NULL;
+}
+
 static shape *shape_slot(uintptr_t top, uintptr_t depth)
 {
 	if (shapes == NULL) {
