@@ -7,7 +7,11 @@
  *
  * Like channels they are reference counted (make gives one reference,
  * retain/release) and belong to the scheduler of the thread that made
- * them; a released object's handle gives -EBADF on every use, as a
+ * them. Other threads may use a WaitGroup, Mutex, RWMutex or Once (the
+ * owner runs the operation for them, and a wait waits there; Once.Do's
+ * function runs on the caller's thread); a Cond is its own thread's
+ * only (docs/GUIDE.md, "Objects from other threads"). A released
+ * object's handle gives -EBADF on every use, as a
  * channel's does (handles cannot alias, see chan.h). Each blocking call
  * has an _until form with a deadline (see
  * common.h: TT_TRY gives -EAGAIN, a passed deadline -ETIMEDOUT).

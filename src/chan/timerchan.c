@@ -44,6 +44,7 @@
  * channel, with no reference, and the ticker is never stopped or freed.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "chan.h"
 
@@ -74,8 +75,9 @@ static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
 }
 
 /* The channel behind a tt_timer or tt_ticker handle, or NULL with the
- * error recorded. any_thread: for an operation that works on another
- * thread's timer (its channel, its release); the rest panic there. */
+ * error recorded. any_thread: the timer may be another thread's (the
+ * caller then asks its owner, or needs only what never changes); else
+ * that panics. */
 static tt_chan *timer_of(void *h, bool ticker, const char *op,
 			bool any_thread)
 {
@@ -203,11 +205,9 @@ tt_chan *tt_timer_chan(tt_timer *t)
 	return c ? chan_handle(c) : NULL;
 }
 
-bool tt_timer_stop(tt_timer *t)
+/* The operations' bodies, on the timer's own thread (its heap). */
+static bool timer_stop_body(tt_chan *c)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_stop", false);
-	if (c == NULL)
-		return false;
 	bool armed = tt__timer_del(c->sched, &c->timer->t);
 	if (c->timer->fn) {
 		/* Stopped before it fired: the call will not happen. */
@@ -219,25 +219,134 @@ bool tt_timer_stop(tt_timer *t)
 	return armed || unreceived;
 }
 
-bool tt_timer_reset(tt_timer *t, int64_t ns)
+/* 1 or 0 (Reset's result), or -EOVERFLOW. */
+static int timer_reset_body(tt_chan *c, int64_t ns)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_reset", false);
-	if (c == NULL)
-		return false;
 	bool armed = tt__timer_del(c->sched, &c->timer->t);
 	if (c->timer->fn && !armed) {
 		/* It fired or was stopped: schedule fn to run again. */
-		if (c->refs == UINT32_MAX) {
-			tt__err(-EOVERFLOW,
-				"tt_timer_reset: too many references");
-			return false;
-		}
+		if (c->refs == UINT32_MAX)
+			return -EOVERFLOW;
 		c->refs++;
 	}
 	bool unreceived = drain(c);
 	c->timer->t.when = ns <= 0 ? tt_now() : tt_deadline_in(ns);
 	tt__timer_add(c->sched, &c->timer->t);
 	return armed || unreceived;
+}
+
+static void ticker_stop_body(tt_chan *c)
+{
+	tt__timer_del(c->sched, &c->timer->t);
+	drain(c);
+}
+
+static void ticker_reset_body(tt_chan *c, int64_t period)
+{
+	tt__timer_del(c->sched, &c->timer->t);
+	drain(c);
+	c->timer->t.period = period;
+	c->timer->t.when = tt_deadline_in(period);
+	tt__timer_add(c->sched, &c->timer->t);
+}
+
+/* ---- from other threads: asked of the owner (post.c) ---- */
+
+enum { OP_TIMER_STOP, OP_TIMER_RESET, OP_TICKER_STOP, OP_TICKER_RESET };
+
+static void run_timer_op(tt__sched *s, tt__post *p)
+{
+	bool ticker = p->arg >= OP_TICKER_STOP;
+	tt_chan *c = chan_of(p->h);
+	if (!tt__obj_is(p->h, TT__OBJ_CHAN) || c->sched != s ||
+	    c->timer == NULL || c->timer->is_ticker != ticker) {
+		p->misuse = true;
+		tt__post_fail(p, -EBADF,
+			      "%s: %p is not a live %s (released, or never "
+			      "made)",
+			      p->op, p->h, ticker ? "ticker" : "timer");
+		return;
+	}
+	int64_t arg = p->value;
+	p->value = 0;
+	switch (p->arg) {
+	case OP_TIMER_STOP:
+		p->value = timer_stop_body(c);
+		break;
+	case OP_TIMER_RESET: {
+		int r = timer_reset_body(c, arg);
+		if (r < 0) {
+			tt__post_fail(p, r, "%s: too many references", p->op);
+			return;
+		}
+		p->value = r;
+		break;
+	}
+	case OP_TICKER_STOP:
+		ticker_stop_body(c);
+		break;
+	default:
+		ticker_reset_body(c, arg);
+	}
+	tt__post_answer(p);
+}
+
+/* Ask c's owner for op (OP_*) with its argument: what it gives back, and
+ * in *err 0 or the error recorded. */
+static int64_t timer_ask(tt__sched *s, tt_chan *c, int op, const char *name,
+			 int64_t arg, int *err)
+{
+	tt__post *p = tt__post_new(0, name);
+	if (p == NULL) {
+		*err = -ENOMEM;
+		return 0;
+	}
+	p->run = run_timer_op;
+	p->h = chan_handle(c);
+	p->arg = op;
+	p->value = arg;
+	int r = tt__post_call(s, c->sched, p, TT_WAIT_SYSCALL, c);
+	if (r) {
+		free(p);
+		*err = r;
+		return 0;
+	}
+	int64_t v = p->value;
+	*err = tt__post_done(p);
+	return v;
+}
+
+bool tt_timer_stop(tt_timer *t)
+{
+	tt_chan *c = timer_of(t, false, "tt_timer_stop", true);
+	if (c == NULL)
+		return false;
+	tt__sched *s = tt__sched_get();
+	if (c->sched != s) {
+		int err;
+		return timer_ask(s, c, OP_TIMER_STOP, "tt_timer_stop", 0,
+				 &err) != 0;
+	}
+	return timer_stop_body(c);
+}
+
+bool tt_timer_reset(tt_timer *t, int64_t ns)
+{
+	tt_chan *c = timer_of(t, false, "tt_timer_reset", true);
+	if (c == NULL)
+		return false;
+	tt__sched *s = tt__sched_get();
+	if (c->sched != s) {
+		int err;
+		return timer_ask(s, c, OP_TIMER_RESET, "tt_timer_reset", ns,
+				 &err) > 0;
+	}
+	int r = timer_reset_body(c, ns);
+	if (r < 0) {
+		tt__err(r, "tt_timer_reset: too many references");
+		return false;
+	}
+	return r;
 }
 
 int tt_timer_release(tt_timer *t)
@@ -266,27 +375,35 @@ tt_chan *tt_ticker_chan(tt_ticker *t)
 
 void tt_ticker_stop(tt_ticker *t)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_stop", false);
+	tt_chan *c = timer_of(t, true, "tt_ticker_stop", true);
 	if (c == NULL)
 		return;
-	tt__timer_del(c->sched, &c->timer->t);
-	drain(c);
+	tt__sched *s = tt__sched_get();
+	if (c->sched != s) {
+		int err;
+		(void)timer_ask(s, c, OP_TICKER_STOP, "tt_ticker_stop", 0, &err);
+		return;
+	}
+	ticker_stop_body(c);
 }
 
 int tt_ticker_reset(tt_ticker *t, int64_t period)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_reset", false);
+	tt_chan *c = timer_of(t, true, "tt_ticker_reset", true);
 	if (c == NULL)
 		return tt__current()->last_err;
 	if (period <= 0)
 		return tt__err(-EINVAL,
 			       "tt_ticker_reset: non-positive period %lld",
 			       (long long)period);
-	tt__timer_del(c->sched, &c->timer->t);
-	drain(c);
-	c->timer->t.period = period;
-	c->timer->t.when = tt_deadline_in(period);
-	tt__timer_add(c->sched, &c->timer->t);
+	tt__sched *s = tt__sched_get();
+	if (c->sched != s) {
+		int err;
+		(void)timer_ask(s, c, OP_TICKER_RESET, "tt_ticker_reset",
+				period, &err);
+		return err;
+	}
+	ticker_reset_body(c, period);
 	return 0;
 }
 

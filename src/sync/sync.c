@@ -786,19 +786,140 @@ static void admit_readers(tt__sched *s, tt_rwmutex *m)
 		m->readers++;
 }
 
+/* The operations' bodies, for the owner's calls and another thread's
+ * posts alike. */
+static bool rw_try_rlock(tt_rwmutex *m)
+{
+	if (m->writer || m->wq.first != NULL)
+		return false;
+	m->readers++;
+	return true;
+}
+
+static bool rw_try_lock(tt_rwmutex *m)
+{
+	if (m->writer || m->readers != 0)
+		return false;
+	m->writer = true;
+	return true;
+}
+
+/* What a writer whose wait ended without the lock leaves: readers that
+ * waited only because of it are let in. */
+static void rw_lock_gave_up(tt__sched *s, tt_rwmutex *m, int r)
+{
+	if (r == -ETIMEDOUT && !m->writer && m->wq.first == NULL)
+		admit_readers(s, m);
+}
+
+/* NULL, or the panic's message. */
+static const char *rw_runlock(tt__sched *s, tt_rwmutex *m)
+{
+	if (m->readers <= 0)
+		return "sync: RUnlock of unlocked RWMutex";
+	if (--m->readers == 0 && m->wq.first) {
+		m->writer = true;
+		wake_one(s, &m->wq);
+	}
+	return NULL;
+}
+
+static const char *rw_unlock(tt__sched *s, tt_rwmutex *m)
+{
+	if (!m->writer)
+		return "sync: Unlock of unlocked RWMutex";
+	m->writer = false;
+	if (m->rq.first)
+		admit_readers(s, m);
+	else if (m->wq.first) {
+		m->writer = true;
+		wake_one(s, &m->wq);
+	}
+	return NULL;
+}
+
+/* Another thread's RLock or Lock that must wait, in a proxy goroutine of
+ * the owner's (as mutex_lock_proxy). */
+static void rw_proxy(void *arg, bool write)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_rwmutex *m = (tt_rwmutex *)tt__obj_ptr(p->h);
+	TT_TSAN_SYNC(&m->h);
+	if (!(write ? rw_try_lock(m) : rw_try_rlock(m))) {
+		bool held;
+		p->result = wait_on(s, &m->h, write ? &m->wq : &m->rq,
+				    write ? TT_WAIT_RWMUTEX_W
+					  : TT_WAIT_RWMUTEX_R,
+				    p->deadline, &held);
+		if (write)
+			rw_lock_gave_up(s, m, p->result);
+		if (held)
+			obj_unpark(&m->h);
+	}
+	obj_unpark(&m->h);
+	tt__post_answer(p);
+}
+
+static void rw_rlock_proxy(void *arg)
+{
+	rw_proxy(arg, false);
+}
+
+static void rw_lock_proxy(void *arg)
+{
+	rw_proxy(arg, true);
+}
+
+static void run_rw_rlock(tt__sched *s, tt__post *p)
+{
+	tt_rwmutex *m = (tt_rwmutex *)post_obj(s, p, K_RWMUTEX);
+	if (m == NULL)
+		return;
+	if (rw_try_rlock(m))
+		tt__post_answer(p);
+	else
+		post_wait(s, &m->h, p, rw_rlock_proxy, "sync.RWMutex.RLock");
+}
+
+static void run_rw_lock(tt__sched *s, tt__post *p)
+{
+	tt_rwmutex *m = (tt_rwmutex *)post_obj(s, p, K_RWMUTEX);
+	if (m == NULL)
+		return;
+	if (rw_try_lock(m))
+		tt__post_answer(p);
+	else
+		post_wait(s, &m->h, p, rw_lock_proxy, "sync.RWMutex.Lock");
+}
+
+static void run_rw_unlock(tt__sched *s, tt__post *p)
+{
+	tt_rwmutex *m = (tt_rwmutex *)post_obj(s, p, K_RWMUTEX);
+	if (m == NULL)
+		return;
+	const char *panic = p->arg ? rw_runlock(s, m) : rw_unlock(s, m);
+	if (panic)
+		tt__post_panic(p, panic);
+	else
+		tt__post_answer(p);
+}
+
 /* The body of tt_rwmutex_rlock and tt_rwmutex_rlock_until, inlined into both so that
  * a goroutine parked in tt_rwmutex_rlock shows that name on its stack. */
 static inline __attribute__((always_inline)) int rwmutex_rlock_body(tt_rwmutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_rlock", &r);
+	int r = 0;
+	tt_rwmutex *h = m;
+	m = obj_get_any(s, m, K_RWMUTEX, "tt_rwmutex_rlock", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_rw_rlock, "tt_rwmutex_rlock",
+			       TT_WAIT_RWMUTEX_R, deadline, 0, NULL);
 	if (m == NULL)
 		return r;
-	if (!m->writer && m->wq.first == NULL) {
-		m->readers++;
+	if (rw_try_rlock(m))
 		return 0;
-	}
 	bool held;
 	r = wait_on(s, &m->h, &m->rq, TT_WAIT_RWMUTEX_R, deadline, &held);
 	if (held)
@@ -816,20 +937,30 @@ int tt_rwmutex_rlock(tt_rwmutex *m)
 	return rwmutex_rlock_body(m, TT_FOREVER);
 }
 
-int tt_rwmutex_runlock(tt_rwmutex *m)
+/* Unlock (read: RUnlock), from any thread. Inlined into both public
+ * calls: as a tail call it would leave them off the unlocking stack the
+ * mutex profile records. */
+static inline __attribute__((always_inline)) int
+rwmutex_unlock_any(tt_rwmutex *m, bool read, const char *op)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_runlock", &r);
+	int r = 0;
+	tt_rwmutex *h = m;
+	m = obj_get_any(s, m, K_RWMUTEX, op, &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_rw_unlock, op, TT_WAIT_SYSCALL,
+			       TT_FOREVER, read, NULL);
 	if (m == NULL)
 		return r;
-	if (m->readers <= 0)
-		tt__panic("sync: RUnlock of unlocked RWMutex");
-	if (--m->readers == 0 && m->wq.first) {
-		m->writer = true;
-		wake_one(s, &m->wq);
-	}
+	const char *panic = read ? rw_runlock(s, m) : rw_unlock(s, m);
+	if (panic)
+		tt__panic("%s", panic);
 	return 0;
+}
+
+int tt_rwmutex_runlock(tt_rwmutex *m)
+{
+	return rwmutex_unlock_any(m, true, "tt_rwmutex_runlock");
 }
 
 /* The body of tt_rwmutex_lock and tt_rwmutex_lock_until, inlined into both so that
@@ -837,18 +968,19 @@ int tt_rwmutex_runlock(tt_rwmutex *m)
 static inline __attribute__((always_inline)) int rwmutex_lock_body(tt_rwmutex *m, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_lock", &r);
+	int r = 0;
+	tt_rwmutex *h = m;
+	m = obj_get_any(s, m, K_RWMUTEX, "tt_rwmutex_lock", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_rw_lock, "tt_rwmutex_lock",
+			       TT_WAIT_RWMUTEX_W, deadline, 0, NULL);
 	if (m == NULL)
 		return r;
-	if (!m->writer && m->readers == 0) {
-		m->writer = true;
+	if (rw_try_lock(m))
 		return 0;
-	}
 	bool held;
 	r = wait_on(s, &m->h, &m->wq, TT_WAIT_RWMUTEX_W, deadline, &held);
-	if (r == -ETIMEDOUT && !m->writer && m->wq.first == NULL)
-		admit_readers(s, m); /* they waited only because of us */
+	rw_lock_gave_up(s, m, r);
 	if (held)
 		obj_unpark(&m->h);
 	return r;
@@ -866,21 +998,7 @@ int tt_rwmutex_lock(tt_rwmutex *m)
 
 int tt_rwmutex_unlock(tt_rwmutex *m)
 {
-	tt__sched *s = tt__sched_get();
-	int r;
-	m = obj_get(s, m, K_RWMUTEX, "tt_rwmutex_unlock", &r);
-	if (m == NULL)
-		return r;
-	if (!m->writer)
-		tt__panic("sync: Unlock of unlocked RWMutex");
-	m->writer = false;
-	if (m->rq.first)
-		admit_readers(s, m);
-	else if (m->wq.first) {
-		m->writer = true;
-		wake_one(s, &m->wq);
-	}
-	return 0;
+	return rwmutex_unlock_any(m, false, "tt_rwmutex_unlock");
 }
 
 int tt_rwmutex_trylock(tt_rwmutex *m)
@@ -913,11 +1031,89 @@ int tt_once_make(tt_once **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* Once from other threads: the caller runs fn itself, as Go's Do does,
+ * so it asks the owner first whether to (run_once_begin: value 0, and o
+ * is marked running with the caller as runner), or waits there, in a
+ * proxy, for the runner to finish (value 1: done); after fn it tells the
+ * owner (run_once_end), which wakes the waiters. */
+static void once_finish(tt__sched *s, tt_once *o)
+{
+	TT_TSAN_SYNC(o); /* fn's effects, for every later tt_once_do */
+	o->running = false;
+	o->done = true;
+	while (wake_one(s, &o->waiters))
+		;
+}
+
+static void once_wait_proxy(void *arg)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_once *o = (tt_once *)tt__obj_ptr(p->h);
+	if (o->running) {
+		bool held;
+		p->result = wait_on(s, &o->h, &o->waiters, TT_WAIT_MUTEX,
+				    TT_FOREVER, &held);
+		if (held)
+			obj_unpark(&o->h);
+	}
+	TT_TSAN_SYNC(&o->h);
+	p->value = 1;
+	obj_unpark(&o->h);
+	tt__post_answer(p);
+}
+
+static void run_once_begin(tt__sched *s, tt__post *p)
+{
+	tt_once *o = (tt_once *)post_obj(s, p, K_ONCE);
+	if (o == NULL)
+		return;
+	if (o->done) {
+		p->value = 1;
+		tt__post_answer(p);
+	} else if (!o->running) {
+		o->running = true;
+		o->runner = p->g->id;
+		o->h.refs++; /* o outlives fn even if fn releases it */
+		p->value = 0;
+		tt__post_answer(p);
+	} else if (o->runner == p->g->id) {
+		tt__post_panic(p, "sync: Once.Do called from its own function");
+	} else {
+		post_wait(s, &o->h, p, once_wait_proxy, "sync.Once.Do");
+	}
+}
+
+static void run_once_end(tt__sched *s, tt__post *p)
+{
+	tt_once *o = (tt_once *)post_obj(s, p, K_ONCE);
+	if (o == NULL)
+		return;
+	once_finish(s, o);
+	/* The reference run_once_begin took. */
+	if (--o->h.refs == 0 && o->h.parked == 0)
+		obj_free(&o->h);
+	tt__post_answer(p);
+}
+
 int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	o = obj_get(s, o, K_ONCE, "tt_once_do", &r);
+	int r = 0;
+	tt_once *h = o;
+	o = obj_get_any(s, o, K_ONCE, "tt_once_do", &r);
+	if (r == REMOTE) {
+		if (fn == NULL)
+			return tt__err(-EINVAL, "tt_once_do: fn is NULL");
+		int64_t done = 0;
+		r = obj_ask(s, h, run_once_begin, "tt_once_do", TT_WAIT_MUTEX,
+			    TT_FOREVER, 0, &done);
+		if (r || done)
+			return r;
+		fn(arg);
+		return obj_ask(s, h, run_once_end, "tt_once_do",
+			       TT_WAIT_SYSCALL, TT_FOREVER, 0, NULL);
+	}
 	if (o == NULL)
 		return r;
 	if (fn == NULL)
@@ -937,11 +1133,7 @@ int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
 	o->runner = s->current->id;
 	o->h.refs++; /* o outlives fn even if fn releases it */
 	fn(arg);
-	TT_TSAN_SYNC(o); /* fn's effects, for every later tt_once_do */
-	o->running = false;
-	o->done = true;
-	while (wake_one(s, &o->waiters))
-		;
+	once_finish(s, o);
 	return obj_release(obj_handle(o), K_ONCE, "tt_once_do");
 }
 
