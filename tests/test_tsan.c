@@ -11,7 +11,10 @@
  * it pairs with, a close and the receive that sees it, select, a mutex
  * unlock and the next lock, an RWMutex, a wait group's Done and the Wait
  * it ends, Once, a context's cancel and the receive from its done
- * channel, and a goroutine's end as tt_num_goroutine observes it. */
+ * channel, and a goroutine's end as tt_num_goroutine observes it; and
+ * across threads: a pthread's selects on main's channels, an RWMutex and
+ * a Once shared with it, and a race between goroutines of two threads. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +72,35 @@ static void child_race_two_goroutines(void)
 	tu_go(bump_and_yield, NULL);
 	while (tt_num_goroutine() > 1)
 		tt_yield();
+}
+
+/* Goroutines of two threads (main's, and a pthread's own flow) each
+ * write `shared`, then meet on a channel: the meeting orders what comes
+ * after it, not the two writes. */
+static void *write_then_send(void *arg)
+{
+	shared++;
+	int v = 1;
+	TU_UNCHECKED(tt_send((tt_chan *)arg, &v));
+	return NULL;
+}
+
+static void join_thread(void *arg)
+{
+	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
+}
+
+static void child_race_across_threads(void)
+{
+	tt_chan *c = tu_chan(sizeof(int), 0);
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, write_then_send, c), 0);
+	shared++; /* the race, with the pthread's */
+	int v;
+	bool ok;
+	TU_ASSERT_OK(tt_recv(c, &v, &ok));
+	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+	TU_ASSERT_OK(tt_chan_release(c));
 }
 
 /* ---- hand-offs that synchronise ------------------------------------- */
@@ -300,9 +332,80 @@ static void child_goroutine_end(void)
 	TU_ASSERT_EQ(shared, 21);
 }
 
+/* Across threads: a pthread's selects on main's channels hand data over
+ * both ways, and its RWMutex and Once work with main's. */
+static int xdata[16];
+
+typedef struct xpeer {
+	tt_chan *to_main, *to_peer;
+	tt_rwmutex *rw;
+	tt_once *once;
+} xpeer;
+
+static void once_write(void *arg)
+{
+	(void)arg;
+	shared = 99;
+}
+
+static void *peer_side(void *arg)
+{
+	xpeer *p = arg;
+	for (int i = 0; i < 16; i++) {
+		xdata[i] = i * i;
+		tt_case k[1] = {TT_CASE_SEND_FROM(p->to_main, &i)};
+		TU_UNCHECKED(tt_select(k, 1, TT_FOREVER));
+	}
+	/* Main writes xdata[0] and sends: this select's receive sees it. */
+	int v = -1;
+	tt_case r[2] = {TT_CASE_RECV_INTO(p->to_peer, &v, NULL),
+			TT_CASE_RECV_DISCARD(p->to_main, NULL)};
+	if (tt_select(r, 2, TT_FOREVER) == 0 && xdata[0] != 1234)
+		fprintf(stderr, "peer: xdata[0] = %d\n", xdata[0]);
+	TU_UNCHECKED(tt_rwmutex_lock(p->rw));
+	xdata[1] = 77;
+	TU_UNCHECKED(tt_rwmutex_unlock(p->rw));
+	TU_UNCHECKED(tt_once_do(p->once, once_write, NULL));
+	return NULL;
+}
+
+static void child_across_threads(void)
+{
+	xpeer p;
+	p.to_main = tu_chan(sizeof(int), 0);
+	p.to_peer = tu_chan(sizeof(int), 0);
+	TU_ASSERT_OK(tt_rwmutex_make(&p.rw));
+	TU_ASSERT_OK(tt_once_make(&p.once));
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, peer_side, &p), 0);
+	for (int n = 0; n < 16; n++) {
+		int i = -1;
+		bool ok;
+		tt_case k[2] = {TT_CASE_RECV_INTO(p.to_main, &i, &ok),
+				TT_CASE_RECV_DISCARD(p.to_peer, NULL)};
+		TU_ASSERT_EQ(tt_select(k, 2, TT_FOREVER), 0);
+		TU_ASSERT_EQ(xdata[i], i * i);
+		xdata[i] = -1;
+	}
+	xdata[0] = 1234;
+	int v = 5;
+	TU_ASSERT_OK(tt_send(p.to_peer, &v));
+	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+	TU_ASSERT_OK(tt_rwmutex_rlock(p.rw));
+	TU_ASSERT_EQ(xdata[1], 77);
+	TU_ASSERT_OK(tt_rwmutex_runlock(p.rw));
+	TU_ASSERT_OK(tt_once_do(p.once, once_write, NULL));
+	TU_ASSERT_EQ(shared, 99);
+	TU_ASSERT_OK(tt_rwmutex_release(p.rw));
+	TU_ASSERT_OK(tt_once_release(p.once));
+	TU_ASSERT_OK(tt_chan_release(p.to_main));
+	TU_ASSERT_OK(tt_chan_release(p.to_peer));
+}
+
 static const tu_child_case child_cases[] = {
 	{"race_after_go", child_race_after_go},
 	{"race_two_goroutines", child_race_two_goroutines},
+	{"race_across_threads", child_race_across_threads},
 	{"chan_unbuffered", child_chan_unbuffered},
 	{"chan_buffered", child_chan_buffered},
 	{"close", child_close},
@@ -312,6 +415,7 @@ static const tu_child_case child_cases[] = {
 	{"once", child_once},
 	{"ctx_cancel", child_ctx_cancel},
 	{"goroutine_end", child_goroutine_end},
+	{"across_threads", child_across_threads},
 };
 
 /* ---- the checks ------------------------------------------------------ */
@@ -363,11 +467,24 @@ static void test_race_between_goroutines_reported(void **state)
 	tu_child_free(&c);
 }
 
+static void test_race_across_threads_reported(void **state)
+{
+	(void)state;
+	REQUIRE_TSAN();
+	tu_child c;
+	run("race_across_threads", &c);
+	TU_ASSERT_CONTAINS(c.err, "WARNING: ThreadSanitizer: data race");
+	TU_ASSERT_CONTAINS(c.err, "write_then_send");
+	TU_ASSERT_CONTAINS(c.err, "child_race_across_threads");
+	TU_ASSERT_CHILD_EXIT(&c, 66);
+	tu_child_free(&c);
+}
+
 static void test_hand_offs_clean(void **state)
 {
 	(void)state;
 	REQUIRE_TSAN();
-	for (size_t i = 2; i < sizeof child_cases / sizeof child_cases[0];
+	for (size_t i = 3; i < sizeof child_cases / sizeof child_cases[0];
 	     i++) {
 		tu_child c;
 		run(child_cases[i].name, &c);
@@ -386,6 +503,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_race_after_go_reported),
 		TU_TEST(test_race_between_goroutines_reported),
+		TU_TEST(test_race_across_threads_reported),
 		TU_TEST(test_hand_offs_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
