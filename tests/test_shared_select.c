@@ -180,6 +180,12 @@ typedef struct mesh {
 	_Atomic int bad;
 	_Atomic int first_bad_line;
 	_Atomic int threads_done;
+	/* A context of the host's, made and cancelled over and over by a
+	 * goroutine there: workers on every thread select on its done
+	 * channel too, and its cancel (a close) wakes them. */
+	_Atomic(tt_ctx *) ctx;
+	_Atomic int stop_cancels, cancels_done;
+	_Atomic int cancels, ctx_fired;
 } mesh;
 
 typedef struct mesh_worker {
@@ -222,7 +228,7 @@ static void mesh_work(void *p)
 			break;
 		}
 		int n = 2 + (int)tu_rand_n(&rng, 2);
-		tt_case cs[4];
+		tt_case cs[5];
 		memset(cs, 0, sizeof cs);
 		int in[4] = {-1, -1, -1, -1};
 		bool ok[4] = {false, false, false, false};
@@ -235,6 +241,15 @@ static void mesh_work(void *p)
 				cs[i] = (tt_case)TT_CASE_RECV_INTO(c, &in[i],
 								   &ok[i]);
 		}
+		tt_ctx *ctx = NULL;
+		bool ctx_ok = true;
+		if (tu_rand_n(&rng, 4) == 0 &&
+		    (ctx = atomic_load(&m->ctx)) != NULL &&
+		    tt_ctx_retain(ctx) != 0)
+			ctx = NULL; /* released meanwhile: -EBADF */
+		if (ctx)
+			cs[n++] = (tt_case)TT_CASE_RECV_DISCARD(tt_ctx_done(ctx),
+								&ctx_ok);
 		tt_chan *timer = NULL;
 		int64_t fired_at;
 		if (tu_rand_n(&rng, 8) == 0 &&
@@ -252,6 +267,11 @@ static void mesh_work(void *p)
 		}
 		if (r >= 0 && r < n && cs[r].chan == timer) {
 			/* the timer won */
+		} else if (r >= 0 && r < n && ctx && cs[r].chan ==
+						      tt_ctx_done(ctx)) {
+			if (ctx_ok)
+				MESH_BAD(m); /* a done channel only closes */
+			atomic_fetch_add(&m->ctx_fired, 1);
 		} else if (r >= 0 && r < n) {
 			if (cs[r].kind == TT_CASE_SEND) {
 				atomic_fetch_add(&m->sent[w->gid], 1);
@@ -265,6 +285,8 @@ static void mesh_work(void *p)
 			MESH_BAD(m);
 		}
 		if (timer && tt_chan_release(timer) != 0)
+			MESH_BAD(m);
+		if (ctx && tt_ctx_release(ctx) != 0)
 			MESH_BAD(m);
 	}
 	if (tt_wg_done(w->wg) != 0)
@@ -294,17 +316,42 @@ static void mesh_run(mesh *m, int t)
 	atomic_fetch_add(&m->threads_done, 1);
 }
 
+static void mesh_canceller(void *arg)
+{
+	mesh *m = arg;
+	uint64_t rng = 12345;
+	while (!atomic_load(&m->stop_cancels)) {
+		tt_ctx *c;
+		if (tt_ctx_with_cancel(&c, tt_ctx_background()) != 0) {
+			MESH_BAD(m);
+			break;
+		}
+		atomic_store(&m->ctx, c);
+		TU_UNCHECKED(tt_sleep((100 + (int64_t)tu_rand_n(&rng, 400)) *
+				      TT_MICROSECOND));
+		atomic_store(&m->ctx, NULL);
+		if (tt_ctx_cancel(c) != 0 || tt_ctx_release(c) != 0)
+			MESH_BAD(m);
+		atomic_fetch_add(&m->cancels, 1);
+	}
+	atomic_store(&m->cancels_done, 1);
+}
+
 static void mesh_host_setup(host *h)
 {
 	mesh *m = h->arg;
 	if (tt_chan_make(&m->ch[2], sizeof(int), 0) != 0 ||
-	    tt_chan_make(&m->ch[3], sizeof(int), 2) != 0)
+	    tt_chan_make(&m->ch[3], sizeof(int), 2) != 0 ||
+	    tt_go(mesh_canceller, m) <= 0)
 		MESH_BAD(m);
 }
 
 static void mesh_host_teardown(host *h)
 {
 	mesh *m = h->arg;
+	atomic_store(&m->stop_cancels, 1);
+	while (!atomic_load(&m->cancels_done))
+		TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));
 	if (tt_chan_release(m->ch[2]) != 0 || tt_chan_release(m->ch[3]) != 0)
 		MESH_BAD(m);
 }
@@ -324,7 +371,9 @@ static void *mesh_thread_main(void *p)
 
 /* Nine goroutines on three threads (main, a host that owns two of the
  * channels, a thread that owns none) race sends, receives, self-pairing
- * selects, tries, deadlines and timers on four channels of two owners:
+ * selects, tries, deadlines, timers and the host's contexts, cancelled
+ * (their done channels closed) as they go, on four channels of two
+ * owners:
  * every value a send reported is received exactly once (or is still in
  * a buffer at the end), and none is made up. */
 static void test_selects_across_three_threads(void **state)
@@ -376,12 +425,15 @@ static void test_selects_across_three_threads(void **state)
 				      sent);
 	}
 	assert_int_equal(atomic_load(&m.received), total);
-	print_message("  %d values through selects of three threads\n",
-		      total);
+	print_message("  %d values through selects of three threads; %d "
+		      "contexts cancelled, %d selects woken by one\n",
+		      total, atomic_load(&m.cancels),
+		      atomic_load(&m.ctx_fired));
 	TU_ASSERT_OK(tt_chan_release(m.ch[0]));
 	TU_ASSERT_OK(tt_chan_release(m.ch[1]));
 	host_stop(&h); /* it releases its channels */
 	assert_int_equal(atomic_load(&m.bad), 0);
+	TU_ASSERT_GT(atomic_load(&m.cancels), 0);
 	free((void *)m.seen);
 }
 
