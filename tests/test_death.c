@@ -399,19 +399,18 @@ static void child_goexit_main(void)
 
 static void *use_from_thread(void *arg)
 {
-	tt_cond *c = arg;
-	TU_UNCHECKED(tt_cond_signal(c));
+	tt_ctx *child = NULL;
+	TU_UNCHECKED(tt_ctx_with_cancel(&child, arg));
 	return NULL;
 }
 
 static void child_foreign_thread(void)
 {
-	tt_mutex *m = NULL;
-	tt_cond *c = NULL;
-	if (tt_mutex_make(&m) != 0 || tt_cond_make(&c, m) != 0)
+	tt_ctx *parent = NULL;
+	if (tt_ctx_with_cancel(&parent, tt_ctx_background()) != 0)
 		return;
 	pthread_t th;
-	if (pthread_create(&th, NULL, use_from_thread, c) != 0)
+	if (pthread_create(&th, NULL, use_from_thread, parent) != 0)
 		return;
 	pthread_join(th, NULL);
 	survived();
@@ -685,15 +684,15 @@ static void test_death_goexit_main(void **state)
 static void test_death_foreign_thread(void **state)
 {
 	(void)state;
-	/* Channels, selects, timers, WaitGroups, Mutexes, RWMutexes and
-	 * Onces work from any thread (test_foreign, test_shared_select,
-	 * test_foreign_sync); a Cond of another thread's is a panic that
-	 * names the owner and shows the calling thread's stack. */
+	/* Channels, selects, timers and every sync object work from any
+	 * thread (test_foreign, test_shared_select, test_foreign_sync); a
+	 * child of another thread's context is a panic that names the
+	 * owner and shows the calling thread's stack. */
 	TU_REQUIRE_THREADS();
 	tu_child c;
 	spawn("foreign_thread", &c);
 	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
-	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_cond_signal: ");
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_ctx_with_cancel: context ");
 	TU_ASSERT_CONTAINS(c.err, "belongs to another thread's scheduler");
 	TU_ASSERT_CONTAINS(c.err, "use_from_thread");
 	TU_ASSERT_CONTAINS(c.err, "test_death.c:");

@@ -1,4 +1,4 @@
-/* RWMutex, Once, timers and tickers used from other threads: the
+/* RWMutex, Once, Cond, timers and tickers used from other threads: the
  * operations are asked of the object's owner (post.c), and what must
  * wait waits there in a proxy goroutine. Go's RWMutex hammer with
  * pthreads and goroutines at once, Once.Do racing across threads (the
@@ -257,6 +257,179 @@ static void test_once_across_threads(void **state)
 	TU_ASSERT_OK(tt_chan_release(r.done));
 }
 
+/* ---- Cond ---------------------------------------------------------------------- */
+
+/* A queue of ints guarded by main's Mutex, with main's Cond: consumers on
+ * pthreads and goroutines wait for items, producers on both sides add
+ * them and Signal; at the end a Broadcast wakes everyone to leave. Every
+ * item is taken exactly once. */
+typedef struct cq {
+	tt_mutex *m;
+	tt_cond *c;
+	int items[64];
+	int head, tail; /* items[head..tail) */
+	bool closing;
+	int total;
+	_Atomic unsigned char *seen;
+	_Atomic int taken, bad;
+	tt_chan *done;
+} cq;
+
+static void cq_consume(cq *q)
+{
+	for (;;) {
+		if (tt_mutex_lock(q->m) != 0) {
+			atomic_fetch_add(&q->bad, 1);
+			return;
+		}
+		while (q->head == q->tail && !q->closing)
+			if (tt_cond_wait(q->c) != 0)
+				atomic_fetch_add(&q->bad, 1);
+		if (q->head == q->tail) {
+			TU_UNCHECKED(tt_mutex_unlock(q->m));
+			return;
+		}
+		int v = q->items[q->head++ % 64];
+		TU_UNCHECKED(tt_mutex_unlock(q->m));
+		if (v < 0 || v >= q->total ||
+		    atomic_fetch_add(&q->seen[v], 1) != 0)
+			atomic_fetch_add(&q->bad, 1);
+		atomic_fetch_add(&q->taken, 1);
+	}
+}
+
+static void cq_produce(cq *q, int from, int to)
+{
+	for (int v = from; v < to; v++) {
+		TU_UNCHECKED(tt_mutex_lock(q->m));
+		while (q->tail - q->head == 64) {
+			/* Full: let the consumers run. */
+			TU_UNCHECKED(tt_mutex_unlock(q->m));
+			TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));
+			TU_UNCHECKED(tt_mutex_lock(q->m));
+		}
+		q->items[q->tail++ % 64] = v;
+		if (tt_cond_signal(q->c) != 0)
+			atomic_fetch_add(&q->bad, 1);
+		TU_UNCHECKED(tt_mutex_unlock(q->m));
+	}
+}
+
+typedef struct cq_role {
+	cq *q;
+	bool producer;
+	int from, to;
+} cq_role;
+
+static void *cq_thread(void *arg)
+{
+	cq_role *r = arg;
+	if (r->producer)
+		cq_produce(r->q, r->from, r->to);
+	else
+		cq_consume(r->q);
+	return NULL;
+}
+
+static void cq_goroutine(void *arg)
+{
+	cq_role *r = arg;
+	cq_consume(r->q);
+	tu_done(r->q->done);
+}
+
+static void test_cond_across_threads(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	enum { CONSUMER_THREADS = 3, CONSUMER_GS = 2 };
+	cq q = {.total = TU_SCALE(6000, 1000)};
+	q.seen = calloc((size_t)q.total, 1);
+	assert_non_null(q.seen);
+	TU_ASSERT_OK(tt_mutex_make(&q.m));
+	TU_ASSERT_OK(tt_cond_make(&q.c, q.m));
+	q.done = tu_chan(0, CONSUMER_GS);
+	cq_role cons = {.q = &q};
+	pthread_t ct[CONSUMER_THREADS], pt;
+	for (int i = 0; i < CONSUMER_THREADS; i++)
+		assert_int_equal(pthread_create(&ct[i], NULL, cq_thread, &cons),
+				 0);
+	for (int i = 0; i < CONSUMER_GS; i++)
+		tu_go(cq_goroutine, &cons);
+	/* Half the items from a pthread, half from main. */
+	cq_role prod = {.q = &q, .producer = true, .from = 0,
+			.to = q.total / 2};
+	assert_int_equal(pthread_create(&pt, NULL, cq_thread, &prod), 0);
+	cq_produce(&q, q.total / 2, q.total);
+	join_parked(pt);
+	int64_t give_up = tt_deadline_in(60 * TT_SECOND);
+	while (atomic_load(&q.taken) < q.total && tt_now() < give_up)
+		TU_ASSERT_OK(tt_sleep(MS));
+	TU_ASSERT_OK(tt_mutex_lock(q.m));
+	q.closing = true;
+	TU_ASSERT_OK(tt_cond_broadcast(q.c));
+	TU_ASSERT_OK(tt_mutex_unlock(q.m));
+	TU_WAIT_DONE(q.done, CONSUMER_GS, 60 * TT_SECOND);
+	for (int i = 0; i < CONSUMER_THREADS; i++)
+		join_parked(ct[i]);
+	assert_int_equal(atomic_load(&q.bad), 0);
+	assert_int_equal(atomic_load(&q.taken), q.total);
+	for (int v = 0; v < q.total; v++)
+		assert_int_equal(atomic_load(&q.seen[v]), 1);
+	free((void *)q.seen);
+	TU_ASSERT_OK(tt_cond_release(q.c));
+	TU_ASSERT_OK(tt_mutex_release(q.m));
+	TU_ASSERT_OK(tt_chan_release(q.done));
+}
+
+typedef struct cond_probe {
+	tt_mutex *m;
+	tt_cond *c;
+	int timed, tried, woken;
+	_Atomic int stage;
+} cond_probe;
+
+static void *cond_probe_thread(void *arg)
+{
+	cond_probe *p = arg;
+	TU_UNCHECKED(tt_mutex_lock(p->m));
+	p->tried = tt_cond_wait_until(p->c, TT_TRY);
+	p->timed = tt_cond_wait_until(p->c, tt_deadline_in(10 * MS));
+	atomic_store(&p->stage, 1);
+	p->woken = tt_cond_wait(p->c); /* main's Signal */
+	TU_UNCHECKED(tt_mutex_unlock(p->m));
+	return NULL;
+}
+
+/* A pthread's waits: a try and a deadline come back with the lock held
+ * again (main can take it only after the pthread unlocks), and a Signal
+ * by main wakes the plain wait. */
+static void test_cond_waits_from_pthread(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	cond_probe p = {0};
+	TU_ASSERT_OK(tt_mutex_make(&p.m));
+	TU_ASSERT_OK(tt_cond_make(&p.c, p.m));
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, cond_probe_thread, &p), 0);
+	int64_t give_up = tt_deadline_in(30 * TT_SECOND);
+	while (atomic_load(&p.stage) == 0 && tt_now() < give_up)
+		TU_ASSERT_OK(tt_sleep(MS));
+	/* Its plain wait has unlocked the mutex: main takes it, signals. */
+	TU_ASSERT_OK(tt_mutex_lock(p.m));
+	TU_ASSERT_OK(tt_cond_signal(p.c));
+	TU_ASSERT_OK(tt_mutex_unlock(p.m));
+	join_parked(th);
+	assert_int_equal(p.tried, -EAGAIN);
+	assert_int_equal(p.timed, -ETIMEDOUT);
+	TU_ASSERT_OK(p.woken);
+	TU_ASSERT_OK(tt_mutex_trylock(p.m));
+	TU_ASSERT_OK(tt_mutex_unlock(p.m));
+	TU_ASSERT_OK(tt_cond_release(p.c));
+	TU_ASSERT_OK(tt_mutex_release(p.m));
+}
+
 /* ---- timers and tickers --------------------------------------------------------- */
 
 typedef struct timer_user {
@@ -325,6 +498,8 @@ int main(void)
 		TU_TEST(test_rwmutex_hammer_across_threads),
 		TU_TEST(test_rwmutex_waits_from_pthread),
 		TU_TEST(test_once_across_threads),
+		TU_TEST(test_cond_across_threads),
+		TU_TEST(test_cond_waits_from_pthread),
 		TU_TEST(test_timer_and_ticker_from_pthread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

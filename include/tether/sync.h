@@ -7,10 +7,10 @@
  *
  * Like channels they are reference counted (make gives one reference,
  * retain/release) and belong to the scheduler of the thread that made
- * them. Other threads may use a WaitGroup, Mutex, RWMutex or Once (the
- * owner runs the operation for them, and a wait waits there; Once.Do's
- * function runs on the caller's thread); a Cond is its own thread's
- * only (docs/GUIDE.md, "Objects from other threads"). A released
+ * them. Other threads may use them too: the owner runs the operation for
+ * them, and a wait waits there (Once.Do's function runs on the caller's
+ * thread, and a Cond's Wait queues before it unlocks, as in Go;
+ * docs/GUIDE.md, "Objects from other threads"). A released
  * object's handle gives -EBADF on every use, as a
  * channel's does (handles cannot alias, see chan.h). Each blocking call
  * has an _until form with a deadline (see

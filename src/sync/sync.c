@@ -142,6 +142,14 @@ static __attribute__((noinline, cold)) void lock_handoff(squeue *q, node *n)
 	tt__mutex_event(now - n->acq);
 }
 
+/* A place in a Cond's queue held for another thread's Wait before its
+ * goroutine waits there (see "Cond from other threads"): a node with no
+ * goroutine yet, which a Signal that takes it marks. */
+typedef struct ticket {
+	node n; /* first: a queue holds the node */
+	bool signaled;
+} ticket;
+
 /* Wake the first waiter of q; false if there is none. */
 static bool wake_one(tt__sched *s, squeue *q)
 {
@@ -151,7 +159,10 @@ static bool wake_one(tt__sched *s, squeue *q)
 	q_unlink(q, n);
 	if (TT_UNLIKELY(n->acq))
 		lock_handoff(q, n);
-	tt__wait_wake(s, n->g);
+	if (TT_UNLIKELY(n->g == NULL))
+		((ticket *)n)->signaled = true;
+	else
+		tt__wait_wake(s, n->g);
 	return true;
 }
 
@@ -338,8 +349,10 @@ static void obj_stranded(tt__sched *s, obj *o)
 	void *site = NULL;
 	for (int i = 0; i < 2; i++)
 		for (node *n = qs[i] ? qs[i]->first : NULL; n; n = n->next)
-			tt__leak_obj_released(s, n->g, o, kind_name[o->kind],
-					      &site);
+			if (n->g) /* not another thread's ticket */
+				tt__leak_obj_released(s, n->g, o,
+						      kind_name[o->kind],
+						      &site);
 	tt__leak_release_done(site);
 }
 
@@ -1259,14 +1272,153 @@ int tt_cond_make(tt_cond **out, tt_mutex *m)
 	return tt_cond_make_locker(out, tt_mutex_locker(m));
 }
 
+/* ---- Cond from other threads ----------------------------------------------
+ *
+ * Go's Wait joins the notify list before it unlocks c.L, so a Signal
+ * between the two is not lost. Another thread's Wait does the same in
+ * two posts: run_cond_enqueue queues a ticket (a node with no goroutine,
+ * which a Signal that takes it marks signaled) and takes a reference on
+ * c's Mutex or RWMutex; the caller unlocks c.L; run_cond_wait answers at
+ * once for a ticket already signaled, gives it back (arg 1) when the
+ * unlock failed, and else waits for it in a proxy goroutine with the
+ * caller's deadline. The caller then locks c.L again and drops the
+ * reference. Signal and Broadcast are asked of the owner. */
+
+static void run_cond_enqueue(tt__sched *s, tt__post *p)
+{
+	tt_cond *c = (tt_cond *)post_obj(s, p, K_COND);
+	if (c == NULL)
+		return;
+	ticket *t = calloc(1, sizeof *t);
+	if (t == NULL) {
+		tt__post_fail(p, -ENOMEM, "%s: out of memory", p->op);
+		return;
+	}
+	t->n.q = &c->waiters;
+	q_push(&c->waiters, &t->n);
+	c->h.parked++; /* until the ticket is done with */
+	if (c->lk)
+		c->lk->refs++; /* relocked by the caller even if c goes */
+	p->value = (int64_t)(uintptr_t)t;
+	tt__post_answer(p);
+}
+
+/* The ticket is done with: its result answered. */
+static void ticket_done(tt_cond *c, ticket *t, tt__post *p, int r)
+{
+	if (t->n.queued)
+		q_unlink(t->n.q, &t->n);
+	free(t);
+	p->result = r;
+	obj_unpark(&c->h);
+	tt__post_answer(p);
+}
+
+static void cond_wait_proxy(void *arg)
+{
+	tt__post *p = arg;
+	tt__sched *s = tt__sched_get();
+	tt_cond *c = (tt_cond *)tt__obj_ptr(p->h);
+	ticket *t = (ticket *)(uintptr_t)p->value;
+	int r = 0;
+	if (!t->signaled) {
+		tt__g *g = s->current;
+		t->n.g = g;
+		g->wait_list = &t->n;
+		g->wait_n = 0;
+		bool timed_out = tt__wait(s, g, TT_WAIT_COND, c, p->deadline,
+					  sync_cancel);
+		TT_TSAN_SYNC(&c->h);
+		g->wait_list = NULL;
+		r = timed_out ? -ETIMEDOUT : 0;
+	}
+	obj_unpark(&c->h); /* the proxy's own hold */
+	ticket_done(c, t, p, r);
+}
+
+static void run_cond_wait(tt__sched *s, tt__post *p)
+{
+	tt_cond *c = (tt_cond *)post_obj(s, p, K_COND);
+	if (c == NULL)
+		return;
+	ticket *t = (ticket *)(uintptr_t)p->value;
+	if (t->signaled)
+		ticket_done(c, t, p, 0);
+	else if (p->arg)
+		ticket_done(c, t, p, 0); /* the unlock failed: no wait */
+	else if (p->deadline == TT_TRY)
+		ticket_done(c, t, p, -EAGAIN);
+	else if (p->deadline != TT_FOREVER && p->deadline <= tt_now())
+		ticket_done(c, t, p, -ETIMEDOUT);
+	else {
+		c->h.parked++;
+		if (!tt__post_proxy(s, p, cond_wait_proxy, "sync.Cond.Wait")) {
+			obj_unpark(&c->h);
+			ticket_done(c, t, p, -ENOMEM);
+		}
+	}
+}
+
+static void run_cond_signal(tt__sched *s, tt__post *p)
+{
+	tt_cond *c = (tt_cond *)post_obj(s, p, K_COND);
+	if (c == NULL)
+		return;
+	if (p->arg)
+		while (wake_one(s, &c->waiters))
+			;
+	else
+		wake_one(s, &c->waiters);
+	tt__post_answer(p);
+}
+
+static __attribute__((noinline)) int
+cond_wait_remote(tt__sched *s, tt_cond *h, int64_t deadline)
+{
+	const tt_cond *c = tt__obj_ptr(h);
+	tt_locker l = c->l; /* set when c was made: read from any thread */
+	obj *lk = c->lk;
+	int64_t t = 0;
+	int r = obj_ask(s, h, run_cond_enqueue, "tt_cond_wait", TT_WAIT_COND,
+			TT_FOREVER, 0, &t);
+	if (r)
+		return r;
+	int u = l.unlock(l.obj);
+	tt__post *p = tt__post_new(0, "tt_cond_wait");
+	if (p == NULL) {
+		r = -ENOMEM; /* the ticket stays: a Signal may use it up */
+	} else {
+		p->run = run_cond_wait;
+		p->h = h;
+		p->deadline = deadline;
+		p->arg = u < 0;
+		p->value = t;
+		r = tt__post_call(s, ((const obj *)c)->sched, p, TT_WAIT_COND,
+				  c);
+		if (r)
+			free(p);
+		else
+			r = tt__post_done(p);
+	}
+	if (u >= 0)
+		l.lock(l.obj);
+	if (lk)
+		obj_release(obj_handle(lk), (enum kind)lk->kind,
+			    "tt_cond_wait");
+	return u < 0 ? u : r;
+}
+
 /* The body of tt_cond_wait and tt_cond_wait_until, inlined into both so
  * that a goroutine parked in tt_cond_wait shows that name on its stack. */
 static inline __attribute__((always_inline)) int
 cond_wait_body(tt_cond *c, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	c = obj_get(s, c, K_COND, "tt_cond_wait", &r);
+	int r = 0;
+	tt_cond *h = c;
+	c = obj_get_any(s, c, K_COND, "tt_cond_wait", &r);
+	if (r == REMOTE)
+		return cond_wait_remote(s, h, deadline);
 	if (c == NULL)
 		return r;
 	tt_locker l = c->l;
@@ -1305,8 +1457,12 @@ int tt_cond_wait(tt_cond *c)
 int tt_cond_signal(tt_cond *c)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	c = obj_get(s, c, K_COND, "tt_cond_signal", &r);
+	int r = 0;
+	tt_cond *h = c;
+	c = obj_get_any(s, c, K_COND, "tt_cond_signal", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_cond_signal, "tt_cond_signal",
+			       TT_WAIT_SYSCALL, TT_FOREVER, 0, NULL);
 	if (c == NULL)
 		return r;
 	wake_one(s, &c->waiters);
@@ -1316,8 +1472,12 @@ int tt_cond_signal(tt_cond *c)
 int tt_cond_broadcast(tt_cond *c)
 {
 	tt__sched *s = tt__sched_get();
-	int r;
-	c = obj_get(s, c, K_COND, "tt_cond_broadcast", &r);
+	int r = 0;
+	tt_cond *h = c;
+	c = obj_get_any(s, c, K_COND, "tt_cond_broadcast", &r);
+	if (r == REMOTE)
+		return obj_ask(s, h, run_cond_signal, "tt_cond_broadcast",
+			       TT_WAIT_SYSCALL, TT_FOREVER, 1, NULL);
 	if (c == NULL)
 		return r;
 	while (wake_one(s, &c->waiters))
