@@ -194,9 +194,11 @@ typedef struct counter_send {
 
 static void send_counting(void *arg)
 {
-	counter_send *s = arg;
-	for (int i = 0; i < s->n; i++)
-		TU_UNCHECKED(tt_chan_send(s->c, &i, sizeof i));
+	/* Copied: once its last value is taken, main may go on and leave
+	 * the scope of *arg. */
+	counter_send s = *(counter_send *)arg;
+	for (int i = 0; i < s.n; i++)
+		TU_UNCHECKED(tt_chan_send(s.c, &i, sizeof i));
 }
 
 enum { P = 4, L = 1000 };
