@@ -399,8 +399,8 @@ static void child_goexit_main(void)
 
 static void *use_from_thread(void *arg)
 {
-	tt_ctx *child = NULL;
-	TU_UNCHECKED(tt_ctx_with_cancel(&child, arg));
+	char name[64];
+	TU_UNCHECKED(tt_ctx_string(arg, name, sizeof name));
 	return NULL;
 }
 
@@ -684,15 +684,16 @@ static void test_death_goexit_main(void **state)
 static void test_death_foreign_thread(void **state)
 {
 	(void)state;
-	/* Channels, selects, timers and every sync object work from any
-	 * thread (test_foreign, test_shared_select, test_foreign_sync); a
-	 * child of another thread's context is a panic that names the
-	 * owner and shows the calling thread's stack. */
+	/* Channels, selects, timers, every sync object and contexts'
+	 * children work from any thread (test_foreign, test_shared_select,
+	 * test_foreign_sync, test_ctx_threads); another thread's context's
+	 * String is a panic that names the owner and shows the calling
+	 * thread's stack. */
 	TU_REQUIRE_THREADS();
 	tu_child c;
 	spawn("foreign_thread", &c);
 	TU_ASSERT_CHILD_SIGNAL(&c, SIGABRT);
-	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_ctx_with_cancel: context ");
+	TU_ASSERT_CONTAINS(c.err, "tether: panic: tt_ctx_string: context ");
 	TU_ASSERT_CONTAINS(c.err, "belongs to another thread's scheduler");
 	TU_ASSERT_CONTAINS(c.err, "use_from_thread");
 	TU_ASSERT_CONTAINS(c.err, "test_death.c:");

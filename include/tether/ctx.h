@@ -41,9 +41,12 @@
  * tt_ctx_cancel_cause: posted to the owner, never waited for, so a
  * pthread can cancel while the owner is busy elsewhere), read it
  * (tt_ctx_err, tt_ctx_cause: answered by the owner, in order after the
- * caller's own cancel; tt_ctx_done, tt_ctx_deadline, tt_ctx_value), and
- * retain and release it; making a child of it, tt_ctx_after_func and
- * tt_ctx_string there panic. tt_ctx_background() and tt_ctx_todo() are
+ * caller's own cancel; tt_ctx_done, tt_ctx_deadline, tt_ctx_value),
+ * retain and release it, and make children of it: a child is the
+ * caller's thread's, and the parent's owner links it (asked, and waited
+ * for) and posts the parent's cancel, with its err and cause, to it.
+ * tt_ctx_after_func and tt_ctx_string on another thread's context
+ * panic. tt_ctx_background() and tt_ctx_todo() are
  * shared by every thread. A released context is bad
  * input: its functions return -EBADF (or the documented fallback), every
  * time: handles cannot alias (see chan.h).

@@ -11,14 +11,14 @@
  * Another OS thread (a goroutine of its own, or a plain pthread) may
  * send, receive, select on, close, len, cap, retain and release a
  * channel (a timer's or ticker's too), stop and reset a timer or ticker,
- * use a WaitGroup, Mutex, RWMutex, Once or Cond, and cancel, read, retain
- * and release a context. Once a channel has been
+ * use a WaitGroup, Mutex, RWMutex, Once or Cond, and cancel, read,
+ * retain, release and make children of a context. Once a channel has been
  * used from another thread it is shared: sends, receives and selects are
  * done by the calling thread itself, under the channel's lock, waiting
  * on its own thread when they must; the rest, and a channel's first use,
  * the owner runs for it while the owner is inside tether (docs/GUIDE.md,
- * "Objects from other threads"). A child of another thread's context
- * panics.
+ * "Objects from other threads"). AfterFunc and String on another
+ * thread's context panic.
  *
  * tt_go runs the new goroutine at once, until it first blocks, yields or
  * returns; the caller is then first in line to continue. Go makes no

@@ -27,7 +27,8 @@
  *
  * Everything runs on the owning scheduler's thread; nothing is locked.
  * Other threads post their cancels and releases to it ("from other
- * threads" below).
+ * threads" below), and a child made on another thread is linked to its
+ * parent by posts both ways ("children on other threads").
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -98,6 +99,21 @@ struct tt_ctx {
 	void *stop_data;
 	/* Printed around the parent's name by tt_ctx_string when set. */
 	const char *label_pre, *label_post;
+
+	/* Across threads ("children on other threads" below). */
+	struct rkid *rkids;   /* cancelable: children of other threads' */
+	uint8_t parent_remote; /* the parent is another thread's */
+	uint8_t rlinked;      /* in the parent's canc's rkids */
+	uint8_t bridge;       /* the hidden link under a value child of
+				 another thread's context */
+};
+
+/* A cancelable child made on another thread, in its ancestor's rkids:
+ * the ancestor's cancel is posted to it. */
+struct rkid {
+	struct rkid *next;
+	const tt_ctx *child; /* its handle */
+	tt__sched *sched;    /* its owner */
 };
 
 /* A root context: never cancelled, never freed. 16-byte aligned, as
@@ -207,7 +223,17 @@ static inline tt_ctx *ctx_handle(const tt_ctx *c)
  * before them. Done, Deadline and Value read fields fixed when the
  * context was made, on the caller's thread. */
 
-enum { RC_CANCEL, RC_CAUSE_CANCEL, RC_ERR, RC_CAUSE, RC_RETAIN, RC_RELEASE };
+enum {
+	RC_CANCEL,
+	RC_CAUSE_CANCEL,
+	RC_ERR,
+	RC_CAUSE,
+	RC_RETAIN,
+	RC_RELEASE,
+	RC_LINK,          /* on the parent: link a child of another thread's */
+	RC_UNLINK,        /* on the parent: that child is done with it */
+	RC_PARENT_CANCEL, /* on the child: its parent was cancelled */
+};
 
 static int ctx_release(tt_ctx *c, void *pc);
 static void start_afters(tt__sched *s, tt_ctx *c);
@@ -217,6 +243,9 @@ static int err_of(const tt_ctx *c);
 static void cancel_now(tt_ctx *c);
 static void cancel_cause_now(tt_ctx *c, int cause);
 static int retain_now(tt_ctx *c);
+static void link_remote(tt_ctx *c, tt__post *p);
+static void unlink_remote(tt_ctx *c, const tt_ctx *child);
+static void parent_cancelled(tt__sched *s, tt_ctx *c, int64_t how);
 
 static void run_ctx(tt__sched *s, tt__post *p)
 {
@@ -248,6 +277,15 @@ static void run_ctx(tt__sched *s, tt__post *p)
 		break;
 	case RC_RELEASE:
 		p->result = ctx_release(c, (void *)(uintptr_t)p->value);
+		break;
+	case RC_LINK:
+		link_remote(c, p);
+		break;
+	case RC_UNLINK:
+		unlink_remote(c, (const tt_ctx *)(uintptr_t)p->value);
+		break;
+	case RC_PARENT_CANCEL:
+		parent_cancelled(s, c, p->value);
 		break;
 	}
 	if (p->result)
@@ -388,10 +426,15 @@ int64_t tt__ctx_wait_end(tt_ctx *armed, int64_t r)
 
 /* Cancel c (cancelable, not yet cancelled) and its whole subtree with
  * err. Never blocks or switches: safe in a timer callback. */
+static void post_parent_cancel(struct rkid *k, int err, int cause);
+static void post_unlink(tt_ctx *c);
+
 static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
 {
 	if (c->linked)
 		unlink_child(c);
+	if (c->rlinked)
+		post_unlink(c);
 	c->work_next = NULL;
 	tt_ctx *work = c;
 	while (work) {
@@ -408,6 +451,13 @@ static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
 		interrupt_waiters(s, x);
 		if (x->afters)
 			start_afters(s, x);
+		/* Children on other threads: told, and forgotten. */
+		for (struct rkid *k = x->rkids, *next; k; k = next) {
+			next = k->next;
+			post_parent_cancel(k, err, c->cause);
+			free(k);
+		}
+		x->rkids = NULL;
 		tt_ctx *ch = x->children;
 		x->children = NULL;
 		while (ch) {
@@ -419,6 +469,139 @@ static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
 			ch = next;
 		}
 	}
+}
+
+/* ---- children on other threads ----------------------------------------------
+ *
+ * A child made on thread B of a context of thread A's is B's, like any
+ * context B makes; what it takes from its parent is fixed when the
+ * parent was made (values, the deadline, the chain for String), read on
+ * B, and kept alive by a reference A takes for it (RC_RETAIN, asked). A
+ * cancelable child asks A to link it (RC_LINK): A finds the parent's
+ * nearest cancelable ancestor, and either answers that it is cancelled
+ * already (with its err and cause: B cancels the child at once) or
+ * records the child in that ancestor's rkids. A's cancel of the
+ * ancestor posts RC_PARENT_CANCEL to each recorded child and forgets
+ * them; a child cancelled or freed first posts RC_UNLINK. Both are sent,
+ * quietly: one that finds the other side gone does nothing. A value
+ * child of another thread's context sits on a hidden cancelable link
+ * of this kind (bridge), so that every context's `canc` is its own
+ * thread's. */
+
+/* err and cause in one post value: 0 and 1 mean "nothing" and
+ * "linked". */
+static int64_t pack_cancel(int err, int cause)
+{
+	return 2 + (((int64_t)-err << 32) | (uint32_t)-cause);
+}
+
+static void unpack_cancel(int64_t v, int *err, int *cause)
+{
+	v -= 2;
+	*err = -(int)(v >> 32);
+	*cause = -(int)(uint32_t)v;
+}
+
+/* Send op on the context handle h to its owner s; nobody waits, and a
+ * failure (h gone, or its thread) is nobody's to hear of. */
+static void post_quiet(tt__sched *s, const tt_ctx *h, int op, int64_t in)
+{
+	tt__post *p = tt__post_new(0, "context");
+	if (p == NULL)
+		return; /* out of memory: the link stays, harmless */
+	p->run = run_ctx;
+	p->h = h;
+	p->arg = op;
+	p->value = in;
+	p->quiet = true;
+	(void)tt__post_send(s, p);
+}
+
+static void post_parent_cancel(struct rkid *k, int err, int cause)
+{
+	post_quiet(k->sched, k->child, RC_PARENT_CANCEL,
+		   pack_cancel(err, cause));
+}
+
+/* On the child's thread: it leaves its ancestor's rkids. */
+static void post_unlink(tt_ctx *c)
+{
+	c->rlinked = 0;
+	post_quiet(c->parent->sched, ctx_handle(c->parent), RC_UNLINK,
+		   (int64_t)(uintptr_t)ctx_handle(c));
+}
+
+/* On the parent's thread (RC_LINK): p->value, the child's handle in, and
+ * out 0 (never cancelled: nothing to link), 1 (linked) or the packed
+ * cancel. */
+static void link_remote(tt_ctx *c, tt__post *p)
+{
+	tt_ctx *pc = c->canc;
+	const tt_ctx *child = (const tt_ctx *)(uintptr_t)p->value;
+	p->value = 0;
+	if (pc == NULL)
+		return;
+	if (pc->err) {
+		p->value = pack_cancel(pc->err, pc->cause);
+		return;
+	}
+	struct rkid *k = malloc(sizeof *k);
+	if (k == NULL) {
+		p->result = tt__err(-ENOMEM, "%s: out of memory", p->op);
+		return;
+	}
+	k->child = child;
+	k->sched = p->from;
+	k->next = pc->rkids;
+	pc->rkids = k;
+	p->value = 1;
+}
+
+static void unlink_remote(tt_ctx *c, const tt_ctx *child)
+{
+	tt_ctx *pc = c->canc;
+	if (pc == NULL)
+		return;
+	for (struct rkid **kp = &pc->rkids; *kp; kp = &(*kp)->next) {
+		if ((*kp)->child == child) {
+			struct rkid *k = *kp;
+			*kp = k->next;
+			free(k);
+			return;
+		}
+	}
+}
+
+/* On the child's thread (RC_PARENT_CANCEL). */
+static void parent_cancelled(tt__sched *s, tt_ctx *c, int64_t how)
+{
+	c->rlinked = 0; /* the parent forgot it */
+	if (c->kind != CTX_CANCEL || c->err)
+		return;
+	int err, cause;
+	unpack_cancel(how, &err, &cause);
+	c->cause = cause;
+	cancel_tree(s, c, err);
+}
+
+/* propagate_cancel for a child of another thread's context: 0, or the
+ * error recorded (the child is then not usable). */
+static int propagate_remote(tt__sched *s, tt_ctx *c)
+{
+	int64_t v = 0;
+	int r = ctx_post(c->parent, RC_LINK, "tt_ctx_with_cancel",
+			 (int64_t)(uintptr_t)ctx_handle(c), false, &v);
+	if (r)
+		return r;
+	if (v == 1) {
+		c->rlinked = 1;
+	} else if (v >= 2) {
+		int err, cause;
+		unpack_cancel(v, &err, &cause);
+		c->cause = cause;
+		cancel_tree(s, c, err);
+	}
+	return 0;
 }
 
 static void deadline_fired(tt__timer *t, int64_t now)
@@ -441,22 +624,37 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	if (parent_h == NULL)
 		return tt__err(-EINVAL, "%s: parent is NULL", op);
 	tt_ctx *parent;
-	int r = ctx_check(parent_h, &parent, op);
-	if (r)
+	int r = ctx_check_any(parent_h, &parent, op, true);
+	if (r < 0)
 		return r;
-	if (parent->kind != CTX_BACKGROUND && parent->refs == UINT32_MAX)
+	bool remote = r == REMOTE;
+	if (remote) {
+		/* Its owner keeps it for this child (posted, waited for:
+		 * it must not go before the child is made). */
+		r = ctx_post(parent, RC_RETAIN, op, 0, false, NULL);
+		if (r)
+			return r;
+	} else if (parent->kind != CTX_BACKGROUND &&
+		   parent->refs == UINT32_MAX) {
 		return tt__err(-EOVERFLOW,
 			       "%s: parent has too many references", op);
+	}
 	tt__sched *s = tt__sched_get();
 	tt_ctx *c = tt__obj_alloc(s, sizeof *c, TT__OBJ_CTX);
-	if (c == NULL)
+	if (c == NULL) {
+		if (remote)
+			ctx_post(parent, RC_RELEASE, op, 0, true, NULL);
 		return tt__err(-ENOMEM, "%s: out of memory for a context", op);
+	}
 	memset((char *)c + sizeof c->hdr, 0, sizeof *c - sizeof c->hdr);
 	c->kind = (uint8_t)kind;
 	if (kind == CTX_CANCEL) {
 		r = tt_chan_make(&c->done, 0, 0);
 		if (r) {
 			tt__obj_free(s, c, sizeof *c);
+			if (remote)
+				ctx_post(parent, RC_RELEASE, op, 0, true,
+					 NULL);
 			return tt__err(r, "%s: out of memory for a done "
 					  "channel",
 				       op);
@@ -464,7 +662,8 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	}
 	c->sched = s;
 	c->parent = parent;
-	if (parent->kind != CTX_BACKGROUND)
+	c->parent_remote = remote;
+	if (parent->kind != CTX_BACKGROUND && !remote)
 		parent->refs++;
 	c->refs = 1;
 	c->deadline = parent->deadline;
@@ -505,6 +704,14 @@ static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op)
 	int r = ctx_new(out, parent, CTX_CANCEL, op);
 	if (r)
 		return r;
+	if ((*out)->parent_remote) {
+		r = propagate_remote((*out)->sched, *out);
+		if (r) {
+			ctx_release(*out, NULL);
+			*out = NULL;
+		}
+		return r;
+	}
 	propagate_cancel((*out)->sched, *out);
 	return 0;
 }
@@ -578,7 +785,29 @@ int tt_ctx_with_value(tt_ctx **out, tt_ctx *parent, const void *key,
 			*out = NULL;
 		return tt__err(-EINVAL, "tt_ctx_with_value: key is NULL");
 	}
-	int r = ctx_new(out, parent, CTX_VALUE, "tt_ctx_with_value");
+	tt_ctx *pc;
+	int r = ctx_check_any(parent, &pc, "tt_ctx_with_value", true);
+	if (r < 0) {
+		if (out)
+			*out = NULL;
+		return r;
+	}
+	tt_ctx *bridge = NULL;
+	if (r == REMOTE) {
+		/* A cancelable link of this thread's under another thread's
+		 * context (see "children on other threads"). */
+		r = new_cancel(&bridge, parent, "tt_ctx_with_value");
+		if (r) {
+			if (out)
+				*out = NULL;
+			return r;
+		}
+		bridge->bridge = 1;
+		parent = ctx_handle(bridge);
+	}
+	r = ctx_new(out, parent, CTX_VALUE, "tt_ctx_with_value");
+	if (bridge)
+		ctx_release(bridge, NULL); /* the value child holds it */
 	if (r)
 		return r;
 	tt_ctx *c = *out;
@@ -696,12 +925,26 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 				c->stop_fn(c->stop_data, true);
 			if (c->linked)
 				unlink_child(c);
+			if (c->rlinked)
+				post_unlink(c);
+			for (struct rkid *k = c->rkids, *next; k; k = next) {
+				next = k->next; /* none: children hold c */
+				free(k);
+			}
 			tt__timer_del(s, &c->timer);
 			/* Goroutines parked on done keep the channel alive
 			 * through the runtime; this drops only our hold. */
 			tt_chan_release(c->done);
 		}
+		bool remote = c->parent_remote;
 		tt__obj_free(s, c, sizeof *c);
+		if (remote) {
+			/* The reference ctx_new took, given back to the
+			 * parent's owner (the runtime's: no lost cancel). */
+			ctx_post(parent, RC_RELEASE, "tt_ctx_release", 0, true,
+				 NULL);
+			break;
+		}
 		if (parent->kind == CTX_BACKGROUND || --parent->refs)
 			break;
 		c = parent;
@@ -1004,6 +1247,8 @@ static void sb_put(sbuf *b, const char *fmt, ...)
  * before the parent's name. */
 static void name_part(sbuf *b, const tt_ctx *c, bool pre)
 {
+	if (c->bridge)
+		return;
 	if (pre) {
 		if (c->label_pre)
 			sb_put(b, "%s", c->label_pre);

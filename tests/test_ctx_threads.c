@@ -1,0 +1,295 @@
+/* Children of another thread's context (src/ctx/ctx.c, "children on
+ * other threads"): a pthread's child of main's context is cancelled by
+ * main's cancel, with its cause, or by main's deadline; one made under a
+ * context cancelled already is cancelled at once; values and String pass
+ * through; a grandchild on a third thread hears of a cancel two threads
+ * up; a child cancelled or released first leaves its parent's list. The
+ * pthreads record what they saw; the main goroutine checks it. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define MS TT_MILLISECOND
+
+static void join_thread(void *arg)
+{
+	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
+}
+
+static void join_parked(pthread_t th)
+{
+	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+}
+
+#define WAIT_FOR(cond)                                                      \
+	do {                                                                \
+		int64_t give_up_ = tt_deadline_in(30 * TT_SECOND);          \
+		bool held_;                                                 \
+		while (!(held_ = (cond)) && tt_now() < give_up_)            \
+			TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));       \
+		TU_ASSERT_MSG(held_, "still not true after 30 s: %s", #cond); \
+	} while (0)
+
+/* A pthread that makes a child of `parent` (with_cancel, or
+ * with_cancel_cause), reports it made, waits for it to be done, and
+ * records Err, Cause and how long it waited. */
+typedef struct child_side {
+	pthread_t th;
+	tt_ctx *parent;
+	bool cause_kind;
+	int made, err, cause, recv, ok_after;
+	int64_t waited;
+	_Atomic int stage; /* 1: made; 2: done */
+	tt_ctx *child;     /* for a grandchild */
+	_Atomic int release_child; /* main says when */
+} child_side;
+
+static void *child_main(void *arg)
+{
+	child_side *c = arg;
+	tt_ctx *k = NULL;
+	c->made = c->cause_kind ? tt_ctx_with_cancel_cause(&k, c->parent)
+				: tt_ctx_with_cancel(&k, c->parent);
+	if (c->made) {
+		atomic_store(&c->stage, 2);
+		return NULL;
+	}
+	c->child = k;
+	atomic_store(&c->stage, 1);
+	int64_t t0 = tt_now();
+	bool ok = true;
+	c->recv = tt_chan_recv_until(tt_ctx_done(k), NULL, 0, &ok,
+				     tt_deadline_in(30 * TT_SECOND));
+	c->ok_after = ok;
+	c->waited = tt_now() - t0;
+	c->err = tt_ctx_err(k);
+	c->cause = tt_ctx_cause(k);
+	atomic_store(&c->stage, 2);
+	/* Stays while a grandchild may use it. */
+	while (!atomic_load(&c->release_child))
+		TU_UNCHECKED(tt_sleep(MS / 2));
+	TU_UNCHECKED(tt_ctx_release(k));
+	return NULL;
+}
+
+static void start_child(child_side *c)
+{
+	assert_int_equal(pthread_create(&c->th, NULL, child_main, c), 0);
+	WAIT_FOR(atomic_load(&c->stage) >= 1);
+}
+
+static void end_child(child_side *c)
+{
+	atomic_store(&c->release_child, 1);
+	join_parked(c->th);
+}
+
+static void test_child_of_other_threads_context(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *p;
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&p, tt_ctx_background()));
+	child_side c = {.parent = p, .cause_kind = true};
+	start_child(&c);
+	TU_ASSERT_OK(c.made);
+	TU_ASSERT_OK(tt_sleep(5 * MS));
+	assert_int_equal(atomic_load(&c.stage), 1); /* not done yet */
+	TU_ASSERT_OK(tt_ctx_cancel_cause(p, -EPIPE));
+	WAIT_FOR(atomic_load(&c.stage) == 2);
+	TU_ASSERT_OK(c.recv);
+	assert_false(c.ok_after); /* closed */
+	assert_int_equal(c.err, -ECANCELED);
+	assert_int_equal(c.cause, -EPIPE); /* the parent's, copied down */
+	end_child(&c);
+	TU_ASSERT_OK(tt_ctx_release(p));
+}
+
+static void test_child_gets_parents_deadline(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *p;
+	TU_ASSERT_OK(tt_ctx_with_timeout(&p, tt_ctx_background(), 30 * MS));
+	child_side c = {.parent = p};
+	start_child(&c);
+	TU_ASSERT_OK(c.made);
+	WAIT_FOR(atomic_load(&c.stage) == 2);
+	TU_ASSERT_OK(c.recv);
+	assert_int_equal(c.err, -ETIMEDOUT);
+	TU_ASSERT_LT(c.waited, 20 * TT_SECOND);
+	end_child(&c);
+	TU_ASSERT_OK(tt_ctx_cancel(p));
+	TU_ASSERT_OK(tt_ctx_release(p));
+}
+
+static void test_child_of_cancelled_context(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *p;
+	TU_ASSERT_OK(tt_ctx_with_cancel_cause(&p, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_cancel_cause(p, -ENOSPC));
+	child_side c = {.parent = p, .cause_kind = true};
+	start_child(&c);
+	TU_ASSERT_OK(c.made);
+	WAIT_FOR(atomic_load(&c.stage) == 2);
+	TU_ASSERT_OK(c.recv);
+	assert_int_equal(c.err, -ECANCELED);
+	assert_int_equal(c.cause, -ENOSPC);
+	end_child(&c);
+	TU_ASSERT_OK(tt_ctx_release(p));
+}
+
+/* ---- a grandchild two threads down ---------------------------------------- */
+
+static void test_grandchild_on_third_thread(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *p;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&p, tt_ctx_background()));
+	child_side b = {.parent = p};
+	start_child(&b);
+	TU_ASSERT_OK(b.made);
+	child_side g = {.parent = b.child}; /* B's context, made on B */
+	start_child(&g);
+	TU_ASSERT_OK(g.made);
+	TU_ASSERT_OK(tt_sleep(5 * MS));
+	assert_int_equal(atomic_load(&g.stage), 1);
+	TU_ASSERT_OK(tt_ctx_cancel(p));
+	WAIT_FOR(atomic_load(&g.stage) == 2 && atomic_load(&b.stage) == 2);
+	assert_int_equal(b.err, -ECANCELED);
+	assert_int_equal(g.err, -ECANCELED);
+	end_child(&g);
+	end_child(&b);
+	TU_ASSERT_OK(tt_ctx_release(p));
+}
+
+static int count_of(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL;
+	     p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* ---- values and String ------------------------------------------------------ */
+
+static int key_a, key_b;
+
+typedef struct value_side {
+	tt_ctx *parent;
+	int made;
+	void *a, *b;
+	char name[256];
+	int err_before;
+} value_side;
+
+static void *value_main(void *arg)
+{
+	value_side *v = arg;
+	tt_ctx *k = NULL;
+	v->made = tt_ctx_with_value(&k, v->parent, &key_b, (void *)"b");
+	if (v->made)
+		return NULL;
+	v->a = tt_ctx_value(k, &key_a);
+	v->b = tt_ctx_value(k, &key_b);
+	v->err_before = tt_ctx_err(k);
+	TU_UNCHECKED(tt_ctx_string(k, v->name, sizeof v->name));
+	TU_UNCHECKED(tt_ctx_release(k));
+	return NULL;
+}
+
+static void test_value_child_of_other_threads_context(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *c, *p;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	TU_ASSERT_OK(tt_ctx_with_value(&p, c, &key_a, (void *)"a"));
+	value_side v = {.parent = p};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, value_main, &v), 0);
+	join_parked(th);
+	TU_ASSERT_OK(v.made);
+	assert_string_equal((const char *)v.a, "a");
+	assert_string_equal((const char *)v.b, "b");
+	TU_ASSERT_OK(v.err_before);
+	/* Go's String: no trace of the link the child sits on. */
+	TU_ASSERT_CONTAINS(v.name, "context.Background.WithCancel.WithValue(");
+	assert_int_equal(count_of(v.name, ".WithCancel"), 1);
+	assert_int_equal(count_of(v.name, ".WithValue("), 2);
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	TU_ASSERT_OK(tt_ctx_release(p));
+	TU_ASSERT_OK(tt_ctx_release(c));
+}
+
+/* ---- children that go first ------------------------------------------------- */
+
+typedef struct early {
+	tt_ctx *parent;
+	int made_a, made_b, cancel_a, err_a;
+} early;
+
+static void *early_main(void *arg)
+{
+	early *e = arg;
+	tt_ctx *a = NULL, *b = NULL;
+	e->made_a = tt_ctx_with_cancel(&a, e->parent);
+	e->made_b = tt_ctx_with_cancel(&b, e->parent);
+	if (e->made_a || e->made_b)
+		return NULL;
+	/* a: cancelled by itself, then released; b: released
+	 * uncancelled (a lost cancel, recorded on this thread). */
+	e->cancel_a = tt_ctx_cancel(a);
+	e->err_a = tt_ctx_err(a);
+	TU_UNCHECKED(tt_ctx_release(a));
+	TU_UNCHECKED(tt_ctx_cancel(b));
+	TU_UNCHECKED(tt_ctx_release(b));
+	return NULL;
+}
+
+/* The pthread's children leave main's context before main cancels and
+ * releases it: nothing is posted to them after, and main's context is
+ * freed once their references are back (no goroutine, no leak). */
+static void test_children_done_first(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *p;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&p, tt_ctx_background()));
+	early e = {.parent = p};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, early_main, &e), 0);
+	join_parked(th);
+	TU_ASSERT_OK(e.made_a);
+	TU_ASSERT_OK(e.made_b);
+	TU_ASSERT_OK(e.cancel_a);
+	assert_int_equal(e.err_a, -ECANCELED);
+	TU_ASSERT_OK(tt_ctx_err(p)); /* the children's cancel is theirs */
+	TU_ASSERT_OK(tt_ctx_cancel(p));
+	TU_ASSERT_OK(tt_ctx_release(p));
+	/* Released: the handle is dead once the posts have run. */
+	TU_ASSERT_OK(tt_sleep(MS));
+	TU_ASSERT_ERR(tt_ctx_err(p), -EBADF);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_child_of_other_threads_context),
+		TU_TEST(test_child_gets_parents_deadline),
+		TU_TEST(test_child_of_cancelled_context),
+		TU_TEST(test_grandchild_on_third_thread),
+		TU_TEST(test_value_child_of_other_threads_context),
+		TU_TEST(test_children_done_first),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
