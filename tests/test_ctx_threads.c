@@ -3,8 +3,9 @@
  * main's cancel, with its cause, or by main's deadline; one made under a
  * context cancelled already is cancelled at once; values and String pass
  * through; a grandchild on a third thread hears of a cancel two threads
- * up; a child cancelled or released first leaves its parent's list. The
- * pthreads record what they saw; the main goroutine checks it. */
+ * up; a child cancelled or released first leaves its parent's list; a
+ * pthread's AfterFunc on main's context, and its Stop. The pthreads
+ * record what they saw; the main goroutine checks it. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -281,6 +282,64 @@ static void test_children_done_first(void **state)
 	TU_ASSERT_ERR(tt_ctx_err(p), -EBADF);
 }
 
+/* ---- AfterFunc and String from another thread ------------------------------ */
+
+static _Atomic int after_ran;
+
+static void after_fn(void *arg)
+{
+	atomic_fetch_add(&after_ran, *(int *)arg);
+}
+
+typedef struct after_side {
+	tt_ctx *ctx;
+	int one, ten;
+	int made1, made2;
+	bool stopped, stopped_again;
+	int name_len;
+	char name[128];
+} after_side;
+
+static void *after_main(void *arg)
+{
+	after_side *a = arg;
+	tt_ctx_after *s1 = NULL, *s2 = NULL;
+	a->made1 = tt_ctx_after_func(a->ctx, after_fn, &a->one, &s1);
+	a->made2 = tt_ctx_after_func(a->ctx, after_fn, &a->ten, &s2);
+	a->stopped = tt_ctx_after_stop(s2);       /* before the cancel */
+	a->stopped_again = tt_ctx_after_stop(s2); /* a dead handle */
+	a->name_len = tt_ctx_string(a->ctx, a->name, sizeof a->name);
+	return NULL;
+}
+
+/* A pthread's AfterFunc on main's context runs (on main's thread) when
+ * main cancels it; the one it stopped does not. Its String reads main's
+ * context. */
+static void test_after_func_and_string_from_pthread(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *c;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&c, tt_ctx_background()));
+	after_side a = {.ctx = c, .one = 1, .ten = 10};
+	atomic_store(&after_ran, 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, after_main, &a), 0);
+	join_parked(th);
+	TU_ASSERT_OK(a.made1);
+	TU_ASSERT_OK(a.made2);
+	assert_true(a.stopped);
+	assert_false(a.stopped_again);
+	assert_string_equal(a.name, "context.Background.WithCancel");
+	assert_int_equal(a.name_len, (int)strlen(a.name));
+	assert_int_equal(atomic_load(&after_ran), 0);
+	TU_ASSERT_OK(tt_ctx_cancel(c));
+	WAIT_FOR(atomic_load(&after_ran) != 0);
+	TU_ASSERT_OK(tt_sleep(MS));
+	assert_int_equal(atomic_load(&after_ran), 1);
+	TU_ASSERT_OK(tt_ctx_release(c));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +349,7 @@ int main(void)
 		TU_TEST(test_grandchild_on_third_thread),
 		TU_TEST(test_value_child_of_other_threads_context),
 		TU_TEST(test_children_done_first),
+		TU_TEST(test_after_func_and_string_from_pthread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,6 +186,10 @@ typedef struct mesh {
 	_Atomic(tt_ctx *) ctx;
 	_Atomic int stop_cancels, cancels_done;
 	_Atomic int cancels, ctx_fired;
+	/* Every context made, kept until the workers are done: a worker
+	 * retains the one it loads, so none may be released under it. */
+	tt_ctx **made;
+	int nmade, made_cap;
 } mesh;
 
 typedef struct mesh_worker {
@@ -245,8 +249,10 @@ static void mesh_work(void *p)
 		bool ctx_ok = true;
 		if (tu_rand_n(&rng, 4) == 0 &&
 		    (ctx = atomic_load(&m->ctx)) != NULL &&
-		    tt_ctx_retain(ctx) != 0)
-			ctx = NULL; /* released meanwhile: -EBADF */
+		    tt_ctx_retain(ctx) != 0) {
+			MESH_BAD(m);
+			ctx = NULL;
+		}
 		if (ctx)
 			cs[n++] = (tt_case)TT_CASE_RECV_DISCARD(tt_ctx_done(ctx),
 								&ctx_ok);
@@ -329,9 +335,19 @@ static void mesh_canceller(void *arg)
 		atomic_store(&m->ctx, c);
 		TU_UNCHECKED(tt_sleep((100 + (int64_t)tu_rand_n(&rng, 400)) *
 				      TT_MICROSECOND));
-		atomic_store(&m->ctx, NULL);
-		if (tt_ctx_cancel(c) != 0 || tt_ctx_release(c) != 0)
+		if (tt_ctx_cancel(c) != 0)
 			MESH_BAD(m);
+		if (m->nmade == m->made_cap) {
+			int cap = m->made_cap ? 2 * m->made_cap : 64;
+			tt_ctx **v = realloc(m->made, (size_t)cap * sizeof *v);
+			if (v == NULL) {
+				MESH_BAD(m);
+				break;
+			}
+			m->made = v;
+			m->made_cap = cap;
+		}
+		m->made[m->nmade++] = c;
 		atomic_fetch_add(&m->cancels, 1);
 	}
 	atomic_store(&m->cancels_done, 1);
@@ -352,6 +368,11 @@ static void mesh_host_teardown(host *h)
 	atomic_store(&m->stop_cancels, 1);
 	while (!atomic_load(&m->cancels_done))
 		TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));
+	atomic_store(&m->ctx, NULL); /* the last is in made[] too */
+	for (int i = 0; i < m->nmade; i++)
+		if (tt_ctx_release(m->made[i]) != 0)
+			MESH_BAD(m);
+	free(m->made);
 	if (tt_chan_release(m->ch[2]) != 0 || tt_chan_release(m->ch[3]) != 0)
 		MESH_BAD(m);
 }

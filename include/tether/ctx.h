@@ -45,8 +45,9 @@
  * retain and release it, and make children of it: a child is the
  * caller's thread's, and the parent's owner links it (asked, and waited
  * for) and posts the parent's cancel, with its err and cause, to it.
- * tt_ctx_after_func and tt_ctx_string on another thread's context
- * panic. tt_ctx_background() and tt_ctx_todo() are
+ * tt_ctx_after_func on another thread's context is made there (its
+ * goroutine runs there), and tt_ctx_after_stop and tt_ctx_string work
+ * from any thread. tt_ctx_background() and tt_ctx_todo() are
  * shared by every thread. A released context is bad
  * input: its functions return -EBADF (or the documented fallback), every
  * time: handles cannot alias (see chan.h).

@@ -17,8 +17,9 @@
  * done by the calling thread itself, under the channel's lock, waiting
  * on its own thread when they must; the rest, and a channel's first use,
  * the owner runs for it while the owner is inside tether (docs/GUIDE.md,
- * "Objects from other threads"). AfterFunc and String on another
- * thread's context panic.
+ * "Objects from other threads"); Go's panics (a close of a closed
+ * channel, an unlock of an unlocked Mutex) are raised on the caller's
+ * stack.
  *
  * tt_go runs the new goroutine at once, until it first blocks, yields or
  * returns; the caller is then first in line to continue. Go makes no

@@ -1147,23 +1147,25 @@ static void start_afters(tt__sched *s, tt_ctx *c)
 	}
 }
 
-__attribute__((noinline)) int tt_ctx_after_func(tt_ctx *h, void (*fn)(void *),
-						void *arg, tt_ctx_after **stop)
+/* What tt_ctx_after_func records: its call. */
+typedef struct after_req {
+	tt_func fn;
+	void *arg;
+	int64_t parent_id;
+	void *pc;
+	uint64_t leak_scope;
+} after_req;
+
+/* tt_ctx_after_func's body, on c's thread: 0 with *stop the handle, or
+ * the error recorded. */
+static int after_make(tt__sched *s, tt_ctx *c, const after_req *q,
+		      tt_ctx_after **stop)
 {
-	if (stop)
-		*stop = NULL;
-	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_after_func");
-	if (r)
-		return r;
-	if (fn == NULL)
-		return tt__err(-EINVAL, "tt_ctx_after_func: fn is NULL");
 	tt_ctx *k = c->canc;
 	if (k && k->refs == UINT32_MAX)
 		return tt__err(-EOVERFLOW,
 			       "tt_ctx_after_func: context has too many "
 			       "references");
-	tt__sched *s = tt__sched_get();
 	ctx_after *a = tt__obj_alloc(s, sizeof *a, TT__OBJ_CTX_AFTER);
 	if (a == NULL)
 		return tt__err(-ENOMEM,
@@ -1171,15 +1173,14 @@ __attribute__((noinline)) int tt_ctx_after_func(tt_ctx *h, void (*fn)(void *),
 	memset((char *)a + sizeof a->hdr, 0, sizeof *a - sizeof a->hdr);
 	a->sched = s;
 	a->ctx = k;
-	a->fn = fn;
-	a->arg = arg;
-	a->parent_id = s->current->id;
-	a->pc = __builtin_return_address(0);
-	a->leak_scope = s->current->leak_scope;
+	a->fn = q->fn;
+	a->arg = q->arg;
+	a->parent_id = q->parent_id;
+	a->pc = q->pc;
+	a->leak_scope = q->leak_scope;
 	if (k)
 		k->refs++;
-	if (stop)
-		*stop = tt__obj_handle(a);
+	*stop = tt__obj_handle(a);
 	if (k && k->err) {
 		/* Already done: f runs at once, in its own goroutine. */
 		after_start(s, a);
@@ -1190,6 +1191,90 @@ __attribute__((noinline)) int tt_ctx_after_func(tt_ctx *h, void (*fn)(void *),
 		k->afters = a;
 	}
 	return 0;
+}
+
+/* Another thread's AfterFunc, on the context's thread; its goroutine
+ * runs there (Go runs f in a goroutine of its own, wherever). */
+static void run_after(tt__sched *s, tt__post *p)
+{
+	tt_ctx *c = tt__obj_ptr(p->h);
+	if (!tt__obj_is(p->h, TT__OBJ_CTX) || c->sched != s) {
+		p->misuse = true;
+		tt__post_fail(p, -EBADF,
+			      "%s: %p is not a live context (released, or "
+			      "never made)",
+			      p->op, p->h);
+		return;
+	}
+	after_req q;
+	memcpy(&q, p->val, sizeof q);
+	tt_ctx_after *stop = NULL;
+	p->result = after_make(s, c, &q, &stop);
+	if (p->result)
+		snprintf(p->msg, sizeof p->msg, "%s", tt_last_error());
+	p->value = (int64_t)(uintptr_t)stop;
+	tt__post_answer(p);
+}
+
+__attribute__((noinline)) int tt_ctx_after_func(tt_ctx *h, void (*fn)(void *),
+						void *arg, tt_ctx_after **stop)
+{
+	if (stop)
+		*stop = NULL;
+	tt_ctx *c;
+	int r = ctx_check_any(h, &c, "tt_ctx_after_func", true);
+	if (r < 0)
+		return r;
+	if (fn == NULL)
+		return tt__err(-EINVAL, "tt_ctx_after_func: fn is NULL");
+	tt__sched *s = tt__sched_get();
+	after_req q = {fn, arg, s->current->id, __builtin_return_address(0),
+		       s->current->leak_scope};
+	tt_ctx_after *handle = NULL;
+	if (r == REMOTE) {
+		tt__post *p = tt__post_new(sizeof q, "tt_ctx_after_func");
+		if (p == NULL)
+			return -ENOMEM;
+		p->run = run_after;
+		p->h = h;
+		memcpy(p->val, &q, sizeof q);
+		r = tt__post_call(s, c->sched, p, TT_WAIT_SYSCALL, c);
+		if (r) {
+			free(p);
+			return r;
+		}
+		handle = (tt_ctx_after *)(uintptr_t)p->value;
+		r = tt__post_done(p);
+	} else {
+		r = after_make(s, c, &q, &handle);
+	}
+	if (r == 0 && stop)
+		*stop = handle;
+	return r;
+}
+
+/* Stop's body, on the record's thread. */
+static bool after_stop_now(tt__sched *s, ctx_after *a)
+{
+	if (a->started)
+		return false;
+	tt_ctx *k = a->ctx;
+	if (k)
+		after_unlink(a);
+	tt__obj_free(s, a, sizeof *a);
+	if (k)
+		ctx_release(k, NULL);
+	return true;
+}
+
+static void run_after_stop(tt__sched *s, tt__post *p)
+{
+	ctx_after *a = tt__obj_ptr(p->h);
+	/* Started or stopped meanwhile: the handle is dead, and Stop says
+	 * false, as it does for a started one. */
+	p->value = tt__obj_is(p->h, TT__OBJ_CTX_AFTER) && a->sched == s &&
+		   after_stop_now(s, a);
+	tt__post_answer(p);
 }
 
 bool tt_ctx_after_stop(tt_ctx_after *h)
@@ -1208,19 +1293,21 @@ bool tt_ctx_after_stop(tt_ctx_after *h)
 		return false;
 	}
 	tt__sched *s = tt__sched_get();
-	if (a->sched != s)
-		tt__panic("tt_ctx_after_stop: stop handle %p belongs to another "
-			  "thread's scheduler",
-			  (void *)h);
-	if (a->started)
-		return false;
-	tt_ctx *k = a->ctx;
-	if (k)
-		after_unlink(a);
-	tt__obj_free(s, a, sizeof *a);
-	if (k)
-		ctx_release(k, NULL);
-	return true;
+	if (a->sched != s) {
+		tt__post *p = tt__post_new(0, "tt_ctx_after_stop");
+		if (p == NULL)
+			return false;
+		p->run = run_after_stop;
+		p->h = h;
+		if (tt__post_call(s, a->sched, p, TT_WAIT_SYSCALL, a) != 0) {
+			free(p);
+			return false;
+		}
+		bool stopped = p->value != 0;
+		(void)tt__post_done(p);
+		return stopped;
+	}
+	return after_stop_now(s, a);
 }
 
 /* ---- names (Go's String methods) ------------------------------------------ */
@@ -1286,9 +1373,11 @@ static void name_part(sbuf *b, const tt_ctx *c, bool pre)
 
 int tt_ctx_string(tt_ctx *h, char *buf, size_t size)
 {
+	/* Every field it reads was fixed when its context was made: any
+	 * thread may read them. */
 	tt_ctx *c;
-	int r = ctx_check(h, &c, "tt_ctx_string");
-	if (r)
+	int r = ctx_check_any(h, &c, "tt_ctx_string", true);
+	if (r < 0)
 		return r;
 	if (buf == NULL && size)
 		return tt__err(-EINVAL, "tt_ctx_string: buf is NULL");
