@@ -340,6 +340,58 @@ static void test_after_func_and_string_from_pthread(void **state)
 	TU_ASSERT_OK(tt_ctx_release(c));
 }
 
+/* ---- context-aware waits on another thread's context ------------------------ */
+
+typedef struct aware {
+	tt_ctx *ctx;
+	tt_mutex *m;
+	tt_waitgroup *wg;
+	int slept, locked, waited;
+	int64_t took;
+	_Atomic int stage;
+} aware;
+
+static void *aware_main(void *arg)
+{
+	aware *a = arg;
+	atomic_store(&a->stage, 1);
+	int64_t t0 = tt_now();
+	a->slept = tt_sleep_ctx(a->ctx, 30 * TT_SECOND);
+	a->locked = tt_mutex_lock_ctx(a->ctx, a->m); /* cancelled: at once */
+	a->waited = tt_wg_wait_ctx(a->ctx, a->wg);
+	a->took = tt_now() - t0;
+	return NULL;
+}
+
+/* A pthread's sleep, Lock and Wait with main's context end when main
+ * cancels it (each on a child of it of the pthread's own). */
+static void test_waits_on_other_threads_context(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	aware a = {0};
+	TU_ASSERT_OK(tt_ctx_with_cancel(&a.ctx, tt_ctx_background()));
+	TU_ASSERT_OK(tt_mutex_make(&a.m));
+	TU_ASSERT_OK(tt_mutex_lock(a.m));
+	TU_ASSERT_OK(tt_wg_make(&a.wg));
+	TU_ASSERT_OK(tt_wg_add(a.wg, 1));
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, aware_main, &a), 0);
+	WAIT_FOR(atomic_load(&a.stage) == 1);
+	TU_ASSERT_OK(tt_sleep(10 * MS));
+	TU_ASSERT_OK(tt_ctx_cancel(a.ctx));
+	join_parked(th);
+	assert_int_equal(a.slept, -ECANCELED);
+	assert_int_equal(a.locked, -ECANCELED);
+	assert_int_equal(a.waited, -ECANCELED);
+	TU_ASSERT_LT(a.took, 20 * TT_SECOND);
+	TU_ASSERT_OK(tt_mutex_unlock(a.m));
+	TU_ASSERT_OK(tt_wg_done(a.wg));
+	TU_ASSERT_OK(tt_mutex_release(a.m));
+	TU_ASSERT_OK(tt_wg_release(a.wg));
+	TU_ASSERT_OK(tt_ctx_release(a.ctx));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +402,7 @@ int main(void)
 		TU_TEST(test_value_child_of_other_threads_context),
 		TU_TEST(test_children_done_first),
 		TU_TEST(test_after_func_and_string_from_pthread),
+		TU_TEST(test_waits_on_other_threads_context),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

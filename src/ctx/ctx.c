@@ -378,23 +378,12 @@ static void interrupt_waiters(tt__sched *s, tt_ctx *c)
 	}
 }
 
-int tt__ctx_wait_begin(tt_ctx *h, int64_t *deadline, tt_ctx **armed,
-		       const char *op)
+static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op);
+
+/* Put the running goroutine on k's waiters: the wait holds a reference
+ * of k's, taken by the caller. */
+static void arm_wait(tt_ctx *k, int64_t *deadline, tt_ctx **armed)
 {
-	*armed = NULL;
-	*deadline = TT_FOREVER;
-	tt_ctx *c;
-	int r = ctx_check(h, &c, op);
-	if (r)
-		return r;
-	tt_ctx *k = c->canc;
-	if (k == NULL)
-		return 0; /* background, or values below it: never done */
-	if (k->err)
-		return k->err;
-	/* The caller's reference may be dropped by another goroutine while
-	 * this one waits; the wait holds its own. */
-	k->refs++;
 	tt__g *g = k->sched->current;
 	g->ctx_on = k;
 	g->ctx_prev = NULL;
@@ -407,6 +396,43 @@ int tt__ctx_wait_begin(tt_ctx *h, int64_t *deadline, tt_ctx **armed,
 	 * of the context's own also ends the wait through cancellation,
 	 * so the same error comes back whichever fires first. */
 	*deadline = INT64_MAX;
+}
+
+int tt__ctx_wait_begin(tt_ctx *h, int64_t *deadline, tt_ctx **armed,
+		       const char *op)
+{
+	*armed = NULL;
+	*deadline = TT_FOREVER;
+	tt_ctx *c;
+	int r = ctx_check_any(h, &c, op, true);
+	if (r < 0)
+		return r;
+	if (r == REMOTE) {
+		/* Another thread's context: the wait is on a child of it,
+		 * this thread's, which its cancel reaches by a post
+		 * ("children on other threads"); the child's one reference
+		 * is the wait's. */
+		tt_ctx *k;
+		r = new_cancel(&k, (tt_ctx *)h, op);
+		if (r)
+			return r;
+		if (k->err) {
+			int err = k->err;
+			ctx_release(k, NULL);
+			return err;
+		}
+		arm_wait(k, deadline, armed);
+		return 0;
+	}
+	tt_ctx *k = c->canc;
+	if (k == NULL)
+		return 0; /* background, or values below it: never done */
+	if (k->err)
+		return k->err;
+	/* The caller's reference may be dropped by another goroutine while
+	 * this one waits; the wait holds its own. */
+	k->refs++;
+	arm_wait(k, deadline, armed);
 	return 0;
 }
 
