@@ -430,6 +430,61 @@ static void test_cond_waits_from_pthread(void **state)
 	TU_ASSERT_OK(tt_mutex_release(p.m));
 }
 
+typedef struct cond_on_main_mutex {
+	tt_mutex *m;   /* main's */
+	tt_cond *c;    /* the pthread's, on main's mutex */
+	_Atomic bool made;
+	bool flag;     /* under m */
+	int made_r, lock_r, wait_r, saw, unlock_r;
+} cond_on_main_mutex;
+
+static void *cond_owner_main(void *arg)
+{
+	cond_on_main_mutex *x = arg;
+	x->made_r = tt_cond_make(&x->c, x->m);
+	x->lock_r = tt_mutex_lock(x->m);
+	atomic_store(&x->made, true);
+	while (x->wait_r == 0 && !x->flag)
+		x->wait_r = tt_cond_wait(x->c);
+	x->saw = x->flag;
+	x->unlock_r = tt_mutex_unlock(x->m);
+	TU_UNCHECKED(tt_cond_release(x->c));
+	return NULL;
+}
+
+/* A pthread's Cond on main's Mutex: the pthread waits (its unlock and
+ * relock go to main), main locks, sets the flag and signals the
+ * pthread's Cond. */
+static void test_cond_of_pthread_on_main_mutex(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	cond_on_main_mutex x = {0};
+	TU_ASSERT_OK(tt_mutex_make(&x.m));
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, cond_owner_main, &x), 0);
+	int64_t give_up = tt_deadline_in(30 * TT_SECOND);
+	while (!atomic_load(&x.made) && tt_now() < give_up)
+		TU_ASSERT_OK(tt_sleep(MS));
+	TU_ASSERT_OK(x.made_r);
+	TU_ASSERT_OK(x.lock_r);
+	/* Once the pthread waits, the mutex is free again. */
+	TU_ASSERT_OK(tt_mutex_lock_until(x.m, tt_deadline_in(30 * TT_SECOND)));
+	x.flag = true;
+	TU_ASSERT_OK(tt_cond_signal(x.c));
+	TU_ASSERT_OK(tt_mutex_unlock(x.m));
+	join_parked(th);
+	TU_ASSERT_OK(x.wait_r);
+	assert_true(x.saw);
+	TU_ASSERT_OK(x.unlock_r);
+	/* The Cond (freed on the pthread) gave its reference back. */
+	TU_ASSERT_OK(tt_sleep(MS));
+	TU_ASSERT_OK(tt_mutex_trylock(x.m));
+	TU_ASSERT_OK(tt_mutex_unlock(x.m));
+	TU_ASSERT_OK(tt_mutex_release(x.m));
+	TU_ASSERT_ERR(tt_mutex_trylock(x.m), -EBADF);
+}
+
 /* ---- timers and tickers --------------------------------------------------------- */
 
 typedef struct timer_user {
@@ -500,6 +555,7 @@ int main(void)
 		TU_TEST(test_once_across_threads),
 		TU_TEST(test_cond_across_threads),
 		TU_TEST(test_cond_waits_from_pthread),
+		TU_TEST(test_cond_of_pthread_on_main_mutex),
 		TU_TEST(test_timer_and_ticker_from_pthread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -98,6 +98,7 @@ struct tt_cond {
 	tt_locker l;  /* Go's c.L */
 	obj *lk;      /* l.obj's object when it is a tether Mutex or RWMutex
 			 (referenced), else NULL */
+	bool lk_remote; /* lk is another thread's: referenced by posts */
 	squeue waiters;
 };
 
@@ -393,7 +394,10 @@ static void obj_free(obj *o)
 {
 	if (o->kind == K_COND) {
 		obj *lk = ((tt_cond *)o)->lk;
-		if (lk && --lk->refs == 0 && lk->parked == 0)
+		if (lk && ((tt_cond *)o)->lk_remote)
+			obj_release(obj_handle(lk), (enum kind)lk->kind,
+				    "tt_cond_release");
+		else if (lk && --lk->refs == 0 && lk->parked == 0)
 			obj_free(lk);
 	}
 	tt__obj_free(o->sched, o, kind_size[o->kind]);
@@ -1246,23 +1250,36 @@ int tt_cond_make_locker(tt_cond **out, tt_locker l)
 			       "tt_cond_make: the locker's lock and unlock are "
 			       "not a pair");
 	obj *lk = NULL;
+	bool remote = false;
 	if (k) {
-		int r;
-		lk = obj_get(tt__sched_get(), l.obj, (enum kind)k,
-			     "tt_cond_make", &r);
-		if (lk == NULL)
+		int r = 0;
+		lk = obj_get_any(tt__sched_get(), l.obj, (enum kind)k,
+				 "tt_cond_make", &r);
+		if (r == REMOTE) {
+			/* Another thread's lock: its owner keeps it. */
+			r = obj_retain(l.obj, (enum kind)k, "tt_cond_make");
+			if (r)
+				return r;
+			lk = tt__obj_ptr(l.obj);
+			remote = true;
+		} else if (lk == NULL) {
 			return r;
-		if (lk->refs == UINT32_MAX)
+		} else if (lk->refs == UINT32_MAX) {
 			return tt__err(-EOVERFLOW,
 				       "tt_cond_make: too many references");
+		}
 	}
 	tt_cond *c = obj_new(K_COND, "tt_cond_make");
-	if (c == NULL)
+	if (c == NULL) {
+		if (remote)
+			obj_release(l.obj, (enum kind)k, "tt_cond_make");
 		return -ENOMEM;
-	if (lk)
+	}
+	if (lk && !remote)
 		lk->refs++;
 	c->l = l;
 	c->lk = lk;
+	c->lk_remote = remote;
 	*out = obj_handle(c);
 	return 0;
 }
@@ -1297,8 +1314,6 @@ static void run_cond_enqueue(tt__sched *s, tt__post *p)
 	t->n.q = &c->waiters;
 	q_push(&c->waiters, &t->n);
 	c->h.parked++; /* until the ticket is done with */
-	if (c->lk)
-		c->lk->refs++; /* relocked by the caller even if c goes */
 	p->value = (int64_t)(uintptr_t)t;
 	tt__post_answer(p);
 }
@@ -1378,11 +1393,21 @@ cond_wait_remote(tt__sched *s, tt_cond *h, int64_t deadline)
 	const tt_cond *c = tt__obj_ptr(h);
 	tt_locker l = c->l; /* set when c was made: read from any thread */
 	obj *lk = c->lk;
-	int64_t t = 0;
-	int r = obj_ask(s, h, run_cond_enqueue, "tt_cond_wait", TT_WAIT_COND,
-			TT_FOREVER, 0, &t);
+	/* Relocked below even if c goes meanwhile (from any thread). */
+	int r = lk ? obj_retain(obj_handle(lk), (enum kind)lk->kind,
+				"tt_cond_wait")
+		   : 0;
 	if (r)
 		return r;
+	int64_t t = 0;
+	r = obj_ask(s, h, run_cond_enqueue, "tt_cond_wait", TT_WAIT_COND,
+		    TT_FOREVER, 0, &t);
+	if (r) {
+		if (lk)
+			obj_release(obj_handle(lk), (enum kind)lk->kind,
+				    "tt_cond_wait");
+		return r;
+	}
 	int u = l.unlock(l.obj);
 	tt__post *p = tt__post_new(0, "tt_cond_wait");
 	if (p == NULL) {
@@ -1423,8 +1448,15 @@ cond_wait_body(tt_cond *c, int64_t deadline)
 		return r;
 	tt_locker l = c->l;
 	obj *lk = c->lk;
-	if (lk)
-		lk->refs++; /* relocked below even if c goes away meanwhile */
+	/* Relocked below even if c goes away meanwhile. */
+	if (lk && c->lk_remote) {
+		r = obj_retain(obj_handle(lk), (enum kind)lk->kind,
+			       "tt_cond_wait");
+		if (r)
+			return r;
+	} else if (lk) {
+		lk->refs++;
+	}
 	/* Panics if not locked, as Go's; a locker of the program's own may
 	 * fail instead, and then nothing waits. */
 	int u = l.unlock(l.obj);
