@@ -35,11 +35,10 @@ _Static_assert(sizeof(tt__waiter) <= sizeof(((tt__g *)0)->wbuf_inline),
 #define MAX_ELEM_SIZE (64 * 1024) /* Go's limit for a channel element */
 
 /* What is wrong with h for op: 0, a negative errno (recorded), or
- * REMOTE when it is fine but another thread's (if remote_ok; else a
- * panic). */
+ * REMOTE when it is fine but another thread's. */
 #define REMOTE 1
 static int chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
-		      bool discard_ok, const char *op, bool remote_ok)
+		      bool discard_ok, const char *op)
 {
 	const tt_chan *c = chan_of(h);
 	if (!tt__obj_is(h, TT__OBJ_CHAN))
@@ -54,28 +53,13 @@ static int chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
 			       "%s: element size %zu does not match the "
 			       "channel's %zu",
 			       op, elem_size, c->elem_size);
-	if (c->sched != s) {
-		if (remote_ok)
-			return REMOTE;
-		tt__panic("%s: channel %p belongs to another thread's "
-			  "scheduler (%s works on the calling thread's "
-			  "channels only; send, receive, select, close, len "
-			  "and cap work from any thread)",
-			  op, (const void *)h, op);
-	}
-	return 0;
-}
-
-int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
-		   bool discard_ok, const char *op)
-{
-	return chan_check(s, h, elem_size, discard_ok, op, false);
+	return c->sched != s ? REMOTE : 0;
 }
 
 int tt__chan_check_any(tt__sched *s, const tt_chan *h, size_t elem_size,
 		       bool discard_ok, const char *op)
 {
-	return chan_check(s, h, elem_size, discard_ok, op, true);
+	return chan_check(s, h, elem_size, discard_ok, op);
 }
 
 
@@ -1068,7 +1052,7 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 {
 	if (h == NULL)
 		return nil_wait(s, TT_WAIT_CHAN_SEND_NIL, deadline);
-	int r = chan_check(s, h, elem_size, false, "tt_chan_send", true);
+	int r = chan_check(s, h, elem_size, false, "tt_chan_send");
 	if (r < 0)
 		return r;
 	tt_chan *c = chan_of(h);
@@ -1137,8 +1121,7 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 {
 	if (h == NULL)
 		return nil_wait(s, TT_WAIT_CHAN_RECV_NIL, deadline);
-	int r = chan_check(s, h, elem_size, elem == NULL, "tt_chan_recv",
-			   true);
+	int r = chan_check(s, h, elem_size, elem == NULL, "tt_chan_recv");
 	if (r < 0)
 		return r;
 	tt_chan *c = chan_of(h);
@@ -1195,7 +1178,7 @@ int tt_chan_retain(tt_chan *h)
 	if (h == NULL)
 		return tt__err(-EINVAL, "tt_chan_retain: channel is NULL");
 	tt__sched *s = tt__sched_get();
-	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_retain", true);
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_retain");
 	if (r == REMOTE)
 		return chan_ask(s, h, run_retain, "tt_chan_retain",
 				TT_WAIT_SYSCALL, NULL, NULL, NULL, TT_FOREVER,
@@ -1212,7 +1195,7 @@ int tt_chan_release(tt_chan *h)
 	if (h == NULL)
 		return tt__err(-EINVAL, "tt_chan_release: channel is NULL");
 	tt__sched *s = tt__sched_get();
-	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_release", true);
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_release");
 	if (r == REMOTE) {
 		/* The owner drops the reference when it next looks; the
 		 * caller has given it up now (it must not wait: the owner
@@ -1255,7 +1238,7 @@ int tt_chan_close(tt_chan *h)
 	if (h == NULL)
 		tt__panic("close of nil channel");
 	tt__sched *s = tt__sched_get();
-	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_close", true);
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_close");
 	if (r == REMOTE)
 		return chan_ask(s, h, run_close, "tt_chan_close",
 				TT_WAIT_SYSCALL, NULL, NULL, NULL, TT_FOREVER,
@@ -1281,7 +1264,7 @@ ptrdiff_t tt_chan_len(const tt_chan *h)
 	if (h == NULL)
 		return 0;
 	tt__sched *s = tt__sched_get();
-	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_len", true);
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_len");
 	tt_chan *c = chan_of(h);
 	if (r == REMOTE && !remote_shared(c)) {
 		int64_t n = 0;
@@ -1308,6 +1291,6 @@ ptrdiff_t tt_chan_cap(const tt_chan *h)
 		return 0;
 	tt__sched *s = tt__sched_get();
 	/* The capacity never changes: read from any thread. */
-	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_cap", true);
+	int r = chan_check(s, h, TT__ANY_SIZE, false, "tt_chan_cap");
 	return r < 0 ? r : (ptrdiff_t)chan_of(h)->cap;
 }

@@ -272,14 +272,9 @@ waitq_take(tt__waitq *q, bool remote, bool *owner_only)
 }
 
 /* Validate the handle h for an operation with elements of elem_size
- * (TT__ANY_SIZE: any): 0 if it names a live channel of this thread, else
- * the error recorded. Panics if the channel belongs to another thread. */
+ * (TT__ANY_SIZE: any): 0 if it names a live channel of this thread, 1
+ * if another thread's, else the error recorded. */
 #define TT__ANY_SIZE SIZE_MAX
-int tt__chan_check(tt__sched *s, const tt_chan *h, size_t elem_size,
-		   bool discard_ok, const char *op);
-
-/* As tt__chan_check, for an operation that works on any thread's
- * channels: 1 (and no panic) when h is another thread's. */
 int tt__chan_check_any(tt__sched *s, const tt_chan *h, size_t elem_size,
 		       bool discard_ok, const char *op);
 
@@ -328,7 +323,7 @@ int tt__chan_new(tt_chan **out, size_t elem_size, ptrdiff_t cap,
 		 bool with_timer);
 
 /* The fast paths' check of a non-NULL handle: a live private channel of
- * s's, of elements of elem_size (tt__chan_check says what is wrong when
+ * s's, of elements of elem_size (tt__chan_check_any says what is wrong when
  * this fails; a shared channel of s's is not wrong, only slower). */
 static inline bool chan_ok(tt__sched *s, const tt_chan *h, size_t elem_size)
 {

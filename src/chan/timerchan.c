@@ -74,21 +74,17 @@ static int arm_new(tt_chan **out, int64_t ns, int64_t period, bool ticker)
 	return 0;
 }
 
-/* The channel behind a tt_timer or tt_ticker handle, or NULL with the
- * error recorded. any_thread: the timer may be another thread's (the
- * caller then asks its owner, or needs only what never changes); else
- * that panics. */
-static tt_chan *timer_of(void *h, bool ticker, const char *op,
-			bool any_thread)
+/* The channel behind a tt_timer or tt_ticker handle, of this thread or
+ * another's (the caller then asks its owner, or needs only what never
+ * changes), or NULL with the error recorded. */
+static tt_chan *timer_of(void *h, bool ticker, const char *op)
 {
 	if (h == NULL) {
 		tt__err(-EINVAL, "%s: NULL handle", op);
 		return NULL;
 	}
 	tt__sched *s = tt__sched_get();
-	int r = any_thread
-			? tt__chan_check_any(s, h, sizeof(int64_t), false, op)
-			: tt__chan_check(s, h, sizeof(int64_t), false, op);
+	int r = tt__chan_check_any(s, h, sizeof(int64_t), false, op);
 	if (r < 0)
 		return NULL;
 	tt_chan *c = chan_of(h);
@@ -194,7 +190,7 @@ int tt_timer_make(tt_timer **out, int64_t ns)
 
 tt_chan *tt_timer_chan(tt_timer *t)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_chan", true);
+	tt_chan *c = timer_of(t, false, "tt_timer_chan");
 	if (c && c->timer->fn) {
 		tt__err(-EINVAL,
 			"tt_timer_chan: timer %p was made by tt_after_func and "
@@ -318,7 +314,7 @@ static int64_t timer_ask(tt__sched *s, tt_chan *c, int op, const char *name,
 
 bool tt_timer_stop(tt_timer *t)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_stop", true);
+	tt_chan *c = timer_of(t, false, "tt_timer_stop");
 	if (c == NULL)
 		return false;
 	tt__sched *s = tt__sched_get();
@@ -332,7 +328,7 @@ bool tt_timer_stop(tt_timer *t)
 
 bool tt_timer_reset(tt_timer *t, int64_t ns)
 {
-	tt_chan *c = timer_of(t, false, "tt_timer_reset", true);
+	tt_chan *c = timer_of(t, false, "tt_timer_reset");
 	if (c == NULL)
 		return false;
 	tt__sched *s = tt__sched_get();
@@ -351,7 +347,7 @@ bool tt_timer_reset(tt_timer *t, int64_t ns)
 
 int tt_timer_release(tt_timer *t)
 {
-	if (timer_of(t, false, "tt_timer_release", true) == NULL)
+	if (timer_of(t, false, "tt_timer_release") == NULL)
 		return tt__current()->last_err;
 	return tt_chan_release((tt_chan *)t);
 }
@@ -369,13 +365,13 @@ int tt_ticker_make(tt_ticker **out, int64_t period)
 
 tt_chan *tt_ticker_chan(tt_ticker *t)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_chan", true);
+	tt_chan *c = timer_of(t, true, "tt_ticker_chan");
 	return c ? chan_handle(c) : NULL;
 }
 
 void tt_ticker_stop(tt_ticker *t)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_stop", true);
+	tt_chan *c = timer_of(t, true, "tt_ticker_stop");
 	if (c == NULL)
 		return;
 	tt__sched *s = tt__sched_get();
@@ -389,7 +385,7 @@ void tt_ticker_stop(tt_ticker *t)
 
 int tt_ticker_reset(tt_ticker *t, int64_t period)
 {
-	tt_chan *c = timer_of(t, true, "tt_ticker_reset", true);
+	tt_chan *c = timer_of(t, true, "tt_ticker_reset");
 	if (c == NULL)
 		return tt__current()->last_err;
 	if (period <= 0)
@@ -409,7 +405,7 @@ int tt_ticker_reset(tt_ticker *t, int64_t period)
 
 int tt_ticker_release(tt_ticker *t)
 {
-	if (timer_of(t, true, "tt_ticker_release", true) == NULL)
+	if (timer_of(t, true, "tt_ticker_release") == NULL)
 		return tt__current()->last_err;
 	return tt_chan_release((tt_chan *)t);
 }

@@ -57,7 +57,7 @@ struct node {
 
 /* The header every object starts with. The program holds handles
  * (hdr.self, see obj.c); every public call turns its handle into the
- * object's address with obj_get, and the objects point at each other
+ * object's address with obj_get_any, and the objects point at each other
  * (a Cond at its Mutex) by address. */
 typedef struct obj {
 	tt__obj hdr;
@@ -225,11 +225,11 @@ static const size_t kind_size[] = {
 	[K_COND] = sizeof(tt_cond),
 };
 
-/* obj_get's slow path: record what is wrong with h, or panic. */
+/* obj_get_any's slow path: record what is wrong with h, or say it is
+ * another thread's. */
 #define REMOTE 1
 __attribute__((noinline, cold)) static void *
-obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err,
-	bool remote_ok)
+obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err)
 {
 	if (h == NULL) {
 		*err = tt__err(-EINVAL, "%s: NULL %s", op, kind_name[k]);
@@ -244,23 +244,19 @@ obj_bad(tt__sched *s, const void *h, enum kind k, const char *op, int *err,
 		return NULL;
 	}
 	if (o->sched != s) {
-		if (remote_ok) {
-			*err = REMOTE;
-			return NULL;
-		}
-		tt__panic("%s: %s %p belongs to another thread's scheduler "
-			  "(%s works on the calling thread's objects only)",
-			  op, kind_name[k], h, op);
+		*err = REMOTE;
+		return NULL;
 	}
 	*err = tt__err(-EINVAL, "%s: bad %s %p", op, kind_name[k], h);
 	return NULL;
 }
 
 /* The object of kind k the handle h names, if it is live and this
- * thread's; else NULL, with the error recorded and returned in *err.
- * Panics on another thread's object. */
-static inline void *obj_get(tt__sched *s, const void *h, enum kind k,
-			    const char *op, int *err)
+ * thread's; else NULL, with the error recorded and returned in *err, or
+ * *err == REMOTE when h is live but another thread's: every call then
+ * asks the owner (see "from other threads"). */
+static inline void *obj_get_any(tt__sched *s, const void *h, enum kind k,
+				const char *op, int *err)
 {
 	obj *o = tt__obj_ptr(h);
 	if (TT_LIKELY(h != NULL && tt__obj_is(h, TT__OBJ_SYNC) &&
@@ -271,21 +267,7 @@ static inline void *obj_get(tt__sched *s, const void *h, enum kind k,
 		TT_TSAN_SYNC(o);
 		return o;
 	}
-	return obj_bad(s, h, k, op, err, false);
-}
-
-/* obj_get for the calls that work from any thread: NULL with *err ==
- * REMOTE when h is live but another thread's (see "from other threads"). */
-static inline void *obj_get_any(tt__sched *s, const void *h, enum kind k,
-				const char *op, int *err)
-{
-	obj *o = tt__obj_ptr(h);
-	if (TT_LIKELY(h != NULL && tt__obj_is(h, TT__OBJ_SYNC) &&
-		      o->kind == k && o->sched == s)) {
-		TT_TSAN_SYNC(o);
-		return o;
-	}
-	return obj_bad(s, h, k, op, err, true);
+	return obj_bad(s, h, k, op, err);
 }
 
 static inline void *obj_handle(const void *o)
