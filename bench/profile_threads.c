@@ -135,6 +135,9 @@ int main(int argc, char **argv)
 	atomic_store(&measuring, false);
 	int64_t gm = atomic_load(&max_gap_main), go = atomic_load(&max_gap_other);
 	printf("profile_threads_d1 %.2f ms\n", (double)took / 1e6);
+	if (getenv("PT_DEBUG"))
+		fprintf(stderr, "main %.2f other %.2f\n", (double)gm / 1e6,
+			(double)go / 1e6);
 	printf("profile_threads_stall %.2f ms\n",
 	       (double)(gm > go ? gm : go) / 1e6);
 	fflush(stdout);

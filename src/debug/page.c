@@ -646,7 +646,7 @@ static void view_free(view *v)
 	free(v->gr.slots);
 	free(v->base);
 	if (v->have_snap)
-		tt__snapshot_free(&v->snap);
+		tt__snapshot_free_yielding(&v->snap);
 }
 
 /* Whether x is the debug server's own connections (or acceptor): a

@@ -85,6 +85,11 @@ int tt__snapshot_take_yielding(tt__snapshot *s);
  * yield. Returns 0 or -ENOMEM. */
 int tt__snapshot_take_all(tt__snapshot *s, int *missing);
 
+/* tt__snapshot_free for a caller that may yield (one that took the
+ * snapshot with tt__snapshot_take_yielding or _take_all): in slices, and
+ * the largest arrays freed on a tt_blocking thread. */
+void tt__snapshot_free_yielding(tt__snapshot *s);
+
 /* The same without the caller's thread: every other thread's goroutines
  * (none at all when there is no other thread). */
 int tt__snapshot_take_others(tt__snapshot *s, int *missing);

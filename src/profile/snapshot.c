@@ -759,6 +759,61 @@ void tt__snapshot_free(tt__snapshot *s)
 	*s = (tt__snapshot){0};
 }
 
+/* Arrays this large are freed on a tt_blocking thread: giving their
+ * pages back takes milliseconds (a million records' 88 MB: about 6). */
+#define FREE_AWAY (8u << 20)
+
+static void free_blocking(void *p)
+{
+	free(p);
+}
+
+static void free_away(void *p, size_t bytes)
+{
+	if (p == NULL)
+		return;
+	if (bytes < FREE_AWAY || tt_blocking(free_blocking, p) != 0)
+		free(p);
+}
+
+/* put_stash for a caller that may yield: what it frees (mem itself if
+ * too large, or the stash it replaces) is freed away. */
+static void put_stash_yielding(_Atomic(stash *) *slot, void *mem, size_t size)
+{
+	if (mem == NULL)
+		return;
+	stash *st = size <= STASH_MAX ? malloc(sizeof *st) : NULL;
+	if (st == NULL) {
+		free_away(mem, size);
+		return;
+	}
+	*st = (stash){mem, size};
+	stash *old = atomic_exchange(slot, st);
+	if (old) {
+		free_away(old->mem, old->size);
+		free(old);
+	}
+}
+
+void tt__snapshot_free_yielding(tt__snapshot *s)
+{
+	tt__slice sl;
+	tt__slice_start(&sl);
+	for (size_t i = 0; s->g && i < s->n; i++) {
+		tt__labels_release(s->g[i].labels);
+		tt__slice_tick(&sl);
+	}
+	put_stash_yielding(&stash_g, s->g, s->g_bytes);
+	put_stash_yielding(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
+	names_free(s->names);
+	for (size_t i = 0; i < s->nparts; i++) {
+		s->parts[i].n = 0; /* their records are in s->g */
+		tt__snapshot_free_yielding(&s->parts[i]);
+	}
+	free(s->parts);
+	*s = (tt__snapshot){0};
+}
+
 /* ---- every thread's goroutines ---------------------------------------------
  *
  * A thread's goroutines can be unwound only while none of them runs,
@@ -902,7 +957,11 @@ static int merge_parts(tt__snapshot *snap, gather *G)
 		    G->parts[i].r == 0)
 			parts[k++] = G->parts[i].snap;
 	/* Sources: snap itself (k), then the parts. A few threads: a
-	 * linear look for the smallest head is enough. */
+	 * linear look for the smallest head is enough. In slices, yielding
+	 * to this thread's other goroutines: a million records (and the
+	 * pages of g they fill) take tens of milliseconds. */
+	tt__slice sl;
+	tt__slice_start(&sl);
 	for (size_t out = 0; out < total; out++) {
 		size_t best = SIZE_MAX;
 		int64_t best_id = 0;
@@ -916,17 +975,18 @@ static int merge_parts(tt__snapshot *snap, gather *G)
 		}
 		const tt__snapshot *src = best == k ? snap : &parts[best];
 		g[out] = src->g[at[best]++];
+		tt__slice_tick(&sl);
 	}
 	free(at);
 	/* The records (and their labels) are g's now; the parts keep their
 	 * stacks and names. */
 	for (size_t j = 0; j < k; j++) {
-		put_stash(&stash_g, parts[j].g, parts[j].g_bytes);
+		put_stash_yielding(&stash_g, parts[j].g, parts[j].g_bytes);
 		parts[j].g = NULL;
 		parts[j].n = 0;
 		parts[j].g_bytes = 0;
 	}
-	put_stash(&stash_g, snap->g, snap->g_bytes);
+	put_stash_yielding(&stash_g, snap->g, snap->g_bytes);
 	snap->g = g;
 	snap->n = total;
 	snap->g_bytes = got;

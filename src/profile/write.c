@@ -584,7 +584,7 @@ int tt_profile_write(const char *name, int debug, tt_write_fn fn, void *arg)
 	else
 		o.err = tt__profile_proto(&o.b, &s, leaked_only);
 	r = finish(&o);
-	tt__snapshot_free(&s);
+	tt__snapshot_free_yielding(&s);
 	return r;
 }
 
