@@ -12,8 +12,9 @@
  * Go stops the world for the profile's collection.
  *
  * Metrics: profile_threads_d1 (ms), profile_threads_stall (ms, the worse
- * of the two threads' tickers). A warm-up write of the same profile comes
- * first (the symbolizer reads the debug information once). */
+ * of the two threads' tickers; PT_DEBUG=1 in the environment prints each
+ * thread's on stderr). A warm-up write of the same profile comes first
+ * (the symbolizer reads the debug information once). */
 #include <pthread.h>
 #include <stdatomic.h>
 
