@@ -92,6 +92,31 @@ static inline double bench_per(int64_t elapsed_ns, long count)
 	return (double)elapsed_ns / (double)count;
 }
 
+/* A memory sink for tt_profile_write (a growing buffer, doubling from
+ * 64 KiB), as the Go twins' bytes.Buffer. */
+typedef struct bench_sink {
+	char *p;
+	size_t len, cap;
+} bench_sink;
+
+static inline int bench_sink_write(void *arg, const void *d, size_t n)
+{
+	bench_sink *s = arg;
+	if (s->len + n > s->cap) {
+		size_t c = s->cap ? s->cap : 1 << 16;
+		while (c < s->len + n)
+			c *= 2;
+		char *p = realloc(s->p, c);
+		if (p == NULL)
+			return -ENOMEM;
+		s->p = p;
+		s->cap = c;
+	}
+	memcpy(s->p + s->len, d, n);
+	s->len += n;
+	return 0;
+}
+
 /* The warm-up count for a timed loop of n: one percent, at least one. */
 static inline long bench_warmup(long n)
 {

@@ -66,29 +66,6 @@ static void worker_c(void *arg)
 	__asm__ volatile("");
 }
 
-typedef struct sink {
-	char *p;
-	size_t len, cap;
-} sink;
-
-static int to_sink(void *arg, const void *d, size_t n)
-{
-	sink *s = arg;
-	if (s->len + n > s->cap) {
-		size_t c = s->cap ? s->cap : 1 << 16;
-		while (c < s->len + n)
-			c *= 2;
-		char *p = realloc(s->p, c);
-		if (p == NULL)
-			return -ENOMEM;
-		s->p = p;
-		s->cap = c;
-	}
-	memcpy(s->p + s->len, d, n);
-	s->len += n;
-	return 0;
-}
-
 static int count_only(void *arg, const void *d, size_t n)
 {
 	(void)d;
@@ -197,9 +174,9 @@ int main(int argc, char **argv)
 	double ms[3];
 	long rss = 0;
 	for (int d = 2; d >= 0; d--) {
-		sink s = {0};
+		bench_sink s = {0};
 		int64_t t0 = tt_now();
-		int r = tt_profile_write("goroutine", d, to_sink, &s);
+		int r = tt_profile_write("goroutine", d, bench_sink_write, &s);
 		int64_t el = tt_now() - t0;
 		if (r != 0)
 			bench_fail("profile_dump", "tt_profile_write", r);

@@ -72,29 +72,6 @@ static void *other_main(void *arg)
 	return NULL;
 }
 
-typedef struct sink {
-	char *p;
-	size_t len, cap;
-} sink;
-
-static int to_sink(void *arg, const void *d, size_t n)
-{
-	sink *s = arg;
-	if (s->len + n > s->cap) {
-		size_t c = s->cap ? s->cap : 1 << 16;
-		while (c < s->len + n)
-			c *= 2;
-		char *p = realloc(s->p, c);
-		if (p == NULL)
-			return -ENOMEM;
-		s->p = p;
-		s->cap = c;
-	}
-	memcpy(s->p + s->len, d, n);
-	s->len += n;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	long n = bench_count(argc, argv, "profile_threads", 1000000);
@@ -113,14 +90,14 @@ int main(int argc, char **argv)
 	while (!atomic_load(&o.ready))
 		tt_sleep(TT_MILLISECOND);
 
-	sink s = {0};
-	if ((r = tt_profile_write("goroutine", 1, to_sink, &s)))
+	bench_sink s = {0};
+	if ((r = tt_profile_write("goroutine", 1, bench_sink_write, &s)))
 		bench_fail("profile_threads", "tt_profile_write", r);
 	/* Both threads' goroutines are in it: the two receives' stacks
 	 * group into one record of n. */
 	char want[64];
 	snprintf(want, sizeof want, "\n%ld @ 0x", n);
-	if (to_sink(&s, "", 1) != 0 || !strstr(s.p, want)) {
+	if (bench_sink_write(&s, "", 1) != 0 || !strstr(s.p, want)) {
 		fprintf(stderr, "profile_threads: no record of %ld in:\n%.*s\n",
 			n, (int)(s.len < 2000 ? s.len : 2000), s.p);
 		exit(1);
@@ -129,7 +106,7 @@ int main(int argc, char **argv)
 	tt_sleep(10 * TT_MILLISECOND);
 	atomic_store(&measuring, true);
 	int64_t t0 = tt_now();
-	if ((r = tt_profile_write("goroutine", 1, to_sink, &s)))
+	if ((r = tt_profile_write("goroutine", 1, bench_sink_write, &s)))
 		bench_fail("profile_threads", "tt_profile_write", r);
 	int64_t took = tt_now() - t0;
 	tt_sleep(5 * TT_MILLISECOND); /* the tickers' last gaps */

@@ -17,25 +17,6 @@
 
 #define MS TT_MILLISECOND
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
-static void join_parked(pthread_t th)
-{
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
-}
-
-#define WAIT_FOR(cond)                                                      \
-	do {                                                                \
-		int64_t give_up_ = tt_deadline_in(30 * TT_SECOND);          \
-		bool held_;                                                 \
-		while (!(held_ = (cond)) && tt_now() < give_up_)            \
-			TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));       \
-		TU_ASSERT_MSG(held_, "still not true after 30 s: %s", #cond); \
-	} while (0)
-
 /* A pthread that makes a child of `parent` (with_cancel, or
  * with_cancel_cause), reports it made, waits for it to be done, and
  * records Err, Cause and how long it waited. */
@@ -81,13 +62,13 @@ static void *child_main(void *arg)
 static void start_child(child_side *c)
 {
 	assert_int_equal(pthread_create(&c->th, NULL, child_main, c), 0);
-	WAIT_FOR(atomic_load(&c->stage) >= 1);
+	TU_WAIT_FOR(atomic_load(&c->stage) >= 1, 30 * TT_SECOND);
 }
 
 static void end_child(child_side *c)
 {
 	atomic_store(&c->release_child, 1);
-	join_parked(c->th);
+	tu_join_parked(c->th);
 }
 
 static void test_child_of_other_threads_context(void **state)
@@ -102,7 +83,7 @@ static void test_child_of_other_threads_context(void **state)
 	TU_ASSERT_OK(tt_sleep(5 * MS));
 	assert_int_equal(atomic_load(&c.stage), 1); /* not done yet */
 	TU_ASSERT_OK(tt_ctx_cancel_cause(p, -EPIPE));
-	WAIT_FOR(atomic_load(&c.stage) == 2);
+	TU_WAIT_FOR(atomic_load(&c.stage) == 2, 30 * TT_SECOND);
 	TU_ASSERT_OK(c.recv);
 	assert_false(c.ok_after); /* closed */
 	assert_int_equal(c.err, -ECANCELED);
@@ -120,7 +101,7 @@ static void test_child_gets_parents_deadline(void **state)
 	child_side c = {.parent = p};
 	start_child(&c);
 	TU_ASSERT_OK(c.made);
-	WAIT_FOR(atomic_load(&c.stage) == 2);
+	TU_WAIT_FOR(atomic_load(&c.stage) == 2, 30 * TT_SECOND);
 	TU_ASSERT_OK(c.recv);
 	assert_int_equal(c.err, -ETIMEDOUT);
 	TU_ASSERT_LT(c.waited, 20 * TT_SECOND);
@@ -139,7 +120,7 @@ static void test_child_of_cancelled_context(void **state)
 	child_side c = {.parent = p, .cause_kind = true};
 	start_child(&c);
 	TU_ASSERT_OK(c.made);
-	WAIT_FOR(atomic_load(&c.stage) == 2);
+	TU_WAIT_FOR(atomic_load(&c.stage) == 2, 30 * TT_SECOND);
 	TU_ASSERT_OK(c.recv);
 	assert_int_equal(c.err, -ECANCELED);
 	assert_int_equal(c.cause, -ENOSPC);
@@ -164,21 +145,12 @@ static void test_grandchild_on_third_thread(void **state)
 	TU_ASSERT_OK(tt_sleep(5 * MS));
 	assert_int_equal(atomic_load(&g.stage), 1);
 	TU_ASSERT_OK(tt_ctx_cancel(p));
-	WAIT_FOR(atomic_load(&g.stage) == 2 && atomic_load(&b.stage) == 2);
+	TU_WAIT_FOR(atomic_load(&g.stage) == 2 && atomic_load(&b.stage) == 2, 30 * TT_SECOND);
 	assert_int_equal(b.err, -ECANCELED);
 	assert_int_equal(g.err, -ECANCELED);
 	end_child(&g);
 	end_child(&b);
 	TU_ASSERT_OK(tt_ctx_release(p));
-}
-
-static int count_of(const char *text, const char *needle)
-{
-	int n = 0;
-	for (const char *p = text; (p = strstr(p, needle)) != NULL;
-	     p += strlen(needle))
-		n++;
-	return n;
 }
 
 /* ---- values and String ------------------------------------------------------ */
@@ -218,15 +190,15 @@ static void test_value_child_of_other_threads_context(void **state)
 	value_side v = {.parent = p};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, value_main, &v), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	TU_ASSERT_OK(v.made);
 	assert_string_equal((const char *)v.a, "a");
 	assert_string_equal((const char *)v.b, "b");
 	TU_ASSERT_OK(v.err_before);
 	/* Go's String: no trace of the link the child sits on. */
 	TU_ASSERT_CONTAINS(v.name, "context.Background.WithCancel.WithValue(");
-	assert_int_equal(count_of(v.name, ".WithCancel"), 1);
-	assert_int_equal(count_of(v.name, ".WithValue("), 2);
+	assert_int_equal(tu_count(v.name, ".WithCancel"), 1);
+	assert_int_equal(tu_count(v.name, ".WithValue("), 2);
 	TU_ASSERT_OK(tt_ctx_cancel(c));
 	TU_ASSERT_OK(tt_ctx_release(p));
 	TU_ASSERT_OK(tt_ctx_release(c));
@@ -269,7 +241,7 @@ static void test_children_done_first(void **state)
 	early e = {.parent = p};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, early_main, &e), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	TU_ASSERT_OK(e.made_a);
 	TU_ASSERT_OK(e.made_b);
 	TU_ASSERT_OK(e.cancel_a);
@@ -325,7 +297,7 @@ static void test_after_func_and_string_from_pthread(void **state)
 	atomic_store(&after_ran, 0);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, after_main, &a), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	TU_ASSERT_OK(a.made1);
 	TU_ASSERT_OK(a.made2);
 	assert_true(a.stopped);
@@ -334,7 +306,7 @@ static void test_after_func_and_string_from_pthread(void **state)
 	assert_int_equal(a.name_len, (int)strlen(a.name));
 	assert_int_equal(atomic_load(&after_ran), 0);
 	TU_ASSERT_OK(tt_ctx_cancel(c));
-	WAIT_FOR(atomic_load(&after_ran) != 0);
+	TU_WAIT_FOR(atomic_load(&after_ran) != 0, 30 * TT_SECOND);
 	TU_ASSERT_OK(tt_sleep(MS));
 	assert_int_equal(atomic_load(&after_ran), 1);
 	TU_ASSERT_OK(tt_ctx_release(c));
@@ -377,10 +349,10 @@ static void test_waits_on_other_threads_context(void **state)
 	TU_ASSERT_OK(tt_wg_add(a.wg, 1));
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, aware_main, &a), 0);
-	WAIT_FOR(atomic_load(&a.stage) == 1);
+	TU_WAIT_FOR(atomic_load(&a.stage) == 1, 30 * TT_SECOND);
 	TU_ASSERT_OK(tt_sleep(10 * MS));
 	TU_ASSERT_OK(tt_ctx_cancel(a.ctx));
-	join_parked(th);
+	tu_join_parked(th);
 	assert_int_equal(a.slept, -ECANCELED);
 	assert_int_equal(a.locked, -ECANCELED);
 	assert_int_equal(a.waited, -ECANCELED);

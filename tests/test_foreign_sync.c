@@ -16,17 +16,6 @@
 
 #define MS TT_MILLISECOND
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
-/* Join th with this thread parked in tether: th's posts need it. */
-static void join_parked(pthread_t th)
-{
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
-}
-
 /* ---- Go's RWMutex hammer ------------------------------------------------ */
 
 /* sync's TestRWMutex: readers add 1 to activity while they hold the read
@@ -131,7 +120,7 @@ static void test_rwmutex_hammer_across_threads(void **state)
 	}
 	TU_WAIT_DONE(h.done_ch, GOROUTINES, 120 * TT_SECOND);
 	for (int i = 0; i < THREADS; i++)
-		join_parked(th[i]);
+		tu_join_parked(th[i]);
 	assert_int_equal(atomic_load(&h.done), THREADS + GOROUTINES);
 	assert_int_equal(atomic_load(&h.bad), 0);
 	assert_int_equal(atomic_load(&h.activity), 0);
@@ -174,7 +163,7 @@ static void test_rwmutex_waits_from_pthread(void **state)
 	assert_int_equal(pthread_create(&th, NULL, rw_probe_thread, &p), 0);
 	TU_ASSERT_OK(tt_sleep(60 * MS));
 	TU_ASSERT_OK(tt_rwmutex_unlock(p.m));
-	join_parked(th);
+	tu_join_parked(th);
 	assert_int_equal(p.try_r, -EAGAIN);
 	assert_int_equal(p.try_w, -EAGAIN);
 	assert_int_equal(p.timed_r, -ETIMEDOUT);
@@ -244,14 +233,14 @@ static void test_once_across_threads(void **state)
 		tu_go(once_goroutine, &r);
 	TU_WAIT_DONE(r.done, GOROUTINES, 60 * TT_SECOND);
 	for (int i = 0; i < THREADS; i++)
-		join_parked(th[i]);
+		tu_join_parked(th[i]);
 	assert_int_equal(atomic_load(&r.calls), 1);
 	assert_int_equal(atomic_load(&r.errors), 0);
 	assert_int_equal(atomic_load(&r.saw_bad), 0);
 	/* And later calls, from any thread, do nothing. */
 	pthread_t late;
 	assert_int_equal(pthread_create(&late, NULL, once_thread, &r), 0);
-	join_parked(late);
+	tu_join_parked(late);
 	assert_int_equal(atomic_load(&r.calls), 1);
 	TU_ASSERT_OK(tt_once_release(r.o));
 	TU_ASSERT_OK(tt_chan_release(r.done));
@@ -361,7 +350,7 @@ static void test_cond_across_threads(void **state)
 			.to = q.total / 2};
 	assert_int_equal(pthread_create(&pt, NULL, cq_thread, &prod), 0);
 	cq_produce(&q, q.total / 2, q.total);
-	join_parked(pt);
+	tu_join_parked(pt);
 	int64_t give_up = tt_deadline_in(60 * TT_SECOND);
 	while (atomic_load(&q.taken) < q.total && tt_now() < give_up)
 		TU_ASSERT_OK(tt_sleep(MS));
@@ -371,7 +360,7 @@ static void test_cond_across_threads(void **state)
 	TU_ASSERT_OK(tt_mutex_unlock(q.m));
 	TU_WAIT_DONE(q.done, CONSUMER_GS, 60 * TT_SECOND);
 	for (int i = 0; i < CONSUMER_THREADS; i++)
-		join_parked(ct[i]);
+		tu_join_parked(ct[i]);
 	assert_int_equal(atomic_load(&q.bad), 0);
 	assert_int_equal(atomic_load(&q.taken), q.total);
 	for (int v = 0; v < q.total; v++)
@@ -420,7 +409,7 @@ static void test_cond_waits_from_pthread(void **state)
 	TU_ASSERT_OK(tt_mutex_lock(p.m));
 	TU_ASSERT_OK(tt_cond_signal(p.c));
 	TU_ASSERT_OK(tt_mutex_unlock(p.m));
-	join_parked(th);
+	tu_join_parked(th);
 	assert_int_equal(p.tried, -EAGAIN);
 	assert_int_equal(p.timed, -ETIMEDOUT);
 	TU_ASSERT_OK(p.woken);
@@ -473,7 +462,7 @@ static void test_cond_of_pthread_on_main_mutex(void **state)
 	x.flag = true;
 	TU_ASSERT_OK(tt_cond_signal(x.c));
 	TU_ASSERT_OK(tt_mutex_unlock(x.m));
-	join_parked(th);
+	tu_join_parked(th);
 	TU_ASSERT_OK(x.wait_r);
 	assert_true(x.saw);
 	TU_ASSERT_OK(x.unlock_r);
@@ -523,7 +512,7 @@ static void test_timer_and_ticker_from_pthread(void **state)
 	int64_t t0 = tt_now();
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, timer_thread, &u), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	assert_true(u.stop1);
 	assert_false(u.stop2);
 	assert_false(u.reset);
@@ -539,7 +528,7 @@ static void test_timer_and_ticker_from_pthread(void **state)
 	/* Stopped from the other thread too: no more ticks. */
 	pthread_t th2;
 	assert_int_equal(pthread_create(&th2, NULL, stop_ticker, u.k), 0);
-	join_parked(th2);
+	tu_join_parked(th2);
 	TU_ASSERT_ERR(tt_chan_recv_until(tt_ticker_chan(u.k), &at, sizeof at,
 					 NULL, tt_deadline_in(30 * MS)),
 		      -ETIMEDOUT);

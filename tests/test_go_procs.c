@@ -79,11 +79,6 @@ static void *helper_main(void *arg)
 	return NULL;
 }
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
 static _Atomic int noops;
 
 static void noop(void *arg)
@@ -129,7 +124,7 @@ static int teardown(void **state)
 	for (int i = 0; i < HELPERS; i++) {
 		helper *h = &helpers[i];
 		TU_UNCHECKED(tt_chan_close(h->jobs));
-		TU_UNCHECKED(tt_blocking(join_thread, &h->th));
+		TU_UNCHECKED(tt_blocking(tu_join_thread, &h->th));
 		TU_UNCHECKED(tt_chan_release(h->jobs));
 		bad += atomic_load(&h->bad);
 	}

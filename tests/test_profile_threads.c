@@ -16,39 +16,12 @@
 
 #define MS TT_MILLISECOND
 
-typedef struct sink {
-	char *p;
-	size_t len;
-} sink;
-
-static int to_sink(void *arg, const void *d, size_t n)
-{
-	sink *s = arg;
-	char *p = realloc(s->p, s->len + n + 1);
-	if (p == NULL)
-		return -ENOMEM;
-	s->p = p;
-	memcpy(s->p + s->len, d, n);
-	s->len += n;
-	s->p[s->len] = 0;
-	return 0;
-}
-
 static char *profile(int debug)
 {
-	sink s = {0};
-	TU_ASSERT_OK(tt_profile_write("goroutine", debug, to_sink, &s));
+	tu_sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", debug, tu_sink_write, &s));
 	assert_non_null(s.p);
 	return s.p;
-}
-
-static int count_of(const char *text, const char *needle)
-{
-	int n = 0;
-	for (const char *p = text; (p = strstr(p, needle)) != NULL;
-	     p += strlen(needle))
-		n++;
-	return n;
 }
 
 /* Goroutine records: lines that start with "goroutine " ("created by ...
@@ -101,11 +74,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
 static void start_worker(worker_thread *w)
 {
 	assert_int_equal(pthread_create(&w->th, NULL, worker_main, w), 0);
@@ -118,7 +86,7 @@ static void start_worker(worker_thread *w)
 static void stop_worker(worker_thread *w)
 {
 	atomic_store(&w->stop, 1);
-	TU_ASSERT_OK(tt_blocking(join_thread, &w->th));
+	TU_ASSERT_OK(tt_blocking(tu_join_thread, &w->th));
 }
 
 static void test_profile_lists_other_threads(void **state)
@@ -133,8 +101,8 @@ static void test_profile_lists_other_threads(void **state)
 	assert_int_equal(all, before + ON_THREAD + 1);
 
 	char *d2 = profile(2);
-	assert_int_equal(count_of(d2, "parked_on_other_thread("), ON_THREAD);
-	assert_int_equal(count_of(d2, "[chan receive]:\n"), ON_THREAD);
+	assert_int_equal(tu_count(d2, "parked_on_other_thread("), ON_THREAD);
+	assert_int_equal(tu_count(d2, "[chan receive]:\n"), ON_THREAD);
 	TU_ASSERT_CONTAINS(d2, "test_profile_threads.c:");
 	/* The goroutine that took the other thread's part leaves itself
 	 * out, and so does nothing else. */
@@ -158,14 +126,14 @@ static void test_profile_lists_other_threads(void **state)
 
 	/* debug=0 as well: a proto with one sample of count 3 for them is
 	 * what the text above came from; its length at least grows. */
-	sink s0 = {0};
-	TU_ASSERT_OK(tt_profile_write("goroutine", 0, to_sink, &s0));
+	tu_sink s0 = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 0, tu_sink_write, &s0));
 	TU_ASSERT_GT(s0.len, 100);
 	free(s0.p);
 
 	stop_worker(&w);
 	d2 = profile(2);
-	assert_int_equal(count_of(d2, "parked_on_other_thread("), 0);
+	assert_int_equal(tu_count(d2, "parked_on_other_thread("), 0);
 	free(d2);
 }
 
@@ -206,7 +174,7 @@ static void test_profile_with_thread_outside_tether(void **state)
 	/* The answering thread is listed; the stuck one, which cannot
 	 * answer, is given up on after a few milliseconds (generous bound:
 	 * a loaded machine). */
-	assert_int_equal(count_of(d2, "parked_on_other_thread("), ON_THREAD);
+	assert_int_equal(tu_count(d2, "parked_on_other_thread("), ON_THREAD);
 	assert_null(strstr(d2, "stuck_main"));
 	print_message("  profile with a thread outside tether: %.1f ms\n",
 		      (double)took / 1e6);
@@ -214,7 +182,7 @@ static void test_profile_with_thread_outside_tether(void **state)
 	free(d2);
 	stop_worker(&w);
 	assert_int_equal(write(st.fds[1], "x", 1), 1);
-	TU_ASSERT_OK(tt_blocking(join_thread, &st.th));
+	TU_ASSERT_OK(tt_blocking(tu_join_thread, &st.th));
 	close(st.fds[0]);
 	close(st.fds[1]);
 }
@@ -229,8 +197,8 @@ typedef struct asker {
 static void *ask_profile(void *arg)
 {
 	asker *a = arg;
-	sink s = {0};
-	a->r = tt_profile_write("goroutine", 2, to_sink, &s);
+	tu_sink s = {0};
+	a->r = tt_profile_write("goroutine", 2, tu_sink_write, &s);
 	a->text = s.p;
 	return NULL;
 }
@@ -253,10 +221,10 @@ static void test_profile_from_pthread(void **state)
 	asker a = {0};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, ask_profile, &a), 0);
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+	TU_ASSERT_OK(tt_blocking(tu_join_thread, &th));
 	TU_ASSERT_OK(a.r);
 	assert_non_null(a.text);
-	assert_int_equal(count_of(a.text, "parked_on_main("), 2);
+	assert_int_equal(tu_count(a.text, "parked_on_main("), 2);
 	/* main's own flow was in tt_blocking, parked. */
 	TU_ASSERT_CONTAINS(a.text, "tt_blocking(");
 	free(a.text);

@@ -17,18 +17,6 @@
 
 #define MS TT_MILLISECOND
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
-/* Join th without blocking the owner's thread: the pthread may need it
- * to answer a post. */
-static void join_parked(pthread_t th)
-{
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
-}
-
 /* ---- a deadline that races a hand-off from another thread ---------------- */
 
 typedef struct racer {
@@ -86,7 +74,7 @@ static void test_deadline_races_handoff(void **state)
 		assert_int_equal(v, next);
 		next++;
 	}
-	join_parked(r.th);
+	tu_join_parked(r.th);
 	assert_int_equal(r.bad, 0);
 	assert_int_equal(next, r.n);
 	assert_int_equal(atomic_load(&r.sent), r.n);
@@ -290,7 +278,7 @@ static void test_threads_selects_deadlines(void **state)
 	}
 	TU_ASSERT_OK(tt_wg_wait(w.wg));
 	for (int i = 0; i < FEEDERS; i++) {
-		join_parked(f[i].th);
+		tu_join_parked(f[i].th);
 		TU_ASSERT_MSG(f[i].bad == 0, "feeder %d: %d sends failed (%d)",
 			      i, f[i].bad, f[i].first_err);
 	}
@@ -305,7 +293,7 @@ static void test_threads_selects_deadlines(void **state)
 	assert_non_null(outs);
 	int nout = 0;
 	for (int i = 0; i < DRAINERS; i++) {
-		join_parked(d[i].th);
+		tu_join_parked(d[i].th);
 		TU_ASSERT_MSG(d[i].bad == 0, "drainer %d: %d receives failed (%d)",
 			      i, d[i].bad, d[i].first_err);
 		assert_true(d[i].closed_seen);
@@ -364,7 +352,7 @@ static void test_try_and_deadlines_off_owner(void **state)
 	probe p = {.c = tu_chan(sizeof(int), 1)};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, probe_thread, &p), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	TU_ASSERT_OK(p.r_send);
 	assert_int_equal(p.r_try_full, -EAGAIN);
 	assert_int_equal(p.len_full, 1);
@@ -410,7 +398,7 @@ static void child_send_closed_shared(void)
 		exit(3);
 	atomic_store(&stage, 2);
 	/* The sender panics on its own thread, with no post to run here. */
-	TU_UNCHECKED(tt_blocking(join_thread, &th));
+	TU_UNCHECKED(tt_blocking(tu_join_thread, &th));
 	fprintf(stderr, "tu-survived\n");
 }
 
@@ -433,19 +421,6 @@ static void test_send_on_closed_shared(void **state)
 }
 
 /* ---- a channel whose owner ended ------------------------------------------------ */
-
-/* These run in a child: a thread that ends with a goroutine parked leaves
- * it orphaned (still counted, as the leak tools must see it), which the
- * suite's per-test goroutine count would take for a leak. A check that
- * fails prints the line and exits 1. */
-#define CHILD_CHECK(cond)                                                   \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "tu-check failed, line %d: %s (%s)\n", \
-				__LINE__, #cond, tt_last_error());          \
-			exit(1);                                            \
-		}                                                           \
-	} while (0)
 
 /* The owner thread: a goroutine parks receiving on c, main (another
  * thread) makes c shared, and the owner ends with the goroutine still
@@ -485,20 +460,20 @@ static void *owner_that_ends(void *arg)
 static pthread_t start_owner(ended *e)
 {
 	pthread_t th;
-	CHILD_CHECK(pthread_create(&th, NULL, owner_that_ends, e) == 0);
+	TU_CHILD_CHECK(pthread_create(&th, NULL, owner_that_ends, e) == 0);
 	int64_t give_up = tt_deadline_in(30 * TT_SECOND);
 	while (atomic_load(&e->ready) == 0 && tt_now() < give_up)
 		TU_UNCHECKED(tt_sleep(MS));
-	CHILD_CHECK(atomic_load(&e->ready) == 1);
+	TU_CHILD_CHECK(atomic_load(&e->ready) == 1);
 	return th;
 }
 
 static void end_owner(ended *e, pthread_t th)
 {
 	int v = 1;
-	CHILD_CHECK(tt_chan_send(e->quit, &v, sizeof v) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
-	CHILD_CHECK(e->r_quit == 0);
+	TU_CHILD_CHECK(tt_chan_send(e->quit, &v, sizeof v) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &th) == 0);
+	TU_CHILD_CHECK(e->r_quit == 0);
 }
 
 static bool ended_error(void)
@@ -511,28 +486,28 @@ static void child_shared_of_ended(void)
 	ended e = {0};
 	pthread_t th = start_owner(&e);
 	/* Shared now (each asks the owner once). */
-	CHILD_CHECK(tt_chan_len(e.c) == 0);
-	CHILD_CHECK(tt_chan_len(e.buf) == 1);
+	TU_CHILD_CHECK(tt_chan_len(e.c) == 0);
+	TU_CHILD_CHECK(tt_chan_len(e.buf) == 1);
 	end_owner(&e, th);
 	/* The parked receiver is gone with its thread. */
 	int v = 1;
-	CHILD_CHECK(tt_chan_send_until(e.c, &v, sizeof v, TT_TRY) == -EPIPE);
-	CHILD_CHECK(ended_error());
-	CHILD_CHECK(tt_chan_send(e.c, &v, sizeof v) == -EPIPE);
+	TU_CHILD_CHECK(tt_chan_send_until(e.c, &v, sizeof v, TT_TRY) == -EPIPE);
+	TU_CHILD_CHECK(ended_error());
+	TU_CHILD_CHECK(tt_chan_send(e.c, &v, sizeof v) == -EPIPE);
 	/* So is the buffer, value and all. */
 	bool ok = false;
-	CHILD_CHECK(tt_chan_recv(e.buf, &v, sizeof v, &ok) == -EPIPE);
-	CHILD_CHECK(tt_chan_send_until(e.buf, &v, sizeof v, TT_TRY) == -EPIPE);
-	CHILD_CHECK(tt_chan_len(e.buf) == -EPIPE);
-	CHILD_CHECK(ended_error());
+	TU_CHILD_CHECK(tt_chan_recv(e.buf, &v, sizeof v, &ok) == -EPIPE);
+	TU_CHILD_CHECK(tt_chan_send_until(e.buf, &v, sizeof v, TT_TRY) == -EPIPE);
+	TU_CHILD_CHECK(tt_chan_len(e.buf) == -EPIPE);
+	TU_CHILD_CHECK(ended_error());
 	/* A new thread may take the ended one's scheduler: c is still not
 	 * its. */
 	ended e2 = {0};
 	th = start_owner(&e2);
-	CHILD_CHECK(tt_chan_send_until(e.c, &v, sizeof v, TT_TRY) == -EPIPE);
-	CHILD_CHECK(tt_chan_recv_until(e.buf, &v, sizeof v, NULL, TT_TRY) ==
+	TU_CHILD_CHECK(tt_chan_send_until(e.c, &v, sizeof v, TT_TRY) == -EPIPE);
+	TU_CHILD_CHECK(tt_chan_recv_until(e.buf, &v, sizeof v, NULL, TT_TRY) ==
 		    -EPIPE);
-	CHILD_CHECK(tt_chan_len(e2.c) == 0); /* the new owner answers */
+	TU_CHILD_CHECK(tt_chan_len(e2.c) == 0); /* the new owner answers */
 	end_owner(&e2, th);
 	fprintf(stderr, "tu-done\n");
 }
@@ -551,43 +526,31 @@ static void child_private_of_recycled(void)
 {
 	tt_chan *old = NULL;
 	pthread_t th;
-	CHILD_CHECK(pthread_create(&th, NULL, make_chan_and_end, &old) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
-	CHILD_CHECK(old != NULL);
+	TU_CHILD_CHECK(pthread_create(&th, NULL, make_chan_and_end, &old) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &th) == 0);
+	TU_CHILD_CHECK(old != NULL);
 	ended e = {0};
 	th = start_owner(&e);
 	int v = 3;
-	CHILD_CHECK(tt_chan_send_until(old, &v, sizeof v, TT_TRY) == -EPIPE);
-	CHILD_CHECK(ended_error());
-	CHILD_CHECK(tt_chan_len(old) == -EPIPE);
+	TU_CHILD_CHECK(tt_chan_send_until(old, &v, sizeof v, TT_TRY) == -EPIPE);
+	TU_CHILD_CHECK(ended_error());
+	TU_CHILD_CHECK(tt_chan_len(old) == -EPIPE);
 	end_owner(&e, th);
 	fprintf(stderr, "tu-done\n");
-}
-
-static void run_child_case(const char *name)
-{
-	tu_child c;
-	assert_int_equal(tu_spawn_self(name, 60 * TT_SECOND, &c), 0);
-	assert_false(c.timed_out);
-	if (!strstr(c.err, "tu-done"))
-		fprintf(stderr, "%s", c.err);
-	TU_ASSERT_CHILD_EXIT(&c, 0);
-	TU_ASSERT_CONTAINS(c.err, "tu-done");
-	tu_child_free(&c);
 }
 
 static void test_shared_chan_of_ended_thread(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("shared_of_ended");
+	tu_run_child_case("shared_of_ended");
 }
 
 static void test_private_chan_of_recycled_scheduler(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("private_of_recycled");
+	tu_run_child_case("private_of_recycled");
 }
 
 /* ---- a select that could only pair with itself ---------------------------------- */
@@ -631,7 +594,7 @@ static void test_self_select_shared(void **state)
 	self_sel p = {.c = tu_chan(sizeof(int), 0), .done = tu_chan(0, 0)};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, share_by_len, p.c), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	assert_int_equal(shared_len, 0);
 	tu_go(self_selector, &p);
 	TU_ASSERT_OK(tt_sleep(MS));
@@ -677,20 +640,9 @@ static void share_chan(tt_chan *c)
 {
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, share_by_len, c), 0);
-	join_parked(th);
+	tu_join_parked(th);
 	assert_int_equal(shared_len, tt_chan_len(c));
 }
-
-/* Until `cond` holds (evaluated until then, and not again), giving the
- * other threads time; fails after 30 s. */
-#define WAIT_FOR(cond)                                                      \
-	do {                                                                \
-		int64_t give_up_ = tt_deadline_in(30 * TT_SECOND);          \
-		bool held_;                                                 \
-		while (!(held_ = (cond)) && tt_now() < give_up_)            \
-			TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));       \
-		TU_ASSERT_MSG(held_, "still not true after 30 s: %s", #cond); \
-	} while (0)
 
 /* A pthread's receive that must wait queues on the shared channel itself
  * and parks its own thread: the owner runs no goroutine for it (a proxy),
@@ -705,16 +657,16 @@ static void test_pthread_waits_on_shared(void **state)
 	waiter_thread t = {0};
 	start_waiter(&t, c, TT_FOREVER);
 	/* The pthread, and no proxy of main's waiting for it (+2). */
-	WAIT_FOR(atomic_load(&t.started));
+	TU_WAIT_FOR(atomic_load(&t.started), 30 * TT_SECOND);
 	TU_ASSERT_OK(tt_sleep(5 * MS));
 	assert_int_equal(tt_num_goroutine(), before + 1);
 	/* Queued: the owner can see it as a receiver that is ready. */
 	int v = 77;
-	WAIT_FOR(tt_chan_send_until(c, &v, sizeof v, TT_TRY) == 0);
+	TU_WAIT_FOR(tt_chan_send_until(c, &v, sizeof v, TT_TRY) == 0, 30 * TT_SECOND);
 	/* A proxy would still be here (main has not run it); the pthread
 	 * may have ended already. */
 	TU_ASSERT_LE(tt_num_goroutine(), before + 1);
-	join_parked(t.th);
+	tu_join_parked(t.th);
 	TU_ASSERT_OK(t.r);
 	assert_true(t.ok);
 	assert_int_equal(t.v, 77);
@@ -730,17 +682,17 @@ static void test_pthread_wait_times_out(void **state)
 	share_chan(c);
 	waiter_thread t = {0};
 	start_waiter(&t, c, tt_deadline_in(20 * MS));
-	join_parked(t.th);
+	tu_join_parked(t.th);
 	assert_int_equal(t.r, -ETIMEDOUT);
 	int v = 1;
 	assert_int_equal(tt_chan_send_until(c, &v, sizeof v, TT_TRY), -EAGAIN);
 	/* And a close wakes the next one with ok false, on its thread. */
 	waiter_thread t2 = {0};
 	start_waiter(&t2, c, TT_FOREVER);
-	WAIT_FOR(atomic_load(&t2.started));
+	TU_WAIT_FOR(atomic_load(&t2.started), 30 * TT_SECOND);
 	TU_ASSERT_OK(tt_sleep(MS)); /* likely parked by now; either way */
 	TU_ASSERT_OK(tt_chan_close(c));
-	join_parked(t2.th);
+	tu_join_parked(t2.th);
 	TU_ASSERT_OK(t2.r);
 	assert_false(t2.ok);
 	assert_int_equal(t2.v, 0);
@@ -759,13 +711,13 @@ static void test_release_while_pthread_waits(void **state)
 	waiter_thread t = {0};
 	start_waiter(&t, c, tt_deadline_in(50 * MS));
 	/* Give the waiter time to queue (a try here would take it). */
-	WAIT_FOR(atomic_load(&t.started));
+	TU_WAIT_FOR(atomic_load(&t.started), 30 * TT_SECOND);
 	TU_ASSERT_OK(tt_sleep(5 * MS));
 	TU_ASSERT_OK(tt_chan_release(c));
-	join_parked(t.th);
+	tu_join_parked(t.th);
 	assert_int_equal(t.r, -ETIMEDOUT);
 	/* The owner frees it at its next look at its posts. */
-	WAIT_FOR(tt_chan_len(c) == -EBADF);
+	TU_WAIT_FOR(tt_chan_len(c) == -EBADF, 30 * TT_SECOND);
 	TU_ASSERT_CONTAINS(tt_last_error(), "not a live channel");
 }
 
@@ -819,8 +771,8 @@ static void test_pthreads_relay_through_shared(void **state)
 		pthread_t ts, tr;
 		assert_int_equal(pthread_create(&tr, NULL, relay_recv, &r), 0);
 		assert_int_equal(pthread_create(&ts, NULL, relay_send, &s), 0);
-		join_parked(ts);
-		join_parked(tr);
+		tu_join_parked(ts);
+		tu_join_parked(tr);
 		TU_ASSERT_MSG(s.bad == 0, "cap %d: sender: %d failed (%d)", cap,
 			      s.bad, s.first_err);
 		TU_ASSERT_MSG(r.bad == 0, "cap %d: receiver: %d bad (%d)", cap,
@@ -836,20 +788,20 @@ static void child_waiter_of_ended(void)
 {
 	ended e = {0};
 	pthread_t th = start_owner(&e);
-	CHILD_CHECK(tt_chan_len(e.c) == 0); /* shared */
+	TU_CHILD_CHECK(tt_chan_len(e.c) == 0); /* shared */
 	waiter_thread t = {0};
 	t.c = e.c;
 	t.deadline = TT_FOREVER;
 	/* A second receiver on c (the owner's goroutine is the first). */
-	CHILD_CHECK(pthread_create(&t.th, NULL, recv_waits, &t) == 0);
+	TU_CHILD_CHECK(pthread_create(&t.th, NULL, recv_waits, &t) == 0);
 	while (!atomic_load(&t.started))
 		TU_UNCHECKED(tt_sleep(MS));
 	TU_UNCHECKED(tt_sleep(5 * MS));
 	end_owner(&e, th);
-	CHILD_CHECK(tt_blocking(join_thread, &t.th) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &t.th) == 0);
 	if (t.r != -EPIPE)
 		fprintf(stderr, "waiter: %d\n", t.r);
-	CHILD_CHECK(t.r == -EPIPE);
+	TU_CHILD_CHECK(t.r == -EPIPE);
 	fprintf(stderr, "tu-done\n");
 }
 
@@ -857,7 +809,7 @@ static void test_waiter_of_ended_owner(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("waiter_of_ended");
+	tu_run_child_case("waiter_of_ended");
 }
 
 /* A thread ends while one of its goroutines waits, by itself, on another
@@ -892,17 +844,17 @@ static void *thread_that_leaves(void *arg)
 static void child_foreign_waiter_thread_ends(void)
 {
 	leaver l = {0};
-	CHILD_CHECK(tt_chan_make(&l.c, sizeof(int), 0) == 0);
+	TU_CHILD_CHECK(tt_chan_make(&l.c, sizeof(int), 0) == 0);
 	pthread_t th;
-	CHILD_CHECK(pthread_create(&th, NULL, share_by_len, l.c) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
-	CHILD_CHECK(pthread_create(&th, NULL, thread_that_leaves, &l) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
-	CHILD_CHECK(atomic_load(&l.stage) == 1);
+	TU_CHILD_CHECK(pthread_create(&th, NULL, share_by_len, l.c) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &th) == 0);
+	TU_CHILD_CHECK(pthread_create(&th, NULL, thread_that_leaves, &l) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &th) == 0);
+	TU_CHILD_CHECK(atomic_load(&l.stage) == 1);
 	int v = 3;
-	CHILD_CHECK(tt_chan_send_until(l.c, &v, sizeof v, TT_TRY) == -EAGAIN);
-	CHILD_CHECK(tt_chan_len(l.c) == 0);
-	CHILD_CHECK(tt_chan_release(l.c) == 0);
+	TU_CHILD_CHECK(tt_chan_send_until(l.c, &v, sizeof v, TT_TRY) == -EAGAIN);
+	TU_CHILD_CHECK(tt_chan_len(l.c) == 0);
+	TU_CHILD_CHECK(tt_chan_release(l.c) == 0);
 	fprintf(stderr, "tu-done\n");
 }
 
@@ -910,7 +862,7 @@ static void test_foreign_waiter_thread_ends(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("foreign_waiter_thread_ends");
+	tu_run_child_case("foreign_waiter_thread_ends");
 }
 
 /* A thread with no objects of its own ends while one of its goroutines
@@ -950,18 +902,18 @@ static void *thread_that_follows(void *arg)
 
 static void child_answer_after_asker_ended(void)
 {
-	CHILD_CHECK(tt_chan_make(&asked, sizeof(int), 0) == 0);
+	TU_CHILD_CHECK(tt_chan_make(&asked, sizeof(int), 0) == 0);
 	pthread_t b, e;
-	CHILD_CHECK(pthread_create(&b, NULL, thread_that_asks, NULL) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &b) == 0);
-	CHILD_CHECK(pthread_create(&e, NULL, thread_that_follows, NULL) == 0);
+	TU_CHILD_CHECK(pthread_create(&b, NULL, thread_that_asks, NULL) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &b) == 0);
+	TU_CHILD_CHECK(pthread_create(&e, NULL, thread_that_follows, NULL) == 0);
 	while (atomic_load(&new_stage) < 1)
 		TU_UNCHECKED(tt_sleep(MS));
 	int v = 42;
 	/* The proxy takes it and answers the ended thread. */
-	CHILD_CHECK(tt_chan_send(asked, &v, sizeof v) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &e) == 0);
-	CHILD_CHECK(atomic_load(&new_stage) == 2);
+	TU_CHILD_CHECK(tt_chan_send(asked, &v, sizeof v) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &e) == 0);
+	TU_CHILD_CHECK(atomic_load(&new_stage) == 2);
 	fprintf(stderr, "tu-done\n");
 }
 
@@ -969,7 +921,7 @@ static void test_answer_after_asker_ended(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("answer_after_asker_ended");
+	tu_run_child_case("answer_after_asker_ended");
 }
 
 /* Shared-stack goroutines of one thread wait on a shared channel through
@@ -1034,8 +986,8 @@ static void test_proxies_and_direct_waits_mixed(void **state)
 	pthread_t ts, tr;
 	assert_int_equal(pthread_create(&tr, NULL, mixed_thread, ra), 0);
 	assert_int_equal(pthread_create(&ts, NULL, mixed_thread, sa), 0);
-	join_parked(ts);
-	join_parked(tr);
+	tu_join_parked(ts);
+	tu_join_parked(tr);
 	assert_int_equal(atomic_load(&m.done), 2 * MIXED_G);
 	assert_int_equal(m.bad, 0);
 	assert_int_equal(atomic_load(&m.sum),

@@ -16,29 +16,6 @@
 
 #define MS TT_MILLISECOND
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
-/* Join th without blocking this thread's scheduler: th may need it to
- * answer a post (the first select on a channel asks its owner to share
- * it). */
-static void join_parked(pthread_t th)
-{
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
-}
-
-/* Until `cond` holds, giving the other threads time; fails after 30 s. */
-#define WAIT_FOR(cond)                                                      \
-	do {                                                                \
-		int64_t give_up_ = tt_deadline_in(30 * TT_SECOND);          \
-		bool held_;                                                 \
-		while (!(held_ = (cond)) && tt_now() < give_up_)            \
-			TU_UNCHECKED(tt_sleep(100 * TT_MICROSECOND));       \
-		TU_ASSERT_MSG(held_, "still not true after 30 s: %s", #cond); \
-	} while (0)
-
 /* ---- a thread that owns objects and stays until told ------------------------ */
 
 typedef struct host host;
@@ -67,13 +44,13 @@ static void *host_main(void *p)
 static void host_start(host *h)
 {
 	assert_int_equal(pthread_create(&h->th, NULL, host_main, h), 0);
-	WAIT_FOR(atomic_load(&h->ready) == 1);
+	TU_WAIT_FOR(atomic_load(&h->ready) == 1, 30 * TT_SECOND);
 }
 
 static void host_stop(host *h)
 {
 	atomic_store(&h->quit, 1);
-	join_parked(h->th);
+	tu_join_parked(h->th);
 }
 
 /* ---- a pthread selects on the main thread's channels -------------------------- */
@@ -151,7 +128,7 @@ static void test_pthread_selects_on_owner_channels(void **state)
 	tu_go(fan_send, &sa);
 	tu_go(fan_send, &sb);
 	TU_WAIT_DONE(done, 2, 60 * TT_SECOND);
-	join_parked(th);
+	tu_join_parked(th);
 	TU_ASSERT_MSG(f.bad == 0, "%d bad selects (first: %d)", f.bad,
 		      f.first_err);
 	assert_int_equal(f.from_a, f.n);
@@ -419,9 +396,9 @@ static void test_selects_across_three_threads(void **state)
 	assert_int_equal(pthread_create(&t2.th, NULL, mesh_thread_main, &t2),
 			 0);
 	mesh_run(&m, 0);
-	WAIT_FOR(atomic_load(&m.threads_done) == MESH_THREADS);
-	join_parked(t1.th);
-	join_parked(t2.th);
+	TU_WAIT_FOR(atomic_load(&m.threads_done) == MESH_THREADS, 30 * TT_SECOND);
+	tu_join_parked(t1.th);
+	tu_join_parked(t2.th);
 	/* What is left in the buffers. */
 	for (int i = 0; i < MESH_CHANS; i++) {
 		int v;
@@ -510,7 +487,7 @@ static void test_self_select_two_threads(void **state)
 		pthread_t th;
 		assert_int_equal(pthread_create(&th, NULL, self_thread, &b), 0);
 		self_loop(&a);
-		join_parked(th);
+		tu_join_parked(th);
 		TU_ASSERT_MSG(a.bad == 0 && b.bad == 0,
 			      "cap %d: %d and %d bad selects", caps[k], a.bad,
 			      b.bad);
@@ -545,7 +522,7 @@ static void *one_select(void *p)
 static void start_select(one_sel *s)
 {
 	assert_int_equal(pthread_create(&s->th, NULL, one_select, s), 0);
-	WAIT_FOR(atomic_load(&s->stage) >= 1);
+	TU_WAIT_FOR(atomic_load(&s->stage) >= 1, 30 * TT_SECOND);
 }
 
 /* A close by the owner ends a pthread's select parked on its channel;
@@ -563,7 +540,7 @@ static void test_foreign_select_woken_by_close(void **state)
 	TU_ASSERT_OK(tt_sleep(5 * MS));
 	assert_int_equal(atomic_load(&s.stage), 1);
 	TU_ASSERT_OK(tt_chan_close(b));
-	join_parked(s.th);
+	tu_join_parked(s.th);
 	assert_int_equal(s.r, 1);
 	assert_false(s.ok2);
 	assert_int_equal(s.u, 0);
@@ -595,7 +572,7 @@ static void test_foreign_select_deadline(void **state)
 	s.cs[1] = (tt_case)TT_CASE_SEND_FROM(b, &s.u);
 	s.deadline = tt_deadline_in(20 * MS);
 	start_select(&s);
-	join_parked(s.th);
+	tu_join_parked(s.th);
 	assert_int_equal(s.r, -ETIMEDOUT);
 	int v = 1;
 	TU_ASSERT_ERR(tt_chan_send_until(a, &v, sizeof v, TT_TRY), -EAGAIN);
@@ -609,7 +586,7 @@ static void test_foreign_select_deadline(void **state)
 	s2.deadline = tt_deadline_in(30 * TT_SECOND);
 	start_select(&s2);
 	tu_go(recv_one, b);
-	join_parked(s2.th);
+	tu_join_parked(s2.th);
 	assert_int_equal(s2.r, 1);
 	TU_ASSERT_OK(tt_sleep(MS)); /* recv_one's checks */
 	TU_ASSERT_ERR(tt_chan_send_until(a, &v, sizeof v, TT_TRY), -EAGAIN);
@@ -704,46 +681,37 @@ static void test_shared_stack_foreign_select_refused(void **state)
 /* ---- ends of threads (in a child process: an ended thread's objects
  * stay behind) ---------------------------------------------------------------- */
 
-#define CHILD_CHECK(cond)                                                   \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "tu-check failed, line %d: %s (%s)\n", \
-				__LINE__, #cond, tt_last_error());          \
-			exit(1);                                            \
-		}                                                           \
-	} while (0)
-
 /* The owner of the channels a pthread's select waits on ends: the select
  * returns -EPIPE and says why. */
 static void child_select_owner_ends(void)
 {
 	chan_host ch = {0};
 	host h = {.setup = make_chan, .arg = &ch};
-	CHILD_CHECK(pthread_create(&h.th, NULL, host_main, &h) == 0);
+	TU_CHILD_CHECK(pthread_create(&h.th, NULL, host_main, &h) == 0);
 	while (!atomic_load(&h.ready))
 		TU_UNCHECKED(tt_sleep(MS));
-	CHILD_CHECK(ch.r == 0);
+	TU_CHILD_CHECK(ch.r == 0);
 	tt_chan *mine;
-	CHILD_CHECK(tt_chan_make(&mine, sizeof(int), 0) == 0);
+	TU_CHILD_CHECK(tt_chan_make(&mine, sizeof(int), 0) == 0);
 	one_sel s = {.n = 2, .deadline = TT_FOREVER};
 	s.cs[0] = (tt_case)TT_CASE_RECV_INTO(ch.c, &s.v, &s.ok);
 	s.cs[1] = (tt_case)TT_CASE_RECV_INTO(mine, &s.u, &s.ok2);
-	CHILD_CHECK(pthread_create(&s.th, NULL, one_select, &s) == 0);
+	TU_CHILD_CHECK(pthread_create(&s.th, NULL, one_select, &s) == 0);
 	while (atomic_load(&s.stage) < 1)
 		TU_UNCHECKED(tt_sleep(MS));
 	TU_UNCHECKED(tt_sleep(10 * MS));
-	CHILD_CHECK(atomic_load(&s.stage) == 1);
+	TU_CHILD_CHECK(atomic_load(&s.stage) == 1);
 	atomic_store(&h.quit, 1);
-	CHILD_CHECK(tt_blocking(join_thread, &h.th) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &s.th) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &h.th) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &s.th) == 0);
 	if (s.r != -EPIPE)
 		fprintf(stderr, "select: %d (%s)\n", s.r, s.err);
-	CHILD_CHECK(s.r == -EPIPE);
-	CHILD_CHECK(strstr(s.err, "belongs to a thread that has ended"));
+	TU_CHILD_CHECK(s.r == -EPIPE);
+	TU_CHILD_CHECK(strstr(s.err, "belongs to a thread that has ended"));
 	/* Its waiter on main's channel left with it. */
 	int v = 1;
-	CHILD_CHECK(tt_chan_send_until(mine, &v, sizeof v, TT_TRY) == -EAGAIN);
-	CHILD_CHECK(tt_chan_release(mine) == 0);
+	TU_CHILD_CHECK(tt_chan_send_until(mine, &v, sizeof v, TT_TRY) == -EAGAIN);
+	TU_CHILD_CHECK(tt_chan_release(mine) == 0);
 	fprintf(stderr, "tu-done\n");
 }
 
@@ -781,44 +749,32 @@ static void *thread_that_leaves(void *p)
 static void child_selecting_thread_ends(void)
 {
 	leaver l = {0};
-	CHILD_CHECK(tt_chan_make(&l.a, sizeof(int), 0) == 0);
-	CHILD_CHECK(tt_chan_make(&l.b, sizeof(int), 0) == 0);
+	TU_CHILD_CHECK(tt_chan_make(&l.a, sizeof(int), 0) == 0);
+	TU_CHILD_CHECK(tt_chan_make(&l.b, sizeof(int), 0) == 0);
 	pthread_t th;
-	CHILD_CHECK(pthread_create(&th, NULL, thread_that_leaves, &l) == 0);
-	CHILD_CHECK(tt_blocking(join_thread, &th) == 0);
-	CHILD_CHECK(atomic_load(&l.stage) == 1);
+	TU_CHILD_CHECK(pthread_create(&th, NULL, thread_that_leaves, &l) == 0);
+	TU_CHILD_CHECK(tt_blocking(tu_join_thread, &th) == 0);
+	TU_CHILD_CHECK(atomic_load(&l.stage) == 1);
 	int v = 3;
-	CHILD_CHECK(tt_chan_send_until(l.a, &v, sizeof v, TT_TRY) == -EAGAIN);
-	CHILD_CHECK(tt_chan_send_until(l.b, &v, sizeof v, TT_TRY) == -EAGAIN);
-	CHILD_CHECK(tt_chan_release(l.a) == 0);
-	CHILD_CHECK(tt_chan_release(l.b) == 0);
+	TU_CHILD_CHECK(tt_chan_send_until(l.a, &v, sizeof v, TT_TRY) == -EAGAIN);
+	TU_CHILD_CHECK(tt_chan_send_until(l.b, &v, sizeof v, TT_TRY) == -EAGAIN);
+	TU_CHILD_CHECK(tt_chan_release(l.a) == 0);
+	TU_CHILD_CHECK(tt_chan_release(l.b) == 0);
 	fprintf(stderr, "tu-done\n");
-}
-
-static void run_child_case(const char *name)
-{
-	tu_child c;
-	assert_int_equal(tu_spawn_self(name, 60 * TT_SECOND, &c), 0);
-	assert_false(c.timed_out);
-	if (!strstr(c.err, "tu-done"))
-		fprintf(stderr, "%s", c.err);
-	TU_ASSERT_CHILD_EXIT(&c, 0);
-	TU_ASSERT_CONTAINS(c.err, "tu-done");
-	tu_child_free(&c);
 }
 
 static void test_select_owner_ends(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("select_owner_ends");
+	tu_run_child_case("select_owner_ends");
 }
 
 static void test_selecting_thread_ends(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
-	run_child_case("selecting_thread_ends");
+	tu_run_child_case("selecting_thread_ends");
 }
 
 int main(int argc, char **argv)

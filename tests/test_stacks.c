@@ -223,21 +223,6 @@ static void test_dump_layout_child(void **state)
 
 /* ---- debug=1 ------------------------------------------------------------- */
 
-typedef struct sink {
-	char *p;
-	size_t len;
-} sink;
-
-static int to_sink(void *arg, const void *d, size_t n)
-{
-	sink *s = arg;
-	s->p = realloc(s->p, s->len + n + 1);
-	memcpy(s->p + s->len, d, n);
-	s->len += n;
-	s->p[s->len] = 0;
-	return 0;
-}
-
 static void test_debug1_groups(void **state)
 {
 	(void)state;
@@ -247,8 +232,8 @@ static void test_debug1_groups(void **state)
 	for (int i = 0; i < 3; i++)
 		tt_go(park_inlined, NULL);
 	tt_yield();
-	sink s = {0};
-	TU_ASSERT_OK(tt_profile_write("goroutine", 1, to_sink, &s));
+	tu_sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 1, tu_sink_write, &s));
 	/* main + 10 */
 	TU_ASSERT_CONTAINS(s.p, "goroutine profile: total 11\n");
 	const char *r7 = strstr(s.p, "\n7 @ 0x");
@@ -268,13 +253,13 @@ static void test_debug1_groups(void **state)
 	/* An inlined frame has no +0x offset. */
 	TU_ASSERT_CONTAINS(r3, "\tinlined_wait\t");
 	/* Bad names and levels. */
-	TU_ASSERT_ERR(tt_profile_write("heap", 1, to_sink, &s), -EINVAL);
-	TU_ASSERT_ERR(tt_profile_write("goroutine", 3, to_sink, &s), -EINVAL);
+	TU_ASSERT_ERR(tt_profile_write("heap", 1, tu_sink_write, &s), -EINVAL);
+	TU_ASSERT_ERR(tt_profile_write("goroutine", 3, tu_sink_write, &s), -EINVAL);
 	TU_ASSERT_ERR(tt_profile_write("goroutine", 1, NULL, NULL), -EINVAL);
 	TU_ASSERT_ERR(tt_profile_write_fd("goroutine", 1, -1), -EBADF);
 	/* goroutineleak: nothing proven leaked here. */
 	s.len = 0;
-	TU_ASSERT_OK(tt_profile_write("goroutineleak", 1, to_sink, &s));
+	TU_ASSERT_OK(tt_profile_write("goroutineleak", 1, tu_sink_write, &s));
 	assert_string_equal(s.p, "goroutineleak profile: total 0\n");
 	free(s.p);
 	TU_ASSERT_OK(tt_chan_close(block_ch));
@@ -430,8 +415,8 @@ static void test_shared_stack_goroutines(void **state)
 	for (intptr_t i = 0; i < 30; i++)
 		tu_go_with(&at, deep_entry, (void *)(i % 3));
 	tt_yield();
-	sink s = {0};
-	TU_ASSERT_OK(tt_profile_write("goroutine", 1, to_sink, &s));
+	tu_sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 1, tu_sink_write, &s));
 	/* Three groups of 10, with 1, 2 and 3 frames of deep(). */
 	for (int depth = 1; depth <= 3; depth++) {
 		char want[256] = "10 @ 0x";
@@ -636,10 +621,10 @@ static void test_profile_slices(void **state)
 				 __ATOMIC_RELAXED);
 		int64_t alive = tt_num_goroutine();
 		int64_t cpu0 = thread_cpu();
-		sink s = {0};
+		tu_sink s = {0};
 		if (level >= 0) {
 			TU_ASSERT_OK(tt_profile_write("goroutine", level,
-						      to_sink, &s));
+						      tu_sink_write, &s));
 		} else {
 			tt__buf b = {0};
 			tt__page_opts o = {.min_wait = TT_MINUTE};

@@ -85,11 +85,6 @@ static void *write_then_send(void *arg)
 	return NULL;
 }
 
-static void join_thread(void *arg)
-{
-	TU_UNCHECKED(pthread_join(*(pthread_t *)arg, NULL));
-}
-
 static void child_race_across_threads(void)
 {
 	tt_chan *c = tu_chan(sizeof(int), 0);
@@ -99,7 +94,7 @@ static void child_race_across_threads(void)
 	int v;
 	bool ok;
 	TU_ASSERT_OK(tt_recv(c, &v, &ok));
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+	TU_ASSERT_OK(tt_blocking(tu_join_thread, &th));
 	TU_ASSERT_OK(tt_chan_release(c));
 }
 
@@ -390,7 +385,7 @@ static void child_across_threads(void)
 	xdata[0] = 1234;
 	int v = 5;
 	TU_ASSERT_OK(tt_send(p.to_peer, &v));
-	TU_ASSERT_OK(tt_blocking(join_thread, &th));
+	TU_ASSERT_OK(tt_blocking(tu_join_thread, &th));
 	TU_ASSERT_OK(tt_rwmutex_rlock(p.rw));
 	TU_ASSERT_EQ(xdata[1], 77);
 	TU_ASSERT_OK(tt_rwmutex_runlock(p.rw));

@@ -200,6 +200,55 @@ void tu_pause(void)
 	tt_sleep(50 * TT_MICROSECOND);
 }
 
+/* ---- other threads ------------------------------------------------------------ */
+
+void tu_join_thread(void *arg)
+{
+	pthread_join(*(pthread_t *)arg, NULL);
+}
+
+void tu_join_parked_at(const char *file, int line, pthread_t th)
+{
+	int r = tt_blocking(tu_join_thread, &th);
+	if (r != 0)
+		tu_fail_at(file, line, "tt_blocking(pthread_join): %s",
+			   tt_last_error());
+}
+
+int tu_sink_write(void *arg, const void *d, size_t n)
+{
+	tu_sink *s = arg;
+	char *p = realloc(s->p, s->len + n + 1);
+	if (p == NULL)
+		return -ENOMEM;
+	s->p = p;
+	memcpy(s->p + s->len, d, n);
+	s->len += n;
+	s->p[s->len] = 0;
+	return 0;
+}
+
+int tu_count(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL;
+	     p += strlen(needle))
+		n++;
+	return n;
+}
+
+void tu_run_child_case(const char *name)
+{
+	tu_child c;
+	assert_int_equal(tu_spawn_self(name, 60 * TT_SECOND, &c), 0);
+	assert_false(c.timed_out);
+	if (!strstr(c.err, "tu-done"))
+		fprintf(stderr, "%s", c.err);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-done");
+	tu_child_free(&c);
+}
+
 /* ---- time, memory, randomness ------------------------------------------------ */
 
 bool tu_emulated(void)

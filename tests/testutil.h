@@ -29,11 +29,14 @@
 #ifndef TETHER_TESTUTIL_H
 #define TETHER_TESTUTIL_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -237,6 +240,28 @@ void tu_wait_done_at(const char *file, int line, tt_chan *done, long n,
 /* Yield, then sleep briefly: lets runnable goroutines and due timers run. */
 void tu_pause(void);
 
+/* ---- other threads ----------------------------------------------------------- */
+
+/* Join th with this thread parked in tether (tt_blocking), not blocked in
+ * pthread_join: th may need this thread to run its posts (another
+ * thread's first use of a channel, a Mutex's Lock). Fails the test if the
+ * join cannot be made. */
+#define tu_join_parked(th) tu_join_parked_at(__FILE__, __LINE__, (th))
+void tu_join_parked_at(const char *file, int line, pthread_t th);
+/* pthread_join(*(pthread_t *)arg), for tt_blocking (in a child case,
+ * where tu_join_parked cannot fail a test). */
+void tu_join_thread(void *arg);
+
+/* A memory sink for tt_profile_write: p (NUL-terminated) grows. */
+typedef struct tu_sink {
+	char *p;
+	size_t len;
+} tu_sink;
+int tu_sink_write(void *arg, const void *d, size_t n);
+
+/* How many times needle occurs in text, not overlapping. */
+int tu_count(const char *text, const char *needle);
+
 /* ---- time and memory -------------------------------------------------------- */
 
 /* True when the tests run under an emulator (TETHER_EMULATOR is set, as
@@ -333,6 +358,22 @@ long long tu_child_marker(const tu_child *c, const char *key);
 #define TU_ASSERT_CHILD_SIGNAL(c, sig)                                      \
 	tu_assert_child_at(__FILE__, __LINE__, (c), false, 0, true, (sig))
 /* Assert the child exited with `status`. */
+/* In a child case (tu_child_dispatch), where the test framework does not
+ * run: a check that prints the line, the condition and tt_last_error()
+ * and exits 1. */
+#define TU_CHILD_CHECK(cond)                                                \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			fprintf(stderr, "tu-check failed, line %d: %s (%s)\n", \
+				__LINE__, #cond, tt_last_error());          \
+			exit(1);                                            \
+		}                                                           \
+	} while (0)
+
+/* Run child case `name` (60 s at most): it must print "tu-done" on stderr
+ * and exit 0; what it printed is shown if it did not. */
+void tu_run_child_case(const char *name);
+
 #define TU_ASSERT_CHILD_EXIT(c, status)                                     \
 	tu_assert_child_at(__FILE__, __LINE__, (c), true, (status), false, 0)
 void tu_assert_child_at(const char *file, int line, const tu_child *c,

@@ -247,17 +247,25 @@ static void link_remote(tt_ctx *c, tt__post *p);
 static void unlink_remote(tt_ctx *c, const tt_ctx *child);
 static void parent_cancelled(tt__sched *s, tt_ctx *c, int64_t how);
 
-static void run_ctx(tt__sched *s, tt__post *p)
+/* p's context if it is still a live one of this thread's; else NULL,
+ * and p answered -EBADF. */
+static tt_ctx *post_ctx(tt__sched *s, tt__post *p)
 {
 	tt_ctx *c = tt__obj_ptr(p->h);
-	if (!tt__obj_is(p->h, TT__OBJ_CTX) || c->sched != s) {
-		p->misuse = true;
-		tt__post_fail(p, -EBADF,
-			      "%s: %p is not a live context (released, or "
-			      "never made)",
-			      p->op, p->h);
+	if (tt__obj_is(p->h, TT__OBJ_CTX) && c->sched == s)
+		return c;
+	p->misuse = true;
+	tt__post_fail(p, -EBADF,
+		      "%s: %p is not a live context (released, or never made)",
+		      p->op, p->h);
+	return NULL;
+}
+
+static void run_ctx(tt__sched *s, tt__post *p)
+{
+	tt_ctx *c = post_ctx(s, p);
+	if (c == NULL)
 		return;
-	}
 	TT_TSAN_SYNC(c);
 	switch (p->arg) {
 	case RC_CANCEL:
@@ -1223,15 +1231,9 @@ static int after_make(tt__sched *s, tt_ctx *c, const after_req *q,
  * runs there (Go runs f in a goroutine of its own, wherever). */
 static void run_after(tt__sched *s, tt__post *p)
 {
-	tt_ctx *c = tt__obj_ptr(p->h);
-	if (!tt__obj_is(p->h, TT__OBJ_CTX) || c->sched != s) {
-		p->misuse = true;
-		tt__post_fail(p, -EBADF,
-			      "%s: %p is not a live context (released, or "
-			      "never made)",
-			      p->op, p->h);
+	tt_ctx *c = post_ctx(s, p);
+	if (c == NULL)
 		return;
-	}
 	after_req q;
 	memcpy(&q, p->val, sizeof q);
 	tt_ctx_after *stop = NULL;

@@ -837,11 +837,12 @@ static const char *rw_unlock(tt__sched *s, tt_rwmutex *m)
 	return NULL;
 }
 
-/* Another thread's RLock or Lock that must wait, in a proxy goroutine of
- * the owner's (as mutex_lock_proxy). */
-static void rw_proxy(void *arg, bool write)
+/* Another thread's RLock (p->arg 0) or Lock (1) that must wait, in a
+ * proxy goroutine of the owner's (as mutex_lock_proxy). */
+static void rw_proxy(void *arg)
 {
 	tt__post *p = arg;
+	bool write = p->arg;
 	tt__sched *s = tt__sched_get();
 	tt_rwmutex *m = (tt_rwmutex *)tt__obj_ptr(p->h);
 	TT_TSAN_SYNC(&m->h);
@@ -860,36 +861,17 @@ static void rw_proxy(void *arg, bool write)
 	tt__post_answer(p);
 }
 
-static void rw_rlock_proxy(void *arg)
-{
-	rw_proxy(arg, false);
-}
-
-static void rw_lock_proxy(void *arg)
-{
-	rw_proxy(arg, true);
-}
-
-static void run_rw_rlock(tt__sched *s, tt__post *p)
-{
-	tt_rwmutex *m = (tt_rwmutex *)post_obj(s, p, K_RWMUTEX);
-	if (m == NULL)
-		return;
-	if (rw_try_rlock(m))
-		tt__post_answer(p);
-	else
-		post_wait(s, &m->h, p, rw_rlock_proxy, "sync.RWMutex.RLock");
-}
-
 static void run_rw_lock(tt__sched *s, tt__post *p)
 {
 	tt_rwmutex *m = (tt_rwmutex *)post_obj(s, p, K_RWMUTEX);
 	if (m == NULL)
 		return;
-	if (rw_try_lock(m))
+	bool write = p->arg;
+	if (write ? rw_try_lock(m) : rw_try_rlock(m))
 		tt__post_answer(p);
 	else
-		post_wait(s, &m->h, p, rw_lock_proxy, "sync.RWMutex.Lock");
+		post_wait(s, &m->h, p, rw_proxy,
+			  write ? "sync.RWMutex.Lock" : "sync.RWMutex.RLock");
 }
 
 static void run_rw_unlock(tt__sched *s, tt__post *p)
@@ -913,7 +895,7 @@ static inline __attribute__((always_inline)) int rwmutex_rlock_body(tt_rwmutex *
 	tt_rwmutex *h = m;
 	m = obj_get_any(s, m, K_RWMUTEX, "tt_rwmutex_rlock", &r);
 	if (r == REMOTE)
-		return obj_ask(s, h, run_rw_rlock, "tt_rwmutex_rlock",
+		return obj_ask(s, h, run_rw_lock, "tt_rwmutex_rlock",
 			       TT_WAIT_RWMUTEX_R, deadline, 0, NULL);
 	if (m == NULL)
 		return r;
@@ -972,7 +954,7 @@ static inline __attribute__((always_inline)) int rwmutex_lock_body(tt_rwmutex *m
 	m = obj_get_any(s, m, K_RWMUTEX, "tt_rwmutex_lock", &r);
 	if (r == REMOTE)
 		return obj_ask(s, h, run_rw_lock, "tt_rwmutex_lock",
-			       TT_WAIT_RWMUTEX_W, deadline, 0, NULL);
+			       TT_WAIT_RWMUTEX_W, deadline, 1, NULL);
 	if (m == NULL)
 		return r;
 	if (rw_try_lock(m))
