@@ -161,6 +161,33 @@ again:;
 		      : TT_KEEP_FRAME(select_park(s, cases, n, deadline));
 }
 
+/* Fill in w for case i of k and queue it on its channel, if any; the
+ * caller holds the channel's lock if it is shared. */
+static inline void queue_case(tt__g *g, tt__waiter *w, const tt_case *k,
+			      int i, bool remote_ok, uint8_t flags)
+{
+	tt_chan *c = k->chan ? chan_of(k->chan) : NULL;
+	w->g = g;
+	w->c = c;
+	w->elem = k->elem;
+	w->case_ix = i;
+	w->queued = false;
+	w->success = false;
+	w->remote_ok = remote_ok;
+	w->flags = flags;
+	if (c == NULL)
+		return;
+	if (k->kind == TT_CASE_RECV) {
+		w->q = &c->recvq;
+	} else {
+		w->q = &c->sendq;
+		waiter_park_send(w, c, k->elem);
+	}
+	TT_TSAN_SYNC(c);
+	waitq_push(w->q, w);
+	c->parked++;
+}
+
 /* Passes 2 and 3 for a select of one case (`select { case <-done: }`,
  * the usual way to wait on a context): as select_park with n == 1, with
  * one waiter and none of the permutation. Its frame is small, and it is
@@ -176,28 +203,11 @@ static inline __attribute__((always_inline)) int
 select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 {
 	tt__g *g = s->current;
-	/* In the waiter pool, as block_on's (chan.c). */
+	/* In the waiter pool, as block_on's (chan.c); a wait on one
+	 * channel, as a receive's: any thread may take it. */
 	tt__waiter *w = g->wait1;
 	tt_chan *c = k->chan ? chan_of(k->chan) : NULL;
-	w->g = g;
-	w->c = c;
-	w->elem = k->elem;
-	w->case_ix = 0;
-	w->queued = false;
-	w->success = false;
-	w->remote_ok = true; /* a wait on one channel, as a receive's */
-	w->flags = 0;
-	if (c) {
-		if (k->kind == TT_CASE_RECV) {
-			w->q = &c->recvq;
-		} else {
-			w->q = &c->sendq;
-			waiter_park_send(w, c, k->elem);
-		}
-		TT_TSAN_SYNC(c);
-		waitq_push(w->q, w);
-		c->parked++;
-	}
+	queue_case(g, w, k, 0, true, 0);
 	g->wait_list = w;
 	g->wait_n = 1;
 	g->sel_fired = -1;
@@ -230,33 +240,6 @@ static void shuffle(tt__sched *s, uint16_t *order, size_t n)
 		order[i] = order[j];
 		order[j] = (uint16_t)i;
 	}
-}
-
-/* Fill in w for case i of k and queue it on its channel, if any; the
- * caller holds the channel's lock if it is shared. */
-static inline void queue_case(tt__g *g, tt__waiter *w, const tt_case *k,
-			      int i, bool remote_ok, uint8_t flags)
-{
-	tt_chan *c = k->chan ? chan_of(k->chan) : NULL;
-	w->g = g;
-	w->c = c;
-	w->elem = k->elem;
-	w->case_ix = i;
-	w->queued = false;
-	w->success = false;
-	w->remote_ok = remote_ok;
-	w->flags = flags;
-	if (c == NULL)
-		return;
-	if (k->kind == TT_CASE_RECV) {
-		w->q = &c->recvq;
-	} else {
-		w->q = &c->sendq;
-		waiter_park_send(w, c, k->elem);
-	}
-	TT_TSAN_SYNC(c);
-	waitq_push(w->q, w);
-	c->parked++;
 }
 
 /* Pass 3's first half: the waiters still queued (stale, or all of them

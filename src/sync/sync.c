@@ -209,6 +209,20 @@ static int wait_on(tt__sched *s, obj *o, squeue *q, int reason,
 	return timed_out ? -ETIMEDOUT : 0;
 }
 
+static void obj_unpark(obj *o);
+
+/* wait_on, then the hold on o dropped (o may be freed): for a caller
+ * that touches o no more after the wait. */
+static int wait_unparked(tt__sched *s, obj *o, squeue *q, int reason,
+			 int64_t deadline)
+{
+	bool held;
+	int r = wait_on(s, o, q, reason, deadline, &held);
+	if (held)
+		obj_unpark(o);
+	return r;
+}
+
 /* ---- objects ------------------------------------------------------------ */
 
 static void obj_free(obj *o);
@@ -533,11 +547,8 @@ static void wg_wait_proxy(void *arg)
 	/* A Done may have come between the post and this start. */
 	TT_TSAN_SYNC(&wg->h);
 	if (wg->count != 0) {
-		bool held;
-		p->result = wait_on(s, &wg->h, &wg->waiters, TT_WAIT_WG_WAIT,
-				    p->deadline, &held);
-		if (held)
-			obj_unpark(&wg->h);
+		p->result = wait_unparked(s, &wg->h, &wg->waiters,
+					  TT_WAIT_WG_WAIT, p->deadline);
 	}
 	obj_unpark(&wg->h);
 	tt__post_answer(p);
@@ -599,10 +610,7 @@ static inline __attribute__((always_inline)) int wg_wait_body(tt_waitgroup *wg, 
 		return r;
 	if (wg->count == 0)
 		return 0;
-	bool held;
-	r = wait_on(s, &wg->h, &wg->waiters, TT_WAIT_WG_WAIT, deadline, &held);
-	if (held)
-		obj_unpark(&wg->h);
+	r = wait_unparked(s, &wg->h, &wg->waiters, TT_WAIT_WG_WAIT, deadline);
 	return r;
 }
 
@@ -901,10 +909,7 @@ static inline __attribute__((always_inline)) int rwmutex_rlock_body(tt_rwmutex *
 		return r;
 	if (rw_try_rlock(m))
 		return 0;
-	bool held;
-	r = wait_on(s, &m->h, &m->rq, TT_WAIT_RWMUTEX_R, deadline, &held);
-	if (held)
-		obj_unpark(&m->h);
+	r = wait_unparked(s, &m->h, &m->rq, TT_WAIT_RWMUTEX_R, deadline);
 	return r;
 }
 
@@ -1032,11 +1037,8 @@ static void once_wait_proxy(void *arg)
 	tt__sched *s = tt__sched_get();
 	tt_once *o = (tt_once *)tt__obj_ptr(p->h);
 	if (o->running) {
-		bool held;
-		p->result = wait_on(s, &o->h, &o->waiters, TT_WAIT_MUTEX,
-				    TT_FOREVER, &held);
-		if (held)
-			obj_unpark(&o->h);
+		p->result = wait_unparked(s, &o->h, &o->waiters,
+					  TT_WAIT_MUTEX, TT_FOREVER);
 	}
 	TT_TSAN_SYNC(&o->h);
 	p->value = 1;
@@ -1104,11 +1106,8 @@ int tt_once_do(tt_once *o, void (*fn)(void *), void *arg)
 	if (o->running) {
 		if (o->runner == s->current->id)
 			tt__panic("sync: Once.Do called from its own function");
-		bool held;
-		r = wait_on(s, &o->h, &o->waiters, TT_WAIT_MUTEX, TT_FOREVER,
-			    &held);
-		obj_unpark(&o->h);
-		return r;
+		return wait_unparked(s, &o->h, &o->waiters, TT_WAIT_MUTEX,
+				     TT_FOREVER);
 	}
 	o->running = true;
 	o->runner = s->current->id;
@@ -1430,10 +1429,7 @@ cond_wait_body(tt_cond *c, int64_t deadline)
 				    "tt_cond_wait");
 		return u;
 	}
-	bool held;
-	r = wait_on(s, &c->h, &c->waiters, TT_WAIT_COND, deadline, &held);
-	if (held)
-		obj_unpark(&c->h);
+	r = wait_unparked(s, &c->h, &c->waiters, TT_WAIT_COND, deadline);
 	l.lock(l.obj);
 	if (lk)
 		obj_release(obj_handle(lk), (enum kind)lk->kind, "tt_cond_wait");
