@@ -591,11 +591,13 @@ send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline,
 
 /* ---- from other threads (post.c) -----------------------------------------
  *
- * A channel's own thread does every operation on it. Another thread's
- * call posts it there and parks until the answer: run_* run on the owner
- * (in its park or idle wait), and what must wait is done by a proxy
- * goroutine of the owner's, with the caller's deadline. A panic the
- * operation calls for is the caller's, on its own stack. */
+ * What another thread cannot do on a channel by itself (the first use of
+ * a private one, which shares it; a close; retain and release; a try the
+ * owner alone may complete) it posts to the owner and parks until the
+ * answer: run_* run on the owner (in its park or idle wait), and what
+ * must wait is done by a proxy goroutine of the owner's, with the
+ * caller's deadline. A panic the operation calls for is the caller's, on
+ * its own stack. Shared channels' direct operations are further down. */
 
 static void chan_close_body(tt__sched *s, tt_chan *c);
 
