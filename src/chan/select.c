@@ -285,6 +285,41 @@ static int finish(tt__sched *s, const tt_case *cases, const tt__waiter *ws,
 	return r;
 }
 
+/* Where a parking select keeps its waiters (indexed by case) and its
+ * queueing order: the caller's stack arrays, which *ws and *order point
+ * to on entry, for up to STACK_WAITERS cases; else one heap block, in
+ * *heap for the caller to free (NULL otherwise). A shared-stack
+ * goroutine's waiters go in its record or a buffer it keeps, never on
+ * the region that moves while it is parked, with the order after them
+ * (the order is needed only until it parks). 0, or the error recorded. */
+static int select_mem(tt__g *g, size_t n, tt__waiter **ws, uint16_t **order,
+		      void **heap)
+{
+	*heap = NULL;
+	size_t bytes = n * (sizeof **ws + sizeof **order);
+	tt__waiter *w;
+	if (TT_UNLIKELY(g->shared)) {
+		w = tt__g_waiters(g, n > STACK_WAITERS
+					     ? bytes
+					     : (n ? n : 1) * sizeof **ws);
+		if (w == NULL)
+			return g->last_err;
+	} else if (n > STACK_WAITERS) {
+		w = *heap = malloc(bytes);
+		if (w == NULL)
+			return tt__err(-ENOMEM,
+				       "tt_select: out of memory for %zu "
+				       "cases",
+				       n);
+	} else {
+		return 0;
+	}
+	*ws = w;
+	if (n > STACK_WAITERS)
+		*order = (uint16_t *)(w + n);
+	return 0;
+}
+
 /* Passes 2 and 3, out of line: tt_select's path for a ready case stays
  * small. Preconditions: the cases passed validate, all their channels are
  * this thread's and private, and none is ready; deadline is not TT_TRY
@@ -296,33 +331,14 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	 * in a random order (order[], a uniform permutation of the case
 	 * indices), so that of several cases on one channel each is equally
 	 * likely to be first in its queue and so to be the one woken; ws[]
-	 * itself stays indexed by case. order[] is needed only until we park,
-	 * so it may live on the stack even for a shared-stack goroutine. */
+	 * itself stays indexed by case. */
 	tt__g *g = s->current;
-	tt__waiter stack_ws[STACK_WAITERS];
-	uint16_t stack_order[STACK_WAITERS];
-	tt__waiter *ws = stack_ws;
-	uint16_t *order = stack_order;
-	/* ws then order, in one block, when they do not fit on the stack. */
-	size_t heap_bytes = n * (sizeof *ws + sizeof *order);
-	if (TT_UNLIKELY(g->shared)) {
-		/* Its stack moves while it is parked: waiters in its record
-		 * (or a buffer it keeps), never on the region. */
-		ws = tt__g_waiters(g, n > STACK_WAITERS ? heap_bytes
-					: (n ? n : 1) * sizeof *ws);
-		if (ws == NULL)
-			return g->last_err;
-		if (n > STACK_WAITERS)
-			order = (uint16_t *)(ws + n);
-	} else if (n > STACK_WAITERS) {
-		ws = malloc(heap_bytes);
-		if (ws == NULL)
-			return tt__err(-ENOMEM,
-				       "tt_select: out of memory for %zu "
-				       "cases",
-				       n);
-		order = (uint16_t *)(ws + n);
-	}
+	tt__waiter stack_ws[STACK_WAITERS], *ws = stack_ws;
+	uint16_t stack_order[STACK_WAITERS], *order = stack_order;
+	void *heap;
+	int r = select_mem(g, n, &ws, &order, &heap);
+	if (r)
+		return r;
 	if (n)
 		shuffle(s, order, n);
 	/* Only this thread takes these waiters (the channels were private
@@ -342,10 +358,8 @@ select_park(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 
 	/* Pass 3: which case fired; the others out of their queues. */
 	unqueue_all(ws, n);
-	int r = finish(s, cases, ws, n, timed_out,
-		       timed_out ? -1 : g->sel_fired);
-	if (ws != stack_ws && !g->shared)
-		free(ws);
+	r = finish(s, cases, ws, n, timed_out, timed_out ? -1 : g->sel_fired);
+	free(heap);
 	return r;
 }
 
@@ -454,45 +468,24 @@ select_locked(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 			return r;
 	}
 
-	tt__waiter stack_ws[STACK_WAITERS];
-	uint16_t stack_order[STACK_WAITERS];
-	tt_chan *stack_locks[STACK_WAITERS];
-	tt__waiter *ws = stack_ws;
-	uint16_t *order = stack_order;
-	tt_chan **locks = stack_locks;
-	void *heap = NULL; /* order and locks, when they do not fit */
-	if (n > STACK_WAITERS) {
-		heap = malloc(n * (sizeof *locks + sizeof *order));
-		if (heap == NULL)
-			return tt__err(-ENOMEM,
-				       "tt_select: out of memory for %zu "
-				       "cases",
-				       n);
-		locks = heap;
-		order = (uint16_t *)(locks + n);
-	}
-	if (TT_UNLIKELY(g->shared)) {
-		ws = tt__g_waiters(g, n * sizeof *ws);
-		if (ws == NULL) {
-			free(heap);
-			return g->last_err;
-		}
-	} else if (n > STACK_WAITERS) {
-		ws = malloc(n * sizeof *ws);
-		if (ws == NULL) {
-			free(heap);
-			return tt__err(-ENOMEM,
-				       "tt_select: out of memory for %zu "
-				       "cases",
-				       n);
-		}
+	tt__waiter stack_ws[STACK_WAITERS], *ws = stack_ws;
+	uint16_t stack_order[STACK_WAITERS], *order = stack_order;
+	tt_chan *stack_locks[STACK_WAITERS], **locks = stack_locks;
+	void *heap;
+	int r = select_mem(g, n, &ws, &order, &heap);
+	if (r)
+		return r;
+	if (n > STACK_WAITERS &&
+	    (locks = malloc(n * sizeof *locks)) == NULL) {
+		free(heap);
+		return tt__err(-ENOMEM, "tt_select: out of memory for %zu cases",
+			       n);
 	}
 	shuffle(s, order, n);
 	size_t m = lock_order(cases, n, locks);
 	for (size_t i = 0; i < m; i++)
 		chan_lock(locks[i]);
 
-	int r = 0;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		tt_chan *h = cases[i].chan;
 		if (h && chan_of(h)->sched != s)
@@ -515,9 +508,9 @@ select_locked(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	}
 	if (!park) {
 		unlock_all(locks, m);
+		if (locks != stack_locks)
+			free(locks);
 		free(heap);
-		if (ws != stack_ws && !g->shared)
-			free(ws);
 		if (r != SELECT_AGAIN || pr.ask < 0)
 			return r;
 		/* A waiter only the owner may take: the owner tries. */
@@ -542,7 +535,8 @@ select_locked(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	g->wait_n = (uint32_t)n;
 	g->sel_fired = -1;
 	unlock_all(locks, m);
-	free(heap);
+	if (locks != stack_locks)
+		free(locks);
 	bool timed_out =
 		tt__wait(s, g, TT_WAIT_SELECT, NULL, deadline, tt__chan_cancel);
 	g->wait_list = NULL;
@@ -551,8 +545,7 @@ select_locked(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	/* Pass 3. */
 	unqueue_all(ws, n);
 	r = finish(s, cases, ws, n, timed_out, timed_out ? -1 : g->sel_fired);
-	if (ws != stack_ws && !g->shared)
-		free(ws);
+	free(heap);
 	return r;
 }
 

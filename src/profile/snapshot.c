@@ -244,19 +244,41 @@ static void *take_stash(_Atomic(stash *) *slot, size_t want, size_t *got)
 	return want ? malloc(want) : NULL;
 }
 
-static void put_stash(_Atomic(stash *) *slot, void *mem, size_t size)
+/* Arrays this large are freed on a tt_blocking thread by a caller that
+ * may yield: giving their pages back takes milliseconds (a million
+ * records' 88 MB: about 6). */
+#define FREE_AWAY (8u << 20)
+
+static void free_blocking(void *p)
+{
+	free(p);
+}
+
+/* free(p), p of `bytes`; away: on a tt_blocking thread if it is large. */
+static void release(void *p, size_t bytes, bool away)
+{
+	if (p == NULL)
+		return;
+	if (!away || bytes < FREE_AWAY || tt_blocking(free_blocking, p) != 0)
+		free(p);
+}
+
+/* Keep mem for the next snapshot (freeing the stash it replaces), or free
+ * it if it is too large to keep; away as release's. */
+static void put_stash(_Atomic(stash *) *slot, void *mem, size_t size,
+		      bool away)
 {
 	if (mem == NULL)
 		return;
 	stash *st = size <= STASH_MAX ? malloc(sizeof *st) : NULL;
 	if (st == NULL) {
-		free(mem);
+		release(mem, size, away);
 		return;
 	}
 	*st = (stash){mem, size};
 	stash *old = atomic_exchange(slot, st);
 	if (old) {
-		free(old->mem);
+		release(old->mem, old->size, away);
 		free(old);
 	}
 }
@@ -680,8 +702,9 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 			tt__labels_release(L->g[L->cap - 1 - i].labels);
 		for (size_t i = 0; i < L->nearly; i++)
 			tt__labels_release(L->early[i].labels);
-		put_stash(&stash_g, L->g, g_bytes);
-		put_stash(&stash_pool, L->pool, L->pool_cap * sizeof *L->pool);
+		put_stash(&stash_g, L->g, g_bytes, false);
+		put_stash(&stash_pool, L->pool, L->pool_cap * sizeof *L->pool,
+			  false);
 		names_free(L->names);
 		free(L->early);
 		free(L);
@@ -746,72 +769,38 @@ void tt__slice_check(tt__slice *sl)
 	sl->until = tt_now() + TT__SLICE;
 }
 
-void tt__snapshot_free(tt__snapshot *s)
+/* tt__snapshot_free, and with yielding, in slices and with the largest
+ * arrays freed away (tt__snapshot_free_yielding). */
+static void snapshot_free(tt__snapshot *s, bool yielding)
 {
-	for (size_t i = 0; s->g && i < s->n; i++)
+	tt__slice sl = {0}; /* started only for a caller that may yield */
+	if (yielding)
+		tt__slice_start(&sl);
+	for (size_t i = 0; s->g && i < s->n; i++) {
 		tt__labels_release(s->g[i].labels);
-	put_stash(&stash_g, s->g, s->g_bytes);
-	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
+		if (yielding)
+			tt__slice_tick(&sl);
+	}
+	put_stash(&stash_g, s->g, s->g_bytes, yielding);
+	put_stash(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool,
+		  yielding);
 	names_free(s->names);
+	/* The parts' records are in s->g; they keep their stacks and
+	 * names. */
 	for (size_t i = 0; i < s->nparts; i++)
-		tt__snapshot_free(&s->parts[i]);
+		snapshot_free(&s->parts[i], yielding);
 	free(s->parts);
 	*s = (tt__snapshot){0};
 }
 
-/* Arrays this large are freed on a tt_blocking thread: giving their
- * pages back takes milliseconds (a million records' 88 MB: about 6). */
-#define FREE_AWAY (8u << 20)
-
-static void free_blocking(void *p)
+void tt__snapshot_free(tt__snapshot *s)
 {
-	free(p);
-}
-
-static void free_away(void *p, size_t bytes)
-{
-	if (p == NULL)
-		return;
-	if (bytes < FREE_AWAY || tt_blocking(free_blocking, p) != 0)
-		free(p);
-}
-
-/* put_stash for a caller that may yield: what it frees (mem itself if
- * too large, or the stash it replaces) is freed away. */
-static void put_stash_yielding(_Atomic(stash *) *slot, void *mem, size_t size)
-{
-	if (mem == NULL)
-		return;
-	stash *st = size <= STASH_MAX ? malloc(sizeof *st) : NULL;
-	if (st == NULL) {
-		free_away(mem, size);
-		return;
-	}
-	*st = (stash){mem, size};
-	stash *old = atomic_exchange(slot, st);
-	if (old) {
-		free_away(old->mem, old->size);
-		free(old);
-	}
+	snapshot_free(s, false);
 }
 
 void tt__snapshot_free_yielding(tt__snapshot *s)
 {
-	tt__slice sl;
-	tt__slice_start(&sl);
-	for (size_t i = 0; s->g && i < s->n; i++) {
-		tt__labels_release(s->g[i].labels);
-		tt__slice_tick(&sl);
-	}
-	put_stash_yielding(&stash_g, s->g, s->g_bytes);
-	put_stash_yielding(&stash_pool, s->pool, s->pool_cap * sizeof *s->pool);
-	names_free(s->names);
-	for (size_t i = 0; i < s->nparts; i++) {
-		s->parts[i].n = 0; /* their records are in s->g */
-		tt__snapshot_free_yielding(&s->parts[i]);
-	}
-	free(s->parts);
-	*s = (tt__snapshot){0};
+	snapshot_free(s, true);
 }
 
 /* ---- every thread's goroutines ---------------------------------------------
@@ -981,12 +970,12 @@ static int merge_parts(tt__snapshot *snap, gather *G)
 	/* The records (and their labels) are g's now; the parts keep their
 	 * stacks and names. */
 	for (size_t j = 0; j < k; j++) {
-		put_stash_yielding(&stash_g, parts[j].g, parts[j].g_bytes);
+		put_stash(&stash_g, parts[j].g, parts[j].g_bytes, true);
 		parts[j].g = NULL;
 		parts[j].n = 0;
 		parts[j].g_bytes = 0;
 	}
-	put_stash_yielding(&stash_g, snap->g, snap->g_bytes);
+	put_stash(&stash_g, snap->g, snap->g_bytes, true);
 	snap->g = g;
 	snap->n = total;
 	snap->g_bytes = got;
