@@ -786,6 +786,14 @@ struct tt__sched {
 	 * parked goroutines by reason and age (see tt__waits). */
 	_Atomic uint64_t nswitches;
 	tt__waits waits;
+	/* As one of the process's Ps (procs.c): its place in the table of
+	 * Ps plus one (0: not a P); whether its thread is one of tether's
+	 * worker threads, whose own flow is no goroutine; whether it has
+	 * nothing to run and may be handed a new goroutine (set in its idle
+	 * wait); whether a hand-off to it is on its way. */
+	int proc_ix1;
+	bool worker;
+	_Atomic uint8_t p_idle, p_handoff;
 	tt__g main_g;         /* the thread's own flow of control */
 };
 
@@ -893,6 +901,50 @@ void tt__inbox_close(tt__sched *s);
 void tt__helper_thread(int delta);
 /* The process's threads (/proc), or -1 if they cannot be counted. */
 long tt__proc_threads(void);
+
+/* ---- Ps: the process's runtime threads (procs.c) ----------------------
+ *
+ * TETHER_PROCS (tt_runtime_procs_set) threads run goroutines: the
+ * process's main thread (P 0) and tether's worker threads. tt_go hands a
+ * new goroutine to a P that has nothing to run, and no more goroutines
+ * than the caller's, instead of running it itself (tt__procs_handoff);
+ * once started, a goroutine stays on its P's thread. */
+
+/* What a new goroutine is started with, on whichever thread starts it. */
+typedef struct tt__spawn {
+	tt_func fn;
+	void *arg;
+	const char *name;
+	int64_t id;           /* 0: a new one */
+	int64_t parent_id;
+	void *pc;             /* the creation site */
+	uint64_t leak_scope;
+	struct tt__labels *labels; /* a reference, given to the goroutine */
+	size_t stack_size;    /* 0: the default */
+} tt__spawn;
+
+/* Make sp's goroutine runnable (at the back of the run queue) from
+ * anywhere, a callback or an idle wait included: its id, or the error,
+ * recorded. */
+int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp);
+
+/* Nonzero while more than one P may run goroutines. */
+extern _Atomic int tt__procs_spread;
+/* Hand sp (id unset) to another P: its id, or 0 when no P is idle and
+ * the caller should start it itself. */
+int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp);
+/* A scheduler has been made: the process's main thread's is P 0. */
+void tt__procs_sched_born(tt__sched *s);
+/* Its thread is ending: no P any more. */
+void tt__procs_sched_gone(tt__sched *s);
+/* Whether tid is one of tether's worker threads. */
+bool tt__procs_owns_tid(int tid);
+/* The scheduler of P 0, or NULL. */
+tt__sched *tt__procs_main(void);
+/* A worker's thread: run goroutines for ever (sched.c). */
+void tt__sched_work(tt__sched *s) __attribute__((noreturn));
+/* The id a new goroutine of s gets. */
+int64_t tt__new_goid(tt__sched *s);
 
 /* fn(s, arg) for every scheduler whose thread lives, with the registry
  * locked: fn must not make a scheduler or end a thread, and reads another

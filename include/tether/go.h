@@ -202,6 +202,25 @@ typedef struct tt_runtime_info {
 
 TT_EXPORT int tt_runtime_info_get(tt_runtime_info *out);
 
+/* Go's runtime.GOMAXPROCS: how many threads run goroutines. P 0 is the
+ * process's main thread; the others are worker threads of tether's,
+ * started when the first goroutine could go to one. The environment
+ * variable TETHER_PROCS sets it at start (1 to 256; 1 when unset).
+ *
+ * With more than one, tt_go gives the new goroutine to a thread that has
+ * nothing to run and no more goroutines than the caller's (it then does
+ * not run at once, and the caller goes on); otherwise the caller starts
+ * it, as with one. A goroutine stays on the thread that started it until
+ * it ends, so thread-local state it sets stays with it; goroutines on
+ * different threads run in parallel, and share memory safely only
+ * through channels, the sync objects and atomics, as in Go.
+ *
+ * tt_runtime_procs_set returns the previous count, or -EINVAL for a count
+ * outside 1 to 256. Lowering it stops handing new goroutines to the
+ * threads above the count; those already there run on where they are. */
+TT_EXPORT int tt_runtime_procs(void);
+TT_EXPORT int tt_runtime_procs_set(int n);
+
 #ifdef __cplusplus
 }
 #endif

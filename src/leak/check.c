@@ -14,8 +14,9 @@
  * as it was for the whole of it. A check of the whole process (no scope)
  * adds the other live threads' goroutines, from a snapshot of theirs
  * taken at the start of the try (tt__snapshot_take_others), and the
- * goroutines of threads that have ended (exited.c); a scope's goroutines
- * are all on the thread that began it.
+ * goroutines of threads that have ended (exited.c); so does a scope's
+ * check when there is more than one P, since tt_go may then hand a
+ * scope's goroutine to another thread (procs.c).
  *
  * Between tries the caller sleeps with tt_sleep (1 us doubling up to
  * max_sleep), which is a park: the run queue goes first and timers fire,
@@ -586,17 +587,31 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 		c->leak = g->leak;
 	}
 	st->live = st->n;
+	if (scope)
+		pthread_mutex_unlock(&scope_lock);
 	/* Then, for a check of the whole process, the other threads'
-	 * goroutines: each thread's as it was at one instant of this try
-	 * (a scope's goroutines are all on the thread that began it). */
+	 * goroutines: each thread's as it was at one instant of this try.
+	 * A scope's goroutines are all on the thread that began it, unless
+	 * tt_go may hand them to other Ps (procs.c). */
 	st->nothers = 0;
-	if (scope == 0 && r == 0) {
+	if ((scope == 0 || atomic_load_explicit(&tt__procs_spread,
+						memory_order_relaxed)) &&
+	    r == 0) {
 		tt__snapshot_free(&st->others);
 		r = tt__snapshot_take_others(&st->others, NULL);
 		for (size_t i = 0; r == 0 && i < st->others.n; i++) {
 			const tt__gsnap *gs = &st->others.g[i];
 			if (o->nignore && ignored_id(o, gs->id))
 				continue;
+			if (scope) {
+				pthread_mutex_lock(&scope_lock);
+				bool in = gs->leak_scope == scope ||
+					  scope_within_locked(gs->leak_scope,
+							      scope);
+				pthread_mutex_unlock(&scope_lock);
+				if (!in)
+					continue;
+			}
 			cand *c = cand_add(st);
 			if (c == NULL) {
 				r = -ENOMEM;
@@ -605,11 +620,14 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 			c->other = gs;
 			c->id = gs->id;
 			c->parent_id = gs->parent_id;
+			c->leak_scope = gs->leak_scope;
 			st->nothers++;
 		}
 	}
 	/* Then the goroutines threads left behind when they ended: as
 	 * leaked as any, and never to change. */
+	if (scope)
+		pthread_mutex_lock(&scope_lock);
 	for (const tt__orphan *og = tt__orphans_head(NULL); og && r == 0;
 	     og = og->next) {
 		if (scope && og->leak_scope != scope &&

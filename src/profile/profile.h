@@ -39,6 +39,7 @@ typedef struct tt__gsnap {
 	/* Its labels, a reference held (tt__snapshot_free drops it); NULL
 	 * for none. Records copied elsewhere must retain or clear it. */
 	tt__labels *labels;
+	uint64_t leak_scope; /* its leak scope (tt_leak_scope_begin), 0: none */
 	const uintptr_t *pcs; /* innermost first, into the snapshot's pool */
 	uint32_t npcs;
 	uint8_t state;       /* enum tt__gstate */

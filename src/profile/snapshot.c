@@ -333,6 +333,7 @@ int tt__snapshot_take(tt__snapshot *snap)
 		*o = (tt__gsnap){0};
 		o->id = g->id;
 		o->parent_id = g->parent_id;
+		o->leak_scope = g->leak_scope;
 		o->create_pc = (uintptr_t)g->create_pc;
 		o->wait_obj = g->wait_obj;
 		o->name = g->name;
@@ -510,6 +511,7 @@ static void live_record(live *L, tt__gsnap *o, const tt__g *g,
 	*o = (tt__gsnap){0};
 	o->id = g->id;
 	o->parent_id = g->parent_id;
+	o->leak_scope = g->leak_scope;
 	o->create_pc = (uintptr_t)g->create_pc;
 	o->name = name_copy(L->names, g->name, &L->err);
 	o->labels = g->labels;
@@ -926,6 +928,14 @@ static int merge_parts(tt__snapshot *snap, gather *G)
 	}
 	if (k == 0)
 		return 0;
+	if (total == snap->n) {
+		/* Nothing to add (a worker thread with no goroutines). */
+		for (size_t i = 0; i < G->n; i++)
+			if (atomic_load(&G->parts[i].state) == PART_DONE &&
+			    G->parts[i].r == 0)
+				tt__snapshot_free(&G->parts[i].snap);
+		return 0;
+	}
 	tt__snapshot *parts = calloc(k, sizeof *parts);
 	size_t *at = calloc(k + 1, sizeof *at);
 	size_t got = 0;

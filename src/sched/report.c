@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -199,10 +200,44 @@ void tt__fatal(const char *fmt, ...)
 	abort();
 }
 
-void tt__fatal_report(const char *head, tt__sched *s)
+/* Another thread's part of a deadlock report: it sleeps where only a
+ * post wakes it, so it can print its own goroutines from its idle wait,
+ * as the reporter does. */
+static void print_part(tt__sched *s, tt__post *p)
 {
 	(void)s;
+	_Atomic int *done = (_Atomic int *)(uintptr_t)p->h;
+	tt__print_stacks(2, true);
+	atomic_store(done, 1);
+	tt__post_answer(p);
+}
+
+void tt__fatal_report(const char *head, tt__sched *s)
+{
 	dprintf(2, "fatal error: %s\n\n", head);
 	tt__print_stacks(2, true);
+	/* Every thread is asleep (post.c): each other one prints its own,
+	 * in turn, so that the report lists the goroutines of the process
+	 * (a worker thread's, main's when a worker reports). */
+	tt__sched *few[64];
+	size_t n = tt__sched_others(s, few, 64);
+	for (size_t i = 0; i < n && i < 64; i++) {
+		_Atomic int done = 0;
+		tt__post *p = tt__post_new(0, "deadlock report");
+		if (p == NULL)
+			break;
+		p->run = print_part;
+		p->h = (const void *)&done;
+		p->quiet = true;
+		if (tt__post_send(few[i], p) != 0)
+			continue;
+		int64_t until = tt_now() + TT_SECOND;
+		while (!atomic_load(&done) && tt_now() < until) {
+			struct timespec ts = {0, 200000};
+			nanosleep(&ts, NULL);
+		}
+		if (!atomic_load(&done))
+			break; /* it does not answer: print no more */
+	}
 	exit(2);
 }

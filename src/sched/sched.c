@@ -86,6 +86,11 @@ static int64_t new_goid(tt__sched *s)
 	return s->goid_next++;
 }
 
+int64_t tt__new_goid(tt__sched *s)
+{
+	return new_goid(s);
+}
+
 const char *const tt__wait_reason_str[TT_WAIT__COUNT] = {
 #define TT__X(name, str) [TT_WAIT_##name] = str,
 	TT__WAIT_REASONS(TT__X)
@@ -454,7 +459,10 @@ static void deadlock(tt__sched *s) __attribute__((noreturn));
 static void deadlock(tt__sched *s)
 {
 	char head[160];
-	if (s->main_g.state == TT_G_WAITING && s->main_g.reason == TT_WAIT_NONE)
+	/* A worker's own flow is no goroutine: whether main ended is P
+	 * 0's to say. */
+	tt__sched *m = s->worker && tt__procs_main() ? tt__procs_main() : s;
+	if (m->main_g.state == TT_G_WAITING && m->main_g.reason == TT_WAIT_NONE)
 		snprintf(head, sizeof head,
 			 "no goroutines (main called runtime.Goexit) - "
 			 "deadlock!");
@@ -477,12 +485,23 @@ static tt__g *idle_wait(tt__sched *s)
 		if (tt__inbox_pending(s))
 			tt__inbox_run(s);
 		tt__g *g = runq_pop(s);
-		if (g)
+		if (g) {
+			if (TT_UNLIKELY(atomic_load_explicit(
+				    &s->p_idle, memory_order_relaxed)))
+				atomic_store_explicit(&s->p_idle, 0,
+						      memory_order_relaxed);
 			return g;
+		}
 		/* Idle: a good time to give idle stacks back, a batch at a
 		 * time so timers stay on time. */
 		if (tt__stack_trim(s, 256))
 			continue;
+		/* A P with nothing to run: tt_go on another may hand it a
+		 * goroutine (procs.c), which comes as a post. */
+		if (s->proc_ix1 != 0 &&
+		    !atomic_load_explicit(&s->p_idle, memory_order_relaxed))
+			atomic_store_explicit(&s->p_idle, 1,
+					      memory_order_seq_cst);
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
 		if (s->io_waiters) {
 			/* Sleep in the poller until a descriptor, a post or
@@ -844,6 +863,37 @@ void tt__go_owned_entry(void *p)
 	__asm__ volatile(""); /* keep this frame: dumps end at it */
 }
 
+/* tt_go with more than one P: hand the goroutine to an idle P (procs.c).
+ * Its id, or 0 when none took it and the caller starts it itself. */
+static __attribute__((noinline)) int64_t
+go_handoff(tt__sched *s, tt_func fn, void *arg, const char *name, size_t size,
+	   tt__labels *labels, struct tt__owned *owned, void *pc)
+{
+	tt__g *parent = s->current;
+	tt__spawn sp = {.fn = fn,
+			.arg = arg,
+			.name = name,
+			.parent_id = parent->id,
+			.pc = pc,
+			.leak_scope = parent->leak_scope,
+			.labels = labels,
+			.stack_size = size};
+	if (owned) {
+		owned->fn = fn;
+		owned->arg = arg;
+		sp.fn = tt__go_owned_entry;
+		sp.arg = owned;
+	}
+	if (labels == NULL && parent->labels != NULL) {
+		sp.labels = parent->labels;
+		tt__labels_retain(sp.labels);
+	}
+	int64_t id = tt__procs_handoff(s, &sp);
+	if (id == 0 && sp.labels != labels)
+		tt__labels_release(sp.labels);
+	return id;
+}
+
 /* Inlined twice: into tt_go (attr NULL: none of the attribute handling)
  * and into go_attr, which serves every call that has attributes. */
 static inline __attribute__((always_inline)) int64_t
@@ -887,6 +937,14 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 			tt__labels_release(labels);
 			return r;
 		}
+	}
+	if (TT_UNLIKELY(atomic_load_explicit(&tt__procs_spread,
+					     memory_order_relaxed)) &&
+	    !shared) {
+		int64_t id = go_handoff(s, fn, arg, name, size, labels, owned,
+					pc);
+		if (id > 0)
+			return id;
 	}
 	tt__g *g = TT_UNLIKELY(shared)
 			   ? tt__shared_alloc(s, attr && attr->stack_size
@@ -1190,6 +1248,7 @@ static void thread_gone(void *p)
 	if (s->current != &s->main_g ||
 	    (s->zombie != NULL && s->zombie != TT__SNAP_MARK(s)))
 		return;
+	tt__procs_sched_gone(s);
 	tt__leak_thread_exit(s);
 	tt__labels_thread_exit(s);
 	tt__trace_thread_exit();
@@ -1299,6 +1358,7 @@ tt__sched *tt__sched_init(void)
 	pthread_mutex_unlock(&registry_lock);
 	pthread_once(&key_once, make_key);
 	pthread_setspecific(thread_key, s);
+	tt__procs_sched_born(s);
 	return s;
 }
 
@@ -1346,23 +1406,37 @@ static void born(void *p)
 int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
 			int64_t parent_id, void *pc, uint64_t leak_scope)
 {
+	tt__spawn sp = {.fn = fn,
+			.arg = arg,
+			.name = name,
+			.parent_id = parent_id,
+			.pc = pc,
+			.leak_scope = leak_scope};
+	return tt__go_spawn(s, &sp);
+}
+
+int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
+{
 	if (tt__runq_reserve(s) != 0)
 		return s->current->last_err;
-	tt__g *g = tt__stack_alloc(s, tt__stack_default());
+	tt__g *g = tt__stack_alloc(s, sp->stack_size ? sp->stack_size
+						     : tt__stack_default());
 	if (g == NULL)
 		return s->current->last_err;
-	int64_t id = new_goid(s);
+	tt_func fn = sp->fn;
+	void *arg = sp->arg;
+	int64_t id = sp->id ? sp->id : new_goid(s);
 	g->sched = s;
 	g->id = id;
 	g->is_main = 0;
 	g->timed_out = 0;
-	g->parent_id = parent_id;
-	g->leak_scope = leak_scope;
-	g->create_pc = pc;
+	g->parent_id = sp->parent_id;
+	g->leak_scope = sp->leak_scope;
+	g->create_pc = sp->pc;
 	g->wait_obj = NULL;
 	g->wait_list = NULL;
 	g->wait_n = 0;
-	g->name = name;
+	g->name = sp->name;
 	g->sel_fired = -1;
 	g->timer.heap_ix = TT_TIMER_IDLE;
 	g->last_err = 0;
@@ -1371,6 +1445,8 @@ int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
 	g->asan_fake_stack = NULL;
 #endif
 	g->direct = 0;
+	if (sp->labels != NULL)
+		tt__labels_g_start(g, g, sp->labels);
 	birth b = {.g = g, .fn = fn, .arg = arg};
 	g->fn = born;
 	g->arg = &b;
@@ -1392,4 +1468,23 @@ int64_t tt__go_runnable(tt__sched *s, tt_func fn, void *arg, const char *name,
 	g->state = TT_G_RUNNABLE;
 	runq_push_back(s, g);
 	return id;
+}
+
+/* ---- a worker thread ------------------------------------------------------
+ *
+ * Its own flow of control is no goroutine: it leaves the list of
+ * goroutines (so it is never counted, listed or reported) and parks for
+ * good, so that the thread runs whatever its scheduler is given. Nothing
+ * ever readies it; the idle wait runs on the stack of whichever
+ * goroutine parked last, or on this one until the first comes. */
+void tt__sched_work(tt__sched *s)
+{
+	tt__g *m = &s->main_g;
+	all_unlink(s, m);
+	m->state = TT_G_WAITING;
+	m->reason = TT_WAIT_NONE;
+	uint32_t more;
+	tt__g *next = next_runnable(s, &more);
+	switch_to(s, m, next);
+	tt__fatal("a worker thread's own flow ran again");
 }

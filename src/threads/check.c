@@ -314,10 +314,11 @@ static int look_take(look *l)
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		int tid = atoi(e->d_name);
-		/* tether's own threads (the blocking-call pool) are the
-		 * runtime's, as Go's own Ms are never a leak. */
+		/* tether's own threads (the blocking-call pool, the Ps'
+		 * workers) are the runtime's, as Go's own Ms are never a
+		 * leak. */
 		if (tid <= 0 || tid == me || tid == main_tid ||
-		    tt__blocking_owns_tid(tid))
+		    tt__blocking_owns_tid(tid) || tt__procs_owns_tid(tid))
 			continue;
 		thr *t = look_add(l);
 		if (!t) {

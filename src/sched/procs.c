@@ -1,0 +1,250 @@
+/* tether — Ps: the threads that run the process's goroutines.
+ *
+ * Design notes
+ * ------------
+ * TETHER_PROCS (or tt_runtime_procs_set, Go's GOMAXPROCS) says how many
+ * threads run goroutines: P 0 is the process's main thread, and P 1 to
+ * P n-1 are worker threads of tether's own, started the first time a
+ * goroutine could go to one. A worker's own flow of control is no
+ * goroutine (sched.c, tt__sched_work): it runs what it is handed.
+ *
+ * tt_go on any thread looks, before it allocates anything, for another
+ * P that has nothing to run (p_idle, set in that P's idle wait), has no
+ * hand-off on its way (p_handoff, claimed with a compare-and-swap) and
+ * has no more goroutines than the caller's scheduler. If it finds one it
+ * sends it a post carrying the new goroutine (a tt__spawn: function,
+ * argument, id, creator, labels, leak scope, stack size) and returns the
+ * id; the post wakes the P, which makes the goroutine runnable there
+ * (tt__go_spawn) and runs it. Otherwise the caller starts the goroutine
+ * itself, as it always has: with one P (the default) nothing else is
+ * looked at, and tt_go costs one relaxed load more.
+ *
+ * So a fan-out of goroutines spreads over the idle Ps as it is made, and
+ * a server's accept loop gives each new connection to a P whose
+ * goroutines all wait. Once started, a goroutine stays on its P's thread
+ * for life: its stack, its timers and its descriptors are that thread's,
+ * and a busy P's runnable goroutines are not taken by an idle one. Every
+ * object works from any thread (chan.h, post.c), so goroutines on
+ * different Ps talk as goroutines on one do.
+ *
+ * Deadlock detection needs nothing new: an idle worker sleeps as any idle
+ * scheduler does, counted asleep (post.c), and a hand-off is a post, so
+ * it is in flight until taken. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PROCS_MAX 256
+
+_Atomic int tt__procs_spread;
+
+static pthread_once_t procs_once = PTHREAD_ONCE_INIT;
+static _Atomic int procs_n = 1;
+static _Atomic(tt__sched *) ps[PROCS_MAX];
+static _Atomic int worker_tid[PROCS_MAX];
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int nworkers; /* started (P 1 .. nworkers) */
+
+/* A count from TETHER_PROCS: 1 to PROCS_MAX; anything else is reported
+ * once and the default kept. */
+static void procs_init(void)
+{
+	const char *v = getenv("TETHER_PROCS");
+	if (v == NULL || *v == '\0')
+		return;
+	char *end = NULL;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < 1 ||
+	    n > PROCS_MAX) {
+		fprintf(stderr,
+			"tether: TETHER_PROCS=%s is not a number of threads "
+			"from 1 to %d; using 1\n",
+			v, PROCS_MAX);
+		return;
+	}
+	atomic_store(&procs_n, (int)n);
+	atomic_store(&tt__procs_spread, n > 1);
+}
+
+int tt_runtime_procs(void)
+{
+	pthread_once(&procs_once, procs_init);
+	return atomic_load(&procs_n);
+}
+
+int tt_runtime_procs_set(int n)
+{
+	pthread_once(&procs_once, procs_init);
+	if (n < 1 || n > PROCS_MAX)
+		return tt__err(-EINVAL,
+			       "tt_runtime_procs_set: %d is not a number of "
+			       "threads from 1 to %d",
+			       n, PROCS_MAX);
+	int prev = atomic_exchange(&procs_n, n);
+	atomic_store(&tt__procs_spread, n > 1);
+	return prev;
+}
+
+void tt__procs_sched_born(tt__sched *s)
+{
+	pthread_once(&procs_once, procs_init);
+	if (gettid() == getpid()) {
+		s->proc_ix1 = 1;
+		atomic_store(&ps[0], s);
+	}
+}
+
+void tt__procs_sched_gone(tt__sched *s)
+{
+	if (s->proc_ix1 == 0)
+		return;
+	atomic_store(&ps[s->proc_ix1 - 1], NULL);
+	s->proc_ix1 = 0;
+	atomic_store(&s->p_idle, 0);
+}
+
+tt__sched *tt__procs_main(void)
+{
+	return atomic_load(&ps[0]);
+}
+
+bool tt__procs_owns_tid(int tid)
+{
+	int n = atomic_load(&nworkers);
+	for (int i = 1; i <= n && i < PROCS_MAX; i++)
+		if (atomic_load(&worker_tid[i]) == tid)
+			return true;
+	return false;
+}
+
+static void *worker_main(void *arg)
+{
+	int ix = (int)(intptr_t)arg;
+	char name[16];
+	snprintf(name, sizeof name, "tether-P%d", ix);
+	pthread_setname_np(pthread_self(), name);
+	atomic_store(&worker_tid[ix], (int)gettid());
+	tt__sched *s = tt__sched_get();
+	s->worker = true;
+	s->proc_ix1 = ix + 1;
+	atomic_store(&ps[ix], s);
+	tt__sched_work(s);
+}
+
+/* Workers up to P want, started once each; false if none could be. */
+static void start_workers(int want)
+{
+	pthread_mutex_lock(&start_lock);
+	while (atomic_load(&nworkers) < want && want < PROCS_MAX) {
+		int ix = atomic_load(&nworkers) + 1;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		/* Every signal blocked while it starts: the worker takes the
+		 * signals its creator's thread takes, once it runs. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pthread_t t;
+		int r = pthread_create(&t, &attr, worker_main,
+				       (void *)(intptr_t)ix);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+		if (r != 0) {
+			static _Atomic bool said;
+			if (!atomic_exchange(&said, true))
+				fprintf(stderr,
+					"tether: cannot start worker thread "
+					"P%d (%s): goroutines run on %d "
+					"thread(s)\n",
+					ix, strerror(r), ix);
+			break;
+		}
+		atomic_store(&nworkers, ix);
+	}
+	pthread_mutex_unlock(&start_lock);
+}
+
+static void run_handoff(tt__sched *s, tt__post *p)
+{
+	tt__spawn *sp = (tt__spawn *)(void *)p->val;
+	int64_t r = tt__go_spawn(s, sp);
+	atomic_store_explicit(&s->p_handoff, 0, memory_order_release);
+	if (r < 0)
+		tt__fatal("cannot start goroutine %lld, handed to P%d: %s",
+			  (long long)sp->id, s->proc_ix1 - 1,
+			  tt__g_errbuf(s->current, false)
+				  ? tt__g_errbuf(s->current, false)
+				  : "out of memory");
+	tt__post_answer(p);
+}
+
+/* The P's thread ended with the goroutine in its inbox. */
+static void handoff_dropped(tt__post *p)
+{
+	tt__spawn *sp = (tt__spawn *)(void *)p->val;
+	fprintf(stderr,
+		"tether: goroutine %lld never started: the thread it was "
+		"handed to ended first\n",
+		(long long)sp->id);
+	tt__labels_release(sp->labels);
+}
+
+static uint32_t pick(tt__sched *s)
+{
+	s->rng = s->rng * 6364136223846793005u + 1442695040888963407u;
+	return (uint32_t)(s->rng >> 33);
+}
+
+int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
+{
+	int n = atomic_load_explicit(&procs_n, memory_order_relaxed);
+	if (n <= 1)
+		return 0;
+	if (atomic_load_explicit(&nworkers, memory_order_relaxed) < n - 1)
+		start_workers(n - 1);
+	int64_t mine =
+		atomic_load_explicit(&s->ngoroutines, memory_order_relaxed);
+	uint32_t first = pick(s) % (uint32_t)n;
+	for (int i = 0; i < n; i++) {
+		tt__sched *t = atomic_load_explicit(
+			&ps[(first + (uint32_t)i) % (uint32_t)n],
+			memory_order_acquire);
+		if (t == NULL || t == s ||
+		    !atomic_load_explicit(&t->p_idle, memory_order_relaxed) ||
+		    atomic_load_explicit(&t->p_handoff, memory_order_relaxed))
+			continue;
+		if (atomic_load_explicit(&t->ngoroutines,
+					 memory_order_relaxed) > mine)
+			continue;
+		uint8_t zero = 0;
+		if (!atomic_compare_exchange_strong(&t->p_handoff, &zero, 1))
+			continue;
+		tt__post *p = tt__post_new(sizeof *sp, "tt_go");
+		if (p == NULL) {
+			atomic_store(&t->p_handoff, 0);
+			s->current->last_err = 0; /* the caller tries itself */
+			return 0;
+		}
+		sp->id = tt__new_goid(s);
+		memcpy(p->val, sp, sizeof *sp);
+		p->run = run_handoff;
+		p->dropped = handoff_dropped;
+		p->h = t;
+		p->quiet = true;
+		if (tt__post_send(t, p) != 0) {
+			/* Its thread ended: the next, or the caller. */
+			atomic_store(&t->p_handoff, 0);
+			continue;
+		}
+		return sp->id;
+	}
+	return 0;
+}

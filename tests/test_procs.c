@@ -1,0 +1,285 @@
+/* Ps: tt_runtime_procs_set, and tt_go handing new goroutines to the
+ * worker threads (src/sched/procs.c). Each test sets two Ps and puts
+ * back what it found. A goroutine on a worker never calls a check: it
+ * records what it saw, and the main goroutine checks. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static int procs_before;
+
+static int setup(void **state)
+{
+	(void)state;
+	procs_before = tt_runtime_procs();
+	return tt_runtime_procs_set(2) >= 1 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return tt_runtime_procs_set(procs_before) >= 1 ? 0 : -1;
+}
+
+static void test_procs_set_and_errors(void **state)
+{
+	(void)state;
+	TU_ASSERT_EQ(tt_runtime_procs(), 2);
+	TU_ASSERT_ERR(tt_runtime_procs_set(0), -EINVAL);
+	TU_ASSERT_CONTAINS(tt_last_error(), "tt_runtime_procs_set: 0 is not");
+	TU_ASSERT_ERR(tt_runtime_procs_set(257), -EINVAL);
+	TU_ASSERT_ERR(tt_runtime_procs_set(-3), -EINVAL);
+	TU_ASSERT_EQ(tt_runtime_procs(), 2);
+	TU_ASSERT_EQ(tt_runtime_procs_set(3), 2);
+	TU_ASSERT_EQ(tt_runtime_procs(), 3);
+	TU_ASSERT_EQ(tt_runtime_procs_set(2), 3);
+}
+
+/* ---- a fan-out spreads over the Ps ------------------------------------------ */
+
+enum { FAN = 32 };
+
+typedef struct fan {
+	tt_chan *results;
+	int i;
+} fan;
+
+typedef struct result {
+	int i;
+	int tid;
+	uint64_t sum;
+} result;
+
+/* Fixed work: a few hundred microseconds of arithmetic. */
+static uint64_t work(int i)
+{
+	uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15u + 1;
+	for (int k = 0; k < 200000; k++)
+		x = x * 6364136223846793005u + 1442695040888963407u;
+	return x;
+}
+
+static void fan_worker(void *arg)
+{
+	fan *f = arg;
+	result r = {.i = f->i, .tid = (int)gettid(), .sum = work(f->i)};
+	TU_UNCHECKED(tt_send(f->results, &r));
+}
+
+/* Every result exactly once and right; *threads: how many threads ran
+ * them. */
+static void fan_round(int *threads)
+{
+	tt_chan *results = tu_chan(sizeof(result), FAN);
+	fan f[FAN];
+	for (int i = 0; i < FAN; i++) {
+		f[i] = (fan){.results = results, .i = i};
+		TU_ASSERT_GT(tt_go(fan_worker, &f[i]), 0);
+	}
+	bool seen[FAN] = {false};
+	int tids[FAN], ntids = 0;
+	for (int n = 0; n < FAN; n++) {
+		result r;
+		TU_ASSERT_OK(tt_recv(results, &r, NULL));
+		TU_ASSERT_RANGE(r.i, 0, FAN - 1);
+		TU_ASSERT(!seen[r.i]);
+		seen[r.i] = true;
+		TU_ASSERT_EQ(r.sum, work(r.i));
+		bool known = false;
+		for (int k = 0; k < ntids; k++)
+			known = known || tids[k] == r.tid;
+		if (!known)
+			tids[ntids++] = r.tid;
+	}
+	TU_ASSERT_OK(tt_chan_release(results));
+	*threads = ntids;
+}
+
+static void test_fanout_spreads(void **state)
+{
+	(void)state;
+	int threads = 0;
+	/* The first round starts the worker; it takes goroutines from then
+	 * on whenever it has nothing to run. */
+	for (int round = 0; round < 20 && threads < 2; round++)
+		fan_round(&threads);
+	TU_ASSERT_EQ(threads, 2);
+}
+
+/* ---- what a handed-off goroutine takes with it ----------------------------- */
+
+typedef struct seen {
+	_Atomic int tid;
+	char label[32];
+	int64_t id;
+} seen;
+
+typedef struct carry {
+	tt_chan *block;
+	seen *out;
+} carry;
+
+static void carried(void *arg)
+{
+	carry *c = arg;
+	c->out->id = tt_goid();
+	const char *v = tt_label("job");
+	if (v)
+		snprintf(c->out->label, sizeof c->out->label, "%s", v);
+	atomic_store(&c->out->tid, (int)gettid());
+	int x;
+	TU_UNCHECKED(tt_recv(c->block, &x, NULL));
+}
+
+static void test_handoff_keeps_scope_labels_and_creator(void **state)
+{
+	(void)state;
+	int main_tid = (int)gettid();
+	tt_chan *block = tu_chan(sizeof(int), 0);
+	seen out = {0};
+	carry c = {.block = block, .out = &out};
+	tt_leak_scope sc;
+	TU_ASSERT_OK(tt_leak_scope_begin(&sc, "procs handoff"));
+	TU_ASSERT_OK(tt_labels_set(TT_LABELS("job", "handed")));
+	/* Until one goes to the worker: each that stays here ends at once. */
+	int64_t id = 0;
+	for (int i = 0; i < 200; i++) {
+		atomic_store(&out.tid, 0);
+		id = tt_go(carried, &c);
+		TU_ASSERT_GT(id, 0);
+		TU_WAIT_FOR(atomic_load(&out.tid) != 0, 5 * TT_SECOND);
+		if (atomic_load(&out.tid) != main_tid)
+			break;
+		int one = 1;
+		TU_ASSERT_OK(tt_send(block, &one));
+		tt_sleep(TT_MILLISECOND);
+	}
+	TU_ASSERT_NE(atomic_load(&out.tid), main_tid);
+	TU_ASSERT_EQ(out.id, id);
+	TU_ASSERT(strcmp(out.label, "handed") == 0);
+
+	/* The scope's check finds it on the other thread, with its creator
+	 * and where it waits. */
+	tt_leak_opts *o = NULL;
+	TU_ASSERT_OK(tt_leak_opts_make(&o));
+	TU_ASSERT_OK(tt_leak_retry(o, 3, TT_MILLISECOND));
+	tu_sink s = {0};
+	TU_ASSERT_EQ(tt_leak_scope_verify_to(&sc, o, tu_sink_write, &s), 1);
+	TU_ASSERT_CONTAINS(s.p, "in state chan receive");
+	TU_ASSERT_CONTAINS(s.p, "carried(");
+	TU_ASSERT_CONTAINS(s.p, "test_procs.c:");
+	TU_ASSERT_CONTAINS(s.p,
+			   "created by test_handoff_keeps_scope_labels_and_"
+			   "creator in goroutine");
+	char want[64];
+	snprintf(want, sizeof want, "Goroutine %lld in state", (long long)id);
+	TU_ASSERT_CONTAINS(s.p, want);
+	free(s.p);
+	tt_leak_opts_free(o);
+
+	TU_ASSERT_OK(tt_labels_set(NULL));
+	int one = 1;
+	TU_ASSERT_OK(tt_send(block, &one));
+	TU_ASSERT_OK(tt_chan_release(block));
+}
+
+/* ---- the workers are tether's, not the program's --------------------------- */
+
+static void test_pthread_checker_skips_workers(void **state)
+{
+	(void)state;
+	int threads = 0;
+	for (int round = 0; round < 20 && threads < 2; round++)
+		fan_round(&threads);
+	TU_ASSERT_EQ(threads, 2);
+	tt_threads_list l;
+	int n = tt_threads_snapshot(&l);
+	TU_ASSERT_GE(n, 0);
+	for (size_t i = 0; i < l.n; i++)
+		TU_ASSERT_MSG(strncmp(l.t[i].name, "tether-P", 8) != 0,
+			      "worker thread %d (%s) listed", l.t[i].tid,
+			      l.t[i].name);
+	tt_threads_list_free(&l);
+}
+
+/* ---- a deadlock across Ps ----------------------------------------------------- */
+
+static void stuck_on_worker(void *arg)
+{
+	int v;
+	TU_UNCHECKED(tt_recv((tt_chan *)arg, &v, NULL));
+}
+
+typedef struct where {
+	tt_chan *c;
+	_Atomic int tid;
+} where;
+
+static void report_tid(void *arg)
+{
+	where *w = arg;
+	atomic_store(&w->tid, (int)gettid());
+	stuck_on_worker(w->c);
+}
+
+static void child_deadlock(void)
+{
+	TU_UNCHECKED(tt_runtime_procs_set(2));
+	tt_chan *c = NULL, *never = NULL;
+	TU_UNCHECKED(tt_chan_make(&c, sizeof(int), 0));
+	TU_UNCHECKED(tt_chan_make(&never, sizeof(int), 0));
+	where w = {.c = c};
+	for (int i = 0; i < 200; i++) {
+		atomic_store(&w.tid, 0);
+		TU_UNCHECKED(tt_go(report_tid, &w));
+		while (atomic_load(&w.tid) == 0)
+			tt_sleep(100 * TT_MICROSECOND);
+		if (atomic_load(&w.tid) != (int)gettid())
+			break;
+		tt_sleep(TT_MILLISECOND);
+	}
+	fprintf(stderr, "tu-%s\n",
+		atomic_load(&w.tid) != (int)gettid() ? "on-worker" : "here");
+	int v;
+	TU_UNCHECKED(tt_recv(never, &v, NULL));
+}
+
+static void test_deadlock_across_ps(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	assert_int_equal(tu_spawn_self("deadlock", 60 * TT_SECOND, &c), 0);
+	assert_false(c.timed_out);
+	TU_ASSERT_CHILD_EXIT(&c, 2);
+	TU_ASSERT_CONTAINS(c.err, "tu-on-worker");
+	TU_ASSERT_CONTAINS(c.err,
+			   "fatal error: all goroutines are asleep - deadlock!");
+	/* main's stack, and the worker's goroutine's, with file:line. */
+	TU_ASSERT_CONTAINS(c.err, "goroutine 1 [chan receive]:");
+	TU_ASSERT_CONTAINS(c.err, "child_deadlock(");
+	TU_ASSERT_CONTAINS(c.err, "stuck_on_worker(");
+	TU_ASSERT_CONTAINS(c.err, "test_procs.c:");
+	tu_child_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+	static const tu_child_case cases[] = {
+		{"deadlock", child_deadlock},
+	};
+	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
+	const struct CMUnitTest tests[] = {
+		TU_TEST(test_procs_set_and_errors),
+		TU_TEST(test_fanout_spreads),
+		TU_TEST(test_handoff_keeps_scope_labels_and_creator),
+		TU_TEST(test_pthread_checker_skips_workers),
+		TU_TEST(test_deadlock_across_ps),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
