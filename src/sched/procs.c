@@ -9,9 +9,12 @@
  * goroutine (sched.c, tt__sched_work): it runs what it is handed.
  *
  * tt_go on any thread looks, before it allocates anything, for another
- * P that has nothing to run (p_idle, set in that P's idle wait), has no
- * hand-off on its way (p_handoff, claimed with a compare-and-swap) and
- * has no more goroutines than the caller's scheduler. If it finds one it
+ * P with no hand-off on its way (p_handoff, claimed with a
+ * compare-and-swap) that either has nothing to run (p_idle, set in its
+ * idle wait) and no more goroutines than the caller's scheduler, or is
+ * busy with at most one goroutine more than that: the new one then
+ * waits in its inbox until the one it runs parks or ends, so a P busy
+ * with a fan-out always has the next piece ready. If it finds one it
  * sends it a post carrying the new goroutine (a tt__spawn: function,
  * argument, id, creator, labels, leak scope, stack size) and returns the
  * id; the post wakes the P, which makes the goroutine runnable there
@@ -23,7 +26,8 @@
  * a server's accept loop gives each new connection to a P whose
  * goroutines all wait. Once started, a goroutine stays on its P's thread
  * for life: its stack, its timers and its descriptors are that thread's,
- * and a busy P's runnable goroutines are not taken by an idle one. Every
+ * and a busy P's runnable goroutines (or one waiting in its inbox behind
+ * a goroutine that never parks) are not taken by an idle one. Every
  * object works from any thread (chan.h, post.c), so goroutines on
  * different Ps talk as goroutines on one do.
  *
@@ -218,11 +222,18 @@ int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
 			&ps[(first + (uint32_t)i) % (uint32_t)n],
 			memory_order_acquire);
 		if (t == NULL || t == s ||
-		    !atomic_load_explicit(&t->p_idle, memory_order_relaxed) ||
 		    atomic_load_explicit(&t->p_handoff, memory_order_relaxed))
 			continue;
+		/* An idle P with no more goroutines than ours; or a busy one
+		 * with at most one more (the one it runs): the goroutine
+		 * waits in its inbox and starts as soon as that one parks
+		 * or ends, so a P busy with a fan-out never goes idle
+		 * between two. */
+		bool idle =
+			atomic_load_explicit(&t->p_idle, memory_order_relaxed);
 		if (atomic_load_explicit(&t->ngoroutines,
-					 memory_order_relaxed) > mine)
+					 memory_order_relaxed) >
+		    mine + (idle ? 0 : 1))
 			continue;
 		uint8_t zero = 0;
 		if (!atomic_compare_exchange_strong(&t->p_handoff, &zero, 1))

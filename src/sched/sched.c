@@ -703,10 +703,13 @@ void *tt__g_direct_entry(void *p)
 	 * (by a shared-stack goroutine this one started): then it must be
 	 * copied back first, which g_exit's switch does. A goroutine with
 	 * labels ends through g_exit too (its direct flag is cleared when it
-	 * gets them), which drops them. */
+	 * gets them), which drops them. So does one that finds posts from
+	 * other threads waiting: g_exit runs them (a loop of such goroutines
+	 * never parks, and another thread may wait on this one's answer). */
 	tt__g *parent = runq_at(s, 0);
 	if (!g->direct ||
-	    TT_UNLIKELY(parent->shared && s->sh.owner != parent))
+	    TT_UNLIKELY(parent->shared && s->sh.owner != parent) ||
+	    TT_UNLIKELY(tt__inbox_pending(s)))
 		g_exit(s, g);
 	s->runq.head++; /* the parent, resumed below */
 	TT_ASSERT(parent != NULL && parent->id == g->parent_id);
