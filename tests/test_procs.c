@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -268,6 +270,111 @@ static void test_deadlock_across_ps(void **state)
 	tu_child_free(&c);
 }
 
+/* ---- I/O with another thread's context ---------------------------------------
+ *
+ * A goroutine on a worker (or any other thread) reading with main's
+ * context: many reads that each wait, then one that the context's cancel
+ * ends. The wait is on a child of the context, never in the queue of
+ * main's done channel. */
+
+enum { MSGS = 2000 };
+
+typedef struct ctx_reader {
+	tt_ctx *ctx;
+	int fd;
+	int got;     /* messages read in order */
+	int end;     /* what the last read returned */
+	char msg[160];
+} ctx_reader;
+
+static void *ctx_reader_main(void *arg)
+{
+	ctx_reader *r = arg;
+	for (;;) {
+		int v;
+		ssize_t n = tt_read_ctx(r->ctx, r->fd, &v, sizeof v);
+		if (n != (ssize_t)sizeof v) {
+			snprintf(r->msg, sizeof r->msg, "%s", tt_last_error());
+			__atomic_store_n(&r->end, (int)n, __ATOMIC_RELEASE);
+			return NULL;
+		}
+		if (v == r->got)
+			__atomic_store_n(&r->got, r->got + 1, __ATOMIC_RELEASE);
+	}
+}
+
+static void ctx_reader_g(void *arg)
+{
+	ctx_reader_main(arg);
+}
+
+typedef struct ctx_writer {
+	int fd;
+	tt_chan *done;
+} ctx_writer;
+
+static void ctx_writer_g(void *arg)
+{
+	ctx_writer *w = arg;
+	for (int i = 0; i < MSGS; i++) {
+		if (tt_write(w->fd, &i, sizeof i, TT_FOREVER) != sizeof i)
+			break;
+		if (i % 16 == 0)
+			tt_sleep(5 * TT_MICROSECOND);
+	}
+	tu_done(w->done);
+}
+
+enum { READERS = 3 }; /* on pthreads, and as many goroutines of main's */
+
+static void test_io_with_another_threads_ctx(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_ctx *ctx = NULL;
+	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
+	tt_chan *done = tu_chan(0, 2 * READERS);
+	int sv[2 * READERS][2];
+	ctx_reader r[2 * READERS];
+	ctx_writer w[2 * READERS];
+	pthread_t th[READERS];
+	for (int i = 0; i < 2 * READERS; i++) {
+		TU_ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
+		TU_ASSERT_OK(tt_fd_nonblock(sv[i][0]));
+		TU_ASSERT_OK(tt_fd_nonblock(sv[i][1]));
+		r[i] = (ctx_reader){.ctx = ctx, .fd = sv[i][1]};
+		w[i] = (ctx_writer){.fd = sv[i][0], .done = done};
+		if (i < READERS)
+			TU_ASSERT_EQ(pthread_create(&th[i], NULL,
+						    ctx_reader_main, &r[i]),
+				     0);
+		else
+			tu_go(ctx_reader_g, &r[i]);
+		tu_go(ctx_writer_g, &w[i]);
+	}
+	TU_WAIT_DONE(done, 2 * READERS, 60 * TT_SECOND);
+	for (int i = 0; i < 2 * READERS; i++)
+		TU_WAIT_FOR(__atomic_load_n(&r[i].got, __ATOMIC_ACQUIRE) ==
+				    MSGS,
+			    30 * TT_SECOND);
+	tt_sleep(5 * TT_MILLISECOND); /* all parked in their next read */
+	TU_ASSERT_OK(tt_ctx_cancel(ctx));
+	for (int i = 0; i < READERS; i++)
+		tu_join_parked(th[i]);
+	for (int i = 0; i < 2 * READERS; i++) {
+		TU_WAIT_FOR(__atomic_load_n(&r[i].end, __ATOMIC_ACQUIRE) != 0,
+			    10 * TT_SECOND);
+		TU_ASSERT_EQ(r[i].got, MSGS);
+		TU_ASSERT_EQ(r[i].end, -ECANCELED);
+		TU_ASSERT_CONTAINS(r[i].msg, "tt_read_ctx");
+		TU_ASSERT_CONTAINS(r[i].msg, "context canceled");
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	TU_ASSERT_OK(tt_ctx_release(ctx));
+	TU_ASSERT_OK(tt_chan_release(done));
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
@@ -280,6 +387,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_handoff_keeps_scope_labels_and_creator),
 		TU_TEST(test_pthread_checker_skips_workers),
 		TU_TEST(test_deadlock_across_ps),
+		TU_TEST(test_io_with_another_threads_ctx),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -552,6 +552,25 @@ static int ctx_done(const char *fn, tt_ctx *ctx, int fd, tt_chan **done)
 static int fd_wait_ctx(const char *fn, tt_ctx *ctx, tt_chan *done, int fd,
 		       int events, bool look_first)
 {
+	if (done && TT_UNLIKELY(chan_of(done)->sched != tt__sched_get())) {
+		/* Another thread's context: its done channel's queue is
+		 * its owner's, not this thread's to put a waiter in. The
+		 * wait is on a child of the context, this thread's, whose
+		 * cancel interrupts it, as the sync forms' waits are
+		 * (tt__ctx_wait_begin). */
+		int64_t dl;
+		tt_ctx *armed;
+		int r = tt__ctx_wait_begin(ctx, &dl, &armed, fn);
+		if (r == -EINVAL || r == -EBADF || r == -ENOMEM)
+			return r;
+		if (r)
+			return ctx_ended(fn, fd, r);
+		int w = fd_wait(fn, fd, events, dl, NULL, look_first,
+				TT_WAIT_IO_WAIT);
+		int e = (int)tt__ctx_wait_end(armed, w);
+		/* No deadline of its own: a timeout is the context's. */
+		return w == -ETIMEDOUT ? ctx_ended(fn, fd, e) : e;
+	}
 	/* An I/O call may wait several times (a long write); the context
 	 * may have ended while it was writing. */
 	int r = tt_ctx_err(ctx);
