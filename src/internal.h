@@ -12,7 +12,10 @@
  * struct tt__sched (reached through a thread-local pointer), so that
  * moving to M:N later changes this layer and not the ones above. Nothing
  * here takes a lock: a scheduler's goroutines never run in parallel, and
- * its objects refuse to be used from another thread (tt__check_owner).
+ * other threads reach its objects through posts and the locks of shared
+ * channels (post.c, chan/chan.h). With several Ps (procs.c), tt_go hands
+ * new goroutines to other threads' schedulers; a goroutine stays on the
+ * one that started it.
  *
  * Memory layout of one goroutine stack (stack grows down):
  *

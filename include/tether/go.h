@@ -21,8 +21,10 @@
  * channel, an unlock of an unlocked Mutex) are raised on the caller's
  * stack.
  *
- * tt_go runs the new goroutine at once, until it first blocks, yields or
- * returns; the caller is then first in line to continue. Go makes no
+ * With one P (the default; tt_runtime_procs_set below), tt_go runs the
+ * new goroutine at once, until it first blocks, yields or returns; the
+ * caller is then first in line to continue. With more, it may instead
+ * hand the goroutine to an idle worker thread and return at once. Go makes no
  * promise about this order and neither should programs; it is documented
  * because it bounds memory: a loop that starts goroutines which finish
  * without blocking never holds more than one stack.
