@@ -21,6 +21,7 @@
  * clients wait in the listen queue, as with Go's netutil.LimitListener. */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,15 +29,16 @@
 
 #include <tether.h>
 
-/* Shared by all the server's goroutines. They run on one thread and
- * switch only where they block, so the counters need no lock. */
+/* Shared by all the server's goroutines. With TETHER_PROCS above 1 the
+ * connections may run on several threads at once: the byte count is an
+ * atomic (as it would be in Go); conns is the accept loop's alone. */
 static struct server {
 	tt_ctx *ctx;       /* cancelled to shut everything down */
 	tt_waitgroup *wg;  /* the listener and the connections */
 	tt_chan *slots;    /* chan struct{}, cap --max-conns: a semaphore */
 	int lfd;           /* the listening socket */
 	long conns;        /* connections served */
-	long long bytes;   /* bytes echoed */
+	_Atomic long long bytes; /* bytes echoed */
 } srv;
 
 /* ---- connections --------------------------------------------------------- */
@@ -54,7 +56,8 @@ static void serve(void *arg)
 			break;
 		ssize_t w = tt_write_ctx(srv.ctx, fd, buf, (size_t)n);
 		if (w > 0)
-			srv.bytes += w;
+			atomic_fetch_add_explicit(&srv.bytes, w,
+						  memory_order_relaxed);
 		if (w != n)
 			break; /* the peer went away, or shutdown */
 	}
@@ -183,7 +186,7 @@ int main(int argc, char **argv)
 	}
 
 	printf("echo: served %ld connections, echoed %lld bytes\n", srv.conns,
-	       srv.bytes);
+	       atomic_load(&srv.bytes));
 	tt_chan_release(srv.slots);
 	tt_wg_release(srv.wg);
 	if (srv.ctx != sig_ctx) {

@@ -96,7 +96,7 @@ static int ensure_epoll(tt__sched *s)
 			       strerror(errno));
 	/* Other threads' posts wake a thread asleep in the poller through
 	 * this (post.c). Level-triggered: read when it fires. */
-	int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int wfd = TT_TSAN_QUIET(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = wfd};
 	if (wfd < 0 || epoll_ctl(fd, EPOLL_CTL_ADD, wfd, &ev) != 0) {
 		int e = errno;
@@ -294,7 +294,7 @@ int tt__poll(tt__sched *s, int64_t timeout_ns)
 		uint32_t e = evs[i].events;
 		if (fd == s->wakefd) {
 			uint64_t v;
-			(void)!read(fd, &v, sizeof v);
+			(void)!TT_TSAN_QUIET(read(fd, &v, sizeof v));
 			continue;
 		}
 		if ((size_t)fd >= s->nfds)
