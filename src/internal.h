@@ -902,6 +902,10 @@ void tt__inbox_close(tt__sched *s);
 /* Threads of tether's own (the blocking pool, the profiler's reader),
  * which never post: deadlock detection counts them asleep. */
 void tt__helper_thread(int delta);
+/* Start fn(arg) on a detached thread that begins with every signal
+ * blocked (it sets its own mask, if any other). 0, or pthread_create's
+ * error. */
+int tt__thread_start(void *(*fn)(void *), void *arg);
 /* The process's threads (/proc), or -1 if they cannot be counted. */
 long tt__proc_threads(void);
 

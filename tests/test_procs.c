@@ -102,15 +102,20 @@ static void fan_round(int *threads)
 	*threads = ntids;
 }
 
-static void test_fanout_spreads(void **state)
+/* Fan-outs until one ran on both threads: the first round starts the
+ * worker, which takes goroutines from then on whenever it is idle. */
+static void fan_until_spread(void)
 {
-	(void)state;
 	int threads = 0;
-	/* The first round starts the worker; it takes goroutines from then
-	 * on whenever it has nothing to run. */
 	for (int round = 0; round < 20 && threads < 2; round++)
 		fan_round(&threads);
 	TU_ASSERT_EQ(threads, 2);
+}
+
+static void test_fanout_spreads(void **state)
+{
+	(void)state;
+	fan_until_spread();
 }
 
 /* ---- what a handed-off goroutine takes with it ----------------------------- */
@@ -195,10 +200,7 @@ static void test_handoff_keeps_scope_labels_and_creator(void **state)
 static void test_pthread_checker_skips_workers(void **state)
 {
 	(void)state;
-	int threads = 0;
-	for (int round = 0; round < 20 && threads < 2; round++)
-		fan_round(&threads);
-	TU_ASSERT_EQ(threads, 2);
+	fan_until_spread();
 	tt_threads_list l;
 	int n = tt_threads_snapshot(&l);
 	TU_ASSERT_GE(n, 0);
@@ -220,6 +222,7 @@ static void stuck_on_worker(void *arg)
 typedef struct where {
 	tt_chan *c;
 	_Atomic int tid;
+	int main_tid;
 } where;
 
 static void report_tid(void *arg)
@@ -383,10 +386,67 @@ static void test_io_with_another_threads_ctx(void **state)
 	TU_ASSERT_OK(tt_chan_release(done));
 }
 
+/* ---- a stack overflow on a worker ------------------------------------------ */
+
+static __attribute__((noinline)) unsigned long recurse(int depth)
+{
+	volatile unsigned char buf[256];
+	buf[0] = (unsigned char)depth;
+	return depth ? recurse(depth - 1) + buf[0] : 0;
+}
+
+static void overflow_on_worker(void *arg)
+{
+	where *w = arg;
+	atomic_store(&w->tid, (int)gettid());
+	if (atomic_load(&w->tid) == w->main_tid)
+		return;
+	tt_sleep(50 * TT_MILLISECOND); /* main says where it ran first */
+	recurse(1 << 24);
+}
+
+static void child_overflow(void)
+{
+	TU_UNCHECKED(tt_runtime_procs_set(2));
+	where w = {.main_tid = (int)gettid()};
+	for (int i = 0; i < 200; i++) {
+		atomic_store(&w.tid, 0);
+		TU_UNCHECKED(tt_go(overflow_on_worker, &w));
+		while (atomic_load(&w.tid) == 0)
+			tt_sleep(100 * TT_MICROSECOND);
+		if (atomic_load(&w.tid) != w.main_tid)
+			break;
+		tt_sleep(TT_MILLISECOND);
+	}
+	fprintf(stderr, "tu-%s\n",
+		atomic_load(&w.tid) != w.main_tid ? "on-worker" : "here");
+	tt_sleep(10 * TT_SECOND);
+}
+
+static void test_overflow_on_worker_is_reported(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	assert_int_equal(tu_spawn_self("overflow", 60 * TT_SECOND, &c), 0);
+	assert_false(c.timed_out);
+	TU_ASSERT_CONTAINS(c.err, "tu-on-worker");
+	assert_true(c.signaled);
+	if (!TU_ASAN || !tu_contains(c.err, "AddressSanitizer")) {
+		/* tether's report, not a silent death: the worker has the
+		 * handler's alternate stack and its creator's signal mask. */
+		TU_ASSERT_CONTAINS(c.err, "tether: fatal error: stack overflow "
+					  "in goroutine");
+		TU_ASSERT_CONTAINS(c.err, "[running]:");
+	}
+	tu_child_free(&c);
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
 		{"deadlock", child_deadlock},
+		{"overflow", child_overflow},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
@@ -396,6 +456,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_pthread_checker_skips_workers),
 		TU_TEST(test_deadlock_across_ps),
 		TU_TEST(test_io_with_another_threads_ctx),
+		TU_TEST(test_overflow_on_worker_is_reported),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

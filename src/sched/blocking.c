@@ -197,9 +197,7 @@ out:
 	return NULL;
 }
 
-/* A new pool thread, with every signal blocked; called with pool.lock
- * held. 0, or the pthread_create error. */
-static int thread_make(void)
+int tt__thread_start(void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t a;
 	pthread_attr_init(&a);
@@ -208,12 +206,20 @@ static int thread_make(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
+	int r = pthread_create(&t, &a, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+	return r;
+}
+
+/* A new pool thread, with every signal blocked (for good); called with
+ * pool.lock held. 0, or the pthread_create error. */
+static int thread_make(void)
+{
 	/* Counted before it exists, so deadlock detection never sees a
 	 * thread it does not know (see post.c). */
 	tt__helper_thread(1);
-	int r = pthread_create(&t, &a, worker, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&a);
+	int r = tt__thread_start(worker, NULL);
 	if (r == 0)
 		pool.threads++;
 	else

@@ -54,6 +54,7 @@ static _Atomic(tt__sched *) ps[PROCS_MAX];
 static _Atomic int worker_tid[PROCS_MAX];
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int nworkers; /* started (P 1 .. nworkers) */
+static sigset_t worker_mask[PROCS_MAX]; /* each one's creator's mask */
 
 /* A count from TETHER_PROCS: 1 to PROCS_MAX; anything else is reported
  * once and the default kept. */
@@ -139,28 +140,21 @@ static void *worker_main(void *arg)
 	s->worker = true;
 	s->proc_ix1 = ix + 1;
 	atomic_store(&ps[ix], s);
+	pthread_sigmask(SIG_SETMASK, &worker_mask[ix], NULL);
 	tt__sched_work(s);
 }
 
-/* Workers up to P want, started once each; false if none could be. */
+/* Workers up to P want, started once each. */
 static void start_workers(int want)
 {
 	pthread_mutex_lock(&start_lock);
 	while (atomic_load(&nworkers) < want && want < PROCS_MAX) {
 		int ix = atomic_load(&nworkers) + 1;
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		/* Every signal blocked while it starts: the worker takes the
-		 * signals its creator's thread takes, once it runs. */
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pthread_t t;
-		int r = pthread_create(&t, &attr, worker_main,
-				       (void *)(intptr_t)ix);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&attr);
+		/* Every signal blocked while it starts; once its scheduler
+		 * is made (with the stack-overflow handler's alternate
+		 * stack) it takes the signals its creator's thread takes. */
+		pthread_sigmask(SIG_SETMASK, NULL, &worker_mask[ix]);
+		int r = tt__thread_start(worker_main, (void *)(intptr_t)ix);
 		if (r != 0) {
 			static _Atomic bool said;
 			if (!atomic_exchange(&said, true))
