@@ -54,7 +54,6 @@ static _Atomic(tt__sched *) ps[PROCS_MAX];
 static _Atomic int worker_tid[PROCS_MAX];
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int nworkers; /* started (P 1 .. nworkers) */
-static sigset_t worker_mask[PROCS_MAX]; /* each one's creator's mask */
 
 /* A count from TETHER_PROCS: 1 to PROCS_MAX; anything else is reported
  * once and the default kept. */
@@ -140,7 +139,20 @@ static void *worker_main(void *arg)
 	s->worker = true;
 	s->proc_ix1 = ix + 1;
 	atomic_store(&ps[ix], s);
-	pthread_sigmask(SIG_SETMASK, &worker_mask[ix], NULL);
+	/* It started with every signal blocked. Process-directed signals
+	 * stay so: they go to the program's threads, as they did before
+	 * there were workers (a signal watch blocks its signals in its own
+	 * thread only, signal.c). The ones its goroutines raise themselves
+	 * are taken, now that its scheduler (and the stack-overflow
+	 * handler's alternate stack) is made, and so is the CPU profiler's
+	 * per-thread SIGPROF. */
+	sigset_t own;
+	sigemptyset(&own);
+	static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+					SIGTRAP, SIGSYS, SIGPROF};
+	for (size_t i = 0; i < sizeof sync_sigs / sizeof *sync_sigs; i++)
+		sigaddset(&own, sync_sigs[i]);
+	pthread_sigmask(SIG_UNBLOCK, &own, NULL);
 	tt__sched_work(s);
 }
 
@@ -150,10 +162,6 @@ static void start_workers(int want)
 	pthread_mutex_lock(&start_lock);
 	while (atomic_load(&nworkers) < want && want < PROCS_MAX) {
 		int ix = atomic_load(&nworkers) + 1;
-		/* Every signal blocked while it starts; once its scheduler
-		 * is made (with the stack-overflow handler's alternate
-		 * stack) it takes the signals its creator's thread takes. */
-		pthread_sigmask(SIG_SETMASK, NULL, &worker_mask[ix]);
 		int r = tt__thread_start(worker_main, (void *)(intptr_t)ix);
 		if (r != 0) {
 			static _Atomic bool said;
