@@ -117,6 +117,18 @@ void tu_assert_contains_at(const char *file, int line, const char *hayname,
 
 /* ---- fixture ------------------------------------------------------------- */
 
+static int procs_before; /* 0: tu_one_p not called in this test */
+
+void tu_one_p(void)
+{
+	int prev = tt_runtime_procs_set(1);
+	if (prev < 1)
+		tu_fail_at(__FILE__, __LINE__, "tt_runtime_procs_set(1): %d",
+			   prev);
+	if (procs_before == 0)
+		procs_before = prev;
+}
+
 int tu_setup(void **state)
 {
 	(void)state;
@@ -129,6 +141,10 @@ int tu_setup(void **state)
 int tu_teardown(void **state)
 {
 	(void)state;
+	if (procs_before != 0) { /* before any check can fail */
+		tt_runtime_procs_set(procs_before);
+		procs_before = 0;
+	}
 	int64_t dl = tt_deadline_in(2 * TT_SECOND);
 	while (tt_num_goroutine() > baseline_goroutines && tt_now() < dl)
 		tu_pause();

@@ -202,6 +202,13 @@ int tu_teardown(void **state);
 
 #define TU_TEST(f) cmocka_unit_test_setup_teardown(f, tu_setup, tu_teardown)
 
+/* Runs the rest of this test with one P, as Go's own tests do with
+ * defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)): for a test of what one
+ * scheduler promises (tt_go runs the child first, the run queue's order,
+ * one thread's counts). tu_teardown puts the previous count back. The
+ * reason belongs in a comment at the call. */
+void tu_one_p(void);
+
 /* ---- goroutines and channels --------------------------------------------- */
 
 /* tt_go / tt_go_with that fail the test (at the caller's line) instead of
