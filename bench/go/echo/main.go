@@ -1,9 +1,9 @@
 // echo — the Go twin of examples/echo.c, the server side of the echo
 // benchmark: a TCP echo server, one goroutine per connection copying what
-// it reads back to the client, on GOMAXPROCS=1. bench/echo_load drives
-// both servers.
+// it reads back to the client, on GOMAXPROCS=1 (or -procs). bench/echo_load
+// drives both servers.
 //
-//	echo [-addr A] [-port P] [-seconds S]
+//	echo [-addr A] [-port P] [-seconds S] [-procs N]
 //
 // It prints "echo: listening on 127.0.0.1:PORT" first, like the C server,
 // and shuts down on SIGINT/SIGTERM or after -seconds: the listener
@@ -27,15 +27,16 @@ import (
 )
 
 func main() {
-	runtime.GOMAXPROCS(1)
 	addr := flag.String("addr", "127.0.0.1", "address to listen on")
 	port := flag.Int("port", 0, "port (0: pick one)")
 	seconds := flag.Int("seconds", -1, "stop after this many seconds")
+	procs := flag.Int("procs", 1, "GOMAXPROCS")
 	flag.Parse()
-	if flag.NArg() > 0 || *port < 0 || *port > 65535 {
-		fmt.Fprintln(os.Stderr, "usage: echo [-addr A] [-port P] [-seconds S]")
+	if flag.NArg() > 0 || *port < 0 || *port > 65535 || *procs < 1 {
+		fmt.Fprintln(os.Stderr, "usage: echo [-addr A] [-port P] [-seconds S] [-procs N]")
 		os.Exit(2)
 	}
+	runtime.GOMAXPROCS(*procs)
 
 	ln, err := net.Listen("tcp4", net.JoinHostPort(*addr, strconv.Itoa(*port)))
 	if err != nil {
