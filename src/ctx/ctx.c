@@ -261,7 +261,60 @@ static tt_ctx *post_ctx(tt__sched *s, tt__post *p)
 	return NULL;
 }
 
+/* Cancels sent to another thread's context (RC_CANCEL, RC_CAUSE_CANCEL,
+ * RC_PARENT_CANCEL) that its owner has not run yet. While there are
+ * none, another thread's tt_ctx_err reads the error the owner published
+ * (cancel_tree) instead of asking for it: a thread that cancels and then
+ * asks still sees its own cancel first, since its Err asks, in the same
+ * inbox, after the cancel. */
+static _Atomic long cancels_out;
+
+static bool counted(int op)
+{
+	return op == RC_CANCEL || op == RC_CAUSE_CANCEL ||
+	       op == RC_PARENT_CANCEL;
+}
+
+static void cancel_sent(void)
+{
+	atomic_fetch_add_explicit(&cancels_out, 1, memory_order_relaxed);
+}
+
+static void cancel_run(void)
+{
+	atomic_fetch_sub_explicit(&cancels_out, 1, memory_order_release);
+}
+
+static void cancel_dropped(tt__post *p)
+{
+	(void)p;
+	cancel_run();
+}
+
+/* Sends p to s, counting it if it is a cancel. */
+static int send_counted(tt__sched *s, tt__post *p)
+{
+	if (!counted((int)p->arg))
+		return tt__post_send(s, p);
+	cancel_sent();
+	p->dropped = cancel_dropped;
+	int r = tt__post_send(s, p);
+	if (r)
+		cancel_run();
+	return r;
+}
+
+static void run_ctx_op(tt__sched *s, tt__post *p);
+
 static void run_ctx(tt__sched *s, tt__post *p)
+{
+	bool cancel = counted((int)p->arg);
+	run_ctx_op(s, p); /* may free p */
+	if (cancel)
+		cancel_run();
+}
+
+static void run_ctx_op(tt__sched *s, tt__post *p)
 {
 	tt_ctx *c = post_ctx(s, p);
 	if (c == NULL)
@@ -314,7 +367,7 @@ static int ctx_post(tt_ctx *c, int op, const char *name, int64_t in,
 	p->arg = op;
 	p->value = in;
 	if (send)
-		return tt__post_send(c->sched, p);
+		return send_counted(c->sched, p);
 	int r = tt__post_call(tt__sched_get(), c->sched, p, TT_WAIT_SYSCALL,
 			      c);
 	if (r) {
@@ -478,8 +531,9 @@ static void cancel_tree(tt__sched *s, tt_ctx *c, int err)
 		if (x->err)
 			continue; /* cannot happen: cancelled nodes are
 				     unlinked; kept for safety */
-		x->err = err;
 		x->cause = c->cause;
+		/* Read by other threads' tt_ctx_err (cancels_out). */
+		__atomic_store_n(&x->err, err, __ATOMIC_RELEASE);
 		tt__timer_del(s, &x->timer);
 		tt_chan_close(x->done);
 		interrupt_waiters(s, x);
@@ -548,7 +602,7 @@ static void post_quiet(tt__sched *s, const tt_ctx *h, int op, int64_t in)
 	p->arg = op;
 	p->value = in;
 	p->quiet = true;
-	(void)tt__post_send(s, p);
+	(void)send_counted(s, p);
 }
 
 static void post_parent_cancel(struct rkid *k, int err, int cause)
@@ -899,6 +953,17 @@ int tt_ctx_err(tt_ctx *h)
 {
 	tt_ctx *c;
 	int r = ctx_check_any(h, &c, "tt_ctx_err", true);
+	if (r == REMOTE &&
+	    atomic_load_explicit(&cancels_out, memory_order_acquire) == 0) {
+		/* No cancel on its way anywhere: what the owner published.
+		 * The context's canc never changes once it is handed out. */
+		int e = c->canc ? __atomic_load_n(&c->canc->err,
+						  __ATOMIC_ACQUIRE)
+				: 0;
+		if (e)
+			TT_TSAN_SYNC(c);
+		return e;
+	}
 	if (r == REMOTE) {
 		int64_t v = 0;
 		r = ctx_post(c, RC_ERR, "tt_ctx_err", 0, false, &v);
