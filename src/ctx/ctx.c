@@ -104,6 +104,7 @@ struct tt_ctx {
 	struct rkid *rkids;   /* cancelable: children of other threads' */
 	uint8_t parent_remote; /* the parent is another thread's */
 	uint8_t rlinked;      /* in the parent's canc's rkids */
+	uint8_t remote_held;  /* holds a reference of the remote parent's */
 	uint8_t bridge;       /* the hidden link under a value child of
 				 another thread's context */
 };
@@ -230,8 +231,10 @@ enum {
 	RC_CAUSE,
 	RC_RETAIN,
 	RC_RELEASE,
-	RC_LINK,          /* on the parent: link a child of another thread's */
+	RC_LINK,          /* on the parent: keep it for a child of another
+			     thread's, and link that child */
 	RC_UNLINK,        /* on the parent: that child is done with it */
+	RC_UNLINK_RELEASE, /* both: the child is freed */
 	RC_PARENT_CANCEL, /* on the child: its parent was cancelled */
 };
 
@@ -344,6 +347,10 @@ static void run_ctx_op(tt__sched *s, tt__post *p)
 		break;
 	case RC_UNLINK:
 		unlink_remote(c, (const tt_ctx *)(uintptr_t)p->value);
+		break;
+	case RC_UNLINK_RELEASE:
+		unlink_remote(c, (const tt_ctx *)(uintptr_t)p->value);
+		p->result = ctx_release(c, NULL);
 		break;
 	case RC_PARENT_CANCEL:
 		parent_cancelled(s, c, p->value);
@@ -619,11 +626,16 @@ static void post_unlink(tt_ctx *c)
 		   (int64_t)(uintptr_t)ctx_handle(c));
 }
 
-/* On the parent's thread (RC_LINK): p->value, the child's handle in, and
- * out 0 (never cancelled: nothing to link), 1 (linked) or the packed
- * cancel. */
+/* On the parent's thread (RC_LINK): a reference of c's for the child,
+ * then the link; p->value, the child's handle in, and out 0 (never
+ * cancelled: nothing to link), 1 (linked) or the packed cancel. One post
+ * does both, so that a wait on another thread's context (which makes
+ * such a child each time) costs one round trip. */
 static void link_remote(tt_ctx *c, tt__post *p)
 {
+	p->result = retain_now(c);
+	if (p->result)
+		return;
 	tt_ctx *pc = c->canc;
 	const tt_ctx *child = (const tt_ctx *)(uintptr_t)p->value;
 	p->value = 0;
@@ -635,6 +647,7 @@ static void link_remote(tt_ctx *c, tt__post *p)
 	}
 	struct rkid *k = malloc(sizeof *k);
 	if (k == NULL) {
+		(void)ctx_release(c, NULL); /* not the child's after all */
 		p->result = tt__err(-ENOMEM, "%s: out of memory", p->op);
 		return;
 	}
@@ -681,6 +694,7 @@ static int propagate_remote(tt__sched *s, tt_ctx *c)
 			 (int64_t)(uintptr_t)ctx_handle(c), false, &v);
 	if (r)
 		return r;
+	c->remote_held = 1;
 	if (v == 1) {
 		c->rlinked = 1;
 	} else if (v >= 2) {
@@ -716,9 +730,10 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	if (r < 0)
 		return r;
 	bool remote = r == REMOTE;
-	if (remote) {
+	if (remote && kind != CTX_CANCEL) {
 		/* Its owner keeps it for this child (posted, waited for:
-		 * it must not go before the child is made). */
+		 * it must not go before the child is made). A cancelable
+		 * child's is taken with its link (link_remote). */
 		r = ctx_post(parent, RC_RETAIN, op, 0, false, NULL);
 		if (r)
 			return r;
@@ -730,7 +745,7 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	tt__sched *s = tt__sched_get();
 	tt_ctx *c = tt__obj_alloc(s, sizeof *c, TT__OBJ_CTX);
 	if (c == NULL) {
-		if (remote)
+		if (remote && kind != CTX_CANCEL)
 			ctx_post(parent, RC_RELEASE, op, 0, true, NULL);
 		return tt__err(-ENOMEM, "%s: out of memory for a context", op);
 	}
@@ -740,7 +755,7 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 		r = tt_chan_make(&c->done, 0, 0);
 		if (r) {
 			tt__obj_free(s, c, sizeof *c);
-			if (remote)
+			if (remote && kind != CTX_CANCEL)
 				ctx_post(parent, RC_RELEASE, op, 0, true,
 					 NULL);
 			return tt__err(r, "%s: out of memory for a done "
@@ -751,6 +766,7 @@ static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op)
 	c->sched = s;
 	c->parent = parent;
 	c->parent_remote = remote;
+	c->remote_held = remote && kind != CTX_CANCEL;
 	if (parent->kind != CTX_BACKGROUND && !remote)
 		parent->refs++;
 	c->refs = 1;
@@ -1024,7 +1040,7 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 				c->stop_fn(c->stop_data, true);
 			if (c->linked)
 				unlink_child(c);
-			if (c->rlinked)
+			if (c->rlinked && !c->remote_held)
 				post_unlink(c);
 			for (struct rkid *k = c->rkids, *next; k; k = next) {
 				next = k->next; /* none: children hold c */
@@ -1036,12 +1052,19 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 			tt_chan_release(c->done);
 		}
 		bool remote = c->parent_remote;
+		bool held = c->remote_held, linked = c->rlinked;
+		const tt_ctx *self = ctx_handle(c);
 		tt__obj_free(s, c, sizeof *c);
 		if (remote) {
-			/* The reference ctx_new took, given back to the
-			 * parent's owner (the runtime's: no lost cancel). */
-			ctx_post(parent, RC_RELEASE, "tt_ctx_release", 0, true,
-				 NULL);
+			/* The reference ctx_new or the link took, given back
+			 * to the parent's owner (the runtime's: no lost
+			 * cancel), with the unlink when there is one. */
+			if (held)
+				ctx_post(parent,
+					 linked ? RC_UNLINK_RELEASE : RC_RELEASE,
+					 "tt_ctx_release",
+					 linked ? (int64_t)(uintptr_t)self : 0,
+					 true, NULL);
 			break;
 		}
 		if (parent->kind == CTX_BACKGROUND || --parent->refs)
