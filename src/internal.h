@@ -913,6 +913,11 @@ void tt__helper_thread(int delta);
 int tt__thread_start(void *(*fn)(void *), void *arg);
 /* The process's threads (/proc), or -1 if they cannot be counted. */
 long tt__proc_threads(void);
+/* Whether every thread but the caller sleeps where only a post could
+ * wake it, with no post in flight (the deadlock detector's test, for a
+ * caller that stays awake): what they hold cannot change unless the
+ * caller posts to them. */
+bool tt__others_asleep(void);
 
 /* ---- Ps: the process's runtime threads (procs.c) ----------------------
  *
