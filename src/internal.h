@@ -439,6 +439,10 @@ struct tt__g {
 	 * (epoch << 2) | TT__SNAP_RUNNABLE | TT__SNAP_TAKEN for the
 	 * snapshot of that epoch; a mark of another epoch means neither. */
 	uint32_t snap_mark;
+	/* s->births when it joined its thread's list of goroutines: a
+	 * snapshot leaves out the ones born after it began. (Not the id:
+	 * a goroutine handed to a P has its creator's.) */
+	uint64_t birth;
 
 	/* Shared-stack mode (all 0 for a goroutine with a stack of its own).
 	 * wbuf: where its waiter records go (never on the region);
@@ -743,6 +747,7 @@ struct tt__sched {
 	_Atomic int64_t ngoroutines; /* live goroutines; written by this
 					thread only, read by any */
 	int64_t goid_next, goid_end; /* this thread's block of ids */
+	uint64_t births; /* goroutines that joined s->all, ever */
 	tt__sched *next_sched;       /* in the registry of schedulers */
 	tt__g *all;           /* list head of every goroutine */
 	tt__stack_pool *pools;
@@ -908,6 +913,11 @@ void tt__helper_thread(int delta);
 int tt__thread_start(void *(*fn)(void *), void *arg);
 /* The process's threads (/proc), or -1 if they cannot be counted. */
 long tt__proc_threads(void);
+/* Whether every thread but the caller sleeps where only a post could
+ * wake it, with no post in flight (the deadlock detector's test, for a
+ * caller that stays awake): what they hold cannot change unless the
+ * caller posts to them. */
+bool tt__others_asleep(void);
 
 /* ---- Ps: the process's runtime threads (procs.c) ----------------------
  *

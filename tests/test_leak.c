@@ -365,13 +365,31 @@ static void start_grandchild(void *arg)
 	spawn_leaker(arg);
 }
 
+/* The one goroutine besides the caller is parked in leaky_recv. */
+static bool only_leaker_left(void)
+{
+	tt_leak_opts *o = quick_opts();
+	tt_leak_list l;
+	bool yes = tt_leak_find(o, &l) == 1 &&
+		   strstr(l.g[0].stack, "leaky_recv(") != NULL;
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(o);
+	return yes;
+}
+
 static void test_leak_scope_nested_creation(void **state)
 {
 	(void)state;
 	tt_chan *c = leak_chan();
 	tt_leak_scope sc;
+	int64_t base = tt_num_goroutine();
 	TU_ASSERT_OK(tt_leak_scope_begin(&sc, "inner"));
 	tu_go(start_grandchild, c);
+	/* With two Ps the helper and the leaker may each start on another
+	 * thread, later: the check gives up at once, so let the helper end
+	 * and the leaker start first. */
+	TU_WAIT_FOR(tt_num_goroutine() == base + 1 && only_leaker_left(),
+		    10 * TT_SECOND);
 	tt_leak_opts *o = quick_opts();
 	sink s = {.len = 0};
 	TU_ASSERT_EQ(tt_leak_scope_verify_to(&sc, o, to_sink, &s), 1);

@@ -1048,6 +1048,21 @@ static int recv_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 	return remote_result(r, deadline);
 }
 
+/* Before another thread's first send or receive on c that may wait: the
+ * owner shares c (a post that never waits), so that the wait is the
+ * caller's own, queued on c and parked on its thread, as every later one
+ * is, not a proxy goroutine of the owner's standing in for it (which the
+ * profiles and the leak checker would show as one goroutine more, parked
+ * in tether's own code). A goroutine on a shared stack cannot queue on
+ * another thread's channel: it keeps asking the owner. */
+static int share_first(tt__sched *s, const tt_chan *h, const tt_chan *c,
+		       const char *op)
+{
+	if (remote_shared(c) || s->current->shared)
+		return 0;
+	return tt__chan_share(s, h, op);
+}
+
 /* Everything the fast path does not handle: nil channels, bad input. */
 static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		     size_t elem_size, int64_t deadline)
@@ -1061,6 +1076,8 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 	if (elem == NULL && elem_size)
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (r == REMOTE) {
+		if ((r = share_first(s, h, c, "tt_chan_send")) < 0)
+			return r;
 		if (remote_shared(c) &&
 		    (r = send_remote(s, h, c, elem, deadline)) != ASK_OWNER)
 			return r;
@@ -1128,6 +1145,8 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 		return r;
 	tt_chan *c = chan_of(h);
 	if (r == REMOTE) {
+		if ((r = share_first(s, h, c, "tt_chan_recv")) < 0)
+			return r;
 		if (remote_shared(c) &&
 		    (r = recv_remote(s, h, c, elem, ok, deadline)) !=
 			     ASK_OWNER)

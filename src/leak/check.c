@@ -520,6 +520,10 @@ typedef struct try_state {
 	 * are theirs. */
 	tt__snapshot others;
 	size_t nothers;
+	/* Every other thread slept where only a post could wake it, just
+	 * before this try took their snapshot: theirs cannot change unless
+	 * this thread makes them. */
+	bool others_asleep;
 } try_state;
 
 static bool has_func_filters(const tt_leak_opts *o)
@@ -598,6 +602,7 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 						memory_order_relaxed)) &&
 	    r == 0) {
 		tt__snapshot_free(&st->others);
+		st->others_asleep = tt__others_asleep();
 		r = tt__snapshot_take_others(&st->others, NULL);
 		for (size_t i = 0; r == 0 && i < st->others.n; i++) {
 			const tt__gsnap *gs = &st->others.g[i];
@@ -733,9 +738,11 @@ static int find(const tt_leak_opts *o, uint64_t scope, try_state *st)
 			return 0;
 		/* Orphans never change: only live goroutines are waited
 		 * for; another thread's may change whatever this one
-		 * does. */
+		 * does, unless every other thread was asleep with nothing
+		 * to wake it (the deadlock detector's test, post.c). */
 		if (i >= o->max_retries ||
-		    ((quiescent(s) || st->live == 0) && st->nothers == 0))
+		    ((quiescent(s) || st->live == 0) &&
+		     (st->nothers == 0 || st->others_asleep)))
 			break;
 		int64_t d = i < 40 ? TT_MICROSECOND << i : o->max_sleep;
 		if (d > o->max_sleep)

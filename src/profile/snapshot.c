@@ -474,7 +474,7 @@ typedef struct live {
 	tt__sched *s;
 	tt__g *me;         /* the goroutine taking the snapshot */
 	tt__g *cursor;     /* the next goroutine of s->all to visit */
-	int64_t max_id;    /* the newest goroutine at T */
+	uint64_t max_birth; /* the newest goroutine's at T (tt__g.birth) */
 	uint32_t epoch;
 	int err;           /* -ENOMEM: stop */
 	tt__gsnap *g;      /* cap records; the walk's fill it from the end */
@@ -600,7 +600,7 @@ void tt__snap_after_switch(tt__sched *s, tt__g *z)
 	tt__g *g = s->current;
 	if (g == L->cursor)
 		L->cursor = g->all_next;
-	if (g->id > L->max_id || L->err || taken(L, g))
+	if (g->birth > L->max_birth || L->err || taken(L, g))
 		return;
 	resumed r = {L, g};
 	tt__on_runtime_stack(take_resumed, &r);
@@ -663,7 +663,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 		s->snap_epoch = 1;
 	}
 	L->epoch = s->snap_epoch;
-	L->max_id = s->goid_next - 1;
+	L->max_birth = s->births;
 	snap->taken_at = tt_now();
 	for (uint32_t i = 0; i < runq_len(s); i++)
 		runq_at(s, i)->snap_mark = (L->epoch << 2) | TT__SNAP_RUNNABLE;
@@ -684,7 +684,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	while (L->cursor && !L->err) {
 		tt__g *g = L->cursor;
 		L->cursor = g->all_next;
-		if (g->id <= L->max_id && !taken(L, g)) {
+		if (g->birth <= L->max_birth && !taken(L, g)) {
 			uintptr_t pcs[TT__TRACE_MAX];
 			int n = tt__trace_g(g, pcs, TT__TRACE_MAX);
 			/* Each goroutine of the cap alive at T is recorded

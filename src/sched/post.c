@@ -144,7 +144,9 @@ __attribute__((constructor(101))) static void count_runtime_threads(void)
 }
 
 /* Whether every thread of the process sleeps where only a post could
- * wake it, tether's helpers counted so. The caller is one of them.
+ * wake it, tether's helpers counted so, but for `awake` of them (the
+ * caller, if it is not about to sleep). The caller of all_asleep is one
+ * of them.
  *
  * The idle count is read while no post is in flight and none is pushed:
  * pushed == taken when taken is read, and pushed has not moved from the
@@ -152,7 +154,7 @@ __attribute__((constructor(101))) static void count_runtime_threads(void)
  * and nothing else that could wake it (no timer, no descriptor, nothing
  * runnable), and stays so: only a push could change it, and the pusher
  * would be an awake thread, which the count leaves out. */
-static bool all_asleep(void)
+static bool asleep_but(long awake)
 {
 	uint64_t pushed =
 		atomic_load_explicit(&posts_pushed, memory_order_seq_cst);
@@ -166,7 +168,17 @@ static bool all_asleep(void)
 		return false; /* cannot know: never a false report */
 	if (atomic_load_explicit(&posts_pushed, memory_order_seq_cst) != pushed)
 		return false;
-	return idle + helpers + runtime_threads >= n;
+	return idle + helpers + runtime_threads + awake >= n;
+}
+
+static bool all_asleep(void)
+{
+	return asleep_but(0);
+}
+
+bool tt__others_asleep(void)
+{
+	return asleep_but(1);
 }
 
 static void futex_wake(_Atomic int *w)

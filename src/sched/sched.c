@@ -101,6 +101,7 @@ const char *const tt__wait_reason_str[TT_WAIT__COUNT] = {
 
 static void all_link(tt__sched *s, tt__g *g)
 {
+	g->birth = ++s->births;
 	g->all_prev = NULL;
 	g->all_next = s->all;
 	if (s->all)
