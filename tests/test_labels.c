@@ -241,6 +241,9 @@ static void read_label(void *arg)
 static void test_unparked_end_frees(void **state)
 {
 	(void)state;
+	/* A child that never parks returns to its parent as from a call,
+	 * before tt_go does: the path of a goroutine started on one P. */
+	tu_one_p();
 	int64_t live0 = tt__labels_live();
 	int64_t n0 = tt_num_goroutine();
 	const char *given[] = {"given", "g"};
@@ -339,11 +342,28 @@ static void park(void *arg)
 	TU_UNCHECKED(tt_chan_recv(arg, NULL, 0, NULL));
 }
 
+/* Every goroutine made since m0 waits: the n new ones (and any proxy of
+ * theirs, a goroutine of the owner's that waits for one on another P). */
+static bool parked_since(const tt__metrics *m0, int n)
+{
+	tt__metrics m;
+	tt__metrics_gather(&m, tt_now());
+	int64_t waiting = 0;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		waiting += m.waiting[r] - m0->waiting[r];
+	int64_t made = m.goroutines - m0->goroutines;
+	return made >= n && waiting == made;
+}
+
 static void start_parked(tt_chan *hold, const char *const *labels, int n)
 {
+	tt__metrics m0;
+	tt__metrics_gather(&m0, tt_now());
 	tt_go_attr at = {.labels = labels};
 	for (int i = 0; i < n; i++)
 		tu_go_with(&at, park, hold);
+	/* Handed to another P they start and park in their own time. */
+	TU_WAIT_FOR(parked_since(&m0, n), 10 * TT_SECOND);
 }
 
 static void test_debug1_layout(void **state)
@@ -573,6 +593,9 @@ static void *labelled_thread(void *arg)
 
 static void child_thread_exit(void)
 {
+	/* The thread's goroutines must start on it (tt_go on one P) to end
+	 * with it: handed to a P they would outlive it. */
+	TU_ASSERT_GE(tt_runtime_procs_set(1), 1);
 	pthread_t t;
 	TU_ASSERT_OK(-pthread_create(&t, NULL, labelled_thread, NULL));
 	TU_ASSERT_OK(-pthread_join(t, NULL));

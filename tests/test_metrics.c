@@ -320,6 +320,7 @@ typedef struct waits {
 	bool cond_go;
 	int n;
 	_Atomic int slept; /* sleepers that have woken */
+	_Atomic int cond_waiting; /* cond waiters that hold mu or wait */
 } waits;
 
 static void w_recv(void *p)
@@ -372,6 +373,7 @@ static void w_cond(void *p)
 {
 	waits *w = p;
 	TU_ASSERT_OK(tt_mutex_lock(w->mu));
+	w->cond_waiting++;
 	while (!w->cond_go)
 		TU_ASSERT_OK(tt_cond_wait(w->cond));
 	TU_ASSERT_OK(tt_mutex_unlock(w->mu));
@@ -382,8 +384,42 @@ static void w_cond(void *p)
 enum { N_RECV = 5, N_SEND = 3, N_SEL = 2, N_SLEEP = 4, N_MU = 2, N_WG = 3,
        N_COND = 2 };
 
+/* A goroutine that first waits on an object of another thread's (a P's)
+ * has it waited for by a goroutine of the owner's too, a proxy (post.c),
+ * counted under the same reason: n waiters count n to 2n. */
+#define WAITS_MAX(n) (tt_runtime_procs() > 1 ? 2 * (n) : (n))
+
+/* Every one of them but the sleepers (which may be done already) waits
+ * under its reason, on whichever thread it runs. */
+static bool waits_parked(const tt__metrics *m0)
+{
+	static const struct {
+		unsigned reason;
+		int n;
+	} want[] = {{TT_WAIT_CHAN_RECV, N_RECV}, {TT_WAIT_CHAN_SEND, N_SEND},
+		    {TT_WAIT_SELECT, N_SEL},     {TT_WAIT_MUTEX, N_MU},
+		    {TT_WAIT_WG_WAIT, N_WG},     {TT_WAIT_COND, N_COND}};
+	tt__metrics m;
+	tt__metrics_gather(&m, tt_now());
+	int64_t waiting = 0;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		waiting += m.waiting[r] - m0->waiting[r];
+	if (waiting != m.goroutines - m0->goroutines)
+		return false; /* one of them (or a proxy) is yet to park */
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		int64_t n = m.waiting[want[i].reason] -
+			    m0->waiting[want[i].reason];
+		if (n < want[i].n)
+			return false;
+		TU_ASSERT_LE(n, WAITS_MAX(want[i].n));
+	}
+	return true;
+}
+
 static void waits_start(waits *w)
 {
+	tt__metrics m0;
+	tt__metrics_gather(&m0, tt_now());
 	memset(w, 0, sizeof *w);
 	w->recv_c = tu_chan(0, 0);
 	w->send_c = tu_chan(0, 0);
@@ -395,6 +431,9 @@ static void waits_start(waits *w)
 	TU_ASSERT_OK(tt_cond_make(&w->cond, w->mu));
 	for (int i = 0; i < N_COND; i++)
 		tu_go(w_cond, w);
+	/* With more than one P they may not have started yet: once all
+	 * have taken mu, the lock below waits until the last one waits. */
+	TU_WAIT_FOR(w->cond_waiting == N_COND, 10 * TT_SECOND);
 	TU_ASSERT_OK(tt_mutex_lock(w->mu)); /* the cond waiters hold none */
 	for (int i = 0; i < N_RECV; i++)
 		tu_go(w_recv, w);
@@ -409,6 +448,8 @@ static void waits_start(waits *w)
 	for (int i = 0; i < N_WG; i++)
 		tu_go(w_wg, w);
 	w->n = N_RECV + N_SEND + N_SEL + N_SLEEP + N_MU + N_WG + N_COND;
+	/* Started on another P, they park in their own time. */
+	TU_WAIT_FOR(waits_parked(&m0), 10 * TT_SECOND);
 }
 
 static void waits_end(waits *w)
@@ -469,6 +510,9 @@ static void check_against_walk(const tt__metrics *m)
 static void test_counts_by_reason(void **state)
 {
 	(void)state;
+	/* White-box: the figures against this scheduler's own records, and
+	 * readied goroutines that stay runnable until it yields. */
+	tu_one_p();
 	tt__metrics m0, m;
 	tt__metrics_gather(&m0, tt_now());
 	check_against_walk(&m0);
@@ -519,6 +563,14 @@ static void test_waiting_longer_than(void **state)
 	waits w;
 	waits_start(&w);
 	int64_t now = tt_now();
+	/* All of them, proxies included (WAITS_MAX): goroutines of earlier
+	 * tests are gone, this test's are the only ones in these waits. */
+	tt__metrics m_now;
+	tt__metrics_gather(&m_now, now);
+	const int64_t n_recv = m_now.waiting[TT_WAIT_CHAN_RECV];
+	const int64_t n_mu = m_now.waiting[TT_WAIT_MUTEX];
+	TU_ASSERT_RANGE(n_recv, N_RECV, WAITS_MAX(N_RECV));
+	TU_ASSERT_RANGE(n_mu, N_MU, WAITS_MAX(N_MU));
 	/* An epoch is at most 2^30 ns (fine) wide: a little more than 1 s
 	 * past a threshold counts everything parked before `now`. */
 	const int64_t step = (1ll << 30) + 10 * MS;
@@ -538,16 +590,14 @@ static void test_waiting_longer_than(void **state)
 		tt__metrics m;
 		tt__metrics_gather(&m, cases[i].at);
 		for (int k = 0; k < TT__METRICS_NTHRESH; k++) {
-			int64_t want = k < cases[i].counted ? N_RECV : 0;
-			/* Goroutines of earlier tests are gone; this test's
-			 * are the only ones in chan receive. */
+			int64_t want = k < cases[i].counted ? n_recv : 0;
 			TU_ASSERT_MSG(m.waiting_longer[k][TT_WAIT_CHAN_RECV] == want,
 				      "case %zu, threshold %d: %lld, want %lld",
 				      i, k,
 				      (long long)m.waiting_longer[k][TT_WAIT_CHAN_RECV],
 				      (long long)want);
 			TU_ASSERT_EQ(m.waiting_longer[k][TT_WAIT_MUTEX],
-				     k < cases[i].counted ? N_MU : 0);
+				     k < cases[i].counted ? n_mu : 0);
 		}
 	}
 	waits_end(&w);
@@ -565,6 +615,9 @@ static void yielder(void *p)
 static void test_switch_count(void **state)
 {
 	(void)state;
+	/* Two goroutines yielding to each other on one thread: one
+	 * scheduler's switch count. */
+	tu_one_p();
 	tt_chan *done = tu_chan(0, 1);
 	tt__metrics m0, m;
 	tt__metrics_gather(&m0, tt_now());
@@ -703,6 +756,17 @@ static int count_tasks(void)
 	return n;
 }
 
+/* Every goroutine but the caller waits (the sleepers woke and ended). */
+static bool all_but_me_wait(void)
+{
+	tt__metrics m;
+	tt__metrics_gather(&m, tt_now());
+	int64_t waiting = 0;
+	for (unsigned r = 0; r < TT_WAIT__COUNT; r++)
+		waiting += m.waiting[r];
+	return waiting == m.goroutines - m.orphaned - 1;
+}
+
 static void test_exposition(void **state)
 {
 	(void)state;
@@ -713,7 +777,10 @@ static void test_exposition(void **state)
 	/* Nothing changes during the scrape but its connection's
 	 * goroutine, once the sleepers are done. */
 	TU_WAIT_FOR(w.slept == N_SLEEP, 10 * TT_SECOND);
+	TU_WAIT_FOR(all_but_me_wait(), 10 * TT_SECOND); /* sleepers ended */
 	int64_t before = tt_num_goroutine();
+	tt__metrics mb; /* what waits (proxies too, WAITS_MAX) */
+	tt__metrics_gather(&mb, tt_now());
 	tu_http_resp r = tu_http(port, "GET", "/metrics");
 	TU_ASSERT_EQ(r.status, 200);
 	TU_ASSERT_MSG(strcmp(tu_http_header(&r, "Content-Type"),
@@ -761,16 +828,19 @@ static void test_exposition(void **state)
 		     N_RECV);
 	TU_ASSERT_EQ(value_of(&e, "tether_goroutines{state=\"waiting\","
 				  "reason=\"sync.Mutex.Lock\"}"),
-		     N_MU);
+		     mb.waiting[TT_WAIT_MUTEX]);
+	TU_ASSERT_RANGE(mb.waiting[TT_WAIT_MUTEX], N_MU, WAITS_MAX(N_MU));
 	TU_ASSERT_EQ(value_of(&e, "tether_goroutines{state=\"waiting\","
 				  "reason=\"sync.Cond.Wait\"}"),
-		     N_COND);
+		     mb.waiting[TT_WAIT_COND]);
+	TU_ASSERT_RANGE(mb.waiting[TT_WAIT_COND], N_COND, WAITS_MAX(N_COND));
 	TU_ASSERT_EQ(value_of(&e, "tether_goroutines_waiting_longer_than{"
 				  "reason=\"sync.Mutex.Lock\",threshold=\"1m\"}"),
 		     0);
 	TU_ASSERT(has_series(&e, "tether_goroutines_waiting_longer_than{"
 				 "reason=\"select\",threshold=\"1h\"}"));
-	TU_ASSERT_EQ(value_of(&e, "tether_schedulers"), 1);
+	/* The main thread's and each P's (all started by waits_start). */
+	TU_ASSERT_EQ(value_of(&e, "tether_schedulers"), tt_runtime_procs());
 	TU_ASSERT_GT(value_of(&e, "tether_sched_switches_total"), 0);
 	TU_ASSERT_EQ(value_of(&e, "tether_goroutines_leaked_proven_total"),
 		     tt_leak_proven_count());
@@ -970,6 +1040,10 @@ static void test_other_threads(void **state)
 {
 	(void)state;
 	TU_REQUIRE_THREADS();
+	/* The pthread's goroutines must start on it (tt_go on one P):
+	 * handed to a P, they would wait for the pthread, blocked in read,
+	 * to answer their first receive on its channel. */
+	tu_one_p();
 	tt__metrics m0, m;
 	tt__metrics_gather(&m0, tt_now());
 	other o = {0};
@@ -1001,6 +1075,9 @@ static void test_other_threads(void **state)
  * process: they stay for good). */
 static void child_orphans(void)
 {
+	/* The goroutines must start on the thread that ends (tt_go on one P):
+	 * with more, they may be handed to a P and are not orphaned. */
+	TU_ASSERT_GE(tt_runtime_procs_set(1), 1);
 	other o = {.leave = true};
 	TU_ASSERT_OK(pipe(o.fds) ? -errno : 0);
 	pthread_t t;
