@@ -184,6 +184,9 @@ static void sleeper_rel(void *p)
 static void test_sleepers_due_together_keep_order(void **state)
 {
 	(void)state;
+	/* One scheduler's promise: its timer run wakes them in deadline
+	 * order, and no sleeper wakes while this goroutine spins. */
+	tu_one_p();
 	enum { N = 8 };
 	order_state st;
 	memset(&st, 0, sizeof st);
@@ -943,6 +946,9 @@ static void flood_sleeper(void *p)
 static void test_sleep_wake_runs_next(void **state)
 {
 	(void)state;
+	/* Runnext is one scheduler's run queue: with two Ps the flood on
+	 * the other thread keeps yielding whatever this one runs next. */
+	tu_one_p();
 	flood f = {.n = 1000, .stop_by = tt_now() + 30 * TT_SECOND};
 	f.done = tu_chan(0, f.n + 1);
 	for (int i = 0; i < f.n; i++)
