@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chan/chan.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -18,6 +19,27 @@ static void fill(unsigned char *p, size_t n, unsigned k)
 	for (size_t i = 0; i < n; i++)
 		p[i] = (unsigned char)(k * 131u + i * 7u + 1u);
 }
+
+/* How many waiters h's queue of senders (or receivers) holds, on h's
+ * owner's thread. A goroutine that tt_go starts has parked when tt_go
+ * returns only with one P: with more, it may run on another thread, or
+ * not have started yet; so the tests wait for it to be in the queue. (A
+ * goroutine of another thread waits through a proxy of the owner's, in
+ * the queue from when the proxy parks: c->parked counts it earlier.) */
+static int queued(tt_chan *h, bool senders)
+{
+	tt_chan *c = chan_of(h);
+	TU_ASSERT(c->sched == tt__sched_get());
+	bool locked = chan_lock_shared(c);
+	int n = 0;
+	for (const tt__waiter *w = senders ? c->sendq.first : c->recvq.first;
+	     w != NULL; w = w->next)
+		n++;
+	chan_unlock_if(c, locked);
+	return n;
+}
+#define WAIT_QUEUED(h, senders, n)                                          \
+	TU_WAIT_FOR(queued((h), (senders)) >= (n), 5 * TT_SECOND)
 
 /* ---- send and receive of every element size --------------------------- */
 
@@ -145,6 +167,7 @@ static void test_chan_waiters_fifo(void **state)
 	for (int i = 0; i < 5; i++) {
 		s[i] = (id_arg){.c = c, .id = 100 + i, .done = done};
 		tu_go(send_id, &s[i]);
+		WAIT_QUEUED(c, true, i + 1); /* in this order */
 	}
 	for (int i = 0; i < 5; i++) {
 		int v = -1;
@@ -157,6 +180,7 @@ static void test_chan_waiters_fifo(void **state)
 	for (int i = 0; i < 5; i++) {
 		r[i] = (id_arg){.c = c, .got = -1, .done = done};
 		tu_go(recv_into_got, &r[i]);
+		WAIT_QUEUED(c, false, i + 1);
 	}
 	for (int i = 0; i < 5; i++) {
 		int v = 200 + i;
@@ -177,9 +201,8 @@ typedef struct block_arg {
 	tt_chan *done;
 } block_arg;
 
-/* sent is atomic: the test reads it as soon as tt_go returns, which only
- * the scheduling order (the child runs first, up to where it parks)
- * puts after the store. */
+/* sent is atomic: the test reads it once the sender has parked, and with
+ * more than one P the sender may run on another thread. */
 static void send_three(void *p)
 {
 	block_arg *a = p;
@@ -197,6 +220,7 @@ static void test_chan_unbuffered_blocks(void **state)
 	block_arg a = {.c = tu_chan(sizeof(int), 0), .done = tu_chan(0, 1)};
 	tu_go(send_three, &a);
 	/* parked in its first send */
+	WAIT_QUEUED(a.c, true, 1);
 	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 0);
 	assert_int_equal(tt_chan_len(a.c), 0);
 	assert_int_equal(tt_chan_cap(a.c), 0);
@@ -217,6 +241,7 @@ static void test_chan_buffered_blocks_when_full(void **state)
 	block_arg a = {.c = tu_chan(sizeof(int), 2), .done = tu_chan(0, 1)};
 	tu_go(send_three, &a);
 	/* Two fit; the third send parks. */
+	WAIT_QUEUED(a.c, true, 1);
 	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 2);
 	assert_int_equal(tt_chan_len(a.c), 2);
 	assert_int_equal(tt_chan_cap(a.c), 2);
@@ -283,6 +308,7 @@ static void test_chan_values_copied(void **state)
 	copy_arg a = {.c = tu_chan(sizeof(big), 0), .done = tu_chan(0, 1)};
 	memset(&a.v, 0, sizeof a.v);
 	tu_go(recv_big, &a);
+	WAIT_QUEUED(a.c, false, 1);
 	big src, want;
 	fill(src.b, sizeof src.b, 5);
 	want = src;
@@ -293,6 +319,7 @@ static void test_chan_values_copied(void **state)
 
 	/* Unbuffered, sender parked first. */
 	tu_go(send_big_then_scribble, &a);
+	WAIT_QUEUED(a.c, true, 1);
 	big got;
 	TU_ASSERT_OK(tt_recv(a.c, &got, NULL));
 	TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
@@ -306,7 +333,8 @@ static void test_chan_values_copied(void **state)
 	copy_arg b = {.c = tu_chan(sizeof(big), 1), .done = tu_chan(0, 1)};
 	fill(src.b, sizeof src.b, 1);
 	TU_ASSERT_OK(tt_send(b.c, &src));
-	tu_go(send_big_then_scribble, &b); /* parks: buffer full */
+	tu_go(send_big_then_scribble, &b);
+	WAIT_QUEUED(b.c, true, 1); /* buffer full */
 	TU_ASSERT_OK(tt_recv(b.c, &got, NULL));
 	fill(want.b, sizeof want.b, 1);
 	TU_ASSERT_MEM_EQ(got.b, want.b, sizeof want.b);
@@ -362,7 +390,7 @@ static void test_chan_send_value_fixed_at_start(void **state)
 			TU_ASSERT_OK(tt_send(a.c, &first));
 		}
 		tu_go_with(on_shared ? &shared : NULL, send_early, &a);
-		tt_yield(); /* it parks */
+		WAIT_QUEUED(a.c, true, 1); /* it parks */
 		x = 2;
 		if (buffered) {
 			TU_ASSERT_OK(tt_recv(a.c, &got, NULL));
@@ -946,11 +974,15 @@ typedef struct rec_arg {
 	tt_chan *done;
 } rec_arg;
 
-/* g is atomic: the test reads it while we are parked, which only the
- * scheduling order (the child runs first) puts after the store. */
+/* The channel is the waiter's own, made on its thread: a goroutine on
+ * another P than a channel's maker may ask the maker's thread to wait
+ * for it, and then the waiter is not its own. g is atomic: the test
+ * reads it (and c, stored before it) while we run or park, on this
+ * thread or on another. */
 static void rec_waiter(void *p)
 {
 	rec_arg *a = p;
+	a->c = tu_chan(sizeof(int), 0);
 	__atomic_store_n(&a->g, tt__current(), __ATOMIC_RELEASE);
 	if (a->kind == 0) {
 		TU_ASSERT_OK(tt_recv(a->c, &a->value, NULL));
@@ -972,12 +1004,18 @@ static void test_chan_waiter_in_pool(void **state)
 	(void)state;
 	tt_chan *done = tu_chan(0, 3);
 	for (int kind = 0; kind < 3; kind++) {
-		rec_arg a = {.c = tu_chan(sizeof(int), 0), .kind = kind,
+		rec_arg a = {.kind = kind,
 			     .value = kind == 1 ? 77 : -1, .done = done};
 		tu_go(rec_waiter, &a);
+		/* With one P the child ran first and is parked by now; on
+		 * another P it may not have started yet. It sets wait_list
+		 * before it parks. */
+		TU_WAIT_FOR(__atomic_load_n(&a.g, __ATOMIC_ACQUIRE) != NULL,
+			    5 * TT_SECOND);
 		const tt__g *g = __atomic_load_n(&a.g, __ATOMIC_ACQUIRE);
-		TU_ASSERT(g != NULL);
-		TU_ASSERT_EQ(g->state, TT_G_WAITING);
+		TU_WAIT_FOR(__atomic_load_n(&g->state, __ATOMIC_ACQUIRE) ==
+				    TT_G_WAITING,
+			    5 * TT_SECOND);
 		const char *w = g->wait_list;
 		TU_ASSERT_EQ(w, (const char *)g->wait1);
 		/* (A shared-stack record keeps it inline: TETHER_SHARED_STACK.) */
@@ -1072,6 +1110,8 @@ static void test_chan_waiters_dense(void **state)
 			      "inline (TETHER_SHARED_STACK)\n");
 		skip();
 	}
+	/* One scheduler's pool: its goroutines must all start on it. */
+	tu_one_p();
 	size_t chunks[BURSTS] = {0};
 	pthread_t t;
 	TU_ASSERT_EQ(pthread_create(&t, NULL, dense_thread, chunks), 0);
