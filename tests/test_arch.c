@@ -106,6 +106,10 @@ static void read_cw(void *p)
 static void test_x87_control_word(void **state)
 {
 	(void)state;
+	/* The turns of creator and child on one thread, by child-first and
+	 * yield order (one P's), are what test that a switch keeps each
+	 * goroutine's control word. */
+	tu_one_p();
 	uint16_t mine = x87_cw();
 	tu_go(read_cw, NULL);
 	/* the default, at its start */
