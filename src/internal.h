@@ -938,6 +938,7 @@ typedef struct tt__spawn {
 	uint64_t leak_scope;
 	struct tt__labels *labels; /* a reference, given to the goroutine */
 	size_t stack_size;    /* 0: the default */
+	bool budget_held;     /* a guard budget unit for its stack */
 } tt__spawn;
 
 /* Make sp's goroutine runnable (at the back of the run queue) from
@@ -1138,6 +1139,15 @@ void tt__stack_free(tt__sched *s, tt__g *g);
  * returns how many. */
 size_t tt__stack_trim(tt__sched *s, size_t max);
 size_t tt__stack_default(void);
+/* A goroutine handed to another P (procs.c) must not fail to get a stack
+ * there, when tt_go has returned: in the mprotect guard mode its tt_go
+ * takes a unit of the guard budget first (1; 0 in the other mode; -1,
+ * none left: tt_go starts it itself, and fails as it would with one P),
+ * which the P's tt__stack_alloc_held uses for a stack it must carve, or
+ * gives back (tt__stack_budget_give, also for a hand-off not made). */
+int tt__stack_budget_take(void);
+void tt__stack_budget_give(void);
+tt__g *tt__stack_alloc_held(tt__sched *s, size_t usable);
 /* Shared-stack goroutines: a record whose stack is the scheduler's shared
  * region (made, with its guard and the helper, on first use); NULL with
  * the error recorded on failure or if size exceeds the region. Freed by

@@ -49,9 +49,10 @@ static void test_rounding_mode_per_goroutine(void **state)
 }
 
 /* A new goroutine starts with the default floating-point environment, not
- * with whatever its creator had set. seen_mode is atomic: the creator
- * reads it as soon as tt_go returns (the child runs first), which is
- * scheduling order, not synchronisation. */
+ * with whatever its creator had set, on the creator's thread (one P)
+ * or another's. seen_mode is atomic: the creator reads it once it is
+ * set (as soon as tt_go returns with one P, where the child runs first;
+ * later with two), which is scheduling order, not synchronisation. */
 static int seen_mode;
 
 static void read_mode(void *p)
@@ -66,6 +67,8 @@ static void test_new_goroutine_default_fp(void **state)
 	TU_ASSERT_EQ(fesetround(FE_TOWARDZERO), 0);
 	seen_mode = -1;
 	tu_go(read_mode, NULL);
+	TU_WAIT_FOR(__atomic_load_n(&seen_mode, __ATOMIC_ACQUIRE) != -1,
+		    5 * TT_SECOND);
 	assert_int_equal(__atomic_load_n(&seen_mode, __ATOMIC_ACQUIRE),
 			 FE_TONEAREST);
 	assert_int_equal(fegetround(), FE_TOWARDZERO);
@@ -103,6 +106,10 @@ static void read_cw(void *p)
 static void test_x87_control_word(void **state)
 {
 	(void)state;
+	/* The turns of creator and child on one thread, by child-first and
+	 * yield order (one P's), are what test that a switch keeps each
+	 * goroutine's control word. */
+	tu_one_p();
 	uint16_t mine = x87_cw();
 	tu_go(read_cw, NULL);
 	/* the default, at its start */

@@ -21,8 +21,10 @@
 /* ---- ids ------------------------------------------------------------- */
 
 /* The child's store and the parent's load are atomic: nothing but the
- * scheduling order (the child runs first) orders them, and that is not
- * synchronisation (a release/acquire pair is, for the slot's reuse). */
+ * scheduling order orders them (the child runs first with one P; with
+ * two it may run later, on the other thread, and the parent waits for
+ * the store), and that is not synchronisation (a release/acquire pair
+ * is, for the slot's reuse). */
 static void record_goid(void *arg)
 {
 	__atomic_store_n((int64_t *)arg, tt_goid(), __ATOMIC_RELEASE);
@@ -42,7 +44,9 @@ static void test_go_ids_increase(void **state)
 		TU_ASSERT_GT(id, 0);
 		TU_ASSERT_NE(id, main_id);
 		TU_ASSERT_GT(id, prev);
-		/* The child ran at once and saw its own id. */
+		/* The child ran (at once, with one P) and saw its own id. */
+		TU_WAIT_FOR(__atomic_load_n(&seen, __ATOMIC_ACQUIRE) != -1,
+			    5 * TT_SECOND);
 		TU_ASSERT_EQ(__atomic_load_n(&seen, __ATOMIC_ACQUIRE), id);
 		prev = id;
 	}
@@ -54,6 +58,11 @@ static void test_go_ids_increase(void **state)
 static void nothing(void *arg)
 {
 	(void)arg;
+}
+
+static void send_done(void *arg)
+{
+	tu_done(arg);
 }
 
 static void test_go_bad_args(void **state)
@@ -80,7 +89,12 @@ static void test_go_bad_args(void **state)
 	/* A zeroed attr is the default. */
 	memset(&attr, 0, sizeof attr);
 	attr.name = "named";
-	TU_ASSERT_GT(tu_go_with(&attr, nothing, NULL), 0);
+	tt_chan *done = tu_chan(0, 1);
+	TU_ASSERT_GT(tu_go_with(&attr, send_done, done), 0);
+	/* With two Ps it may start after tt_go returns, and only then
+	 * counts: the test's end must not come first. */
+	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(done));
 }
 
 /* ---- the child runs at once ------------------------------------------------ */
@@ -118,6 +132,9 @@ static int load_flag(const int *p)
 static void test_go_child_runs_first(void **state)
 {
 	(void)state;
+	/* tt_go running the child first is one P's promise: with two, it
+	 * may start on the other thread, later. */
+	tu_one_p();
 	/* A child that returns without blocking has finished when tt_go
 	 * returns. */
 	int flag = 0;
@@ -173,6 +190,8 @@ static void rr_worker(void *p)
 static void test_yield_round_robin(void **state)
 {
 	(void)state;
+	/* Child-first and the run queue's round robin are one P's. */
+	tu_one_p();
 	rr_state st;
 	memset(&st, 0, sizeof st);
 	rr_arg args[RR_G];
@@ -230,6 +249,8 @@ static void order_b(void *p)
 static void test_yield_caller_first(void **state)
 {
 	(void)state;
+	/* Child-first and the run queue's order are one P's. */
+	tu_one_p();
 	order_state o;
 	memset(&o, 0, sizeof o);
 	tu_go(order_a, &o); /* a runs, yields; we continue before it */
@@ -276,10 +297,36 @@ static void park_on_recv(void *p)
 		__atomic_fetch_add(&a->closed_seen, 1, __ATOMIC_RELAXED);
 }
 
+typedef struct count_arg {
+	int64_t inside;
+	tt_chan *done;
+} count_arg;
+
 static void count_inside(void *p)
 {
-	int64_t *out = p;
-	*out = tt_num_goroutine();
+	count_arg *a = p;
+	a->inside = tt_num_goroutine();
+	tu_done(a->done);
+}
+
+static void *chan_len_thread(void *p)
+{
+	(void)tt_chan_len(p);
+	return NULL;
+}
+
+/* With more than one P: make c shared (chan.h) by a use from another
+ * thread, so that goroutines of other Ps wait on it themselves. Before
+ * that, a goroutine of another thread that must wait on it is waited for
+ * by a goroutine of c's thread (a proxy, post.c), which counts in
+ * tt_num_goroutine too. */
+static void share_chan(tt_chan *c)
+{
+	if (tt_runtime_procs() == 1)
+		return;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, chan_len_thread, c), 0);
+	tu_join_parked(th);
 }
 
 static void test_num_goroutine_up_down(void **state)
@@ -288,17 +335,21 @@ static void test_num_goroutine_up_down(void **state)
 	int64_t base = tt_num_goroutine();
 	assert_true(base >= 1); /* counts the main goroutine */
 
-	int64_t inside = 0;
-	tu_go(count_inside, &inside);
-	/* count_inside has ended, and tt_num_goroutine() saying so makes
-	 * what it wrote visible here: ask first, then read inside. */
-	assert_int_equal(tt_num_goroutine(), base);
-	assert_int_equal(inside, base + 1);
+	/* With two Ps the child may start later, on the other thread:
+	 * its done token says it has counted. */
+	count_arg ca = {.done = tu_chan(0, 1)};
+	tu_go(count_inside, &ca);
+	TU_WAIT_DONE(ca.done, 1, 5 * TT_SECOND);
+	assert_int_equal(ca.inside, base + 1);
+	TU_WAIT_FOR(tt_num_goroutine() == base, 5 * TT_SECOND);
+	TU_ASSERT_OK(tt_chan_release(ca.done));
 
+	/* Each one counts once it has started (at once with one P). */
 	park_arg a = {.c = tu_chan(sizeof(int), 0)};
+	share_chan(a.c);
 	for (int i = 1; i <= 10; i++) {
 		tu_go(park_on_recv, &a);
-		assert_int_equal(tt_num_goroutine(), base + i);
+		TU_WAIT_FOR(tt_num_goroutine() == base + i, 5 * TT_SECOND);
 	}
 	/* Wake them one at a time: the count comes down one by one. */
 	for (int i = 0; i < 5; i++) {
@@ -416,7 +467,7 @@ static void exit_after_block(void *p)
 	exit_arg *a = p;
 	int v;
 	TU_ASSERT_OK(tt_recv(a->done, &v, NULL));
-	a->before++;
+	__atomic_fetch_add(&a->before, 1, __ATOMIC_RELAXED);
 	tt_goexit();
 }
 
@@ -435,12 +486,14 @@ static void test_goexit(void **state)
 
 	/* Goexit after having parked and been woken. */
 	exit_arg b = {.done = tu_chan(sizeof(int), 0)};
+	share_chan(b.done);
 	tu_go(exit_after_block, &b);
-	assert_int_equal(tt_num_goroutine(), base + 1);
+	/* Counted once started (with two Ps, maybe later on the other). */
+	TU_WAIT_FOR(tt_num_goroutine() == base + 1, 5 * TT_SECOND);
 	int v = 5;
 	TU_ASSERT_OK(tt_send(b.done, &v));
 	TU_WAIT_FOR(tt_num_goroutine() == base, 5 * TT_SECOND);
-	assert_int_equal(b.before, 1);
+	assert_int_equal(__atomic_load_n(&b.before, __ATOMIC_RELAXED), 1);
 	TU_ASSERT_OK(tt_chan_release(b.done));
 }
 
@@ -464,8 +517,9 @@ typedef struct deep_arg {
 	unsigned long result;
 } deep_arg;
 
-/* The result is read as soon as tt_go returns (the child runs first and
- * does not block), which orders nothing: a release store, read with an
+/* The result is read once it is there (as soon as tt_go returns with
+ * one P, where the child runs first and does not block; later with two,
+ * where it may run on the other thread): a release store, read with an
  * acquire load. */
 static void deep_worker(void *p)
 {
@@ -488,6 +542,8 @@ static void run_deep(const tt_go_attr *attr, int depth)
 		tu_go_with(attr, deep_worker, &a);
 	else
 		tu_go(deep_worker, &a);
+	TU_WAIT_FOR(__atomic_load_n(&a.result, __ATOMIC_ACQUIRE) != 0,
+		    5 * TT_SECOND);
 	assert_int_equal(__atomic_load_n(&a.result, __ATOMIC_ACQUIRE),
 			 expected_recurse(depth));
 }
@@ -524,12 +580,15 @@ static void big_local(void *p)
 	for (size_t i = 0; i < a->bytes; i += 4096)
 		sum += buf[i];
 	sum += buf[a->bytes - 1];
-	/* read as soon as tt_go returns: see deep_worker */
+	/* read once it is there: see deep_worker (never 0: 0x5a at the
+	 * end) */
 	__atomic_store_n(&a->sum, sum, __ATOMIC_RELEASE);
 }
 
 static unsigned big_local_sum(const big_local_arg *a)
 {
+	TU_WAIT_FOR(__atomic_load_n(&a->sum, __ATOMIC_ACQUIRE) != 0,
+		    5 * TT_SECOND);
 	return __atomic_load_n(&a->sum, __ATOMIC_ACQUIRE);
 }
 
@@ -574,7 +633,7 @@ static void record_stack_bytes(void *p)
 {
 	size_t *out = p;
 	const tt__g *g = tt__current();
-	/* read as soon as tt_go returns: see deep_worker */
+	/* read once it is there: see deep_worker */
 	__atomic_store_n(out, (size_t)(g->stack_hi - g->stack_lo),
 			 __ATOMIC_RELEASE);
 }
@@ -611,6 +670,8 @@ static void test_stack_size_limit(void **state)
 	attr.shared_stack = false;
 	attr.stack_size = 0;
 	tu_go_with(&attr, record_stack_bytes, &got);
+	TU_WAIT_FOR(__atomic_load_n(&got, __ATOMIC_ACQUIRE) != 0,
+		    5 * TT_SECOND);
 	/* "Stack bytes, the runtime's record included": less than a KiB
 	 * of it is the record. */
 	TU_ASSERT_RANGE(__atomic_load_n(&got, __ATOMIC_ACQUIRE),
@@ -619,6 +680,8 @@ static void test_stack_size_limit(void **state)
 	attr.stack_size = TT_STACK_SIZE_MAX;
 	got = 0;
 	tu_go_with(&attr, record_stack_bytes, &got);
+	TU_WAIT_FOR(__atomic_load_n(&got, __ATOMIC_ACQUIRE) != 0,
+		    5 * TT_SECOND);
 	TU_ASSERT_RANGE(__atomic_load_n(&got, __ATOMIC_ACQUIRE),
 			TT_STACK_SIZE_MAX - 1024, TT_STACK_SIZE_MAX);
 }
@@ -628,6 +691,10 @@ static void test_stack_size_limit(void **state)
 static void test_stack_reuse(void **state)
 {
 	(void)state;
+	/* One P's promise: each child runs first and ends before tt_go
+	 * returns, so one stack serves them all; with two, children run
+	 * on both threads at once, each with its own pool. */
+	tu_one_p();
 	int flag = 0;
 	tu_go(set_flag, &flag); /* warm the pool */
 	tt_runtime_info before, after;
@@ -658,8 +725,11 @@ static void test_runtime_info(void **state)
 {
 	(void)state;
 	int flag = 0;
+	int64_t base = tt_num_goroutine();
 	tu_go(set_flag, &flag); /* at least one stack exists */
-	assert_int_equal(load_flag(&flag), 1);
+	/* With two Ps it may run later, on the other thread. */
+	TU_WAIT_FOR(load_flag(&flag) == 1 && tt_num_goroutine() == base,
+		    5 * TT_SECOND);
 
 	tt_runtime_info info;
 	memset(&info, 0xff, sizeof info);
@@ -726,10 +796,12 @@ static void test_many_goroutines(void **state)
 
 	int64_t base = tt_num_goroutine();
 	park_arg a = {.c = tu_chan(sizeof(int), 0)};
+	share_chan(a.c);
 	for (long i = 0; i < n; i++)
 		tu_go(park_on_recv, &a);
-	assert_int_equal(tt_num_goroutine(), base + n);
-	assert_int_equal(a.woke, 0);
+	/* With two Ps the last ones may still be on their way. */
+	TU_WAIT_FOR(tt_num_goroutine() == base + n, 30 * TT_SECOND);
+	assert_int_equal(__atomic_load_n(&a.woke, __ATOMIC_RELAXED), 0);
 
 	TU_ASSERT_OK(tt_chan_close(a.c));
 	/* Closing readied them all; they run when we block. */
@@ -760,6 +832,7 @@ static void child_mprotect_budget(void)
 	int64_t budget0 = info.guard_budget;
 
 	park_arg a = {.c = tu_chan(sizeof(int), 0)};
+	share_chan(a.c);
 	long started = 0;
 	int64_t r;
 	while ((r = tt_go(park_on_recv, &a)) > 0)
@@ -772,7 +845,8 @@ static void child_mprotect_budget(void)
 		started, tt_last_error());
 	TU_ASSERT_GE(started, budget0 / 2);
 	TU_ASSERT_LE(started, budget0 + 64);
-	TU_ASSERT_EQ(tt_num_goroutine(), 1 + started);
+	/* With two Ps the last ones may still be on their way. */
+	TU_WAIT_FOR(tt_num_goroutine() == 1 + started, 60 * TT_SECOND);
 	TU_ASSERT_OK(tt_runtime_info_get(&info));
 	TU_ASSERT_LE(info.guard_budget, 64);
 
@@ -782,7 +856,7 @@ static void child_mprotect_budget(void)
 	/* Their stacks are reused: starting goroutines works again. */
 	int flag = 0;
 	TU_ASSERT_GT(tt_go(set_flag, &flag), 0);
-	TU_ASSERT_EQ(load_flag(&flag), 1);
+	TU_WAIT_FOR(load_flag(&flag) == 1, 5 * TT_SECOND);
 	a.woke = 0;
 	for (int i = 0; i < 100; i++)
 		TU_ASSERT_GT(tt_go(park_on_recv, &a), 0);

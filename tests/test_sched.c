@@ -92,6 +92,12 @@ static void spawn_until_refused(void *p)
 	(void)p;
 }
 
+static void *chan_len_thread(void *p)
+{
+	(void)tt_chan_len(p);
+	return NULL;
+}
+
 static void child_guard_budget(void)
 {
 	tt_runtime_info info;
@@ -105,6 +111,16 @@ static void child_guard_budget(void)
 	tt_chan *never;
 	if (tt_chan_make(&never, sizeof(int), 0) != 0)
 		exit(4);
+	/* With more than one P, shared first (chan.h) by another thread's
+	 * use: goroutines of other Ps then wait on it themselves, not
+	 * through a proxy goroutine of this thread's (post.c), whose stack
+	 * would take from the budget too. */
+	if (tt_runtime_procs() > 1) {
+		pthread_t th;
+		if (pthread_create(&th, NULL, chan_len_thread, never) != 0 ||
+		    tt_blocking(tu_join_thread, &th) != 0)
+			exit(6);
+	}
 	long started = 0;
 	for (;;) {
 		int64_t id = tt_go(park_forever, never);

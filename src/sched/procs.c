@@ -200,6 +200,8 @@ static void handoff_dropped(tt__post *p)
 		"tether: goroutine %lld never started: the thread it was "
 		"handed to ended first\n",
 		(long long)sp->id);
+	if (sp->budget_held)
+		tt__stack_budget_give();
 	tt__labels_release(sp->labels);
 }
 

@@ -888,11 +888,19 @@ go_handoff(tt__sched *s, tt_func fn, void *arg, const char *name, size_t size,
 		sp.fn = tt__go_owned_entry;
 		sp.arg = owned;
 	}
+	/* No guard budget left: the caller tries itself (a pooled stack
+	 * may serve), and fails as with one P. */
+	int b = tt__stack_budget_take();
+	if (b < 0)
+		return 0;
+	sp.budget_held = b > 0;
 	if (labels == NULL && parent->labels != NULL) {
 		sp.labels = parent->labels;
 		tt__labels_retain(sp.labels);
 	}
 	int64_t id = tt__procs_handoff(s, &sp);
+	if (id == 0 && sp.budget_held)
+		tt__stack_budget_give();
 	if (id == 0 && sp.labels != labels)
 		tt__labels_release(sp.labels);
 	return id;
@@ -1423,8 +1431,9 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 {
 	if (tt__runq_reserve(s) != 0)
 		return s->current->last_err;
-	tt__g *g = tt__stack_alloc(s, sp->stack_size ? sp->stack_size
-						     : tt__stack_default());
+	size_t size = sp->stack_size ? sp->stack_size : tt__stack_default();
+	tt__g *g = sp->budget_held ? tt__stack_alloc_held(s, size)
+				   : tt__stack_alloc(s, size);
 	if (g == NULL)
 		return s->current->last_err;
 	tt_func fn = sp->fn;

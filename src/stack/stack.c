@@ -247,6 +247,38 @@ static void probe_madvise(void)
 	madvise_works = guard_faults(probe_base);
 }
 
+/* A unit of the mprotect budget taken, on another thread, for the next
+ * stack this thread carves (tt__stack_alloc_held). */
+static _Thread_local bool budget_held;
+
+int tt__stack_budget_take(void)
+{
+	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) !=
+	    TT_GUARD_MPROTECT)
+		return 0;
+	if (atomic_fetch_sub(&guard_budget, 1) <= 0) {
+		atomic_fetch_add(&guard_budget, 1);
+		return -1;
+	}
+	return 1;
+}
+
+void tt__stack_budget_give(void)
+{
+	atomic_fetch_add(&guard_budget, 1);
+}
+
+tt__g *tt__stack_alloc_held(tt__sched *s, size_t size)
+{
+	budget_held = true;
+	tt__g *g = tt__stack_alloc(s, size);
+	if (budget_held) { /* a pooled stack, or a failure before the guard */
+		budget_held = false;
+		tt__stack_budget_give();
+	}
+	return g;
+}
+
 static int install_guard(char *base)
 {
 	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
@@ -270,7 +302,9 @@ static int install_guard(char *base)
 						   TT_GUARD_MPROTECT))
 			set_mprotect_budget();
 	}
-	if (atomic_fetch_sub(&guard_budget, 1) <= 0) {
+	if (budget_held) {
+		budget_held = false; /* taken by the tt_go that handed it */
+	} else if (atomic_fetch_sub(&guard_budget, 1) <= 0) {
 		atomic_fetch_add(&guard_budget, 1);
 		return tt__err(-ENOMEM,
 			       "no stack for a new goroutine: without "
