@@ -946,6 +946,9 @@ void tt__procs_sched_born(tt__sched *s);
 void tt__procs_sched_gone(tt__sched *s);
 /* Whether tid is one of tether's worker threads. */
 bool tt__procs_owns_tid(int tid);
+/* Whether this thread is one of tether's worker threads (true from
+ * before its scheduler is made). */
+bool tt__procs_worker_here(void);
 /* The scheduler of P 0, or NULL. */
 tt__sched *tt__procs_main(void);
 /* A worker's thread: run goroutines for ever (sched.c). */

@@ -54,6 +54,7 @@ static _Atomic(tt__sched *) ps[PROCS_MAX];
 static _Atomic int worker_tid[PROCS_MAX];
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int nworkers; /* started (P 1 .. nworkers) */
+static __thread bool on_worker; /* this thread is a worker */
 
 /* A count from TETHER_PROCS: 1 to PROCS_MAX; anything else is reported
  * once and the default kept. */
@@ -119,6 +120,11 @@ tt__sched *tt__procs_main(void)
 	return atomic_load(&ps[0]);
 }
 
+bool tt__procs_worker_here(void)
+{
+	return on_worker;
+}
+
 bool tt__procs_owns_tid(int tid)
 {
 	int n = atomic_load(&nworkers);
@@ -135,6 +141,8 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "tether-P%d", ix);
 	pthread_setname_np(pthread_self(), name);
 	atomic_store(&worker_tid[ix], (int)gettid());
+	/* Its scheduler is made with its own flow uncounted (sched.c). */
+	on_worker = true;
 	tt__sched *s = tt__sched_get();
 	s->worker = true;
 	s->proc_ix1 = ix + 1;
