@@ -937,6 +937,9 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp);
 
 /* Nonzero while more than one P may run goroutines. */
 extern _Atomic int tt__procs_spread;
+/* Goroutines handed to a P that has not yet made them (tt_num_goroutine
+ * counts them: tt_go has returned their ids). */
+extern _Atomic int64_t tt__procs_inflight;
 /* Hand sp (id unset) to another P: its id, or 0 when no P is idle and
  * the caller should start it itself. */
 int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp);

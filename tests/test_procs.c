@@ -492,6 +492,61 @@ static void test_worker_flow_not_counted(void **state)
 	assert_true(here > 0);
 }
 
+/* ---- a goroutine waiting in a busy P's inbox is counted -----------------
+ *
+ * A worker runs a goroutine that does not park; the next tt_go hands its
+ * goroutine to that worker anyway (a busy P with one goroutine), where it
+ * waits in the inbox until the first one ends. tt_go has returned its id:
+ * tt_num_goroutine counts it, as Go's NumGoroutine counts a goroutine
+ * from the go statement on. */
+
+typedef struct spinner {
+	int main_tid;
+	_Atomic int tid;
+	_Atomic bool stop;
+	_Atomic bool ended;
+} spinner;
+
+static void spin_on_worker(void *arg)
+{
+	spinner *w = arg;
+	atomic_store(&w->tid, (int)gettid());
+	if ((int)gettid() != w->main_tid) {
+		int64_t dl = tt_deadline_in(30 * TT_SECOND);
+		while (!atomic_load(&w->stop) && tt_now() < dl)
+			;
+	}
+	atomic_store(&w->ended, true);
+}
+
+static void test_inbox_goroutine_counted(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	spinner w = {.main_tid = (int)gettid()};
+	for (int i = 0; i < 200; i++) {
+		atomic_store(&w.tid, 0);
+		atomic_store(&w.ended, false);
+		tu_go(spin_on_worker, &w);
+		TU_WAIT_FOR(atomic_load(&w.tid) != 0, 10 * TT_SECOND);
+		if (atomic_load(&w.tid) != w.main_tid)
+			break;
+		TU_WAIT_FOR(tt_num_goroutine() == 1, 10 * TT_SECOND);
+	}
+	assert_int_not_equal(atomic_load(&w.tid), w.main_tid);
+	int64_t n0 = tt_num_goroutine(); /* main and the spinner */
+	_Atomic int tid = 0;
+	tu_go(note_tid, &tid);
+	int64_t n1 = tt_num_goroutine();
+	bool waited = atomic_load(&tid) == 0; /* in the worker's inbox */
+	atomic_store(&w.stop, true);
+	TU_WAIT_FOR(atomic_load(&w.ended) && atomic_load(&tid) != 0,
+		    10 * TT_SECOND);
+	assert_int_equal(n0, 2);
+	assert_true(waited);
+	assert_int_equal(n1, 3);
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
@@ -509,6 +564,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_io_with_another_threads_ctx),
 		TU_TEST(test_overflow_on_worker_is_reported),
 		TU_TEST(test_worker_flow_not_counted),
+		TU_TEST(test_inbox_goroutine_counted),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

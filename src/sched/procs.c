@@ -47,6 +47,7 @@
 #define PROCS_MAX 256
 
 _Atomic int tt__procs_spread;
+_Atomic int64_t tt__procs_inflight;
 
 static pthread_once_t procs_once = PTHREAD_ONCE_INIT;
 static _Atomic int procs_n = 1;
@@ -190,6 +191,9 @@ static void run_handoff(tt__sched *s, tt__post *p)
 {
 	tt__spawn *sp = (tt__spawn *)(void *)p->val;
 	int64_t r = tt__go_spawn(s, sp);
+	/* Counted in s's goroutines now (it has not run yet). */
+	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+				  memory_order_relaxed);
 	atomic_store_explicit(&s->p_handoff, 0, memory_order_release);
 	if (r < 0)
 		tt__fatal("cannot start goroutine %lld, handed to P%d: %s",
@@ -208,6 +212,8 @@ static void handoff_dropped(tt__post *p)
 		"tether: goroutine %lld never started: the thread it was "
 		"handed to ended first\n",
 		(long long)sp->id);
+	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+				  memory_order_relaxed);
 	tt__labels_release(sp->labels);
 }
 
@@ -260,8 +266,13 @@ int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
 		p->dropped = handoff_dropped;
 		p->h = t;
 		p->quiet = true;
+		/* Counted from before t can take it until t has made it. */
+		atomic_fetch_add_explicit(&tt__procs_inflight, 1,
+					  memory_order_relaxed);
 		if (tt__post_send(t, p) != 0) {
 			/* Its thread ended: the next, or the caller. */
+			atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+						  memory_order_relaxed);
 			atomic_store(&t->p_handoff, 0);
 			continue;
 		}

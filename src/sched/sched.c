@@ -1165,6 +1165,8 @@ int64_t tt_num_goroutine(void)
 		n += atomic_load_explicit(&s->ngoroutines,
 					  memory_order_relaxed);
 	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
+	/* Handed to a P, not yet made there (procs.c). */
+	n += atomic_load_explicit(&tt__procs_inflight, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	TT_TSAN_SEE_ENDS();
 	return n;
