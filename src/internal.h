@@ -948,6 +948,9 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp);
 
 /* Nonzero while more than one P may run goroutines. */
 extern _Atomic int tt__procs_spread;
+/* Goroutines handed to a P that has not yet made them (tt_num_goroutine
+ * counts them: tt_go has returned their ids). */
+extern _Atomic int64_t tt__procs_inflight;
 /* Hand sp (id unset) to another P: its id, or 0 when no P is idle and
  * the caller should start it itself. */
 int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp);
@@ -957,6 +960,9 @@ void tt__procs_sched_born(tt__sched *s);
 void tt__procs_sched_gone(tt__sched *s);
 /* Whether tid is one of tether's worker threads. */
 bool tt__procs_owns_tid(int tid);
+/* Whether this thread is one of tether's worker threads (true from
+ * before its scheduler is made). */
+bool tt__procs_worker_here(void);
 /* The scheduler of P 0, or NULL. */
 tt__sched *tt__procs_main(void);
 /* A worker's thread: run goroutines for ever (sched.c). */

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan/chan.h"
 #include "internal.h"
 #include "testutil.h"
+#include "chan_queued.h"
 
 /* A recognisable byte pattern for value number k of size n. */
 static void fill(unsigned char *p, size_t n, unsigned k)
@@ -19,27 +19,6 @@ static void fill(unsigned char *p, size_t n, unsigned k)
 	for (size_t i = 0; i < n; i++)
 		p[i] = (unsigned char)(k * 131u + i * 7u + 1u);
 }
-
-/* How many waiters h's queue of senders (or receivers) holds, on h's
- * owner's thread. A goroutine that tt_go starts has parked when tt_go
- * returns only with one P: with more, it may run on another thread, or
- * not have started yet; so the tests wait for it to be in the queue. (A
- * goroutine of another thread waits through a proxy of the owner's, in
- * the queue from when the proxy parks: c->parked counts it earlier.) */
-static int queued(tt_chan *h, bool senders)
-{
-	tt_chan *c = chan_of(h);
-	TU_ASSERT(c->sched == tt__sched_get());
-	bool locked = chan_lock_shared(c);
-	int n = 0;
-	for (const tt__waiter *w = senders ? c->sendq.first : c->recvq.first;
-	     w != NULL; w = w->next)
-		n++;
-	chan_unlock_if(c, locked);
-	return n;
-}
-#define WAIT_QUEUED(h, senders, n)                                          \
-	TU_WAIT_FOR(queued((h), (senders)) >= (n), 5 * TT_SECOND)
 
 /* ---- send and receive of every element size --------------------------- */
 
@@ -167,7 +146,7 @@ static void test_chan_waiters_fifo(void **state)
 	for (int i = 0; i < 5; i++) {
 		s[i] = (id_arg){.c = c, .id = 100 + i, .done = done};
 		tu_go(send_id, &s[i]);
-		WAIT_QUEUED(c, true, i + 1); /* in this order */
+		TU_WAIT_QUEUED(c, true, i + 1); /* in this order */
 	}
 	for (int i = 0; i < 5; i++) {
 		int v = -1;
@@ -180,7 +159,7 @@ static void test_chan_waiters_fifo(void **state)
 	for (int i = 0; i < 5; i++) {
 		r[i] = (id_arg){.c = c, .got = -1, .done = done};
 		tu_go(recv_into_got, &r[i]);
-		WAIT_QUEUED(c, false, i + 1);
+		TU_WAIT_QUEUED(c, false, i + 1);
 	}
 	for (int i = 0; i < 5; i++) {
 		int v = 200 + i;
@@ -220,7 +199,7 @@ static void test_chan_unbuffered_blocks(void **state)
 	block_arg a = {.c = tu_chan(sizeof(int), 0), .done = tu_chan(0, 1)};
 	tu_go(send_three, &a);
 	/* parked in its first send */
-	WAIT_QUEUED(a.c, true, 1);
+	TU_WAIT_QUEUED(a.c, true, 1);
 	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 0);
 	assert_int_equal(tt_chan_len(a.c), 0);
 	assert_int_equal(tt_chan_cap(a.c), 0);
@@ -241,7 +220,7 @@ static void test_chan_buffered_blocks_when_full(void **state)
 	block_arg a = {.c = tu_chan(sizeof(int), 2), .done = tu_chan(0, 1)};
 	tu_go(send_three, &a);
 	/* Two fit; the third send parks. */
-	WAIT_QUEUED(a.c, true, 1);
+	TU_WAIT_QUEUED(a.c, true, 1);
 	assert_int_equal(__atomic_load_n(&a.sent, __ATOMIC_ACQUIRE), 2);
 	assert_int_equal(tt_chan_len(a.c), 2);
 	assert_int_equal(tt_chan_cap(a.c), 2);
@@ -308,7 +287,7 @@ static void test_chan_values_copied(void **state)
 	copy_arg a = {.c = tu_chan(sizeof(big), 0), .done = tu_chan(0, 1)};
 	memset(&a.v, 0, sizeof a.v);
 	tu_go(recv_big, &a);
-	WAIT_QUEUED(a.c, false, 1);
+	TU_WAIT_QUEUED(a.c, false, 1);
 	big src, want;
 	fill(src.b, sizeof src.b, 5);
 	want = src;
@@ -319,7 +298,7 @@ static void test_chan_values_copied(void **state)
 
 	/* Unbuffered, sender parked first. */
 	tu_go(send_big_then_scribble, &a);
-	WAIT_QUEUED(a.c, true, 1);
+	TU_WAIT_QUEUED(a.c, true, 1);
 	big got;
 	TU_ASSERT_OK(tt_recv(a.c, &got, NULL));
 	TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
@@ -334,7 +313,7 @@ static void test_chan_values_copied(void **state)
 	fill(src.b, sizeof src.b, 1);
 	TU_ASSERT_OK(tt_send(b.c, &src));
 	tu_go(send_big_then_scribble, &b);
-	WAIT_QUEUED(b.c, true, 1); /* buffer full */
+	TU_WAIT_QUEUED(b.c, true, 1); /* buffer full */
 	TU_ASSERT_OK(tt_recv(b.c, &got, NULL));
 	fill(want.b, sizeof want.b, 1);
 	TU_ASSERT_MEM_EQ(got.b, want.b, sizeof want.b);
@@ -390,7 +369,7 @@ static void test_chan_send_value_fixed_at_start(void **state)
 			TU_ASSERT_OK(tt_send(a.c, &first));
 		}
 		tu_go_with(on_shared ? &shared : NULL, send_early, &a);
-		WAIT_QUEUED(a.c, true, 1); /* it parks */
+		TU_WAIT_QUEUED(a.c, true, 1); /* it parks */
 		x = 2;
 		if (buffered) {
 			TU_ASSERT_OK(tt_recv(a.c, &got, NULL));
@@ -792,6 +771,7 @@ typedef struct err_arg {
 	tt_chan *c;
 	char seen_at_start[200];
 	char mine[200];
+	tt_chan *done;
 } err_arg;
 
 static void fail_differently(void *p)
@@ -802,6 +782,7 @@ static void fail_differently(void *p)
 	tt_chan *c = NULL;
 	TU_ASSERT_ERR(tt_chan_make(&c, 4, -7), -EINVAL);
 	snprintf(a->mine, sizeof a->mine, "%s", tt_last_error());
+	tu_done(a->done);
 }
 
 static void test_last_error_per_goroutine(void **state)
@@ -810,6 +791,7 @@ static void test_last_error_per_goroutine(void **state)
 	err_arg a;
 	memset(&a, 0, sizeof a);
 	a.c = tu_chan(sizeof(int), 0);
+	a.done = tu_chan(0, 1);
 	long big = 0;
 	TU_ASSERT_ERR(tt_chan_send(a.c, &big, sizeof big), -EINVAL);
 	char main_msg[200];
@@ -818,9 +800,10 @@ static void test_last_error_per_goroutine(void **state)
 
 	int64_t n0 = tt_num_goroutine();
 	tu_go(fail_differently, &a);
-	/* It ran to its end, and tt_num_goroutine() seeing it gone makes
-	 * what it wrote in a visible here. */
-	assert_int_equal(tt_num_goroutine(), n0);
+	/* Its done token makes what it wrote in a visible here (with more
+	 * than one P it may run on another thread). */
+	TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
+	TU_WAIT_FOR(tt_num_goroutine() == n0, 5 * TT_SECOND);
 	assert_string_equal(a.seen_at_start, ""); /* a fresh goroutine */
 	assert_true(strlen(a.mine) > 0);
 	assert_string_not_equal(a.mine, main_msg);
@@ -833,6 +816,7 @@ static void test_last_error_per_goroutine(void **state)
 	TU_ASSERT_OK(tt_send(b, &v));
 	assert_string_equal(tt_last_error(), main_msg);
 	TU_ASSERT_OK(tt_chan_release(b));
+	TU_ASSERT_OK(tt_chan_release(a.done));
 	TU_ASSERT_OK(tt_chan_release(a.c));
 }
 

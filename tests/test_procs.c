@@ -442,11 +442,117 @@ static void test_overflow_on_worker_is_reported(void **state)
 	tu_child_free(&c);
 }
 
+/* ---- a worker's own flow is never counted --------------------------------
+ *
+ * A fresh process's first tt_go starts the worker and, the worker not
+ * being a P yet, runs its child here, to its end. From then on only main
+ * is a goroutine: tt_num_goroutine must say 1 throughout, also while the
+ * worker's thread makes its scheduler (whose own flow of control once
+ * counted until it began to run goroutines). */
+
+static void note_tid(void *arg)
+{
+	atomic_store((_Atomic int *)arg, (int)gettid());
+}
+
+static void child_count(void)
+{
+	TU_UNCHECKED(tt_runtime_procs_set(2));
+	_Atomic int tid = 0;
+	TU_UNCHECKED(tt_go(note_tid, &tid));
+	int64_t most = 0;
+	int64_t dl = tt_deadline_in(50 * TT_MILLISECOND);
+	while (tt_now() < dl) {
+		int64_t n = tt_num_goroutine();
+		if (n > most)
+			most = n;
+	}
+	fprintf(stderr, "tu-here=%d tu-most=%lld\n",
+		atomic_load(&tid) == (int)gettid(), (long long)most);
+}
+
+static void test_worker_flow_not_counted(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	int here = 0;
+	for (int i = 0; i < 20; i++) {
+		tu_child c;
+		assert_int_equal(tu_spawn_self("count", 60 * TT_SECOND, &c),
+				 0);
+		TU_ASSERT_CHILD_EXIT(&c, 0);
+		if (tu_child_marker(&c, "tu-here") == 1) {
+			here++;
+			TU_ASSERT_MSG(tu_child_marker(&c, "tu-most") == 1,
+				      "child %d: %s", i, c.err);
+		}
+		tu_child_free(&c);
+	}
+	print_message("%d of 20 children ran their goroutine here\n", here);
+	assert_true(here > 0);
+}
+
+/* ---- a goroutine waiting in a busy P's inbox is counted -----------------
+ *
+ * A worker runs a goroutine that does not park; the next tt_go hands its
+ * goroutine to that worker anyway (a busy P with one goroutine), where it
+ * waits in the inbox until the first one ends. tt_go has returned its id:
+ * tt_num_goroutine counts it, as Go's NumGoroutine counts a goroutine
+ * from the go statement on. */
+
+typedef struct spinner {
+	int main_tid;
+	_Atomic int tid;
+	_Atomic bool stop;
+	_Atomic bool ended;
+} spinner;
+
+static void spin_on_worker(void *arg)
+{
+	spinner *w = arg;
+	atomic_store(&w->tid, (int)gettid());
+	if ((int)gettid() != w->main_tid) {
+		int64_t dl = tt_deadline_in(30 * TT_SECOND);
+		while (!atomic_load(&w->stop) && tt_now() < dl)
+			;
+	}
+	atomic_store(&w->ended, true);
+}
+
+static void test_inbox_goroutine_counted(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	spinner w = {.main_tid = (int)gettid()};
+	for (int i = 0; i < 200; i++) {
+		atomic_store(&w.tid, 0);
+		atomic_store(&w.ended, false);
+		tu_go(spin_on_worker, &w);
+		TU_WAIT_FOR(atomic_load(&w.tid) != 0, 10 * TT_SECOND);
+		if (atomic_load(&w.tid) != w.main_tid)
+			break;
+		TU_WAIT_FOR(tt_num_goroutine() == 1, 10 * TT_SECOND);
+	}
+	assert_int_not_equal(atomic_load(&w.tid), w.main_tid);
+	int64_t n0 = tt_num_goroutine(); /* main and the spinner */
+	_Atomic int tid = 0;
+	tu_go(note_tid, &tid);
+	int64_t n1 = tt_num_goroutine();
+	bool waited = atomic_load(&tid) == 0; /* in the worker's inbox */
+	atomic_store(&w.stop, true);
+	TU_WAIT_FOR(atomic_load(&w.ended) && atomic_load(&tid) != 0,
+		    10 * TT_SECOND);
+	assert_int_equal(n0, 2);
+	assert_true(waited);
+	assert_int_equal(n1, 3);
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
 		{"deadlock", child_deadlock},
 		{"overflow", child_overflow},
+		{"count", child_count},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
@@ -457,6 +563,8 @@ int main(int argc, char **argv)
 		TU_TEST(test_deadlock_across_ps),
 		TU_TEST(test_io_with_another_threads_ctx),
 		TU_TEST(test_overflow_on_worker_is_reported),
+		TU_TEST(test_worker_flow_not_counted),
+		TU_TEST(test_inbox_goroutine_counted),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

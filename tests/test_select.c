@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "testutil.h"
+#include "chan_queued.h"
 
 /* Pearson's statistic for counts against equal expected frequencies. */
 static double chi_square(const long *counts, int k, long total)
@@ -523,7 +524,9 @@ static void test_select_waiter_removed_from_other_queues(void **state)
 
 	/* Receive cases: woken by a send on c[1]. */
 	tu_go(select_recv3, &a);
-	assert_int_equal(a.runs, 0); /* parked in select */
+	for (int i = 0; i < 3; i++) /* parked in select */
+		TU_WAIT_QUEUED(a.c[i], false, 1);
+	assert_int_equal(a.runs, 0);
 	int v = 11;
 	TU_ASSERT_OK(tt_chan_send_until(a.c[1], &v, sizeof v, TT_TRY));
 	/* Before it even runs, it is gone from c[0] and c[2]. */
@@ -556,6 +559,8 @@ static void test_select_waiter_removed_from_other_queues(void **state)
 	a.c[0] = tu_chan(sizeof(int), 0);
 	a.runs = 0;
 	tu_go(select_send3, &a);
+	for (int i = 0; i < 3; i++)
+		TU_WAIT_QUEUED(a.c[i], true, 1);
 	assert_int_equal(a.runs, 0);
 	int got = -1;
 	TU_ASSERT_OK(tt_chan_recv_until(a.c[2], &got, sizeof got, NULL,
@@ -665,6 +670,19 @@ static void test_select_many_cases(void **state)
 
 /* ---- which of a parked select's cases on one channel is woken -------------- */
 
+/* Yield until h's queue of senders (or receivers) holds n: as
+ * TU_WAIT_QUEUED, without its sleep, for a wait in each of thousands of
+ * rounds. With one P the other goroutine runs at the first yield. */
+static void spin_queued(tt_chan *h, bool senders, int n)
+{
+	int64_t dl = tt_deadline_in(5 * TT_SECOND);
+	while (tu_chan_queued(h, senders) < n) {
+		TU_ASSERT_MSG(tt_now() <= dl, "timed out waiting for %d %s", n,
+			      senders ? "senders" : "receivers");
+		tt_yield();
+	}
+}
+
 typedef struct rand_send_arg {
 	tt_chan *c;
 	int n;
@@ -701,6 +719,8 @@ static void test_select_pseudo_random_send(void **state)
 		int n0 = 0, n1 = 0;
 		for (int i = 0; i < N; i++) {
 			tt_yield();
+			if (cap == 0) /* parked on both cases */
+				spin_queued(a.c, true, 2);
 			int v = -1;
 			TU_ASSERT_OK(tt_recv(a.c, &v, NULL));
 			TU_ASSERT_RANGE(v, 0, 1);
@@ -755,7 +775,7 @@ static void test_select_parked_same_channel_uniform(void **state)
 			   .done = tu_chan(0, 1)};
 	tu_go(rand_receiver, &a);
 	for (int i = 0; i < N; i++) {
-		tt_yield(); /* the receiver parks */
+		spin_queued(a.c, false, 3); /* the receiver parks */
 		TU_ASSERT_OK(tt_send(a.c, &i));
 	}
 	TU_WAIT_DONE(a.done, 1, 5 * TT_SECOND);
@@ -772,9 +792,9 @@ static void test_select_parked_same_channel_uniform(void **state)
 
 /* A goroutine that parks in a select of one case (a copy of k), with a
  * deadline; it records its record, the result and what it saw. g and ran
- * are atomic: the test reads them while the goroutine is parked, which
- * only the scheduling order (the child runs first) puts after the store
- * of g; r is read after tu_done. */
+ * are atomic: the test reads them while the goroutine runs or is parked,
+ * on this thread or (with more than one P) on another; r is read after
+ * tu_done. */
 typedef struct one_arg {
 	tt_case k;
 	int64_t deadline;
@@ -799,14 +819,43 @@ static tt__g *one_g(const one_arg *a)
 	return __atomic_load_n(&a->g, __ATOMIC_ACQUIRE);
 }
 
-/* Parked in its one-case select: wait reason "select", one waiter. */
-static void assert_parked_in_select(const one_arg *a)
+static bool one_ran(const one_arg *a)
 {
-	tt__g *g = one_g(a);
-	TU_ASSERT(g != NULL && !__atomic_load_n(&a->ran, __ATOMIC_ACQUIRE));
-	TU_ASSERT_EQ(g->state, TT_G_WAITING);
-	TU_ASSERT_EQ(g->reason, TT_WAIT_SELECT);
-	TU_ASSERT_EQ(g->wait_n, 1);
+	return __atomic_load_n(&a->ran, __ATOMIC_ACQUIRE);
+}
+
+/* Whether it is parked: in its channel's queue (if it has one), and
+ * switched away. */
+static bool one_parked(const one_arg *a)
+{
+	const tt__g *g = one_g(a);
+	if (g == NULL)
+		return false;
+	if (a->k.chan &&
+	    tu_chan_queued(a->k.chan, a->k.kind == TT_CASE_SEND) == 0)
+		return false;
+	return __atomic_load_n(&g->state, __ATOMIC_ACQUIRE) == TT_G_WAITING;
+}
+
+/* Parked in its one-case select: wait reason "select", one waiter. With
+ * one P it is parked when tt_go returns; with more it may run on another
+ * thread, so wait for it to park. One with a short deadline
+ * (may_time_out) may then already have timed out: what its record said
+ * is checked only if it had not when the record was read. */
+static void assert_parked_in_select(const one_arg *a, bool may_time_out)
+{
+	TU_WAIT_FOR(one_parked(a) || (may_time_out && one_ran(a)),
+		    5 * TT_SECOND);
+	const tt__g *g = one_g(a);
+	int st = __atomic_load_n(&g->state, __ATOMIC_ACQUIRE);
+	int reason = __atomic_load_n(&g->reason, __ATOMIC_ACQUIRE);
+	long n = (long)__atomic_load_n(&g->wait_n, __ATOMIC_ACQUIRE);
+	if (may_time_out && one_ran(a))
+		return;
+	TU_ASSERT(!one_ran(a));
+	TU_ASSERT_EQ(st, TT_G_WAITING);
+	TU_ASSERT_EQ(reason, TT_WAIT_SELECT);
+	TU_ASSERT_EQ(n, 1);
 }
 
 /* A select of one case blocks, wakes and times out exactly as a select
@@ -826,7 +875,7 @@ static void test_select_one_case(void **state)
 	one_arg a = {.k = TT_CASE_RECV_INTO(c, &v, &ok),
 		     .deadline = TT_FOREVER, .done = done};
 	tu_go(one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, false);
 	int x = 7;
 	TU_ASSERT_OK(tt_send(c, &x));
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
@@ -838,7 +887,7 @@ static void test_select_one_case(void **state)
 	a = (one_arg){.k = TT_CASE_RECV_INTO(c, &v, &ok),
 		      .deadline = tt_deadline_in(5 * TT_SECOND), .done = done};
 	tu_go(one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, false);
 	x = 8;
 	TU_ASSERT_OK(tt_send(c, &x));
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
@@ -850,7 +899,7 @@ static void test_select_one_case(void **state)
 	a = (one_arg){.k = TT_CASE_SEND_FROM(c, &out), .deadline = TT_FOREVER,
 		      .done = done};
 	tu_go(one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, false);
 	out = 99;
 	int in = -1;
 	TU_ASSERT_OK(tt_recv(c, &in, &ok));
@@ -864,7 +913,7 @@ static void test_select_one_case(void **state)
 		      .deadline = tt_deadline_in(5 * TT_MILLISECOND),
 		      .done = done};
 	tu_go(one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, true);
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
 	TU_ASSERT_EQ(a.r, -ETIMEDOUT);
 	TU_ASSERT_ERR(tt_chan_send_until(c, &x, sizeof x, TT_TRY), -EAGAIN);
@@ -874,7 +923,7 @@ static void test_select_one_case(void **state)
 		      .deadline = tt_deadline_in(5 * TT_MILLISECOND),
 		      .done = done};
 	tu_go(one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, true);
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
 	TU_ASSERT_EQ(a.r, -ETIMEDOUT);
 
@@ -883,7 +932,7 @@ static void test_select_one_case(void **state)
 	a = (one_arg){.k = TT_CASE_RECV_INTO(c, &v, &ok),
 		      .deadline = TT_FOREVER, .done = done};
 	tu_go_with(&attr, one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, false);
 	x = 10;
 	TU_ASSERT_OK(tt_send(c, &x));
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
@@ -896,7 +945,7 @@ static void test_select_one_case(void **state)
 	a = (one_arg){.k = TT_CASE_RECV_INTO(c, &v, &ok),
 		      .deadline = TT_FOREVER, .done = done};
 	tu_go(one_case_waiter, &a);
-	assert_parked_in_select(&a);
+	assert_parked_in_select(&a, false);
 	TU_ASSERT_OK(tt_chan_close(c));
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);
 	TU_ASSERT_EQ(a.r, 0);
@@ -927,6 +976,9 @@ static void recv_waiter(void *p)
 static void test_select_one_case_resumes_shallow(void **state)
 {
 	(void)state;
+	/* It reads parked goroutines' saved stack pointers, which only
+	 * their own thread writes as it switches away: one scheduler's. */
+	tu_one_p();
 	tt_chan *c = tu_chan(sizeof(int), 0);
 	tt_chan *done = tu_chan(0, 2);
 	one_arg sel = {.k = TT_CASE_RECV_DISCARD(c, NULL),
@@ -934,7 +986,7 @@ static void test_select_one_case_resumes_shallow(void **state)
 	one_arg rcv = {.k = TT_CASE_RECV_DISCARD(c, NULL), .done = done};
 	tu_go(one_case_waiter, &sel);
 	tu_go(recv_waiter, &rcv);
-	assert_parked_in_select(&sel);
+	assert_parked_in_select(&sel, false);
 	tt__g *sel_g = one_g(&sel), *rcv_g = one_g(&rcv);
 	TU_ASSERT_EQ(rcv_g->state, TT_G_WAITING);
 	ptrdiff_t sel_depth = sel_g->stack_hi - (char *)sel_g->sp;

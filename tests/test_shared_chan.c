@@ -843,6 +843,10 @@ static void *thread_that_leaves(void *arg)
 
 static void child_foreign_waiter_thread_ends(void)
 {
+	/* The waiter must be the ending thread's goroutine: tt_go starts it
+	 * on its caller's thread only at one P (at more it may go to a
+	 * worker, which does not end). */
+	tu_one_p();
 	leaver l = {0};
 	TU_CHILD_CHECK(tt_chan_make(&l.c, sizeof(int), 0) == 0);
 	pthread_t th;
@@ -902,6 +906,9 @@ static void *thread_that_follows(void *arg)
 
 static void child_answer_after_asker_ended(void)
 {
+	/* The asker must be the ending thread's goroutine: at one P only is
+	 * it started there for certain. */
+	tu_one_p();
 	TU_CHILD_CHECK(tt_chan_make(&asked, sizeof(int), 0) == 0);
 	pthread_t b, e;
 	TU_CHILD_CHECK(pthread_create(&b, NULL, thread_that_asks, NULL) == 0);

@@ -748,6 +748,10 @@ static void *thread_that_leaves(void *p)
  * find nobody to hand to. */
 static void child_selecting_thread_ends(void)
 {
+	/* The select must be the ending thread's goroutine: tt_go starts it
+	 * on its caller's thread only at one P (at more it may go to a
+	 * worker, which does not end). */
+	tu_one_p();
 	leaver l = {0};
 	TU_CHILD_CHECK(tt_chan_make(&l.a, sizeof(int), 0) == 0);
 	TU_CHILD_CHECK(tt_chan_make(&l.b, sizeof(int), 0) == 0);

@@ -546,6 +546,9 @@ static void outer_shared(void *p)
 static void test_nested_through_normal(void **state)
 {
 	(void)state;
+	/* "Each started as a call": tt_go runs its child first on the
+	 * caller's thread only at one P (the normal one may go to another). */
+	tu_one_p();
 	tt_chan *done = tu_chan(0, 1);
 	go_shared(outer_shared, done);
 	TU_WAIT_DONE(done, 1, 5 * TT_SECOND);

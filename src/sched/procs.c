@@ -47,6 +47,7 @@
 #define PROCS_MAX 256
 
 _Atomic int tt__procs_spread;
+_Atomic int64_t tt__procs_inflight;
 
 static pthread_once_t procs_once = PTHREAD_ONCE_INIT;
 static _Atomic int procs_n = 1;
@@ -54,6 +55,7 @@ static _Atomic(tt__sched *) ps[PROCS_MAX];
 static _Atomic int worker_tid[PROCS_MAX];
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int nworkers; /* started (P 1 .. nworkers) */
+static __thread bool on_worker; /* this thread is a worker */
 
 /* A count from TETHER_PROCS: 1 to PROCS_MAX; anything else is reported
  * once and the default kept. */
@@ -119,6 +121,11 @@ tt__sched *tt__procs_main(void)
 	return atomic_load(&ps[0]);
 }
 
+bool tt__procs_worker_here(void)
+{
+	return on_worker;
+}
+
 bool tt__procs_owns_tid(int tid)
 {
 	int n = atomic_load(&nworkers);
@@ -135,6 +142,8 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "tether-P%d", ix);
 	pthread_setname_np(pthread_self(), name);
 	atomic_store(&worker_tid[ix], (int)gettid());
+	/* Its scheduler is made with its own flow uncounted (sched.c). */
+	on_worker = true;
 	tt__sched *s = tt__sched_get();
 	s->worker = true;
 	s->proc_ix1 = ix + 1;
@@ -182,6 +191,9 @@ static void run_handoff(tt__sched *s, tt__post *p)
 {
 	tt__spawn *sp = (tt__spawn *)(void *)p->val;
 	int64_t r = tt__go_spawn(s, sp);
+	/* Counted in s's goroutines now (it has not run yet). */
+	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+				  memory_order_relaxed);
 	atomic_store_explicit(&s->p_handoff, 0, memory_order_release);
 	if (r < 0)
 		tt__fatal("cannot start goroutine %lld, handed to P%d: %s",
@@ -202,6 +214,8 @@ static void handoff_dropped(tt__post *p)
 		(long long)sp->id);
 	if (sp->budget_held)
 		tt__stack_budget_give();
+	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+				  memory_order_relaxed);
 	tt__labels_release(sp->labels);
 }
 
@@ -254,8 +268,13 @@ int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
 		p->dropped = handoff_dropped;
 		p->h = t;
 		p->quiet = true;
+		/* Counted from before t can take it until t has made it. */
+		atomic_fetch_add_explicit(&tt__procs_inflight, 1,
+					  memory_order_relaxed);
 		if (tt__post_send(t, p) != 0) {
 			/* Its thread ended: the next, or the caller. */
+			atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+						  memory_order_relaxed);
 			atomic_store(&t->p_handoff, 0);
 			continue;
 		}

@@ -1174,6 +1174,8 @@ int64_t tt_num_goroutine(void)
 		n += atomic_load_explicit(&s->ngoroutines,
 					  memory_order_relaxed);
 	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
+	/* Handed to a P, not yet made there (procs.c). */
+	n += atomic_load_explicit(&tt__procs_inflight, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	TT_TSAN_SEE_ENDS();
 	return n;
@@ -1255,7 +1257,8 @@ static void main_stack_bounds(tt__g *g)
 static void thread_gone(void *p)
 {
 	tt__sched *s = p;
-	all_unlink(s, &s->main_g);
+	if (!s->worker) /* a worker's own flow was never listed */
+		all_unlink(s, &s->main_g);
 	s->main_g.state = TT_G_DEAD;
 	if (s->current != &s->main_g ||
 	    (s->zombie != NULL && s->zombie != TT__SNAP_MARK(s)))
@@ -1355,7 +1358,12 @@ tt__sched *tt__sched_init(void)
 	s->rng = (uint64_t)tt_now() ^ ((uint64_t)(uintptr_t)s << 17) ^
 		 (uint64_t)m->id;
 	tt__tls_sched = s;
-	all_link(s, m);
+	/* A worker's own flow is no goroutine (tt__sched_work): not counted
+	 * from the moment its scheduler is in the registry, where
+	 * tt_num_goroutine would see it. */
+	s->worker = tt__procs_worker_here();
+	if (!s->worker)
+		all_link(s, m);
 	if (tt__runq_grow(s) != 0) {
 		static const char msg[] =
 			"tether: fatal error: out of memory making a "
@@ -1485,7 +1493,7 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 
 /* ---- a worker thread ------------------------------------------------------
  *
- * Its own flow of control is no goroutine: it leaves the list of
+ * Its own flow of control is no goroutine: it was never in the list of
  * goroutines (so it is never counted, listed or reported) and parks for
  * good, so that the thread runs whatever its scheduler is given. Nothing
  * ever readies it; the idle wait runs on the stack of whichever
@@ -1493,7 +1501,6 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 void tt__sched_work(tt__sched *s)
 {
 	tt__g *m = &s->main_g;
-	all_unlink(s, m);
 	m->state = TT_G_WAITING;
 	m->reason = TT_WAIT_NONE;
 	uint32_t more;
