@@ -144,7 +144,8 @@ static void *worker_main(void *arg)
 	atomic_store(&worker_tid[ix], (int)gettid());
 	/* Its scheduler is made with its own flow uncounted (sched.c). */
 	on_worker = true;
-	tt__sched *s = tt__sched_get(); /* s->worker set (sched.c) */
+	tt__sched *s = tt__sched_get();
+	s->worker = true;
 	s->proc_ix1 = ix + 1;
 	atomic_store(&ps[ix], s);
 	/* It started with every signal blocked. Process-directed signals
