@@ -346,8 +346,13 @@ struct tt__g {
 			       call, at the head of the run queue */
 	/* Shared-stack mode (both 0 for a goroutine with a stack of its
 	 * own; the rest of that mode's fields are further down). stack_out:
-	 * the used stack [sp, stack_hi) is in saved, not in the region. */
-	uint8_t shared;
+	 * the used stack [sp, stack_hi) is in saved, not in the region.
+	 * proxy, in the same byte: it waits on an object of this thread's
+	 * for a goroutine of another's (tt__post_proxy), or takes this
+	 * thread's part of a profile: not counted, profiled or leak-checked,
+	 * since the goroutine it stands for is. */
+	uint8_t shared : 1;
+	uint8_t proxy : 1;
 	uint8_t stack_out;
 	uint8_t io_ready;   /* set by the poller (poll layer) */
 
@@ -570,7 +575,12 @@ struct tt__stack_pool {
 #define TT__WAITS_COARSE 256
 /* A row per epoch, one cell per reason, 16 wide. */
 #define TT__WAITS_ROW 16
-_Static_assert(TT_WAIT__COUNT <= TT__WAITS_ROW, "a row holds every reason");
+/* Proxies (tt__g.proxy) park in a row of their own past the reasons,
+ * which the sums never read: the goroutine a proxy stands for is counted
+ * under its reason on its own thread. */
+#define TT__WAITS_PROXY TT_WAIT__COUNT
+#define TT__WAITS_NROWS (TT_WAIT__COUNT + 1)
+_Static_assert(TT__WAITS_NROWS <= TT__WAITS_ROW, "a row holds every reason");
 typedef _Atomic uint32_t tt__waits_row[TT__WAITS_ROW];
 typedef struct tt__waits {
 	_Atomic int64_t fine_end;                /* newest fine epoch */
@@ -619,6 +629,9 @@ static inline void tt__waits_wake(tt__waits *w, int64_t since, unsigned reason)
 			: tt__waits_cell_slow(w, since, reason);
 	tt__waits_add(c, (uint32_t)-1);
 }
+/* The row g counts in while it waits (its g->reason, or a proxy's). */
+#define tt__waits_row_of(g) \
+	((g)->proxy ? (unsigned)TT__WAITS_PROXY : (unsigned)(g)->reason)
 
 /* Of row `reason`, the goroutines parked before `cutoff`: every one
  * counted parked before it, and none missed that parked more than an
@@ -746,6 +759,7 @@ struct tt__sched {
 	int64_t stamp;        /* a recent tt_now(), for "waiting since" */
 	_Atomic int64_t ngoroutines; /* live goroutines; written by this
 					thread only, read by any */
+	_Atomic int64_t nproxies; /* of them, proxies (tt__g.proxy) */
 	int64_t goid_next, goid_end; /* this thread's block of ids */
 	uint64_t births; /* goroutines that joined s->all, ever */
 	tt__sched *next_sched;       /* in the registry of schedulers */
@@ -939,6 +953,7 @@ typedef struct tt__spawn {
 	struct tt__labels *labels; /* a reference, given to the goroutine */
 	size_t stack_size;    /* 0: the default */
 	bool budget_held;     /* a guard budget unit for its stack */
+	bool proxy;           /* tt__g.proxy */
 } tt__spawn;
 
 /* Make sp's goroutine runnable (at the back of the run queue) from
@@ -1092,7 +1107,7 @@ static inline void tt__ready(tt__sched *s, tt__g *g)
 {
 	TT_ASSERT(g->state == TT_G_WAITING);
 	g->state = TT_G_RUNNABLE;
-	tt__waits_wake(&s->waits, g->wait_since, g->reason);
+	tt__waits_wake(&s->waits, g->wait_since, tt__waits_row_of(g));
 	runq_push_back(s, g);
 }
 
@@ -1125,7 +1140,7 @@ static inline void tt__ready_next(tt__sched *s, tt__g *g)
 {
 	TT_ASSERT(g->state == TT_G_WAITING);
 	g->state = TT_G_RUNNABLE;
-	tt__waits_wake(&s->waits, g->wait_since, g->reason);
+	tt__waits_wake(&s->waits, g->wait_since, tt__waits_row_of(g));
 	if (TT_UNLIKELY(s->current->direct)) {
 		runq_push_back(s, g);
 	} else {

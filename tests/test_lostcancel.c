@@ -7,6 +7,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,37 @@ static void test_lost_cancel_in_its_scope(void **state)
 				  "tt_ctx_with_timeout");
 }
 
+static void *thread_drop(void *arg)
+{
+	*(int64_t *)arg = tt_goid();
+	drop_uncancelled();
+	return NULL;
+}
+
+/* The records are the process's: a context released on another thread
+ * (a plain pthread here; a goroutine on another P alike) is reported by
+ * a verify on this one, with the goroutine that released it. */
+static void test_lost_cancel_of_another_thread(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	int64_t goid = 0;
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, thread_drop, &goid), 0);
+	tu_join_parked(th);
+	sink s = {.len = 0};
+	TU_ASSERT_EQ(tt_leak_verify_none_to(NULL, to_sink, &s), 1);
+	TU_ASSERT_CONTAINS(s.buf, "lost cancel: context from "
+				  "tt_ctx_with_timeout");
+	char want[128];
+	snprintf(want, sizeof want,
+		 "test_lostcancel.c:%d (drop_uncancelled) by goroutine %lld",
+		 released_line, (long long)goid);
+	TU_ASSERT_CONTAINS(s.buf, want);
+	/* Reported once. */
+	TU_ASSERT_EQ(tt_leak_verify_none(NULL), 0);
+}
+
 static void child_report(void)
 {
 	drop_uncancelled();
@@ -186,6 +218,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_cancelled_contexts_are_not_lost),
 		TU_TEST(test_wait_hold_is_not_a_release),
 		TU_TEST(test_lost_cancel_in_its_scope),
+		TU_TEST(test_lost_cancel_of_another_thread),
 		TU_TEST(test_lost_cancel_printed_under_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -401,6 +401,65 @@ static void test_handed_off_goroutine_listed(void **state)
 	}
 }
 
+typedef struct wg_waiter {
+	tt_waitgroup *wg;
+	int result;
+} wg_waiter;
+
+static void *wait_on_main_wg(void *arg)
+{
+	wg_waiter *w = arg;
+	w->result = tt_wg_wait(w->wg);
+	return NULL;
+}
+
+/* A pthread waiting on main's WaitGroup is one goroutine waiting, as in
+ * Go: the goroutine of main's thread that waits there for it (a proxy)
+ * is not counted by tt_num_goroutine, listed by the profile, or found
+ * by the leak checker. */
+static void test_sync_waiter_counted_once(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tt_waitgroup *wg;
+	TU_ASSERT_OK(tt_wg_make(&wg));
+	TU_ASSERT_OK(tt_wg_add(wg, 1));
+	wg_waiter w = {wg, 1};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_on_main_wg, &w), 0);
+	/* Parked in the wait, and (a sleep later) its proxy made here. */
+	char *d1 = NULL;
+	for (int64_t dl = tt_deadline_in(10 * TT_SECOND);;) {
+		free(d1);
+		d1 = profile(1);
+		if (strstr(d1, "wait_on_main_wg+0x") || tt_now() > dl)
+			break;
+		TU_ASSERT_OK(tt_sleep(MS));
+	}
+	TU_ASSERT_OK(tt_sleep(20 * MS));
+	free(d1);
+	assert_int_equal(tt_num_goroutine(), 2); /* main, the pthread */
+	char *d2 = profile(2);
+	assert_int_equal(records(d2), 2);
+	TU_ASSERT_CONTAINS(d2, "[sync.WaitGroup.Wait]:");
+	TU_ASSERT_CONTAINS(d2, "wait_on_main_wg(");
+	assert_null(strstr(d2, "for goroutine"));
+	assert_null(strstr(d2, "_proxy"));
+	free(d2);
+	tt_leak_opts *o;
+	TU_ASSERT_OK(tt_leak_opts_make(&o));
+	TU_ASSERT_OK(tt_leak_retry(o, 0, TT_MILLISECOND));
+	tt_leak_list l;
+	assert_int_equal(tt_leak_find(o, &l), 1);
+	TU_ASSERT_CONTAINS(l.g[0].stack, "wait_on_main_wg(");
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(o);
+	TU_ASSERT_OK(tt_wg_done(wg));
+	tu_join_parked(th);
+	assert_int_equal(w.result, 0);
+	TU_ASSERT_OK(tt_wg_release(wg));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +468,7 @@ int main(void)
 		TU_TEST(test_profile_from_pthread),
 		TU_TEST(test_leak_check_sees_other_threads),
 		TU_TEST(test_handed_off_goroutine_listed),
+		TU_TEST(test_sync_waiter_counted_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,10 @@ static void gather_sched(const tt__sched *s, void *arg)
 			m->waiting_longer[k][r] += (int64_t)before[k][r];
 	}
 	int64_t live = atomic_load_explicit(
-		&((tt__sched *)s)->ngoroutines, memory_order_relaxed);
+			       &((tt__sched *)s)->ngoroutines,
+			       memory_order_relaxed) -
+		       atomic_load_explicit(&((tt__sched *)s)->nproxies,
+					    memory_order_relaxed);
 	/* One goroutine runs unless all of them wait (the thread is then
 	 * idle inside the park of its current one). */
 	int64_t other = live > waiting ? live - waiting : 0;

@@ -206,7 +206,7 @@ int tt__debug_index(tt__buf *b)
 	tt__sched *s = tt__sched_get();
 	uint64_t total = 0, leaked = 0;
 	for (tt__g *g = s->all; g; g = g->all_next) {
-		if (g->state == TT_G_DEAD)
+		if (g->state == TT_G_DEAD || g->proxy)
 			continue;
 		total++;
 		leaked += g->leak != NULL;

@@ -272,10 +272,11 @@ static bool scope_within_locked(uint64_t id, uint64_t want)
 /* ---- lost cancels ------------------------------------------------------------
  *
  * A cancelable context released without a cancel (Go's vet "lostcancel",
- * at run time). The records are per thread, like the goroutines the
- * checker looks at; a verify reports those it has not reported before,
- * of its scope, and counts them with the leaked goroutines. Bounded:
- * past LOST_MAX the oldest are dropped and counted. */
+ * at run time). The records are the process's, as a goroutine may
+ * release a context on any P; a verify reports those it has not reported
+ * before, of its scope, and counts them with the leaked goroutines.
+ * Bounded: past LOST_MAX the oldest are dropped and counted. lost_lock
+ * guards them, and is taken before scope_lock. */
 #define LOST_MAX 1024
 
 typedef struct lost {
@@ -286,9 +287,10 @@ typedef struct lost {
 	bool reported;   /* by a verify */
 } lost;
 
-static __thread lost *lost_v;
-static __thread size_t lost_n, lost_start; /* ring of lost_n from start */
-static __thread uint64_t lost_dropped;
+static pthread_mutex_t lost_lock = PTHREAD_MUTEX_INITIALIZER;
+static lost *lost_v;
+static size_t lost_n, lost_start; /* ring of lost_n from start */
+static uint64_t lost_dropped;
 
 /* "file:line (func)" for the return address pc. */
 static void write_pc(tt__buf *b, const void *pc)
@@ -330,17 +332,20 @@ void tt__leak_lost_cancel(const char *made_by, const void *create_pc,
 			tt__write_all(2, b.data, b.len);
 		tt__buf_free(&b);
 	}
-	if (lost_v == NULL && (lost_v = calloc(LOST_MAX, sizeof *lost_v)) ==
-				      NULL) {
+	pthread_mutex_lock(&lost_lock);
+	if (lost_v == NULL)
+		lost_v = calloc(LOST_MAX, sizeof *lost_v);
+	if (lost_v == NULL) {
 		lost_dropped++;
-		return;
+	} else {
+		if (lost_n == LOST_MAX) {
+			lost_start = (lost_start + 1) % LOST_MAX;
+			lost_n--;
+			lost_dropped++;
+		}
+		lost_v[(lost_start + lost_n++) % LOST_MAX] = l;
 	}
-	if (lost_n == LOST_MAX) {
-		lost_start = (lost_start + 1) % LOST_MAX;
-		lost_n--;
-		lost_dropped++;
-	}
-	lost_v[(lost_start + lost_n++) % LOST_MAX] = l;
+	pthread_mutex_unlock(&lost_lock);
 }
 
 /* Write the lost cancels of the scope (0: all) not yet reported, one per
@@ -349,6 +354,7 @@ void tt__leak_lost_cancel(const char *made_by, const void *create_pc,
 static size_t write_lost_cancels(tt__buf *b, uint64_t scope, bool mark)
 {
 	size_t n = 0;
+	pthread_mutex_lock(&lost_lock);
 	for (size_t i = 0; i < lost_n; i++) {
 		lost *l = &lost_v[(lost_start + i) % LOST_MAX];
 		if (l->reported)
@@ -365,6 +371,7 @@ static size_t write_lost_cancels(tt__buf *b, uint64_t scope, bool mark)
 		l->reported |= mark;
 		n++;
 	}
+	pthread_mutex_unlock(&lost_lock);
 	return n;
 }
 
@@ -572,7 +579,7 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 		prev = g->id;
 		if (cut && g->id <= o->snap_newest)
 			break;
-		if (g == self || g->state == TT_G_DEAD)
+		if (g == self || g->state == TT_G_DEAD || g->proxy)
 			continue;
 		if (scope && g->leak_scope != scope &&
 		    !scope_within_locked(g->leak_scope, scope))

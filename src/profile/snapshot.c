@@ -310,7 +310,7 @@ int tt__snapshot_take(tt__snapshot *snap)
 	tt__sched *s = tt__sched_get();
 	size_t count = 0;
 	for (tt__g *g = s->all; g; g = g->all_next)
-		count++;
+		count += !g->proxy;
 	size_t got;
 	snap->g = take_stash(&stash_g, (count ? count : 1) * sizeof *snap->g,
 			     &got);
@@ -328,7 +328,9 @@ int tt__snapshot_take(tt__snapshot *snap)
 	}
 	uintptr_t pcs[TT__TRACE_MAX];
 	size_t i = 0;
-	for (tt__g *g = s->all; g && i < count; g = g->all_next, i++) {
+	for (tt__g *g = s->all; g && i < count; g = g->all_next) {
+		if (g->proxy)
+			continue; /* its goroutine is listed on its own P */
 		tt__gsnap *o = &snap->g[i];
 		*o = (tt__gsnap){0};
 		o->id = g->id;
@@ -359,6 +361,7 @@ int tt__snapshot_take(tt__snapshot *snap)
 		off[i] = snap->pool_len;
 		o->npcs = (uint32_t)k;
 		snap->pool_len += (size_t)k;
+		i++;
 	}
 	snap->n = i;
 	for (size_t j = 0; j < snap->n; j++)
@@ -600,7 +603,7 @@ void tt__snap_after_switch(tt__sched *s, tt__g *z)
 	tt__g *g = s->current;
 	if (g == L->cursor)
 		L->cursor = g->all_next;
-	if (g->birth > L->max_birth || L->err || taken(L, g))
+	if (g->birth > L->max_birth || L->err || g->proxy || taken(L, g))
 		return;
 	resumed r = {L, g};
 	tt__on_runtime_stack(take_resumed, &r);
@@ -667,14 +670,14 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	snap->taken_at = tt_now();
 	for (uint32_t i = 0; i < runq_len(s); i++)
 		runq_at(s, i)->snap_mark = (L->epoch << 2) | TT__SNAP_RUNNABLE;
-	{
+	if (!L->me->proxy) {
 		uintptr_t pcs[TT__TRACE_MAX];
 		int n = tt__trace_here(pcs, TT__TRACE_MAX, 0);
 		tt__gsnap *o = early_slot(L);
 		if (o)
 			live_record(L, o, L->me, pcs, n);
-		mark_taken(L, L->me);
 	}
+	mark_taken(L, L->me);
 	L->cursor = s->all;
 	s->snap_live = L;
 	s->zombie_fn = tt__snap_after_switch;
@@ -684,7 +687,7 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	while (L->cursor && !L->err) {
 		tt__g *g = L->cursor;
 		L->cursor = g->all_next;
-		if (g->birth <= L->max_birth && !taken(L, g)) {
+		if (g->birth <= L->max_birth && !g->proxy && !taken(L, g)) {
 			uintptr_t pcs[TT__TRACE_MAX];
 			int n = tt__trace_g(g, pcs, TT__TRACE_MAX);
 			/* Each goroutine of the cap alive at T is recorded
@@ -810,7 +813,7 @@ void tt__snapshot_free_yielding(tt__snapshot *s)
  * A thread's goroutines can be unwound only while none of them runs,
  * which only that thread can arrange: so each other thread is asked,
  * with a post, to take its own snapshot, in a goroutine of its own that
- * leaves itself out (snap_proxy), while the caller takes its own. The
+ * leaves itself out (snap_proxy, a proxy), while the caller takes its own. The
  * snapshots are each one instant of their thread, taken at about the
  * same time, with each thread's pause bounded as the caller's is
  * (tt__snapshot_take_yielding). The caller waits for them, sleeping,
@@ -857,20 +860,6 @@ static void gather_unref(gather *G)
 		free(G);
 }
 
-/* The proxy's own record out of its snapshot. */
-static void drop_current(tt__snapshot *sn)
-{
-	for (size_t i = 0; i < sn->n; i++) {
-		if (!sn->g[i].current)
-			continue;
-		tt__labels_release(sn->g[i].labels);
-		memmove(&sn->g[i], &sn->g[i + 1],
-			(sn->n - i - 1) * sizeof *sn->g);
-		sn->n--;
-		return;
-	}
-}
-
 static void snap_proxy(void *arg)
 {
 	part *pt = arg;
@@ -878,9 +867,8 @@ static void snap_proxy(void *arg)
 	if (atomic_compare_exchange_strong(&pt->state, &expect,
 					   PART_STARTED)) {
 		tt__snapshot sn;
+		/* A proxy, it leaves itself out. */
 		int r = tt__snapshot_take_yielding(&sn);
-		if (r == 0)
-			drop_current(&sn);
 		pt->snap = sn;
 		pt->r = r;
 		expect = PART_STARTED;
@@ -904,8 +892,11 @@ static void snap_dropped(tt__post *p)
 static void run_snap(tt__sched *s, tt__post *p)
 {
 	part *pt = (part *)p->h;
-	if (tt__go_runnable(s, snap_proxy, pt, "goroutine profile", 0, NULL,
-			    0) < 0) {
+	tt__spawn sp = {.fn = snap_proxy,
+			.arg = pt,
+			.name = "goroutine profile",
+			.proxy = true};
+	if (tt__go_spawn(s, &sp) < 0) {
 		int expect = PART_ASKED;
 		atomic_compare_exchange_strong(&pt->state, &expect, PART_GONE);
 		gather_unref(pt->G);

@@ -388,7 +388,12 @@ bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what)
 {
 	snprintf(p->name, sizeof p->name, "%s for goroutine %lld", what,
 		 (long long)p->g->id);
-	if (tt__go_runnable(s, fn, p, p->name, p->g->id, NULL, 0) < 0)
+	tt__spawn sp = {.fn = fn,
+			.arg = p,
+			.name = p->name,
+			.parent_id = p->g->id,
+			.proxy = true};
+	if (tt__go_spawn(s, &sp) < 0)
 		return false;
 	p->held = true;
 	p->hprev = NULL;

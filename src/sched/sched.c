@@ -107,11 +107,17 @@ static void all_link(tt__sched *s, tt__g *g)
 	if (s->all)
 		s->all->all_prev = g;
 	s->all = g;
-	/* Only this thread writes the count; others read it. */
+	/* Only this thread writes the counts; others read them. */
 	atomic_store_explicit(&s->ngoroutines,
 			      atomic_load_explicit(&s->ngoroutines,
 						   memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	if (TT_UNLIKELY(g->proxy))
+		atomic_store_explicit(
+			&s->nproxies,
+			atomic_load_explicit(&s->nproxies,
+					     memory_order_relaxed) + 1,
+			memory_order_relaxed);
 }
 
 static void all_unlink(tt__sched *s, tt__g *g)
@@ -126,6 +132,12 @@ static void all_unlink(tt__sched *s, tt__g *g)
 			      atomic_load_explicit(&s->ngoroutines,
 						   memory_order_relaxed) - 1,
 			      memory_order_relaxed);
+	if (TT_UNLIKELY(g->proxy))
+		atomic_store_explicit(
+			&s->nproxies,
+			atomic_load_explicit(&s->nproxies,
+					     memory_order_relaxed) - 1,
+			memory_order_relaxed);
 }
 
 /* ---- the run queue --------------------------------------------------------- */
@@ -606,7 +618,8 @@ static inline __attribute__((always_inline)) void
 park_tail(tt__sched *s, tt__g *g, int reason)
 {
 	g->wait_since = s->stamp;
-	tt__waits_park(&s->waits, (unsigned)reason);
+	tt__waits_park(&s->waits,
+		       g->proxy ? (unsigned)TT__WAITS_PROXY : (unsigned)reason);
 	maybe_run_timers(s);
 	uint32_t more;
 	tt__g *next = next_runnable(s, &more);
@@ -1039,6 +1052,7 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	g->sel_fired = -1;
 	g->timer.heap_ix = TT_TIMER_IDLE;
 	g->last_err = 0;
+	g->proxy = 0;
 	if (TT_LIKELY(!shared))
 		g->errmsg[0] = '\0';
 #if TT_ASAN
@@ -1172,7 +1186,8 @@ int64_t tt_num_goroutine(void)
 	pthread_mutex_lock(&registry_lock);
 	for (tt__sched *s = registry; s; s = s->next_sched)
 		n += atomic_load_explicit(&s->ngoroutines,
-					  memory_order_relaxed);
+					  memory_order_relaxed) -
+		     atomic_load_explicit(&s->nproxies, memory_order_relaxed);
 	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
 	/* Handed to a P, not yet made there (procs.c). */
 	n += atomic_load_explicit(&tt__procs_inflight, memory_order_relaxed);
@@ -1275,7 +1290,9 @@ static void thread_gone(void *p)
 	*pp = s->next_sched;
 	atomic_fetch_add_explicit(
 		&orphaned_goroutines,
-		atomic_load_explicit(&s->ngoroutines, memory_order_relaxed),
+		atomic_load_explicit(&s->ngoroutines, memory_order_relaxed) -
+			atomic_load_explicit(&s->nproxies,
+					     memory_order_relaxed),
 		memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 
@@ -1466,6 +1483,7 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 	g->asan_fake_stack = NULL;
 #endif
 	g->direct = 0;
+	g->proxy = sp->proxy;
 	if (sp->labels != NULL)
 		tt__labels_g_start(g, g, sp->labels);
 	birth b = {.g = g, .fn = fn, .arg = arg};

@@ -26,7 +26,7 @@
 
 static void row_move(tt__waits_row to, tt__waits_row from)
 {
-	for (unsigned r = 0; r < TT_WAIT__COUNT; r++) {
+	for (unsigned r = 0; r < TT__WAITS_NROWS; r++) {
 		uint32_t v = atomic_load_explicit(&from[r],
 						  memory_order_relaxed);
 		if (v) {
