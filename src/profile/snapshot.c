@@ -719,7 +719,8 @@ int tt__snapshot_take_yielding(tt__snapshot *snap)
 	/* Merge: the walk's records, g[cap - nwalk, cap), ascending, and the
 	 * early ones, sorted, into g[0, n). Writing from the front never
 	 * overtakes the walk's reading: nearly <= cap - nwalk. */
-	qsort(L->early, L->nearly, sizeof *L->early, by_id_desc);
+	if (L->nearly) /* none: a proxy took it, and left itself out */
+		qsort(L->early, L->nearly, sizeof *L->early, by_id_desc);
 	size_t n = L->nwalk + L->nearly;
 	size_t w = L->cap - L->nwalk, e = L->nearly;
 	bool sorted = true;
