@@ -478,6 +478,10 @@ static void disarm_all(void)
 static void *reader_main(void *arg)
 {
 	(void)arg;
+	/* Counted for deadlock detection (post.c) only while it exists:
+	 * counted before, it would make the threads seen asleep one more
+	 * than there are. */
+	tt__helper_thread(1);
 	prof.reader_tid = (pid_t)syscall(SYS_gettid);
 	int64_t next_scan = tt_now() + RESCAN_NS;
 	while (!atomic_load_explicit(&prof.reader_stop, memory_order_acquire)) {
@@ -489,6 +493,7 @@ static void *reader_main(void *arg)
 			next_scan = tt_now() + RESCAN_NS;
 		}
 	}
+	tt__helper_thread(-1);
 	return NULL;
 }
 
@@ -580,11 +585,9 @@ int tt_cpu_profile_start(int hz, tt_write_fn fn, void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	atomic_store(&prof.reader_stop, false);
-	tt__helper_thread(1); /* for deadlock detection (post.c) */
 	int pr = pthread_create(&prof.reader, NULL, reader_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pr != 0) {
-		tt__helper_thread(-1);
 		r = tt__err(-pr, "tt_cpu_profile_start: pthread_create: %s",
 			    strerror(pr));
 		goto fail;
@@ -596,7 +599,6 @@ fail:
 	if (prof.reader_on) {
 		atomic_store(&prof.reader_stop, true);
 		pthread_join(prof.reader, NULL);
-		tt__helper_thread(-1);
 		prof.reader_on = false;
 	}
 	if (mode == MODE_ITIMER) {
@@ -672,7 +674,6 @@ int tt_cpu_profile_stop(void)
 	int64_t duration = tt_now() - prof.start;
 	atomic_store(&prof.reader_stop, true);
 	pthread_join(prof.reader, NULL);
-	tt__helper_thread(-1);
 	prof.reader_on = false;
 	if (mode == MODE_TIMERS) {
 		disarm_all();

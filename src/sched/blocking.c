@@ -148,6 +148,11 @@ static int tid_slot_take(int tid)
 static void *worker(void *unused)
 {
 	(void)unused;
+	/* Counted for deadlock detection (post.c) from here: a thread it
+	 * does not know of counts as awake, the safe side, while one
+	 * counted before it exists would count as asleep with no thread to
+	 * match, and could make a false report. */
+	tt__helper_thread(1);
 	pthread_setname_np(pthread_self(), "tether-blocking");
 	int slot = tid_slot_take((int)gettid());
 	pthread_mutex_lock(&pool.lock);
@@ -216,14 +221,9 @@ int tt__thread_start(void *(*fn)(void *), void *arg)
  * pool.lock held. 0, or the pthread_create error. */
 static int thread_make(void)
 {
-	/* Counted before it exists, so deadlock detection never sees a
-	 * thread it does not know (see post.c). */
-	tt__helper_thread(1);
 	int r = tt__thread_start(worker, NULL);
 	if (r == 0)
 		pool.threads++;
-	else
-		tt__helper_thread(-1);
 	return r;
 }
 
