@@ -1490,8 +1490,13 @@ void tt__fatal(const char *fmt, ...)
 void tt__print_goroutine_header(int fd, tt__g *g);
 void tt__print_traceback(int fd);
 
-/* "fatal error: <head>" and every goroutine of s, then exit(2) — Go's
- * report for deadlocks. */
+/* Every other thread's goroutines to stderr, one thread after another,
+ * each printed by its own thread when it next takes its posts; waits up
+ * to `wait` ns for each, without parking (a handler or a fatal report
+ * may call it), and stops at one that does not answer. */
+void tt__print_other_threads(tt__sched *s, int64_t wait);
+/* "fatal error: <head>" and every goroutine of the process, s's first,
+ * then exit(2) — Go's report for deadlocks. */
 void tt__fatal_report(const char *head, tt__sched *s)
 	__attribute__((noreturn));
 

@@ -56,13 +56,22 @@ static void child_dumps(void)
 	tt_go(park_read, NULL);
 	tt_go(park_recv, NULL);
 	tt_go(park_sleep, NULL);
-	for (int i = 0; i < 4; i++)
-		tt_yield();
 	size_t cap = 1 << 20;
 	char *buf = malloc(cap);
 	if (buf == NULL)
 		_exit(3);
-	size_t n = tt_stack_dump(buf, cap, true);
+	/* Until all three are parked: with two Ps they may start on the
+	 * other one, a while after tt_go. */
+	size_t n = 0;
+	for (int64_t dl = tt_deadline_in(10 * TT_SECOND);;) {
+		n = tt_stack_dump(buf, cap, true);
+		buf[n < cap ? n : cap - 1] = '\0';
+		if ((strstr(buf, "[IO wait]") && strstr(buf, "[chan receive]") &&
+		     strstr(buf, "[sleep]")) ||
+		    tt_now() > dl)
+			break;
+		tt_sleep(TT_MILLISECOND);
+	}
 	if (write(2, buf, n) != (ssize_t)n)
 		_exit(3);
 	raise(SIGQUIT);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,8 +461,51 @@ static void test_sync_waiter_counted_once(void **state)
 	TU_ASSERT_OK(tt_wg_release(wg));
 }
 
-int main(void)
+/* Child: goroutines parked on main's thread and on the worker's, then
+ * SIGQUIT with the traceback on. */
+static void child_sigquit(void)
 {
+	TU_ASSERT_OK(tt_traceback_on_sigquit(true));
+	assert_true(tt_runtime_procs_set(2) >= 1);
+	int n = 0;
+	assert_true(hand_one(&n));
+	TU_ASSERT_OK(tt_sleep(5 * MS)); /* parked */
+	fprintf(stderr, "tu-handed=%d\n", n);
+	raise(SIGQUIT);
+}
+
+/* The SIGQUIT dump lists every thread's goroutines, as Go's lists every
+ * goroutine: the one handed to the worker thread, parked there, as well
+ * as main's. */
+static void test_sigquit_dump_lists_other_ps(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	char why[64];
+	TU_ASSERT_OK(tu_spawn_self("sigquit", 30 * TT_SECOND, &c));
+	TU_ASSERT_MSG(c.exited && c.exit_code == 2, "child %s:\n%s",
+		      tu_child_describe(&c, why, sizeof why), c.err);
+	const char *quit = strstr(c.err, "SIGQUIT: quit\n");
+	TU_ASSERT_MSG(quit, "no SIGQUIT dump in:\n%s", c.err);
+	int handed = (int)tu_child_marker(&c, "tu-handed");
+	assert_true(handed >= 1);
+	/* Main, and each goroutine it made, on either thread. */
+	assert_int_equal(records(quit), handed + 1);
+	assert_int_equal(tu_count(quit, "parked_on_worker("), handed);
+	TU_ASSERT_CONTAINS(quit, "goroutine 1 [running]:");
+	assert_null(strstr(quit, "did not list"));
+	tu_child_free(&c);
+}
+
+static const tu_child_case child_cases[] = {
+	{"sigquit", child_sigquit},
+};
+
+int main(int argc, char **argv)
+{
+	tu_child_dispatch(argc, argv, child_cases,
+			  sizeof child_cases / sizeof child_cases[0]);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_profile_lists_other_threads),
 		TU_TEST(test_profile_with_thread_outside_tether),
@@ -469,6 +513,7 @@ int main(void)
 		TU_TEST(test_leak_check_sees_other_threads),
 		TU_TEST(test_handed_off_goroutine_listed),
 		TU_TEST(test_sync_waiter_counted_once),
+		TU_TEST(test_sigquit_dump_lists_other_ps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

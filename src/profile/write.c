@@ -676,6 +676,10 @@ static void print_all_stacks(void *arg)
 {
 	(void)arg;
 	tt__print_stacks(2, true);
+	/* Then each other thread's, printed by that thread (a goroutine
+	 * running there is listed once it parks): a thread running code
+	 * outside tether stops the list after 200 ms. */
+	tt__print_other_threads(tt__tls_sched, 200 * TT_MILLISECOND);
 }
 
 static void on_sigquit(int sig)

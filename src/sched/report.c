@@ -200,9 +200,9 @@ void tt__fatal(const char *fmt, ...)
 	abort();
 }
 
-/* Another thread's part of a deadlock report: it sleeps where only a
- * post wakes it, so it can print its own goroutines from its idle wait,
- * as the reporter does. */
+/* Another thread's part of a deadlock report or a SIGQUIT dump: it
+ * prints its own goroutines where it takes its posts (its idle wait, in
+ * a deadlock, where only a post wakes it), as the reporter does. */
 static void print_part(tt__sched *s, tt__post *p)
 {
 	(void)s;
@@ -212,18 +212,13 @@ static void print_part(tt__sched *s, tt__post *p)
 	tt__post_answer(p);
 }
 
-void tt__fatal_report(const char *head, tt__sched *s)
+void tt__print_other_threads(tt__sched *s, int64_t wait)
 {
-	dprintf(2, "fatal error: %s\n\n", head);
-	tt__print_stacks(2, true);
-	/* Every thread is asleep (post.c): each other one prints its own,
-	 * in turn, so that the report lists the goroutines of the process
-	 * (a worker thread's, main's when a worker reports). */
 	tt__sched *few[64];
 	size_t n = tt__sched_others(s, few, 64);
 	for (size_t i = 0; i < n && i < 64; i++) {
 		_Atomic int done = 0;
-		tt__post *p = tt__post_new(0, "deadlock report");
+		tt__post *p = tt__post_new(0, "goroutine dump");
 		if (p == NULL)
 			break;
 		p->run = print_part;
@@ -231,13 +226,30 @@ void tt__fatal_report(const char *head, tt__sched *s)
 		p->quiet = true;
 		if (tt__post_send(few[i], p) != 0)
 			continue;
-		int64_t until = tt_now() + TT_SECOND;
+		int64_t until = tt_now() + wait;
 		while (!atomic_load(&done) && tt_now() < until) {
 			struct timespec ts = {0, 200000};
 			nanosleep(&ts, NULL);
 		}
-		if (!atomic_load(&done))
-			break; /* it does not answer: print no more */
+		if (!atomic_load(&done)) {
+			/* It may yet print: print no more after it. */
+			dprintf(2, "tether: a thread did not list its "
+				   "goroutines within %lld ms (it runs code "
+				   "outside tether); the rest are not "
+				   "listed\n",
+				(long long)(wait / TT_MILLISECOND));
+			break;
+		}
 	}
+}
+
+void tt__fatal_report(const char *head, tt__sched *s)
+{
+	dprintf(2, "fatal error: %s\n\n", head);
+	tt__print_stacks(2, true);
+	/* Every thread is asleep (post.c): each other one prints its own,
+	 * in turn, so that the report lists the goroutines of the process
+	 * (a worker thread's, main's when a worker reports). */
+	tt__print_other_threads(s, TT_SECOND);
 	exit(2);
 }
