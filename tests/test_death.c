@@ -23,12 +23,23 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "chan_queued.h"
 
 #define CHILD_TIMEOUT (60 * TT_SECOND)
 
 static void survived(void)
 {
 	fprintf(stderr, "tu-survived\n");
+}
+
+/* For a child whose goroutine must end the process: main waits for it
+ * rather than return, which would end the process first when the
+ * goroutine runs on another P (as in Go, main's return ends the
+ * program). Prints tu-survived if nothing ended it. */
+static void await_death(void)
+{
+	tt_sleep(10 * TT_SECOND);
+	survived();
 }
 
 /* Print a marker the parent reads back: which goroutine should be named
@@ -124,7 +135,7 @@ static void child_send_closed_goroutine(void)
 	tt_chan_close(c);
 	burn_ids(3);
 	tt_go(send_closed_in_goroutine, c);
-	survived();
+	await_death();
 }
 
 /* The same in a goroutine with the smallest stack tt_go_with allows:
@@ -149,7 +160,7 @@ static void child_send_closed_small_stack(void)
 	memset(&attr, 0, sizeof attr);
 	attr.stack_size = 16 * 1024;
 	tt_go_with(&attr, send_closed_small, c);
-	survived();
+	await_death();
 }
 
 /* A goroutine on a 16 KiB stack dumps its own stack. */
@@ -157,13 +168,13 @@ static char dump_buf[64 * 1024];
 
 static void dump_small(void *arg)
 {
-	(void)arg;
 	mark_goid_small();
 	size_t n;
 	AT_LINE(n = tt_stack_dump(dump_buf, sizeof dump_buf, false));
 	(void)!write(2, dump_buf, n < sizeof dump_buf ? n : sizeof dump_buf);
 	static const char done[] = "\ntu-dumped\n";
 	(void)!write(2, done, sizeof done - 1);
+	tu_done(arg);
 }
 
 /* SIGQUIT (TETHER_TRACEBACK) taken in a goroutine on a 16 KiB stack:
@@ -209,7 +220,7 @@ static void child_sigquit_small_stack(void)
 	memset(&attr, 0, sizeof attr);
 	attr.stack_size = 16 * 1024;
 	tt_go_with(&attr, sigquit_small, NULL);
-	survived();
+	await_death();
 }
 
 static void child_stack_dump_small_stack(void)
@@ -218,7 +229,9 @@ static void child_stack_dump_small_stack(void)
 	tt_go_attr attr;
 	memset(&attr, 0, sizeof attr);
 	attr.stack_size = 16 * 1024;
-	tt_go_with(&attr, dump_small, NULL);
+	tt_chan *done = tu_chan(0, 0);
+	tt_go_with(&attr, dump_small, done);
+	TU_WAIT_DONE(done, 1, 10 * TT_SECOND);
 }
 
 static void parked_sender(void *arg)
@@ -237,6 +250,7 @@ static void child_parked_sender_closed(void)
 		return;
 	burn_ids(2);
 	tt_go(parked_sender, c);
+	TU_WAIT_QUEUED(c, true, 1);
 	fprintf(stderr, "tu-parked\n");
 	tt_chan_close(c);
 	fprintf(stderr, "tu-closed\n");
@@ -264,6 +278,7 @@ static void child_select_send_closed(void)
 		return;
 	burn_ids(1);
 	tt_go(parked_select_sender, cs);
+	TU_WAIT_QUEUED(cs[1], true, 1);
 	tt_chan_close(cs[1]);
 	tt_sleep(2 * TT_SECOND);
 	survived();
@@ -365,7 +380,7 @@ static void child_stack_overflow(void)
 {
 	burn_ids(5);
 	tt_go(overflow_goroutine, NULL);
-	survived();
+	await_death();
 }
 
 static void child_stack_overflow_parked(void)
@@ -381,7 +396,7 @@ static void child_stack_overflow_parked(void)
 	memset(&attr, 0, sizeof attr);
 	attr.stack_size = 128 * 1024;
 	tt_go_with(&attr, overflow_goroutine, NULL);
-	survived();
+	await_death();
 }
 
 static void child_stack_overflow_mprotect(void)
