@@ -15,8 +15,10 @@ static void producer(void *arg)
 	tt_chan *out = arg;
 	for (int i = 1; i <= 5; i++)
 		leakex_must(tt_send(out, &i), "tt_send");
-	tt_chan_close(out);
+	/* Before the close: the consumer, which may run on another thread,
+	 * sees the close only after this line is out. */
 	printf("producer: all 5 sent\n");
+	tt_chan_close(out);
 }
 
 int main(int argc, char **argv)
