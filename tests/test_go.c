@@ -77,9 +77,11 @@ static void test_go_bad_args(void **state)
 	memset(&attr, 0, sizeof attr);
 	TU_ASSERT_ERR(tt_go_with(&attr, NULL, NULL), -EINVAL);
 
-	attr.flags = 1;
+	attr.flags = 2; /* after TT_GO_THIS_THREAD, none is defined */
 	TU_ASSERT_ERR(tt_go_with(&attr, nothing, NULL), -EINVAL);
 	TU_ASSERT_CONTAINS(tt_last_error(), "flag");
+	attr.flags = TT_GO_THIS_THREAD | 4;
+	TU_ASSERT_ERR(tt_go_with(&attr, nothing, NULL), -EINVAL);
 	attr.flags = 0x80000000u;
 	TU_ASSERT_ERR(tt_go_with(&attr, nothing, NULL), -EINVAL);
 

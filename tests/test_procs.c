@@ -3,6 +3,7 @@
  * back what it found. A goroutine on a worker never calls a check: it
  * records what it saw, and the main goroutine checks. */
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,6 +548,50 @@ static void test_inbox_goroutine_counted(void **state)
 	assert_int_equal(n1, 3);
 }
 
+/* ---- goroutines that stay on their thread ---------------------------------- */
+
+/* TT_GO_THIS_THREAD: with a worker idle and taking goroutines, every one
+ * started so runs on the caller's thread. */
+static void test_this_thread_flag(void **state)
+{
+	(void)state;
+	fan_until_spread(); /* the worker is there, and takes hand-offs */
+	tt_chan *results = tu_chan(sizeof(result), FAN);
+	fan f[FAN];
+	tt_go_attr attr = {.flags = TT_GO_THIS_THREAD};
+	for (int i = 0; i < FAN; i++) {
+		f[i] = (fan){.results = results, .i = i};
+		TU_ASSERT_GT(tt_go_with(&attr, fan_worker, &f[i]), 0);
+	}
+	for (int n = 0; n < FAN; n++) {
+		result r;
+		TU_ASSERT_OK(tt_recv(results, &r, NULL));
+		TU_ASSERT_EQ(r.tid, (int)gettid());
+		TU_ASSERT_EQ(r.sum, work(r.i));
+	}
+	TU_ASSERT_OK(tt_chan_release(results));
+}
+
+/* signal.NotifyContext with another P idle: its watch keeps to the
+ * thread whose signal mask and watches it uses, and a signal cancels
+ * the context. */
+static void test_notify_signals_with_idle_p(void **state)
+{
+	(void)state;
+	fan_until_spread();
+	int sigs[] = {SIGUSR1};
+	for (int round = 0; round < 8; round++) {
+		tt_ctx *c;
+		TU_ASSERT_OK(tt_ctx_notify_signals(&c, tt_ctx_background(),
+						   sigs, 1));
+		TU_ASSERT_OK(tt_sleep(TT_MILLISECOND)); /* the watch parks */
+		TU_ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+		TU_WAIT_FOR(tt_ctx_err(c) == -ECANCELED, 10 * TT_SECOND);
+		TU_ASSERT_OK(tt_ctx_cancel(c)); /* stop */
+		TU_ASSERT_OK(tt_ctx_release(c));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const tu_child_case cases[] = {
@@ -565,6 +610,8 @@ int main(int argc, char **argv)
 		TU_TEST(test_overflow_on_worker_is_reported),
 		TU_TEST(test_worker_flow_not_counted),
 		TU_TEST(test_inbox_goroutine_counted),
+		TU_TEST(test_this_thread_flag),
+		TU_TEST(test_notify_signals_with_idle_p),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

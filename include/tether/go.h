@@ -56,6 +56,16 @@ typedef struct tt_waitgroup tt_waitgroup;
  * touches cost memory; the rest is address space. */
 #define TT_STACK_SIZE_MAX ((size_t)1 << 30)
 
+/* tt_go_attr.flags: the goroutine runs on the thread that calls
+ * tt_go_with, for the whole of its life, never on another P (with
+ * TETHER_PROCS > 1 tt_go may start a goroutine on another thread). For
+ * code that keeps thread-local state across a park, or shares unlocked
+ * state with the other goroutines of its thread, which take turns with it
+ * but never run at the same time. Like Go's runtime.LockOSThread from the
+ * goroutine's first instruction, except that the thread still runs its
+ * other goroutines between this one's turns. */
+#define TT_GO_THIS_THREAD 0x1u
+
 /* Options for tt_go_with. Zero-initialise it, then set what you need. */
 typedef struct tt_go_attr {
 	/* Stack bytes, the runtime's record of the goroutine (a few hundred
@@ -70,7 +80,7 @@ typedef struct tt_go_attr {
 	/* An optional name shown in stack dumps and profiles. The string is
 	 * not copied: it must outlive the goroutine (a literal is typical). */
 	const char *name;
-	/* Reserved for flags; must be 0. */
+	/* 0, or TT_GO_THIS_THREAD; other bits are -EINVAL. */
 	unsigned flags;
 	/* Run on the scheduler's shared stack instead of a stack of its own
 	 * (libaco's "copying stack"). All shared-stack goroutines of a

@@ -246,7 +246,9 @@ int tt_ctx_notify_signals(tt_ctx **out, tt_ctx *parent, const int *sigs,
 	 * goroutine; the signals are still caught until stop. */
 	if (tt_ctx_err(ctx) == 0) {
 		tt_ctx_retain(ctx);
-		tt_go_attr attr = {.name = "signal.NotifyContext"};
+		/* On this thread: the watches and the mask are its. */
+		tt_go_attr attr = {.name = "signal.NotifyContext",
+				   .flags = TT_GO_THIS_THREAD};
 		int64_t g = tt_go_with(&attr, watch_main, w);
 		if (g < 0) {
 			tt_ctx_release(ctx);

@@ -31,7 +31,8 @@
  *
  * Invariant: srv->conns lists exactly the connections whose goroutine has
  * not ended; nconns is their number. Both are touched only by goroutines
- * of srv->sched, which never run in parallel, so nothing is locked. */
+ * of srv->sched, which never run in parallel (they are started with
+ * TT_GO_THIS_THREAD), so nothing is locked. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -895,7 +896,9 @@ static void accept_main(void *arg)
 		tt_wg_add(srv->wg, 1);
 		tt_go_attr attr = {.name = "tether/debug conn",
 				   /* symbolizing (libdw) wants room */
-				   .stack_size = 256 * 1024};
+				   .stack_size = 256 * 1024,
+				   /* srv is this thread's, unlocked */
+				   .flags = TT_GO_THIS_THREAD};
 		if (tt_go_with(&attr, conn_main, c) < 0) {
 			srv->conns = c->next;
 			if (c->next)
@@ -980,7 +983,8 @@ int tt_debug_serve(const char *addr, const tt_debug_opts *opts,
 	if (r)
 		goto fail;
 	tt_wg_add(srv->wg, 1);
-	tt_go_attr attr = {.name = "tether/debug accept"};
+	tt_go_attr attr = {.name = "tether/debug accept",
+			   .flags = TT_GO_THIS_THREAD};
 	int64_t id = tt_go_with(&attr, accept_main, srv);
 	if (id < 0) {
 		r = (int)id;

@@ -930,11 +930,13 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	size_t size = tt__stack_default();
 	const char *name = NULL;
 	bool shared = tt__shared_default();
+	bool here = false;
 	if (attr) {
-		if (attr->flags != 0)
+		if (attr->flags & ~TT_GO_THIS_THREAD)
 			return tt__err(-EINVAL,
 				       "tt_go_with: unknown flags 0x%x",
-				       attr->flags);
+				       attr->flags & ~TT_GO_THIS_THREAD);
+		here = attr->flags & TT_GO_THIS_THREAD;
 		if (TT_UNLIKELY(attr->stack_size > TT_STACK_SIZE_MAX))
 			return tt__err(-EINVAL,
 				       "tt_go_with: stack size %zu is over the "
@@ -965,7 +967,7 @@ go_common(tt__sched *s, const tt_go_attr *attr, tt_func fn, void *arg,
 	}
 	if (TT_UNLIKELY(atomic_load_explicit(&tt__procs_spread,
 					     memory_order_relaxed)) &&
-	    !shared) {
+	    !shared && !here) {
 		int64_t id = go_handoff(s, fn, arg, name, size, labels, owned,
 					pc);
 		if (id > 0)
