@@ -200,8 +200,10 @@ static void waker(void *arg)
 	case B_COND:
 		TU_ASSERT_OK(tt_mutex_lock(x->m));
 		x->signalled = true;
-		TU_ASSERT_OK(tt_cond_signal(x->cond));
 		TU_ASSERT_OK(tt_mutex_unlock(x->m));
+		/* After the unlock: a waiter woken on another P would else
+		 * block again in its relock, a second event. */
+		TU_ASSERT_OK(tt_cond_signal(x->cond));
 		break;
 	}
 	tu_done(x->done);
