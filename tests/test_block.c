@@ -130,6 +130,9 @@ typedef struct ctx {
 	 * whoever sees it set knows that goroutine is parked (nothing yields
 	 * in between). */
 	_Atomic bool parked;
+	/* Set by the waker once it holds what the blocking call is to wait
+	 * for (the lock, the once): the call is made after that. */
+	_Atomic bool ready;
 	tt_chan *done;
 } ctx;
 
@@ -143,12 +146,14 @@ static void sleep_after_park(ctx *x)
 
 static void once_fn(void *arg)
 {
-	sleep_after_park(arg);
+	ctx *x = arg;
+	x->ready = true;
+	sleep_after_park(x);
 }
 
 /* Sleeps WAIT once the main goroutine is parked, then does what ends its
- * wait (for the lock kinds, it takes the lock first, before the main
- * goroutine comes to it: tt_go runs it until it waits). */
+ * wait (for the lock kinds, it takes the lock first, and says so in
+ * x->ready: it may run on another P, after the main goroutine went on). */
 static void waker(void *arg)
 {
 	ctx *x = arg;
@@ -168,6 +173,7 @@ static void waker(void *arg)
 		tu_done(x->done);
 		return;
 	}
+	x->ready = true;
 	sleep_after_park(x);
 	switch (x->kind) {
 	case B_RECV:
@@ -194,8 +200,10 @@ static void waker(void *arg)
 	case B_COND:
 		TU_ASSERT_OK(tt_mutex_lock(x->m));
 		x->signalled = true;
-		TU_ASSERT_OK(tt_cond_signal(x->cond));
 		TU_ASSERT_OK(tt_mutex_unlock(x->m));
+		/* After the unlock: a waiter woken on another P would else
+		 * block again in its relock, a second event. */
+		TU_ASSERT_OK(tt_cond_signal(x->cond));
 		break;
 	}
 	tu_done(x->done);
@@ -315,6 +323,7 @@ static int64_t block_once(int k)
 	if (k == B_WG)
 		TU_ASSERT_OK(tt_wg_add(x.wg, 1));
 	tu_go(waker, &x);
+	TU_WAIT_FOR(x.ready, 10 * TT_SECOND);
 	int64_t t0 = tt_now();
 	kinds[k].run(&x);
 	int64_t t = tt_now() - t0;
@@ -494,6 +503,8 @@ typedef struct lockpair {
 	tt_chan *done;
 	int line;
 	bool parked; /* as ctx's: the main goroutine is parked on the lock */
+	_Atomic bool held; /* the holder has the lock (it may run on
+			      another P, after the main goroutine went on) */
 } lockpair;
 
 static void lock_sleep_after_park(lockpair *lp)
@@ -514,6 +525,7 @@ static void mu_holder(void *arg)
 {
 	lockpair *lp = arg;
 	TU_ASSERT_OK(tt_mutex_lock(lp->m));
+	lp->held = true;
 	mu_unlock_here(lp);
 	tu_done(lp->done);
 }
@@ -528,6 +540,7 @@ static void rw_holder(void *arg)
 {
 	lockpair *lp = arg;
 	TU_ASSERT_OK(tt_rwmutex_lock(lp->rw));
+	lp->held = true;
 	rw_unlock_here(lp);
 	tu_done(lp->done);
 }
@@ -543,12 +556,15 @@ static void test_mutex_profile(void **state)
 	TU_ASSERT_OK(tt_mutex_make(&lp.m));
 	TU_ASSERT_OK(tt_rwmutex_make(&lp.rw));
 	tu_go(mu_holder, &lp);
+	TU_WAIT_FOR(lp.held, 10 * TT_SECOND);
+	lp.held = false;
 	int64_t t0 = tt_now();
 	lp.parked = true;
 	TU_ASSERT_OK(tt_mutex_lock(lp.m)); /* waits for mu_holder */
 	int64_t took = tt_now() - t0;
 	TU_ASSERT_OK(tt_mutex_unlock(lp.m)); /* uncontended: no event */
 	tu_go(rw_holder, &lp);
+	TU_WAIT_FOR(lp.held, 10 * TT_SECOND);
 	lp.parked = true;
 	TU_ASSERT_OK(tt_rwmutex_rlock(lp.rw));
 	TU_ASSERT_OK(tt_rwmutex_runlock(lp.rw));
@@ -718,12 +734,15 @@ static void *thr_main(void *arg)
 static void test_block_threads(void **state)
 {
 	(void)state;
+	/* Every round an event: the echo runs on the thread's own
+	 * scheduler, only after the receive parked. */
+	tu_one_p();
 	tt_set_block_profile_rate(1);
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		TU_ASSERT_EQ(pthread_create(&t[i], NULL, thr_main, NULL), 0);
 	for (int i = 0; i < 2; i++)
-		TU_ASSERT_EQ(pthread_join(t[i], NULL), 0);
+		tu_join_parked(t[i]); /* P0 may be handed their echoes */
 	tt_set_block_profile_rate(0);
 	char *text = profile_text("block");
 	long long count, delay, sum = 0;
@@ -796,6 +815,7 @@ static void *late_main(void *arg)
 static void test_block_rate_other_thread(void **state)
 {
 	(void)state;
+	tu_one_p(); /* every round an event, as in test_block_threads */
 	pthread_t t;
 	TU_ASSERT_EQ(pthread_create(&t, NULL, late_main, NULL), 0);
 	int64_t end = tt_now() + 10 * TT_SECOND;
@@ -804,7 +824,7 @@ static void test_block_rate_other_thread(void **state)
 	TU_ASSERT_GE(atomic_load(&late_warm), 100);
 	tt_set_block_profile_rate(1);
 	atomic_store(&late_phase, 1);
-	TU_ASSERT_EQ(pthread_join(t, NULL), 0);
+	tu_join_parked(t); /* P0 may be handed its echo */
 	tt_set_block_profile_rate(0);
 	char *text = profile_text("block");
 	long long count, delay;

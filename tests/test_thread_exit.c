@@ -89,6 +89,9 @@ static void test_thread_stacks_returned(void **state)
 			      "the emulator's own memory use hides the program's resident and mapped sizes\n");
 		skip();
 	}
+	/* What a thread's own scheduler gives back: at two Ps its tt_go
+	 * hands some goroutines to the Ps, whose pools keep their stacks. */
+	tu_one_p();
 	tt_runtime_info info;
 	TU_ASSERT_OK(tt_runtime_info_get(&info));
 	const int threads = TU_SCALE(100, 20), per = 1000;
@@ -282,6 +285,9 @@ static int to_buf(void *arg, const void *data, size_t len)
  * gone; their stacks were still given back. */
 static void child_orphans_found(void)
 {
+	/* Orphans are the goroutines a thread's own scheduler runs: at two
+	 * Ps its tt_go may hand them to a P, where they outlive it. */
+	tu_one_p();
 	tt_runtime_info info;
 	TU_ASSERT_OK(tt_runtime_info_get(&info));
 	int64_t mapped0 = info.stacks_mapped;
@@ -352,6 +358,7 @@ static void test_orphans_found(void **state)
 /* TETHER_LEAKCHECK's check at exit reports them too. */
 static void child_orphans_at_exit(void)
 {
+	tu_one_p(); /* its goroutines stay on its scheduler, as above */
 	TU_ASSERT_OK(tt_leak_verify_at_exit(NULL));
 	run_orphan_thread();
 	fprintf(stderr, "tu-orphan-tid=%d\n", (int)orphan_tid);
