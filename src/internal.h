@@ -1466,6 +1466,14 @@ void tt__block_event(int64_t t0);
 /* The calling goroutine hands a contended lock to a waiter that waited
  * `delay` ns: sample and record it with the caller's stack. */
 void tt__mutex_event(int64_t delay);
+/* An unlock asked of the object's thread by another one: the unlocker's
+ * stack, taken on its own thread (tt__mutex_site_take: how many pcs, 0
+ * while the mutex profile is off), and set by the owner around the
+ * hand-over, so that the event records it, as Go records the unlocker's
+ * stack. */
+int tt__mutex_site_take(uintptr_t *pcs, int max);
+extern _Thread_local const uintptr_t *tt__mutex_site;
+extern _Thread_local int tt__mutex_site_n;
 
 /* ---- errors and fatal reports -------------------------------------------- */
 

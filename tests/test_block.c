@@ -644,12 +644,86 @@ static long long top_cum(const char *top, const char *fn)
 	return -1;
 }
 
+typedef struct remote_unlock {
+	tt_mutex *m;
+	tt_rwmutex *rw;
+	tt_chan *done;
+} remote_unlock;
+
+static void lock_waiter(void *arg)
+{
+	remote_unlock *u = arg;
+	TU_ASSERT_OK(tt_mutex_lock(u->m)); /* parks: main holds it */
+	TU_ASSERT_OK(tt_mutex_unlock(u->m));
+	tu_done(u->done);
+}
+
+static void rw_waiter(void *arg)
+{
+	remote_unlock *u = arg;
+	TU_ASSERT_OK(tt_rwmutex_lock(u->rw)); /* parks: main holds it */
+	TU_ASSERT_OK(tt_rwmutex_unlock(u->rw));
+	tu_done(u->done);
+}
+
+static __attribute__((noinline)) void unlock_on_pthread(remote_unlock *u)
+{
+	TU_ASSERT_OK(tt_mutex_unlock(u->m));
+	TU_ASSERT_OK(tt_rwmutex_unlock(u->rw));
+	__asm__ volatile(""); /* a frame of its own */
+}
+
+static void *unlocker_thread(void *arg)
+{
+	unlock_on_pthread(arg);
+	return NULL;
+}
+
+/* An unlock by another thread (here a plain pthread) of a mutex a
+ * goroutine waits on: the event has the unlocker's stack, as in Go,
+ * though the hand-over runs on the mutex's thread. */
+static void test_mutex_profile_remote_unlocker(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	remote_unlock u = {.done = tu_chan(0, 2)};
+	TU_ASSERT_OK(tt_mutex_make(&u.m));
+	TU_ASSERT_OK(tt_rwmutex_make(&u.rw));
+	TU_ASSERT_OK(tt_mutex_lock(u.m));
+	TU_ASSERT_OK(tt_rwmutex_lock(u.rw));
+	TU_ASSERT_EQ(tt_set_mutex_profile_fraction(1), 0);
+	/* On this thread, so that they run (and park) at once. */
+	tt_go_attr attr = {.flags = TT_GO_THIS_THREAD};
+	TU_ASSERT_GT(tt_go_with(&attr, lock_waiter, &u), 0);
+	TU_ASSERT_GT(tt_go_with(&attr, rw_waiter, &u), 0);
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, unlocker_thread, &u), 0);
+	tu_join_parked(th);
+	TU_WAIT_DONE(u.done, 2, 10 * TT_SECOND);
+	TU_ASSERT_EQ(tt_set_mutex_profile_fraction(0), 1);
+	char *text = profile_text("mutex");
+	long long count, delay;
+	TU_ASSERT_MSG(find_records(text, "tt_mutex_unlock", "unlock_on_pthread",
+				   0, &count, &delay) == 1,
+		      "%s", text);
+	TU_ASSERT_EQ(count, 1);
+	TU_ASSERT_MSG(find_records(text, "tt_rwmutex_unlock",
+				   "unlock_on_pthread", 0, &count, &delay) == 1,
+		      "%s", text);
+	TU_ASSERT_EQ(count, 1);
+	free(text);
+	TU_ASSERT_OK(tt_mutex_release(u.m));
+	TU_ASSERT_OK(tt_rwmutex_release(u.rw));
+}
+
 /* Fraction 4 over FRAC_N contended hand-overs: about a quarter recorded
  * (binomial; the bounds are more than 6 standard deviations wide), and
  * the protobuf profile scales them back by 4, as Go's writer does. */
 static void test_mutex_fraction(void **state)
 {
 	(void)state;
+	/* The rounds' strict alternation is one scheduler's order. */
+	tu_one_p();
 	lockpair lp = {.done = tu_chan(0, 1)};
 	TU_ASSERT_OK(tt_mutex_make(&lp.m));
 	TU_ASSERT_EQ(tt_set_mutex_profile_fraction(FRAC), 0);
@@ -1132,6 +1206,9 @@ static void deep_sender(void *arg)
 static void test_block_bounded(void **state)
 {
 	(void)state;
+	/* The count of stacks takes the sender never to wait: with one
+	 * scheduler the receiver always waits first. */
+	tu_one_p();
 	tt_chan *c = tu_chan(sizeof(int), 0);
 	size_t base = tt__block_nbuckets(), old_max = tt__block_max_buckets;
 	uint64_t dropped = tt__block_dropped();
@@ -1197,6 +1274,7 @@ int main(void)
 		TU_TEST(test_block_rate1_each_kind),
 		TU_TEST(test_block_rate_long_events),
 		TU_TEST(test_mutex_profile),
+		TU_TEST(test_mutex_profile_remote_unlocker),
 		TU_TEST(test_mutex_fraction),
 		TU_TEST(test_block_threads),
 		TU_TEST(test_block_rate_other_thread),

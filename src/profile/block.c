@@ -172,6 +172,16 @@ void tt__block_event(int64_t t0)
 		save(K_BLOCK, pcs, n, 1, d);
 }
 
+_Thread_local const uintptr_t *tt__mutex_site;
+_Thread_local int tt__mutex_site_n;
+
+int tt__mutex_site_take(uintptr_t *pcs, int max)
+{
+	if (atomic_load_explicit(&tt__mutex_rate, memory_order_relaxed) <= 0)
+		return 0;
+	return tt__trace_fast(pcs, max < RAW_PCS ? max : RAW_PCS);
+}
+
 void tt__mutex_event(int64_t delay)
 {
 	if (delay < 0)
@@ -180,6 +190,10 @@ void tt__mutex_event(int64_t delay)
 					    memory_order_relaxed);
 	if (rate <= 0 || rand64() % (uint64_t)rate != 0)
 		return;
+	if (tt__mutex_site) { /* the unlocker is on another thread */
+		save(K_MUTEX, tt__mutex_site, tt__mutex_site_n, 1, delay);
+		return;
+	}
 	uintptr_t pcs[RAW_PCS];
 	int n = tt__trace_fast(pcs, RAW_PCS);
 	save(K_MUTEX, pcs, n, 1, delay);

@@ -470,6 +470,60 @@ static int obj_ask(tt__sched *s, const void *h,
 	return tt__post_done(p);
 }
 
+/* obj_ask for an unlock: with the mutex profile on, the post carries
+ * the unlocker's stack (val: the count, then the pcs) for the owner's
+ * hand-over to record. Always inlined, so the stack taken starts in the
+ * public call. */
+enum { SITE_PCS = 48 };
+static inline __attribute__((always_inline)) int
+ask_unlock(tt__sched *s, const void *h, void (*run)(tt__sched *, tt__post *),
+	   const char *op, int64_t arg)
+{
+	uintptr_t site[SITE_PCS];
+	int n = tt__mutex_site_take(site, SITE_PCS);
+	if (n == 0)
+		return obj_ask(s, h, run, op, TT_WAIT_SYSCALL, TT_FOREVER, arg,
+			       NULL);
+	obj *o = tt__obj_ptr(h);
+	tt__post *p = tt__post_new((size_t)(n + 1) * sizeof *site, op);
+	if (p == NULL)
+		return -ENOMEM;
+	uintptr_t count = (uintptr_t)n;
+	memcpy(p->val, &count, sizeof count);
+	memcpy(p->val + sizeof count, site, (size_t)n * sizeof *site);
+	p->run = run;
+	p->h = h;
+	p->deadline = TT_FOREVER;
+	p->arg = arg;
+	int r = tt__post_call(s, o->sched, p, TT_WAIT_SYSCALL, o);
+	if (r) {
+		free(p);
+		return r;
+	}
+	return tt__post_done(p);
+}
+
+/* Around an unlock asked by another thread: its stack (if the post
+ * carries one) is what a hand-over records. */
+static void site_begin(const tt__post *p, uintptr_t *buf)
+{
+	if (p->size < sizeof *buf)
+		return;
+	uintptr_t n;
+	memcpy(&n, p->val, sizeof n);
+	if (n == 0 || n > SITE_PCS)
+		return;
+	memcpy(buf, p->val + sizeof n, (size_t)n * sizeof *buf);
+	tt__mutex_site = buf;
+	tt__mutex_site_n = (int)n;
+}
+
+static void site_end(void)
+{
+	tt__mutex_site = NULL;
+	tt__mutex_site_n = 0;
+}
+
 static void run_retain(tt__sched *s, tt__post *p)
 {
 	obj *o = post_obj(s, p, (enum kind)p->arg);
@@ -703,8 +757,11 @@ static void run_mutex_unlock(tt__sched *s, tt__post *p)
 		tt__post_panic(p, "sync: unlock of unlocked mutex");
 		return;
 	}
+	uintptr_t site[SITE_PCS];
+	site_begin(p, site);
 	if (!wake_one(s, &m->waiters))
 		m->locked = false;
+	site_end();
 	tt__post_answer(p);
 }
 
@@ -755,8 +812,7 @@ int tt_mutex_unlock(tt_mutex *m)
 	tt_mutex *h = m;
 	m = obj_get_any(s, m, K_MUTEX, "tt_mutex_unlock", &r);
 	if (r == REMOTE)
-		return obj_ask(s, h, run_mutex_unlock, "tt_mutex_unlock",
-			       TT_WAIT_SYSCALL, TT_FOREVER, 0, NULL);
+		return ask_unlock(s, h, run_mutex_unlock, "tt_mutex_unlock", 0);
 	if (m == NULL)
 		return r;
 	if (!m->locked)
@@ -887,7 +943,10 @@ static void run_rw_unlock(tt__sched *s, tt__post *p)
 	tt_rwmutex *m = (tt_rwmutex *)post_obj(s, p, K_RWMUTEX);
 	if (m == NULL)
 		return;
+	uintptr_t site[SITE_PCS];
+	site_begin(p, site);
 	const char *panic = p->arg ? rw_runlock(s, m) : rw_unlock(s, m);
+	site_end();
 	if (panic)
 		tt__post_panic(p, panic);
 	else
@@ -934,8 +993,7 @@ rwmutex_unlock_any(tt_rwmutex *m, bool read, const char *op)
 	tt_rwmutex *h = m;
 	m = obj_get_any(s, m, K_RWMUTEX, op, &r);
 	if (r == REMOTE)
-		return obj_ask(s, h, run_rw_unlock, op, TT_WAIT_SYSCALL,
-			       TT_FOREVER, read, NULL);
+		return ask_unlock(s, h, run_rw_unlock, op, read);
 	if (m == NULL)
 		return r;
 	const char *panic = read ? rw_runlock(s, m) : rw_unlock(s, m);
