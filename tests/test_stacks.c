@@ -268,6 +268,25 @@ static void test_debug1_groups(void **state)
 	tt_yield();
 }
 
+/* Goroutines parked at one line are one group whichever thread each
+ * runs on: one waiting on its own thread's channel and one waiting on
+ * another thread's have the same stack. */
+static void test_debug1_one_group_any_thread(void **state)
+{
+	(void)state;
+	block_ch = tu_chan(sizeof(int), 0);
+	for (int i = 0; i < 64; i++)
+		tt_go(park_recv, NULL);
+	TU_WAIT_QUEUED(block_ch, false, 64);
+	tu_sink s = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 1, tu_sink_write, &s));
+	TU_ASSERT_CONTAINS(s.p, "goroutine profile: total 65\n");
+	TU_ASSERT_CONTAINS(s.p, "\n64 @ 0x");
+	free(s.p);
+	TU_ASSERT_OK(tt_chan_close(block_ch));
+	TU_WAIT_FOR(tt_num_goroutine() <= 1, 5 * TT_SECOND);
+}
+
 /* A writer that fails stops the write and its error comes back. */
 static int failing(void *arg, const void *d, size_t n)
 {
@@ -768,6 +787,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dump_layout_child),
 		TU_TEST(test_debug1_groups),
+		TU_TEST(test_debug1_one_group_any_thread),
 		TU_TEST(test_writer_error),
 		TU_TEST(test_minutes),
 		TU_TEST(test_shared_stack_goroutines),
