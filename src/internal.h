@@ -269,6 +269,12 @@ void *tt__g_direct_entry(void *g);
  * goroutine's function, then gives them back. Its frame ends the stacks
  * that dumps show, as tt__g_direct_entry's does. */
 void tt__go_owned_entry(void *owned);
+/* The entry of a goroutine made runnable without running it (one handed
+ * to another thread's scheduler, tt__go_runnable): runs its function when
+ * first switched to. Its frame ends the stacks that dumps show, as
+ * tt__g_direct_entry's does, so that a goroutine shows the same stack on
+ * whichever thread it was born. */
+void tt__go_born_entry(void *birth);
 
 /* Restores the context saved at new_sp, abandoning the current one. */
 void tt__jump(void *new_sp) __attribute__((noreturn));

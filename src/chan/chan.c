@@ -533,11 +533,11 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
 
 /* Park on c's queue q until a peer completes the operation, the channel
  * closes, or the deadline passes. The caller found it would block.
- * Inlined, with send_block and recv_block, into the public calls: a park
- * then makes one call, to tt__park. (Kept out of line, send_block and
- * recv_block became tail calls of tt_chan_send_until and
- * tt_chan_recv_until, and a parked goroutine's stack lost the public
- * frame that stack dumps and profiles show on top.) */
+ * Inlined, with send_block and recv_block, into send_slow and recv_slow,
+ * the public calls' one call for every wait. (Made tail calls of
+ * tt_chan_send_until and tt_chan_recv_until, a parked goroutine's stack
+ * would lose the public frame that stack dumps and profiles show on top:
+ * the public calls keep their frame with TT_KEEP_FRAME.) */
 static inline __attribute__((always_inline)) int
 block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	 int64_t deadline, bool *success, bool locked)
@@ -1104,11 +1104,12 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
-		tt_chan *c = chan_of(h);
-		if (try_send(s, c, elem, false, NULL))
+		if (try_send(s, chan_of(h), elem, false, NULL))
 			return 0;
-		return TT_KEEP_FRAME(send_block(s, c, elem, deadline, false));
 	}
+	/* Every wait, on this thread's channel or another's, is this one
+	 * call: a goroutine parked in tt_chan_send has the same pc there
+	 * whichever way it waits, and so the same stack in the profiles. */
 	return TT_KEEP_FRAME(send_slow(s, h, elem, elem_size, deadline));
 }
 
@@ -1173,11 +1174,10 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 	tt__sched *s = tt__sched_get();
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
-		tt_chan *c = chan_of(h);
-		if (try_recv(s, c, elem, ok, false, NULL))
+		if (try_recv(s, chan_of(h), elem, ok, false, NULL))
 			return 0;
-		return TT_KEEP_FRAME(recv_block(s, c, elem, ok, deadline, false));
 	}
+	/* One call for every wait, as in chan_send. */
 	return TT_KEEP_FRAME(recv_slow(s, h, elem, elem_size, ok, deadline));
 }
 

@@ -155,7 +155,8 @@ static pcinfo info(uintptr_t pc)
 		.runtime = tt__frame_is_runtime(f),
 		.public = is_public(f),
 		.entry_fn = f->entry == (uintptr_t)tt__g_direct_entry ||
-			    f->entry == (uintptr_t)tt__go_owned_entry,
+			    f->entry == (uintptr_t)tt__go_owned_entry ||
+			    f->entry == (uintptr_t)tt__go_born_entry,
 		.main_fn = strcmp(f->func, "main") == 0,
 	};
 	return *c;

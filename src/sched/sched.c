@@ -1414,8 +1414,8 @@ tt__sched *tt__sched_init(void)
  * back (like the shared-stack helper when it is made): that leaves its
  * context saved at its sp, as a parked goroutine's is, and the caller
  * returns without anything else having run. It is then put at the back
- * of the run queue; whoever next switches to it resumes it in `born`,
- * which runs fn. It has a stack of its own (never the shared region: the
+ * of the run queue; whoever next switches to it resumes it in
+ * tt__go_born_entry, which runs fn. It has a stack of its own (never the shared region: the
  * caller may be the region's owner). */
 
 typedef struct birth {
@@ -1425,7 +1425,7 @@ typedef struct birth {
 	void *back_sp; /* the caller's context, saved by tt__spawn_call */
 } birth;
 
-static void born(void *p)
+void tt__go_born_entry(void *p)
 {
 	birth *b = p;
 	tt__g *g = b->g;
@@ -1489,7 +1489,7 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 	if (sp->labels != NULL)
 		tt__labels_g_start(g, g, sp->labels);
 	birth b = {.g = g, .fn = fn, .arg = arg};
-	g->fn = born;
+	g->fn = tt__go_born_entry;
 	g->arg = &b;
 	/* The child's entry runs after_switch: a zombie waiting to be freed
 	 * may be the very stack this runs on (a goroutine ending, in its
