@@ -454,6 +454,10 @@ struct tt__g {
 	 * snapshot leaves out the ones born after it began. (Not the id:
 	 * a goroutine handed to a P has its creator's.) */
 	uint64_t birth;
+	/* While parked in tt__post_call: the post it waits for the answer
+	 * to (a context's cancel interrupts the proxy waiting with it,
+	 * tt__post_interrupt). */
+	struct tt__post *asking;
 
 	/* Shared-stack mode (all 0 for a goroutine with a stack of its own).
 	 * wbuf: where its waiter records go (never on the region);
@@ -846,6 +850,7 @@ struct tt__post {
 	 * inbox closed with p in it); may be NULL. */
 	void (*dropped)(tt__post *p);
 	tt__sched *from;   /* the asker's scheduler */
+	tt__sched *to;     /* the owner, once asked (tt__post_call) */
 	tt__g *g;          /* its goroutine, parked until the answer */
 	const void *h;     /* the object's handle */
 	const char *op;    /* the public call, for messages */
@@ -861,6 +866,8 @@ struct tt__post {
 	bool misuse;       /* result is a misuse (tt__misuse) */
 	bool quiet;        /* sent: a failure is nobody's to hear of */
 	bool held;         /* in the owner's s->held */
+	uint64_t seq;      /* unique per tt__post_call, for interrupts */
+	tt__g *proxy_g;    /* while held: the proxy goroutine */
 	char msg[200];     /* the message of result (tt__err), or panic_msg */
 	char name[80];     /* the proxy goroutine's name */
 	size_t size;       /* bytes of val */
@@ -876,6 +883,11 @@ tt__post *tt__post_new(size_t size, const char *op);
  * reason on obj) until it is answered. 0, or -EPIPE (recorded) if the
  * owner's thread has ended. The caller then reads p and frees it with
  * tt__post_done, which records p's error or panics with its message. */
+/* g is parked in tt__post_call: if the owner has handed its post to a
+ * proxy that waits with a deadline, end that wait now, as the deadline
+ * would (a context's cancel, tt__wait_interrupt's counterpart). Does
+ * nothing once the answer is on its way. */
+void tt__post_interrupt(tt__g *g);
 int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 		  const void *obj);
 /* The answer's return value (its error recorded for the asker), after a
@@ -960,6 +972,8 @@ typedef struct tt__spawn {
 	size_t stack_size;    /* 0: the default */
 	bool budget_held;     /* a guard budget unit for its stack */
 	bool proxy;           /* tt__g.proxy */
+	tt__g **made;         /* if not NULL: set to the goroutine, before
+				 it first runs */
 } tt__spawn;
 
 /* Make sp's goroutine runnable (at the back of the run queue) from

@@ -441,8 +441,12 @@ static void interrupt_waiters(tt__sched *s, tt_ctx *c)
 		waiter_unlink(c, g);
 		/* Parked in its timed wait: end it now, as its deadline
 		 * would. A goroutine already woken (timer disarmed by the
-		 * waker) returns what it got. */
-		tt__wait_interrupt(s, g);
+		 * waker) returns what it got. One that asked another thread
+		 * to wait for it (another thread's Mutex, WaitGroup, ...)
+		 * waits with no timer of its own: the proxy that waits
+		 * there is interrupted instead. */
+		if (!tt__wait_interrupt(s, g))
+			tt__post_interrupt(g);
 	}
 }
 

@@ -58,6 +58,7 @@ static _Atomic long idle_threads;   /* schedulers asleep in TT__SLEEP_IDLE */
  * inbox, so the idle count alone could include a thread with a post
  * waiting for it. */
 static _Atomic uint64_t posts_pushed, posts_taken;
+static _Atomic uint64_t post_seq = 1; /* tt__post.seq */
 static _Atomic long helper_threads; /* tether's own threads */
 /* Threads that were there before the program ran: never a poster. */
 static long runtime_threads;
@@ -275,8 +276,10 @@ int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 		  const void *obj)
 {
 	p->from = s;
+	p->to = owner;
 	p->g = s->current;
 	p->answered = false;
+	p->seq = atomic_fetch_add_explicit(&post_seq, 1, memory_order_relaxed);
 	TT_TSAN_SYNC(p); /* the owner sees what the asker did before */
 	s->spin = true;
 	if (!push(owner, p))
@@ -287,8 +290,10 @@ int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 	 * (this goroutine not being the thread's first): the scheduler is
 	 * then kept (sched.c), never handed to a new thread. */
 	s->asking++;
+	p->g->asking = p;
 	while (!p->answered)
 		tt__park(s, reason, obj);
+	p->g->asking = NULL;
 	s->asking--;
 	TT_TSAN_SYNC(p); /* and the asker what the owner did for it */
 	return 0;
@@ -384,6 +389,42 @@ void tt__post_panic(tt__post *p, const char *msg)
 	tt__post_answer(p);
 }
 
+/* An interrupt for the post at `target` with sequence number seq (the
+ * post may be answered and freed, its memory another post's, by the time
+ * this runs: both must match one the owner holds). */
+typedef struct interrupt {
+	const tt__post *target;
+	uint64_t seq;
+} interrupt;
+
+static void run_interrupt(tt__sched *s, tt__post *p)
+{
+	interrupt it;
+	memcpy(&it, p->val, sizeof it);
+	for (tt__post *h = s->held; h; h = h->hnext)
+		if (h == it.target && h->seq == it.seq && h->proxy_g) {
+			tt__wait_interrupt(s, h->proxy_g);
+			break;
+		}
+	tt__post_answer(p);
+}
+
+void tt__post_interrupt(tt__g *g)
+{
+	tt__post *target = g->asking;
+	if (target == NULL || target->answered)
+		return;
+	tt__post *p = tt__post_new(sizeof(interrupt), "context cancel");
+	if (p == NULL)
+		return; /* out of memory: the wait ends when its object does */
+	interrupt it = {target, target->seq};
+	memcpy(p->val, &it, sizeof it);
+	p->run = run_interrupt;
+	p->quiet = true;
+	/* The owner: where the asker's post went (its object's thread). */
+	(void)tt__post_send(target->to, p);
+}
+
 bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what)
 {
 	snprintf(p->name, sizeof p->name, "%s for goroutine %lld", what,
@@ -392,7 +433,8 @@ bool tt__post_proxy(tt__sched *s, tt__post *p, tt_func fn, const char *what)
 			.arg = p,
 			.name = p->name,
 			.parent_id = p->g->id,
-			.proxy = true};
+			.proxy = true,
+			.made = &p->proxy_g};
 	if (tt__go_spawn(s, &sp) < 0)
 		return false;
 	p->held = true;

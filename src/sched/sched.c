@@ -1486,6 +1486,9 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 #endif
 	g->direct = 0;
 	g->proxy = sp->proxy;
+	g->asking = NULL;
+	if (sp->made)
+		*sp->made = g;
 	if (sp->labels != NULL)
 		tt__labels_g_start(g, g, sp->labels);
 	birth b = {.g = g, .fn = fn, .arg = arg};
