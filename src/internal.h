@@ -730,6 +730,8 @@ void tt__obj_thread_exit(tt__sched *s);
 /* tt_obj_retain/release of a sync object (sync.c), any of its kinds. */
 int tt__sync_retain(void *h);
 int tt__sync_release(void *h);
+/* tt_wg_done, then tt_wg_release, as one step on wg's thread (sync.c). */
+int tt__wg_done_release(tt_waitgroup *wg);
 
 struct tt__sched {
 	tt__g *current;      /* the running goroutine */

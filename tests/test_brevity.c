@@ -75,7 +75,10 @@ static void run_owned(bool exit_early)
 	/* With two Ps it may run on another thread: wait for its end. */
 	TU_WAIT_FOR(tt_num_goroutine() <= 1, 10 * TT_SECOND);
 	TU_ASSERT_EQ(k.sum, exit_early ? 1 : 6);
-	/* Its end released them all: each handle is now stale. */
+	/* Its end released them all: each handle is now stale. From
+	 * another P the releases are sent to this thread, which does them
+	 * when it next runs its inbox (tu_pause). */
+	TU_WAIT_FOR(tt_chan_len(k.jobs) == -EBADF, 10 * TT_SECOND);
 	assert_kit_dead(&k);
 }
 
@@ -356,6 +359,9 @@ static int norder_now(void)
 static void test_defer_order(void **state)
 {
 	(void)state;
+	/* Child-first tt_go and the run-queue order of the readied
+	 * waiters are one scheduler's promises. */
+	tu_one_p();
 	norder = 0;
 	for (int i = 0; i < 3; i++) {
 		TU_ASSERT_OK(tt_mutex_make(&order_mu[i]));

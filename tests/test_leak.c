@@ -482,9 +482,12 @@ static void test_leak_scope_concurrent(void **state)
 	tt_leak_opts_free(o);
 }
 
+static int other_tried; /* atomic: set by another P's goroutine */
+
 static void scope_other_goroutine(void *arg)
 {
 	TU_ASSERT_ERR(tt_leak_scope_end(arg), -EPERM);
+	__atomic_store_n(&other_tried, 1, __ATOMIC_RELEASE);
 }
 
 static void test_leak_scope_misuse(void **state)
@@ -495,7 +498,12 @@ static void test_leak_scope_misuse(void **state)
 	TU_ASSERT_OK(tt_leak_scope_begin(&inner, "inner"));
 	/* Inner first. */
 	TU_ASSERT_ERR(tt_leak_scope_end(&outer), -EINVAL);
+	/* Its try must come while the scope is still active: with two Ps
+	 * it may run on another thread, after tu_go returns. */
+	__atomic_store_n(&other_tried, 0, __ATOMIC_RELAXED);
 	tu_go(scope_other_goroutine, &inner);
+	TU_WAIT_FOR(__atomic_load_n(&other_tried, __ATOMIC_ACQUIRE),
+		    10 * TT_SECOND);
 	TU_ASSERT_OK(tt_leak_scope_end(&inner));
 	TU_ASSERT_EQ(tt_leak_scope_verify(&outer, NULL), 0);
 }

@@ -226,6 +226,9 @@ static void park_io(void *arg)
 static void test_trace_wait_states(void **state)
 {
 	(void)state;
+	/* This thread's snapshot (tt__snapshot_take) of a child that
+	 * child-first tt_go has parked: one scheduler's promises. */
+	tu_one_p();
 	ch = tu_chan(sizeof(int), 0);
 	int64_t id;
 
@@ -325,6 +328,9 @@ static void via_omitfp(void *arg)
 static void test_trace_shared_lib(void **state)
 {
 	(void)state;
+	/* This thread's snapshot (tt__snapshot_take) of a child that
+	 * child-first tt_go has parked: one scheduler's promises. */
+	tu_one_p();
 	ch = tu_chan(sizeof(int), 0);
 	int64_t id = tu_go(via_lib, ch);
 	check_parked(id, "chan receive", "recv_for_lib", "trace_lib_call");
@@ -349,6 +355,9 @@ static void test_trace_shared_lib(void **state)
 static void test_trace_omitfp_inlined(void **state)
 {
 	(void)state;
+	/* This thread's snapshot (tt__snapshot_take) of a child that
+	 * child-first tt_go has parked: one scheduler's promises. */
+	tu_one_p();
 	ch = tu_chan(sizeof(int), 0);
 	int64_t id = tu_go(via_omitfp, ch);
 	tt__snapshot s;
@@ -398,6 +407,9 @@ static void via_nest(void *arg)
 static void test_trace_nested_inlined(void **state)
 {
 	(void)state;
+	/* This thread's snapshot (tt__snapshot_take) of a child that
+	 * child-first tt_go has parked: one scheduler's promises. */
+	tu_one_p();
 	ch = tu_chan(sizeof(int), 0);
 	int64_t id = tu_go(via_nest, ch);
 	tt__snapshot s;

@@ -811,10 +811,8 @@ static void owned_give_back(struct tt__owned *o)
 {
 	for (size_t i = o->n; i-- > 0;)
 		(void)tt_obj_release(o->objs[i]);
-	if (o->wg) {
-		(void)tt_wg_done(o->wg);
-		(void)tt_wg_release(o->wg);
-	}
+	if (o->wg)
+		(void)tt__wg_done_release(o->wg);
 	free(o);
 }
 
@@ -1439,6 +1437,10 @@ void tt__go_born_entry(void *p)
 	 * any other, which ends through g_exit (g->direct is 0). */
 	asan_finish(FAKE_OF(g));
 	after_switch(s);
+	/* Its entry as tt_go would have set it: tt_goexit tells by g->fn
+	 * a goroutine that was handed objects (tt__go_owned_entry). */
+	g->fn = fn;
+	g->arg = arg;
 	fn(arg);
 }
 

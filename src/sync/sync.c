@@ -649,6 +649,39 @@ int tt_wg_done(tt_waitgroup *wg)
 	return tt_wg_add(wg, -1);
 }
 
+/* Done, then the caller's reference dropped, in one step on the wait
+ * group's thread: a Wait that returns there finds the reference gone
+ * (its waiter runs only after this). */
+static void run_wg_done_release(tt__sched *s, tt__post *p)
+{
+	tt_waitgroup *wg = (tt_waitgroup *)post_obj(s, p, K_WG);
+	if (wg == NULL)
+		return;
+	const char *panic = wg_add_body(s, wg, -1);
+	if (panic) {
+		tt__post_panic(p, panic);
+		return;
+	}
+	p->arg = K_WG;
+	run_release(s, p);
+}
+
+int tt__wg_done_release(tt_waitgroup *wg)
+{
+	tt__sched *s = tt__sched_get();
+	int r = 0;
+	tt_waitgroup *w = obj_get_any(s, wg, K_WG, "tt_wg_done", &r);
+	if (r == REMOTE)
+		return obj_ask(s, wg, run_wg_done_release, "tt_wg_done",
+			       TT_WAIT_SYSCALL, TT_FOREVER, 0, NULL);
+	if (w == NULL)
+		return r;
+	const char *panic = wg_add_body(s, w, -1);
+	if (panic)
+		tt__panic("%s", panic);
+	return obj_release(wg, K_WG, "tt_wg_release");
+}
+
 /* The body of tt_wg_wait and tt_wg_wait_until, inlined into both so that
  * a goroutine parked in tt_wg_wait shows that name on its stack. */
 static inline __attribute__((always_inline)) int wg_wait_body(tt_waitgroup *wg, int64_t deadline)
