@@ -353,10 +353,17 @@ static NI void off_unlock(tt_mutex *m)
 	TU_ASSERT_OK(tt_mutex_unlock(m));
 }
 
+typedef struct off_lock {
+	tt_mutex *m;
+	tt_chan *done;
+} off_lock;
+
 static void off_locker(void *arg)
 {
-	TU_ASSERT_OK(tt_mutex_lock((tt_mutex *)arg));
-	TU_ASSERT_OK(tt_mutex_unlock((tt_mutex *)arg));
+	off_lock *o = arg;
+	TU_ASSERT_OK(tt_mutex_lock(o->m));
+	TU_ASSERT_OK(tt_mutex_unlock(o->m));
+	tu_done(o->done);
 }
 
 /* Off (the default): blocking and contended unlocks leave no record. */
@@ -368,14 +375,18 @@ static void test_off_records_nothing(void **state)
 	tt_chan *c = tu_chan(sizeof(int), 0);
 	tt_mutex *m;
 	TU_ASSERT_OK(tt_mutex_make(&m));
+	off_lock o = {.done = tu_chan(0, 3)};
+	o.m = m;
 	for (int i = 0; i < 3; i++) {
 		tu_go(off_sender, c);
 		off_recv(c);
 		TU_ASSERT_OK(tt_mutex_lock(m));
-		tu_go(off_locker, m); /* parks on m */
+		tu_go(off_locker, &o); /* parks on m */
 		off_unlock(m);
 		tu_pause();
 	}
+	/* With two Ps a locker may still be on its way: m outlives it. */
+	TU_WAIT_DONE(o.done, 3, 10 * TT_SECOND);
 	char *b = profile_text("block"), *mu = profile_text("mutex");
 	TU_ASSERT_NOT_CONTAINS(b, "off_recv");
 	TU_ASSERT_NOT_CONTAINS(mu, "off_unlock");
