@@ -275,6 +275,14 @@ tt__post *tt__post_new(size_t size, const char *op)
 int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 		  const void *obj)
 {
+	/* A context-aware wait (its deadline INT64_MAX, arm_wait in ctx.c)
+	 * whose context was cancelled before this post was made: the
+	 * cancel has unlinked the goroutine (ctx_on) and will interrupt
+	 * nothing more, so the post goes with its deadline passed (a step
+	 * of a wait in several posts, a Cond's, is the one that finds
+	 * this). */
+	if (p->deadline == INT64_MAX && s->current->ctx_on == NULL)
+		p->deadline = 1;
 	p->from = s;
 	p->to = owner;
 	p->g = s->current;
