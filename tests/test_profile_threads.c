@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "chan_queued.h"
 
 #define MS TT_MILLISECOND
 
@@ -241,8 +242,11 @@ static void test_profile_from_pthread(void **state)
 	(void)state;
 	TU_REQUIRE_THREADS();
 	tt_chan *c = tu_chan(sizeof(int), 0);
+	int64_t n0 = tt_num_goroutine();
 	for (int i = 0; i < 2; i++)
 		tu_go(parked_on_main, c);
+	/* With two Ps they may start on the other: parked, they hold c. */
+	TU_WAIT_QUEUED(c, false, 2);
 	asker a = {0};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, ask_profile, &a), 0);
@@ -254,7 +258,7 @@ static void test_profile_from_pthread(void **state)
 	TU_ASSERT_CONTAINS(a.text, "tt_blocking(");
 	free(a.text);
 	TU_ASSERT_OK(tt_chan_close(c));
-	tt_yield();
+	TU_WAIT_FOR(tt_num_goroutine() == n0, 10 * TT_SECOND);
 	TU_ASSERT_OK(tt_chan_release(c));
 }
 
