@@ -448,14 +448,12 @@ static void post_wait(tt__sched *s, obj *o, tt__post *p, tt_func fn,
 /* Ask h's thread to run `run` for the calling goroutine, which waits
  * (shown waiting for reason on the object) until it is done. arg: the
  * operation's argument; *value (if not NULL): what it gives back. */
-static int obj_ask(tt__sched *s, const void *h,
-		   void (*run)(tt__sched *, tt__post *), const char *op,
-		   int reason, int64_t deadline, int64_t arg, int64_t *value)
+/* obj_ask with the post p made (and its val filled) by the caller. */
+static int obj_ask_post(tt__sched *s, const void *h, tt__post *p,
+			void (*run)(tt__sched *, tt__post *), int reason,
+			int64_t deadline, int64_t arg, int64_t *value)
 {
 	obj *o = tt__obj_ptr(h);
-	tt__post *p = tt__post_new(0, op);
-	if (p == NULL)
-		return -ENOMEM;
 	p->run = run;
 	p->h = h;
 	p->deadline = deadline;
@@ -468,6 +466,16 @@ static int obj_ask(tt__sched *s, const void *h,
 	if (value && p->result == 0)
 		*value = p->value;
 	return tt__post_done(p);
+}
+
+static int obj_ask(tt__sched *s, const void *h,
+		   void (*run)(tt__sched *, tt__post *), const char *op,
+		   int reason, int64_t deadline, int64_t arg, int64_t *value)
+{
+	tt__post *p = tt__post_new(0, op);
+	if (p == NULL)
+		return -ENOMEM;
+	return obj_ask_post(s, h, p, run, reason, deadline, arg, value);
 }
 
 /* obj_ask for an unlock: with the mutex profile on, the post carries
@@ -484,23 +492,14 @@ ask_unlock(tt__sched *s, const void *h, void (*run)(tt__sched *, tt__post *),
 	if (n == 0)
 		return obj_ask(s, h, run, op, TT_WAIT_SYSCALL, TT_FOREVER, arg,
 			       NULL);
-	obj *o = tt__obj_ptr(h);
 	tt__post *p = tt__post_new((size_t)(n + 1) * sizeof *site, op);
 	if (p == NULL)
 		return -ENOMEM;
 	uintptr_t count = (uintptr_t)n;
 	memcpy(p->val, &count, sizeof count);
 	memcpy(p->val + sizeof count, site, (size_t)n * sizeof *site);
-	p->run = run;
-	p->h = h;
-	p->deadline = TT_FOREVER;
-	p->arg = arg;
-	int r = tt__post_call(s, o->sched, p, TT_WAIT_SYSCALL, o);
-	if (r) {
-		free(p);
-		return r;
-	}
-	return tt__post_done(p);
+	return obj_ask_post(s, h, p, run, TT_WAIT_SYSCALL, TT_FOREVER, arg,
+			    NULL);
 }
 
 /* Around an unlock asked by another thread: its stack (if the post
