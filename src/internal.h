@@ -885,13 +885,13 @@ tt__post *tt__post_new(size_t size, const char *op);
  * reason on obj) until it is answered. 0, or -EPIPE (recorded) if the
  * owner's thread has ended. The caller then reads p and frees it with
  * tt__post_done, which records p's error or panics with its message. */
+int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
+		  const void *obj);
 /* g is parked in tt__post_call: if the owner has handed its post to a
  * proxy that waits with a deadline, end that wait now, as the deadline
  * would (a context's cancel, tt__wait_interrupt's counterpart). Does
  * nothing once the answer is on its way. */
 void tt__post_interrupt(tt__g *g);
-int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
-		  const void *obj);
 /* The answer's return value (its error recorded for the asker), after a
  * panic if p says so; frees p. */
 int tt__post_done(tt__post *p);

@@ -99,6 +99,14 @@ const char *const tt__wait_reason_str[TT_WAIT__COUNT] = {
 
 /* ---- the all-goroutines list ------------------------------------------ */
 
+/* Add d to a count only this thread writes (others read it). */
+static inline void count_add(_Atomic int64_t *c, int64_t d)
+{
+	atomic_store_explicit(
+		c, atomic_load_explicit(c, memory_order_relaxed) + d,
+		memory_order_relaxed);
+}
+
 static void all_link(tt__sched *s, tt__g *g)
 {
 	g->birth = ++s->births;
@@ -107,17 +115,9 @@ static void all_link(tt__sched *s, tt__g *g)
 	if (s->all)
 		s->all->all_prev = g;
 	s->all = g;
-	/* Only this thread writes the counts; others read them. */
-	atomic_store_explicit(&s->ngoroutines,
-			      atomic_load_explicit(&s->ngoroutines,
-						   memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	count_add(&s->ngoroutines, 1);
 	if (TT_UNLIKELY(g->proxy))
-		atomic_store_explicit(
-			&s->nproxies,
-			atomic_load_explicit(&s->nproxies,
-					     memory_order_relaxed) + 1,
-			memory_order_relaxed);
+		count_add(&s->nproxies, 1);
 }
 
 static void all_unlink(tt__sched *s, tt__g *g)
@@ -128,16 +128,9 @@ static void all_unlink(tt__sched *s, tt__g *g)
 		s->all = g->all_next;
 	if (g->all_next)
 		g->all_next->all_prev = g->all_prev;
-	atomic_store_explicit(&s->ngoroutines,
-			      atomic_load_explicit(&s->ngoroutines,
-						   memory_order_relaxed) - 1,
-			      memory_order_relaxed);
+	count_add(&s->ngoroutines, -1);
 	if (TT_UNLIKELY(g->proxy))
-		atomic_store_explicit(
-			&s->nproxies,
-			atomic_load_explicit(&s->nproxies,
-					     memory_order_relaxed) - 1,
-			memory_order_relaxed);
+		count_add(&s->nproxies, -1);
 }
 
 /* ---- the run queue --------------------------------------------------------- */
@@ -615,11 +608,10 @@ save_oom(tt__g *g, int reason, bool yield)
 
 /* The rest of a park, once the goroutine is marked waiting. */
 static inline __attribute__((always_inline)) void
-park_tail(tt__sched *s, tt__g *g, int reason)
+park_tail(tt__sched *s, tt__g *g)
 {
 	g->wait_since = s->stamp;
-	tt__waits_park(&s->waits,
-		       g->proxy ? (unsigned)TT__WAITS_PROXY : (unsigned)reason);
+	tt__waits_park(&s->waits, tt__waits_row_of(g));
 	maybe_run_timers(s);
 	uint32_t more;
 	tt__g *next = next_runnable(s, &more);
@@ -657,10 +649,10 @@ park_paced(tt__sched *s, uint64_t np, int reason)
 /* A park timed for the block profile, recorded when the goroutine runs
  * again (profile/block.c). */
 static __attribute__((noinline, cold)) void
-park_profiled(tt__sched *s, tt__g *g, int reason)
+park_profiled(tt__sched *s, tt__g *g)
 {
 	int64_t t0 = tt_now();
-	park_tail(s, g, reason);
+	park_tail(s, g);
 	tt__block_event(t0);
 }
 
@@ -682,10 +674,10 @@ void tt__park(tt__sched *s, int reason, const void *obj)
 	atomic_store_explicit(&s->nparks, np, memory_order_relaxed);
 	if (TT_UNLIKELY(np >= s->park_mark) &&
 	    park_paced(s, np, reason)) {
-		park_profiled(s, g, reason);
+		park_profiled(s, g);
 		return;
 	}
-	park_tail(s, g, reason);
+	park_tail(s, g);
 }
 
 void tt__sched_park_recheck(void)
