@@ -533,11 +533,11 @@ static int nil_wait(tt__sched *s, int reason, int64_t deadline)
 
 /* Park on c's queue q until a peer completes the operation, the channel
  * closes, or the deadline passes. The caller found it would block.
- * Inlined, with send_block and recv_block, into send_slow and recv_slow,
- * the public calls' one call for every wait. (Made tail calls of
- * tt_chan_send_until and tt_chan_recv_until, a parked goroutine's stack
- * would lose the public frame that stack dumps and profiles show on top:
- * the public calls keep their frame with TT_KEEP_FRAME.) */
+ * Inlined into chan_send and chan_recv, once each: every wait of a send
+ * or a receive parks at that one place in the public call. (Made tail
+ * calls, a parked goroutine's stack would lose the public frame that
+ * stack dumps and profiles show on top: the public calls keep their frame
+ * with TT_KEEP_FRAME.) */
 static inline __attribute__((always_inline)) int
 block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	 int64_t deadline, bool *success, bool locked)
@@ -575,18 +575,6 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	*success = w->success;
 	tt__chan_unpark(s, c);
 	return timed_out ? -ETIMEDOUT : 0;
-}
-
-static inline __attribute__((always_inline)) int
-send_block(tt__sched *s, tt_chan *c, const void *elem, int64_t deadline,
-	   bool locked)
-{
-	bool sent;
-	int r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
-			 deadline, &sent, locked);
-	if (r == 0 && !sent)
-		tt__panic("send on closed channel");
-	return r;
 }
 
 /* ---- from other threads (post.c) -----------------------------------------
@@ -907,6 +895,10 @@ static int chan_ask(tt__sched *s, const tt_chan *h,
 /* What send_remote and recv_remote give back when the owner must be
  * asked after all. */
 #define ASK_OWNER 1
+/* What send_prep and recv_prep give back when the caller must wait on
+ * the channel, with its lock held (WAIT_LOCKED) or not. */
+#define WAIT_UNLOCKED 2
+#define WAIT_LOCKED 3
 
 static bool remote_shared(const tt_chan *c)
 {
@@ -967,12 +959,13 @@ static void run_share(tt__sched *s, tt__post *p)
 	tt__post_answer(p);
 }
 
-int tt__chan_share(tt__sched *s, const tt_chan *h, const char *op)
+int tt__chan_share(tt__sched *s, const tt_chan *h, const char *op,
+		   int reason)
 {
 	const tt_chan *c = chan_of(h);
 	if (remote_shared(c))
 		return 0;
-	int r = chan_ask(s, h, run_share, op, TT_WAIT_SELECT, NULL, NULL,
+	int r = chan_ask(s, h, run_share, op, reason, NULL, NULL,
 			 NULL, TT_FOREVER, NULL);
 	if (r == 0 && !remote_shared(c))
 		r = tt__err(-ENOMEM,
@@ -1005,19 +998,8 @@ static int send_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 	}
 	tt__g *wake = NULL;
 	int r = try_send(s, c, elem, true, &wake);
-	if (r == 0 && !s->current->shared) {
-		/* Park here, queued on c as the owner's goroutines are. */
-		bool sent;
-		r = block_on(s, c, &c->sendq, (void *)elem, TT_WAIT_CHAN_SEND,
-			     deadline, &sent, true);
-		if (r == 0 && !sent) {
-			if (((tt__waiter *)s->current->wait1)->flags &
-			    TT__W_DEAD)
-				return owner_ended("tt_chan_send", h);
-			tt__panic("send on closed channel");
-		}
-		return r;
-	}
+	if (r == 0 && !s->current->shared)
+		return WAIT_LOCKED; /* queued on c as the owner's goroutines are */
 	chan_unlock(c);
 	wake_taken(wake);
 	return remote_result(r, deadline);
@@ -1032,17 +1014,8 @@ static int recv_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
 		return bad;
 	tt__g *wake = NULL;
 	int r = try_recv(s, c, elem, ok, true, &wake);
-	if (r == 0 && !s->current->shared) {
-		bool got;
-		r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV,
-			     deadline, &got, true);
-		if (r == 0 && !got &&
-		    (((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD))
-			return owner_ended("tt_chan_recv", h);
-		if (r == 0 && ok)
-			*ok = got;
-		return r;
-	}
+	if (r == 0 && !s->current->shared)
+		return WAIT_LOCKED;
 	chan_unlock(c);
 	wake_taken(wake);
 	return remote_result(r, deadline);
@@ -1056,15 +1029,17 @@ static int recv_remote(tt__sched *s, const tt_chan *h, tt_chan *c,
  * in tether's own code). A goroutine on a shared stack cannot queue on
  * another thread's channel: it keeps asking the owner. */
 static int share_first(tt__sched *s, const tt_chan *h, const tt_chan *c,
-		       const char *op)
+		       const char *op, int reason)
 {
 	if (remote_shared(c) || s->current->shared)
 		return 0;
-	return tt__chan_share(s, h, op);
+	return tt__chan_share(s, h, op, reason);
 }
 
-/* Everything the fast path does not handle: nil channels, bad input. */
-static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
+/* Everything tt_chan_send's fast path does not handle: nil channels, bad
+ * input, another thread's channel, a shared one. The result is the call's,
+ * or WAIT_LOCKED or WAIT_UNLOCKED: the caller must wait on the channel. */
+static int send_prep(tt__sched *s, tt_chan *h, const void *elem,
 		     size_t elem_size, int64_t deadline)
 {
 	if (h == NULL)
@@ -1076,7 +1051,8 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 	if (elem == NULL && elem_size)
 		return tt__err(-EINVAL, "tt_chan_send: elem is NULL");
 	if (r == REMOTE) {
-		if ((r = share_first(s, h, c, "tt_chan_send")) < 0)
+		if ((r = share_first(s, h, c, "tt_chan_send",
+				       TT_WAIT_CHAN_SEND)) < 0)
 			return r;
 		if (remote_shared(c) &&
 		    (r = send_remote(s, h, c, elem, deadline)) != ASK_OWNER)
@@ -1092,25 +1068,39 @@ static int send_slow(tt__sched *s, tt_chan *h, const void *elem,
 		wake_taken(wake);
 		return 0;
 	}
-	return send_block(s, c, elem, deadline, locked);
+	return locked ? WAIT_LOCKED : WAIT_UNLOCKED;
 }
 
 /* The body of tt_chan_send and tt_chan_send_until, inlined into both so
  * that a goroutine parked in tt_chan_send shows tt_chan_send on its stack
- * (the name the program used), with no extra call on the fast path. */
+ * (the name the program used), with no extra call on the fast path. Every
+ * wait, on this thread's channel or another's, parks at the one place in
+ * it, so a goroutine parked in tt_chan_send has the same pc whichever way
+ * it waits, and the same stack in the profiles. */
 static inline __attribute__((always_inline)) int
 chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
+	bool locked = false;
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL || elem_size == 0)) {
 		if (try_send(s, chan_of(h), elem, false, NULL))
 			return 0;
+	} else {
+		int r = send_prep(s, h, elem, elem_size, deadline);
+		if (r != WAIT_LOCKED && r != WAIT_UNLOCKED)
+			return r;
+		locked = r == WAIT_LOCKED;
 	}
-	/* Every wait, on this thread's channel or another's, is this one
-	 * call: a goroutine parked in tt_chan_send has the same pc there
-	 * whichever way it waits, and so the same stack in the profiles. */
-	return TT_KEEP_FRAME(send_slow(s, h, elem, elem_size, deadline));
+	bool sent;
+	int r = block_on(s, chan_of(h), &chan_of(h)->sendq, (void *)elem,
+			 TT_WAIT_CHAN_SEND, deadline, &sent, locked);
+	if (TT_UNLIKELY(r == 0 && !sent)) {
+		if (((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD)
+			return owner_ended("tt_chan_send", h);
+		tt__panic("send on closed channel");
+	}
+	return TT_KEEP_FRAME(r);
 }
 
 int tt_chan_send_until(tt_chan *h, const void *elem, size_t elem_size,
@@ -1124,19 +1114,8 @@ int tt_chan_send(tt_chan *h, const void *elem, size_t elem_size)
 	return chan_send(h, elem, elem_size, TT_FOREVER);
 }
 
-static inline __attribute__((always_inline)) int
-recv_block(tt__sched *s, tt_chan *c, void *elem, bool *ok, int64_t deadline,
-	   bool locked)
-{
-	bool got;
-	int r = block_on(s, c, &c->recvq, elem, TT_WAIT_CHAN_RECV, deadline,
-			 &got, locked);
-	if (r == 0 && ok)
-		*ok = got;
-	return r;
-}
-
-static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
+/* Everything tt_chan_recv's fast path does not handle (see send_prep). */
+static int recv_prep(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 		     bool *ok, int64_t deadline)
 {
 	if (h == NULL)
@@ -1146,11 +1125,12 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 		return r;
 	tt_chan *c = chan_of(h);
 	if (r == REMOTE) {
-		if ((r = share_first(s, h, c, "tt_chan_recv")) < 0)
+		if ((r = share_first(s, h, c, "tt_chan_recv",
+				       TT_WAIT_CHAN_RECV)) < 0)
 			return r;
 		if (remote_shared(c) &&
 		    (r = recv_remote(s, h, c, elem, ok, deadline)) !=
-			     ASK_OWNER)
+			    ASK_OWNER)
 			return r;
 		return chan_ask(s, h, run_recv, "tt_chan_recv",
 				TT_WAIT_CHAN_RECV, NULL, elem, ok, deadline,
@@ -1163,7 +1143,7 @@ static int recv_slow(tt__sched *s, tt_chan *h, void *elem, size_t elem_size,
 		wake_taken(wake);
 		return 0;
 	}
-	return recv_block(s, c, elem, ok, deadline, locked);
+	return locked ? WAIT_LOCKED : WAIT_UNLOCKED;
 }
 
 /* The body of tt_chan_recv and tt_chan_recv_until (see chan_send). */
@@ -1172,13 +1152,26 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 	  int64_t deadline)
 {
 	tt__sched *s = tt__sched_get();
+	bool locked = false;
 	if (TT_LIKELY(h != NULL) && chan_ok(s, h, elem_size) &&
 	    TT_LIKELY(elem != NULL)) {
 		if (try_recv(s, chan_of(h), elem, ok, false, NULL))
 			return 0;
+	} else {
+		int r = recv_prep(s, h, elem, elem_size, ok, deadline);
+		if (r != WAIT_LOCKED && r != WAIT_UNLOCKED)
+			return r;
+		locked = r == WAIT_LOCKED;
 	}
-	/* One call for every wait, as in chan_send. */
-	return TT_KEEP_FRAME(recv_slow(s, h, elem, elem_size, ok, deadline));
+	bool got;
+	int r = block_on(s, chan_of(h), &chan_of(h)->recvq, elem,
+			 TT_WAIT_CHAN_RECV, deadline, &got, locked);
+	if (r == 0 && !got &&
+	    TT_UNLIKELY(((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD))
+		return owner_ended("tt_chan_recv", h);
+	if (r == 0 && ok)
+		*ok = got;
+	return TT_KEEP_FRAME(r);
 }
 
 int tt_chan_recv_until(tt_chan *h, void *elem, size_t elem_size, bool *ok,

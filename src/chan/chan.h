@@ -278,10 +278,12 @@ waitq_take(tt__waitq *q, bool remote, bool *owner_only)
 int tt__chan_check_any(tt__sched *s, const tt_chan *h, size_t elem_size,
 		       bool discard_ok, const char *op);
 
-/* For a select on h, another thread's channel: have its owner share it
- * (asked, and waited for, unless it is shared already). 0, or the error
+/* For a send, receive or select on h, another thread's channel: have its
+ * owner share it (asked, and waited for, unless it is shared already),
+ * the wait listed under reason, the operation's. 0, or the error
  * recorded. */
-int tt__chan_share(tt__sched *s, const tt_chan *h, const char *op);
+int tt__chan_share(tt__sched *s, const tt_chan *h, const char *op,
+		   int reason);
 
 /* Whether shared c, locked by the caller (of another thread), may still
  * be used: 0, or the error recorded (its owner ended: -EPIPE; released:

@@ -463,7 +463,8 @@ select_locked(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 				       "shared stack selects on its own "
 				       "thread's channels only)",
 				       (void *)h);
-		int r = tt__chan_share(s, h, "tt_select");
+		int r = tt__chan_share(s, h, "tt_select",
+					   TT_WAIT_SELECT);
 		if (r)
 			return r;
 	}
