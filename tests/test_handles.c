@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "chan_queued.h"
 
 static int cmp_ptr(const void *a, const void *b)
 {
@@ -58,6 +59,8 @@ static void test_stale_chan_never_reaches_new_channel(void **state)
 
 /* A goroutine parked on the new channel is not woken through the stale
  * handle either. */
+static int parked_recv_ended;
+
 static void parked_recv(void *arg)
 {
 	tt_chan *c = arg;
@@ -65,6 +68,7 @@ static void parked_recv(void *arg)
 	bool ok = true;
 	TU_ASSERT_OK(tt_recv(c, &v, &ok));
 	TU_ASSERT(!ok); /* woken only by the close below */
+	__atomic_store_n(&parked_recv_ended, 1, __ATOMIC_RELEASE);
 }
 
 static void test_stale_chan_does_not_wake_new_waiters(void **state)
@@ -73,13 +77,17 @@ static void test_stale_chan_does_not_wake_new_waiters(void **state)
 	tt_chan *a = tu_chan(sizeof(int), 0);
 	TU_ASSERT_OK(tt_chan_release(a));
 	tt_chan *b = tu_chan(sizeof(int), 0);
+	parked_recv_ended = 0;
 	tu_go(parked_recv, b);
-	tt_yield();
+	/* Parked, on whichever P took it. */
+	TU_WAIT_QUEUED(b, false, 1);
 	int v = 1;
 	TU_ASSERT_ERR(tt_chan_send_until(a, &v, sizeof v, TT_TRY), -EBADF);
 	TU_ASSERT_ERR(tt_chan_close(a), -EBADF);
 	TU_ASSERT_OK(tt_chan_close(b));
-	tt_yield();
+	/* b is released only after the receiver is done with it. */
+	TU_WAIT_FOR(__atomic_load_n(&parked_recv_ended, __ATOMIC_ACQUIRE),
+		    5 * TT_SECOND);
 	TU_ASSERT_OK(tt_chan_release(b));
 }
 

@@ -16,6 +16,7 @@
 #include "profile/profile.h"
 #include "testutil.h"
 #include "chan_queued.h"
+#include "chan_queued.h"
 
 #define NOINLINE __attribute__((noinline))
 
@@ -108,6 +109,21 @@ static char *dump_all(void)
 	return buf;
 }
 
+/* Whether goroutine id's block in a dump taken now says it is parked
+ * with the given state. */
+static bool parked_as(int64_t id, const char *state)
+{
+	char *dump = dump_all();
+	char *b = block_of(dump, id);
+	char want[96];
+	snprintf(want, sizeof want, "goroutine %lld [%s]:\n", (long long)id,
+		 state);
+	bool yes = b != NULL && strncmp(b, want, strlen(want)) == 0;
+	free(b);
+	free(dump);
+	return yes;
+}
+
 static void test_dump_layout(void **state)
 {
 	(void)state;
@@ -121,7 +137,17 @@ static void test_dump_layout(void **state)
 	int64_t id_none = tt_go(park_select_none, NULL);
 	int64_t id_nil = tt_go(park_nil, NULL);
 	int64_t id_mu = tt_go(park_mutex, NULL);
-	tt_yield();
+	/* Each in its wait, on whichever P took it: the two receivers in
+	 * block_ch's queue (not in the ask that shares it), then all as they
+	 * are listed. */
+	TU_WAIT_QUEUED(block_ch, false, 2);
+	TU_WAIT_FOR(parked_as(id_recv, "chan receive") &&
+			    parked_as(id_inl, "chan receive") &&
+			    parked_as(id_sleep, "sleep") &&
+			    parked_as(id_none, "select (no cases)") &&
+			    parked_as(id_nil, "chan receive (nil chan)") &&
+			    parked_as(id_mu, "sync.Mutex.Lock"),
+		    10 * TT_SECOND);
 	char *dump = dump_all();
 
 	/* The caller first, running. */
@@ -610,6 +636,13 @@ static void test_profile_slices(void **state)
 			      "too slow for the slice bounds to mean anything\n");
 		skip();
 	}
+	/* A waiter hands its name to the waker for freeing before it ends:
+	 * at one P nothing runs between that and its end, as it never parks
+	 * again. At two Ps its unlock of dead_mu (main's) parks it, still
+	 * alive and listed, and the waker could free the name under it,
+	 * against tt_go_attr.name's rule that the name outlive the
+	 * goroutine. */
+	tu_one_p();
 	slice_block = tu_chan(sizeof(int), 0);
 	wake_ch = tu_chan(sizeof(int), 0);
 	slice_stop = false;
