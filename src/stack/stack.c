@@ -552,6 +552,15 @@ static void chain(int sig, siginfo_t *si, void *uc)
 	sigaction(sig, &dfl, NULL);
 }
 
+/* msg[n..) gets the literal m (the caller's buffer has room): the new
+ * length. Async-signal-safe. */
+static size_t put(char *msg, size_t n, const char *m)
+{
+	size_t len = strlen(m);
+	memcpy(msg + n, m, len);
+	return n + len;
+}
+
 static void overflow_handler(int sig, siginfo_t *si, void *uc)
 {
 	tt__sched *s = tt__tls_sched;
@@ -567,25 +576,22 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc)
 	}
 	if (g && (g->pool || g->shared) && a < g->stack_lo &&
 	    a >= g->stack_lo - guard_size) {
-		char num[24];
-		size_t n = tt__utoa(num, (uint64_t)g->id);
-		static const char m1[] =
-			"tether: fatal error: stack overflow in goroutine ";
-		tt__write_all(2, m1, sizeof m1 - 1);
-		tt__write_all(2, num, n);
-		static const char m2[] = " (stack of ";
-		tt__write_all(2, m2, sizeof m2 - 1);
-		n = tt__utoa(num, (uint64_t)(g->stack_hi - g->stack_lo));
-		tt__write_all(2, num, n);
-		static const char m3[] = " bytes; set a larger one with "
-					 "tt_go_with, TETHER_STACK_SIZE or, for "
-					 "shared stacks, TETHER_SHARED_STACK_SIZE)"
-					 "\n\ngoroutine ";
-		tt__write_all(2, m3, sizeof m3 - 1);
-		n = tt__utoa(num, (uint64_t)g->id);
-		tt__write_all(2, num, n);
-		static const char m4[] = " [running]:\n";
-		tt__write_all(2, m4, sizeof m4 - 1);
+		/* One write, so that another thread's output cannot split
+		 * the report (a write to a pipe of up to PIPE_BUF bytes is
+		 * never interleaved). */
+		char msg[400];
+		size_t n = 0;
+		n = put(msg, n, "tether: fatal error: stack overflow in "
+				"goroutine ");
+		n += tt__utoa(msg + n, (uint64_t)g->id);
+		n = put(msg, n, " (stack of ");
+		n += tt__utoa(msg + n, (uint64_t)(g->stack_hi - g->stack_lo));
+		n = put(msg, n, " bytes; set a larger one with tt_go_with, "
+				"TETHER_STACK_SIZE or, for shared stacks, "
+				"TETHER_SHARED_STACK_SIZE)\n\ngoroutine ");
+		n += tt__utoa(msg + n, (uint64_t)g->id);
+		n = put(msg, n, " [running]:\n");
+		tt__write_all(2, msg, n);
 		abort();
 	}
 	chain(sig, si, uc);
