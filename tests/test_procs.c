@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +42,84 @@ static void test_procs_set_and_errors(void **state)
 	TU_ASSERT_EQ(tt_runtime_procs_set(3), 2);
 	TU_ASSERT_EQ(tt_runtime_procs(), 3);
 	TU_ASSERT_EQ(tt_runtime_procs_set(2), 3);
+}
+
+/* ---- the default: one P for every CPU the process may run on ----------- */
+
+static int cpus_of(const cpu_set_t *set)
+{
+	return CPU_COUNT(set);
+}
+
+static void child_default(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	TU_CHILD_CHECK(sched_getaffinity(0, sizeof set, &set) == 0);
+	fprintf(stderr, "tu-procs=%d tu-cpus=%d\n", tt_runtime_procs(),
+		cpus_of(&set));
+}
+
+/* A child run with TETHER_PROCS set to env (NULL: unset): its count. */
+static long long procs_of_child(const char *env, tu_child *c)
+{
+	char *saved = getenv("TETHER_PROCS");
+	saved = saved ? strdup(saved) : NULL;
+	if (env)
+		TU_ASSERT(setenv("TETHER_PROCS", env, 1) == 0);
+	else
+		TU_ASSERT(unsetenv("TETHER_PROCS") == 0);
+	int r = tu_spawn_self("default", 60 * TT_SECOND, c);
+	if (saved)
+		TU_ASSERT(setenv("TETHER_PROCS", saved, 1) == 0);
+	else
+		TU_ASSERT(unsetenv("TETHER_PROCS") == 0);
+	free(saved);
+	assert_int_equal(r, 0);
+	TU_ASSERT_CHILD_EXIT(c, 0);
+	return tu_child_marker(c, "tu-procs");
+}
+
+static void test_default_is_cpus(void **state)
+{
+	(void)state;
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	TU_ASSERT(sched_getaffinity(0, sizeof all, &all) == 0);
+	int n = cpus_of(&all);
+	tu_child c;
+	/* Unset: as many as this thread may run on (what the child
+	 * inherits), as Go's GOMAXPROCS. */
+	TU_ASSERT_EQ(procs_of_child(NULL, &c), n);
+	TU_ASSERT_EQ(tu_child_marker(&c, "tu-cpus"), n);
+	tu_child_free(&c);
+	/* Empty is unset too. */
+	TU_ASSERT_EQ(procs_of_child("", &c), n);
+	tu_child_free(&c);
+	/* Not a count: said once, and the default kept. */
+	TU_ASSERT_EQ(procs_of_child("many", &c), n);
+	char want[160];
+	snprintf(want, sizeof want,
+		 "tether: TETHER_PROCS=many is not a number of threads from 1 "
+		 "to 256; using %d (the CPUs this process may run on)\n",
+		 n);
+	TU_ASSERT_CONTAINS(c.err, want);
+	tu_child_free(&c);
+	/* Under `taskset -c K` (an affinity mask the child inherits): one. */
+	int first = 0;
+	while (!CPU_ISSET(first, &all))
+		first++;
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(first, &one);
+	TU_ASSERT(sched_setaffinity(0, sizeof one, &one) == 0);
+	long long got = procs_of_child(NULL, &c);
+	TU_ASSERT(sched_setaffinity(0, sizeof all, &all) == 0);
+	TU_ASSERT_EQ(got, 1);
+	tu_child_free(&c);
+	/* Set, it wins. */
+	TU_ASSERT_EQ(procs_of_child("3", &c), 3);
+	tu_child_free(&c);
 }
 
 /* ---- a fan-out spreads over the Ps ------------------------------------------ */
@@ -598,10 +677,12 @@ int main(int argc, char **argv)
 		{"deadlock", child_deadlock},
 		{"overflow", child_overflow},
 		{"count", child_count},
+		{"default", child_default},
 	};
 	tu_child_dispatch(argc, argv, cases, sizeof cases / sizeof *cases);
 	const struct CMUnitTest tests[] = {
 		TU_TEST(test_procs_set_and_errors),
+		TU_TEST(test_default_is_cpus),
 		TU_TEST(test_fanout_spreads),
 		TU_TEST(test_handoff_keeps_scope_labels_and_creator),
 		TU_TEST(test_pthread_checker_skips_workers),

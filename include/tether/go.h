@@ -21,13 +21,14 @@
  * channel, an unlock of an unlocked Mutex) are raised on the caller's
  * stack.
  *
- * With one P (the default; tt_runtime_procs_set below), tt_go runs the
- * new goroutine at once, until it first blocks, yields or returns; the
- * caller is then first in line to continue. With more, it may instead
- * hand the goroutine to an idle worker thread and return at once. Go makes no
+ * With one P (TETHER_PROCS=1, or tt_runtime_procs_set(1) below), tt_go
+ * runs the new goroutine at once, until it first blocks, yields or
+ * returns; the caller is then first in line to continue. With more (by
+ * default there is one P for every CPU), it may instead hand the
+ * goroutine to an idle worker thread and return at once. Go makes no
  * promise about this order and neither should programs; it is documented
- * because it bounds memory: a loop that starts goroutines which finish
- * without blocking never holds more than one stack.
+ * because it bounds memory: at one P, a loop that starts goroutines which
+ * finish without blocking never holds more than one stack.
  *
  * When a thread ends, its scheduler ends with it: its stacks go back to
  * the system. Goroutines it leaves parked can never run again; they stay
@@ -217,7 +218,9 @@ TT_EXPORT int tt_runtime_info_get(tt_runtime_info *out);
 /* Go's runtime.GOMAXPROCS: how many threads run goroutines. P 0 is the
  * process's main thread; the others are worker threads of tether's,
  * started when the first goroutine could go to one. The environment
- * variable TETHER_PROCS sets it at start (1 to 256; 1 when unset).
+ * variable TETHER_PROCS sets it at start (1 to 256); unset, it is the
+ * number of CPUs the process may run on (its affinity mask at start, as
+ * Go's default), and so 1 on a one-CPU machine or under `taskset -c 0`.
  *
  * With more than one, tt_go gives the new goroutine to a thread that has
  * nothing to run and no more goroutines than the caller's (it then does

@@ -2,8 +2,9 @@
  *
  * Design notes
  * ------------
- * TETHER_PROCS (or tt_runtime_procs_set, Go's GOMAXPROCS) says how many
- * threads run goroutines: P 0 is the process's main thread, and P 1 to
+ * TETHER_PROCS (or tt_runtime_procs_set, Go's GOMAXPROCS; by default the
+ * number of CPUs the process may run on) says how many threads run
+ * goroutines: P 0 is the process's main thread, and P 1 to
  * P n-1 are worker threads of tether's own, started the first time a
  * goroutine could go to one. A worker's own flow of control is no
  * goroutine (sched.c, tt__sched_work): it runs what it is handed.
@@ -19,7 +20,7 @@
  * argument, id, creator, labels, leak scope, stack size) and returns the
  * id; the post wakes the P, which makes the goroutine runnable there
  * (tt__go_spawn) and runs it. Otherwise the caller starts the goroutine
- * itself, as it always has: with one P (the default) nothing else is
+ * itself, as it always has: with one P (TETHER_PROCS=1) nothing else is
  * looked at, and tt_go costs one relaxed load more.
  *
  * So a fan-out of goroutines spreads over the idle Ps as it is made, and
@@ -36,6 +37,7 @@
  * it is in flight until taken. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,23 +59,38 @@ static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int nworkers; /* started (P 1 .. nworkers) */
 static __thread bool on_worker; /* this thread is a worker */
 
+/* The default, as Go's GOMAXPROCS: the CPUs the process may run on (its
+ * affinity mask at start, so taskset and cgroup cpusets count), 1 to
+ * PROCS_MAX. */
+static int cpus_allowed(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof set, &set) != 0)
+		return 1;
+	int n = CPU_COUNT(&set);
+	return n < 1 ? 1 : n > PROCS_MAX ? PROCS_MAX : n;
+}
+
 /* A count from TETHER_PROCS: 1 to PROCS_MAX; anything else is reported
  * once and the default kept. */
 static void procs_init(void)
 {
+	long n = cpus_allowed();
 	const char *v = getenv("TETHER_PROCS");
-	if (v == NULL || *v == '\0')
-		return;
-	char *end = NULL;
-	errno = 0;
-	long n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < 1 ||
-	    n > PROCS_MAX) {
-		fprintf(stderr,
-			"tether: TETHER_PROCS=%s is not a number of threads "
-			"from 1 to %d; using 1\n",
-			v, PROCS_MAX);
-		return;
+	if (v != NULL && *v != '\0') {
+		char *end = NULL;
+		errno = 0;
+		long want = strtol(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || want < 1 ||
+		    want > PROCS_MAX)
+			fprintf(stderr,
+				"tether: TETHER_PROCS=%s is not a number of "
+				"threads from 1 to %d; using %ld (the CPUs "
+				"this process may run on)\n",
+				v, PROCS_MAX, n);
+		else
+			n = want;
 	}
 	atomic_store(&procs_n, (int)n);
 	atomic_store(&tt__procs_spread, n > 1);
