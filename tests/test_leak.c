@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "chan_queued.h"
 
 #define CHILD_TIMEOUT (60 * TT_SECOND)
 
@@ -117,8 +118,15 @@ static __attribute__((noinline)) void leaky_recv(void *arg)
  * tt_go itself, and not as a tail call, so the creation site is here. */
 static __attribute__((noinline)) int64_t spawn_leaker(tt_chan *c)
 {
+	/* On c's thread, it returns once the leaker is in c's queue: with
+	 * several Ps it may still be starting on another when tt_go
+	 * returns. */
+	bool owner = chan_of(c)->sched == tt__sched_get();
+	int before = owner ? tu_chan_queued(c, false) : 0;
 	int64_t id = tt_go(leaky_recv, c);
 	TU_ASSERT_GT(id, 0);
+	if (owner)
+		TU_WAIT_QUEUED(c, false, before + 1);
 	return id;
 }
 
@@ -622,10 +630,41 @@ static void test_leak_leakcheck_env(void **state)
 
 /* ---- proven leaks (children) --------------------------------------------------------- */
 
+/* Waits that end, each counted when it does. */
+static int returned; /* atomic */
+
 static void wait_recv(void *arg)
 {
 	TU_UNCHECKED(tt_chan_recv(arg, &(char){0}, 0, NULL));
+	__atomic_fetch_add(&returned, 1, __ATOMIC_RELEASE);
 }
+
+/* Until a goroutine started with tt_go waits on h, a channel of this
+ * thread's: in its queue (or one of this thread's proxies is, for a
+ * goroutine of another P), or its wait is over. With one P it is when
+ * tt_go returns; with more it may start on another P later. */
+static void wait_queued(tt_chan *h, bool senders, int ended)
+{
+	TU_WAIT_FOR(tu_chan_queued(h, senders) >= 1 ||
+			    __atomic_load_n(&returned, __ATOMIC_ACQUIRE) >
+				    ended,
+		    5 * TT_SECOND);
+}
+
+/* Whether a goroutine of this thread (the waiter, or a proxy waiting for
+ * it on another P) is parked on the sync object h, queued there. */
+static bool sync_parked(const void *h)
+{
+	tt__sched *s = tt__sched_get();
+	const void *o = tt__obj_ptr(h);
+	for (const tt__g *g = s->all; g; g = g->all_next)
+		if (g != s->current && g->state == TT_G_WAITING &&
+		    g->wait_obj == o)
+			return true;
+	return false;
+}
+
+#define WAIT_SYNC_PARKED(h) TU_WAIT_FOR(sync_parked(h), 5 * TT_SECOND)
 
 /* Parked on a channel, then the only reference is released. */
 static __attribute__((noinline)) void release_it(tt_chan *c)
@@ -639,6 +678,7 @@ static void child_proven_chan(void)
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
 	int64_t id = tt_go(wait_recv, c);
 	fprintf(stderr, "tu-goid=%lld\n", (long long)id);
+	TU_WAIT_QUEUED(c, false, 1);
 	uint64_t before = tt_leak_proven_count();
 	release_it(c);
 	TU_ASSERT_EQ(tt_leak_proven_count(), before + 1);
@@ -701,6 +741,7 @@ static void wait_recv_deadline(void *arg)
 {
 	TU_UNCHECKED(tt_chan_recv_until(arg, NULL, 0, NULL,
 					tt_deadline_in(20 * TT_MILLISECOND)));
+	__atomic_fetch_add(&returned, 1, __ATOMIC_RELEASE);
 }
 
 struct two {
@@ -725,7 +766,9 @@ static void child_proven_false_positives(void)
 	tt_chan *c;
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
 	TU_ASSERT_OK(tt_chan_retain(c));
+	int ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(wait_recv, c);
+	wait_queued(c, false, ended);
 	TU_ASSERT_OK(tt_chan_release(c));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 	TU_ASSERT_OK(tt_chan_close(c)); /* still usable: it wakes */
@@ -733,14 +776,18 @@ static void child_proven_false_positives(void)
 
 	/* A deadline will wake it. */
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
+	ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(wait_recv_deadline, c);
+	wait_queued(c, false, ended);
 	TU_ASSERT_OK(tt_chan_release(c));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 
 	/* A timer channel whose timer is armed will wake it. */
 	tt_chan *t;
 	TU_ASSERT_OK(tt_after(&t, 10 * TT_MILLISECOND));
+	ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(wait_recv, t);
+	wait_queued(t, false, ended);
 	TU_ASSERT_OK(tt_chan_release(t));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 
@@ -749,6 +796,8 @@ static void child_proven_false_positives(void)
 	TU_ASSERT_OK(tt_chan_make(&tw.a, 0, 0));
 	TU_ASSERT_OK(tt_chan_make(&tw.b, 0, 0));
 	int64_t sel = tt_go(wait_select, &tw);
+	TU_WAIT_QUEUED(tw.a, false, 1);
+	TU_WAIT_QUEUED(tw.b, false, 1);
 	TU_ASSERT_OK(tt_chan_release(tw.a));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 	tt_sleep(50 * TT_MILLISECOND); /* the deadline and timer waits end */
@@ -809,6 +858,7 @@ static void timer_waiter(void *arg)
 {
 	int64_t when;
 	TU_UNCHECKED(tt_recv(tt_timer_chan(arg), &when, NULL));
+	__atomic_fetch_add(&returned, 1, __ATOMIC_RELEASE);
 }
 
 static void child_proven_sync(void)
@@ -818,6 +868,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_wg_make(&wg));
 	TU_ASSERT_OK(tt_wg_add(wg, 1));
 	tt_go(wg_waiter, wg);
+	WAIT_SYNC_PARKED(wg);
 	TU_ASSERT_OK(tt_wg_release(wg));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 1);
 
@@ -825,6 +876,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_mutex_make(&m));
 	TU_ASSERT_OK(tt_mutex_lock(m));
 	tt_go(mutex_waiter, m);
+	WAIT_SYNC_PARKED(m);
 	TU_ASSERT_OK(tt_mutex_release(m));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 2);
 
@@ -832,12 +884,14 @@ static void child_proven_sync(void)
 	tt_ctx *ctx;
 	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
 	tt_go(ctx_waiter, ctx);
+	TU_WAIT_QUEUED(tt_ctx_done(ctx), false, 1);
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 3);
 	/* One that is cancelled in time is not. */
 	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
 	TU_ASSERT_OK(tt_ctx_retain(ctx));
 	tt_go(ctx_waiter, ctx);
+	TU_WAIT_QUEUED(tt_ctx_done(ctx), false, 1);
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	TU_ASSERT_OK(tt_ctx_cancel(ctx));
 	TU_ASSERT_OK(tt_ctx_release(ctx));
@@ -850,6 +904,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_cond_make(&cv, cm));
 	TU_ASSERT_OK(tt_mutex_lock(cm));
 	tt_go(cond_waiter, cv); /* cond_wait unlocks cm, parks */
+	WAIT_SYNC_PARKED(cv);
 	TU_ASSERT_OK(tt_cond_release(cv));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 4);
 	TU_ASSERT_OK(tt_mutex_release(cm));
@@ -859,6 +914,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_rwmutex_make(&rw));
 	TU_ASSERT_OK(tt_rwmutex_lock(rw));
 	tt_go(rw_reader, rw);
+	WAIT_SYNC_PARKED(rw);
 	TU_ASSERT_OK(tt_rwmutex_release(rw));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 5);
 
@@ -867,10 +923,13 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_timer_make(&t, TT_MINUTE));
 	tt_timer_stop(t);
 	tt_go(timer_waiter, t);
+	TU_WAIT_QUEUED(tt_timer_chan(t), false, 1);
 	TU_ASSERT_OK(tt_timer_release(t));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 6);
 	TU_ASSERT_OK(tt_timer_make(&t, 5 * TT_MILLISECOND));
+	int ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(timer_waiter, t);
+	wait_queued(tt_timer_chan(t), false, ended);
 	TU_ASSERT_OK(tt_timer_release(t));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 6);
 	fprintf(stderr, "tu-end\n");
@@ -922,18 +981,21 @@ static void child_proven_released_by(void)
 	TU_ASSERT_OK(tt_wg_make(&wg));
 	TU_ASSERT_OK(tt_wg_add(wg, 1));
 	tt_go(wg_waiter, wg);
+	WAIT_SYNC_PARKED(wg);
 	drop_wg(wg);
 
 	tt_mutex *m;
 	TU_ASSERT_OK(tt_mutex_make(&m));
 	TU_ASSERT_OK(tt_mutex_lock(m));
 	tt_go(mutex_waiter, m);
+	WAIT_SYNC_PARKED(m);
 	drop_mutex(m);
 
 	tt_rwmutex *rw;
 	TU_ASSERT_OK(tt_rwmutex_make(&rw));
 	TU_ASSERT_OK(tt_rwmutex_lock(rw));
 	tt_go(rw_reader, rw);
+	WAIT_SYNC_PARKED(rw);
 	drop_rwmutex(rw);
 
 	tt_mutex *cm;
@@ -942,6 +1004,7 @@ static void child_proven_released_by(void)
 	TU_ASSERT_OK(tt_cond_make(&cv, cm));
 	TU_ASSERT_OK(tt_mutex_lock(cm));
 	tt_go(cond_waiter, cv);
+	WAIT_SYNC_PARKED(cv);
 	drop_cond(cv);
 	TU_ASSERT_OK(tt_mutex_release(cm));
 	fprintf(stderr, "tu-end\n");
@@ -997,6 +1060,8 @@ static void child_goroutineleak_profile(void)
 	TU_ASSERT_OK(tt_chan_make(&keep, 0, 0));
 	tt_go(wait_recv, c);
 	tt_go(wait_recv, keep); /* leaked too, but not proven */
+	TU_WAIT_QUEUED(c, false, 1);
+	TU_WAIT_QUEUED(keep, false, 1);
 	TU_ASSERT_OK(tt_chan_release(c));
 	static sink s;
 	TU_ASSERT_OK(tt_profile_write("goroutineleak", 1, to_sink, &s));

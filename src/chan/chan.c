@@ -365,10 +365,15 @@ static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 	}
 	/* Parked goroutines keep it until they resume (tt__chan_unpark);
 	 * those that nothing can wake now are proven leaked. */
-	bool last = --c->refs == 0 && c->parked == 0;
-	if (c->refs == 0 && !last)
-		tt__leak_chan_released(s, c);
+	/* Stored for the leak layer, which reads another thread's channels
+	 * of a select without their locks (proven.c). */
+	__atomic_store_n(&c->refs, c->refs - 1, __ATOMIC_SEQ_CST);
+	bool last = c->refs == 0 && c->parked == 0;
+	void *site = c->refs == 0 && !last ? tt__leak_chan_released(s, c)
+					  : NULL;
 	chan_unlock_if(c, locked);
+	if (site)
+		tt__leak_release_done(site);
 	if (last)
 		chan_free(s, c);
 	return 0;
@@ -561,7 +566,7 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	w->case_ix = -1;
 	w->success = false;
 	w->remote_ok = true;
-	w->flags = 0;
+	w->flags = deadline == TT_FOREVER ? 0 : TT__W_TIMED;
 	TT_TSAN_SYNC(c); /* what the peer must see: its value, our stores */
 	waitq_push(q, w);
 	c->parked++;

@@ -18,11 +18,16 @@ typedef struct tt__leak_rec {
 	const void *handle;    /* its handle, as the program printed it */
 	const char *what;      /* "chan", "sync.WaitGroup", ... */
 	int64_t released_by;   /* goroutine that dropped the last reference */
+	int64_t released_parent; /* its creator and where, for the releasing */
+	uintptr_t released_pc;   /* stack (0 for a thread's main goroutine) */
 	const char *site_file; /* the release site: first frame outside */
 	int site_line;         /* tether, or the innermost one */
 	const char *site_func;
 	uint32_t proven;       /* goroutines it proved */
 	tt__snapshot *snap;    /* while reporting the release: the stacks */
+	/* Reports of goroutines of other threads it proved, asked of their
+	 * threads and not yet written (see proven.c). */
+	_Atomic uint32_t pending;
 	int npcs;
 	uintptr_t pcs[TT__TRACE_MAX]; /* the releasing stack, innermost
 					  first */
