@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "chan_queued.h"
@@ -1052,6 +1053,156 @@ static void test_leak_proven_released_by_public_call(void **state)
 	tu_child_free(&c);
 }
 
+/* ---- proven leaks across Ps ---------------------------------------------------- */
+
+/* A goroutine on the worker P parked on the main thread's object, whose
+ * last reference the main thread then drops: proven as one of main's own
+ * would be, whichever way it waits — on the shared channel itself
+ * (queued under its lock), through a proxy goroutine of main's (a
+ * shared-stack goroutine asks the owner; another thread's WaitGroup.Wait
+ * always waits in one). The proof, its count and its report name the
+ * goroutine, never the proxy. */
+enum { ON_CHAN, ON_CHAN_SHARED_STACK, ON_WG, CROSS_KINDS };
+static const char *const cross_name[CROSS_KINDS] = {"chan", "shared", "wg"};
+
+typedef struct cross {
+	int kind;
+	tt_chan *c;
+	tt_waitgroup *wg;
+	int main_tid;
+	int64_t id; /* the goroutine that waits; set before tid */
+	int tid;    /* atomic: where the runner ran */
+} cross;
+
+static void cross_runner(void *arg)
+{
+	cross *x = arg;
+	int tid = (int)gettid();
+	if (tid != x->main_tid) {
+		if (x->kind == ON_CHAN_SHARED_STACK) {
+			/* It stays on this P: a shared stack is its own. */
+			tt_go_attr a = {.shared_stack = true};
+			x->id = tt_go_with(&a, wait_recv, x->c);
+		} else {
+			x->id = tt_goid();
+		}
+	}
+	__atomic_store_n(&x->tid, tid, __ATOMIC_RELEASE);
+	if (tid == x->main_tid || x->kind == ON_CHAN_SHARED_STACK)
+		return; /* on main: the next try; or the child waits */
+	if (x->kind == ON_CHAN)
+		TU_UNCHECKED(tt_chan_recv(x->c, &(char){0}, 0, NULL));
+	else
+		TU_UNCHECKED(tt_wg_wait(x->wg));
+}
+
+static void child_proven_cross_p(void)
+{
+	TU_UNCHECKED(tt_runtime_procs_set(2));
+	for (int k = 0; k < CROSS_KINDS; k++) {
+		cross x = {.kind = k, .main_tid = (int)gettid()};
+		const void *obj;
+		if (k == ON_WG) {
+			TU_ASSERT_OK(tt_wg_make(&x.wg));
+			TU_ASSERT_OK(tt_wg_add(x.wg, 1));
+			obj = x.wg;
+		} else {
+			TU_ASSERT_OK(tt_chan_make(&x.c, 0, 0));
+			obj = x.c;
+		}
+		/* tt_go hands the runner to the worker when it is idle. */
+		for (int i = 0; i < 500; i++) {
+			__atomic_store_n(&x.tid, 0, __ATOMIC_RELAXED);
+			TU_ASSERT_GT(tt_go(cross_runner, &x), 0);
+			TU_WAIT_FOR(__atomic_load_n(&x.tid, __ATOMIC_ACQUIRE),
+				    5 * TT_SECOND);
+			if (__atomic_load_n(&x.tid, __ATOMIC_ACQUIRE) !=
+			    x.main_tid)
+				break;
+			tt_sleep(TT_MILLISECOND);
+		}
+		TU_ASSERT_NE(__atomic_load_n(&x.tid, __ATOMIC_ACQUIRE),
+			     x.main_tid);
+		TU_ASSERT_GT(x.id, 0);
+		if (k == ON_WG)
+			WAIT_SYNC_PARKED(x.wg);
+		else
+			TU_WAIT_QUEUED(x.c, false, 1);
+		fprintf(stderr, "tu-goid-%s=%lld\n", cross_name[k],
+			(long long)x.id);
+		uint64_t before = tt_leak_proven_count();
+		if (k == ON_WG)
+			drop_wg(x.wg);
+		else
+			release_it(x.c);
+		TU_ASSERT_EQ(tt_leak_proven_count(), before + 1);
+		fprintf(stderr, "tu-released-%s\n", cross_name[k]);
+
+		/* The check lists it as proven, with the release, as it
+		 * does one of this thread's; the proxies not at all. */
+		tt_leak_opts *o = quick_opts();
+		tt_leak_list l;
+		TU_ASSERT_EQ(tt_leak_find(o, &l), k + 1);
+		bool found = false;
+		for (size_t i = 0; i < l.n; i++) {
+			TU_ASSERT(l.g[i].proven);
+			found = found || l.g[i].id == x.id;
+		}
+		TU_ASSERT(found);
+		char want[128];
+		snprintf(want, sizeof want,
+			 "goroutine %lld is proven leaked: parked on %s %p "
+			 "released at ",
+			 (long long)x.id,
+			 k == ON_WG ? "sync.WaitGroup" : "chan", obj);
+		TU_ASSERT_CONTAINS(l.report, want);
+		tt_leak_list_free(&l);
+		tt_leak_opts_free(o);
+	}
+	fprintf(stderr, "tu-end\n");
+}
+
+static void test_leak_proven_across_ps(void **state)
+{
+	(void)state;
+	tu_child c;
+	with_env("TETHER_LEAK", "report", "proven_cross_p", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-end");
+	/* One report per goroutine, none for a proxy. */
+	TU_ASSERT_EQ(tu_count(c.err, "leaked: parked on "), CROSS_KINDS);
+	TU_ASSERT_NOT_CONTAINS(c.err, "for goroutine");
+	for (int k = 0; k < CROSS_KINDS; k++) {
+		char key[32], want[160];
+		snprintf(key, sizeof key, "tu-goid-%s", cross_name[k]);
+		long long id = tu_child_marker(&c, key);
+		TU_ASSERT_GT(id, 0);
+		snprintf(want, sizeof want, "goroutine %lld leaked: parked on %s 0x",
+			 id, k == ON_WG ? "sync.WaitGroup" : "chan");
+		const char *rep = strstr(c.err, want);
+		TU_ASSERT_MSG(rep, "no report of goroutine %lld in:\n%s", id,
+			      c.err);
+		/* Printed at the release, before the release returned. */
+		snprintf(key, sizeof key, "tu-released-%s", cross_name[k]);
+		const char *rel = strstr(c.err, key);
+		TU_ASSERT(rel != NULL && rep < rel);
+		/* Its own stack, as its thread unwound it, then the
+		 * releasing one. */
+		snprintf(want, sizeof want, "\ngoroutine %lld [%s", id,
+			 k == ON_WG ? "sync.WaitGroup.Wait" : "chan receive");
+		const char *stack = strstr(rep, want);
+		TU_ASSERT_MSG(stack && stack < rel, "no stack of %lld in:\n%s",
+			      id, rep);
+		TU_ASSERT(strstr(stack, k == ON_WG ? "tt_wg_wait(" :
+						     "tt_chan_recv(") < rel);
+		const char *by = strstr(stack, "released by goroutine 1:\n");
+		TU_ASSERT(by != NULL && by < rel);
+		TU_ASSERT(strstr(by, k == ON_WG ? "drop_wg(" : "release_it(") <
+			  rel);
+	}
+	tu_child_free(&c);
+}
+
 /* The goroutineleak profile lists proven leaks only. */
 static void child_goroutineleak_profile(void)
 {
@@ -1101,6 +1252,7 @@ static const tu_child_case child_cases[] = {
 	{"proven_sync", child_proven_sync},
 	{"proven_released_by", child_proven_released_by},
 	{"goroutineleak_profile", child_goroutineleak_profile},
+	{"proven_cross_p", child_proven_cross_p},
 };
 
 int main(int argc, char **argv)
@@ -1127,6 +1279,7 @@ int main(int argc, char **argv)
 		LEAK_TEST(test_leak_proven_sync_and_ctx),
 		LEAK_TEST(test_leak_proven_released_by_public_call),
 		LEAK_TEST(test_leak_goroutineleak_profile),
+		LEAK_TEST(test_leak_proven_across_ps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
