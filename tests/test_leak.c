@@ -1062,12 +1062,13 @@ static void test_leak_proven_released_by_public_call(void **state)
  * shared-stack goroutine asks the owner; another thread's WaitGroup.Wait
  * always waits in one). The proof, its count and its report name the
  * goroutine, never the proxy. */
-enum { ON_CHAN, ON_CHAN_SHARED_STACK, ON_WG, CROSS_KINDS };
-static const char *const cross_name[CROSS_KINDS] = {"chan", "shared", "wg"};
+enum { ON_CHAN, ON_CHAN_SHARED_STACK, ON_WG, ON_SELECT, CROSS_KINDS };
+static const char *const cross_name[CROSS_KINDS] = {"chan", "shared", "wg",
+						    "select"};
 
 typedef struct cross {
 	int kind;
-	tt_chan *c;
+	tt_chan *c, *c2; /* c2: a select's second channel */
 	tt_waitgroup *wg;
 	int main_tid;
 	int64_t id; /* the goroutine that waits; set before tid */
@@ -1090,10 +1091,17 @@ static void cross_runner(void *arg)
 	__atomic_store_n(&x->tid, tid, __ATOMIC_RELEASE);
 	if (tid == x->main_tid || x->kind == ON_CHAN_SHARED_STACK)
 		return; /* on main: the next try; or the child waits */
-	if (x->kind == ON_CHAN)
+	if (x->kind == ON_CHAN) {
 		TU_UNCHECKED(tt_chan_recv(x->c, &(char){0}, 0, NULL));
-	else
+	} else if (x->kind == ON_SELECT) {
+		tt_case cases[] = {
+			TT_CASE_RECV_DISCARD(x->c, NULL),
+			TT_CASE_RECV_DISCARD(x->c2, NULL),
+		};
+		TU_UNCHECKED(tt_select(cases, 2, TT_FOREVER));
+	} else {
 		TU_UNCHECKED(tt_wg_wait(x->wg));
+	}
 }
 
 static void child_proven_cross_p(void)
@@ -1110,6 +1118,8 @@ static void child_proven_cross_p(void)
 			TU_ASSERT_OK(tt_chan_make(&x.c, 0, 0));
 			obj = x.c;
 		}
+		if (k == ON_SELECT)
+			TU_ASSERT_OK(tt_chan_make(&x.c2, 0, 0));
 		/* tt_go hands the runner to the worker when it is idle. */
 		for (int i = 0; i < 500; i++) {
 			__atomic_store_n(&x.tid, 0, __ATOMIC_RELAXED);
@@ -1128,6 +1138,13 @@ static void child_proven_cross_p(void)
 			WAIT_SYNC_PARKED(x.wg);
 		else
 			TU_WAIT_QUEUED(x.c, false, 1);
+		if (k == ON_SELECT) {
+			/* Not while another of its channels is held. */
+			TU_WAIT_QUEUED(x.c2, false, 1);
+			uint64_t held_on = tt_leak_proven_count();
+			release_it(x.c2);
+			TU_ASSERT_EQ(tt_leak_proven_count(), held_on);
+		}
 		fprintf(stderr, "tu-goid-%s=%lld\n", cross_name[k],
 			(long long)x.id);
 		uint64_t before = tt_leak_proven_count();
@@ -1189,12 +1206,16 @@ static void test_leak_proven_across_ps(void **state)
 		/* Its own stack, as its thread unwound it, then the
 		 * releasing one. */
 		snprintf(want, sizeof want, "\ngoroutine %lld [%s", id,
-			 k == ON_WG ? "sync.WaitGroup.Wait" : "chan receive");
+			 k == ON_WG       ? "sync.WaitGroup.Wait"
+			 : k == ON_SELECT ? "select"
+					  : "chan receive");
 		const char *stack = strstr(rep, want);
 		TU_ASSERT_MSG(stack && stack < rel, "no stack of %lld in:\n%s",
 			      id, rep);
-		TU_ASSERT(strstr(stack, k == ON_WG ? "tt_wg_wait(" :
-						     "tt_chan_recv(") < rel);
+		TU_ASSERT(strstr(stack, k == ON_WG       ? "tt_wg_wait("
+					: k == ON_SELECT ? "tt_select("
+							 : "tt_chan_recv(") <
+			  rel);
 		const char *by = strstr(stack, "released by goroutine 1:\n");
 		TU_ASSERT(by != NULL && by < rel);
 		TU_ASSERT(strstr(by, k == ON_WG ? "drop_wg(" : "release_it(") <
