@@ -928,6 +928,16 @@ static int owner_ended(const char *op, const tt_chan *h)
 		       (const void *)h);
 }
 
+/* The calling goroutine's wait on h ended because h's owner ended. A
+ * goroutine of another thread proven leaked on h (nobody held it) runs
+ * again so: it is not leaked any more. */
+static __attribute__((noinline)) int woken_dead(tt__sched *s, const char *op,
+						const tt_chan *h)
+{
+	s->current->leak = NULL;
+	return owner_ended(op, h);
+}
+
 int tt__chan_gone(const tt_chan *h, const tt_chan *c, const char *op)
 {
 	if (TT_UNLIKELY(c->dead))
@@ -1102,7 +1112,7 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 			 TT_WAIT_CHAN_SEND, deadline, &sent, locked);
 	if (TT_UNLIKELY(r == 0 && !sent)) {
 		if (((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD)
-			return owner_ended("tt_chan_send", h);
+			return woken_dead(s, "tt_chan_send", h);
 		tt__panic("send on closed channel");
 	}
 	return TT_KEEP_FRAME(r);
@@ -1173,7 +1183,7 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 			 TT_WAIT_CHAN_RECV, deadline, &got, locked);
 	if (r == 0 && !got &&
 	    TT_UNLIKELY(((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD))
-		return owner_ended("tt_chan_recv", h);
+		return woken_dead(s, "tt_chan_recv", h);
 	if (r == 0 && ok)
 		*ok = got;
 	return TT_KEEP_FRAME(r);

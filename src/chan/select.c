@@ -268,12 +268,15 @@ static int finish(tt__sched *s, const tt_case *cases, const tt__waiter *ws,
 	if (fired >= 0) {
 		const tt_case *k = &cases[fired];
 		bool success = ws[fired].success;
-		if (TT_UNLIKELY(ws[fired].flags & TT__W_DEAD))
+		if (TT_UNLIKELY(ws[fired].flags & TT__W_DEAD)) {
+			/* Not leaked any more, if it was proven (chan.c,
+			 * woken_dead). */
+			s->current->leak = NULL;
 			r = tt__err(-EPIPE,
 				    "tt_select: %p belongs to a thread that "
 				    "has ended",
 				    (void *)k->chan);
-		else if (k->kind == TT_CASE_SEND && !success)
+		} else if (k->kind == TT_CASE_SEND && !success)
 			tt__panic("send on closed channel");
 		else if (k->kind == TT_CASE_RECV && k->ok)
 			*k->ok = success;

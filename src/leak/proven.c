@@ -33,11 +33,12 @@
  * its other cases are read with atomic loads (a channel nobody holds
  * stays so). The proof is counted at the release, as this thread's are;
  * the goroutine's mark (g->leak) and its report are its own thread's:
- * the release posts them there (run_proof), ahead of anything asked of
- * that thread later, a check's or a profile's snapshot included, so
- * those see the mark. The report, which needs the goroutine's stack,
- * only its own thread can unwind (a proxy of that thread's takes it,
- * proof_report); the release waits for it (for a bounded time: a thread
+ * once it has let go of the object, the release posts them there, one
+ * post per thread (run_proofs), ahead of anything asked of that thread
+ * later, a check's or a profile's snapshot included, so those see the
+ * mark. The report needs the goroutine's stack, which only its own thread
+ * can unwind (a proxy of that thread's takes one snapshot for the post,
+ * proofs_report); the release waits for it (for a bounded time: a thread
  * outside tether cannot answer), so that the report is printed at the
  * release, as one thread's are.
  */
@@ -336,69 +337,77 @@ static void prove(tt__sched *s, tt__g *g, const void *obj, const char *what,
 
 /* ---- goroutines of other threads ---- */
 
-/* What a release asks of the thread of a goroutine it proved. */
-typedef struct proof {
-	tt__g *g;       /* the goroutine, */
-	int64_t id;     /* if it is still this one */
+/* The goroutines of one thread that a release proved, posted there: one
+ * post per thread and release, however many goroutines it strands. */
+typedef struct proofs {
 	tt__leak_rec *r;
-	bool report;    /* TETHER_LEAK reports: r->pending counts it */
-} proof;
+	bool report;   /* TETHER_LEAK reports: r->pending counts the post */
+	uint32_t n;
+	tt__leak_remote v[];
+} proofs;
 
-static void proof_done(proof *pf)
+static void proofs_done(proofs *pf)
 {
 	if (pf->report)
 		atomic_fetch_sub_explicit(&pf->r->pending, 1,
 					  memory_order_release);
 }
 
-/* On the goroutine's thread, in a proxy (one that leaves itself out of
- * the snapshot): the goroutine is parked, its registers saved. */
-static void proof_report(void *arg)
+/* On the goroutines' thread, in a proxy (one that leaves itself out of
+ * the snapshot), when they have all switched away: one snapshot for all
+ * of them. */
+static void proofs_report(void *arg)
 {
-	proof *pf = arg;
+	proofs *pf = arg;
 	tt__snapshot sn;
 	bool have = tt__snapshot_take(&sn) == 0;
 	tt__buf b = {0};
-	report_write(&b, pf->id, have ? snap_find(&sn, pf->id) : NULL, pf->r);
-	if (b.err == 0)
-		tt__write_all(2, b.data, b.len);
+	for (uint32_t i = 0; i < pf->n; i++) {
+		if (pf->v[i].g == NULL)
+			continue; /* not marked (run_proofs) */
+		report_write(&b, pf->v[i].id,
+			     have ? snap_find(&sn, pf->v[i].id) : NULL, pf->r);
+		if (b.err == 0)
+			tt__write_all(2, b.data, b.len);
+		b.len = 0;
+	}
 	tt__buf_free(&b);
 	if (have)
 		tt__snapshot_free(&sn);
-	proof_done(pf);
+	proofs_done(pf);
 	free(pf);
 }
 
-/* The goroutine is still the one proved, in that wait: it can never run
- * again, unless its object's owner ends (a shared channel's waiters of
- * other threads then wake with -EPIPE) before this comes. */
-static tt__g *proof_target(tt__sched *s, const proof *pf)
+/* Each goroutine is still parked in the wait it was proved in: nothing
+ * could end that wait but its object's owner's end (a shared channel's
+ * waiters of other threads then wake with -EPIPE, a proxy's asker is
+ * answered -EPIPE), whose wake-ups come through this inbox after this
+ * post. (A goroutine that had just queued parks before its thread looks
+ * at its inbox.) */
+static void run_proofs(tt__sched *s, tt__post *p)
 {
-	for (tt__g *g = s->all; g; g = g->all_next)
-		if (g == pf->g)
-			return g->id == pf->id && g->state == TT_G_WAITING &&
-					       g->leak == NULL
-				       ? g
-				       : NULL;
-	return NULL;
-}
-
-static void run_proof(tt__sched *s, tt__post *p)
-{
-	proof pf;
-	memcpy(&pf, p->val, sizeof pf);
-	tt__g *g = proof_target(s, &pf);
-	if (g)
-		g->leak = pf.r;
+	proofs *pf = (proofs *)(void *)p->val;
+	bool any = false;
+	for (uint32_t i = 0; i < pf->n; i++) {
+		tt__g *g = pf->v[i].g;
+		if (g->sched == s && g->id == pf->v[i].id &&
+		    g->state == TT_G_WAITING && g->leak == NULL) {
+			g->leak = pf->r;
+			any = true;
+		} else {
+			pf->v[i].g = NULL;
+		}
+	}
 	bool reported = false;
-	if (g && pf.report) {
-		proof *copy = malloc(sizeof *copy);
+	if (any && pf->report) {
+		size_t bytes = sizeof *pf + pf->n * sizeof pf->v[0];
+		proofs *copy = malloc(bytes);
 		if (copy) {
-			*copy = pf;
-			tt__spawn sp = {.fn = proof_report,
+			memcpy(copy, pf, bytes);
+			tt__spawn sp = {.fn = proofs_report,
 					.arg = copy,
 					.name = "leak report",
-					.parent_id = pf.id,
+					.parent_id = pf->r->released_by,
 					.proxy = true};
 			reported = tt__go_spawn(s, &sp) > 0;
 			if (!reported)
@@ -406,19 +415,18 @@ static void run_proof(tt__sched *s, tt__post *p)
 		}
 	}
 	if (!reported)
-		proof_done(&pf);
+		proofs_done(pf);
 	tt__post_answer(p);
 }
 
-static void proof_dropped(tt__post *p)
+static void proofs_dropped(tt__post *p)
 {
-	proof pf;
-	memcpy(&pf, p->val, sizeof pf);
-	proof_done(&pf);
+	proofs_done((proofs *)(void *)p->val);
 }
 
 /* g (goroutine id), of the thread of `to`, can never be woken: counted
- * here, marked and reported on its own thread. */
+ * now; marked and reported on its own thread once the release has let go
+ * of the object (send_proofs). */
 static void prove_remote(tt__sched *s, tt__sched *to, tt__g *g, int64_t id,
 			 const void *obj, const char *what,
 			 tt__leak_rec **recp, uintptr_t from)
@@ -428,20 +436,61 @@ static void prove_remote(tt__sched *s, tt__sched *to, tt__g *g, int64_t id,
 		return;
 	r->proven++;
 	atomic_fetch_add_explicit(&proven_all, 1, memory_order_relaxed);
-	tt__post *p = tt__post_new(sizeof(proof), "proven leak");
-	if (p == NULL)
-		return; /* counted, not marked: out of memory */
-	proof pf = {.g = g, .id = id, .r = r,
-		    .report = leak_mode() != MODE_OFF};
-	memcpy(p->val, &pf, sizeof pf);
-	p->run = run_proof;
-	p->dropped = proof_dropped;
-	p->h = r->handle;
-	p->quiet = true;
-	if (pf.report)
-		atomic_fetch_add_explicit(&r->pending, 1, memory_order_relaxed);
-	if (tt__post_send(to, p) != 0)
-		proof_done(&pf); /* its thread has ended */
+	if (r->nremote == r->cap_remote) {
+		uint32_t cap = r->cap_remote ? 2 * r->cap_remote : 8;
+		tt__leak_remote *v = realloc(r->remote, cap * sizeof *v);
+		if (v == NULL)
+			return; /* counted, not marked: out of memory */
+		r->remote = v;
+		r->cap_remote = cap;
+	}
+	r->remote[r->nremote++] = (tt__leak_remote){.to = to, .g = g, .id = id};
+}
+
+static int by_thread(const void *a, const void *b)
+{
+	const tt__leak_remote *x = a, *y = b;
+	if (x->to != y->to)
+		return (uintptr_t)x->to < (uintptr_t)y->to ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Post r's proofs of other threads' goroutines, one post per thread, in
+ * the order the release found them. */
+static void send_proofs(tt__leak_rec *r)
+{
+	for (uint32_t i = 0; i < r->nremote; i++)
+		r->remote[i].seq = i;
+	qsort(r->remote, r->nremote, sizeof *r->remote, by_thread);
+	bool report = leak_mode() != MODE_OFF;
+	for (uint32_t i = 0, j; i < r->nremote; i = j) {
+		for (j = i + 1; j < r->nremote && r->remote[j].to == r->remote[i].to;)
+			j++;
+		uint32_t n = j - i;
+		tt__post *p = tt__post_new(sizeof(proofs) +
+						   n * sizeof(tt__leak_remote),
+					   "proven leak");
+		if (p == NULL)
+			continue; /* counted, not marked: out of memory */
+		proofs *pf = (proofs *)(void *)p->val;
+		pf->r = r;
+		pf->report = report;
+		pf->n = n;
+		memcpy(pf->v, r->remote + i, n * sizeof *pf->v);
+		p->run = run_proofs;
+		p->dropped = proofs_dropped;
+		p->h = r->handle;
+		p->quiet = true;
+		if (report)
+			atomic_fetch_add_explicit(&r->pending, 1,
+						  memory_order_relaxed);
+		if (tt__post_send(r->remote[i].to, p) != 0 && report)
+			atomic_fetch_sub_explicit(&r->pending, 1,
+						  memory_order_relaxed);
+	}
+	free(r->remote);
+	r->remote = NULL;
+	r->nremote = r->cap_remote = 0;
 }
 
 /* The post a proxy of s waits with, NULL if g is none of those. */
@@ -518,6 +567,8 @@ void tt__leak_release_done(void *site)
 		free(r->snap);
 		r->snap = NULL;
 	}
+	if (r && r->nremote)
+		send_proofs(r);
 	/* Other threads' reports: printed at the release, as this thread's
 	 * are, unless a thread cannot answer in time. */
 	if (r && atomic_load_explicit(&r->pending, memory_order_acquire)) {
