@@ -13,6 +13,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1224,6 +1225,86 @@ static void test_leak_proven_across_ps(void **state)
 	tu_child_free(&c);
 }
 
+/* A goroutine of main's proven leaked on a pthread's shared channel,
+ * which the pthread released; then the pthread ends, which wakes the
+ * goroutine after all (-EPIPE): it is not marked leaked any more. */
+typedef struct owner_ends {
+	tt_chan *c;    /* the pthread's; set before ready */
+	tt_chan *cmd;  /* the pthread's: release c now */
+	tt_chan *done; /* main's: released */
+	int ready;     /* atomic */
+	int woke;      /* atomic: the goroutine's receive returned -EPIPE */
+} owner_ends;
+
+static void *owner_thread(void *arg)
+{
+	owner_ends *o = arg;
+	TU_ASSERT_OK(tt_chan_make(&o->c, 0, 0));
+	TU_ASSERT_OK(tt_chan_make(&o->cmd, 0, 0));
+	__atomic_store_n(&o->ready, 1, __ATOMIC_RELEASE);
+	TU_ASSERT_OK(tt_chan_recv(o->cmd, NULL, 0, NULL));
+	TU_WAIT_QUEUED(o->c, false, 1);
+	uint64_t before = tt_leak_proven_count();
+	TU_ASSERT_OK(tt_chan_release(o->c));
+	TU_ASSERT_EQ(tt_leak_proven_count(), before + 1);
+	TU_ASSERT_OK(tt_chan_send(o->done, NULL, 0));
+	TU_ASSERT_OK(tt_chan_release(o->cmd));
+	return NULL; /* its end wakes the goroutine */
+}
+
+static tt_chan *owner_hold;
+
+static void wait_owner_chan(void *arg)
+{
+	owner_ends *o = arg;
+	int r = tt_chan_recv(o->c, &(char){0}, 0, NULL);
+	__atomic_store_n(&o->woke, r == -EPIPE ? 1 : -1, __ATOMIC_RELEASE);
+	TU_UNCHECKED(tt_chan_recv(owner_hold, NULL, 0, NULL));
+}
+
+static void child_proven_owner_ends(void)
+{
+	static owner_ends o;
+	TU_ASSERT_OK(tt_chan_make(&o.done, 0, 0));
+	TU_ASSERT_OK(tt_chan_make(&owner_hold, 0, 0));
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, owner_thread, &o), 0);
+	TU_WAIT_FOR(__atomic_load_n(&o.ready, __ATOMIC_ACQUIRE), 5 * TT_SECOND);
+	tt_go_attr a = {.flags = TT_GO_THIS_THREAD};
+	int64_t id = tt_go_with(&a, wait_owner_chan, &o);
+	TU_ASSERT_GT(id, 0);
+	TU_ASSERT_OK(tt_chan_send(o.cmd, NULL, 0));
+	TU_ASSERT_OK(tt_chan_recv(o.done, NULL, 0, NULL));
+	/* Proven, marked here before the pthread's word came. */
+	tt_leak_opts *opts = quick_opts();
+	tt_leak_list l;
+	TU_ASSERT_EQ(tt_leak_find(opts, &l), 1);
+	TU_ASSERT_EQ(l.g[0].id, id);
+	TU_ASSERT(l.g[0].proven);
+	tt_leak_list_free(&l);
+	tu_join_parked(th);
+	TU_WAIT_QUEUED(owner_hold, false, 1);
+	TU_ASSERT_EQ(__atomic_load_n(&o.woke, __ATOMIC_ACQUIRE), 1);
+	TU_ASSERT_EQ(tt_leak_find(opts, &l), 1);
+	TU_ASSERT_EQ(l.g[0].id, id);
+	TU_ASSERT(!l.g[0].proven);
+	TU_ASSERT_NOT_CONTAINS(l.report, "is proven leaked");
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(opts);
+	fprintf(stderr, "tu-end\n");
+}
+
+static void test_leak_proven_woken_by_owner_end(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	with_env("TETHER_LEAK", "off", "proven_owner_ends", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-end");
+	tu_child_free(&c);
+}
+
 /* The goroutineleak profile lists proven leaks only. */
 static void child_goroutineleak_profile(void)
 {
@@ -1274,6 +1355,7 @@ static const tu_child_case child_cases[] = {
 	{"proven_released_by", child_proven_released_by},
 	{"goroutineleak_profile", child_goroutineleak_profile},
 	{"proven_cross_p", child_proven_cross_p},
+	{"proven_owner_ends", child_proven_owner_ends},
 };
 
 int main(int argc, char **argv)
@@ -1301,6 +1383,7 @@ int main(int argc, char **argv)
 		LEAK_TEST(test_leak_proven_released_by_public_call),
 		LEAK_TEST(test_leak_goroutineleak_profile),
 		LEAK_TEST(test_leak_proven_across_ps),
+		LEAK_TEST(test_leak_proven_woken_by_owner_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
