@@ -434,7 +434,9 @@ struct tt__g {
 	bool (*wait_cancel)(tt__g *g);
 
 	/* The leak layer's record once this goroutine is proven leaked (it is
-	 * parked on objects no user can reach any more); NULL until then. */
+	 * parked on objects no user can reach any more); NULL until then.
+	 * Written on its own thread only: a release on another thread posts
+	 * it here (proven.c). */
 	void *leak;
 	/* The leak scope (tt_leak_scope_begin) this goroutine belongs to,
 	 * inherited from its creator at tt_go; 0 for none. */
