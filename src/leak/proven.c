@@ -511,7 +511,13 @@ static void prove_any(tt__sched *s, tt__g *g, const void *obj,
 		prove(s, g, obj, what, recp, from);
 		return;
 	}
-	const tt__post *h = held_by(s, g);
+	/* A proxy parked on an object is one of tt__post_proxy's, started:
+	 * its argument is the post it waits with (found without a walk of
+	 * s->held, which holds one post per goroutine of another thread
+	 * waiting here). */
+	const tt__post *h = g->arg;
+	if (h == NULL || !h->held || h->proxy_g != g)
+		h = held_by(s, g);
 	if (h == NULL || h->from == NULL)
 		return;
 	/* The proxy is proved too, in that it is not looked at again; the
