@@ -434,7 +434,9 @@ struct tt__g {
 	bool (*wait_cancel)(tt__g *g);
 
 	/* The leak layer's record once this goroutine is proven leaked (it is
-	 * parked on objects no user can reach any more); NULL until then. */
+	 * parked on objects no user can reach any more); NULL until then.
+	 * Written on its own thread only: a release on another thread posts
+	 * it here (proven.c). */
 	void *leak;
 	/* The leak scope (tt_leak_scope_begin) this goroutine belongs to,
 	 * inherited from its creator at tt_go; 0 for none. */
@@ -1440,24 +1442,27 @@ int tt__ctx_cancel_quiet(tt_ctx *h);
 
 /* ---- leak ---------------------------------------------------------------- */
 
-/* Goroutines proven leaked so far, in every thread (tt_leak_proven_count
- * is the calling thread's). */
+/* Goroutines proven leaked so far, in every thread (as
+ * tt_leak_proven_count). */
 uint64_t tt__leak_proven_all(void);
 
 /* The two calls a lower layer makes up into the leak layer, only at a
- * release that leaves goroutines parked on an object nobody can reach:
- * the last reference to channel c is gone while c->parked > 0; or
- * goroutine g is parked on `obj` (a sync object, `what` its type name, as
- * "WaitGroup") whose last reference is gone. *site is the release record
- * the calls for one object share; it starts NULL. Each goroutine that
- * nothing can wake any more (no deadline, and in a select every channel
- * gone) is marked proven leaked (g->leak) and reported as TETHER_LEAK
- * says. */
+ * release that leaves goroutines parked on an object nobody can reach, on
+ * the object's owner: the last reference to channel c is gone while
+ * c->parked > 0 (the caller holds c's lock if c is shared; the release
+ * record is returned); or goroutine g is parked on `obj` (a sync object,
+ * `what` its type name, as "WaitGroup") whose last reference is gone
+ * (*site is the release record the calls for one object share; it starts
+ * NULL). Each goroutine that nothing can wake any more (no deadline, and
+ * in a select every channel gone) is marked proven leaked (g->leak) and
+ * reported as TETHER_LEAK says: one of this thread's at once, a proxy's
+ * asker or a waiter of another thread's on that thread (proven.c). */
 struct tt_chan;
-void tt__leak_chan_released(tt__sched *s, struct tt_chan *c);
+void *tt__leak_chan_released(tt__sched *s, struct tt_chan *c);
 void tt__leak_obj_released(tt__sched *s, tt__g *g, const void *obj,
 			   const char *what, void **site);
-/* After tt__leak_obj_released calls for one object: abort if
+/* After the calls for one release, with no lock held: wait (a bounded
+ * time) for the reports other threads write, then abort if
  * TETHER_LEAK=abort and any was proven. */
 void tt__leak_release_done(void *site);
 /* The thread of s is ending, from its main goroutine; every other

@@ -13,12 +13,15 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
+#include "chan_queued.h"
 
 #define CHILD_TIMEOUT (60 * TT_SECOND)
 
@@ -117,8 +120,15 @@ static __attribute__((noinline)) void leaky_recv(void *arg)
  * tt_go itself, and not as a tail call, so the creation site is here. */
 static __attribute__((noinline)) int64_t spawn_leaker(tt_chan *c)
 {
+	/* On c's thread, it returns once the leaker is in c's queue: with
+	 * several Ps it may still be starting on another when tt_go
+	 * returns. */
+	bool owner = chan_of(c)->sched == tt__sched_get();
+	int before = owner ? tu_chan_queued(c, false) : 0;
 	int64_t id = tt_go(leaky_recv, c);
 	TU_ASSERT_GT(id, 0);
+	if (owner)
+		TU_WAIT_QUEUED(c, false, before + 1);
 	return id;
 }
 
@@ -622,10 +632,41 @@ static void test_leak_leakcheck_env(void **state)
 
 /* ---- proven leaks (children) --------------------------------------------------------- */
 
+/* Waits that end, each counted when it does. */
+static int returned; /* atomic */
+
 static void wait_recv(void *arg)
 {
 	TU_UNCHECKED(tt_chan_recv(arg, &(char){0}, 0, NULL));
+	__atomic_fetch_add(&returned, 1, __ATOMIC_RELEASE);
 }
+
+/* Until a goroutine started with tt_go waits on h, a channel of this
+ * thread's: in its queue (or one of this thread's proxies is, for a
+ * goroutine of another P), or its wait is over. With one P it is when
+ * tt_go returns; with more it may start on another P later. */
+static void wait_queued(tt_chan *h, bool senders, int ended)
+{
+	TU_WAIT_FOR(tu_chan_queued(h, senders) >= 1 ||
+			    __atomic_load_n(&returned, __ATOMIC_ACQUIRE) >
+				    ended,
+		    5 * TT_SECOND);
+}
+
+/* Whether a goroutine of this thread (the waiter, or a proxy waiting for
+ * it on another P) is parked on the sync object h, queued there. */
+static bool sync_parked(const void *h)
+{
+	tt__sched *s = tt__sched_get();
+	const void *o = tt__obj_ptr(h);
+	for (const tt__g *g = s->all; g; g = g->all_next)
+		if (g != s->current && g->state == TT_G_WAITING &&
+		    g->wait_obj == o)
+			return true;
+	return false;
+}
+
+#define WAIT_SYNC_PARKED(h) TU_WAIT_FOR(sync_parked(h), 5 * TT_SECOND)
 
 /* Parked on a channel, then the only reference is released. */
 static __attribute__((noinline)) void release_it(tt_chan *c)
@@ -639,6 +680,7 @@ static void child_proven_chan(void)
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
 	int64_t id = tt_go(wait_recv, c);
 	fprintf(stderr, "tu-goid=%lld\n", (long long)id);
+	TU_WAIT_QUEUED(c, false, 1);
 	uint64_t before = tt_leak_proven_count();
 	release_it(c);
 	TU_ASSERT_EQ(tt_leak_proven_count(), before + 1);
@@ -701,6 +743,7 @@ static void wait_recv_deadline(void *arg)
 {
 	TU_UNCHECKED(tt_chan_recv_until(arg, NULL, 0, NULL,
 					tt_deadline_in(20 * TT_MILLISECOND)));
+	__atomic_fetch_add(&returned, 1, __ATOMIC_RELEASE);
 }
 
 struct two {
@@ -725,7 +768,9 @@ static void child_proven_false_positives(void)
 	tt_chan *c;
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
 	TU_ASSERT_OK(tt_chan_retain(c));
+	int ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(wait_recv, c);
+	wait_queued(c, false, ended);
 	TU_ASSERT_OK(tt_chan_release(c));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 	TU_ASSERT_OK(tt_chan_close(c)); /* still usable: it wakes */
@@ -733,14 +778,18 @@ static void child_proven_false_positives(void)
 
 	/* A deadline will wake it. */
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
+	ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(wait_recv_deadline, c);
+	wait_queued(c, false, ended);
 	TU_ASSERT_OK(tt_chan_release(c));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 
 	/* A timer channel whose timer is armed will wake it. */
 	tt_chan *t;
 	TU_ASSERT_OK(tt_after(&t, 10 * TT_MILLISECOND));
+	ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(wait_recv, t);
+	wait_queued(t, false, ended);
 	TU_ASSERT_OK(tt_chan_release(t));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 
@@ -749,6 +798,8 @@ static void child_proven_false_positives(void)
 	TU_ASSERT_OK(tt_chan_make(&tw.a, 0, 0));
 	TU_ASSERT_OK(tt_chan_make(&tw.b, 0, 0));
 	int64_t sel = tt_go(wait_select, &tw);
+	TU_WAIT_QUEUED(tw.a, false, 1);
+	TU_WAIT_QUEUED(tw.b, false, 1);
 	TU_ASSERT_OK(tt_chan_release(tw.a));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 	tt_sleep(50 * TT_MILLISECOND); /* the deadline and timer waits end */
@@ -809,6 +860,7 @@ static void timer_waiter(void *arg)
 {
 	int64_t when;
 	TU_UNCHECKED(tt_recv(tt_timer_chan(arg), &when, NULL));
+	__atomic_fetch_add(&returned, 1, __ATOMIC_RELEASE);
 }
 
 static void child_proven_sync(void)
@@ -818,6 +870,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_wg_make(&wg));
 	TU_ASSERT_OK(tt_wg_add(wg, 1));
 	tt_go(wg_waiter, wg);
+	WAIT_SYNC_PARKED(wg);
 	TU_ASSERT_OK(tt_wg_release(wg));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 1);
 
@@ -825,6 +878,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_mutex_make(&m));
 	TU_ASSERT_OK(tt_mutex_lock(m));
 	tt_go(mutex_waiter, m);
+	WAIT_SYNC_PARKED(m);
 	TU_ASSERT_OK(tt_mutex_release(m));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 2);
 
@@ -832,12 +886,14 @@ static void child_proven_sync(void)
 	tt_ctx *ctx;
 	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
 	tt_go(ctx_waiter, ctx);
+	TU_WAIT_QUEUED(tt_ctx_done(ctx), false, 1);
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 3);
 	/* One that is cancelled in time is not. */
 	TU_ASSERT_OK(tt_ctx_with_cancel(&ctx, tt_ctx_background()));
 	TU_ASSERT_OK(tt_ctx_retain(ctx));
 	tt_go(ctx_waiter, ctx);
+	TU_WAIT_QUEUED(tt_ctx_done(ctx), false, 1);
 	TU_ASSERT_OK(tt_ctx_release(ctx));
 	TU_ASSERT_OK(tt_ctx_cancel(ctx));
 	TU_ASSERT_OK(tt_ctx_release(ctx));
@@ -850,6 +906,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_cond_make(&cv, cm));
 	TU_ASSERT_OK(tt_mutex_lock(cm));
 	tt_go(cond_waiter, cv); /* cond_wait unlocks cm, parks */
+	WAIT_SYNC_PARKED(cv);
 	TU_ASSERT_OK(tt_cond_release(cv));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 4);
 	TU_ASSERT_OK(tt_mutex_release(cm));
@@ -859,6 +916,7 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_rwmutex_make(&rw));
 	TU_ASSERT_OK(tt_rwmutex_lock(rw));
 	tt_go(rw_reader, rw);
+	WAIT_SYNC_PARKED(rw);
 	TU_ASSERT_OK(tt_rwmutex_release(rw));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 5);
 
@@ -867,10 +925,13 @@ static void child_proven_sync(void)
 	TU_ASSERT_OK(tt_timer_make(&t, TT_MINUTE));
 	tt_timer_stop(t);
 	tt_go(timer_waiter, t);
+	TU_WAIT_QUEUED(tt_timer_chan(t), false, 1);
 	TU_ASSERT_OK(tt_timer_release(t));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 6);
 	TU_ASSERT_OK(tt_timer_make(&t, 5 * TT_MILLISECOND));
+	int ended = __atomic_load_n(&returned, __ATOMIC_ACQUIRE);
 	tt_go(timer_waiter, t);
+	wait_queued(tt_timer_chan(t), false, ended);
 	TU_ASSERT_OK(tt_timer_release(t));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base + 6);
 	fprintf(stderr, "tu-end\n");
@@ -922,18 +983,21 @@ static void child_proven_released_by(void)
 	TU_ASSERT_OK(tt_wg_make(&wg));
 	TU_ASSERT_OK(tt_wg_add(wg, 1));
 	tt_go(wg_waiter, wg);
+	WAIT_SYNC_PARKED(wg);
 	drop_wg(wg);
 
 	tt_mutex *m;
 	TU_ASSERT_OK(tt_mutex_make(&m));
 	TU_ASSERT_OK(tt_mutex_lock(m));
 	tt_go(mutex_waiter, m);
+	WAIT_SYNC_PARKED(m);
 	drop_mutex(m);
 
 	tt_rwmutex *rw;
 	TU_ASSERT_OK(tt_rwmutex_make(&rw));
 	TU_ASSERT_OK(tt_rwmutex_lock(rw));
 	tt_go(rw_reader, rw);
+	WAIT_SYNC_PARKED(rw);
 	drop_rwmutex(rw);
 
 	tt_mutex *cm;
@@ -942,6 +1006,7 @@ static void child_proven_released_by(void)
 	TU_ASSERT_OK(tt_cond_make(&cv, cm));
 	TU_ASSERT_OK(tt_mutex_lock(cm));
 	tt_go(cond_waiter, cv);
+	WAIT_SYNC_PARKED(cv);
 	drop_cond(cv);
 	TU_ASSERT_OK(tt_mutex_release(cm));
 	fprintf(stderr, "tu-end\n");
@@ -989,6 +1054,257 @@ static void test_leak_proven_released_by_public_call(void **state)
 	tu_child_free(&c);
 }
 
+/* ---- proven leaks across Ps ---------------------------------------------------- */
+
+/* A goroutine on the worker P parked on the main thread's object, whose
+ * last reference the main thread then drops: proven as one of main's own
+ * would be, whichever way it waits — on the shared channel itself
+ * (queued under its lock), through a proxy goroutine of main's (a
+ * shared-stack goroutine asks the owner; another thread's WaitGroup.Wait
+ * always waits in one). The proof, its count and its report name the
+ * goroutine, never the proxy. */
+enum { ON_CHAN, ON_CHAN_SHARED_STACK, ON_WG, ON_SELECT, CROSS_KINDS };
+static const char *const cross_name[CROSS_KINDS] = {"chan", "shared", "wg",
+						    "select"};
+
+typedef struct cross {
+	int kind;
+	tt_chan *c, *c2; /* c2: a select's second channel */
+	tt_waitgroup *wg;
+	int main_tid;
+	int64_t id; /* the goroutine that waits; set before tid */
+	int tid;    /* atomic: where the runner ran */
+} cross;
+
+static void cross_runner(void *arg)
+{
+	cross *x = arg;
+	int tid = (int)gettid();
+	if (tid != x->main_tid) {
+		if (x->kind == ON_CHAN_SHARED_STACK) {
+			/* It stays on this P: a shared stack is its own. */
+			tt_go_attr a = {.shared_stack = true};
+			x->id = tt_go_with(&a, wait_recv, x->c);
+		} else {
+			x->id = tt_goid();
+		}
+	}
+	__atomic_store_n(&x->tid, tid, __ATOMIC_RELEASE);
+	if (tid == x->main_tid || x->kind == ON_CHAN_SHARED_STACK)
+		return; /* on main: the next try; or the child waits */
+	if (x->kind == ON_CHAN) {
+		TU_UNCHECKED(tt_chan_recv(x->c, &(char){0}, 0, NULL));
+	} else if (x->kind == ON_SELECT) {
+		tt_case cases[] = {
+			TT_CASE_RECV_DISCARD(x->c, NULL),
+			TT_CASE_RECV_DISCARD(x->c2, NULL),
+		};
+		TU_UNCHECKED(tt_select(cases, 2, TT_FOREVER));
+	} else {
+		TU_UNCHECKED(tt_wg_wait(x->wg));
+	}
+}
+
+static void child_proven_cross_p(void)
+{
+	TU_UNCHECKED(tt_runtime_procs_set(2));
+	for (int k = 0; k < CROSS_KINDS; k++) {
+		cross x = {.kind = k, .main_tid = (int)gettid()};
+		const void *obj;
+		if (k == ON_WG) {
+			TU_ASSERT_OK(tt_wg_make(&x.wg));
+			TU_ASSERT_OK(tt_wg_add(x.wg, 1));
+			obj = x.wg;
+		} else {
+			TU_ASSERT_OK(tt_chan_make(&x.c, 0, 0));
+			obj = x.c;
+		}
+		if (k == ON_SELECT)
+			TU_ASSERT_OK(tt_chan_make(&x.c2, 0, 0));
+		/* tt_go hands the runner to the worker when it is idle. */
+		for (int i = 0; i < 500; i++) {
+			__atomic_store_n(&x.tid, 0, __ATOMIC_RELAXED);
+			TU_ASSERT_GT(tt_go(cross_runner, &x), 0);
+			TU_WAIT_FOR(__atomic_load_n(&x.tid, __ATOMIC_ACQUIRE),
+				    5 * TT_SECOND);
+			if (__atomic_load_n(&x.tid, __ATOMIC_ACQUIRE) !=
+			    x.main_tid)
+				break;
+			tt_sleep(TT_MILLISECOND);
+		}
+		TU_ASSERT_NE(__atomic_load_n(&x.tid, __ATOMIC_ACQUIRE),
+			     x.main_tid);
+		TU_ASSERT_GT(x.id, 0);
+		if (k == ON_WG)
+			WAIT_SYNC_PARKED(x.wg);
+		else
+			TU_WAIT_QUEUED(x.c, false, 1);
+		if (k == ON_SELECT) {
+			/* Not while another of its channels is held. */
+			TU_WAIT_QUEUED(x.c2, false, 1);
+			uint64_t held_on = tt_leak_proven_count();
+			release_it(x.c2);
+			TU_ASSERT_EQ(tt_leak_proven_count(), held_on);
+		}
+		fprintf(stderr, "tu-goid-%s=%lld\n", cross_name[k],
+			(long long)x.id);
+		uint64_t before = tt_leak_proven_count();
+		if (k == ON_WG)
+			drop_wg(x.wg);
+		else
+			release_it(x.c);
+		TU_ASSERT_EQ(tt_leak_proven_count(), before + 1);
+		fprintf(stderr, "tu-released-%s\n", cross_name[k]);
+
+		/* The check lists it as proven, with the release, as it
+		 * does one of this thread's; the proxies not at all. */
+		tt_leak_opts *o = quick_opts();
+		tt_leak_list l;
+		TU_ASSERT_EQ(tt_leak_find(o, &l), k + 1);
+		bool found = false;
+		for (size_t i = 0; i < l.n; i++) {
+			TU_ASSERT(l.g[i].proven);
+			found = found || l.g[i].id == x.id;
+		}
+		TU_ASSERT(found);
+		char want[128];
+		snprintf(want, sizeof want,
+			 "goroutine %lld is proven leaked: parked on %s %p "
+			 "released at ",
+			 (long long)x.id,
+			 k == ON_WG ? "sync.WaitGroup" : "chan", obj);
+		TU_ASSERT_CONTAINS(l.report, want);
+		tt_leak_list_free(&l);
+		tt_leak_opts_free(o);
+	}
+	fprintf(stderr, "tu-end\n");
+}
+
+static void test_leak_proven_across_ps(void **state)
+{
+	(void)state;
+	tu_child c;
+	with_env("TETHER_LEAK", "report", "proven_cross_p", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-end");
+	/* One report per goroutine, none for a proxy. */
+	TU_ASSERT_EQ(tu_count(c.err, "leaked: parked on "), CROSS_KINDS);
+	TU_ASSERT_NOT_CONTAINS(c.err, "for goroutine");
+	for (int k = 0; k < CROSS_KINDS; k++) {
+		char key[32], want[160];
+		snprintf(key, sizeof key, "tu-goid-%s", cross_name[k]);
+		long long id = tu_child_marker(&c, key);
+		TU_ASSERT_GT(id, 0);
+		snprintf(want, sizeof want, "goroutine %lld leaked: parked on %s 0x",
+			 id, k == ON_WG ? "sync.WaitGroup" : "chan");
+		const char *rep = strstr(c.err, want);
+		TU_ASSERT_MSG(rep, "no report of goroutine %lld in:\n%s", id,
+			      c.err);
+		/* Printed at the release, before the release returned. */
+		snprintf(key, sizeof key, "tu-released-%s", cross_name[k]);
+		const char *rel = strstr(c.err, key);
+		TU_ASSERT(rel != NULL && rep < rel);
+		/* Its own stack, as its thread unwound it, then the
+		 * releasing one. */
+		snprintf(want, sizeof want, "\ngoroutine %lld [%s", id,
+			 k == ON_WG       ? "sync.WaitGroup.Wait"
+			 : k == ON_SELECT ? "select"
+					  : "chan receive");
+		const char *stack = strstr(rep, want);
+		TU_ASSERT_MSG(stack && stack < rel, "no stack of %lld in:\n%s",
+			      id, rep);
+		TU_ASSERT(strstr(stack, k == ON_WG       ? "tt_wg_wait("
+					: k == ON_SELECT ? "tt_select("
+							 : "tt_chan_recv(") <
+			  rel);
+		const char *by = strstr(stack, "released by goroutine 1:\n");
+		TU_ASSERT(by != NULL && by < rel);
+		TU_ASSERT(strstr(by, k == ON_WG ? "drop_wg(" : "release_it(") <
+			  rel);
+	}
+	tu_child_free(&c);
+}
+
+/* A goroutine of main's proven leaked on a pthread's shared channel,
+ * which the pthread released; then the pthread ends, which wakes the
+ * goroutine after all (-EPIPE): it is not marked leaked any more. */
+typedef struct owner_ends {
+	tt_chan *c;    /* the pthread's; set before ready */
+	tt_chan *cmd;  /* the pthread's: release c now */
+	tt_chan *done; /* main's: released */
+	int ready;     /* atomic */
+	int woke;      /* atomic: the goroutine's receive returned -EPIPE */
+} owner_ends;
+
+static void *owner_thread(void *arg)
+{
+	owner_ends *o = arg;
+	TU_ASSERT_OK(tt_chan_make(&o->c, 0, 0));
+	TU_ASSERT_OK(tt_chan_make(&o->cmd, 0, 0));
+	__atomic_store_n(&o->ready, 1, __ATOMIC_RELEASE);
+	TU_ASSERT_OK(tt_chan_recv(o->cmd, NULL, 0, NULL));
+	TU_WAIT_QUEUED(o->c, false, 1);
+	uint64_t before = tt_leak_proven_count();
+	TU_ASSERT_OK(tt_chan_release(o->c));
+	TU_ASSERT_EQ(tt_leak_proven_count(), before + 1);
+	TU_ASSERT_OK(tt_chan_send(o->done, NULL, 0));
+	TU_ASSERT_OK(tt_chan_release(o->cmd));
+	return NULL; /* its end wakes the goroutine */
+}
+
+static tt_chan *owner_hold;
+
+static void wait_owner_chan(void *arg)
+{
+	owner_ends *o = arg;
+	int r = tt_chan_recv(o->c, &(char){0}, 0, NULL);
+	__atomic_store_n(&o->woke, r == -EPIPE ? 1 : -1, __ATOMIC_RELEASE);
+	TU_UNCHECKED(tt_chan_recv(owner_hold, NULL, 0, NULL));
+}
+
+static void child_proven_owner_ends(void)
+{
+	static owner_ends o;
+	TU_ASSERT_OK(tt_chan_make(&o.done, 0, 0));
+	TU_ASSERT_OK(tt_chan_make(&owner_hold, 0, 0));
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, owner_thread, &o), 0);
+	TU_WAIT_FOR(__atomic_load_n(&o.ready, __ATOMIC_ACQUIRE), 5 * TT_SECOND);
+	tt_go_attr a = {.flags = TT_GO_THIS_THREAD};
+	int64_t id = tt_go_with(&a, wait_owner_chan, &o);
+	TU_ASSERT_GT(id, 0);
+	TU_ASSERT_OK(tt_chan_send(o.cmd, NULL, 0));
+	TU_ASSERT_OK(tt_chan_recv(o.done, NULL, 0, NULL));
+	/* Proven, marked here before the pthread's word came. */
+	tt_leak_opts *opts = quick_opts();
+	tt_leak_list l;
+	TU_ASSERT_EQ(tt_leak_find(opts, &l), 1);
+	TU_ASSERT_EQ(l.g[0].id, id);
+	TU_ASSERT(l.g[0].proven);
+	tt_leak_list_free(&l);
+	tu_join_parked(th);
+	TU_WAIT_QUEUED(owner_hold, false, 1);
+	TU_ASSERT_EQ(__atomic_load_n(&o.woke, __ATOMIC_ACQUIRE), 1);
+	TU_ASSERT_EQ(tt_leak_find(opts, &l), 1);
+	TU_ASSERT_EQ(l.g[0].id, id);
+	TU_ASSERT(!l.g[0].proven);
+	TU_ASSERT_NOT_CONTAINS(l.report, "is proven leaked");
+	tt_leak_list_free(&l);
+	tt_leak_opts_free(opts);
+	fprintf(stderr, "tu-end\n");
+}
+
+static void test_leak_proven_woken_by_owner_end(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	tu_child c;
+	with_env("TETHER_LEAK", "off", "proven_owner_ends", &c);
+	TU_ASSERT_CHILD_EXIT(&c, 0);
+	TU_ASSERT_CONTAINS(c.err, "tu-end");
+	tu_child_free(&c);
+}
+
 /* The goroutineleak profile lists proven leaks only. */
 static void child_goroutineleak_profile(void)
 {
@@ -997,6 +1313,8 @@ static void child_goroutineleak_profile(void)
 	TU_ASSERT_OK(tt_chan_make(&keep, 0, 0));
 	tt_go(wait_recv, c);
 	tt_go(wait_recv, keep); /* leaked too, but not proven */
+	TU_WAIT_QUEUED(c, false, 1);
+	TU_WAIT_QUEUED(keep, false, 1);
 	TU_ASSERT_OK(tt_chan_release(c));
 	static sink s;
 	TU_ASSERT_OK(tt_profile_write("goroutineleak", 1, to_sink, &s));
@@ -1036,6 +1354,8 @@ static const tu_child_case child_cases[] = {
 	{"proven_sync", child_proven_sync},
 	{"proven_released_by", child_proven_released_by},
 	{"goroutineleak_profile", child_goroutineleak_profile},
+	{"proven_cross_p", child_proven_cross_p},
+	{"proven_owner_ends", child_proven_owner_ends},
 };
 
 int main(int argc, char **argv)
@@ -1062,6 +1382,8 @@ int main(int argc, char **argv)
 		LEAK_TEST(test_leak_proven_sync_and_ctx),
 		LEAK_TEST(test_leak_proven_released_by_public_call),
 		LEAK_TEST(test_leak_goroutineleak_profile),
+		LEAK_TEST(test_leak_proven_across_ps),
+		LEAK_TEST(test_leak_proven_woken_by_owner_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,8 +187,8 @@ TT_EXPORT int tt_leak_scope_verify_to(tt_leak_scope *sc,
 /* End the scope without checking. */
 TT_EXPORT int tt_leak_scope_end(tt_leak_scope *sc);
 
-/* Proven leaks of this thread so far (goroutines marked, whether they
- * still exist or not). */
+/* Proven leaks of the process so far (goroutines marked, on any thread,
+ * whether they still exist or not). */
 TT_EXPORT uint64_t tt_leak_proven_count(void);
 
 #ifdef __cplusplus

@@ -365,10 +365,15 @@ static int release_body(tt__sched *s, tt_chan *c, char *msg, size_t n)
 	}
 	/* Parked goroutines keep it until they resume (tt__chan_unpark);
 	 * those that nothing can wake now are proven leaked. */
-	bool last = --c->refs == 0 && c->parked == 0;
-	if (c->refs == 0 && !last)
-		tt__leak_chan_released(s, c);
+	/* Stored for the leak layer, which reads another thread's channels
+	 * of a select without their locks (proven.c). */
+	__atomic_store_n(&c->refs, c->refs - 1, __ATOMIC_SEQ_CST);
+	bool last = c->refs == 0 && c->parked == 0;
+	void *site = c->refs == 0 && !last ? tt__leak_chan_released(s, c)
+					  : NULL;
 	chan_unlock_if(c, locked);
+	if (site)
+		tt__leak_release_done(site);
 	if (last)
 		chan_free(s, c);
 	return 0;
@@ -561,7 +566,7 @@ block_on(tt__sched *s, tt_chan *c, tt__waitq *q, void *elem, int reason,
 	w->case_ix = -1;
 	w->success = false;
 	w->remote_ok = true;
-	w->flags = 0;
+	w->flags = deadline == TT_FOREVER ? 0 : TT__W_TIMED;
 	TT_TSAN_SYNC(c); /* what the peer must see: its value, our stores */
 	waitq_push(q, w);
 	c->parked++;
@@ -923,6 +928,16 @@ static int owner_ended(const char *op, const tt_chan *h)
 		       (const void *)h);
 }
 
+/* The calling goroutine's wait on h ended because h's owner ended. A
+ * goroutine of another thread proven leaked on h (nobody held it) runs
+ * again so: it is not leaked any more. */
+static __attribute__((noinline)) int woken_dead(tt__sched *s, const char *op,
+						const tt_chan *h)
+{
+	s->current->leak = NULL;
+	return owner_ended(op, h);
+}
+
 int tt__chan_gone(const tt_chan *h, const tt_chan *c, const char *op)
 {
 	if (TT_UNLIKELY(c->dead))
@@ -1097,7 +1112,7 @@ chan_send(tt_chan *h, const void *elem, size_t elem_size, int64_t deadline)
 			 TT_WAIT_CHAN_SEND, deadline, &sent, locked);
 	if (TT_UNLIKELY(r == 0 && !sent)) {
 		if (((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD)
-			return owner_ended("tt_chan_send", h);
+			return woken_dead(s, "tt_chan_send", h);
 		tt__panic("send on closed channel");
 	}
 	return TT_KEEP_FRAME(r);
@@ -1168,7 +1183,7 @@ chan_recv(tt_chan *h, void *elem, size_t elem_size, bool *ok,
 			 TT_WAIT_CHAN_RECV, deadline, &got, locked);
 	if (r == 0 && !got &&
 	    TT_UNLIKELY(((tt__waiter *)s->current->wait1)->flags & TT__W_DEAD))
-		return owner_ended("tt_chan_recv", h);
+		return woken_dead(s, "tt_chan_recv", h);
 	if (r == 0 && ok)
 		*ok = got;
 	return TT_KEEP_FRAME(r);

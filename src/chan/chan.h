@@ -98,6 +98,10 @@ enum {
 	 * already claimed is stale, and is dropped from its queue by
 	 * whoever finds it there. */
 	TT__W_SELECT = 2,
+	/* Its wait has a deadline (or a context that may end it): whoever
+	 * finds it on a channel nobody holds any more does not take it for
+	 * stranded (the leak layer, from another thread than its own). */
+	TT__W_TIMED = 4,
 };
 
 /* Claim w's select for the caller, which holds w's channel's lock if that

@@ -207,7 +207,8 @@ select1_park(tt__sched *s, const tt_case *k, int64_t deadline)
 	 * channel, as a receive's: any thread may take it. */
 	tt__waiter *w = g->wait1;
 	tt_chan *c = k->chan ? chan_of(k->chan) : NULL;
-	queue_case(g, w, k, 0, true, 0);
+	queue_case(g, w, k, 0, true,
+		   deadline == TT_FOREVER ? 0 : TT__W_TIMED);
 	g->wait_list = w;
 	g->wait_n = 1;
 	g->sel_fired = -1;
@@ -267,12 +268,15 @@ static int finish(tt__sched *s, const tt_case *cases, const tt__waiter *ws,
 	if (fired >= 0) {
 		const tt_case *k = &cases[fired];
 		bool success = ws[fired].success;
-		if (TT_UNLIKELY(ws[fired].flags & TT__W_DEAD))
+		if (TT_UNLIKELY(ws[fired].flags & TT__W_DEAD)) {
+			/* Not leaked any more, if it was proven (chan.c,
+			 * woken_dead). */
+			s->current->leak = NULL;
 			r = tt__err(-EPIPE,
 				    "tt_select: %p belongs to a thread that "
 				    "has ended",
 				    (void *)k->chan);
-		else if (k->kind == TT_CASE_SEND && !success)
+		} else if (k->kind == TT_CASE_SEND && !success)
 			tt__panic("send on closed channel");
 		else if (k->kind == TT_CASE_RECV && k->ok)
 			*k->ok = success;
@@ -527,7 +531,8 @@ select_locked(tt__sched *s, const tt_case *cases, size_t n, int64_t deadline)
 	 * (but a shared-stack goroutine's: its owner only), so the claim
 	 * is atomic. */
 	bool remote_ok = !g->shared;
-	uint8_t flags = n > 1 ? TT__W_SELECT : 0;
+	uint8_t flags = (n > 1 ? TT__W_SELECT : 0) |
+			(deadline == TT_FOREVER ? 0 : TT__W_TIMED);
 	atomic_store_explicit(&g->sel_claim, 0, memory_order_relaxed);
 	for (size_t j = 0; j < n; j++)
 		queue_case(g, &ws[order[j]], &cases[order[j]], order[j],

@@ -633,6 +633,7 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 			c->id = gs->id;
 			c->parent_id = gs->parent_id;
 			c->leak_scope = gs->leak_scope;
+			c->leak = gs->leak;
 			st->nothers++;
 		}
 	}
@@ -797,10 +798,6 @@ static void write_report(tt__buf *b, const try_state *st, uint64_t scope)
 				       (long long)c->id, r->what, r->handle);
 			tt__leak_write_site(b, r);
 		}
-		if (c->other && c->other->leaked)
-			tt__buf_printf(b, "\ngoroutine %lld is proven leaked "
-					  "(on another thread)",
-				       (long long)c->id);
 		const tt__orphan *og = c->orphan;
 		if (og)
 			tt__buf_printf(b, "\ngoroutine %lld was left %s when its "
@@ -853,7 +850,7 @@ static int fill_list(const try_state *st, tt_leak_list *out)
 		const cand *c = &st->c[i];
 		v[i].id = c->id;
 		v[i].parent_id = c->parent_id;
-		v[i].proven = c->leak != NULL || (c->other && c->other->leaked);
+		v[i].proven = c->leak != NULL;
 		DUP(v[i].state, c->state, c->state_len);
 		DUP(v[i].top, c->top, c->top_len);
 		DUP(v[i].created_by, c->created, c->created_len);

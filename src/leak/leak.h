@@ -10,6 +10,15 @@
 /* Whether TETHER_LEAK asks for reports as things happen (report, abort). */
 bool tt__leak_reporting(void);
 
+/* A goroutine of another thread a release proved, until the release posts
+ * it to its thread. */
+typedef struct tt__leak_remote {
+	tt__sched *to; /* its thread */
+	tt__g *g;
+	int64_t id;
+	uint32_t seq;  /* the order it was found in */
+} tt__leak_remote;
+
 /* The release that proved goroutines leaked: one record per release, shared
  * by every goroutine it proved (g->leak points here). Never freed: the
  * goroutines it describes never run again. */
@@ -18,11 +27,20 @@ typedef struct tt__leak_rec {
 	const void *handle;    /* its handle, as the program printed it */
 	const char *what;      /* "chan", "sync.WaitGroup", ... */
 	int64_t released_by;   /* goroutine that dropped the last reference */
+	int64_t released_parent; /* its creator and where, for the releasing */
+	uintptr_t released_pc;   /* stack (0 for a thread's main goroutine) */
 	const char *site_file; /* the release site: first frame outside */
 	int site_line;         /* tether, or the innermost one */
 	const char *site_func;
 	uint32_t proven;       /* goroutines it proved */
 	tt__snapshot *snap;    /* while reporting the release: the stacks */
+	/* Reports of goroutines of other threads it proved, asked of their
+	 * threads and not yet written (see proven.c). */
+	_Atomic uint32_t pending;
+	/* While the release goes on: the goroutines of other threads it
+	 * proved, posted when it is done (tt__leak_release_done). */
+	tt__leak_remote *remote;
+	uint32_t nremote, cap_remote;
 	int npcs;
 	uintptr_t pcs[TT__TRACE_MAX]; /* the releasing stack, innermost
 					  first */

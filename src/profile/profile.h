@@ -46,6 +46,10 @@ typedef struct tt__gsnap {
 	uint8_t reason;      /* enum tt__wait_reason */
 	bool current;        /* the goroutine that took the snapshot */
 	bool leaked;         /* proven leaked (g->leak set) */
+	/* g->leak: the leak layer's record of the release that proved it
+	 * (never freed), so that a check on another thread reports it as
+	 * its own thread's would; NULL if not proven. */
+	const void *leak;
 } tt__gsnap;
 
 typedef struct tt__snapshot {

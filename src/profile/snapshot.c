@@ -345,6 +345,7 @@ int tt__snapshot_take(tt__snapshot *snap)
 		o->state = g->state;
 		o->reason = g->reason;
 		o->leaked = g->leak != NULL;
+		o->leak = g->leak;
 		o->current = g == s->current;
 		o->wait_since = g->state == TT_G_WAITING ? g->wait_since : 0;
 		int n = o->current ? tt__trace_here(pcs, TT__TRACE_MAX, 0)
@@ -521,6 +522,7 @@ static void live_record(live *L, tt__gsnap *o, const tt__g *g,
 	o->labels = g->labels;
 	tt__labels_retain(o->labels);
 	o->leaked = g->leak != NULL;
+	o->leak = g->leak;
 	o->current = g == L->me;
 	if (o->current) {
 		o->state = TT_G_RUNNING;

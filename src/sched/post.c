@@ -301,6 +301,10 @@ int tt__post_call(tt__sched *s, tt__sched *owner, tt__post *p, int reason,
 	p->g->asking = p;
 	while (!p->answered)
 		tt__park(s, reason, obj);
+	/* Proven leaked while its proxy waited (proven.c), it was answered
+	 * after all: its object's owner ended. */
+	if (TT_UNLIKELY(p->g->leak != NULL))
+		p->g->leak = NULL;
 	p->g->asking = NULL;
 	s->asking--;
 	TT_TSAN_SYNC(p); /* and the asker what the owner did for it */
