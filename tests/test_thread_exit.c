@@ -139,6 +139,15 @@ static void test_thread_stacks_returned(void **state)
 			      "the program's resident and mapped sizes\n");
 		skip();
 	}
+	/* Under ASan, likewise: the memory the threads free waits in its
+	 * quarantine, resident, and the resident size after the same run
+	 * varies from +2.6 to +11 MB (4 MB steps) with the load on the
+	 * machine, at one P as at two. */
+	if (TU_ASAN) {
+		print_message("skipped under ASan: its quarantine of freed "
+			      "memory hides the program's resident size\n");
+		skip();
+	}
 	/* One thread's crowd is per * 4 KiB resident, per * (stack + guard)
 	 * of address space; what stays after many must be less than two of
 	 * them (nothing accumulates). */
