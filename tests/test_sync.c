@@ -398,6 +398,74 @@ static void test_cond(void **state)
 	TU_ASSERT_OK(tt_cond_release(c));
 }
 
+/* A locker whose unlock parks (another thread's Mutex is unlocked by
+ * asking its owner; a locker of the program's own may do anything): a
+ * Signal meanwhile wakes the waiter, which joined the queue before it
+ * unlocked, as Go's Wait does. */
+typedef struct slow_locker {
+	tt_mutex *m;
+	tt_cond *c;
+	tt_chan *unlocking;
+	bool flag; /* under m */
+	int wait_r;
+	tt_chan *done;
+} slow_locker;
+
+static int slow_lock(void *obj)
+{
+	return tt_mutex_lock(((slow_locker *)obj)->m);
+}
+
+static int slow_unlock(void *obj)
+{
+	slow_locker *l = obj;
+	int r = tt_mutex_unlock(l->m);
+	TU_UNCHECKED(tt_chan_send_until(l->unlocking, NULL, 0, TT_TRY));
+	TU_UNCHECKED(tt_sleep(20 * MS)); /* parked: the Signal comes now */
+	return r;
+}
+
+static void slow_waiter(void *arg)
+{
+	slow_locker *l = arg;
+	TU_ASSERT_OK(tt_mutex_lock(l->m));
+	while (l->wait_r == 0 && !l->flag)
+		l->wait_r = tt_cond_wait(l->c);
+	TU_ASSERT_OK(tt_mutex_unlock(l->m));
+	tu_done(l->done);
+}
+
+static void test_cond_signal_while_unlocking(void **state)
+{
+	(void)state;
+	slow_locker l = {.unlocking = tu_chan(0, 1), .done = tu_chan(0, 1)};
+	TU_ASSERT_OK(tt_mutex_make(&l.m));
+	tt_locker k = {slow_lock, slow_unlock, &l};
+	TU_ASSERT_OK(tt_cond_make_locker(&l.c, k));
+	tu_go(slow_waiter, &l);
+	TU_ASSERT_OK(tt_chan_recv(l.unlocking, NULL, 0, NULL));
+	TU_ASSERT_OK(tt_mutex_lock(l.m));
+	l.flag = true;
+	TU_ASSERT_OK(tt_cond_signal(l.c));
+	TU_ASSERT_OK(tt_mutex_unlock(l.m));
+	bool ok = true;
+	int r = tt_chan_recv_until(l.done, NULL, 0, &ok,
+				   tt_deadline_in(2 * TT_SECOND));
+	if (r != 0) {
+		/* Lost: wake it again so that it ends. */
+		TU_ASSERT_OK(tt_mutex_lock(l.m));
+		TU_ASSERT_OK(tt_cond_signal(l.c));
+		TU_ASSERT_OK(tt_mutex_unlock(l.m));
+		TU_WAIT_DONE(l.done, 1, 5 * TT_SECOND);
+	}
+	TU_ASSERT_MSG(r == 0, "the Signal during the unlock was lost");
+	TU_ASSERT_OK(l.wait_r);
+	TU_ASSERT_OK(tt_cond_release(l.c));
+	TU_ASSERT_OK(tt_mutex_release(l.m));
+	TU_ASSERT_OK(tt_chan_release(l.unlocking));
+	TU_ASSERT_OK(tt_chan_release(l.done));
+}
+
 /* ---- bad input and panics ---------------------------------------------------------- */
 
 static void test_sync_bad_input(void **state)
@@ -490,6 +558,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_rwmutex),
 		TU_TEST(test_once),
 		TU_TEST(test_cond),
+		TU_TEST(test_cond_signal_while_unlocking),
 		TU_TEST(test_sync_bad_input),
 		TU_TEST(test_sync_panics),
 	};

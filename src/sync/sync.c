@@ -1382,6 +1382,42 @@ static void ticket_done(tt_cond *c, ticket *t, tt__post *p, int r)
 	tt__post_answer(p);
 }
 
+/* A ticket of this thread's is done with (cond_wait_body). */
+static void ticket_drop(tt_cond *c, ticket *t)
+{
+	if (t->n.queued)
+		q_unlink(t->n.q, &t->n);
+	free(t);
+	obj_unpark(&c->h);
+}
+
+/* Wait for a ticket queued before the unlock: at once if a Signal took
+ * it meanwhile, else as its goroutine, in the ticket's place in the
+ * queue. */
+static int ticket_wait(tt__sched *s, tt_cond *c, ticket *t, int64_t deadline)
+{
+	int r = 0;
+	if (t->signaled)
+		r = 0;
+	else if (deadline == TT_TRY)
+		r = -EAGAIN;
+	else if (deadline != TT_FOREVER && deadline <= tt_now())
+		r = -ETIMEDOUT;
+	else {
+		tt__g *g = s->current;
+		t->n.g = g;
+		g->wait_list = &t->n;
+		g->wait_n = 0;
+		bool timed_out = tt__wait(s, g, TT_WAIT_COND, c, deadline,
+					  sync_cancel);
+		TT_TSAN_SYNC(&c->h);
+		g->wait_list = NULL;
+		r = timed_out ? -ETIMEDOUT : 0;
+	}
+	ticket_drop(c, t);
+	return r;
+}
+
 static void cond_wait_proxy(void *arg)
 {
 	tt__post *p = arg;
@@ -1510,16 +1546,39 @@ cond_wait_body(tt_cond *c, int64_t deadline)
 	} else if (lk) {
 		lk->refs++;
 	}
+	/* An unlock that may park (another thread's Mutex or RWMutex, asked
+	 * of its owner; a locker of the program's own) lets a Signal in
+	 * before this goroutine queues: the wait joins the queue first, as
+	 * Go's does, with a ticket that such a Signal marks. */
+	ticket *t = NULL;
+	if (TT_UNLIKELY(!lk || c->lk_remote)) {
+		t = calloc(1, sizeof *t);
+		if (t == NULL) {
+			if (lk)
+				obj_release(obj_handle(lk), (enum kind)lk->kind,
+					    "tt_cond_wait");
+			return tt__err(-ENOMEM, "tt_cond_wait: out of memory");
+		}
+		t->n.q = &c->waiters;
+		q_push(&c->waiters, &t->n);
+		c->h.parked++; /* until the ticket is done with */
+	}
 	/* Panics if not locked, as Go's; a locker of the program's own may
 	 * fail instead, and then nothing waits. */
 	int u = l.unlock(l.obj);
 	if (u < 0) {
+		if (t)
+			ticket_drop(c, t);
 		if (lk)
 			obj_release(obj_handle(lk), (enum kind)lk->kind,
 				    "tt_cond_wait");
 		return u;
 	}
-	r = wait_unparked(s, &c->h, &c->waiters, TT_WAIT_COND, deadline);
+	if (t)
+		r = ticket_wait(s, c, t, deadline);
+	else
+		r = wait_unparked(s, &c->h, &c->waiters, TT_WAIT_COND,
+				  deadline);
 	l.lock(l.obj);
 	if (lk)
 		obj_release(obj_handle(lk), (enum kind)lk->kind, "tt_cond_wait");
