@@ -990,6 +990,11 @@ extern _Atomic int tt__procs_spread;
 /* Goroutines handed to a P that has not yet made them (tt_num_goroutine
  * counts them: tt_go has returned their ids). */
 extern _Atomic int64_t tt__procs_inflight;
+/* Hand-offs that a P has begun and ended making (run_handoff, procs.c):
+ * while one is being made its goroutine is counted both in the P's
+ * goroutines and in tt__procs_inflight, so tt_num_goroutine sums the two
+ * only over a stretch in which none began. */
+extern _Atomic uint64_t tt__procs_making, tt__procs_made;
 /* Hand sp (id unset) to another P: its id, or 0 when no P is idle and
  * the caller should start it itself. */
 int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp);

@@ -627,6 +627,64 @@ static void test_inbox_goroutine_counted(void **state)
 	assert_int_equal(n1, 3);
 }
 
+/* ---- a hand-off is counted once ------------------------------------------
+ *
+ * While a worker makes a goroutine handed to it, the goroutine is in the
+ * worker's count of goroutines and in the hand-offs in flight at once:
+ * tt_num_goroutine, read from another thread meanwhile, counts it once.
+ * (A stress: the window is a few instructions of the worker's, hit when
+ * the worker's thread is preempted there.) */
+
+typedef struct count_reader {
+	_Atomic bool stop, ready;
+	_Atomic int64_t most;
+} count_reader;
+
+static void *count_reader_main(void *arg)
+{
+	count_reader *r = arg;
+	TU_UNCHECKED(tt_num_goroutine()); /* its scheduler, counted */
+	atomic_store(&r->ready, true);
+	while (!atomic_load(&r->stop)) {
+		int64_t n = tt_num_goroutine();
+		if (n > atomic_load(&r->most))
+			atomic_store(&r->most, n);
+	}
+	return NULL;
+}
+
+static void ends_at_once(void *arg)
+{
+	(void)arg;
+}
+
+static void test_handoff_counted_once(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	fan_until_spread();
+	count_reader r = {0};
+	pthread_t th;
+	TU_ASSERT_EQ(pthread_create(&th, NULL, count_reader_main, &r), 0);
+	TU_WAIT_FOR(atomic_load(&r.ready), 10 * TT_SECOND);
+	int64_t base = tt_num_goroutine(); /* main and the reader */
+	int64_t end = tt_now() + TU_SCALE(2, 4) * TT_SECOND;
+	long rounds = 0;
+	while (tt_now() < end && atomic_load(&r.most) <= base + 1) {
+		TU_ASSERT_GT(tt_go(ends_at_once, NULL), 0);
+		int64_t dl = tt_now() + 10 * TT_SECOND;
+		while (tt_num_goroutine() != base && tt_now() < dl)
+			tt_yield();
+		rounds++;
+	}
+	atomic_store(&r.stop, true);
+	tu_join_parked(th);
+	int64_t most = atomic_load(&r.most);
+	print_message("%ld goroutines, most counted at once %lld (base %lld)\n",
+		      rounds, (long long)most, (long long)base);
+	TU_ASSERT_LE(most, base + 1);
+}
+
 /* ---- goroutines that stay on their thread ---------------------------------- */
 
 /* TT_GO_THIS_THREAD: with a worker idle and taking goroutines, every one
@@ -691,6 +749,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_overflow_on_worker_is_reported),
 		TU_TEST(test_worker_flow_not_counted),
 		TU_TEST(test_inbox_goroutine_counted),
+		TU_TEST(test_handoff_counted_once),
 		TU_TEST(test_this_thread_flag),
 		TU_TEST(test_notify_signals_with_idle_p),
 	};

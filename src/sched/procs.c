@@ -50,6 +50,7 @@
 
 _Atomic int tt__procs_spread;
 _Atomic int64_t tt__procs_inflight;
+_Atomic uint64_t tt__procs_making, tt__procs_made;
 
 static pthread_once_t procs_once = PTHREAD_ONCE_INIT;
 static _Atomic int procs_n = 1;
@@ -207,10 +208,14 @@ static void start_workers(int want)
 static void run_handoff(tt__sched *s, tt__post *p)
 {
 	tt__spawn *sp = (tt__spawn *)(void *)p->val;
+	/* A reader that sees the count below move sees this begin. */
+	atomic_fetch_add_explicit(&tt__procs_making, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_release);
 	int64_t r = tt__go_spawn(s, sp);
 	/* Counted in s's goroutines now (it has not run yet). */
 	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
 				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&tt__procs_made, 1, memory_order_seq_cst);
 	atomic_store_explicit(&s->p_handoff, 0, memory_order_release);
 	if (r < 0)
 		tt__fatal("cannot start goroutine %lld, handed to P%d: %s",

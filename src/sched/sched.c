@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1214,16 +1215,38 @@ int64_t tt_goid(void)
 int64_t tt_num_goroutine(void)
 {
 	tt__sched_get();
-	int64_t n = 0;
-	pthread_mutex_lock(&registry_lock);
-	for (tt__sched *s = registry; s; s = s->next_sched)
-		n += atomic_load_explicit(&s->ngoroutines,
-					  memory_order_relaxed) -
-		     atomic_load_explicit(&s->nproxies, memory_order_relaxed);
-	n += atomic_load_explicit(&orphaned_goroutines, memory_order_relaxed);
-	/* Handed to a P, not yet made there (procs.c). */
-	n += atomic_load_explicit(&tt__procs_inflight, memory_order_relaxed);
-	pthread_mutex_unlock(&registry_lock);
+	int64_t n;
+	for (unsigned tries = 1;; tries++) {
+		/* No hand-off being made at the start (made is read first:
+		 * one begun after it shows in making), and none begun by
+		 * the end: none counted twice, or missed, meanwhile. */
+		uint64_t made = atomic_load_explicit(&tt__procs_made,
+						     memory_order_seq_cst);
+		uint64_t making = atomic_load_explicit(&tt__procs_making,
+						       memory_order_seq_cst);
+		n = 0;
+		pthread_mutex_lock(&registry_lock);
+		for (tt__sched *s = registry; s; s = s->next_sched)
+			n += atomic_load_explicit(&s->ngoroutines,
+						  memory_order_relaxed) -
+			     atomic_load_explicit(&s->nproxies,
+						  memory_order_relaxed);
+		n += atomic_load_explicit(&orphaned_goroutines,
+					  memory_order_relaxed);
+		/* Handed to a P, not yet made there (procs.c). */
+		n += atomic_load_explicit(&tt__procs_inflight,
+					  memory_order_relaxed);
+		pthread_mutex_unlock(&registry_lock);
+		atomic_thread_fence(memory_order_acquire);
+		if (making == made &&
+		    atomic_load_explicit(&tt__procs_making,
+					 memory_order_seq_cst) == making)
+			break;
+		if (tries % 64 == 0)
+			sched_yield(); /* the P making one may be preempted */
+		else
+			tt__cpu_relax();
+	}
 	TT_TSAN_SEE_ENDS();
 	return n;
 }
