@@ -8,6 +8,7 @@
  * record what they saw; the main goroutine checks it. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,87 @@ static void test_waits_on_other_threads_context(void **state)
 	TU_ASSERT_OK(tt_ctx_release(a.ctx));
 }
 
+/* A pthread's context-aware wait on main's object, cancelled on the
+ * pthread right after it asked: main, busy meanwhile, takes the wait and
+ * the cancel from its inbox together, so the cancel comes before the
+ * goroutine that waits there for the pthread has started its wait. */
+enum { E_MUTEX, E_RLOCK, E_WLOCK, E_WG, E_N };
+
+typedef struct asked {
+	int kind;
+	tt_ctx *ctx;
+	tt_mutex *m;
+	tt_rwmutex *rw;
+	tt_waitgroup *wg;
+	int got;
+	_Atomic int stage; /* 1: cancelled; 2: the wait returned */
+} asked;
+
+static void asked_cancel(void *arg)
+{
+	asked *e = arg;
+	tt_yield(); /* after the wait has asked main, whichever ran first */
+	TU_UNCHECKED(tt_ctx_cancel(e->ctx));
+	atomic_store(&e->stage, 1);
+}
+
+static void *asked_main(void *arg)
+{
+	asked *e = arg;
+	if (tt_ctx_with_cancel(&e->ctx, tt_ctx_background()) == 0) {
+		tt_go_attr attr = {.flags = TT_GO_THIS_THREAD};
+		TU_ASSERT_GT(tt_go_with(&attr, asked_cancel, e), 0);
+		switch (e->kind) {
+		case E_MUTEX: e->got = tt_mutex_lock_ctx(e->ctx, e->m); break;
+		case E_RLOCK:
+			e->got = tt_rwmutex_rlock_ctx(e->ctx, e->rw);
+			break;
+		case E_WLOCK:
+			e->got = tt_rwmutex_lock_ctx(e->ctx, e->rw);
+			break;
+		case E_WG: e->got = tt_wg_wait_ctx(e->ctx, e->wg); break;
+		}
+		TU_UNCHECKED(tt_ctx_release(e->ctx));
+	}
+	atomic_store(&e->stage, 2);
+	return NULL;
+}
+
+static void test_cancel_with_the_wait(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	for (int k = 0; k < E_N; k++) {
+		asked e = {.kind = k, .got = 1};
+		TU_ASSERT_OK(tt_mutex_make(&e.m));
+		TU_ASSERT_OK(tt_rwmutex_make(&e.rw));
+		TU_ASSERT_OK(tt_wg_make(&e.wg));
+		TU_ASSERT_OK(tt_mutex_lock(e.m));
+		TU_ASSERT_OK(tt_rwmutex_lock(e.rw));
+		TU_ASSERT_OK(tt_wg_add(e.wg, 1));
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, asked_main, &e), 0);
+		/* Busy without looking at the inbox (no tether call) until
+		 * the pthread has cancelled. */
+		int64_t end = tt_now() + 30 * TT_SECOND;
+		while (atomic_load(&e.stage) == 0 && tt_now() < end)
+			sched_yield();
+		TU_ASSERT_EQ(atomic_load(&e.stage), 1);
+		/* The cancel ends the wait; the objects held would not. */
+		end = tt_now() + 5 * TT_SECOND;
+		while (atomic_load(&e.stage) != 2 && tt_now() < end)
+			TU_ASSERT_OK(tt_sleep(MS));
+		TU_ASSERT_OK(tt_mutex_unlock(e.m));
+		TU_ASSERT_OK(tt_rwmutex_unlock(e.rw));
+		TU_ASSERT_OK(tt_wg_done(e.wg));
+		tu_join_parked(th);
+		TU_ASSERT_MSG(e.got == -ECANCELED, "kind %d: %d", k, e.got);
+		TU_ASSERT_OK(tt_mutex_release(e.m));
+		TU_ASSERT_OK(tt_rwmutex_release(e.rw));
+		TU_ASSERT_OK(tt_wg_release(e.wg));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +457,7 @@ int main(void)
 		TU_TEST(test_children_done_first),
 		TU_TEST(test_after_func_and_string_from_pthread),
 		TU_TEST(test_waits_on_other_threads_context),
+		TU_TEST(test_cancel_with_the_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -415,7 +415,17 @@ static void run_interrupt(tt__sched *s, tt__post *p)
 	memcpy(&it, p->val, sizeof it);
 	for (tt__post *h = s->held; h; h = h->hnext)
 		if (h == it.target && h->seq == it.seq && h->proxy_g) {
-			tt__wait_interrupt(s, h->proxy_g);
+			/* A proxy not in its wait yet (made by the post,
+			 * taken from the inbox with this interrupt, it has
+			 * not run) finds its deadline passed when it starts
+			 * one; so does a proxy already woken, which waits no
+			 * more. Only a context-aware wait's deadline
+			 * (INT64_MAX, tt__post_call) is the cancel's to end:
+			 * a plain wait of the same goroutine (a Cond's relock)
+			 * is not. */
+			if (!tt__wait_interrupt(s, h->proxy_g) &&
+			    h->deadline == INT64_MAX)
+				h->deadline = 1;
 			break;
 		}
 	tt__post_answer(p);
