@@ -319,6 +319,14 @@ static inline void tt__cpu_relax(void)
 
 typedef struct tt__g tt__g;
 typedef struct tt__sched tt__sched;
+/* A thread's child of another thread's context h, kept for its waits on
+ * h (ctx.c, "mirrors"); used: the thread's clock at its last wait. */
+#define TT__CTX_MIRRORS 4
+typedef struct tt__ctx_mirror {
+	const tt_ctx *h;
+	tt_ctx *k;
+	uint64_t used;
+} tt__ctx_mirror;
 typedef struct tt__stack_pool tt__stack_pool;
 
 /* What an inbox holds: a post (wake == NULL; the node is the post's
@@ -519,6 +527,10 @@ void tt__wait1_thread_exit(tt__sched *s);
  * channels, and its shared channels are dead from now (chan.c): other
  * threads using one get -EPIPE. */
 void tt__chan_thread_exit(tt__sched *s);
+/* Posts (and remote wake-ups) pushed to any inbox so far (post.c). */
+uint64_t tt__posts_pushed(void);
+/* The thread's mirrors of other threads' contexts go (ctx.c). */
+void tt__ctx_thread_exit(tt__sched *s);
 
 /* The message buffer of g (tt__err writes it), NULL if a shared-stack
  * goroutine's could not be allocated. */
@@ -810,6 +822,10 @@ struct tt__sched {
 	/* Its shared channels (chan.h), marked dead at its end. */
 	struct tt_chan **shared_v;
 	uint32_t nshared, shared_cap;
+	/* Its mirrors of other threads' contexts (ctx.c): a child of each,
+	 * linked once, that its context-aware waits arm on. */
+	tt__ctx_mirror ctx_mirrors[TT__CTX_MIRRORS];
+	uint64_t ctx_mirror_clock;
 	char *obj_carve, *obj_carve_end; /* unused rest of its chunk */
 	/* The waiter pool (g->wait1, chan.c): 64-byte slots carved from
 	 * 4 KiB chunks (listed through each chunk's first slot), and the

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* tt__posts_pushed */
 #include "testutil.h"
 
 #define MS TT_MILLISECOND
@@ -315,6 +316,50 @@ static void test_after_func_and_string_from_pthread(void **state)
 
 /* ---- context-aware waits on another thread's context ------------------------ */
 
+/* The waits of a thread on another thread's context arm on one child of
+ * it, linked by the first (its mirror, ctx.c): a thousand more cost no
+ * post to the context's owner each, where a child per wait cost a round
+ * trip and a post back. */
+typedef struct many {
+	tt_ctx *ctx;
+	int bad;
+	uint64_t posts;
+} many;
+
+static void *many_main(void *arg)
+{
+	many *a = arg;
+	tt_mutex *m;
+	TU_ASSERT_OK(tt_mutex_make(&m));
+	a->bad += tt_mutex_lock_ctx(a->ctx, m) != 0; /* makes the mirror */
+	TU_ASSERT_OK(tt_mutex_unlock(m));
+	uint64_t before = tt__posts_pushed();
+	for (int i = 0; i < 1000; i++) {
+		a->bad += tt_mutex_lock_ctx(a->ctx, m) != 0;
+		TU_ASSERT_OK(tt_mutex_unlock(m));
+	}
+	a->posts = tt__posts_pushed() - before;
+	TU_ASSERT_OK(tt_mutex_release(m));
+	return NULL;
+}
+
+static void test_waits_share_one_mirror(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	many a = {0};
+	TU_ASSERT_OK(tt_ctx_with_cancel(&a.ctx, tt_ctx_background()));
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, many_main, &a), 0);
+	tu_join_parked(th);
+	TU_ASSERT_EQ(a.bad, 0);
+	/* Other threads of the process (a P's worker) may post meanwhile;
+	 * a post per wait would be 1000 or more. */
+	TU_ASSERT_LT(a.posts, 50);
+	TU_ASSERT_OK(tt_ctx_cancel(a.ctx));
+	TU_ASSERT_OK(tt_ctx_release(a.ctx));
+}
+
 typedef struct aware {
 	tt_ctx *ctx;
 	tt_mutex *m;
@@ -457,6 +502,7 @@ int main(void)
 		TU_TEST(test_children_done_first),
 		TU_TEST(test_after_func_and_string_from_pthread),
 		TU_TEST(test_waits_on_other_threads_context),
+		TU_TEST(test_waits_share_one_mirror),
 		TU_TEST(test_cancel_with_the_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

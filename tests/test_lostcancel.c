@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,82 @@ static void test_lost_cancel_of_another_thread(void **state)
 	TU_ASSERT_EQ(tt_leak_verify_none(NULL), 0);
 }
 
+/* A context of main's that a pthread has waited on (its thread keeps a
+ * mirror of it for its next waits, ctx.c) and main then drops without
+ * a cancel: it is freed all the same, so its lost cancel is reported,
+ * whether the pthread is still there (told to let go) or has ended
+ * (its mirrors go with it). */
+typedef struct mirror_arg {
+	tt_ctx *ctx;
+	int locked;
+	_Atomic int stage; /* 1: it waited; 2: main is done; 3: it ends */
+} mirror_arg;
+
+static void *mirror_waiter(void *p)
+{
+	mirror_arg *a = p;
+	tt_mutex *m;
+	TU_ASSERT_OK(tt_mutex_make(&m));
+	a->locked = tt_mutex_lock_ctx(a->ctx, m);
+	TU_ASSERT_OK(tt_mutex_unlock(m));
+	TU_ASSERT_OK(tt_mutex_release(m));
+	atomic_store(&a->stage, 1);
+	/* Park, so its scheduler runs what main posts to it. */
+	while (atomic_load(&a->stage) == 1)
+		TU_ASSERT_OK(tt_sleep(TT_MILLISECOND));
+	atomic_store(&a->stage, 3);
+	return NULL;
+}
+
+/* The lost cancels a verify reports now (the pthread, parked, may be
+ * reported with them: a goroutine, not counted here). */
+static size_t lost_now(sink *s)
+{
+	s->len = 0;
+	s->buf[0] = '\0';
+	(void)tt_leak_verify_none_to(NULL, to_sink, s);
+	size_t n = 0;
+	for (const char *p = s->buf; (p = strstr(p, "lost cancel:")); p++)
+		n++;
+	return n;
+}
+
+static void test_lost_cancel_waited_on_elsewhere(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	for (int ends_first = 0; ends_first < 2; ends_first++) {
+		mirror_arg a = {0};
+		tt_ctx *bg = tt_ctx_background();
+		made_line = __LINE__ + 1;
+		TU_ASSERT_OK(tt_ctx_with_timeout(&a.ctx, bg, TT_MINUTE));
+		pthread_t th;
+		TU_ASSERT_EQ(pthread_create(&th, NULL, mirror_waiter, &a), 0);
+		TU_WAIT_FOR(atomic_load(&a.stage) == 1, 30 * TT_SECOND);
+		TU_ASSERT_OK(a.locked);
+		if (ends_first) {
+			atomic_store(&a.stage, 2);
+			tu_join_parked(th);
+		}
+		TU_ASSERT_OK(tt_ctx_release(a.ctx));
+		sink s = {.len = 0};
+		size_t n = 0;
+		TU_WAIT_FOR((n = lost_now(&s)) != 0, 30 * TT_SECOND);
+		TU_ASSERT_EQ(n, 1);
+		TU_ASSERT_CONTAINS(s.buf, "lost cancel: context from "
+					  "tt_ctx_with_timeout");
+		char want[96];
+		snprintf(want, sizeof want, "test_lostcancel.c:%d ",
+			 made_line);
+		TU_ASSERT_CONTAINS(s.buf, want);
+		if (!ends_first) {
+			atomic_store(&a.stage, 2);
+			tu_join_parked(th);
+		}
+		TU_ASSERT_EQ(atomic_load(&a.stage), 3);
+	}
+}
+
 static void child_report(void)
 {
 	drop_uncancelled();
@@ -219,6 +296,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_wait_hold_is_not_a_release),
 		TU_TEST(test_lost_cancel_in_its_scope),
 		TU_TEST(test_lost_cancel_of_another_thread),
+		TU_TEST(test_lost_cancel_waited_on_elsewhere),
 		TU_TEST(test_lost_cancel_printed_under_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,6 +107,9 @@ struct tt_ctx {
 	uint8_t remote_held;  /* holds a reference of the remote parent's */
 	uint8_t bridge;       /* the hidden link under a value child of
 				 another thread's context */
+	uint8_t mirror;       /* one of its thread's mirrors ("mirrors") */
+	uint32_t mirror_refs; /* of refs, those mirrors of other threads'
+				 hold */
 };
 
 /* A cancelable child made on another thread, in its ancestor's rkids:
@@ -115,6 +118,9 @@ struct rkid {
 	struct rkid *next;
 	const tt_ctx *child; /* its handle */
 	tt__sched *sched;    /* its owner */
+	const tt_ctx *held;  /* a mirror: the context it holds (its
+				parent, below which this is the nearest
+				cancelable one); else NULL */
 };
 
 /* A root context: never cancelled, never freed. 16-byte aligned, as
@@ -236,6 +242,10 @@ enum {
 	RC_UNLINK,        /* on the parent: that child is done with it */
 	RC_UNLINK_RELEASE, /* both: the child is freed */
 	RC_PARENT_CANCEL, /* on the child: its parent was cancelled */
+	RC_LINK_MIRROR,   /* RC_LINK for a mirror */
+	RC_MIRROR_RELEASE, /* RC_UNLINK_RELEASE for a mirror */
+	RC_MIRROR_DROP,   /* on the mirror: nobody but mirrors holds its
+			     parent any more */
 };
 
 static int ctx_release(tt_ctx *c, void *pc);
@@ -249,6 +259,8 @@ static int retain_now(tt_ctx *c);
 static void link_remote(tt_ctx *c, tt__post *p);
 static void unlink_remote(tt_ctx *c, const tt_ctx *child);
 static void parent_cancelled(tt__sched *s, tt_ctx *c, int64_t how);
+static void mirror_forget(tt__sched *s, tt_ctx *k);
+static void refs_dropped(tt_ctx *c);
 
 /* p's context if it is still a live one of this thread's; else NULL,
  * and p answered -EBADF. */
@@ -343,7 +355,16 @@ static void run_ctx_op(tt__sched *s, tt__post *p)
 		p->result = ctx_release(c, (void *)(uintptr_t)p->value);
 		break;
 	case RC_LINK:
+	case RC_LINK_MIRROR:
 		link_remote(c, p);
+		break;
+	case RC_MIRROR_RELEASE:
+		unlink_remote(c, (const tt_ctx *)(uintptr_t)p->value);
+		c->mirror_refs--;
+		p->result = ctx_release(c, NULL);
+		break;
+	case RC_MIRROR_DROP:
+		mirror_forget(s, c);
 		break;
 	case RC_UNLINK:
 		unlink_remote(c, (const tt_ctx *)(uintptr_t)p->value);
@@ -354,6 +375,8 @@ static void run_ctx_op(tt__sched *s, tt__post *p)
 		break;
 	case RC_PARENT_CANCEL:
 		parent_cancelled(s, c, p->value);
+		if (c->mirror)
+			mirror_forget(s, c); /* may free it */
 		break;
 	}
 	if (p->result)
@@ -451,6 +474,10 @@ static void interrupt_waiters(tt__sched *s, tt_ctx *c)
 }
 
 static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op);
+static int mirror_get(tt__sched *s, tt_ctx *h, const char *op,
+		      tt_ctx **out);
+static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op);
+static int propagate_remote(tt__sched *s, tt_ctx *c);
 
 /* Put the running goroutine on k's waiters: the wait holds a reference
  * of k's, taken by the caller. */
@@ -482,10 +509,13 @@ int tt__ctx_wait_begin(tt_ctx *h, int64_t *deadline, tt_ctx **armed,
 	if (r == REMOTE) {
 		/* Another thread's context: the wait is on a child of it,
 		 * this thread's, which its cancel reaches by a post
-		 * ("children on other threads"); the child's one reference
-		 * is the wait's. */
+		 * ("children on other threads"): the thread's mirror of it
+		 * ("mirrors"), which holds a reference for the wait. One
+		 * that can never be cancelled needs none. */
+		if (c->canc == NULL)
+			return 0;
 		tt_ctx *k;
-		r = new_cancel(&k, (tt_ctx *)h, op);
+		r = mirror_get(tt__sched_get(), c, op, &k);
 		if (r)
 			return r;
 		if (k->err) {
@@ -640,6 +670,8 @@ static void link_remote(tt_ctx *c, tt__post *p)
 	p->result = retain_now(c);
 	if (p->result)
 		return;
+	bool mirror = p->arg == RC_LINK_MIRROR;
+	c->mirror_refs += mirror;
 	tt_ctx *pc = c->canc;
 	const tt_ctx *child = (const tt_ctx *)(uintptr_t)p->value;
 	p->value = 0;
@@ -651,12 +683,14 @@ static void link_remote(tt_ctx *c, tt__post *p)
 	}
 	struct rkid *k = malloc(sizeof *k);
 	if (k == NULL) {
+		c->mirror_refs -= mirror;
 		(void)ctx_release(c, NULL); /* not the child's after all */
 		p->result = tt__err(-ENOMEM, "%s: out of memory", p->op);
 		return;
 	}
 	k->child = child;
 	k->sched = p->from;
+	k->held = mirror ? c : NULL;
 	k->next = pc->rkids;
 	pc->rkids = k;
 	p->value = 1;
@@ -694,7 +728,8 @@ static void parent_cancelled(tt__sched *s, tt_ctx *c, int64_t how)
 static int propagate_remote(tt__sched *s, tt_ctx *c)
 {
 	int64_t v = 0;
-	int r = ctx_post(c->parent, RC_LINK, "tt_ctx_with_cancel",
+	int r = ctx_post(c->parent, c->mirror ? RC_LINK_MIRROR : RC_LINK,
+			 "tt_ctx_with_cancel",
 			 (int64_t)(uintptr_t)ctx_handle(c), false, &v);
 	if (r)
 		return r;
@@ -708,6 +743,112 @@ static int propagate_remote(tt__sched *s, tt_ctx *c)
 		cancel_tree(s, c, err);
 	}
 	return 0;
+}
+
+/* ---- mirrors -------------------------------------------------------------
+ *
+ * A context-aware wait on another thread's context h waits on a
+ * cancelable child of h made on the waiting thread, which h's cancel
+ * reaches by a post. Made for each wait, that child would cost a round
+ * trip to h's owner (the link) and a post back (the unlink) per wait: a
+ * server whose connections, on every P, read with the listener's
+ * context would pay both on each read that parks. So each thread keeps
+ * its children of the last few contexts it waited on (s->ctx_mirrors):
+ * its mirrors, linked once and armed by every wait on h there, each wait
+ * with a reference of its own.
+ *
+ * A mirror holds a reference of h's, which must not keep h from being
+ * freed once the program is done with it (its deadline timer, or a
+ * signal context's stop, go with h): h counts the references mirrors
+ * hold (mirror_refs), and when those are all it has left, its owner
+ * posts RC_MIRROR_DROP to each. A mirror also goes when h is cancelled
+ * (it is of no more use), when a wait on a fifth context needs its slot
+ * while no wait uses it, and when its thread ends. */
+
+/* k, a mirror of s's, leaves the cache, which drops its reference. */
+static void mirror_forget(tt__sched *s, tt_ctx *k)
+{
+	for (int i = 0; i < TT__CTX_MIRRORS; i++) {
+		tt__ctx_mirror *e = &s->ctx_mirrors[i];
+		if (e->k == k) {
+			e->k = NULL;
+			e->h = NULL;
+			(void)ctx_release(k, NULL);
+			return;
+		}
+	}
+}
+
+/* On c's owner, after a reference of c's went: if the mirrors' are all
+ * that is left, they are told to go. */
+static void refs_dropped(tt_ctx *c)
+{
+	if (TT_LIKELY(c->mirror_refs == 0) || c->refs != c->mirror_refs ||
+	    c->canc == NULL)
+		return;
+	for (struct rkid *k = c->canc->rkids; k; k = k->next)
+		if (k->held == c)
+			post_quiet(k->sched, k->child, RC_MIRROR_DROP, 0);
+}
+
+/* s's mirror of h, the other thread's context c, in *out with a
+ * reference for the caller (made, and kept if there is room, when s has
+ * none): 0 or the error of the making. */
+static int mirror_get(tt__sched *s, tt_ctx *c, const char *op,
+		      tt_ctx **out)
+{
+	const tt_ctx *h = ctx_handle(c);
+	tt__ctx_mirror *slot = NULL;
+	for (int i = 0; i < TT__CTX_MIRRORS; i++) {
+		tt__ctx_mirror *e = &s->ctx_mirrors[i];
+		if (e->k != NULL && e->h == h) {
+			e->k->refs++;
+			e->used = ++s->ctx_mirror_clock;
+			*out = e->k;
+			return 0;
+		}
+		/* An empty slot, else the least recently used of those no
+		 * wait holds. */
+		if (slot != NULL && slot->k == NULL)
+			continue;
+		if (e->k == NULL ||
+		    (e->k->refs == 1 && (slot == NULL || e->used < slot->used)))
+			slot = e;
+	}
+	if (slot != NULL && slot->k != NULL)
+		mirror_forget(s, slot->k);
+	tt_ctx *k;
+	int r = ctx_new(&k, (tt_ctx *)h, CTX_CANCEL, op);
+	if (r)
+		return r;
+	k->mirror = 1;
+	r = propagate_remote(s, k);
+	if (r) {
+		ctx_release(k, NULL);
+		return r;
+	}
+	*out = k;
+	if (k->err)
+		return 0; /* cancelled already: used once, kept by none */
+	/* The link parked: another wait of s's may have taken the slot. */
+	for (int i = 0; i < TT__CTX_MIRRORS; i++) {
+		tt__ctx_mirror *e = &s->ctx_mirrors[i];
+		if (e->k == NULL) {
+			e->h = h;
+			e->k = k;
+			e->used = ++s->ctx_mirror_clock;
+			k->refs++;
+			break;
+		}
+	}
+	return 0;
+}
+
+void tt__ctx_thread_exit(tt__sched *s)
+{
+	for (int i = 0; i < TT__CTX_MIRRORS; i++)
+		if (s->ctx_mirrors[i].k != NULL)
+			mirror_forget(s, s->ctx_mirrors[i].k);
 }
 
 static void deadline_fired(tt__timer *t, int64_t now)
@@ -1057,22 +1198,30 @@ static void ctx_free_chain(tt__sched *s, tt_ctx *c)
 		}
 		bool remote = c->parent_remote;
 		bool held = c->remote_held, linked = c->rlinked;
+		bool mirror = c->mirror;
 		const tt_ctx *self = ctx_handle(c);
 		tt__obj_free(s, c, sizeof *c);
 		if (remote) {
 			/* The reference ctx_new or the link took, given back
 			 * to the parent's owner (the runtime's: no lost
 			 * cancel), with the unlink when there is one. */
+			int op = mirror  ? RC_MIRROR_RELEASE
+				 : linked ? RC_UNLINK_RELEASE
+					  : RC_RELEASE;
 			if (held)
-				ctx_post(parent,
-					 linked ? RC_UNLINK_RELEASE : RC_RELEASE,
-					 "tt_ctx_release",
-					 linked ? (int64_t)(uintptr_t)self : 0,
+				ctx_post(parent, op, "tt_ctx_release",
+					 op != RC_RELEASE
+						 ? (int64_t)(uintptr_t)self
+						 : 0,
 					 true, NULL);
 			break;
 		}
-		if (parent->kind == CTX_BACKGROUND || --parent->refs)
+		if (parent->kind == CTX_BACKGROUND)
 			break;
+		if (--parent->refs) {
+			refs_dropped(parent);
+			break;
+		}
 		c = parent;
 	}
 }
@@ -1095,8 +1244,10 @@ static int ctx_release(tt_ctx *c, void *pc)
 		c->released_uncancelled = 1;
 		c->release_pc = pc;
 	}
-	if (--c->refs)
+	if (--c->refs) {
+		refs_dropped(c);
 		return 0;
+	}
 	ctx_free_chain(c->sched, c);
 	return 0;
 }

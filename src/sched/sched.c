@@ -1333,6 +1333,7 @@ static void thread_gone(void *p)
 	if (s->current != &s->main_g ||
 	    (s->zombie != NULL && s->zombie != TT__SNAP_MARK(s)))
 		return;
+	tt__ctx_thread_exit(s);
 	tt__procs_sched_gone(s);
 	tt__leak_thread_exit(s);
 	tt__labels_thread_exit(s);
