@@ -16,12 +16,15 @@
  * threads. Relaxed where only the count matters. */
 static int ld(int *p)
 {
-	return __atomic_load_n(p, __ATOMIC_RELAXED);
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
+/* Ordered: at two Ps the goroutine that counts may be on another
+ * thread, and a reader that sees its count must see it done with what
+ * it touched before (the test's stack, reused by the next test). */
 static void inc(int *p)
 {
-	__atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(p, 1, __ATOMIC_ACQ_REL);
 }
 
 /* *max = the larger of *max and v, atomically. */

@@ -45,6 +45,11 @@
  * retain and release it, and make children of it: a child is the
  * caller's thread's, and the parent's owner links it (asked, and waited
  * for) and posts the parent's cancel, with its err and cause, to it.
+ * A context-aware wait (tt_read_ctx, tt_mutex_lock_ctx, ...) on another
+ * thread's context waits on such a child, which the calling thread makes
+ * the first time and keeps for its next waits on that context (for the
+ * last four it waited on): later waits cost no post to the owner. The
+ * child never keeps the context alive after the program's last release.
  * tt_ctx_after_func on another thread's context is made there (its
  * goroutine runs there), and tt_ctx_after_stop and tt_ctx_string work
  * from any thread. tt_ctx_background() and tt_ctx_todo() are
