@@ -212,44 +212,61 @@ static void print_part(tt__sched *s, tt__post *p)
 	tt__post_answer(p);
 }
 
-void tt__print_other_threads(tt__sched *s, int64_t wait)
+/* t prints its own goroutines, on its thread; the caller waits up to
+ * `wait` for it. false when it did not finish in time (said so: nothing
+ * more is to be printed after it). */
+static bool print_on(tt__sched *t, int64_t wait)
+{
+	_Atomic int done = 0;
+	tt__post *p = tt__post_new(0, "goroutine dump");
+	if (p == NULL)
+		return false;
+	p->run = print_part;
+	p->h = (const void *)&done;
+	p->quiet = true;
+	if (tt__post_send(t, p) != 0)
+		return true; /* ended meanwhile: nothing of it to list */
+	int64_t until = tt_now() + wait;
+	while (!atomic_load(&done) && tt_now() < until) {
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&done))
+		return true;
+	/* It may yet print: print no more after it. */
+	dprintf(2, "tether: a thread did not list its goroutines within %lld "
+		   "ms (it runs code outside tether); the rest are not listed\n",
+		(long long)(wait / TT_MILLISECOND));
+	return false;
+}
+
+/* Every thread but s and skip prints its goroutines, in turn. */
+static void print_others_but(tt__sched *s, tt__sched *skip, int64_t wait)
 {
 	tt__sched *few[64];
 	size_t n = tt__sched_others(s, few, 64);
-	for (size_t i = 0; i < n && i < 64; i++) {
-		_Atomic int done = 0;
-		tt__post *p = tt__post_new(0, "goroutine dump");
-		if (p == NULL)
+	for (size_t i = 0; i < n && i < 64; i++)
+		if (few[i] != skip && !print_on(few[i], wait))
 			break;
-		p->run = print_part;
-		p->h = (const void *)&done;
-		p->quiet = true;
-		if (tt__post_send(few[i], p) != 0)
-			continue;
-		int64_t until = tt_now() + wait;
-		while (!atomic_load(&done) && tt_now() < until) {
-			struct timespec ts = {0, 200000};
-			nanosleep(&ts, NULL);
-		}
-		if (!atomic_load(&done)) {
-			/* It may yet print: print no more after it. */
-			dprintf(2, "tether: a thread did not list its "
-				   "goroutines within %lld ms (it runs code "
-				   "outside tether); the rest are not "
-				   "listed\n",
-				(long long)(wait / TT_MILLISECOND));
-			break;
-		}
-	}
+}
+
+void tt__print_other_threads(tt__sched *s, int64_t wait)
+{
+	print_others_but(s, NULL, wait);
 }
 
 void tt__fatal_report(const char *head, tt__sched *s)
 {
 	dprintf(2, "fatal error: %s\n\n", head);
-	tt__print_stacks(2, true);
 	/* Every thread is asleep (post.c): each other one prints its own,
-	 * in turn, so that the report lists the goroutines of the process
-	 * (a worker thread's, main's when a worker reports). */
-	tt__print_other_threads(s, TT_SECOND);
+	 * in turn, so that the report lists the goroutines of the process.
+	 * Main's come first whoever reports, as Go lists goroutine 1 first;
+	 * then the reporter's, then the rest. */
+	tt__sched *m = tt__procs_main();
+	bool main_first = s->worker && m != NULL && m != s;
+	if (main_first && !print_on(m, TT_SECOND))
+		exit(2);
+	tt__print_stacks(2, true);
+	print_others_but(s, main_first ? m : NULL, TT_SECOND);
 	exit(2);
 }
