@@ -202,6 +202,9 @@ static void sigquit_small(void *arg)
 
 static void child_sigquit_small_stack(void)
 {
+	/* The goroutine raises SIGQUIT on its own thread: a P's worker
+	 * blocks process signals (procs.c), so it runs on main's. */
+	tt_runtime_procs_set(1);
 	if (tt_traceback_on_sigquit(true) != 0)
 		return;
 	/* Leave the goroutine about 3 KiB once the kernel's signal frame
