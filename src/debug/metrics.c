@@ -125,10 +125,7 @@ static void gather_sched(const tt__sched *s, void *arg)
 		for (int k = 0; k < TT__METRICS_NTHRESH; k++)
 			m->waiting_longer[k][r] += (int64_t)before[k][r];
 	}
-	int64_t live = atomic_load_explicit(
-			       &((tt__sched *)s)->ngoroutines,
-			       memory_order_relaxed) -
-		       atomic_load_explicit(&((tt__sched *)s)->nproxies,
+	int64_t live = atomic_load_explicit(&((tt__sched *)s)->nuser,
 					    memory_order_relaxed);
 	/* One goroutine runs unless all of them wait (the thread is then
 	 * idle inside the park of its current one). */

@@ -119,6 +119,8 @@ static void all_link(tt__sched *s, tt__g *g)
 	count_add(&s->ngoroutines, 1);
 	if (TT_UNLIKELY(g->proxy))
 		count_add(&s->nproxies, 1);
+	else
+		count_add(&s->nuser, 1);
 }
 
 static void all_unlink(tt__sched *s, tt__g *g)
@@ -132,6 +134,8 @@ static void all_unlink(tt__sched *s, tt__g *g)
 	count_add(&s->ngoroutines, -1);
 	if (TT_UNLIKELY(g->proxy))
 		count_add(&s->nproxies, -1);
+	else
+		count_add(&s->nuser, -1);
 }
 
 /* ---- the run queue --------------------------------------------------------- */
@@ -1227,9 +1231,7 @@ int64_t tt_num_goroutine(void)
 		n = 0;
 		pthread_mutex_lock(&registry_lock);
 		for (tt__sched *s = registry; s; s = s->next_sched)
-			n += atomic_load_explicit(&s->ngoroutines,
-						  memory_order_relaxed) -
-			     atomic_load_explicit(&s->nproxies,
+			n += atomic_load_explicit(&s->nuser,
 						  memory_order_relaxed);
 		n += atomic_load_explicit(&orphaned_goroutines,
 					  memory_order_relaxed);
@@ -1346,9 +1348,7 @@ static void thread_gone(void *p)
 	*pp = s->next_sched;
 	atomic_fetch_add_explicit(
 		&orphaned_goroutines,
-		atomic_load_explicit(&s->ngoroutines, memory_order_relaxed) -
-			atomic_load_explicit(&s->nproxies,
-					     memory_order_relaxed),
+		atomic_load_explicit(&s->nuser, memory_order_relaxed),
 		memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 
