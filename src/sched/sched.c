@@ -483,43 +483,6 @@ static void deadlock(tt__sched *s)
 	tt__fatal_report(head, s);
 }
 
-/* Before a P with nothing to run sleeps: spin a little while, looking
- * for a post (a hand-off from a tt_go elsewhere, a wake-up), as Go's idle
- * Ms spin before they stop. A fan-out whose pieces come a few
- * microseconds apart then keeps every P busy without a futex wake for
- * each. At most half of the Ps (at least one) spin at a time, so that
- * idle Ps of a quiet process do not burn the CPUs the busy ones need;
- * the spin ends at SPIN_NS or the next timer. true when a post came. */
-#define SPIN_NS (50 * TT_MICROSECOND)
-static _Atomic int spinning;
-
-static bool idle_spin(tt__sched *s, int64_t now, int64_t wake)
-{
-	if (s->proc_ix1 == 0 ||
-	    !atomic_load_explicit(&tt__procs_spread, memory_order_relaxed))
-		return false;
-	int most = tt_runtime_procs() / 2;
-	int n = atomic_load_explicit(&spinning, memory_order_relaxed);
-	if (n >= (most > 0 ? most : 1) ||
-	    !atomic_compare_exchange_strong(&spinning, &n, n + 1))
-		return false;
-	int64_t until = now + SPIN_NS;
-	if (wake >= 0 && wake < until)
-		until = wake;
-	bool got = false;
-	for (unsigned i = 1;; i++) {
-		if (tt__inbox_pending(s)) {
-			got = true;
-			break;
-		}
-		if (i % 64 == 0 && tt_now() >= until)
-			break;
-		tt__cpu_relax();
-	}
-	atomic_fetch_sub_explicit(&spinning, 1, memory_order_relaxed);
-	return got;
-}
-
 /* Wait until some goroutine is runnable and return it, taken off the run
  * queue. Runs on the stack of the goroutine that could not continue
  * (parked or dead); timers fire here. */
@@ -551,9 +514,6 @@ static tt__g *idle_wait(tt__sched *s)
 			atomic_store_explicit(&s->p_idle, 1,
 					      memory_order_seq_cst);
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
-		if (!s->io_waiters && (wake < 0 || wake > now) &&
-		    idle_spin(s, now, wake))
-			continue;
 		if (s->io_waiters) {
 			/* Sleep in the poller until a descriptor, a post or
 			 * the next timer. */
