@@ -785,10 +785,8 @@ struct tt__sched {
 	int64_t stamp;        /* a recent tt_now(), for "waiting since" */
 	_Atomic int64_t ngoroutines; /* live goroutines; written by this
 					thread only, read by any */
-	_Atomic int64_t nproxies; /* of them, proxies (tt__g.proxy) */
-	_Atomic int64_t nuser;    /* and the others: what tt_num_goroutine
-				     counts (one counter, so that a reader
-				     never sees a proxy half made) */
+	_Atomic int64_t nuser;    /* of them, those not proxies (tt__g.proxy):
+				     what tt_num_goroutine counts */
 	int64_t goid_next, goid_end; /* this thread's block of ids */
 	uint64_t births; /* goroutines that joined s->all, ever */
 	tt__sched *next_sched;       /* in the registry of schedulers */

@@ -474,7 +474,7 @@ static void interrupt_waiters(tt__sched *s, tt_ctx *c)
 }
 
 static int new_cancel(tt_ctx **out, tt_ctx *parent, const char *op);
-static int mirror_get(tt__sched *s, tt_ctx *h, const char *op,
+static int mirror_get(tt__sched *s, tt_ctx *c, const char *op,
 		      tt_ctx **out);
 static int ctx_new(tt_ctx **out, tt_ctx *parent_h, int kind, const char *op);
 static int propagate_remote(tt__sched *s, tt_ctx *c);

@@ -59,14 +59,14 @@ static _Atomic long idle_threads;   /* schedulers asleep in TT__SLEEP_IDLE */
  * waiting for it. */
 static _Atomic uint64_t posts_pushed, posts_taken;
 static _Atomic uint64_t post_seq = 1; /* tt__post.seq */
+static _Atomic long helper_threads; /* tether's own threads */
+/* Threads that were there before the program ran: never a poster. */
+static long runtime_threads;
 
 uint64_t tt__posts_pushed(void)
 {
 	return atomic_load_explicit(&posts_pushed, memory_order_relaxed);
 }
-static _Atomic long helper_threads; /* tether's own threads */
-/* Threads that were there before the program ran: never a poster. */
-static long runtime_threads;
 
 #define IDLE_RECHECK (200 * TT_MILLISECOND)
 /* How long a thread that has just talked to another looks at its inbox

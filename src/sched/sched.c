@@ -117,9 +117,7 @@ static void all_link(tt__sched *s, tt__g *g)
 		s->all->all_prev = g;
 	s->all = g;
 	count_add(&s->ngoroutines, 1);
-	if (TT_UNLIKELY(g->proxy))
-		count_add(&s->nproxies, 1);
-	else
+	if (TT_LIKELY(!g->proxy))
 		count_add(&s->nuser, 1);
 }
 
@@ -132,9 +130,7 @@ static void all_unlink(tt__sched *s, tt__g *g)
 	if (g->all_next)
 		g->all_next->all_prev = g->all_prev;
 	count_add(&s->ngoroutines, -1);
-	if (TT_UNLIKELY(g->proxy))
-		count_add(&s->nproxies, -1);
-	else
+	if (TT_LIKELY(!g->proxy))
 		count_add(&s->nuser, -1);
 }
 

@@ -1396,7 +1396,7 @@ static void ticket_drop(tt_cond *c, ticket *t)
  * queue. */
 static int ticket_wait(tt__sched *s, tt_cond *c, ticket *t, int64_t deadline)
 {
-	int r = 0;
+	int r;
 	if (t->signaled)
 		r = 0;
 	else if (deadline == TT_TRY)
