@@ -158,6 +158,9 @@ static void test_profile_lists_other_threads(void **state)
 	free(s0.p);
 
 	stop_worker(&w);
+	/* A goroutine tt_go handed to a P's worker ends there, on its own
+	 * time, once the close has woken it. */
+	TU_WAIT_FOR(tt_num_goroutine() == before, 10 * TT_SECOND);
 	d2 = profile(2);
 	assert_int_equal(tu_count(d2, "parked_on_other_thread("), 0);
 	free(d2);
