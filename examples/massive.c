@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +40,14 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
+/* Goroutines that have begun to run. */
+static _Atomic long running;
+
 /* Go's f(): block on a channel that never delivers. */
 static void f(void *arg)
 {
 	tt_chan *quit = arg;
+	atomic_fetch_add_explicit(&running, 1, memory_order_relaxed);
 	int v;
 	if (tt_recv(quit, &v, NULL) != 0) /* never returns: nobody sends */
 		return;
@@ -125,6 +130,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* With more than one P, tt_go may queue a goroutine to start on
+	 * whichever P gets to it first: wait until all have begun (and so
+	 * have their stacks), parking meanwhile so that this P makes its
+	 * share. */
+	while (atomic_load_explicit(&running, memory_order_relaxed) < count)
+		tt_sleep(TT_MILLISECOND / 10);
 	double secs = (double)(tt_now() - t0) / TT_SECOND;
 	long rss1 = resident_bytes();
 

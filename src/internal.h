@@ -847,6 +847,14 @@ struct tt__sched {
 	int proc_ix1;
 	bool worker;
 	_Atomic uint8_t p_idle, p_handoff;
+	/* Goroutines tt_go queued on this P unstarted, when no other P was
+	 * idle (procs.c): a FIFO under spawn_lock (a spin lock, 0 when
+	 * free), spawn_n long. This P makes them as it runs out of others
+	 * (and one at each park, so they never starve); an idle P takes
+	 * half of them. */
+	_Atomic uint8_t spawn_lock;
+	_Atomic uint32_t spawn_n;
+	struct tt__spawn_rec *spawn_head, *spawn_tail;
 	tt__g main_g;         /* the thread's own flow of control */
 };
 
@@ -1012,9 +1020,16 @@ extern _Atomic int64_t tt__procs_inflight;
  * goroutines and in tt__procs_inflight, so tt_num_goroutine sums the two
  * only over a stretch in which none began. */
 extern _Atomic uint64_t tt__procs_making, tt__procs_made;
-/* Hand sp (id unset) to another P: its id, or 0 when no P is idle and
- * the caller should start it itself. */
+/* Hand sp (id unset) to another P, or queue it unstarted on the
+ * caller's P for whichever P gets to it first: its id, or 0 when the
+ * caller should start it itself. */
 int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp);
+/* Make up to max of the goroutines queued unstarted on s's P, runnable at
+ * the back of its run queue: whether it made any. */
+bool tt__procs_make_queued(tt__sched *s, uint32_t max);
+/* An idle P: take half of another P's unstarted goroutines and make them
+ * here. Whether it found any. */
+bool tt__procs_steal(tt__sched *s);
 /* A scheduler has been made: the process's main thread's is P 0. */
 void tt__procs_sched_born(tt__sched *s);
 /* Its thread is ending: no P any more. */

@@ -524,11 +524,13 @@ static void test_overflow_on_worker_is_reported(void **state)
 
 /* ---- a worker's own flow is never counted --------------------------------
  *
- * A fresh process's first tt_go starts the worker and, the worker not
- * being a P yet, runs its child here, to its end. From then on only main
- * is a goroutine: tt_num_goroutine must say 1 throughout, also while the
- * worker's thread makes its scheduler (whose own flow of control once
- * counted until it began to run goroutines). */
+ * A fresh process's first tt_go starts the worker. Its goroutine either
+ * runs here (when main parks first) or, queued here unstarted while main
+ * spins, is taken by the worker once it is up. Either way only main and
+ * that goroutine are goroutines: tt_num_goroutine must never say more
+ * than 2 (1 once the goroutine has ended), also while the worker's thread
+ * makes its scheduler (whose own flow of control once counted until it
+ * began to run goroutines). */
 
 static void note_tid(void *arg)
 {
@@ -547,8 +549,20 @@ static void child_count(void)
 		if (n > most)
 			most = n;
 	}
-	fprintf(stderr, "tu-here=%d tu-most=%lld\n",
-		atomic_load(&tid) == (int)gettid(), (long long)most);
+	/* Then until it has run and ended (10 s at most). */
+	int64_t end = 0;
+	dl = tt_deadline_in(10 * TT_SECOND);
+	while (tt_now() < dl) {
+		end = tt_num_goroutine();
+		if (end > most)
+			most = end;
+		if (atomic_load(&tid) != 0 && end == 1)
+			break;
+		TU_UNCHECKED(tt_sleep(TT_MILLISECOND));
+	}
+	fprintf(stderr, "tu-ran=%d tu-here=%d tu-most=%lld tu-end=%lld\n",
+		atomic_load(&tid) != 0, atomic_load(&tid) == (int)gettid(),
+		(long long)most, (long long)end);
 }
 
 static void test_worker_flow_not_counted(void **state)
@@ -561,24 +575,24 @@ static void test_worker_flow_not_counted(void **state)
 		assert_int_equal(tu_spawn_self("count", 60 * TT_SECOND, &c),
 				 0);
 		TU_ASSERT_CHILD_EXIT(&c, 0);
-		if (tu_child_marker(&c, "tu-here") == 1) {
-			here++;
-			TU_ASSERT_MSG(tu_child_marker(&c, "tu-most") == 1,
-				      "child %d: %s", i, c.err);
-		}
+		TU_ASSERT_MSG(tu_child_marker(&c, "tu-ran") == 1,
+			      "child %d: %s", i, c.err);
+		TU_ASSERT_MSG(tu_child_marker(&c, "tu-most") <= 2,
+			      "child %d: %s", i, c.err);
+		TU_ASSERT_MSG(tu_child_marker(&c, "tu-end") == 1,
+			      "child %d: %s", i, c.err);
+		here += tu_child_marker(&c, "tu-here") == 1;
 		tu_child_free(&c);
 	}
 	print_message("%d of 20 children ran their goroutine here\n", here);
-	assert_true(here > 0);
 }
 
 /* ---- a goroutine waiting in a busy P's inbox is counted -----------------
  *
- * A worker runs a goroutine that does not park; the next tt_go hands its
- * goroutine to that worker anyway (a busy P with one goroutine), where it
- * waits in the inbox until the first one ends. tt_go has returned its id:
- * tt_num_goroutine counts it, as Go's NumGoroutine counts a goroutine
- * from the go statement on. */
+ * A worker runs a goroutine that does not park; with no P idle, the next
+ * tt_go queues its goroutine unstarted on main's P, where it waits until
+ * main parks. tt_go has returned its id: tt_num_goroutine counts it, as
+ * Go's NumGoroutine counts a goroutine from the go statement on. */
 
 typedef struct spinner {
 	int main_tid;
@@ -618,13 +632,78 @@ static void test_inbox_goroutine_counted(void **state)
 	_Atomic int tid = 0;
 	tu_go(note_tid, &tid);
 	int64_t n1 = tt_num_goroutine();
-	bool waited = atomic_load(&tid) == 0; /* in the worker's inbox */
+	bool waited = atomic_load(&tid) == 0; /* queued, main not parked */
 	atomic_store(&w.stop, true);
 	TU_WAIT_FOR(atomic_load(&w.ended) && atomic_load(&tid) != 0,
 		    10 * TT_SECOND);
 	assert_int_equal(n0, 2);
 	assert_true(waited);
 	assert_int_equal(n1, 3);
+}
+
+/* ---- an idle P takes goroutines queued on a busy one ----------------------
+ *
+ * Main starts goroutines and then runs without parking until they have
+ * all run. The worker is busy with the first when the next are started,
+ * so they queue unstarted on main's P: only the worker, once idle, taking
+ * them from there lets them run while main is busy. Each round's first
+ * goroutine keeps the worker busy for a few milliseconds, so that the
+ * rest do queue. */
+
+typedef struct queued {
+	_Atomic int ran, on_main;
+	_Atomic bool hold;
+	int main_tid;
+} queued;
+
+static void queued_first(void *arg)
+{
+	queued *q = arg;
+	int64_t dl = tt_deadline_in(5 * TT_MILLISECOND);
+	while (atomic_load(&q->hold) && tt_now() < dl)
+		;
+	atomic_fetch_add(&q->on_main, (int)gettid() == q->main_tid);
+	atomic_fetch_add(&q->ran, 1);
+}
+
+static void queued_one(void *arg)
+{
+	queued *q = arg;
+	atomic_fetch_add(&q->on_main, (int)gettid() == q->main_tid);
+	atomic_fetch_add(&q->ran, 1);
+}
+
+static void test_idle_p_takes_queued(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	fan_until_spread(); /* the worker is up */
+	enum { N = 16, ROUNDS = 20 };
+	int stolen_rounds = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		queued q = {.main_tid = (int)gettid()};
+		atomic_store(&q.hold, true);
+		TU_ASSERT_OK(tt_sleep(TT_MILLISECOND)); /* the worker idles */
+		tu_go(queued_first, &q);
+		for (int i = 1; i < N; i++)
+			tu_go(queued_one, &q);
+		atomic_store(&q.hold, false);
+		/* Busy, never parking: what runs meanwhile runs elsewhere. */
+		int64_t dl = tt_deadline_in(10 * TT_SECOND);
+		while (atomic_load(&q.ran) < N && tt_now() < dl)
+			;
+		int ran = atomic_load(&q.ran);
+		TU_ASSERT_EQ(atomic_load(&q.on_main), 0);
+		if (ran == N)
+			stolen_rounds++;
+		/* Those left run on main's P once it parks. */
+		TU_WAIT_FOR(atomic_load(&q.ran) == N, 10 * TT_SECOND);
+		TU_WAIT_FOR(tt_num_goroutine() == 1, 10 * TT_SECOND);
+	}
+	print_message("%d of %d rounds ran all %d goroutines on the worker "
+		      "while main was busy\n",
+		      stolen_rounds, ROUNDS, N);
+	assert_int_equal(stolen_rounds, ROUNDS);
 }
 
 /* ---- a hand-off is counted once ------------------------------------------
@@ -750,6 +829,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_worker_flow_not_counted),
 		TU_TEST(test_inbox_goroutine_counted),
 		TU_TEST(test_handoff_counted_once),
+		TU_TEST(test_idle_p_takes_queued),
 		TU_TEST(test_this_thread_flag),
 		TU_TEST(test_notify_signals_with_idle_p),
 	};

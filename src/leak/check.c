@@ -137,6 +137,7 @@ int tt_leak_ignore_current(tt_leak_opts *o)
 		return tt__err(-EINVAL, "tt_leak_ignore_current: options are "
 					"NULL");
 	tt__sched *s = tt__sched_get();
+	tt__procs_make_queued(s, UINT32_MAX);
 	/* Other threads' goroutines too: an unscoped check looks at them. */
 	tt__snapshot others;
 	if (tt__snapshot_take_others(&others, NULL) != 0)
@@ -567,6 +568,8 @@ static int collect(tt__sched *s, const tt_leak_opts *o, uint64_t scope,
 		   try_state *st)
 {
 	st->n = 0;
+	/* Goroutines queued on this P unstarted (procs.c) are listed too. */
+	tt__procs_make_queued(s, UINT32_MAX);
 	tt__g *self = s->current;
 	int r = 0;
 	bool cut = o->nignore && o->snap_sched == s;

@@ -896,6 +896,8 @@ static void snap_dropped(tt__post *p)
 static void run_snap(tt__sched *s, tt__post *p)
 {
 	part *pt = (part *)p->h;
+	/* Goroutines queued on this P unstarted (procs.c) are listed. */
+	tt__procs_make_queued(s, UINT32_MAX);
 	tt__spawn sp = {.fn = snap_proxy,
 			.arg = pt,
 			.name = "goroutine profile",
@@ -1034,8 +1036,10 @@ static int take_threads(tt__snapshot *snap, int *missing, bool self)
 		free(v);
 
 	int r = 0;
-	if (self)
+	if (self) {
+		tt__procs_make_queued(s, UINT32_MAX);
 		r = tt__snapshot_take_yielding(snap);
+	}
 	else
 		*snap = (tt__snapshot){.taken_at = tt_now()};
 	if (G) {

@@ -86,7 +86,9 @@ static size_t current_first(const tt__snapshot *s, size_t cur, size_t k)
 static size_t find_current(const tt__snapshot *s, tt__slice *sl)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->g[i].current)
+		/* (A thread's current goroutine is parked when its idle
+		 * wait reports a deadlock: then the list is in id order.) */
+		if (s->g[i].current && s->g[i].state == TT_G_RUNNING)
 			return i;
 		if (sl)
 			tt__slice_tick(sl);

@@ -125,6 +125,8 @@ void tt__procs_sched_born(tt__sched *s)
 	}
 }
 
+static void queue_give_away(tt__sched *s);
+
 void tt__procs_sched_gone(tt__sched *s)
 {
 	if (s->proc_ix1 == 0)
@@ -132,6 +134,7 @@ void tt__procs_sched_gone(tt__sched *s)
 	atomic_store(&ps[s->proc_ix1 - 1], NULL);
 	s->proc_ix1 = 0;
 	atomic_store(&s->p_idle, 0);
+	queue_give_away(s);
 }
 
 tt__sched *tt__procs_main(void)
@@ -205,9 +208,10 @@ static void start_workers(int want)
 	pthread_mutex_unlock(&start_lock);
 }
 
-static void run_handoff(tt__sched *s, tt__post *p)
+/* Make a goroutine tt_go gave to this P (a hand-off, or one taken from a
+ * queue of unstarted ones), counted in tt__procs_inflight until now. */
+static void make_given(tt__sched *s, const tt__spawn *sp)
 {
-	tt__spawn *sp = (tt__spawn *)(void *)p->val;
 	/* A reader that sees the count below move sees this begin. */
 	atomic_fetch_add_explicit(&tt__procs_making, 1, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_release);
@@ -216,20 +220,31 @@ static void run_handoff(tt__sched *s, tt__post *p)
 	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&tt__procs_made, 1, memory_order_seq_cst);
-	atomic_store_explicit(&s->p_handoff, 0, memory_order_release);
 	if (r < 0)
-		tt__fatal("cannot start goroutine %lld, handed to P%d: %s",
+		tt__fatal("cannot start goroutine %lld on P%d: %s",
 			  (long long)sp->id, s->proc_ix1 - 1,
 			  tt__g_errbuf(s->current, false)
 				  ? tt__g_errbuf(s->current, false)
 				  : "out of memory");
+}
+
+static void run_handoff(tt__sched *s, tt__post *p)
+{
+	make_given(s, (tt__spawn *)(void *)p->val);
+	atomic_store_explicit(&s->p_handoff, 0, memory_order_release);
 	tt__post_answer(p);
 }
 
-/* The P's thread ended with the goroutine in its inbox. */
-static void handoff_dropped(tt__post *p)
+/* A goroutine of a queue whose thread ended, given to another P. */
+static void run_given(tt__sched *s, tt__post *p)
 {
-	tt__spawn *sp = (tt__spawn *)(void *)p->val;
+	make_given(s, (tt__spawn *)(void *)p->val);
+	tt__post_answer(p);
+}
+
+/* The goroutine was given to a thread that ended first. */
+static void spawn_dropped(const tt__spawn *sp)
+{
 	fprintf(stderr,
 		"tether: goroutine %lld never started: the thread it was "
 		"handed to ended first\n",
@@ -239,6 +254,228 @@ static void handoff_dropped(tt__post *p)
 	atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
 				  memory_order_relaxed);
 	tt__labels_release(sp->labels);
+}
+
+/* The P's thread ended with the goroutine in its inbox. */
+static void handoff_dropped(tt__post *p)
+{
+	spawn_dropped((tt__spawn *)(void *)p->val);
+}
+
+/* Post sp (counted in flight) to t, to make and run: 0, or -1 when out
+ * of memory or t's thread has ended. */
+static int post_spawn(tt__sched *t, const tt__spawn *sp,
+		      void (*run)(tt__sched *, tt__post *))
+{
+	tt__post *p = tt__post_new(sizeof *sp, "tt_go");
+	if (p == NULL)
+		return -1;
+	memcpy(p->val, sp, sizeof *sp);
+	p->run = run;
+	p->dropped = handoff_dropped;
+	p->h = t;
+	p->quiet = true;
+	return tt__post_send(t, p) == 0 ? 0 : -1;
+}
+
+/* ---- queues of unstarted goroutines ----------------------------------------
+ *
+ * When no other P is idle, tt_go on a P queues the new goroutine there as
+ * it was asked for (function, argument, id, labels, ...), with no stack
+ * yet. Its P makes it when it runs out of runnable goroutines, or one at
+ * each park meanwhile, so that a run queue that never empties cannot
+ * starve it; and an idle P takes half of another's queue (Go's
+ * runqsteal), so a P busy with a goroutine that never parks does not
+ * keep the ones queued behind it from running. A goroutine, once
+ * started, stays on its P.
+ *
+ * An idle P says so (p_idle) before it looks at the queues, and tt_go
+ * looks for an idle P after it queues: one of the two sees the other
+ * (both sequentially consistent), so none sleeps with work queued for
+ * it to take. Nobody else can fill a P's queue, and a P makes its own
+ * before it sleeps, so the deadlock detector needs nothing more. */
+
+typedef struct tt__spawn_rec {
+	struct tt__spawn_rec *next;
+	tt__spawn sp;
+} tt__spawn_rec;
+
+static void spawn_lock(tt__sched *t)
+{
+	unsigned i = 0;
+	while (atomic_exchange_explicit(&t->spawn_lock, 1,
+					memory_order_acquire))
+		while (atomic_load_explicit(&t->spawn_lock,
+					    memory_order_relaxed)) {
+			if (++i % 128 == 0)
+				sched_yield(); /* its holder may be preempted */
+			else
+				tt__cpu_relax();
+		}
+}
+
+static void spawn_unlock(tt__sched *t)
+{
+	atomic_store_explicit(&t->spawn_lock, 0, memory_order_release);
+}
+
+static void spawn_put(tt__sched *s, tt__spawn_rec *r)
+{
+	r->next = NULL;
+	spawn_lock(s);
+	if (s->spawn_tail)
+		s->spawn_tail->next = r;
+	else
+		s->spawn_head = r;
+	s->spawn_tail = r;
+	atomic_fetch_add_explicit(&s->spawn_n, 1, memory_order_seq_cst);
+	spawn_unlock(s);
+}
+
+/* Up to max of t's queue from its head (half of it, rounded up, if
+ * half): a list, *out, and its length. */
+static uint32_t spawn_take(tt__sched *t, uint32_t max, bool half,
+			   tt__spawn_rec **out)
+{
+	*out = NULL;
+	spawn_lock(t);
+	uint32_t have = atomic_load_explicit(&t->spawn_n, memory_order_relaxed);
+	uint32_t n = half ? (have + 1) / 2 : have;
+	if (n > max)
+		n = max;
+	if (n > 0) {
+		tt__spawn_rec *last = t->spawn_head;
+		for (uint32_t i = 1; i < n; i++)
+			last = last->next;
+		*out = t->spawn_head;
+		t->spawn_head = last->next;
+		if (t->spawn_head == NULL)
+			t->spawn_tail = NULL;
+		last->next = NULL;
+		atomic_store_explicit(&t->spawn_n, have - n,
+				      memory_order_relaxed);
+	}
+	spawn_unlock(t);
+	return n;
+}
+
+static void make_list(tt__sched *s, tt__spawn_rec *r)
+{
+	while (r) {
+		tt__spawn_rec *next = r->next;
+		make_given(s, &r->sp);
+		free(r);
+		r = next;
+	}
+}
+
+bool tt__procs_make_queued(tt__sched *s, uint32_t max)
+{
+	if (atomic_load_explicit(&s->spawn_n, memory_order_relaxed) == 0)
+		return false;
+	tt__spawn_rec *list;
+	if (spawn_take(s, max, false, &list) == 0)
+		return false;
+	make_list(s, list);
+	return true;
+}
+
+static uint32_t pick(tt__sched *s);
+
+bool tt__procs_steal(tt__sched *s)
+{
+	uint32_t n = (uint32_t)atomic_load_explicit(&nworkers,
+						    memory_order_relaxed) +
+		     1;
+	/* A P beyond tt_runtime_procs_set's count takes nothing more. */
+	if (n <= 1 || s->proc_ix1 == 0 ||
+	    s->proc_ix1 > atomic_load_explicit(&procs_n, memory_order_relaxed))
+		return false;
+	uint32_t first = pick(s) % n;
+	for (uint32_t i = 0; i < n; i++) {
+		tt__sched *t = atomic_load_explicit(&ps[(first + i) % n],
+						    memory_order_acquire);
+		if (t == NULL || t == s ||
+		    atomic_load_explicit(&t->spawn_n, memory_order_seq_cst) ==
+			    0)
+			continue;
+		tt__spawn_rec *list;
+		if (spawn_take(t, UINT32_MAX, true, &list) == 0)
+			continue;
+		make_list(s, list);
+		return true;
+	}
+	return false;
+}
+
+/* A P other than s that is idle with no hand-off on its way, claimed for
+ * one (p_handoff set); or NULL. */
+static tt__sched *claim_idle(tt__sched *s, uint32_t n, uint32_t first)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		tt__sched *t = atomic_load_explicit(&ps[(first + i) % n],
+						    memory_order_acquire);
+		if (t == NULL || t == s ||
+		    !atomic_load_explicit(&t->p_idle, memory_order_seq_cst) ||
+		    atomic_load_explicit(&t->p_handoff, memory_order_relaxed))
+			continue;
+		uint8_t zero = 0;
+		if (atomic_compare_exchange_strong(&t->p_handoff, &zero, 1))
+			return t;
+	}
+	return NULL;
+}
+
+/* Queue sp on s's own P; then, if a P went idle meanwhile (it may have
+ * looked at the queues before this one had it), hand it the queue's
+ * head. Its id, or 0 when out of memory. */
+static int64_t queue_here(tt__sched *s, tt__spawn *sp, uint32_t n)
+{
+	tt__spawn_rec *r = malloc(sizeof *r);
+	if (r == NULL) {
+		s->current->last_err = 0; /* the caller tries itself */
+		return 0;
+	}
+	sp->id = tt__new_goid(s);
+	r->sp = *sp;
+	atomic_fetch_add_explicit(&tt__procs_inflight, 1,
+				  memory_order_relaxed);
+	spawn_put(s, r);
+	tt__sched *t = claim_idle(s, n, pick(s) % n);
+	if (t == NULL)
+		return sp->id;
+	tt__spawn_rec *head;
+	if (spawn_take(s, 1, false, &head) == 1) {
+		if (post_spawn(t, &head->sp, run_handoff) == 0) {
+			free(head);
+			return sp->id;
+		}
+		spawn_put(s, head); /* back; this P makes it */
+	}
+	atomic_store(&t->p_handoff, 0);
+	return sp->id;
+}
+
+/* Its thread is ending: its queue goes to the other Ps. */
+static void queue_give_away(tt__sched *s)
+{
+	tt__spawn_rec *list;
+	if (spawn_take(s, UINT32_MAX, false, &list) == 0)
+		return;
+	int n = atomic_load(&nworkers) + 1;
+	while (list) {
+		tt__spawn_rec *r = list;
+		list = r->next;
+		bool given = false;
+		for (int i = 0; i < n && !given; i++) {
+			tt__sched *t = atomic_load(&ps[i]);
+			given = t != NULL && t != s &&
+				post_spawn(t, &r->sp, run_given) == 0;
+		}
+		if (!given)
+			spawn_dropped(&r->sp);
+		free(r);
+	}
 }
 
 static uint32_t pick(tt__sched *s)
@@ -264,13 +501,15 @@ int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
 		if (t == NULL || t == s ||
 		    atomic_load_explicit(&t->p_handoff, memory_order_relaxed))
 			continue;
-		/* An idle P with no more goroutines than ours; or a busy one
-		 * with at most one more (the one it runs): the goroutine
-		 * waits in its inbox and starts as soon as that one parks
-		 * or ends, so a P busy with a fan-out never goes idle
-		 * between two. */
+		/* An idle P with no more goroutines than ours. A thread that
+		 * is no P has no queue an idle P could take from: it also
+		 * gives the goroutine to a busy P with at most one more (the
+		 * one it runs), to wait in its inbox until that one parks or
+		 * ends. */
 		bool idle =
 			atomic_load_explicit(&t->p_idle, memory_order_relaxed);
+		if (!idle && s->proc_ix1 != 0)
+			continue;
 		if (atomic_load_explicit(&t->ngoroutines,
 					 memory_order_relaxed) >
 		    mine + (idle ? 0 : 1))
@@ -278,29 +517,21 @@ int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
 		uint8_t zero = 0;
 		if (!atomic_compare_exchange_strong(&t->p_handoff, &zero, 1))
 			continue;
-		tt__post *p = tt__post_new(sizeof *sp, "tt_go");
-		if (p == NULL) {
-			atomic_store(&t->p_handoff, 0);
-			s->current->last_err = 0; /* the caller tries itself */
-			return 0;
-		}
 		sp->id = tt__new_goid(s);
-		memcpy(p->val, sp, sizeof *sp);
-		p->run = run_handoff;
-		p->dropped = handoff_dropped;
-		p->h = t;
-		p->quiet = true;
 		/* Counted from before t can take it until t has made it. */
 		atomic_fetch_add_explicit(&tt__procs_inflight, 1,
 					  memory_order_relaxed);
-		if (tt__post_send(t, p) != 0) {
-			/* Its thread ended: the next, or the caller. */
-			atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
-						  memory_order_relaxed);
-			atomic_store(&t->p_handoff, 0);
-			continue;
-		}
-		return sp->id;
+		if (post_spawn(t, sp, run_handoff) == 0)
+			return sp->id;
+		/* Out of memory, or its thread ended: the next, or the
+		 * caller. */
+		atomic_fetch_sub_explicit(&tt__procs_inflight, 1,
+					  memory_order_relaxed);
+		atomic_store(&t->p_handoff, 0);
 	}
-	return 0;
+	/* Not queued by a shared-stack goroutine: making its child may
+	 * copy it out of the region, which tt_go must be able to refuse. */
+	if (s->proc_ix1 == 0 || s->current->shared)
+		return 0;
+	return queue_here(s, sp, (uint32_t)n);
 }

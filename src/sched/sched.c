@@ -499,16 +499,29 @@ static tt__g *idle_wait(tt__sched *s)
 						      memory_order_relaxed);
 			return g;
 		}
+		/* The goroutines tt_go queued here unstarted, one at a
+		 * time: the rest stay for an idle P to take. */
+		if (TT_UNLIKELY(atomic_load_explicit(&s->spawn_n,
+						     memory_order_relaxed) !=
+				0) &&
+		    tt__procs_make_queued(s, 1))
+			continue;
 		/* Idle: a good time to give idle stacks back, a batch at a
 		 * time so timers stay on time. */
 		if (tt__stack_trim(s, 256))
 			continue;
 		/* A P with nothing to run: tt_go on another may hand it a
-		 * goroutine (procs.c), which comes as a post. */
-		if (s->proc_ix1 != 0 &&
-		    !atomic_load_explicit(&s->p_idle, memory_order_relaxed))
-			atomic_store_explicit(&s->p_idle, 1,
-					      memory_order_seq_cst);
+		 * goroutine (procs.c), which comes as a post; or it takes
+		 * half of those queued unstarted on another P, looked at
+		 * after it says it is idle. */
+		if (s->proc_ix1 != 0) {
+			if (!atomic_load_explicit(&s->p_idle,
+						  memory_order_relaxed))
+				atomic_store_explicit(&s->p_idle, 1,
+						      memory_order_seq_cst);
+			if (tt__procs_steal(s))
+				continue;
+		}
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
 		if (s->io_waiters) {
 			/* Sleep in the poller until a descriptor, a post or
@@ -563,6 +576,11 @@ static inline void maybe_run_timers(tt__sched *s)
 {
 	if (TT_UNLIKELY(tt__inbox_pending(s)))
 		tt__inbox_run(s);
+	/* One of the goroutines queued unstarted here (procs.c), at each
+	 * park: a run queue that never empties does not starve them. */
+	if (TT_UNLIKELY(atomic_load_explicit(&s->spawn_n,
+					     memory_order_relaxed) != 0))
+		tt__procs_make_queued(s, 1);
 	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
 	    (++s->timer_check >= 64 ||
 	     ((s->timer_check & 7) == 0 && check_due(s)))) {
@@ -1138,6 +1156,8 @@ void tt_yield(void)
 		tt__poll(s, 0);
 	if (tt__inbox_pending(s))
 		tt__inbox_run(s);
+	/* Goroutines it started (procs.c) run before it, as with one P. */
+	tt__procs_make_queued(s, UINT32_MAX);
 	tt__g *next = runq_pop(s);
 	if (!next)
 		return;
