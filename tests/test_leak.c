@@ -775,6 +775,10 @@ static void child_proven_false_positives(void)
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
 	TU_ASSERT_OK(tt_chan_close(c)); /* still usable: it wakes */
 	TU_ASSERT_OK(tt_chan_release(c));
+	/* Each ends before the next starts: wait_queued counts returns,
+	 * and with more than one P they end on their own threads. */
+	TU_WAIT_FOR(__atomic_load_n(&returned, __ATOMIC_ACQUIRE) > ended,
+		    5 * TT_SECOND);
 
 	/* A deadline will wake it. */
 	TU_ASSERT_OK(tt_chan_make(&c, 0, 0));
@@ -783,6 +787,8 @@ static void child_proven_false_positives(void)
 	wait_queued(c, false, ended);
 	TU_ASSERT_OK(tt_chan_release(c));
 	TU_ASSERT_EQ(tt_leak_proven_count(), base);
+	TU_WAIT_FOR(__atomic_load_n(&returned, __ATOMIC_ACQUIRE) > ended,
+		    5 * TT_SECOND);
 
 	/* A timer channel whose timer is armed will wake it. */
 	tt_chan *t;
