@@ -281,6 +281,7 @@ static void test_yield_alone(void **state)
 
 typedef struct park_arg {
 	tt_chan *c;
+	int started; /* before each parks */
 	int woke;
 	int closed_seen;
 } park_arg;
@@ -294,6 +295,7 @@ static void park_on_recv(void *p)
 	park_arg *a = p;
 	int v = 1;
 	bool ok = true;
+	__atomic_fetch_add(&a->started, 1, __ATOMIC_RELAXED);
 	TU_ASSERT_OK(tt_recv(a->c, &v, &ok));
 	if (!ok && v == 0)
 		__atomic_fetch_add(&a->closed_seen, 1, __ATOMIC_RELAXED);
@@ -804,7 +806,10 @@ static void test_many_goroutines(void **state)
 	share_chan(a.c);
 	for (long i = 0; i < n; i++)
 		tu_go(park_on_recv, &a);
-	/* With two Ps the last ones may still be on their way. */
+	/* With two Ps the last ones may still be on their way, or queued
+	 * unstarted (counted, with no stack yet): until all have begun. */
+	TU_WAIT_FOR(__atomic_load_n(&a.started, __ATOMIC_RELAXED) == n,
+		    30 * TT_SECOND);
 	TU_WAIT_FOR(tt_num_goroutine() == base + n, 30 * TT_SECOND);
 	assert_int_equal(__atomic_load_n(&a.woke, __ATOMIC_RELAXED), 0);
 
@@ -865,9 +870,12 @@ static void child_mprotect_budget(void)
 	a.woke = 0;
 	for (int i = 0; i < 100; i++)
 		TU_ASSERT_GT(tt_go(park_on_recv, &a), 0);
+	/* The channel is closed: each returns at once, once it runs (with
+	 * two Ps it may be queued yet). */
+	TU_WAIT_FOR(__atomic_load_n(&a.woke, __ATOMIC_ACQUIRE) == 100,
+		    30 * TT_SECOND);
 	TU_ASSERT_OK(tt_chan_release(a.c));
 	fprintf(stderr, "tu-ok\n");
-	/* (the 100 parked ones end with the process) */
 }
 
 static void test_mprotect_fallback(void **state)

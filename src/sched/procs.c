@@ -332,6 +332,22 @@ static void spawn_put(tt__sched *s, tt__spawn_rec *r)
 	spawn_unlock(s);
 }
 
+/* A list of n, at the tail of s's queue. */
+static void spawn_put_list(tt__sched *s, tt__spawn_rec *list, uint32_t n)
+{
+	tt__spawn_rec *last = list;
+	while (last->next)
+		last = last->next;
+	spawn_lock(s);
+	if (s->spawn_tail)
+		s->spawn_tail->next = list;
+	else
+		s->spawn_head = list;
+	s->spawn_tail = last;
+	atomic_fetch_add_explicit(&s->spawn_n, n, memory_order_seq_cst);
+	spawn_unlock(s);
+}
+
 /* Up to max of t's queue from its head (half of it, rounded up, if
  * half): a list, *out, and its length. */
 static uint32_t spawn_take(tt__sched *t, uint32_t max, bool half,
@@ -400,8 +416,16 @@ bool tt__procs_steal(tt__sched *s)
 			    0)
 			continue;
 		tt__spawn_rec *list;
-		if (spawn_take(t, UINT32_MAX, true, &list) == 0)
+		uint32_t got = spawn_take(t, UINT32_MAX, true, &list);
+		if (got == 0)
 			continue;
+		/* One made now; the rest queued here, made one at a time
+		 * as this P gets to them (each reusing the stack the last
+		 * one left), or taken on by another idle P. */
+		tt__spawn_rec *rest = list->next;
+		list->next = NULL;
+		if (rest)
+			spawn_put_list(s, rest, got - 1);
 		make_list(s, list);
 		return true;
 	}
