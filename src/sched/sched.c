@@ -519,7 +519,9 @@ static tt__g *idle_wait(tt__sched *s)
 						  memory_order_relaxed))
 				atomic_store_explicit(&s->p_idle, 1,
 						      memory_order_seq_cst);
-			if (tt__procs_steal(s))
+			if (atomic_load_explicit(&tt__procs_spread,
+						 memory_order_relaxed) &&
+			    tt__procs_steal(s))
 				continue;
 		}
 		int64_t wake = s->timers.n ? s->timers.v[0]->when : -1;
@@ -576,11 +578,6 @@ static inline void maybe_run_timers(tt__sched *s)
 {
 	if (TT_UNLIKELY(tt__inbox_pending(s)))
 		tt__inbox_run(s);
-	/* One of the goroutines queued unstarted here (procs.c), at each
-	 * park: a run queue that never empties does not starve them. */
-	if (TT_UNLIKELY(atomic_load_explicit(&s->spawn_n,
-					     memory_order_relaxed) != 0))
-		tt__procs_make_queued(s, 1);
 	if (TT_UNLIKELY((s->timers.n | s->io_waiters) != 0) &&
 	    (++s->timer_check >= 64 ||
 	     ((s->timer_check & 7) == 0 && check_due(s)))) {
@@ -656,6 +653,12 @@ static __attribute__((noinline, cold)) bool
 park_paced(tt__sched *s, uint64_t np, int reason)
 {
 	stamp_set(s, tt__coarse_now());
+	/* One of the goroutines queued unstarted here (procs.c) every 64
+	 * parks, as Go looks at its global queue every 61 turns: a run
+	 * queue that never empties does not starve them. */
+	if (TT_UNLIKELY(atomic_load_explicit(&s->spawn_n,
+					     memory_order_relaxed) != 0))
+		tt__procs_make_queued(s, 1);
 	if (atomic_load_explicit(&tt__block_rate, memory_order_relaxed) ==
 	    0) {
 		s->park_mark = (np | 63) + 1;
@@ -1157,7 +1160,9 @@ void tt_yield(void)
 	if (tt__inbox_pending(s))
 		tt__inbox_run(s);
 	/* Goroutines it started (procs.c) run before it, as with one P. */
-	tt__procs_make_queued(s, UINT32_MAX);
+	if (TT_UNLIKELY(atomic_load_explicit(&s->spawn_n,
+					     memory_order_relaxed) != 0))
+		tt__procs_make_queued(s, UINT32_MAX);
 	tt__g *next = runq_pop(s);
 	if (!next)
 		return;
