@@ -985,8 +985,10 @@ bool tt__others_asleep(void);
  * TETHER_PROCS (tt_runtime_procs_set) threads run goroutines: the
  * process's main thread (P 0) and tether's worker threads. tt_go hands a
  * new goroutine to a P that has nothing to run, and no more goroutines
- * than the caller's, instead of running it itself (tt__procs_handoff);
- * once started, a goroutine stays on its P's thread. */
+ * than the caller's, instead of running it itself; with none, it queues
+ * it unstarted on the caller's P, where an idle P may take it
+ * (tt__procs_handoff, tt__procs_steal); once started, a goroutine stays
+ * on its P's thread. */
 
 /* What a new goroutine is started with, on whichever thread starts it. */
 typedef struct tt__spawn {

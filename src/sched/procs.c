@@ -11,30 +11,30 @@
  *
  * tt_go on any thread looks, before it allocates anything, for another
  * P with no hand-off on its way (p_handoff, claimed with a
- * compare-and-swap) that either has nothing to run (p_idle, set in its
- * idle wait) and no more goroutines than the caller's scheduler, or is
- * busy with at most one goroutine more than that: the new one then
- * waits in its inbox until the one it runs parks or ends, so a P busy
- * with a fan-out always has the next piece ready. If it finds one it
- * sends it a post carrying the new goroutine (a tt__spawn: function,
- * argument, id, creator, labels, leak scope, stack size) and returns the
- * id; the post wakes the P, which makes the goroutine runnable there
- * (tt__go_spawn) and runs it. Otherwise the caller starts the goroutine
- * itself, as it always has: with one P (TETHER_PROCS=1) nothing else is
+ * compare-and-swap) that has nothing to run (p_idle, set in its idle
+ * wait) and no more goroutines than the caller's scheduler. If it finds
+ * one it sends it a post carrying the new goroutine (a tt__spawn:
+ * function, argument, id, creator, labels, leak scope, stack size) and
+ * returns the id; the post wakes the P, which makes the goroutine
+ * runnable there (tt__go_spawn) and runs it. Otherwise a P queues the
+ * tt__spawn unstarted on itself (below), where an idle P may take it;
+ * a thread that is no P hands it to a busy P with at most one goroutine
+ * more than its own, to wait in that P's inbox, or else starts it
+ * itself, as it always has. With one P (TETHER_PROCS=1) nothing else is
  * looked at, and tt_go costs one relaxed load more.
  *
- * So a fan-out of goroutines spreads over the idle Ps as it is made, and
- * a server's accept loop gives each new connection to a P whose
+ * So a fan-out of goroutines spreads over the Ps as it is made, and a
+ * server's accept loop gives each new connection to a P whose
  * goroutines all wait. Once started, a goroutine stays on its P's thread
  * for life: its stack, its timers and its descriptors are that thread's,
- * and a busy P's runnable goroutines (or one waiting in its inbox behind
- * a goroutine that never parks) are not taken by an idle one. Every
+ * and a busy P's runnable goroutines are not taken by an idle one. Every
  * object works from any thread (chan.h, post.c), so goroutines on
  * different Ps talk as goroutines on one do.
  *
  * Deadlock detection needs nothing new: an idle worker sleeps as any idle
- * scheduler does, counted asleep (post.c), and a hand-off is a post, so
- * it is in flight until taken. */
+ * scheduler does, counted asleep (post.c); a hand-off is a post, so it
+ * is in flight until taken; and a P with goroutines queued unstarted
+ * makes them before it sleeps. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
