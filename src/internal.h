@@ -850,7 +850,7 @@ struct tt__sched {
 	/* Goroutines tt_go queued on this P unstarted, when no other P was
 	 * idle (procs.c): a FIFO under spawn_lock (a spin lock, 0 when
 	 * free), spawn_n long. This P makes them as it runs out of others
-	 * (and one at each park, so they never starve); an idle P takes
+	 * (and one every 64 parks, so they never starve); an idle P takes
 	 * half of them. */
 	_Atomic uint8_t spawn_lock;
 	_Atomic uint32_t spawn_n;
@@ -1029,8 +1029,8 @@ int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp);
 /* Make up to max of the goroutines queued unstarted on s's P, runnable at
  * the back of its run queue: whether it made any. */
 bool tt__procs_make_queued(tt__sched *s, uint32_t max);
-/* An idle P: take half of another P's unstarted goroutines and make them
- * here. Whether it found any. */
+/* An idle P: take half of another P's unstarted goroutines, make one of
+ * them and queue the rest here. Whether it found any. */
 bool tt__procs_steal(tt__sched *s);
 /* A scheduler has been made: the process's main thread's is P 0. */
 void tt__procs_sched_born(tt__sched *s);

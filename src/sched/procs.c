@@ -278,13 +278,19 @@ static int post_spawn(tt__sched *t, const tt__spawn *sp,
 	return tt__post_send(t, p) == 0 ? 0 : -1;
 }
 
+static uint32_t pick(tt__sched *s)
+{
+	s->rng = s->rng * 6364136223846793005u + 1442695040888963407u;
+	return (uint32_t)(s->rng >> 33);
+}
+
 /* ---- queues of unstarted goroutines ----------------------------------------
  *
  * When no other P is idle, tt_go on a P queues the new goroutine there as
  * it was asked for (function, argument, id, labels, ...), with no stack
- * yet. Its P makes it when it runs out of runnable goroutines, or one at
- * each park meanwhile, so that a run queue that never empties cannot
- * starve it; and an idle P takes half of another's queue (Go's
+ * yet. Its P makes it when it runs out of runnable goroutines, or one
+ * every 64 parks meanwhile, so that a run queue that never empties
+ * cannot starve it; and an idle P takes half of another's queue (Go's
  * runqsteal), so a P busy with a goroutine that never parks does not
  * keep the ones queued behind it from running. A goroutine, once
  * started, stays on its P.
@@ -319,19 +325,6 @@ static void spawn_unlock(tt__sched *t)
 	atomic_store_explicit(&t->spawn_lock, 0, memory_order_release);
 }
 
-static void spawn_put(tt__sched *s, tt__spawn_rec *r)
-{
-	r->next = NULL;
-	spawn_lock(s);
-	if (s->spawn_tail)
-		s->spawn_tail->next = r;
-	else
-		s->spawn_head = r;
-	s->spawn_tail = r;
-	atomic_fetch_add_explicit(&s->spawn_n, 1, memory_order_seq_cst);
-	spawn_unlock(s);
-}
-
 /* A list of n, at the tail of s's queue. */
 static void spawn_put_list(tt__sched *s, tt__spawn_rec *list, uint32_t n)
 {
@@ -346,6 +339,12 @@ static void spawn_put_list(tt__sched *s, tt__spawn_rec *list, uint32_t n)
 	s->spawn_tail = last;
 	atomic_fetch_add_explicit(&s->spawn_n, n, memory_order_seq_cst);
 	spawn_unlock(s);
+}
+
+static void spawn_put(tt__sched *s, tt__spawn_rec *r)
+{
+	r->next = NULL;
+	spawn_put_list(s, r, 1);
 }
 
 /* Up to max of t's queue from its head (half of it, rounded up, if
@@ -395,8 +394,6 @@ bool tt__procs_make_queued(tt__sched *s, uint32_t max)
 	make_list(s, list);
 	return true;
 }
-
-static uint32_t pick(tt__sched *s);
 
 bool tt__procs_steal(tt__sched *s)
 {
@@ -500,12 +497,6 @@ static void queue_give_away(tt__sched *s)
 			spawn_dropped(&r->sp);
 		free(r);
 	}
-}
-
-static uint32_t pick(tt__sched *s)
-{
-	s->rng = s->rng * 6364136223846793005u + 1442695040888963407u;
-	return (uint32_t)(s->rng >> 33);
 }
 
 int64_t tt__procs_handoff(tt__sched *s, tt__spawn *sp)
