@@ -251,9 +251,18 @@ static void probe_madvise(void)
  * stack this thread carves (tt__stack_alloc_held). */
 static _Thread_local bool budget_held;
 
+static pthread_once_t fallback_once = PTHREAD_ONCE_INIT;
+
+static void fall_back(void)
+{
+	set_mprotect_budget();
+	atomic_store_explicit(&guard_mode, TT_GUARD_MPROTECT,
+			      memory_order_release);
+}
+
 int tt__stack_budget_take(void)
 {
-	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) !=
+	if (atomic_load_explicit(&guard_mode, memory_order_acquire) !=
 	    TT_GUARD_MPROTECT)
 		return 0;
 	if (atomic_fetch_sub(&guard_budget, 1) <= 0) {
@@ -281,7 +290,7 @@ tt__g *tt__stack_alloc_held(tt__sched *s, size_t size)
 
 static int install_guard(char *base)
 {
-	if (atomic_load_explicit(&guard_mode, memory_order_relaxed) ==
+	if (atomic_load_explicit(&guard_mode, memory_order_acquire) ==
 	    TT_GUARD_MADVISE) {
 		if (madvise(base, guard_size, MADV_GUARD_INSTALL) == 0) {
 			probe_base = base;
@@ -296,11 +305,10 @@ static int install_guard(char *base)
 				       "madvise: %s",
 				       strerror(errno));
 		/* Kernel older than 6.13 (or an emulator that ignores the
-		 * advice): fall back for good. */
-		int expect = TT_GUARD_MADVISE;
-		if (atomic_compare_exchange_strong(&guard_mode, &expect,
-						   TT_GUARD_MPROTECT))
-			set_mprotect_budget();
+		 * advice): fall back for good, once, the budget set before
+		 * the mode says it is in use (another thread may be carving
+		 * a stack, or tt_go taking a unit for one, meanwhile). */
+		pthread_once(&fallback_once, fall_back);
 	}
 	if (budget_held) {
 		budget_held = false; /* taken by the tt_go that handed it */
