@@ -27,7 +27,9 @@
 #define SEC TT_SECOND
 
 /* Open descriptors of this process: a call that fails must not leave
- * one behind. */
+ * one behind. The checks say "no more than before", not "as many": with
+ * more than one P, an earlier test's goroutine (or a resolver's socket in
+ * a tt_blocking thread) may close one of its own meanwhile. */
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -401,7 +403,7 @@ static void test_dial_refused(void **state)
 	TU_ASSERT_EQ(strcmp(tt_last_error(), want), 0);
 	tt_ctx_cancel(ctx);
 	tt_ctx_release(ctx);
-	TU_ASSERT_EQ(count_fds(), before); /* the sockets were closed */
+	TU_ASSERT_LE(count_fds(), before); /* the sockets were closed */
 }
 
 static void test_bad_addresses(void **state)
@@ -461,7 +463,7 @@ static void test_bad_addresses(void **state)
 			      cases[i].err, tt_last_error());
 		TU_ASSERT_CONTAINS(tt_last_error(), cases[i].says);
 	}
-	TU_ASSERT_EQ(count_fds(), before);
+	TU_ASSERT_LE(count_fds(), before);
 	/* The context form checks its arguments too. */
 	TU_ASSERT_ERR(tt_dial_ctx(NULL, "tcp", "127.0.0.1:1"), -EINVAL);
 	TU_ASSERT_CONTAINS(tt_last_error(), "tt_dial_ctx: ctx is NULL");
@@ -534,7 +536,7 @@ static void test_dial_deadline(void **state)
 		 "tt_dial_ctx: unix %s: context deadline exceeded", f.path);
 	TU_ASSERT_EQ(strcmp(tt_last_error(), want), 0);
 	tt_ctx_release(ctx);
-	TU_ASSERT_EQ(count_fds(), before);
+	TU_ASSERT_LE(count_fds(), before);
 	/* Room again: the dial that was waiting gets through. */
 	int a = accept(f.lfd, NULL, NULL);
 	TU_ASSERT(a >= 0);
@@ -595,7 +597,7 @@ static void test_dial_ctx_cancelled(void **state)
 	TU_ASSERT_EQ(strcmp(tt_last_error(),
 			    "tt_dial_ctx: tcp 127.0.0.1:1: context canceled"),
 		     0);
-	TU_ASSERT_EQ(count_fds(), before);
+	TU_ASSERT_LE(count_fds(), before);
 	TU_ASSERT_OK(tt_chan_release(c->done));
 	tt_ctx_release(c->ctx);
 	free(c);
