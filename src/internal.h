@@ -491,6 +491,15 @@ struct tt__g {
 	char errmsg[256];
 };
 
+/* The function g will run, if it has been made and not yet run (see
+ * tt__go_spawn); else NULL. Its own thread's to ask. */
+static inline void *tt__g_unstarted(const tt__g *g)
+{
+	return g->fn == tt__go_born_entry && g->state != TT_G_RUNNING
+		       ? g->arg
+		       : NULL;
+}
+
 #if UINTPTR_MAX == UINT64_MAX
 _Static_assert(offsetof(tt__g, timer.heap_ix) < 64 &&
 		       offsetof(tt__g, all_prev) == 80 &&

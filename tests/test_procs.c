@@ -706,6 +706,63 @@ static void test_idle_p_takes_queued(void **state)
 	assert_int_equal(stolen_rounds, ROUNDS);
 }
 
+/* ---- a goroutine not yet started is listed at its function ----------------
+ *
+ * With the worker busy, main's tt_go queues the goroutine unstarted; the
+ * profile makes it (a stack, no frames of its own yet) before it takes
+ * this thread's records, and lists it as Go lists a goroutine that has
+ * not run: runnable, at its function's line, with no offset. */
+
+static void never_ran_yet(void *arg)
+{
+	atomic_store((_Atomic bool *)arg, true);
+}
+
+static void test_unstarted_listed_at_entry(void **state)
+{
+	(void)state;
+	TU_REQUIRE_THREADS();
+	fan_until_spread();
+	spinner w = {.main_tid = (int)gettid()};
+	for (int i = 0; i < 200; i++) {
+		atomic_store(&w.tid, 0);
+		atomic_store(&w.ended, false);
+		tu_go(spin_on_worker, &w);
+		TU_WAIT_FOR(atomic_load(&w.tid) != 0, 10 * TT_SECOND);
+		if (atomic_load(&w.tid) != w.main_tid)
+			break;
+		TU_WAIT_FOR(tt_num_goroutine() == 1, 10 * TT_SECOND);
+	}
+	assert_int_not_equal(atomic_load(&w.tid), w.main_tid);
+	_Atomic bool ran = false;
+	int64_t id = tt_go(never_ran_yet, &ran); /* (tu_go would be its creator) */
+	assert_true(id > 0);
+	tu_sink out = {0};
+	TU_ASSERT_OK(tt_profile_write("goroutine", 2, tu_sink_write, &out));
+	atomic_store(&w.stop, true);
+	TU_WAIT_FOR(atomic_load(&w.ended) && atomic_load(&ran), 10 * TT_SECOND);
+	TU_WAIT_FOR(tt_num_goroutine() == 1, 10 * TT_SECOND);
+	/* (It may have run by the time the write returned: the write
+	 * sleeps while it waits for the busy worker's part. Listed at all,
+	 * it was listed before it ran: it ends without parking.) */
+	char want[128];
+	snprintf(want, sizeof want,
+		 "goroutine %lld [runnable]:\nnever_ran_yet(...)\n\t",
+		 (long long)id);
+	const char *at = strstr(out.p, want);
+	TU_ASSERT_MSG(at != NULL, "%s", out.p);
+	const char *pos = at + strlen(want);
+	const char *eol = strchr(pos, '\n');
+	assert_non_null(eol);
+	char line[256];
+	snprintf(line, sizeof line, "%.*s", (int)(eol - pos), pos);
+	TU_ASSERT_CONTAINS(line, "test_procs.c:");
+	TU_ASSERT_NOT_CONTAINS(line, "+0x");
+	TU_ASSERT_CONTAINS(eol, "\ncreated by test_unstarted_listed_at_entry "
+				"in goroutine 1\n");
+	free(out.p);
+}
+
 /* ---- a hand-off is counted once ------------------------------------------
  *
  * While a worker makes a goroutine handed to it, the goroutine is in the
@@ -830,6 +887,7 @@ int main(int argc, char **argv)
 		TU_TEST(test_inbox_goroutine_counted),
 		TU_TEST(test_handoff_counted_once),
 		TU_TEST(test_idle_p_takes_queued),
+		TU_TEST(test_unstarted_listed_at_entry),
 		TU_TEST(test_this_thread_flag),
 		TU_TEST(test_notify_signals_with_idle_p),
 	};

@@ -1138,7 +1138,10 @@ static void put_pos(tt__buf *b, const tt__frame *f, bool with_off)
 	tt__buf_puts(b, f->file ? f->file : "??");
 	tt__buf_put(b, ":", 1);
 	tt__buf_dec(b, f->line);
-	if (with_off && f->entry) {
+	/* (pc - entry is 1 only for a goroutine not yet started, recorded
+	 * at its function's entry: tt__trace_g. A return address is past a
+	 * call, at least 2 bytes in.) */
+	if (with_off && f->entry && f->pc - f->entry > 1) {
 		tt__buf_put(b, " +", 2);
 		tt__buf_hex(b, f->pc - f->entry);
 	}

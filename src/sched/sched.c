@@ -1547,6 +1547,13 @@ int64_t tt__go_spawn(tt__sched *s, const tt__spawn *sp)
 	tt__spawn_call(&b.back_sp, g->stack_hi, g);
 	asan_finish(FAKE_OF(me));
 	s->zombie = zombie;
+	/* Until it first runs (tt__go_born_entry sets both), g->fn is
+	 * tt__go_born_entry and g->arg says what it will run: the profiles
+	 * show it there, as Go shows a goroutine not yet started at its
+	 * function's entry (tt__g_unstarted). */
+	g->arg = (void *)(uintptr_t)(fn == tt__go_owned_entry
+					     ? ((struct tt__owned *)arg)->fn
+					     : fn);
 	all_link(s, g);
 	g->state = TT_G_RUNNABLE;
 	runq_push_back(s, g);

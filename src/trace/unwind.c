@@ -137,6 +137,14 @@ int tt__trace_g(const tt__g *g, uintptr_t *pcs, int max)
 {
 	if (max <= 0 || g == NULL || g->sp == NULL)
 		return 0;
+	/* Made, never run: the entry of its function, as a return address
+	 * just past it (symbolized at the entry itself; the writers print
+	 * no offset for it, as Go prints none). */
+	void *fn = tt__g_unstarted(g);
+	if (fn != NULL) {
+		pcs[0] = (uintptr_t)fn + 1;
+		return 1;
+	}
 	uintptr_t top, sp0;
 	saved_top(g, &top, &sp0);
 	uintptr_t hi = (uintptr_t)g->stack_hi;
